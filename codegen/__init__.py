@@ -1,0 +1,1 @@
+"""Code generation: derived systems become NumPy modules and compiled C kernels."""

@@ -1,0 +1,126 @@
+"""The validated parameter object of the model (MODEL.md), shared by every command.
+
+Symbols: σ (``activation``), φ (``teacher``), k, τ (``tau``), p/d, n/d, λ (``lam``),
+Δ_f (``noise_f``), Δ_g (``noise_g``) and the alignment ϖ = Vᵀθ₀ ∈ ℝ^k (``alignment``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+from .errors import UserError
+
+
+class ParameterError(UserError):
+    """A model parameter is invalid; the message names the parameter, the value and the rule."""
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a real number, got {value!r}.") from None
+    if not math.isfinite(x):
+        raise ParameterError(f"{name} must be finite, got {value!r}.")
+    return x
+
+
+def _nonnegative(name: str, value: Any) -> float:
+    x = _finite(name, value)
+    if x < 0:
+        raise ParameterError(f"{name} must be >= 0, got {value!r}.")
+    return x
+
+
+def _positive(name: str, value: Any) -> float:
+    x = _finite(name, value)
+    if x <= 0:
+        raise ParameterError(f"{name} must be > 0, got {value!r}.")
+    return x
+
+
+def parse_alignment(text: str) -> tuple[float, ...]:
+    """Parse ``"a1,a2,...,ak"`` (empty text: k = 0) into a tuple of floats."""
+    text = text.strip()
+    if not text:
+        return ()
+    out = []
+    for item in text.split(","):
+        out.append(_finite("alignment entry", item.strip()))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """One point of the model: activation σ, teacher φ, k, τ, ratios, ridge, noises and ϖ.
+
+    ``alignment`` defaults to ϖ = (1, …, 1) when omitted (``None``).
+    """
+
+    activation: str = "relu"
+    teacher: str = "tanh"
+    k: int = 1
+    tau: int = 1
+    p_over_d: float = 2.0
+    n_over_d: float = 1.0
+    lam: float = 1e-3
+    noise_f: float = 0.0
+    noise_g: float = 0.0
+    alignment: tuple[float, ...] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, v: object.__setattr__(self, name, v)  # noqa: E731
+        for name in ("activation", "teacher"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                raise ParameterError(f"{name} must be a non-empty expression in x or a known name, got {v!r}.")
+            set_(name, v.strip())
+        k = self.k
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or (isinstance(k, float) and not k.is_integer()):
+            raise ParameterError(f"k must be a non-negative integer, got {k!r}.")
+        k = int(k)
+        if k < 0:
+            raise ParameterError(f"k must be a non-negative integer, got {self.k!r}.")
+        set_("k", k)
+        tau = self.tau
+        if isinstance(tau, bool) or tau not in (0, 1):
+            raise ParameterError(f"tau must be 0 (L2 training) or 1 (Sobolev training), got {tau!r}.")
+        set_("tau", int(tau))
+        set_("p_over_d", _positive("p_over_d", self.p_over_d))
+        set_("n_over_d", _positive("n_over_d", self.n_over_d))
+        set_("lam", _nonnegative("lam", self.lam))
+        set_("noise_f", _nonnegative("noise_f", self.noise_f))
+        set_("noise_g", _nonnegative("noise_g", self.noise_g))
+        if self.alignment is None:
+            al: tuple[float, ...] = (1.0,) * k
+        else:
+            raw: Iterable[Any] = self.alignment
+            if isinstance(raw, str):
+                raw = parse_alignment(raw)
+            al = tuple(_finite("alignment entry", a) for a in raw)
+            if len(al) != k:
+                raise ParameterError(
+                    f"alignment must have k = {k} entries, got {len(al)}; pass --alignment a1,...,ak."
+                )
+        set_("alignment", al)
+
+    def with_(self, **changes: Any) -> "ModelParams":
+        """A validated copy with some fields changed."""
+        if "k" in changes and "alignment" not in changes and changes["k"] != self.k:
+            changes["alignment"] = None
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "activation": self.activation,
+            "teacher": self.teacher,
+            "k": self.k,
+            "tau": self.tau,
+            "p_over_d": self.p_over_d,
+            "n_over_d": self.n_over_d,
+            "lam": self.lam,
+            "noise_f": self.noise_f,
+            "noise_g": self.noise_g,
+            "alignment": list(self.alignment or ()),
+        }

@@ -1,0 +1,61 @@
+"""Command-line arguments shared by every subcommand that takes a model point (MODEL.md)."""
+from __future__ import annotations
+
+import argparse
+
+from sobolev_rf.derive.params import ModelParams, parse_alignment
+
+_DEFAULTS = ModelParams()
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--activation --teacher --k --tau --p-over-d --n-over-d --lam --noise-f --noise-g --alignment``."""
+    g = parser.add_argument_group("model (MODEL.md)")
+    g.add_argument("--activation", default=_DEFAULTS.activation, metavar="EXPR",
+                   help="student activation σ: a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) "
+                        "or a SymPy expression in x, e.g. 'Max(0, x)' (default: %(default)s)")
+    g.add_argument("--teacher", default=_DEFAULTS.teacher, metavar="EXPR",
+                   help="teacher link φ, same syntax as --activation (default: %(default)s)")
+    g.add_argument("--k", default=str(_DEFAULTS.k), metavar="K",
+                   help="number of gradient projections per sample (default: %(default)s)")
+    g.add_argument("--tau", default=str(_DEFAULTS.tau), metavar="{0,1}",
+                   help="0: plain L2 training, 1: Sobolev training (default: %(default)s)")
+    g.add_argument("--p-over-d", default=str(_DEFAULTS.p_over_d), metavar="X",
+                   help="features per input dimension p/d (default: %(default)s)")
+    g.add_argument("--n-over-d", default=str(_DEFAULTS.n_over_d), metavar="Y",
+                   help="samples per input dimension n/d (default: %(default)s)")
+    g.add_argument("--lam", default=str(_DEFAULTS.lam), metavar="L",
+                   help="ridge λ >= 0; 0 means λ → 0⁺ (default: %(default)s)")
+    g.add_argument("--noise-f", default="0", metavar="DF", help="function-label noise variance Δ_f (default: 0)")
+    g.add_argument("--noise-g", default="0", metavar="DG", help="gradient-label noise variance Δ_g (default: 0)")
+    g.add_argument("--alignment", default=None, metavar="A1,...,AK",
+                   help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)")
+
+
+def _int_arg(name: str, text: str) -> int:
+    from sobolev_rf.derive.params import ParameterError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"{name} must be an integer, got {text!r}.") from None
+    if not value.is_integer():
+        raise ParameterError(f"{name} must be an integer, got {text!r}.")
+    return int(value)
+
+
+def params_from_args(args: argparse.Namespace) -> ModelParams:
+    """Build (and so validate) the :class:`ModelParams` of a parsed command line."""
+    alignment = None if args.alignment is None else parse_alignment(args.alignment)
+    return ModelParams(
+        activation=args.activation,
+        teacher=args.teacher,
+        k=_int_arg("k", args.k),
+        tau=_int_arg("tau", args.tau),
+        p_over_d=args.p_over_d,
+        n_over_d=args.n_over_d,
+        lam=args.lam,
+        noise_f=args.noise_f,
+        noise_g=args.noise_g,
+        alignment=alignment,
+    )
