@@ -1,0 +1,126 @@
+"""Linear pencils: every pencil reproduces its expression on random finite matrices."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy import Identity, Inverse, MatrixSymbol
+
+from sobolev_rf.derive.errors import UserError
+from sobolev_rf.derive.pencil import check_pencil, declare_shapes, linearize, parse_expression
+
+n, p, d, k = sp.symbols("n p d k", positive=True, integer=True)
+lam, a, b, c, e, z = sp.symbols("lam a b c e z", positive=True)
+F = MatrixSymbol("F", n, p)
+X = MatrixSymbol("X", n, d)
+Th = MatrixSymbol("Theta", d, p)
+E = MatrixSymbol("E", n, p)
+E2 = MatrixSymbol("Ep", n, p)
+D1 = MatrixSymbol("D1", p, p)
+D2 = MatrixSymbol("D2", p, p)
+S = MatrixSymbol("S", d, d)
+A = MatrixSymbol("A", p, p)
+B = MatrixSymbol("B", p, p)
+W = Th.T * Th / d
+FEAT = X * Th / sp.sqrt(d) + E  # σ-linearised features (κ₁ = κ_* = 1)
+
+SIZES = {n: 7, p: 9, d: 5, k: 4}
+
+EXPRESSIONS = {
+    "atom": F,
+    "transpose": F.T,
+    "gram": F.T * F / n,
+    "mp_resolvent": Inverse(lam * Identity(p) + F.T * F / n),
+    "mp_times_W": Inverse(lam * Identity(p) + F.T * F / n) * F.T * F / n,
+    "anisotropic_mp": Inverse(z * Identity(d) + S * X.T * X * S / n),
+    "rf_resolvent": Inverse(lam * Identity(p) + FEAT.T * FEAT / n),
+    "sobolev_k1": Inverse(a * Identity(p) + b * W + c * D1 * W * D1 + e * D1 * D1),
+    "sobolev_k2": Inverse(a * Identity(p) + b * W + c * (D1 * W * D1 + D2 * W * D2) + e * (D1 * D1 + D2 * D2)),
+    "sobolev_gradient_rows": Inverse(lam * Identity(p) + FEAT.T * FEAT / n
+                                     + D1 * (X * Th / sp.sqrt(d) + E2).T * (X * Th / sp.sqrt(d) + E2) * D1 / n),
+    "nested_inverse": Inverse(Identity(p) + F.T * Inverse(Identity(n) + F * F.T) * F),
+    "sum_of_products": A * B - 2 * B * A.T + A * A * B,
+    "power": (A + B) ** 3,
+    "negative_power": (Identity(p) + A * A.T) ** -2,
+    "rectangular_chain": X * Th * Th.T * X.T / d,
+    "difference_of_inverses": Inverse(Identity(p) + A) - Inverse(Identity(p) + B),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPRESSIONS))
+def test_pencil_reproduces_expression(name: str) -> None:
+    expr = EXPRESSIONS[name]
+    pencil = linearize(expr)
+    rng = np.random.default_rng(1)
+    assert check_pencil(pencil, expr, SIZES, rng) <= 1e-10
+    herm = pencil.hermitize()
+    assert herm.is_symmetric
+    assert check_pencil(herm, expr, SIZES, rng) <= 1e-10
+    assert check_pencil(pencil.self_adjoint(), expr, SIZES, rng) <= 1e-10
+
+
+def test_unpruned_pencil_is_also_correct_and_larger() -> None:
+    expr = EXPRESSIONS["sobolev_k1"]
+    raw = linearize(expr, prune=False)
+    small = linearize(expr)
+    assert small.size < raw.size
+    assert check_pencil(raw, expr, SIZES, np.random.default_rng(2)) <= 1e-10
+
+
+def test_pruning_collapses_identity_chains() -> None:
+    # (λI + FᵀF/n)⁻¹ needs exactly two blocks: [[I, −F/n], [Fᵀ, λI]].
+    pencil = linearize(EXPRESSIONS["mp_resolvent"])
+    assert pencil.size == 2
+    assert pencil.dimension == n + p
+    # a product of r atoms needs r + 1 blocks
+    assert linearize(X * Th * Th.T).size == 4
+
+
+def test_several_outputs_share_one_pencil() -> None:
+    Q = EXPRESSIONS["mp_resolvent"]
+    exprs = {"Q": Q, "QW": Q * F.T * F / n}
+    pencil = linearize(exprs)
+    assert len(pencil.outputs) == 2
+    assert check_pencil(pencil, exprs, SIZES, np.random.default_rng(3)) <= 1e-10
+
+
+def test_printing_formats() -> None:
+    pencil = linearize(EXPRESSIONS["sobolev_k1"])
+    assert "blocks" in pencil.to_text()
+    assert "pmatrix" in pencil.to_latex()
+    data = pencil.as_dict()
+    assert data["size"] == pencil.size and len(data["outputs"]) == 1
+
+
+def test_parser_builds_the_same_pencil() -> None:
+    mats, dims = declare_shapes(["F=n,p"])
+    expr = parse_expression("inv(lam*I + Ft*F/n)", mats, dims)
+    pencil = linearize(expr)
+    assert pencil.size == 2
+    assert check_pencil(pencil, expr, {"n": 6, "p": 8}, np.random.default_rng(4)) <= 1e-10
+    expr2 = parse_expression("(lam + t(F)*F/n)^-1 * F'*F", mats, dims)
+    assert check_pencil(linearize(expr2), expr2, {"n": 6, "p": 8}, np.random.default_rng(5)) <= 1e-10
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("inv(F)", "non-square"),
+    ("F + Ft", "cannot add"),
+    ("F*F", "cannot multiply"),
+    ("lam", "scalar"),
+    ("F / F", "scalars only"),
+    ("__import__('os')", "unknown function"),
+    ("F @ F", "unexpected character"),
+    ("inv(lam*I + Ft*F", "ends too early"),
+    ("F^0.5", "integers"),
+    ("exp(F)", "unknown function"),
+    ("", "empty"),
+])
+def test_parser_rejects_bad_input(text: str, fragment: str) -> None:
+    mats, dims = declare_shapes(["F=n,p"])
+    with pytest.raises(UserError, match=fragment):
+        parse_expression(text, mats, dims)
+
+
+def test_bad_shape_declaration() -> None:
+    with pytest.raises(UserError, match="NAME=ROWS,COLS"):
+        declare_shapes(["F n p"])
