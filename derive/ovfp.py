@@ -1,0 +1,868 @@
+"""Operator-valued fixed points (matrix Dyson equations) of linear pencils.
+
+Setting.  A pencil L = Λ + K (see :mod:`sobolev_rf.derive.pencil`) whose atoms are
+
+* Gaussian matrices X (iid entries of variance ``variance``; rectangular, or symmetric square), the
+  *random* part K, and
+* diagonal matrices D = diag(ζ_j) with ζ_j iid from a given law (standard normal coordinates, possibly
+  several D_l sharing the index j so that ζ_j ∈ ℝ^k, or a discrete law), part of the deterministic Λ.
+
+Conditionally on the ζ's, Gaussian integration by parts gives for G = E L⁻¹, in the proportional limit,
+the matrix Dyson equation
+
+    G = (Λ − η(G))⁻¹,     η(G) = E[K G K]   (covariance map),
+
+where, for X placed as c_a X in block (i, k) and as c_b Xᵀ in block (l, j) (or Xᵀ then X),
+E[c_a X G_{kl} c_b Xᵀ] = c_a c_b v tr(G_{kl}) I: η(G)_{ij} is a combination of *normalised block traces*
+g_{kl} = (1/s_k) tr G_{kl} (the transposed pairings X…X are O(1/N) and dropped).
+
+Derivation steps (all SymPy, :func:`derive_system`):
+
+1. *Balance*: with every dimension ∝ N, choose block scalings s_i = R^{e_i} (R a dimension symbol,
+   e_i half-integers) so that constant blocks are O(1) and Gaussian blocks O(N^{-1/2}); the equations are
+   covariant under this diagonal similarity and every pairing coefficient c_a c_b v s_k becomes O(1)
+   (an inconsistent system of exponents means the expression is not in the proportional regime).
+2. *Scalarise*: blocks of equal size form a class; Λ − η(G) restricted to a class is a small matrix whose
+   entries are scalars, the ζ's and the unknown traces; G = (Λ − η)⁻¹ is taken entrywise in ζ
+   (cofactors over the determinant, per connected component: sparse blocks are inverted separately).
+   The unknown of a pair (k, l) in a class carrying diagonals is g_{kl} = E_ζ[G_{kl}(ζ)].
+3. *Reduce*: partition refinement from "all unknowns zero" finds the largest invariant set of unknowns
+   that vanish (identically, or by oddness of G_{kl} under ζ_l → −ζ_l for normal laws) and of unknowns
+   that are equal (identical functions up to a permutation of exchangeable normal coordinates).  The
+   invariant subspace contains the fixed-point iteration started at g = 0 (G = Λ⁻¹), i.e. the physical
+   branch.  Identities are tested numerically at random points (Schwartz–Zippel style, float tolerance).
+4. *Integrate*: E_ζ of a rational function with denominator A + B Σ_{l∈S} ζ_l² (equal B) is closed form:
+   with β = A/B, m = |S| and ‖ζ_S‖² ~ χ²_m independent of the direction θ = ζ_S/‖ζ_S‖,
+
+       E[1/(β + χ²_m)] = ½ e^{β/2} E_{m/2}(β/2) = ½ U(1, 2 − m/2, β/2)  (m = 1: √(π/(2β)) erfcx(√(β/2))),
+
+   E[ζ^{2α}/(A + B‖ζ_S‖²)] = E[θ^{2α}] E[R^{2j}/(A + BR²)] with E[θ^{2α}] = Π(2α_l−1)!!/Π_{t<j}(m+2t),
+   and R^{2j}/(β + R²) reduced by polynomial division to χ² moments plus (−β)^j/(β + R²).
+   Discrete laws are summed exactly.  Anything else is left as an unevaluated :class:`GaussExpectation`,
+   integrated numerically by tensor Gauss–Hermite with an error estimate from a second, coarser rule
+   (for an integrand analytic in the strip |Im ζ| < σ the error decays like exp(−σ√(2n))).
+5. *Solve* (:meth:`OVSystem.solve`): damped fixed-point iteration in double precision (scipy ``root`` as
+   fallback), then Newton polishing in 30-digit mpmath arithmetic, so closed-form systems reach 1e-13.
+
+:func:`sobolev_traces` applies all of this to the first-order Sobolev resolvent of THEORY.md §3.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import mpmath
+import numpy as np
+import scipy.optimize
+import scipy.special
+import sympy as sp
+from sympy import Identity, Inverse, MatrixSymbol
+
+from .errors import UserError
+from .pencil import Atom, Pencil, linearize
+
+
+# ======================================================================================= specifications
+@dataclass(frozen=True)
+class GaussianMatrix:
+    """A Gaussian matrix symbol: iid centred entries of variance ``variance`` (symmetric: a Wigner matrix)."""
+
+    name: str
+    variance: sp.Expr | float = 1
+    symmetric: bool = False
+
+
+@dataclass(frozen=True)
+class DiagonalLaw:
+    """Diagonal matrix symbols D_l = diag(ζ_{·l}) sharing the index j, with ζ_j iid from one law.
+
+    ``kind="normal"``: the coordinates ζ_{jl} are iid N(0, 1) (so ζ_j ~ N(0, I_k)).
+    ``kind="discrete"``: ζ_j takes the value ``atoms[a]`` (one number per name) with probability ``weights[a]``.
+    """
+
+    names: tuple[str, ...]
+    kind: str = "normal"
+    atoms: tuple[tuple[float, ...], ...] = ()
+    weights: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("normal", "discrete"):
+            raise UserError(f"diagonal law kind must be 'normal' or 'discrete', got {self.kind!r}.")
+        if self.kind == "discrete":
+            if not self.atoms or len(self.atoms) != len(self.weights):
+                raise UserError("a discrete diagonal law needs as many weights as atoms.")
+            if any(len(a) != len(self.names) for a in self.atoms):
+                raise UserError("every atom of a discrete diagonal law needs one value per diagonal matrix.")
+            if any(w < 0 for w in self.weights) or abs(sum(self.weights) - 1) > 1e-12:
+                raise UserError("the weights of a discrete diagonal law must be >= 0 and sum to 1.")
+
+
+def zeta_symbol(name: str) -> sp.Symbol:
+    """The scalar ζ standing for the diagonal entries of the diagonal matrix ``name``."""
+    return sp.Symbol(f"zeta_{name}", real=True)
+
+
+# ======================================================================================= special functions
+class Erfcx(sp.Function):
+    """The scaled complementary error function erfcx(x) = exp(x²) erfc(x)."""
+
+    nargs = 1
+
+    def _eval_rewrite_as_erfc(self, x: sp.Expr, **kwargs: Any) -> sp.Expr:
+        return sp.exp(x ** 2) * sp.erfc(x)
+
+    def _latex(self, printer: Any) -> str:
+        return r"\operatorname{erfcx}\left(%s\right)" % printer._print(self.args[0])
+
+
+class ScaledExpint(sp.Function):
+    """e^x E_ν(x) = e^x ∫₁^∞ e^{−xt} t^{−ν} dt = U(1, 2 − ν, x) (Tricomi's confluent hypergeometric U)."""
+
+    nargs = 2
+
+    def _eval_rewrite_as_expint(self, nu: sp.Expr, x: sp.Expr, **kwargs: Any) -> sp.Expr:
+        return sp.exp(x) * sp.expint(nu, x)
+
+    def _latex(self, printer: Any) -> str:
+        nu, x = (printer._print(a) for a in self.args)
+        return r"e^{%s} E_{%s}\left(%s\right)" % (x, nu, x)
+
+
+class GaussExpectation(sp.Function):
+    """Unevaluated E_ζ[h(ζ)] over iid standard normal ζ = args[1:] (integrated by Gauss–Hermite)."""
+
+    def _latex(self, printer: Any) -> str:
+        zs = ",".join(printer._print(z) for z in self.args[1:])
+        return r"\mathbb{E}_{%s}\left[%s\right]" % (zs, printer._print(self.args[0]))
+
+    def _sympystr(self, printer: Any) -> str:
+        zs = ", ".join(printer._print(z) for z in self.args[1:])
+        return f"E[{printer._print(self.args[0])} | {zs} ~ N(0,1)]"
+
+
+def _scaled_expint_float(nu: float, x: float) -> float:
+    """e^x E_ν(x) in double precision (nan outside x > 0, where the solver must not go)."""
+    if not x > 0:
+        return math.nan
+    if math.isinf(x):
+        return 0.0
+    return float(mpmath.expint(nu, x) * mpmath.exp(x))
+
+
+_FLOAT_FUNCS = {"Erfcx": lambda x: float(scipy.special.erfcx(x)), "ScaledExpint": _scaled_expint_float}
+_MP_FUNCS = {"Erfcx": lambda x: mpmath.exp(x ** 2) * mpmath.erfc(x),
+             "ScaledExpint": lambda nu, x: mpmath.expint(nu, x) * mpmath.exp(x)}
+
+
+# ======================================================================================= expectations
+def _double_factorial_odd(n: int) -> int:
+    """(n − 1)!! for even n ≥ 0, i.e. E[ξⁿ] for ξ ~ N(0, 1)."""
+    out = 1
+    for t in range(n - 1, 0, -2):
+        out *= t
+    return out
+
+
+def _chi2_moment(m: int, i: int) -> sp.Expr:
+    """E[(χ²_m)^i] = Π_{t<i} (m + 2t)."""
+    out = sp.S.One
+    for t in range(i):
+        out *= m + 2 * t
+    return out
+
+
+def _inverse_chi2_shift(m: int, beta: sp.Expr) -> sp.Expr:
+    """E[1/(β + χ²_m)] in closed form (see the module docstring)."""
+    if m == 1:
+        return sp.sqrt(sp.pi / (2 * beta)) * Erfcx(sp.sqrt(beta / 2))
+    return ScaledExpint(sp.Rational(m, 2), beta / 2) / 2
+
+
+def normal_expectation(h: sp.Expr, zetas: Sequence[sp.Symbol]) -> sp.Expr | None:
+    """Closed-form E[h(ζ)] for iid N(0,1) coordinates ``zetas``, or ``None`` when no closed form applies.
+
+    Handled: polynomials (Gaussian moments), and P(ζ)/(A + B Σ_{l∈S} ζ_l²) with one common B.
+    """
+    zs = [z for z in zetas if z in h.free_symbols]
+    if not zs:
+        return h
+    num, den = sp.fraction(sp.cancel(sp.together(h)))
+    P = sp.Poly(num, *zs)
+    Q = sp.Poly(den, *zs)
+
+    def moment(monom: Sequence[int]) -> sp.Expr:
+        if any(e % 2 for e in monom):
+            return sp.S.Zero
+        return sp.Integer(math.prod(_double_factorial_odd(e) for e in monom))
+
+    if Q.total_degree() == 0:
+        q0 = Q.as_expr()
+        return sp.Add(*[c * moment(mon) for mon, c in P.terms()]) / q0
+    if Q.total_degree() != 2:
+        return None
+    nz = len(zs)
+    A = sp.S.Zero
+    Bs: dict[int, sp.Expr] = {}
+    for mon, c in Q.terms():
+        if sum(mon) == 0:
+            A = c
+        elif sum(mon) == 2 and max(mon) == 2:
+            Bs[mon.index(2)] = c
+        else:
+            return None  # linear or cross terms
+    S = sorted(Bs)
+    B = Bs[S[0]]
+    if any(sp.cancel(Bs[l] - B) != 0 for l in S[1:]):
+        return None
+    m = len(S)
+    beta = A / B
+    base = _inverse_chi2_shift(m, beta)
+    total = sp.S.Zero
+    for mon, c in P.terms():
+        if any(e % 2 for e in mon):
+            continue
+        rest = math.prod(_double_factorial_odd(mon[l]) for l in range(nz) if l not in S)
+        aS = [mon[l] for l in S]
+        j = sum(aS) // 2
+        theta = sp.Rational(math.prod(_double_factorial_odd(e) for e in aS), 1) / _chi2_moment(m, j)
+        radial = sp.Add(*[(-beta) ** i * _chi2_moment(m, j - 1 - i) for i in range(j)]) + (-beta) ** j * base
+        total += c * rest * theta * radial / B
+    return total
+
+
+def expectation(h: sp.Expr, normal: Sequence[sp.Symbol],
+                discrete: Sequence[tuple[tuple[sp.Symbol, ...], DiagonalLaw]]) -> sp.Expr:
+    """E_ζ[h]: exact sums over discrete laws, closed forms over normal coordinates when they exist,
+    else an unevaluated :class:`GaussExpectation` (numerical Gauss–Hermite)."""
+    terms = [(sp.S.One, h)]
+    for syms, law in discrete:
+        terms = [(w0 * sp.nsimplify(w), t.xreplace(dict(zip(syms, map(sp.nsimplify, atom)))))
+                 for w0, t in terms for atom, w in zip(law.atoms, law.weights)]
+    out = sp.S.Zero
+    for w, t in terms:
+        zs = [z for z in normal if z in t.free_symbols]
+        if not zs:
+            out += w * t
+            continue
+        closed = normal_expectation(t, zs)
+        out += w * (closed if closed is not None else GaussExpectation(sp.cancel(t), *zs))
+    return out
+
+
+# ======================================================================================= the system
+@dataclass
+class OVSolution:
+    """Numerical solution of an :class:`OVSystem`."""
+
+    unknowns: dict[str, float]
+    outputs: dict[str, float]
+    residual: float
+    iterations: int
+    method: str
+    quadrature_error: float = 0.0
+
+
+@dataclass
+class OVSystem:
+    """Reduced fixed-point system g = Φ(g) of a pencil, and the normalised traces of its outputs.
+
+    ``equations`` maps every remaining unknown to its right-hand side; ``outputs`` maps each output name
+    to (1/m) tr(uᵀ G v) as a function of the unknowns; ``members`` lists, for each unknown, the block
+    traces g_{kl} it stands for; ``zeros`` the block traces proven to vanish.
+    """
+
+    pencil: Pencil
+    balanced: Pencil
+    exponents: tuple[sp.Rational, ...]
+    reference: sp.Expr
+    unknowns: tuple[sp.Symbol, ...]
+    equations: dict[sp.Symbol, sp.Expr]
+    outputs: dict[str, sp.Expr]
+    members: dict[sp.Symbol, tuple[sp.Symbol, ...]]
+    zeros: tuple[sp.Symbol, ...]
+    eta: dict[tuple[int, int], sp.Expr]
+    class_matrices: dict[str, sp.Matrix]
+    parameters: tuple[sp.Symbol, ...]
+    constants: dict[sp.Symbol, sp.Expr]
+    _compiled: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------------------- printing
+    def to_text(self) -> str:
+        lines = [f"operator-valued fixed point: {len(self.unknowns)} unknowns "
+                 f"(from {sum(len(v) for v in self.members.values()) + len(self.zeros)} block traces, "
+                 f"{len(self.zeros)} vanish, {len(self.constants)} constant)"]
+        lines.append("block scalings: " + ", ".join(
+            f"s{i} = {sp.sstr(self.reference ** e)}" for i, e in enumerate(self.exponents)))
+        for name, M in self.class_matrices.items():
+            lines.append(f"Lambda - eta(G) on blocks of size {name}: {sp.sstr(M.tolist())}")
+        for u in self.unknowns:
+            same = ", ".join(sp.sstr(m) for m in self.members[u])
+            lines.append(f"  {sp.sstr(u)} = {sp.sstr(self.equations[u])}    [{same}]")
+        for u, val in self.constants.items():
+            same = ", ".join(sp.sstr(m) for m in self.members[u])
+            lines.append(f"  {sp.sstr(u)} = {sp.sstr(val)} (constant)    [{same}]")
+        if self.zeros:
+            lines.append("  vanishing: " + ", ".join(sp.sstr(z) for z in self.zeros))
+        for name, expr in self.outputs.items():
+            lines.append(f"  tr({name})/m = {sp.sstr(expr)}")
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        lines = [r"\begin{aligned}"]
+        for u in self.unknowns:
+            lines.append(f"{sp.latex(u)} &= {sp.latex(self.equations[u])} \\\\")
+        for name, expr in self.outputs.items():
+            lines.append(r"\tfrac{1}{m}\operatorname{tr}\mathrm{%s} &= %s \\" % (name, sp.latex(expr)))
+        lines.append(r"\end{aligned}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unknowns": [str(u) for u in self.unknowns],
+            "equations": {str(u): sp.sstr(self.equations[u]) for u in self.unknowns},
+            "members": {str(u): [str(m) for m in self.members[u]] for u in self.unknowns},
+            "zeros": [str(z) for z in self.zeros],
+            "constants": {str(u): sp.sstr(v) for u, v in self.constants.items()},
+            "outputs": {k: sp.sstr(v) for k, v in self.outputs.items()},
+            "parameters": [str(p) for p in self.parameters],
+            "block_exponents": [str(e) for e in self.exponents],
+            "reference_dimension": str(self.reference),
+        }
+
+    # ------------------------------------------------------------------------------- numerics
+    def _compile(self) -> dict[str, Any]:
+        if self._compiled:
+            return self._compiled
+        args = list(self.unknowns) + list(self.parameters)
+        quad: list[tuple[sp.Symbol, Callable[..., Any], tuple[sp.Symbol, ...]]] = []
+        cache: dict[GaussExpectation, sp.Symbol] = {}
+
+        def strip(expr: sp.Expr) -> sp.Expr:
+            reps = {}
+            for node in expr.atoms(GaussExpectation):
+                if node not in cache:
+                    sym = sp.Dummy(f"quad{len(cache)}")
+                    cache[node] = sym
+                    zs = tuple(node.args[1:])
+                    f = sp.lambdify(list(zs) + args, node.args[0], modules="numpy")
+                    quad.append((sym, f, zs))
+                reps[node] = cache[node]
+            return expr.xreplace(reps)
+
+        rhs = [strip(self.equations[u]) for u in self.unknowns]
+        outs = [strip(e) for e in self.outputs.values()]
+        qsyms = [q[0] for q in quad]
+        self._compiled = {
+            "quad": quad,
+            "phi_float": sp.lambdify(args + qsyms, rhs, modules=[_FLOAT_FUNCS, "numpy"]),
+            "phi_mp": sp.lambdify(args + qsyms, rhs, modules=[_MP_FUNCS, "mpmath"]),
+            "out_mp": sp.lambdify(args + qsyms, outs, modules=[_MP_FUNCS, "mpmath"]),
+        }
+        return self._compiled
+
+    @staticmethod
+    def _gauss_hermite(f: Callable[..., Any], nz: int, vals: Sequence[float], n: int) -> float:
+        x, w = np.polynomial.hermite_e.hermegauss(n)
+        w = w / math.sqrt(2 * math.pi)
+        grids = np.meshgrid(*([x] * nz), indexing="ij")
+        wt = np.ones_like(grids[0])
+        for g in np.meshgrid(*([w] * nz), indexing="ij"):
+            wt = wt * g
+        vals_f = f(*grids, *vals)
+        return float(np.sum(wt * vals_f))
+
+    def _quad_values(self, vals: Sequence[float]) -> tuple[list[float], float]:
+        comp = self._compile()
+        out, err = [], 0.0
+        for _, f, zs in comp["quad"]:
+            n = {1: 120, 2: 60, 3: 28}.get(len(zs), 14)
+            fine = self._gauss_hermite(f, len(zs), vals, n)
+            coarse = self._gauss_hermite(f, len(zs), vals, n // 2)
+            out.append(fine)
+            err = max(err, abs(fine - coarse))
+        return out, err
+
+    def solve(self, values: Mapping[str | sp.Symbol, float], tol: float = 1e-13, max_iter: int = 5000,
+              damping: float = 1.0) -> OVSolution:
+        """Solve g = Φ(g) for parameter ``values`` (by name; dimensions may be given as ratios, e.g.
+        p = p/d, d = 1, since every coefficient is homogeneous of degree 0 in the dimensions)."""
+        given = {str(k): v for k, v in values.items()}
+        missing = [str(p) for p in self.parameters if str(p) not in given]
+        if missing:
+            raise UserError(f"missing parameter values for {', '.join(missing)}; pass them as name=value.")
+        pvals = [float(given[str(p)]) for p in self.parameters]
+        comp = self._compile()
+        n = len(self.unknowns)
+
+        def phi(x: np.ndarray) -> np.ndarray:
+            vals = list(x) + pvals
+            q, _ = self._quad_values(vals)
+            return np.array(comp["phi_float"](*vals, *q), dtype=float).reshape(n)
+
+        def safe_phi(y: np.ndarray) -> np.ndarray:
+            try:
+                return phi(y)
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                return np.full(n, np.nan)
+
+        # start on the perturbative branch g = 0 (G = Λ⁻¹); nudge it where a closed form is singular there
+        x, fx = np.zeros(n), np.full(n, np.nan)
+        method, it, omega, res = "fixed-point", 0, damping, np.inf
+        with np.errstate(all="ignore"):
+            for start in (0.0, 1e-8, 1e-4, 1.0):
+                x = np.full(n, start)
+                fx = safe_phi(x)
+                if np.all(np.isfinite(fx)):
+                    break
+            for it in range(1, max_iter + 1):
+                r = fx - x
+                new_res = float(np.max(np.abs(r) / (1 + np.abs(x)))) if n else 0.0
+                if new_res > res and omega > 1 / 64:
+                    omega /= 2
+                res = new_res
+                if not np.isfinite(res) or res < 1e-12:
+                    break
+                step = omega
+                while True:  # shrink the step until Φ stays finite (e.g. inside the domain of sqrt)
+                    y = x + step * r
+                    fy = safe_phi(y)
+                    if np.all(np.isfinite(fy)) or step < 1e-6:
+                        break
+                    step /= 2
+                x, fx = y, fy
+        if not (np.isfinite(res) and res < 1e-9):
+            sol = scipy.optimize.root(lambda y: phi(y) - y, x if np.all(np.isfinite(x)) else np.zeros(n),
+                                      method="hybr", tol=1e-14)
+            x, method = sol.x, "scipy-root"
+            res = float(np.max(np.abs(phi(x) - x))) if n else 0.0
+            if not np.isfinite(res) or res > 1e-6:
+                raise UserError(f"the fixed-point iteration did not converge (residual {res:.2e}); "
+                                "check the parameter values.")
+        with mpmath.workdps(30):
+            xm = [mpmath.mpf(float(v)) for v in x]
+            pm = [mpmath.mpf(v) for v in pvals]
+
+            def phim(y: Sequence[Any]) -> list[Any]:
+                q, _ = self._quad_values([float(v) for v in y] + pvals)
+                return list(comp["phi_mp"](*y, *pm, *[mpmath.mpf(v) for v in q]))
+
+            for _ in range(8):
+                F = [a - b for a, b in zip(phim(xm), xm)]
+                if max((abs(f) for f in F), default=0) < mpmath.mpf(10) ** -26:
+                    break
+                h = mpmath.mpf(10) ** -14
+                J = mpmath.matrix(n, n)
+                for j in range(n):
+                    yj = list(xm)
+                    yj[j] += h
+                    Fj = [a - b for a, b in zip(phim(yj), yj)]
+                    for i in range(n):
+                        J[i, j] = (Fj[i] - F[i]) / h
+                try:
+                    dx = mpmath.lu_solve(J, mpmath.matrix(F))
+                except ZeroDivisionError:
+                    break
+                xm = [a - dx[i] for i, a in enumerate(xm)]
+            F = [a - b for a, b in zip(phim(xm), xm)]
+            res = float(max((abs(f) for f in F), default=0))
+            q, qerr = self._quad_values([float(v) for v in xm] + pvals)
+            outs = comp["out_mp"](*xm, *pm, *[mpmath.mpf(v) for v in q])
+        return OVSolution(
+            unknowns={str(u): float(v) for u, v in zip(self.unknowns, xm)},
+            outputs={k: float(v) for k, v in zip(self.outputs, outs)},
+            residual=res, iterations=it, method=method + "+newton", quadrature_error=qerr,
+        )
+
+
+# ======================================================================================= derivation
+def _n_degree(c: sp.Expr, dims: Iterable[sp.Symbol]) -> sp.Rational:
+    """Leading power of N in c when every dimension symbol is replaced by (dimension)·N."""
+    N = sp.Dummy("N", positive=True)
+    pos = {d: sp.Dummy(str(d), positive=True) * N for d in dims}
+    cN = sp.expand(sp.expand_power_base(sp.powsimp(sp.sympify(c).xreplace(pos), force=True), force=True))
+    best = None
+    for t in sp.Add.make_args(cN):
+        _, e = t.as_coeff_exponent(N)
+        if N in e.free_symbols or not e.is_Rational:
+            raise UserError(f"cannot read the order in the dimensions of the coefficient {sp.sstr(c)}.")
+        best = e if best is None or e > best else best
+    return sp.Rational(best if best is not None else 0)
+
+
+def _balance(pencil: Pencil, random: Mapping[str, GaussianMatrix], dims: set[sp.Symbol]) -> list[sp.Rational]:
+    """Block exponents e_i with e_i − e_j = −deg(c) (constant atoms) or −½ − deg(c) − deg(v)/2 (Gaussian)."""
+    edges: dict[int, list[tuple[int, sp.Rational, str]]] = {}
+    for (i, j), entry in pencil.entries.items():
+        for atom, coef in entry.items():
+            if atom is not None and atom[0] in random:
+                delta = -sp.Rational(1, 2) - _n_degree(coef, dims) - _n_degree(random[atom[0]].variance, dims) / 2
+            else:
+                delta = -_n_degree(coef, dims)
+            what = "I" if atom is None else atom[0]
+            edges.setdefault(i, []).append((j, -delta, what))   # e_j = e_i - delta
+            edges.setdefault(j, []).append((i, delta, what))
+    e: dict[int, sp.Rational] = {}
+    for start in range(pencil.size):
+        if start in e:
+            continue
+        e[start] = sp.S.Zero
+        stack = [start]
+        while stack:
+            i = stack.pop()
+            for j, step, what in edges.get(i, []):
+                val = e[i] + step
+                if j not in e:
+                    e[j] = val
+                    stack.append(j)
+                elif e[j] != val:
+                    raise UserError(
+                        f"the expression is not in the proportional regime: the scaling of {what} is inconsistent "
+                        "(normalise Gaussian matrices, e.g. F*Ft/n instead of F*Ft).")
+    return [e[i] for i in range(pencil.size)]
+
+
+def _reference_dimension(pencil: Pencil, dims: set[sp.Symbol]) -> sp.Expr:
+    in_coefs = set()
+    for entry in pencil.entries.values():
+        for c in entry.values():
+            in_coefs |= sp.sympify(c).free_symbols & dims
+    if len(in_coefs) == 1:
+        return next(iter(in_coefs))
+    row = pencil.outputs[0].shape[0]
+    syms = sp.sympify(row).free_symbols & dims
+    return next(iter(sorted(syms, key=str))) if syms else sorted(dims, key=str)[0]
+
+
+def _cofactor_inverse(M: sp.Matrix, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], tuple[sp.Expr, sp.Expr]]:
+    """(num, den) of the entries (k, l) of M⁻¹ by cofactors, per connected component of M's pattern."""
+    n = M.rows
+    parent = list(range(n))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i in range(n):
+        for j in range(n):
+            if M[i, j] != 0:
+                parent[find(i)] = find(j)
+    comps: dict[int, list[int]] = {}
+    for i in range(n):
+        comps.setdefault(find(i), []).append(i)
+    dets: dict[int, sp.Expr] = {}
+    out = {}
+    for k, l in pairs:
+        if find(k) != find(l):
+            out[(k, l)] = (sp.S.Zero, sp.S.One)
+            continue
+        comp = comps[find(k)]
+        sub = M.extract(comp, comp)
+        root = find(k)
+        if root not in dets:
+            dets[root] = sp.expand(sub.det(method="berkowitz"))
+        a, b = comp.index(l), comp.index(k)   # (M⁻¹)_{kl} = C_{lk} / det
+        minor = sub.copy()
+        minor.row_del(a)
+        minor.col_del(b)
+        cof = (-1) ** (a + b) * (minor.det(method="berkowitz") if minor.rows else sp.S.One)
+        out[(k, l)] = (sp.expand(cof), dets[root])
+    return out
+
+
+def _structural_reach(pencil: Pencil) -> list[set[int]]:
+    """reach[k] ⊇ {l : (L⁻¹)_{kl} can be non-zero}: l reachable from k along non-zero blocks of L.
+
+    (L⁻¹ is a polynomial in L by Cayley–Hamilton, and (L^m)_{kl} ≠ 0 needs a path k → l of length m.)
+    """
+    nxt: dict[int, set[int]] = {}
+    for (i, j), e in pencil.entries.items():
+        if e:
+            nxt.setdefault(i, set()).add(j)
+    out = []
+    for k in range(pencil.size):
+        seen, stack = {k}, [k]
+        while stack:
+            x = stack.pop()
+            for y in nxt.get(x, ()):
+                if y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        out.append(seen)
+    return out
+
+
+def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
+                  diagonals: Iterable[DiagonalLaw] = (), seed: int = 0) -> OVSystem:
+    """Derive the reduced matrix-Dyson fixed point of ``pencil`` (see the module docstring).
+
+    Every matrix symbol of the pencil must be declared either in ``gaussians`` or in ``diagonals``.
+    ``seed`` fixes the random points of the numerical identity tests.
+    """
+    random = {g.name: g for g in gaussians}
+    laws = list(diagonals)
+    diag_law: dict[str, DiagonalLaw] = {}
+    for law in laws:
+        for name in law.names:
+            diag_law[name] = law
+    for name, sym in pencil.symbols.items():
+        if name not in random and name not in diag_law:
+            raise UserError(f"matrix {name!r} is neither declared Gaussian nor diagonal.")
+        if name in diag_law and sym.rows != sym.cols:
+            raise UserError(f"diagonal matrix {name!r} must be square.")
+        if name in random and random[name].symmetric and sym.rows != sym.cols:
+            raise UserError(f"symmetric Gaussian matrix {name!r} must be square.")
+    dims: set[sp.Symbol] = set()
+    for s in pencil.sizes:
+        dims |= sp.sympify(s).free_symbols
+    for sym in pencil.symbols.values():
+        dims |= sp.sympify(sym.rows).free_symbols | sp.sympify(sym.cols).free_symbols
+
+    # 1. balance -------------------------------------------------------------------------------------
+    ex = _balance(pencil, random, dims)
+    R = _reference_dimension(pencil, dims)
+
+    def scaled(c: sp.Expr, power: sp.Rational) -> sp.Expr:
+        return sp.powsimp(sp.expand_power_base(sp.sympify(c) * R ** power, force=True), force=True)
+
+    bal_entries = {(i, j): {a: scaled(c, ex[i] - ex[j]) for a, c in e.items()} for (i, j), e in pencil.entries.items()}
+    bal_outputs = tuple(type(o)(o.name, {i: scaled(c, -ex[i]) for i, c in o.u.items()},
+                                {j: scaled(c, ex[j]) for j, c in o.v.items()}, o.shape) for o in pencil.outputs)
+    balanced = Pencil(pencil.sizes, bal_entries, bal_outputs, pencil.symbols)
+
+    # 2. covariance map and class matrices -----------------------------------------------------------
+    def g(k: int, l: int) -> sp.Symbol:
+        return sp.Symbol(f"g_{k}_{l}")
+
+    rand_occ: list[tuple[int, int, str, bool, sp.Expr]] = []
+    lam: dict[tuple[int, int], sp.Expr] = {}
+    for (i, j), e in bal_entries.items():
+        for atom, c in e.items():
+            if atom is not None and atom[0] in random:
+                rand_occ.append((i, j, atom[0], atom[1], c))
+            else:
+                val = c if atom is None else c * zeta_symbol(atom[0])
+                lam[(i, j)] = lam.get((i, j), sp.S.Zero) + val
+    reach = _structural_reach(pencil)
+    eta: dict[tuple[int, int], sp.Expr] = {}
+    for (i, k, a, ta, ca), (l, j, b, tb, cb) in itertools.product(rand_occ, rand_occ):
+        if a != b or (ta == tb and not random[a].symmetric) or l not in reach[k]:
+            continue
+        coef = sp.powsimp(sp.expand_power_base(ca * cb * random[a].variance * pencil.sizes[k], force=True), force=True)
+        if _n_degree(coef, dims) < 0:
+            continue
+        eta[(i, j)] = eta.get((i, j), sp.S.Zero) + coef * g(k, l)
+    classes: dict[str, list[int]] = {}
+    for i, s in enumerate(pencil.sizes):
+        classes.setdefault(sp.srepr(s), []).append(i)
+    needed = {(k, l) for (i, j), val in eta.items() for (k, l) in
+              [tuple(map(int, str(sym)[2:].split("_"))) for sym in val.free_symbols if str(sym).startswith("g_")]}
+    out_pairs: list[list[tuple[int, int, sp.Expr]]] = []
+    for o in bal_outputs:
+        if o.shape[0] != o.shape[1]:
+            raise UserError(f"output {o.name!r} is not square, so it has no normalised trace.")
+        pairs = [(i, j, cu * cv) for i, cu in o.u.items() for j, cv in o.v.items()]
+        for i, j, c in pairs:
+            if _n_degree(c, dims) != 0:
+                raise UserError(f"the normalised trace of output {o.name!r} is not of order one.")
+        out_pairs.append(pairs)
+        needed |= {(i, j) for i, j, _ in pairs}
+    entries: dict[tuple[int, int], tuple[sp.Expr, sp.Expr]] = {}
+    class_matrices: dict[str, sp.Matrix] = {}
+    class_of: dict[int, str] = {}
+    for key, blocks in classes.items():
+        M = sp.Matrix(len(blocks), len(blocks),
+                      lambda r, c: lam.get((blocks[r], blocks[c]), 0) - eta.get((blocks[r], blocks[c]), 0))
+        name = sp.sstr(pencil.sizes[blocks[0]])
+        class_matrices[name] = M
+        for b_ in blocks:
+            class_of[b_] = key
+        local = [(blocks.index(k), blocks.index(l)) for (k, l) in needed if k in blocks]
+        for (a_, b_), val in _cofactor_inverse(M, local).items():
+            entries[(blocks[a_], blocks[b_])] = val
+
+    # laws per class: normal coordinates and discrete groups
+    zeta_normal = [zeta_symbol(n) for n, law in diag_law.items() if law.kind == "normal"]
+    discrete = [(tuple(zeta_symbol(n) for n in law.names), law) for law in laws if law.kind == "discrete"]
+
+    unknown_pairs = sorted({(k, l) for (i, j), val in eta.items() for (k, l) in needed
+                            if g(k, l) in val.free_symbols})
+    unknowns_all = [g(k, l) for k, l in unknown_pairs]
+    params = sorted({s for (num, den) in entries.values() for s in (num.free_symbols | den.free_symbols)}
+                    - set(unknowns_all) - set(zeta_normal) - {z for syms, _ in discrete for z in syms}, key=str)
+
+    # 3. reduction by partition refinement -----------------------------------------------------------
+    rng = np.random.default_rng(seed)
+    allz = zeta_normal + [z for syms, _ in discrete for z in syms]
+    arg_syms = allz + unknowns_all + params
+    funcs = {}
+    for (k, l) in unknown_pairs:
+        num, den = entries[(k, l)]
+        funcs[(k, l)] = (sp.lambdify(arg_syms, num, modules="numpy"), sp.lambdify(arg_syms, den, modules="numpy"))
+    npts = 4
+    zpts = rng.standard_normal((npts, len(allz)))
+    ppts = rng.uniform(0.5, 1.5, (npts, len(params)))
+    perms = list(itertools.permutations(range(len(zeta_normal)))) if len(zeta_normal) <= 5 else \
+        [tuple(range(len(zeta_normal)))]
+
+    def values_of(pair: tuple[int, int], uvals: np.ndarray, zp: np.ndarray) -> np.ndarray:
+        fn, fd = funcs[pair]
+        out = []
+        for t in range(npts):
+            a = list(zp[t]) + list(uvals[t]) + list(ppts[t])
+            out.append(fn(*a) / fd(*a))
+        return np.array(out, dtype=float)
+
+    ZERO = -1
+    cls = {p: ZERO for p in unknown_pairs}
+    while True:
+        ids = sorted({c for c in cls.values() if c != ZERO})
+        cval = {c: rng.uniform(0.3, 1.3, npts) for c in ids}
+        uvals = np.array([[0.0 if cls[p] == ZERO else cval[cls[p]][t] for p in unknown_pairs] for t in range(npts)])
+        signature: dict[tuple[int, int], list[np.ndarray] | None] = {}
+        for p in unknown_pairs:
+            base = values_of(p, uvals, zpts)
+            scale = max(1.0, float(np.max(np.abs(base))))
+            if np.max(np.abs(base)) < 1e-11 * scale:
+                signature[p] = None
+                continue
+            odd = False
+            if class_has_normal(p, class_of, pencil, diag_law):
+                for zi, z in enumerate(allz):
+                    if z not in zeta_normal:
+                        continue
+                    zf = zpts.copy()
+                    zf[:, zi] *= -1
+                    if np.allclose(values_of(p, uvals, zf), -base, rtol=1e-9, atol=1e-12 * scale):
+                        odd = True
+                        break
+            if odd:
+                signature[p] = None
+                continue
+            sig = []
+            for perm in perms:
+                zp = zpts.copy()
+                zp[:, : len(zeta_normal)] = zpts[:, list(perm)]
+                sig.append(values_of(p, uvals, zp))
+            signature[p] = sig
+        new_cls: dict[tuple[int, int], int] = {}
+        leaders: list[tuple[int, tuple[int, int], int]] = []  # (old class, leader pair, new id)
+        next_id = 0
+        for p in unknown_pairs:
+            if signature[p] is None and cls[p] == ZERO:
+                new_cls[p] = ZERO
+                continue
+            found = None
+            if signature[p] is not None:
+                for old, lead, nid in leaders:
+                    if old == cls[p] and class_of[lead[0]] == class_of[p[0]]:
+                        base = signature[lead][0]
+                        if any(np.allclose(s, base, rtol=1e-9, atol=1e-12) for s in signature[p]):
+                            found = nid
+                            break
+            if found is None:
+                found = next_id
+                next_id += 1
+                leaders.append((cls[p], p, found))
+            new_cls[p] = found
+        stable = all((cls[p] == ZERO) == (new_cls[p] == ZERO) for p in unknown_pairs) and \
+            len({c for c in new_cls.values() if c != ZERO}) == len({c for c in cls.values() if c != ZERO})
+        cls = new_cls
+        if stable:
+            break
+
+    reps: dict[int, sp.Symbol] = {}
+    members: dict[sp.Symbol, list[sp.Symbol]] = {}
+    subs: dict[sp.Symbol, sp.Expr] = {}
+    zeros = []
+    for p in unknown_pairs:
+        if cls[p] == ZERO:
+            subs[g(*p)] = sp.S.Zero
+            zeros.append(g(*p))
+        else:
+            rep = reps.setdefault(cls[p], g(*p))
+            subs[g(*p)] = rep
+            members.setdefault(rep, []).append(g(*p))
+
+    # 4. integrate -----------------------------------------------------------------------------------
+    def reduce_entry(pair: tuple[int, int]) -> sp.Expr:
+        num, den = entries[pair]
+        return sp.cancel(num.xreplace(subs) / den.xreplace(subs))
+
+    unknowns = tuple(reps[c] for c in sorted(reps))
+    equations = {u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete)
+                 for u in unknowns}
+    outputs = {}
+    for o, pairs in zip(bal_outputs, out_pairs):
+        h = sp.Add(*[c * reduce_entry((i, j)) for i, j, c in pairs])
+        outputs[o.name] = expectation(sp.cancel(h), zeta_normal, discrete)
+    # prune unknowns whose equation no longer involves any unknown (e.g. g = 1 for an identity block)
+    constants: dict[sp.Symbol, sp.Expr] = {}
+    while True:
+        fixed = {u: rhs for u, rhs in equations.items() if not (rhs.free_symbols & set(equations))}
+        if not fixed:
+            break
+        constants.update(fixed)
+        equations = {u: sp.cancel(rhs.xreplace(fixed)) if not rhs.has(GaussExpectation) else rhs.xreplace(fixed)
+                     for u, rhs in equations.items() if u not in fixed}
+    outputs = {k: v.xreplace(constants) for k, v in outputs.items()}
+    unknowns = tuple(u for u in unknowns if u in equations)
+    free = set()
+    for expr in list(equations.values()) + list(outputs.values()):
+        free |= expr.free_symbols
+    parameters = tuple(sorted(free - set(unknowns) - set(zeta_normal), key=str))
+    return OVSystem(pencil, balanced, tuple(ex), R, unknowns, equations, outputs,
+                    {u: tuple(m) for u, m in members.items()}, tuple(zeros), eta, class_matrices, parameters,
+                    constants)
+
+
+def class_has_normal(pair: tuple[int, int], class_of: Mapping[int, str], pencil: Pencil,
+                     diag_law: Mapping[str, DiagonalLaw]) -> bool:
+    """True when block pair ``pair`` lives in a class whose size is that of a normal diagonal matrix."""
+    key = class_of[pair[0]]
+    return any(law.kind == "normal" and sp.srepr(pencil.symbols[n].rows) == key for n, law in diag_law.items()
+               if n in pencil.symbols)
+
+
+# ======================================================================================= Sobolev traces
+def sobolev_expressions(k: int) -> tuple[dict[str, sp.MatrixExpr], list[GaussianMatrix], list[DiagonalLaw]]:
+    """The four first-order Sobolev trace functionals of THEORY.md §3 as matrix expressions.
+
+    Q = (aI + bW + c Σ_l D_l W D_l + e Σ_l D_l²)⁻¹, W = ΘᵀΘ/d, Θ ∈ ℝ^{d×p} iid N(0,1), D_l = diag(ζ_{·l}),
+    ζ_j ~ N(0, I_k); outputs Q, QW, Q D₁WD₁ and Q D₁².
+    """
+    if k < 1:
+        raise UserError(f"k must be a positive integer, got {k}.")
+    p, d = sp.symbols("p d", positive=True, integer=True)
+    a, b, c, e = sp.symbols("a b c e", positive=True)
+    Th = MatrixSymbol("Theta", d, p)
+    Ds = [MatrixSymbol(f"D{l + 1}", p, p) for l in range(k)]
+    W = Th.T * Th / d
+    inner = a * Identity(p) + b * W
+    for D in Ds:
+        inner = inner + c * D * W * D + e * D * D
+    Q = Inverse(inner)
+    exprs = {"Q": Q, "QW": Q * W, "QD1WD1": Q * Ds[0] * W * Ds[0], "QD1sq": Q * Ds[0] * Ds[0]}
+    return exprs, [GaussianMatrix("Theta")], [DiagonalLaw(tuple(D.name for D in Ds), "normal")]
+
+
+@lru_cache(maxsize=8)
+def sobolev_system(k: int) -> OVSystem:
+    """The derived (and cached) fixed-point system of the Sobolev trace functionals for a given k."""
+    exprs, gauss, diags = sobolev_expressions(k)
+    return derive_system(linearize(exprs), gauss, diags)
+
+
+def sobolev_traces(k: int, p_over_d: float, a: float, b: float, c: float, e: float) -> dict[str, float]:
+    """(1/p)tr Q, (1/p)tr(QW), (1/p)tr(Q D₁WD₁), (1/p)tr(Q D₁²) from the pencil/operator-valued route.
+
+    Keys: ``trQ``, ``trQW``, ``trQD1WD1``, ``trQD1sq`` (all normalised by p).
+    """
+    system = sobolev_system(int(k))
+    sol = system.solve({"a": a, "b": b, "c": c, "e": e, "p": p_over_d, "d": 1.0})
+    return {"trQ": sol.outputs["Q"], "trQW": sol.outputs["QW"], "trQD1WD1": sol.outputs["QD1WD1"],
+            "trQD1sq": sol.outputs["QD1sq"]}
