@@ -62,7 +62,7 @@ import sympy as sp
 from sympy import Identity, Inverse, MatrixSymbol
 
 from .errors import UserError
-from .pencil import Atom, Pencil, linearize
+from .pencil import Pencil, linearize
 
 
 # ======================================================================================= specifications
@@ -537,8 +537,13 @@ def _reference_dimension(pencil: Pencil, dims: set[sp.Symbol]) -> sp.Expr:
 
 
 def _cofactor_inverse(M: sp.Matrix, pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], tuple[sp.Expr, sp.Expr]]:
-    """(num, den) of the entries (k, l) of M⁻¹ by cofactors, per connected component of M's pattern."""
+    """(num, den) of the entries (k, l) of M⁻¹ = adj(M)/det(M), per connected component of M's pattern.
+
+    Determinants and minors come from one memoised Laplace expansion along the sparsest row
+    (division-free, so substituting values later never meets 0/0).
+    """
     n = M.rows
+    nz = {(i, j): M[i, j] for i in range(n) for j in range(n) if M[i, j] != 0}
     parent = list(range(n))
 
     def find(x: int) -> int:
@@ -547,30 +552,37 @@ def _cofactor_inverse(M: sp.Matrix, pairs: Iterable[tuple[int, int]]) -> dict[tu
             x = parent[x]
         return x
 
-    for i in range(n):
-        for j in range(n):
-            if M[i, j] != 0:
-                parent[find(i)] = find(j)
-    comps: dict[int, list[int]] = {}
-    for i in range(n):
-        comps.setdefault(find(i), []).append(i)
-    dets: dict[int, sp.Expr] = {}
+    for i, j in nz:
+        parent[find(i)] = find(j)
+    memo: dict[tuple[frozenset[int], frozenset[int]], sp.Expr] = {}
+
+    def det(rows: frozenset[int], cols: frozenset[int]) -> sp.Expr:
+        if not rows:
+            return sp.S.One
+        key = (rows, cols)
+        if key in memo:
+            return memo[key]
+        scols = sorted(cols)
+        r = min(rows, key=lambda i: sum((i, j) in nz for j in cols))
+        rank_r = sorted(rows).index(r)
+        total = sp.S.Zero
+        for pos, j in enumerate(scols):
+            if (r, j) in nz:
+                minor = det(rows - {r}, cols - {j})
+                if minor != 0:
+                    total += (-1) ** (rank_r + pos) * nz[(r, j)] * minor
+        memo[key] = total
+        return total
+
     out = {}
     for k, l in pairs:
         if find(k) != find(l):
             out[(k, l)] = (sp.S.Zero, sp.S.One)
             continue
-        comp = comps[find(k)]
-        sub = M.extract(comp, comp)
-        root = find(k)
-        if root not in dets:
-            dets[root] = sp.expand(sub.det(method="berkowitz"))
-        a, b = comp.index(l), comp.index(k)   # (M⁻¹)_{kl} = C_{lk} / det
-        minor = sub.copy()
-        minor.row_del(a)
-        minor.col_del(b)
-        cof = (-1) ** (a + b) * (minor.det(method="berkowitz") if minor.rows else sp.S.One)
-        out[(k, l)] = (sp.expand(cof), dets[root])
+        comp = frozenset(i for i in range(n) if find(i) == find(k))
+        sk = sorted(comp)
+        sign = (-1) ** (sk.index(l) + sk.index(k))   # (M⁻¹)_{kl} = (−1)^{l+k} det M[−l, −k] / det M
+        out[(k, l)] = (sign * det(comp - {l}, comp - {k}), det(comp, comp))
     return out
 
 
@@ -653,8 +665,6 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
         if a != b or (ta == tb and not random[a].symmetric) or l not in reach[k]:
             continue
         coef = sp.powsimp(sp.expand_power_base(ca * cb * random[a].variance * pencil.sizes[k], force=True), force=True)
-        if _n_degree(coef, dims) < 0:
-            continue
         eta[(i, j)] = eta.get((i, j), sp.S.Zero) + coef * g(k, l)
     classes: dict[str, list[int]] = {}
     for i, s in enumerate(pencil.sizes):
@@ -699,77 +709,66 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
     rng = np.random.default_rng(seed)
     allz = zeta_normal + [z for syms, _ in discrete for z in syms]
     arg_syms = allz + unknowns_all + params
-    funcs = {}
-    for (k, l) in unknown_pairs:
-        num, den = entries[(k, l)]
-        funcs[(k, l)] = (sp.lambdify(arg_syms, num, modules="numpy"), sp.lambdify(arg_syms, den, modules="numpy"))
+    ratios = [entries[pq][0] / entries[pq][1] for pq in unknown_pairs]
+    all_values = sp.lambdify(arg_syms, ratios, modules="numpy")
     npts = 4
-    zpts = rng.standard_normal((npts, len(allz)))
-    ppts = rng.uniform(0.5, 1.5, (npts, len(params)))
+    zpts = rng.standard_normal((len(allz), npts))
+    ppts = rng.uniform(0.5, 1.5, (len(params), npts))
     perms = list(itertools.permutations(range(len(zeta_normal)))) if len(zeta_normal) <= 5 else \
         [tuple(range(len(zeta_normal)))]
+    normal_pair = {pq: _class_has_normal(pq, class_of, pencil, diag_law) for pq in unknown_pairs}
 
-    def values_of(pair: tuple[int, int], uvals: np.ndarray, zp: np.ndarray) -> np.ndarray:
-        fn, fd = funcs[pair]
-        out = []
-        for t in range(npts):
-            a = list(zp[t]) + list(uvals[t]) + list(ppts[t])
-            out.append(fn(*a) / fd(*a))
-        return np.array(out, dtype=float)
+    def evaluate(uvals: np.ndarray, zp: np.ndarray) -> np.ndarray:
+        """Values of every unknown's G entry (rows) at the npts random points (columns)."""
+        with np.errstate(all="ignore"):
+            vals = all_values(*zp, *uvals, *ppts)
+        return np.array([np.broadcast_to(np.asarray(v, dtype=float), (npts,)) for v in vals])
 
     ZERO = -1
-    cls = {p: ZERO for p in unknown_pairs}
+    cls = {pq: ZERO for pq in unknown_pairs}
     while True:
         ids = sorted({c for c in cls.values() if c != ZERO})
         cval = {c: rng.uniform(0.3, 1.3, npts) for c in ids}
-        uvals = np.array([[0.0 if cls[p] == ZERO else cval[cls[p]][t] for p in unknown_pairs] for t in range(npts)])
+        uvals = np.array([np.zeros(npts) if cls[pq] == ZERO else cval[cls[pq]] for pq in unknown_pairs])
+        base = evaluate(uvals, zpts)
+        flipped = []
+        for zi, zsym in enumerate(allz):
+            if zsym in zeta_normal:
+                zf = zpts.copy()
+                zf[zi] *= -1
+                flipped.append(evaluate(uvals, zf))
+        permuted = []
+        for perm in perms:
+            zp = zpts.copy()
+            zp[: len(zeta_normal)] = zpts[list(perm)]
+            permuted.append(evaluate(uvals, zp))
         signature: dict[tuple[int, int], list[np.ndarray] | None] = {}
-        for p in unknown_pairs:
-            base = values_of(p, uvals, zpts)
-            scale = max(1.0, float(np.max(np.abs(base))))
-            if np.max(np.abs(base)) < 1e-11 * scale:
-                signature[p] = None
-                continue
-            odd = False
-            if class_has_normal(p, class_of, pencil, diag_law):
-                for zi, z in enumerate(allz):
-                    if z not in zeta_normal:
-                        continue
-                    zf = zpts.copy()
-                    zf[:, zi] *= -1
-                    if np.allclose(values_of(p, uvals, zf), -base, rtol=1e-9, atol=1e-12 * scale):
-                        odd = True
-                        break
-            if odd:
-                signature[p] = None
-                continue
-            sig = []
-            for perm in perms:
-                zp = zpts.copy()
-                zp[:, : len(zeta_normal)] = zpts[:, list(perm)]
-                sig.append(values_of(p, uvals, zp))
-            signature[p] = sig
+        for r, pq in enumerate(unknown_pairs):
+            scale = max(1.0, float(np.max(np.abs(base[r]))))   # a non-finite value never compares equal
+            if np.max(np.abs(base[r])) < 1e-11 * scale or (normal_pair[pq] and any(
+                    np.allclose(f[r], -base[r], rtol=1e-9, atol=1e-12 * scale) for f in flipped)):
+                signature[pq] = None   # identically zero, or odd in some normal ζ_l: zero expectation
+            else:
+                signature[pq] = [v[r] for v in permuted]
+
+        def same(x: list[np.ndarray] | None, y: list[np.ndarray] | None) -> bool:
+            if x is None or y is None:
+                return x is None and y is None
+            return any(np.allclose(s, y[0], rtol=1e-9, atol=1e-12) for s in x)
+
         new_cls: dict[tuple[int, int], int] = {}
         leaders: list[tuple[int, tuple[int, int], int]] = []  # (old class, leader pair, new id)
-        next_id = 0
-        for p in unknown_pairs:
-            if signature[p] is None and cls[p] == ZERO:
-                new_cls[p] = ZERO
+        for pq in unknown_pairs:
+            if signature[pq] is None and cls[pq] == ZERO:
+                new_cls[pq] = ZERO
                 continue
-            found = None
-            if signature[p] is not None:
-                for old, lead, nid in leaders:
-                    if old == cls[p] and class_of[lead[0]] == class_of[p[0]]:
-                        base = signature[lead][0]
-                        if any(np.allclose(s, base, rtol=1e-9, atol=1e-12) for s in signature[p]):
-                            found = nid
-                            break
+            found = next((nid for old, lead, nid in leaders if old == cls[pq]
+                          and class_of[lead[0]] == class_of[pq[0]] and same(signature[pq], signature[lead])), None)
             if found is None:
-                found = next_id
-                next_id += 1
-                leaders.append((cls[p], p, found))
-            new_cls[p] = found
-        stable = all((cls[p] == ZERO) == (new_cls[p] == ZERO) for p in unknown_pairs) and \
+                found = len(leaders)
+                leaders.append((cls[pq], pq, found))
+            new_cls[pq] = found
+        stable = all((cls[pq] == ZERO) == (new_cls[pq] == ZERO) for pq in unknown_pairs) and \
             len({c for c in new_cls.values() if c != ZERO}) == len({c for c in cls.values() if c != ZERO})
         cls = new_cls
         if stable:
@@ -820,7 +819,7 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
                     constants)
 
 
-def class_has_normal(pair: tuple[int, int], class_of: Mapping[int, str], pencil: Pencil,
+def _class_has_normal(pair: tuple[int, int], class_of: Mapping[int, str], pencil: Pencil,
                      diag_law: Mapping[str, DiagonalLaw]) -> bool:
     """True when block pair ``pair`` lives in a class whose size is that of a normal diagonal matrix."""
     key = class_of[pair[0]]

@@ -618,7 +618,7 @@ _TOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\
 
 #: Help text for the expression syntax (shown by ``sobolev-rf pencil --help``).
 SYNTAX_HELP = """\
-Expression syntax: numbers, names, + - * / ^ ( ) and the functions inv(X) and t(X).
+Expression syntax: numbers, names, + - * / ^ ( ) and the functions inv(X), t(X) and sqrt(scalar).
 Names declared with --shape NAME=ROWS,COLS are Gaussian matrices, with --diag NAME=DIM diagonal
 matrices; X' or t(X) is a transpose, and an undeclared name Xt is the transpose of a declared X.
 I is the identity (its size is inferred); a scalar added to a square matrix means scalar*I.
@@ -767,13 +767,17 @@ class _Parser:
             return sp.Rational(val) if re.fullmatch(r"\d+", val) else sp.Float(val)
         if kind == "name":
             if (tok := self.peek()) is not None and tok[1] == "(":
-                if val not in ("inv", "t"):
-                    raise UserError(f"unknown function {val!r}; use inv(...) or t(...).")
+                if val not in ("inv", "t", "sqrt"):
+                    raise UserError(f"unknown function {val!r}; use inv(...), t(...) or sqrt(...).")
                 self.take("(")
                 arg = self.expr()
                 self.take(")")
                 if val == "inv":
                     return self._inv(arg)
+                if val == "sqrt":
+                    if self._is_mat(arg):
+                        raise UserError("sqrt(...) takes a scalar, not a matrix.")
+                    return sp.sqrt(arg)
                 return arg.T if self._is_mat(arg) else arg
             if val in self.matrices:
                 return self.matrices[val]
@@ -816,7 +820,7 @@ def declare_shapes(specs: Iterable[str]) -> tuple[dict[str, MatrixSymbol], dict[
         if not m:
             raise UserError(f"bad shape declaration {spec!r}; write NAME=ROWS,COLS, e.g. F=n,p.")
         name, r, c = m.group(1), m.group(2), m.group(3) or m.group(2)
-        if name in ("I", "inv", "t"):
+        if name in ("I", "inv", "t", "sqrt"):
             raise UserError(f"{name!r} is reserved and cannot name a matrix.")
         if name in mats:
             raise UserError(f"matrix {name!r} is declared twice.")

@@ -124,3 +124,45 @@ def test_parser_rejects_bad_input(text: str, fragment: str) -> None:
 def test_bad_shape_declaration() -> None:
     with pytest.raises(UserError, match="NAME=ROWS,COLS"):
         declare_shapes(["F n p"])
+
+
+# ----------------------------------------------------------------------------------- command line
+def test_cli_pencil_text_json_and_latex(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sobolev_rf.numeric.cli import main
+
+    argv = ["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve",
+            "--param", "lam=0.5", "--param", "n=1", "--param", "p=2"]
+    assert main(argv) == 0
+    assert "2 blocks" in capsys.readouterr().out
+    assert main(argv + ["--format", "json", "--self-adjoint"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # Marchenko–Pastur at λ = 0.5, p/n = 2: γλm² + (λ + 1 − γ)m − 1 = 0
+    assert abs(data["solution"]["traces"]["r"] - (0.5 + 17 ** 0.5 / 2) / 2) < 1e-13
+    assert data["self_adjoint_pencil"]["size"] == 4
+    sob = ["pencil", "inv(a + b*Thetat*Theta/d + c*D*Thetat*Theta*D/d + e*D*D)", "--shape", "Theta=d,p",
+           "--diag", "D=p", "--format", "latex"]
+    assert main(sob) == 0
+    assert "erfcx" in capsys.readouterr().out
+    amp = ["pencil", "inv(z + S*Xt*X*S/n)", "--shape", "X=n,d", "--diag", "S=d@1:0.3,2:0.7", "--solve",
+           "--param", "z=0.2", "--param", "d=0.5", "--param", "n=1"]
+    assert main(amp) == 0
+    assert "tr(r)/m" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["pencil", "inv(F)", "--shape", "F=n,p"], "non-square"),
+    (["pencil", "inv(lam*I + Ft*F)", "--shape", "F=n,p"], "proportional regime"),
+    (["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve"], "missing parameter"),
+    (["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve", "--param", "lam"], "NAME=VALUE"),
+    (["pencil", "inv(z + S)", "--diag", "S=d@1:0.5,2"], "weight for every value"),
+    (["pencil", "inv(z + H)", "--shape", "H=n,n", "--symmetric", "G"], "--symmetric G"),
+])
+def test_cli_pencil_errors_are_one_line(argv: list[str], fragment: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from sobolev_rf.numeric.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
