@@ -1,0 +1,75 @@
+"""``sobolev-rf simulate``: the exact finite-size simulation of one model point (numeric/simulate.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from sobolev_rf.derive.errors import UserError
+from sobolev_rf.numeric.cli_args import add_model_arguments, params_from_args
+from sobolev_rf.numeric.simulate import SCALAR_KEYS, SUBSPACES, VECTOR_KEYS, SimulationResult, simulate
+
+HELP = "exact finite-size simulation: test errors and order parameters over seeds"
+
+DESCRIPTION = """\
+Draws Θ, V, θ₀ (Vᵀθ₀ = ϖ exactly, ‖θ₀‖ = 1) and n = round(n_over_d·d) samples, trains the p =
+round(p_over_d·d) output weights by the closed-form minimiser of the Sobolev loss, and reports on a
+fresh noiseless test set eps_L2, eps_H1, eps_grad, the training loss and L2 error, and the order
+parameters m, q_s, q_w, s_a, s_l, m_l, q_s_l, q_w_l: mean and standard error over seeds.
+"""
+
+
+def _integer(name: str, text: str, minimum: int) -> int:
+    """Parse an integer option >= ``minimum`` (also accepts ``1e3``-style integral numbers)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {text!r}.") from None
+    if not value.is_integer() or value < minimum:
+        raise UserError(f"{name} must be an integer >= {minimum}, got {text!r}.")
+    return int(value)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``simulate`` with its model arguments and simulation options."""
+    parser = subparsers.add_parser("simulate", help=HELP, description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
+    g = parser.add_argument_group("simulation")
+    g.add_argument("--d", default="200", metavar="D", help="input dimension d >= 2 (default: %(default)s)")
+    g.add_argument("--seeds", default="1", metavar="S",
+                   help="number of independent draws, seeds 0..S-1 (default: %(default)s)")
+    g.add_argument("--n-test", default=None, metavar="N",
+                   help="test points per seed (default: max(2000, 2p))")
+    g.add_argument("--subspace", default="random", choices=SUBSPACES,
+                   help="random: V iid Gaussian (the model); informed: V built around θ₀ (default: %(default)s)")
+    g.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+
+def format_table(result: SimulationResult) -> str:
+    """A readable table: one line per quantity (per direction for the vector ones), mean ± standard error."""
+    lines = [f"d = {result.d}, p = {result.p}, n = {result.n}, seeds = {len(result.seeds)}, "
+             f"n_test = {result.n_test}, subspace = {result.subspace}",
+             f"{'quantity':<16}{'mean':>14}{'std. error':>14}"]
+    rows: list[tuple[str, float, float]] = [(key, result.mean[key], result.se[key]) for key in SCALAR_KEYS]
+    for key in VECTOR_KEYS:
+        rows += [(f"{key}[{l + 1}]", result.mean[key][l], result.se[key][l]) for l in range(result.params.k)]
+    lines += [f"{name:<16}{_number(mean):>14}{_number(se):>14}" for name, mean, se in rows]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate and print JSON (``--json``) or a table on stdout; a progress bar on stderr for several seeds."""
+    params = params_from_args(args)
+    d = _integer("--d", args.d, 2)
+    seeds = _integer("--seeds", args.seeds, 1)
+    n_test = None if args.n_test is None else _integer("--n-test", args.n_test, 1)
+    result = simulate(params, d, seeds=seeds, n_test=n_test, progress=seeds > 1, subspace=args.subspace)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))
+    return 0
