@@ -1,0 +1,368 @@
+"""Asymptotic test errors of Sobolev training (d, n, p → ∞ at fixed p/d, n/d), any k.
+
+Symbols follow MODEL.md and THEORY.md. With ψ = p/d, W = ΘᵀΘ/d, D₀ = I, D_l = diag(ζ_l) and
+ζ̃ = (1, ζ₁, …, ζ_k), the Gaussian-equivalent design of one sample is a (k+1)×p block whose rows
+r ∈ R (R = {0} for τ = 0, {0, …, k} for τ = 1) have covariance blocks
+
+    K_rs = κ̄_r κ̄_s D_r W D_s + c_rs D_r D_s,   κ̄ = (κ₁, κ₁′, …, κ₁′),
+    c₀₀ = κ_*²,  c₀l = c_σ = E[σσ′] − κ₀κ₀′ − κ₁κ₁′,  c_lm = κ_*′²   (one η′ shared by all l),
+
+cross-covariance with ω = ⟨θ₀, x⟩ equal to φ_r = κ̄_r D_r Θᵀθ₀/√d, and targets
+c = γω + ν with γ = (μ₁, ϖ₁μ₁′, …, ϖ_kμ₁′) and noise covariance N (μ_*, μ_*′, c_φ, Δ_f, Δ_g).
+The rank-one means κ₀1 and κ₀′ζ_l are spikes: they are fitted at no cost when their κ is non-zero
+(otherwise they leave the residual t = μ₀ resp. ϖ_lμ₁).
+
+Ridge regression on n such blocks is described by the replica-symmetric (equivalently,
+leave-one-out) fixed point with matrix order parameters over R:
+
+    Γ = (I + V)⁻¹,   Q = (λ + Σ_rs Γ_rs K_rs)⁻¹,   V_rs = (1/n) tr(K_rs Q),
+    E[w] = Q Σ_r (Γγ)_r φ_r,   Cov(w) = (1/n) Q (Σ_rs (ΓSΓ)_rs K_rs) Q,
+    S = (γ − M)(γ − M)ᵀ + N + q − MMᵀ + ttᵀ,   M_r = φ_rᵀE[w],   q_rs = E[wᵀK_rs w].
+
+Normalised traces of Q are those of the diagonal matrix q(ζ) = 1/(ζ̃ᵀAζ̃) with
+A = E + C(I + ΩC)⁻¹ and Ω = ψ E_ζ[q ζ̃ζ̃ᵀ] (THEORY.md §3, here with general coefficient matrices
+E, C of the D_aD_b and D_aWD_b terms): (1/p)tr(Q D_aD_b) = Ω_ab/ψ, (1/p)tr(Q D_aWD_b) =
+[Ω(I + CΩ)⁻¹]_ab/ψ. Second-order traces are directional derivatives of these in (E, C), obtained
+by the implicit-function theorem. Expectations over ζ ~ N(0, I_k) reduce exactly to
+H_s(y) = E_{t∼Gamma(s)}[1/(t + y)], s = k/2, with H_{1/2}(y) = √π erfcx(√y)/√y,
+H₁(y) = eʸE₁(y) and H_{s+1} = (1 − yH_s)/s; E[1/(t+y)²] = (1 − (y + s − 1)H_s)/y.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from scipy import optimize, special
+
+from sobolev_rf.derive.errors import UserError
+from sobolev_rf.derive.hermite import hermite_coefficients
+from sobolev_rf.derive.activations import parse_activation
+from sobolev_rf.derive.params import ModelParams
+
+
+class SolverError(UserError):
+    """The fixed point did not converge; the message carries the residual."""
+
+
+@dataclass
+class TheoryResult:
+    """Asymptotic errors, order parameters and solver diagnostics of one model point."""
+
+    eps_L2: float
+    eps_H1: float | None
+    eps_grad: float
+    train_loss: float
+    train_error_L2: float
+    order: dict[str, Any] = field(default_factory=dict)
+    residual: float = math.nan
+    iterations: int = 0
+    converged: bool = False
+    eps_H1_self_averaging: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "eps_L2": self.eps_L2,
+            "eps_H1": self.eps_H1,
+            "eps_grad": self.eps_grad,
+            "train_loss": self.train_loss,
+            "train_error_L2": self.train_error_L2,
+            "order_parameters": self.order,
+            "residual": self.residual,
+            "iterations": self.iterations,
+            "converged": self.converged,
+            "eps_H1_note": None if self.eps_H1_self_averaging else
+            "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
+        }
+
+
+@lru_cache(maxsize=64)
+def coefficients(text: str) -> tuple[float, ...]:
+    """(κ₀, κ₁, κ_*, κ₀′, κ₁′, κ_*′, c) of an activation text, as floats."""
+    f = hermite_coefficients(parse_activation(text), digits=20).as_floats()
+    return (f["kappa0"], f["kappa1"], f["kappa_star"], f["kappa0_prime"], f["kappa1_prime"],
+            f["kappa_star_prime"], f["cross"])
+
+
+_LAGUERRE: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def gamma_resolvent(s: float, y: float) -> float:
+    """H_s(y) = E_{t∼Gamma(s,1)}[1/(t + y)] for y > 0 (closed form; Gauss–Laguerre for large y)."""
+    if y > 30.0:
+        if s not in _LAGUERRE:
+            x, w = special.roots_genlaguerre(60, s - 1.0)
+            _LAGUERRE[s] = (x, w / special.gamma(s))
+        x, w = _LAGUERRE[s]
+        return float(np.sum(w / (x + y)))
+    if abs(s - round(s)) < 1e-12:
+        h, s0 = math.exp(y) * float(special.exp1(y)), 1.0
+    else:
+        h, s0 = math.sqrt(math.pi) * float(special.erfcx(math.sqrt(y))) / math.sqrt(y), 0.5
+    while s0 < s - 1e-12:
+        h, s0 = (1.0 - y * h) / s0, s0 + 1.0
+    return h
+
+
+def _pair_index(k: int) -> list[tuple[tuple[int, ...], int, float]]:
+    """Non-vanishing 4-index moments of ζ̃: (index, radial power j, angular factor)."""
+    out = []
+    for idx in itertools.product(range(k + 1), repeat=4):
+        counts: dict[int, int] = {}
+        for i in idx:
+            if i:
+                counts[i] = counts.get(i, 0) + 1
+        if any(c % 2 for c in counts.values()):
+            continue
+        j = sum(counts.values()) // 2
+        if j == 0:
+            ang = 1.0
+        elif j == 1:
+            ang = 1.0 / k
+        else:
+            ang = (3.0 if len(counts) == 1 else 1.0) / (k * (k + 2))
+        out.append((idx, j, ang))
+    return out
+
+
+def zeta_moments(k: int, a0: float, a1: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[q ζ̃ζ̃ᵀ] and E[q² ζ̃_aζ̃_bζ̃_cζ̃_d] for q = 1/(a0 + a1‖ζ‖²), ζ ∼ N(0, I_k)."""
+    K = k + 1
+    m2 = np.zeros((K, K))
+    m4 = np.zeros((K, K, K, K))
+    if k == 0 or a1 <= 1e-14 * a0:
+        for idx, j, ang in _pair_index(k):
+            # Gaussian moments E[ζ̃^idx] / a0²: ‖ζ‖^{2j} radial moment times angular factor
+            m4[idx] = ang * (1.0 if j == 0 else k if j == 1 else k * (k + 2)) / a0**2
+        m2[np.diag_indices(K)] = 1.0 / a0
+        return m2, m4
+    s = k / 2.0
+    y = a0 / (2.0 * a1)
+    h = gamma_resolvent(s, y)
+    h2 = (1.0 - (y + s - 1.0) * h) / y
+    q1 = [h / (2 * a1), 2 * (1 - y * h) / (2 * a1)]
+    q2 = [h2 / (4 * a1**2), 2 * (h - y * h2) / (4 * a1**2), 4 * (1 - 2 * y * h + y * y * h2) / (4 * a1**2)]
+    m2[0, 0] = q1[0]
+    for l in range(1, K):
+        m2[l, l] = q1[1] / k
+    for idx, j, ang in _pair_index(k):
+        m4[idx] = q2[j] * ang
+    return m2, m4
+
+
+class _Point:
+    """The fixed-point system of one model point, with the structure of the module docstring."""
+
+    def __init__(self, p: ModelParams) -> None:
+        self.p = p
+        k = p.k
+        self.k, self.K = k, k + 1
+        self.psi, self.phin, self.lam = p.p_over_d, p.n_over_d, p.lam
+        k0, k1, ks, k0p, k1p, ksp, cs = coefficients(p.activation)
+        m0, m1, ms, m0p, m1p, msp, cph = coefficients(p.teacher)
+        self.kap = (k0, k1, ks, k0p, k1p, ksp, cs)
+        self.mu = (m0, m1, ms, m0p, m1p, msp, cph)
+        K = self.K
+        self.kb = np.array([k1] + [k1p] * k)
+        cm = np.full((K, K), ksp**2)
+        cm[0, :] = cs
+        cm[:, 0] = cs
+        cm[0, 0] = ks**2
+        self.cm = cm
+        self.R = [0] if (p.tau == 0 or k == 0) else list(range(K))
+        vp = np.asarray(p.alignment, float)
+        self.vp = vp
+        self.gam = np.concatenate([[m1], vp * m1p])
+        N = np.zeros((K, K))
+        N[0, 0] = ms**2 + p.noise_f
+        N[0, 1:] = N[1:, 0] = vp * cph
+        N[1:, 1:] = np.outer(vp, vp) * msp**2 + p.noise_g * np.eye(k)
+        self.N = N
+        t = np.zeros(K)
+        if k0 == 0.0:
+            t[0] = m0
+        if k0p == 0.0:
+            t[1:] = vp * m1
+        self.t = t
+
+    # --- first order -------------------------------------------------------------------------
+    def coefficient_matrices(self, Vd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Γ (diagonal, zero outside R), E and C of Q⁻¹ = Σ E_ab D_aD_b + Σ C_ab D_aWD_b."""
+        G = np.zeros((self.K, self.K))
+        for r in self.R:
+            G[r, r] = 1.0 / (1.0 + Vd[r])
+        E = G * self.cm
+        E[0, 0] += self.lam
+        C = G * np.outer(self.kb, self.kb)
+        return G, E, C
+
+    def omega_map(self, E: np.ndarray, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ω ↦ ψ E_ζ[q ζ̃ζ̃ᵀ] (diagonal) and the 4-moment tensor at the current point."""
+        K = self.K
+        Om = np.diag(Od)
+        F = C @ np.linalg.inv(np.eye(K) + Om @ C)
+        A = E + F
+        a1 = A[1, 1] if self.k else 0.0
+        m2, m4 = zeta_moments(self.k, A[0, 0], a1)
+        return self.psi * np.diag(m2), m4
+
+    def traces(self, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T^E_ab = (1/p)tr(Q D_aD_b), T^C_ab = (1/p)tr(Q D_aWD_b)."""
+        Om = np.diag(Od)
+        TE = Om / self.psi
+        TC = Om @ np.linalg.inv(np.eye(self.K) + C @ Om) / self.psi
+        return TE, TC
+
+    def v_map(self, TE: np.ndarray, TC: np.ndarray) -> np.ndarray:
+        V = (self.psi / self.phin) * (np.outer(self.kb, self.kb) * TC + self.cm * TE)
+        out = np.zeros(self.K)
+        out[self.R] = np.diag(V)[self.R]
+        return out
+
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """x = (log V_r over R, log Ω_a); returns x − log G(x) (logs keep iterates positive)."""
+        nR = len(self.R)
+        Vd = np.zeros(self.K)
+        Vd[self.R] = np.exp(x[:nR])
+        Od = np.exp(x[nR:])
+        G, E, C = self.coefficient_matrices(Vd)
+        Od_new, _ = self.omega_map(E, C, Od)
+        TE, TC = self.traces(C, Od)
+        Vd_new = self.v_map(TE, TC)
+        return np.concatenate([x[:nR] - np.log(Vd_new[self.R]), x[nR:] - np.log(Od_new)])
+
+    # --- second order ------------------------------------------------------------------------
+    def directional(self, E, C, Od, m4, dE, dC):
+        """Derivatives (δT^E, δT^C) of the first-order traces along (δE, δC)."""
+        K, psi = self.K, self.psi
+        Om = np.diag(Od)
+        P = np.linalg.inv(np.eye(K) + Om @ C)
+        Pp = np.linalg.inv(np.eye(K) + C @ Om)
+        F = C @ P
+        rhs = -psi * np.einsum("abcd,cd->ab", m4, dE + Pp @ dC @ P)
+        L = np.eye(K * K) - psi * np.einsum("abcd,ce,fd->abef", m4, F, F).reshape(K * K, K * K)
+        dOm = np.linalg.solve(L, rhs.reshape(-1)).reshape(K, K)
+        dTE = dOm / psi
+        dTC = (dOm @ Pp - Om @ Pp @ (dC @ Om + C @ dOm) @ Pp) / psi
+        return dTE, dTC
+
+
+def _quadratic_form_matrices(K: int, e: dict, c: dict) -> tuple[np.ndarray, np.ndarray]:
+    eX = np.zeros((K, K))
+    cX = np.zeros((K, K))
+    for (a, b), v in e.items():
+        eX[a, b] += v / 2
+        eX[b, a] += v / 2
+    for (a, b), v in c.items():
+        cX[a, b] += v / 2
+        cX[b, a] += v / 2
+    return eX, cX
+
+
+def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> TheoryResult:
+    """Solve the fixed point of one model point and evaluate the five reported quantities."""
+    if params.lam <= 0.0:
+        raise UserError("lam = 0 (the ridgeless limit) is not supported by the asymptotic solver yet; "
+                        "pass --lam 1e-6 or larger.")
+    pt = _Point(params)
+    K, R, psi, phin = pt.K, pt.R, pt.psi, pt.phin
+    nR = len(R)
+    # damped fixed-point iteration in log variables, then a Newton-type polish
+    x = np.concatenate([np.zeros(nR), np.log(np.full(K, 0.5 * psi))])
+    it = 0
+    for it in range(1, max_iter + 1):
+        r = pt.residual(x)
+        if not np.all(np.isfinite(r)):
+            raise SolverError(f"the fixed point produced non-finite values at iteration {it}; "
+                              "check the parameters (λ too small near the interpolation threshold?).")
+        if np.max(np.abs(r)) < 1e-6:
+            break
+        x = x - 0.3 * r
+    sol = optimize.root(pt.residual, x, method="hybr", tol=1e-14)
+    x = sol.x
+    res = float(np.max(np.abs(pt.residual(x))))
+    iterations = it + int(sol.nfev)
+    if not np.isfinite(res) or res > tol:
+        raise SolverError(f"the fixed point did not converge (residual {res:.2e} after {iterations} "
+                          f"evaluations); last iterate V, Ω = {np.exp(x).round(6).tolist()}.")
+    Vd = np.zeros(K)
+    Vd[R] = np.exp(x[:nR])
+    Od = np.exp(x[nR:])
+    G, E, C = pt.coefficient_matrices(Vd)
+    _, m4 = pt.omega_map(E, C, Od)
+    TE, TC = pt.traces(C, Od)
+
+    g = G @ pt.gam
+    u = g * pt.kb
+    M = pt.kb * (psi * TC @ u)           # M_r = φ_rᵀ E[w]
+    m = float(psi * (TC @ u)[0])        # m = θ₀ᵀΘw/√d
+
+    def quad(eX: np.ndarray, cX: np.ndarray, S: np.ndarray | None) -> float:
+        """E[wᵀXw]: mean part (S is None) or noise part driven by S."""
+        if S is None:
+            dTE, dTC = pt.directional(E, C, Od, m4, np.zeros((K, K)), np.outer(u, u))
+            return -psi * float(np.sum(eX * dTE) + np.sum(cX * dTC))
+        GSG = G @ S @ G
+        dTE, dTC = pt.directional(E, C, Od, m4, GSG * pt.cm, GSG * np.outer(pt.kb, pt.kb))
+        return -(psi / phin) * float(np.sum(eX * dTE) + np.sum(cX * dTC))
+
+    pairs = [(r, s) for r in R for s in R]
+    Xrs = [_quadratic_form_matrices(K, {(r, s): pt.cm[r, s]}, {(r, s): pt.kb[r] * pt.kb[s]}) for r, s in pairs]
+    S0 = np.outer(pt.gam - M, pt.gam - M) + pt.N - np.outer(M, M) + np.outer(pt.t, pt.t)
+    qmean = np.array([quad(eX, cX, None) for eX, cX in Xrs])
+    unit = []
+    for a, b in pairs:
+        Sb = np.zeros((K, K))
+        Sb[a, b] = 1.0
+        unit.append(Sb)
+    Lm = np.array([[quad(eX, cX, Sb) for Sb in unit] for eX, cX in Xrs])
+    svec = np.linalg.solve(np.eye(len(pairs)) - Lm, np.array([S0[r, s] for r, s in pairs]) + qmean)
+    S = np.zeros((K, K))
+    for i, (r, s) in enumerate(pairs):
+        S[r, s] = svec[i]
+    q = {pr: svec[i] - S0[pr] for i, pr in enumerate(pairs)}
+
+    def total(eX: np.ndarray, cX: np.ndarray) -> float:
+        return quad(eX, cX, None) + quad(eX, cX, S)
+
+    q_s = total(*_quadratic_form_matrices(K, {}, {(0, 0): 1.0}))
+    q_w = total(*_quadratic_form_matrices(K, {(0, 0): 1.0}, {}))
+    k0, k1, ks, k0p, k1p, ksp, cs = pt.kap
+    m0, m1, ms, m0p, m1p, msp, cph = pt.mu
+    n_clean = pt.N.copy()
+    n_clean[0, 0] -= params.noise_f
+    if pt.k:
+        n_clean[1:, 1:] -= params.noise_g * np.eye(pt.k)
+
+    def population(r: int) -> float:
+        return float((pt.gam[r] - M[r]) ** 2 + q[(r, r)] - M[r] ** 2 + n_clean[r, r] + pt.t[r] ** 2)
+
+    eps_L2 = population(0)
+    eps_grad = (m0p**2 + m1p**2 + msp**2) - 2 * m1 * k1 * m + k1**2 * q_s + (k1p**2 + ksp**2) * q_w
+    eps_H1: float | None = None
+    if pt.k:
+        if len(R) > 1:
+            eps_H1 = float(np.mean([population(l) for l in range(1, K)]))
+        else:
+            eps_H1 = float(np.mean([v**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2)
+                                    + v**2 * (m1p**2 + msp**2) + (k1p**2 + ksp**2) * q_w for v in pt.vp]))
+    GSG = G @ S @ G
+    train_error = float(GSG[0, 0])
+    train_loss = float(sum(GSG[r, r] for r in R) + params.lam * q_w)
+    order = {
+        "m": m, "q_s": q_s, "q_w": q_w,
+        "V": [float(Vd[r]) for r in R],
+        "Omega": Od.tolist(),
+        "M": M.tolist(),
+        "S": S[np.ix_(R, R)].tolist(),
+    }
+    values = [eps_L2, eps_grad, train_loss, train_error] + ([eps_H1] if eps_H1 is not None else [])
+    if not all(math.isfinite(v) for v in values):
+        raise SolverError("the solution produced a non-finite error; the point is at or too close to the "
+                          "interpolation threshold for this λ.")
+    return TheoryResult(eps_L2=float(eps_L2), eps_H1=eps_H1, eps_grad=float(eps_grad), train_loss=train_loss,
+                        train_error_L2=train_error, order=order, residual=res, iterations=iterations,
+                        converged=True, eps_H1_self_averaging=len(R) > 1 or pt.k == 0)
