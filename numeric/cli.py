@@ -17,6 +17,7 @@ from sobolev_rf.derive.errors import UserError
 COMMAND_MODULES = (
     "sobolev_rf.numeric.cmd_hermite",
     "sobolev_rf.numeric.cmd_simulate",
+    "sobolev_rf.numeric.cmd_solve",
     "sobolev_rf.numeric.cmd_pencil",
 )
 
