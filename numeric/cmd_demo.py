@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.progress import Progress
 from sobolev_rf.numeric.simulate import simulate
+
+if TYPE_CHECKING:
+    from sobolev_rf.numeric.figures import Curve
 
 HELP = "the main job: double-descent curves, phase diagrams and a theory-vs-simulation table"
 
@@ -172,11 +175,16 @@ class SimPoint:
     se: dict[str, float]
 
 
-def double_descent(settings: Settings) -> tuple[list, list[SimPoint], str]:
-    """Theory and simulation along p/d for :data:`CONFIGS`; returns (curves, simulated points, CSV text)."""
+def double_descent(settings: Settings) -> tuple[list[Curve], list[SimPoint], str]:
+    """Theory and simulation along p/d for :data:`CONFIGS`; returns (curves, simulated points, CSV text).
+
+    The theory grid is log-spaced plus the interpolation thresholds p = (1 + τk)n, so the peaks are resolved.
+    """
     from sobolev_rf.numeric.figures import Curve
 
-    xs = np.geomspace(*DD_RANGE, settings.points)
+    thresholds = [(1 + tau * k) * DD_N_OVER_D for _, tau, k in CONFIGS]
+    xs = np.union1d(np.geomspace(*DD_RANGE, settings.points),
+                    [t for t in thresholds if DD_RANGE[0] < t < DD_RANGE[1]])
     base = BASE.with_(n_over_d=DD_N_OVER_D)
     theory_points = [base.with_(tau=tau, k=k, p_over_d=float(x)) for _, tau, k in CONFIGS for x in xs]
     theory = _theory_many(theory_points, "theory: double descent")
@@ -269,8 +277,8 @@ def run(args: argparse.Namespace) -> int:
         "double_descent.png": double_descent_png(
             curves, DD_N_OVER_D, settings.d, settings.seeds, BASE.lam,
             f"Double descent of L2 vs Sobolev training ({model})", command),
-        "phase_L2.png": phase_png(ps, ns, eps_l2, eps_sob, f"Test error ε_L2 over (p/d, n/d), d → ∞ theory ({model})",
-                                  command),
+        "phase_L2.png": phase_png(ps, ns, eps_l2, eps_sob,
+                                  f"Test error ε_L2 over (p/d, n/d), d → ∞ theory ({model})", command),
     }
     for name, data in files.items():
         atomic_write_bytes(settings.out / name, data)

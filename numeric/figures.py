@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
@@ -37,6 +39,13 @@ class Curve:
     sim_se: dict[str, Array]
 
 
+def _log_ticks(axis: Axis, ticks: Sequence[float]) -> None:
+    """Label a log-scaled ``axis`` at the plain numbers ``ticks`` only (no 2×10⁰ minor labels)."""
+    axis.set_major_locator(FixedLocator(list(ticks)))
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _png(fig: Figure, description: str) -> bytes:
     """Render ``fig`` with the Agg canvas to PNG bytes with ``description`` in the metadata."""
     FigureCanvasAgg(fig)
@@ -57,8 +66,9 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
     for ax, (key, ylabel) in zip(axes, panels):
         for color, curve in zip(colors, curves):
             ax.plot(curve.theory_x, curve.theory[key], color=color, lw=1.8, label=f"{curve.label} (theory)")
-            ax.errorbar(curve.sim_x, curve.sim_mean[key], yerr=curve.sim_se[key], fmt="o", ms=4.5, capsize=3,
-                        color=color, mfc="white", mew=1.3, label=f"{curve.label} (simulation)")
+            se = curve.sim_se[key]
+            ax.errorbar(curve.sim_x, curve.sim_mean[key], yerr=se if np.isfinite(se).any() else None, fmt="o",
+                        ms=4.5, capsize=3, color=color, mfc="white", mew=1.3, label=f"{curve.label} (simulation)")
         for x in thresholds:
             name = "p = n" if np.isclose(x, n_over_d) else f"p = {x / n_over_d:g}n"
             ax.axvline(x, color="0.4", ls="--", lw=1)
@@ -66,6 +76,7 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
                         textcoords="offset points", fontsize=8, color="0.3")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 3, 6])
         ax.set_xlabel("features per input dimension  p/d")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.25)
@@ -116,6 +127,8 @@ def phase_png(p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Arra
         ax.set_yscale("log")
         ax.set_xlim(xe[0], xe[-1])
         ax.set_ylim(ye[0], ye[-1])
+        _log_ticks(ax.xaxis, [0.2, 0.5, 1, 2, 5])
+        _log_ticks(ax.yaxis, [0.2, 0.5, 1, 2, 5])
         ax.set_xlabel("features per input dimension  p/d")
         ax.set_ylabel("samples per input dimension  n/d")
         ax.set_title(name)

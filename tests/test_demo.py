@@ -53,7 +53,8 @@ def test_double_descent_csv(quick_run: tuple[Path, str]) -> None:
     assert comment.startswith("# command: sobolev-rf demo --quick")
     assert tuple(header) == DD_COLUMNS
     kinds = {(row["kind"], row["tau"], row["k"]) for row in rows}
-    assert kinds == {(kind, tau, k) for kind in ("theory", "simulation") for tau, k in (("0", "1"), ("1", "1"), ("1", "2"))}
+    configs = (("0", "1"), ("1", "1"), ("1", "2"))
+    assert kinds == {(kind, tau, k) for kind in ("theory", "simulation") for tau, k in configs}
     sims = [row for row in rows if row["kind"] == "simulation"]
     assert all(row["d"] == "60" and row["seeds"] == "1" for row in sims)
     theory = [row for row in rows if row["kind"] == "theory"]
