@@ -252,7 +252,7 @@ def summary_table(sims: Sequence[SimPoint], d: int, seeds: int) -> str:
              "-" * len(head)]
     for index, (label, _, _) in enumerate(CONFIGS):
         points = [s for s in sims if s.config == index]
-        chosen = {min(points, key=lambda s: abs(math.log(s.p_over_d / t))).p_over_d: t for t in TABLE_P_OVER_D}
+        chosen = {min(points, key=lambda s: abs(math.log(s.p_over_d / t))).p_over_d for t in TABLE_P_OVER_D}
         for s in points:
             if s.p_over_d not in chosen:
                 continue
