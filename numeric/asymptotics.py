@@ -153,6 +153,33 @@ def zeta_moments(k: int, a0: float, a1: float) -> tuple[np.ndarray, np.ndarray]:
     return m2, m4
 
 
+def omega_map(k: int, psi: float, E: np.ndarray, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ω ↦ ψ E_ζ[q ζ̃ζ̃ᵀ] (diagonal part) with q = 1/(ζ̃ᵀAζ̃), A = E + C(I + ΩC)⁻¹; also E[q²ζ̃⊗4]."""
+    K = k + 1
+    Om = np.diag(Od)
+    A = E + C @ np.linalg.inv(np.eye(K) + Om @ C)
+    m2, m4 = zeta_moments(k, A[0, 0], A[1, 1] if k else 0.0)
+    return psi * np.diag(m2), m4
+
+
+def first_order_traces(psi: float, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T^E_ab = (1/p)tr(Q D_aD_b) = Ω_ab/ψ and T^C_ab = (1/p)tr(Q D_aWD_b) = [Ω(I + CΩ)⁻¹]_ab/ψ."""
+    Om = np.diag(Od)
+    return Om / psi, Om @ np.linalg.inv(np.eye(len(Od)) + C @ Om) / psi
+
+
+def resolvent_traces(k: int, psi: float, E: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First-order traces of Q = (Σ E_ab D_aD_b + Σ C_ab D_aWD_b)⁻¹ for diagonal, direction-symmetric E, C."""
+    def res(x: np.ndarray) -> np.ndarray:
+        return x - np.log(omega_map(k, psi, E, C, np.exp(x))[0])
+
+    x = np.log(np.full(k + 1, 0.5 * psi))
+    for _ in range(200):
+        x = x - 0.5 * res(x)
+    x = optimize.root(res, x, method="hybr", tol=1e-15).x
+    return first_order_traces(psi, C, np.exp(x))
+
+
 class _Point:
     """The fixed-point system of one model point, with the structure of the module docstring."""
 
@@ -200,21 +227,10 @@ class _Point:
         return G, E, C
 
     def omega_map(self, E: np.ndarray, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Ω ↦ ψ E_ζ[q ζ̃ζ̃ᵀ] (diagonal) and the 4-moment tensor at the current point."""
-        K = self.K
-        Om = np.diag(Od)
-        F = C @ np.linalg.inv(np.eye(K) + Om @ C)
-        A = E + F
-        a1 = A[1, 1] if self.k else 0.0
-        m2, m4 = zeta_moments(self.k, A[0, 0], a1)
-        return self.psi * np.diag(m2), m4
+        return omega_map(self.k, self.psi, E, C, Od)
 
     def traces(self, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """T^E_ab = (1/p)tr(Q D_aD_b), T^C_ab = (1/p)tr(Q D_aWD_b)."""
-        Om = np.diag(Od)
-        TE = Om / self.psi
-        TC = Om @ np.linalg.inv(np.eye(self.K) + C @ Om) / self.psi
-        return TE, TC
+        return first_order_traces(self.psi, C, Od)
 
     def v_map(self, TE: np.ndarray, TC: np.ndarray) -> np.ndarray:
         V = (self.psi / self.phin) * (np.outer(self.kb, self.kb) * TC + self.cm * TE)

@@ -88,3 +88,43 @@ def test_theory_matches_simulation(case: dict) -> None:
         th, mean, se = theory[key], sim.mean[key], sim.se[key]
         assert math.isfinite(th)
         assert abs(th - mean) <= 3 * se + 0.06 * abs(th), (key, th, mean, se)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_first_order_traces_agree_with_the_pencil_route(k: int) -> None:
+    """Two independent derivations of the same traces: leave-one-out (this module) and the pencil +
+    operator-valued fixed point of sobolev_rf.derive.ovfp."""
+    from sobolev_rf.derive.ovfp import sobolev_traces
+    from sobolev_rf.numeric.asymptotics import resolvent_traces
+
+    psi, a, b, c, e = 1.7, 0.3, 1.0, 0.7, 0.2
+    E = np.diag([a] + [e] * k)
+    C = np.diag([b] + [c] * k)
+    TE, TC = resolvent_traces(k, psi, E, C)
+    pencil = sobolev_traces(k, psi, a, b, c, e)
+    assert TE[0, 0] == pytest.approx(pencil["trQ"], rel=1e-10)
+    assert TC[0, 0] == pytest.approx(pencil["trQW"], rel=1e-10)
+    assert TC[1, 1] == pytest.approx(pencil["trQD1WD1"], rel=1e-10)
+    assert TE[1, 1] == pytest.approx(pencil["trQD1sq"], rel=1e-10)
+
+
+def test_residual_correlations_do_not_change_the_errors() -> None:
+    """c_σ = E[σσ′] − κ₀κ₀′ − κ₁κ₁′ (and c_φ) only enter the off-diagonal training-residual covariance S_0l,
+    which by the ζ → −ζ parity never feeds back into the reported errors."""
+    from sobolev_rf.numeric import asymptotics
+
+    act = "x + x**2/2 + x**3/6"
+    params = ModelParams(activation=act, teacher=act, k=2, tau=1, p_over_d=1.3, n_over_d=0.8, lam=0.05,
+                         noise_f=0.2, alignment=(0.5, -1.0))
+    with_c = solve(params).to_dict()
+    coeffs = asymptotics.coefficients(act)
+    assert abs(coeffs[6]) > 0.1
+    original = asymptotics.coefficients
+    try:
+        asymptotics.coefficients = lambda text: coeffs[:6] + (0.0,)  # type: ignore[assignment]
+        without_c = solve(params).to_dict()
+    finally:
+        asymptotics.coefficients = original  # type: ignore[assignment]
+    for key in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):
+        assert with_c[key] == pytest.approx(without_c[key], rel=1e-12)
+    assert with_c["order_parameters"]["S"][0][1] != pytest.approx(without_c["order_parameters"]["S"][0][1])
