@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "sobolev_rf.numeric.cmd_simulate",
     "sobolev_rf.numeric.cmd_solve",
     "sobolev_rf.numeric.cmd_pencil",
+    "sobolev_rf.numeric.cmd_derive",
     "sobolev_rf.numeric.cmd_demo",
 )
 

@@ -1,0 +1,107 @@
+"""The value type that flows derive → codegen → numeric: a fixed-point system with its outputs.
+
+A :class:`System` is the set of equations u − G(u; θ) = 0 in the unknowns u and the parameters θ,
+plus named outputs f(u, θ). Both may refer to *definitions*: an ordered list of intermediate
+quantities d_i = D_i(u, θ, d_1, …, d_{i−1}) that keep the expressions small and readable (each is
+evaluated once, in order, the same way common-subexpression elimination would). :meth:`System.explicit`
+substitutes them away and gives expressions in u and θ only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable, Mapping
+
+import sympy as sp
+
+#: Changes whenever the generated systems change; part of every fingerprint.
+GENERATOR_VERSION = "sobolev-rf-saddle-1"
+
+
+@dataclass(frozen=True)
+class System:
+    """Fixed-point equations ``residuals = u − G(u) = 0`` in ``unknowns`` with ``outputs``.
+
+    ``definitions`` maps a name to its expression in the unknowns, the parameters and earlier
+    definitions (in insertion order); residuals and outputs refer to a definition through
+    ``sympy.Symbol(name)``.
+    """
+
+    name: str
+    unknowns: tuple[sp.Symbol, ...]
+    parameters: tuple[sp.Symbol, ...]
+    residuals: tuple[sp.Expr, ...]
+    outputs: Mapping[str, sp.Expr] = field(hash=False)
+    definitions: Mapping[str, sp.Expr] = field(hash=False)
+
+    def definition_pairs(self, exprs: Iterable[sp.Expr] | None = None) -> list[tuple[sp.Symbol, sp.Expr]]:
+        """(symbol, expression) of the definitions, in order; with ``exprs``, only those they need."""
+        pairs = [(sp.Symbol(n), e) for n, e in self.definitions.items()]
+        if exprs is None:
+            return pairs
+        needed = set().union(*(e.free_symbols for e in exprs))
+        kept = []
+        for sym, e in reversed(pairs):
+            if sym in needed:
+                kept.append((sym, e))
+                needed |= e.free_symbols
+        return kept[::-1]
+
+    def explicit(self, expr: sp.Expr) -> sp.Expr:
+        """``expr`` with every definition substituted: an expression in unknowns and parameters."""
+        for sym, e in reversed(self.definition_pairs([expr])):
+            expr = expr.xreplace({sym: e})
+        return expr
+
+    @cached_property
+    def jacobian(self) -> sp.Matrix:
+        """∂ residuals / ∂ unknowns (explicit in unknowns and parameters)."""
+        return sp.Matrix([self.explicit(r) for r in self.residuals]).jacobian(sp.Matrix(self.unknowns))
+
+    def to_text(self) -> str:
+        """Plain-text listing: symbols, definitions, equations and outputs."""
+        lines = [f"system {self.name}",
+                 "unknowns:   " + ", ".join(map(str, self.unknowns)),
+                 "parameters: " + ", ".join(map(str, self.parameters)),
+                 "definitions:"]
+        lines += [f"  {n} = {sp.sstr(e)}" for n, e in self.definitions.items()]
+        lines.append("fixed point (each residual = 0):")
+        lines += [f"  0 = {sp.sstr(r)}" for r in self.residuals]
+        lines.append("outputs:")
+        lines += [f"  {n} = {sp.sstr(e)}" for n, e in self.outputs.items()]
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        """A LaTeX ``align*`` environment with definitions, equations and outputs."""
+        rows = [rf"{sp.latex(sp.Symbol(n))} &= {sp.latex(e)}" for n, e in self.definitions.items()]
+        rows += [rf"0 &= {sp.latex(r)}" for r in self.residuals]
+        rows += [r"\mathrm{%s} &= %s" % (n.replace("_", r"\_"), sp.latex(e)) for n, e in self.outputs.items()]
+        return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
+
+    def to_json(self) -> str:
+        """JSON with every expression as a SymPy string (``sympy.sympify`` reads it back)."""
+        data = {
+            "name": self.name,
+            "generator": GENERATOR_VERSION,
+            "fingerprint": self.fingerprint(),
+            "unknowns": [str(u) for u in self.unknowns],
+            "parameters": [str(p) for p in self.parameters],
+            "definitions": {n: sp.sstr(e) for n, e in self.definitions.items()},
+            "residuals": [sp.sstr(r) for r in self.residuals],
+            "outputs": {n: sp.sstr(e) for n, e in self.outputs.items()},
+        }
+        return json.dumps(data, indent=2)
+
+    def fingerprint(self) -> str:
+        """sha256 over the generator version and the srepr of every part, in a fixed order."""
+        h = hashlib.sha256(GENERATOR_VERSION.encode())
+        parts = [self.name, *map(sp.srepr, self.unknowns), "|", *map(sp.srepr, self.parameters), "|"]
+        parts += [f"{n}:{sp.srepr(e)}" for n, e in self.definitions.items()]
+        parts += ["|", *map(sp.srepr, self.residuals), "|"]
+        parts += [f"{n}:{sp.srepr(e)}" for n, e in self.outputs.items()]
+        for part in parts:
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()
