@@ -11,6 +11,9 @@ from typing import Any, Iterable
 
 from .errors import UserError
 
+#: The largest number k of gradient projections (a larger k would only exhaust memory).
+MAX_K = 10_000
+
 
 class ParameterError(UserError):
     """A model parameter is invalid; the message names the parameter, the value and the rule."""
@@ -79,9 +82,9 @@ class ModelParams:
         k = self.k
         if isinstance(k, bool) or not isinstance(k, (int, float)) or (isinstance(k, float) and not k.is_integer()):
             raise ParameterError(f"k must be a non-negative integer, got {k!r}.")
+        if not 0 <= k <= MAX_K:
+            raise ParameterError(f"k must be an integer from 0 to {MAX_K}, got {self.k!r}.")
         k = int(k)
-        if k < 0:
-            raise ParameterError(f"k must be a non-negative integer, got {self.k!r}.")
         set_("k", k)
         tau = self.tau
         if isinstance(tau, bool) or tau not in (0, 1):

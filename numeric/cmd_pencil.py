@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from typing import Any
 
@@ -67,20 +68,24 @@ def _parse_diag(spec: str, dims: dict[str, sp.Symbol]) -> tuple[MatrixSymbol, Di
     sym = MatrixSymbol(name, size, size)
     if law is None:
         return sym, None
-    values, weights = [], []
+    values: list[float] = []
+    given: list[float | None] = []
     for item in law.split(","):
         parts = item.split(":")
         try:
-            values.append(float(parts[0]))
-            weights.append(float(parts[1]) if len(parts) == 2 else float("nan"))
-        except (ValueError, IndexError):
+            numbers = [float(part) for part in parts]
+        except ValueError:
             raise UserError(f"bad law {law!r} for {name}; write v1:w1,v2:w2 or v1,v2.") from None
-        if len(parts) > 2:
-            raise UserError(f"bad law {law!r} for {name}; write v1:w1,v2:w2 or v1,v2.")
-    if all(w != w for w in weights):
+        if len(parts) > 2 or not all(math.isfinite(x) for x in numbers):
+            raise UserError(f"bad law {law!r} for {name}; write v1:w1,v2:w2 or v1,v2 with finite numbers.")
+        values.append(numbers[0])
+        given.append(numbers[1] if len(numbers) == 2 else None)
+    if all(w is None for w in given):
         weights = [1.0 / len(values)] * len(values)
-    elif any(w != w for w in weights):
+    elif any(w is None for w in given):
         raise UserError(f"give a weight for every value of the law of {name}, or none.")
+    else:
+        weights = [w for w in given if w is not None]
     return sym, DiagonalLaw((name,), "discrete", tuple((v,) for v in values), tuple(weights))
 
 
@@ -91,9 +96,12 @@ def _parse_params(items: list[str]) -> dict[str, float]:
         if not m:
             raise UserError(f"bad parameter {item!r}; write NAME=VALUE, e.g. lam=0.5.")
         try:
-            out[m.group(1)] = float(m.group(2))
+            value = float(m.group(2))
         except ValueError:
             raise UserError(f"parameter {m.group(1)} must be a number, got {m.group(2)!r}.") from None
+        if not math.isfinite(value):
+            raise UserError(f"parameter {m.group(1)} must be finite, got {m.group(2)!r}.")
+        out[m.group(1)] = value
     return out
 
 
@@ -120,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
     expr = parse_expression(args.expr, mats, dims)
     pencil = linearize(expr)
     system = derive_system(pencil, gaussians, laws)
-    solution = system.solve(_parse_params(args.param)) if args.solve else None
+    values = _parse_params(args.param)
+    for name in dims:
+        if name in values and values[name] <= 0:
+            raise UserError(f"dimension {name} must be > 0, got {values[name]:g}.")
+    solution = system.solve(values) if args.solve else None
     if args.format == "json":
         data: dict[str, Any] = {"expression": sp.sstr(expr), "pencil": pencil.as_dict(), "system": system.as_dict()}
         if args.self_adjoint:
