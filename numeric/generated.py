@@ -6,6 +6,7 @@ coefficients of σ and φ and broadcasts the remaining parameters, and solves ev
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -38,16 +39,27 @@ class GridResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: Modules loaded in this process, by the sha256 of their (validated) artifact.
+_LOADED: dict[str, Any] = {}
+
+
 def _numpy_module(system: System) -> Any:
     key = cache.artifact_key(system.fingerprint(), CODEGEN_VERSION, "numpy")
     path = cache.get_artifact(cache.cache_dir(), key, "py", "py", lambda: generate_numpy_source(system))
-    return load_numpy_module(path.read_text(), f"sobolev_rf_generated_{key[:16]}")
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    if digest not in _LOADED:
+        _LOADED[digest] = load_numpy_module(source.decode(), f"sobolev_rf_generated_{key[:16]}")
+    return _LOADED[digest]
 
 
 def _c_module(system: System) -> CModule:
     key = cache.artifact_key(system.fingerprint(), CODEGEN_VERSION, "c")
     path = cache.get_artifact(cache.cache_dir(), key, "c", "so", lambda: generate_c_source(system), compile_shared)
-    return CModule(path, len(system.unknowns), len(system.parameters), list(system.outputs))
+    digest = cache.file_hash(path)
+    if digest not in _LOADED:
+        _LOADED[digest] = CModule(path, len(system.unknowns), len(system.parameters), list(system.outputs))
+    return _LOADED[digest]
 
 
 def resolve_backend(backend: str) -> str:

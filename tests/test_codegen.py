@@ -137,3 +137,13 @@ def test_read_only_cache_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert folder != blocker / "cache"
     grid = solve_grid(1, 0, POINTS[0], backend="numpy")
     assert grid.converged.all()
+
+
+@pytest.mark.parametrize("tau", [0, 1])
+def test_mpmath_verification_away_from_the_peak(tau: int) -> None:
+    from sobolev_rf.numeric.verify import verify_point
+
+    report = verify_point(ModelParams(k=1, tau=tau, p_over_d=4.0, n_over_d=1.0, lam=1e-2, noise_f=0.1), digits=50)
+    assert report["residual"] <= 1e-45
+    assert report["agreeing_digits"] >= 12
+    assert set(report["outputs"]) >= {"eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"}

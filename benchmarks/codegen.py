@@ -1,0 +1,58 @@
+"""Throughput of the generated solvers: a 128×128 (p/d, n/d) grid, k = 1, τ = 1, NumPy vs C.
+
+Reports points per second (median of 3 runs, the artifact already cached) and writes
+benchmarks/results/codegen.json.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sobolev_rf.codegen.atomic import atomic_write_text
+from sobolev_rf.codegen.c_printer import find_compiler
+from sobolev_rf.numeric.generated import solve_grid
+
+SIZE = 128
+REPEATS = 3
+
+
+def grid() -> dict[str, object]:
+    """The benchmark grid: p/d and n/d log-spaced over [0.2, 5], λ = 10⁻², ReLU student, tanh teacher."""
+    axis = np.geomspace(0.2, 5.0, SIZE)
+    return dict(activation="relu", teacher="tanh", p_over_d=axis[:, None], n_over_d=axis[None, :], lam=1e-2)
+
+
+def measure(backend: str) -> dict[str, float]:
+    """Median wall time and points/s of ``solve_grid`` on the grid with ``backend``."""
+    params = grid()
+    solve_grid(1, 1, params, backend=backend)
+    times, converged = [], 0
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        result = solve_grid(1, 1, params, backend=backend)
+        times.append(time.perf_counter() - start)
+        converged = int(np.count_nonzero(result.converged))
+    median = statistics.median(times)
+    return {"seconds_median": median, "points_per_second": SIZE * SIZE / median, "converged": converged}
+
+
+def main() -> None:
+    backends = ["numpy"] + (["c"] if find_compiler() else [])
+    rows = {b: measure(b) for b in backends}
+    print(f"{'backend':8s} {'seconds':>10s} {'points/s':>12s} {'converged':>10s}")
+    for b, r in rows.items():
+        print(f"{b:8s} {r['seconds_median']:10.3f} {r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE}")
+    out = Path(__file__).parent / "results" / "codegen.json"
+    atomic_write_text(out, json.dumps({"grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1, lam=1e-2",
+                                       "repeats": REPEATS, "machine": platform.platform(),
+                                       "processor": platform.processor(), "results": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
