@@ -345,6 +345,9 @@ def _parse_text(text: str) -> sp.Expr:
     if not isinstance(expr, sp.Expr):
         raise UserError(f"activation {text!r} is not a real-valued expression (got {type(expr).__name__}); "
                         f"write an expression in x such as 'Max(0, x)'.")
+    if expr.has(sp.zoo, sp.oo, sp.nan):
+        raise UserError(f"activation {text!r} contains an infinite or undefined constant (such as 1/0); "
+                        f"write a function that is finite on the whole real line.")
     extra = expr.free_symbols - {X}
     if extra:
         raise UserError(f"activation {text!r} has the unknown symbol {sorted(map(str, extra))[0]!r}; the only "

@@ -49,7 +49,7 @@ BAD_ACTIVATIONS = INJECTIONS + (
     "", "   ", "nonsense", "relux", "x^2", "x**x", "1/x", "log(x)", "sqrt(x)", "Heaviside(x)",
     "sign(x)", "exp(exp(x))", "x**1000", "10**10**10", "y", "x +", "(x", "x)", "Max(", "x $ 1",
     "x @ x", "x % 2", "x // 2", "1 if x else 0", "x\nx", "é", "'x'", "x.real", "x[0]", "{x}",
-    "Piecewise((x, x > 0))", "True", "x > 0", "exp(x)**2 * exp(x**2)", "tanh(x, x)",
+    "Piecewise((x, x > 0))", "1/0", "0**-1", "0/0", "x + 1/0", "x*(1/0)", "exp(1/(0*x))", "True", "x > 0", "exp(x)**2 * exp(x**2)", "tanh(x, x)",
 )
 
 COMMANDS = ("hermite", "simulate", "solve", "pencil")
