@@ -805,6 +805,9 @@ def parse_expression(text: str, matrices: Mapping[str, MatrixSymbol],
     out = _Parser(text, matrices, scalars or {}).parse()
     if not isinstance(out, MatrixExpr):
         raise UserError("the expression is a scalar; it must contain at least one declared matrix.")
+    if not out.free_symbols & set(matrices.values()):
+        raise UserError(f"the expression simplifies to {sp.sstr(out)}, which contains no declared matrix; "
+                        f"it must contain at least one.")
     return out
 
 

@@ -161,7 +161,8 @@ def generate_cases(commands: tuple[str, ...]) -> list[list[str]]:
     if "pencil" in commands:
         head, tail = PENCIL_BASE[:2], PENCIL_BASE[2:]
         exprs = list(INJECTIONS) + ["", "inv(", "F*F", "F + I", "inv(G)", "lam*", "F.T", "F'", "I/0",
-                                    "inv(lam*I + Ft*F/n))", "inv(lam*I + Ft*F/n) ; 1"]
+                                    "inv(lam*I + Ft*F/n))", "inv(lam*I + Ft*F/n) ; 1",
+                                    "F*0", "F - F", "0*inv(lam*I + Ft*F/n)"]
         cases += [["pencil", e] + tail for e in exprs]
         shapes = ["F", "F=", "=n,p", "F=n,p,q", "I=n,p", "inv=n", "F=n,", "F=-1,p", "F=n p", "1F=n,p",
                   "F=n,p;import os"]
