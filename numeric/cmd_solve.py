@@ -4,10 +4,24 @@ from __future__ import annotations
 import argparse
 import json
 
+from sobolev_rf.derive.errors import UserError
+from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.numeric.alignment import alignment_laws
 from sobolev_rf.numeric.asymptotics import solve
 from sobolev_rf.numeric.cli_args import add_model_arguments, params_from_args
 
 _KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2")
+_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _distribution(params: ModelParams) -> dict:
+    if params.k == 0:
+        raise UserError("--alignment-distribution needs k >= 1 (with k = 0 there is no alignment).")
+    laws = alignment_laws(params, lambda p: solve(p).to_dict())
+    return {key: {"mean": law.mean, "std": law.variance ** 0.5,
+                  "quantiles": {f"{q:g}": law.quantile(q) for q in _QUANTILES},
+                  "quadratic_form": {"c": law.c, "b": law.b.tolist(), "A": law.A.tolist()}}
+            for key, law in laws.items()}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--alignment-distribution", action="store_true",
+                   help="also give the mean and quantiles of each error over ϖ ~ N(0, I_k) "
+                        "(exact quadratic form in ϖ)")
     p.set_defaults(func=run)
 
 
@@ -27,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     result = solve(params)
     out = result.to_dict()
     out["params"] = params.as_dict()
+    if args.alignment_distribution:
+        out["alignment_distribution"] = _distribution(params)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -39,4 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if out["eps_H1_note"]:
         print(f"  note: {out['eps_H1_note']}")
     print(f"  converged in {result.iterations} evaluations, residual {result.residual:.1e}")
+    if args.alignment_distribution:
+        print("law over ϖ ~ N(0, I_k):")
+        print(f"  {'':15s} {'mean':>10s} " + " ".join(f"{f'q{int(100 * q)}':>10s}" for q in _QUANTILES))
+        for key, law in out["alignment_distribution"].items():
+            print(f"  {key:15s} {law['mean']:10.5g} " + " ".join(f"{v:10.5g}" for v in law["quantiles"].values()))
     return 0

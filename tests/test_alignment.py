@@ -1,0 +1,44 @@
+"""The law of the errors over ϖ ~ N(0, I_k): exact quadratic form and its distribution function."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.numeric.alignment import QuadraticLaw, alignment_laws
+from sobolev_rf.numeric.asymptotics import solve
+from sobolev_rf.numeric.cli import main
+
+
+def test_quadratic_form_reproduces_solves_at_new_alignments() -> None:
+    params = ModelParams(activation="tanh", teacher="x + x**2/2", k=2, lam=1e-2, noise_g=0.3)
+    laws = alignment_laws(params, lambda p: solve(p).to_dict())
+    for varpi in [(0.7, -1.9), (2.5, 0.3)]:
+        direct = solve(params.with_(alignment=varpi)).to_dict()
+        for key, law in laws.items():
+            assert law(np.array(varpi))[0] == pytest.approx(direct[key], rel=1e-9)
+
+
+@pytest.mark.parametrize("law", [
+    QuadraticLaw(A=np.array([[0.7]]), b=np.array([0.4]), c=0.2),
+    QuadraticLaw(A=np.array([[0.5, 0.1], [0.1, 0.2]]), b=np.array([0.3, -0.1]), c=1.0),
+    QuadraticLaw(A=np.diag([0.5, -0.2, 0.1]), b=np.array([0.3, 0.0, 1.0]), c=0.0),
+])
+def test_distribution_function_matches_sampling(law: QuadraticLaw) -> None:
+    z = np.random.default_rng(1).standard_normal((400_000, len(law.b)))
+    e = law(z)
+    for q in (0.05, 0.3, 0.7, 0.95):
+        x = float(np.quantile(e, q))
+        assert law.cdf(x) == pytest.approx(q, abs=3e-3)
+    assert law.mean == pytest.approx(e.mean(), rel=1e-2)
+
+
+def test_cli_alignment_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["solve", "--k", "1", "--lam", "0.01", "--alignment-distribution", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    law = out["alignment_distribution"]["eps_H1"]
+    qs = list(law["quantiles"].values())
+    assert qs == sorted(qs)
+    assert law["mean"] > 0
