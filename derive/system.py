@@ -50,10 +50,15 @@ class System:
         return kept[::-1]
 
     def explicit(self, expr: sp.Expr) -> sp.Expr:
-        """``expr`` with every definition substituted: an expression in unknowns and parameters."""
-        for sym, e in reversed(self.definition_pairs([expr])):
-            expr = expr.xreplace({sym: e})
-        return expr
+        """``expr`` with every definition substituted: an expression in unknowns and parameters.
+
+        The result shares subexpressions (a DAG); walked as a tree it grows quickly with k, so prefer
+        the definitions for printing and evaluation.
+        """
+        explicit: dict[sp.Symbol, sp.Expr] = {}
+        for sym, e in self.definition_pairs([expr]):
+            explicit[sym] = e.xreplace(explicit)      # earlier definitions are already explicit (shared)
+        return expr.xreplace(explicit)
 
     @cached_property
     def jacobian(self) -> sp.Matrix:

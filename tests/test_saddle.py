@@ -46,7 +46,7 @@ def _alignment(k: int, unit: bool) -> tuple[float, ...]:
     return (1.0,) * k if unit else tuple(0.4 + 0.55 * l for l in range(k))
 
 
-@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
 @pytest.mark.parametrize("tau", [0, 1])
 @pytest.mark.parametrize("point", [0, 1])
 def test_derived_system_matches_numeric_theory(k: int, tau: int, point: int) -> None:
@@ -91,8 +91,13 @@ def test_derivation_time_and_structure(k: int) -> None:
     assert system.jacobian.shape == (len(system.unknowns),) * 2
     assert system.fingerprint() == derive_system(k, 1).fingerprint()
     assert set(system.outputs) >= {"eps_L2", "eps_grad", "train_loss", "train_error_L2", "m", "q_s", "q_w"}
-    for expr in system.outputs.values():
-        assert system.explicit(expr).free_symbols <= set(system.unknowns) | set(system.parameters)
+    known = set(system.unknowns) | set(system.parameters)
+    for name, expr in system.definitions.items():      # each definition uses only earlier ones
+        assert expr.free_symbols <= known, name
+        known.add(sp.Symbol(name))
+    for expr in [*system.residuals, *system.outputs.values()]:
+        assert expr.free_symbols <= known
+    assert system.explicit(system.outputs["m"]).free_symbols <= set(system.unknowns) | set(system.parameters)
 
 
 def test_fingerprints_differ_and_json_round_trips() -> None:
