@@ -21,6 +21,9 @@ COMMAND_MODULES = (
     "sobolev_rf.numeric.cmd_pencil",
     "sobolev_rf.numeric.cmd_derive",
     "sobolev_rf.numeric.cmd_demo",
+    "sobolev_rf.numeric.cmd_codegen",
+    "sobolev_rf.numeric.cmd_verify",
+    "sobolev_rf.numeric.cmd_sweep",
 )
 
 DESCRIPTION = """\
@@ -62,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sobolev-rf: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as command-line tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("sobolev-rf: interrupted", file=sys.stderr)
         return 130

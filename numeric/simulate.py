@@ -447,6 +447,10 @@ def memory_estimate(d: int, p: int, n: int, k: int, tau: int, lam: float, batch:
     return 8 * doubles
 
 
+#: Refuse simulations beyond this many floating-point operations (about an hour at 30 GFLOP/s).
+WORK_LIMIT_FLOPS = 1e14
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
@@ -548,6 +552,11 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
     if need > MEMORY_LIMIT_BYTES:
         raise UserError(f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
                         f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d.")
+    work = len(seed_list) * ((n_test + n * (1 + params.tau * params.k)) * p * d + p**3)
+    if work > WORK_LIMIT_FLOPS:
+        raise UserError(f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
+                        f"{work:.1e} floating-point operations (limit {WORK_LIMIT_FLOPS:.0e}, hours on a laptop); "
+                        "reduce seeds, n_test or d.")
     runs = []
     with Progress(len(seed_list), f"simulate d={d}", enabled=None if progress else False) as bar:
         for seed in seed_list:
