@@ -35,7 +35,9 @@ exchangeability. Then the population error of row r is S_rr minus its label nois
     eps_grad = μ₀′² + μ₁′² + μ_*′² − 2μ₁κ₁m + κ₁²q_s + (κ₁′² + κ_*′²)q_w,
     train_error_L2 = g_0²S_00,   train_loss = Σ_{r∈R} g_r²S_rr + λq_w,
 
-each an explicit quadratic form in ϖ through the S_l.
+each an explicit quadratic form in ϖ through the S_l. The residual correlations c_σ and c_φ enter only
+off-diagonal entries (K_0l, N_0l), which none of these quantities reads: they remain parameters of the
+system but do not appear in it.
 """
 from __future__ import annotations
 
@@ -52,6 +54,16 @@ from .system import System
 KAPPA = sp.symbols("kappa0 kappa1 kappa_s kappa0p kappa1p kappa_sp c_sigma")
 MU = sp.symbols("mu0 mu1 mu_s mu0p mu1p mu_sp c_phi")
 LAM, PSI, PHI, DELTA_F, DELTA_G = sp.symbols("lam psi phi Delta_f Delta_g")
+
+
+#: LaTeX forms of the parameter symbols whose SymPy names do not print as the usual notation.
+LATEX_NAMES = {
+    "kappa0": r"\kappa_0", "kappa1": r"\kappa_1", "kappa_s": r"\kappa_*", "kappa0p": r"\kappa_0'",
+    "kappa1p": r"\kappa_1'", "kappa_sp": r"\kappa_*'", "c_sigma": r"c_\sigma",
+    "mu0": r"\mu_0", "mu1": r"\mu_1", "mu_s": r"\mu_*", "mu0p": r"\mu_0'", "mu1p": r"\mu_1'",
+    "mu_sp": r"\mu_*'", "c_phi": r"c_\phi", "lam": r"\lambda", "H": r"\mathcal{H}", "H_2": r"\mathcal{H}_2",
+    "m4_0": r"m^{(4)}_0", "m4_1": r"m^{(4)}_1", "m4_2": r"m^{(4)}_2",
+}
 
 
 def alignment_symbols(k: int) -> tuple[sp.Symbol, ...]:
@@ -83,7 +95,7 @@ def derive_system(k: int, tau: int) -> System:
     if tau not in (0, 1):
         raise UserError(f"tau must be 0 or 1, got {tau!r}.")
     k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
-    m0, m1, ms, m0p, m1p, msp, cph = MU
+    m0, m1, ms, m0p, m1p, msp, _ = MU
     vp = alignment_symbols(k)
     sobolev = tau == 1 and k >= 1
     d = _Definitions()
@@ -214,4 +226,5 @@ def derive_system(k: int, tau: int) -> System:
     outputs.update({"m": m, "q_s": q_s, "q_w": q_w})
     parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G, *vp)
     return System(name=f"sobolev_rf_k{k}_tau{tau}", unknowns=tuple(unknowns), parameters=parameters,
-                  residuals=tuple(residuals), outputs=outputs, definitions=dict(d.items))
+                  residuals=tuple(residuals), outputs=outputs, definitions=dict(d.items),
+                  latex_names=LATEX_NAMES)

@@ -26,7 +26,7 @@ class System:
 
     ``definitions`` maps a name to its expression in the unknowns, the parameters and earlier
     definitions (in insertion order); residuals and outputs refer to a definition through
-    ``sympy.Symbol(name)``.
+    ``sympy.Symbol(name)``. ``latex_names`` maps a symbol name to its LaTeX form (for ``to_latex``).
     """
 
     name: str
@@ -35,6 +35,7 @@ class System:
     residuals: tuple[sp.Expr, ...]
     outputs: Mapping[str, sp.Expr] = field(hash=False)
     definitions: Mapping[str, sp.Expr] = field(hash=False)
+    latex_names: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def definition_pairs(self, exprs: Iterable[sp.Expr] | None = None) -> list[tuple[sp.Symbol, sp.Expr]]:
         """(symbol, expression) of the definitions, in order; with ``exprs``, only those they need."""
@@ -80,9 +81,14 @@ class System:
 
     def to_latex(self) -> str:
         """A LaTeX ``align*`` environment with definitions, equations and outputs."""
-        rows = [rf"{sp.latex(sp.Symbol(n))} &= {sp.latex(e)}" for n, e in self.definitions.items()]
-        rows += [rf"0 &= {sp.latex(r)}" for r in self.residuals]
-        rows += [r"\mathrm{%s} &= %s" % (n.replace("_", r"\_"), sp.latex(e)) for n, e in self.outputs.items()]
+        names = {sp.Symbol(n): t for n, t in self.latex_names.items()}
+
+        def tex(e: sp.Expr) -> str:
+            return sp.latex(e, symbol_names=names)
+
+        rows = [rf"{tex(sp.Symbol(n))} &= {tex(e)}" for n, e in self.definitions.items()]
+        rows += [rf"0 &= {tex(r)}" for r in self.residuals]
+        rows += [r"\mathrm{%s} &= %s" % (n.replace("_", r"\_"), tex(e)) for n, e in self.outputs.items()]
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 
     def to_json(self) -> str:
@@ -106,6 +112,7 @@ class System:
         parts += [f"{n}:{sp.srepr(e)}" for n, e in self.definitions.items()]
         parts += ["|", *map(sp.srepr, self.residuals), "|"]
         parts += [f"{n}:{sp.srepr(e)}" for n, e in self.outputs.items()]
+        parts += ["|", *(f"{n}:{t}" for n, t in sorted(self.latex_names.items()))]
         for part in parts:
             h.update(part.encode())
             h.update(b"\0")
