@@ -147,3 +147,23 @@ def test_mpmath_verification_away_from_the_peak(tau: int) -> None:
     assert report["residual"] <= 1e-45
     assert report["agreeing_digits"] >= 12
     assert set(report["outputs"]) >= {"eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"}
+
+
+def test_cli_codegen_verify_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sobolev_rf.numeric.cli import main
+
+    assert main(["codegen", "--k", "1", "--target", "numpy", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "sobolev_rf_k1_tau1.py").read_text() == generate_numpy_source(derive_system(1, 1))
+    capsys.readouterr()
+    assert main(["verify", "--k", "1", "--p-over-d", "4", "--n-over-d", "1", "--lam", "0.01", "--digits", "30",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["agreeing_digits"] >= 12 and report["residual"] < 1e-25
+    assert main(["sweep", "--p-over-d", "log:0.5:4:3", "--n-over-d", "1:2:2", "--lam", "0.01",
+                 "--backend", "numpy"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 7 and lines[0].startswith("p_over_d,n_over_d,lam")
+    assert all(line.endswith(",1") for line in lines[1:])
+    assert main(["sweep", "--p-over-d", "1:2"]) == 2

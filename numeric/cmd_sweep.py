@@ -1,0 +1,98 @@
+"""``sobolev-rf sweep``: the asymptotic errors on a grid of (p/d, n/d, λ, Δ_f, Δ_g) by the generated solver."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+
+import numpy as np
+
+from sobolev_rf.codegen.atomic import atomic_write_text
+from sobolev_rf.derive.errors import UserError
+from sobolev_rf.derive.params import ModelParams, parse_alignment
+from sobolev_rf.numeric.cli_args import add_model_arguments
+from sobolev_rf.numeric.generated import BACKENDS, solve_grid
+
+#: Swept axes, in the order of the grid's dimensions and of the CSV columns.
+AXES = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
+#: Largest number of grid points of one sweep.
+MAX_POINTS = 4_000_000
+
+
+def parse_range(name: str, text: str) -> np.ndarray:
+    """``X`` (one value), ``start:stop:num`` (linear) or ``log:start:stop:num`` (geometric, start, stop > 0)."""
+    parts = text.strip().split(":")
+    log = parts[0].strip().lower() == "log"
+    if log:
+        parts = parts[1:]
+    try:
+        if len(parts) == 1 and not log:
+            values = np.array([float(parts[0])])
+        elif len(parts) == 3:
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+            if num < 1:
+                raise ValueError
+            if log and not (start > 0 and stop > 0):
+                raise UserError(f"--{name.replace('_', '-')}: log ranges need start, stop > 0, got {text!r}.")
+            values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
+        else:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, "
+                        f"got {text!r}.") from None
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"--{name.replace('_', '-')} must be finite, got {text!r}.")
+    return values
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)",
+        description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g takes one value, a linear "
+                    "range start:stop:num or a geometric range log:start:stop:num; the grid is their outer "
+                    "product. Prints CSV (or writes it to --out): the swept values, every output, converged.",
+    )
+    add_model_arguments(p)
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="solver backend (default: auto)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the CSV here instead of stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    axes = {name: parse_range(name, getattr(args, name)) for name in AXES}
+    first = {name: float(v[0]) for name, v in axes.items()}
+    alignment = None if args.alignment is None else parse_alignment(args.alignment)
+    try:
+        k, tau = int(args.k), int(args.tau)
+    except ValueError:
+        raise UserError(f"k and tau must be integers, got {args.k!r}, {args.tau!r}.") from None
+    for name, values in axes.items():  # validate every value, not only the first
+        for v in (values.min(), values.max()):
+            ModelParams(activation=args.activation, teacher=args.teacher, k=k, tau=tau,
+                        alignment=alignment, **{**first, name: float(v)})
+    if np.any(axes["lam"] <= 0):
+        raise UserError("--lam must be > 0 for the sweep.")
+    size = math.prod(len(v) for v in axes.values())
+    if size > MAX_POINTS:
+        raise UserError(f"the grid has {size} points, more than {MAX_POINTS}.")
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    params = dict(zip(AXES, mesh), activation=args.activation, teacher=args.teacher,
+                  alignment=None if alignment is None else list(alignment))
+    result = solve_grid(k, tau, params, backend=args.backend)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = list(result.outputs)
+    writer.writerow([*AXES, *names, "converged"])
+    columns = [m.ravel() for m in mesh] + [np.broadcast_to(result.outputs[n], mesh[0].shape).ravel() for n in names]
+    conv = np.broadcast_to(result.converged, mesh[0].shape).ravel()
+    for i in range(size):
+        writer.writerow([f"{c[i]:.17g}" for c in columns] + [int(conv[i])])
+    if args.out:
+        atomic_write_text(args.out, buffer.getvalue())
+        print(f"wrote {size} points ({result.backend} backend) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(buffer.getvalue())
+    return 0
