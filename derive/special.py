@@ -9,6 +9,8 @@ Derivative: H_s′(y) = −E[1/(t+y)²] = ((y + s − 1) H_s(y) − 1)/y.
 """
 from __future__ import annotations
 
+import math
+
 import mpmath
 import sympy as sp
 from mpmath.libmp import prec_to_dps
@@ -34,17 +36,23 @@ def closed_form(s: sp.Expr, y: sp.Expr) -> sp.Expr:
     return h
 
 
-def _mp_value(s: mpmath.mpf, y: mpmath.mpf) -> mpmath.mpf:
-    """H_s(y) at the current mpmath precision (closed form when 2s is an integer, else quadrature)."""
-    if (2 * s) == int(2 * s):
-        if s == int(s):
-            h, s0 = mpmath.exp(y) * mpmath.e1(y), mpmath.mpf(1)
+def mp_gamma_resolvent(s: object, y: object) -> mpmath.mpf:
+    """H_s(y) at the current mpmath precision: closed form + upward recursion when 2s is an integer
+    (the recursion loses about s·log₁₀(y) digits to cancellation; they are carried as guard digits),
+    quadrature otherwise."""
+    s, y = mpmath.mpf(s), mpmath.mpf(y)
+    guard = 15 + int(float(s) * max(1.0, math.log10(float(abs(y)) + 1.0)))
+    with mpmath.workdps(mpmath.mp.dps + guard):
+        if 2 * s != int(2 * s):
+            h = mpmath.quad(lambda t: t ** (s - 1) * mpmath.exp(-t) / (t + y), [0, 1, mpmath.inf]) / mpmath.gamma(s)
         else:
-            h, s0 = mpmath.sqrt(mpmath.pi / y) * mpmath.exp(y) * mpmath.erfc(mpmath.sqrt(y)), mpmath.mpf(0.5)
-        while s0 < s:
-            h, s0 = (1 - y * h) / s0, s0 + 1
-        return h
-    return mpmath.quad(lambda t: t ** (s - 1) * mpmath.exp(-t) / (t + y), [0, 1, mpmath.inf]) / mpmath.gamma(s)
+            if s == int(s):
+                h, s0 = mpmath.exp(y) * mpmath.e1(y), mpmath.mpf(1)
+            else:
+                h, s0 = mpmath.sqrt(mpmath.pi / y) * mpmath.exp(y) * mpmath.erfc(mpmath.sqrt(y)), mpmath.mpf(0.5)
+            while s0 < s:
+                h, s0 = (1 - y * h) / s0, s0 + 1
+    return +h
 
 
 class GammaResolvent(sp.Function):
@@ -71,10 +79,8 @@ class GammaResolvent(sp.Function):
         s_val, y_val = sp.nsimplify(s), y.evalf(prec_to_dps(prec) + 10)
         if not (y_val.is_real and y_val > 0):
             return None
-        # the upward recursion loses about s·log2(y) bits to cancellation: carry them
-        extra = 30 + int(2 * float(s_val) * max(1.0, float(sp.log(y_val + 1, 2))))
-        with mpmath.workprec(prec + extra):
-            value = _mp_value(mpmath.mpf(sp.Float(s_val, prec_to_dps(prec + extra))), mpmath.mpf(str(y_val)))
+        with mpmath.workprec(prec + 10):
+            value = mp_gamma_resolvent(mpmath.mpf(sp.Float(s_val, prec_to_dps(prec + 40))), mpmath.mpf(str(y_val)))
         return sp.Float(value, prec_to_dps(prec))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:

@@ -9,7 +9,7 @@ from sobolev_rf.derive.saddle import derive_system
 #: Largest k the command derives (the derivation is generic; this bounds the output size).
 MAX_K = 8
 
-DESCRIPTION = f"""\
+DESCRIPTION = """\
 Derives with SymPy, for k gradient directions, the asymptotic fixed point of Sobolev (--tau 1) or L2
 (--tau 0) training in the unknowns V_0, V_1 (tau = 1) and Omega_0, Omega_1 (k >= 1), written as
 residuals u - G(u) = 0, and the outputs eps_L2, eps_H1, eps_grad, train_loss, train_error_L2, m, q_s,

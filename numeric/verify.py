@@ -16,28 +16,12 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from sobolev_rf.derive.special import mp_gamma_resolvent
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
 from sobolev_rf.derive.system import System
 from sobolev_rf.numeric.generated import parameter_arrays, solve_grid
-
-
-def mp_gamma_resolvent(s: Any, y: Any) -> mpmath.mpf:
-    """H_s(y) at the current mpmath precision for s ∈ {1/2, 1, 3/2, …} (closed form + upward recursion).
-
-    The recursion loses about s·log₁₀(y) digits to cancellation; they are carried as guard digits.
-    """
-    s, y = mpmath.mpf(s), mpmath.mpf(y)
-    guard = 15 + int(float(s) * max(1.0, math.log10(float(abs(y)) + 1.0)))
-    with mpmath.workdps(mpmath.mp.dps + guard):
-        if s == int(s):
-            h, s0 = mpmath.exp(y) * mpmath.e1(y), mpmath.mpf(1)
-        else:
-            h, s0 = mpmath.sqrt(mpmath.pi / y) * mpmath.exp(y) * mpmath.erfc(mpmath.sqrt(y)), mpmath.mpf(0.5)
-        while s0 < s:
-            h, s0 = (1 - y * h) / s0, s0 + 1
-    return +h
 
 
 _MODULES = [{"GammaResolvent": mp_gamma_resolvent}, "mpmath"]
