@@ -62,6 +62,7 @@ class TheoryResult:
     iterations: int = 0
     converged: bool = False
     eps_H1_self_averaging: bool = True
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class TheoryResult:
             "converged": self.converged,
             "eps_H1_note": None if self.eps_H1_self_averaging else
             "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
+            "notes": list(self.notes),
         }
 
 
@@ -178,6 +180,24 @@ def resolvent_traces(k: int, psi: float, E: np.ndarray, C: np.ndarray) -> tuple[
         x = x - 0.5 * res(x)
     x = optimize.root(res, x, method="hybr", tol=1e-15).x
     return first_order_traces(psi, C, np.exp(x))
+
+
+def degeneracy_notes(kappa: tuple[float, ...], k: int, tau: int) -> tuple[str, ...]:
+    """Plain-language notes on activations whose Hermite coefficients make parts of the model trivial."""
+    k0, k1, ks, k0p, k1p, ksp, _ = kappa
+    scale = max(abs(v) for v in kappa[:6]) or 1.0
+    tiny = 1e-12 * scale
+    notes = []
+    if ks <= tiny:
+        notes.append("κ_* = 0: σ is linear, the features carry no nonlinear part and the model is a linear "
+                     "regression on ΘᵀΘ-correlated inputs.")
+    if abs(k1) <= tiny:
+        notes.append("κ₁ = κ₀′ = 0: σ has no linear part (e.g. an even σ), so neither function values nor "
+                     "projected gradients carry the linear signal of the teacher.")
+    if k >= 1 and tau == 1 and abs(k1p) <= tiny:
+        notes.append("κ₁′ = 0 (e.g. an odd σ): the gradient rows carry no linear signal θ₀ᵀx; gradient data "
+                     "only constrain w through their mean κ₀′ζ_l and the residual part κ_*′.")
+    return tuple(notes)
 
 
 class _Point:
@@ -381,4 +401,5 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> Theor
                           "interpolation threshold for this λ.")
     return TheoryResult(eps_L2=float(eps_L2), eps_H1=eps_H1, eps_grad=float(eps_grad), train_loss=train_loss,
                         train_error_L2=train_error, order=order, residual=res, iterations=iterations,
-                        converged=True, eps_H1_self_averaging=len(R) > 1 or pt.k == 0)
+                        converged=True, eps_H1_self_averaging=len(R) > 1 or pt.k == 0,
+                        notes=degeneracy_notes(pt.kap, pt.k, params.tau))

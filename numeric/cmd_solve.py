@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     for key in _KEYS:
         value = out[key]
         print(f"  {key:15s} {'—' if value is None else f'{value:.10g}'}")
-    if out["eps_H1_note"]:
-        print(f"  note: {out['eps_H1_note']}")
+    for note in ([out["eps_H1_note"]] if out["eps_H1_note"] else []) + out["notes"]:
+        print(f"  note: {note}")
     print(f"  converged in {result.iterations} evaluations, residual {result.residual:.1e}")
     if args.alignment_distribution:
         print("law over ϖ ~ N(0, I_k):")

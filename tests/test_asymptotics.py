@@ -128,3 +128,11 @@ def test_residual_correlations_do_not_change_the_errors() -> None:
     for key in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):
         assert with_c[key] == pytest.approx(without_c[key], rel=1e-12)
     assert with_c["order_parameters"]["S"][0][1] != pytest.approx(without_c["order_parameters"]["S"][0][1])
+
+
+def test_degenerate_activations_are_explained() -> None:
+    odd = solve(ModelParams(activation="tanh", k=1, tau=1, lam=1e-2)).notes
+    assert any("κ₁′ = 0" in n for n in odd)
+    linear = solve(ModelParams(activation="linear", k=1, tau=0, lam=1e-2)).notes
+    assert any("κ_* = 0" in n for n in linear)
+    assert solve(ModelParams(activation="relu", k=1, tau=1, lam=1e-2)).notes == ()
