@@ -298,16 +298,10 @@ def _quadratic_form_matrices(K: int, e: dict, c: dict) -> tuple[np.ndarray, np.n
     return eX, cX
 
 
-def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> TheoryResult:
-    """Solve the fixed point of one model point and evaluate the five reported quantities."""
-    if params.lam <= 0.0:
-        raise UserError("lam = 0 (the ridgeless limit) is not supported by the asymptotic solver yet; "
-                        "pass --lam 1e-6 or larger.")
-    pt = _Point(params)
-    K, R, psi, phin = pt.K, pt.R, pt.psi, pt.phin
-    nR = len(R)
-    # damped fixed-point iteration in log variables, then a Newton-type polish
-    x = np.concatenate([np.zeros(nR), np.log(np.full(K, 0.5 * psi))])
+def _fixed_point(pt: "_Point", tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """V (over R) and Ω at λ > 0: damped iteration in log variables, then a Newton-type polish."""
+    K, R, nR = pt.K, pt.R, len(pt.R)
+    x = np.concatenate([np.zeros(nR), np.log(np.full(K, 0.5 * pt.psi))])
     it = 0
     for it in range(1, max_iter + 1):
         r = pt.residual(x)
@@ -326,8 +320,93 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> Theor
                           f"evaluations); last iterate V, Ω = {np.exp(x).round(6).tolist()}.")
     Vd = np.zeros(K)
     Vd[R] = np.exp(x[:nR])
-    Od = np.exp(x[nR:])
-    G, E, C = pt.coefficient_matrices(Vd)
+    return Vd, np.exp(x[nR:]), iterations, res
+
+
+def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
+               ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, int, float]:
+    """The limit λ → 0⁺ in scaled variables.
+
+    With L = λ + Γ₀, α = λ/L and β = Γ/L, Q = Q̃/L with Q̃ = (α + Σ β_rs K_rs)⁻¹ and the fixed point
+    Γ_r = 1/(1 + V_r) becomes L = (1 − β_r ṽ_r)/β_r for every r ∈ R (ṽ_r = (1/n)tr(K_rr Q̃),
+    β₀ = 1 − α) together with αL = λ. At λ = 0 either α = 0 and L > 0 (fewer parameters than
+    training rows) or L = 0 and 0 < α < 1 (interpolation: training residuals vanish); both branches
+    meet at the interpolation threshold p = (1 + τk)n, where the errors diverge.
+    Returns the scaled Γ (= β), Ω̃, L, ṽ, evaluations, residual.
+    """
+    K, R = pt.K, pt.R
+    rest = R[1:]
+    warm = _Point(params.with_(lam=1e-9))
+    Vd, Od, iters, _ = _fixed_point(warm, 1e-9, max_iter)
+    G = np.where(np.isin(np.arange(K), R), 1.0 / (1.0 + Vd), 0.0)
+    L0 = 1e-9 + G[0]
+    alpha0 = 1e-9 / L0
+    beta0 = G / L0
+    interpolating = alpha0 > 1e-3
+
+    def unpack(z: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        alpha = 1.0 / (1.0 + math.exp(-z[0])) if interpolating else 0.0
+        off = 1 if interpolating else 0
+        beta = np.zeros(K)
+        beta[0] = 1.0 - alpha
+        beta[rest] = np.exp(z[off:off + len(rest)])
+        return alpha, beta, np.exp(z[off + len(rest):])
+
+    def state(z: np.ndarray):
+        alpha, beta, Od_ = unpack(z)
+        Gs = np.diag(beta)
+        E = Gs * pt.cm
+        E[0, 0] += alpha
+        C = Gs * np.outer(pt.kb, pt.kb)
+        TE, TC = first_order_traces(pt.psi, C, Od_)
+        return alpha, beta, Od_, Gs, E, C, pt.v_map(TE, TC)
+
+    def residual(z: np.ndarray) -> np.ndarray:
+        alpha, beta, Od_, Gs, E, C, v = state(z)
+        Om_new, _ = omega_map(pt.k, pt.psi, E, C, Od_)
+        fp = z[-K:] - np.log(Om_new)
+        if interpolating:
+            eqs = [1.0 - beta[r] * v[r] for r in R]
+        else:
+            eqs = [(1.0 - beta[r] * v[r]) / beta[r] - (1.0 - v[0]) for r in rest]
+        return np.concatenate([np.asarray(eqs, float), fp])
+
+    z0 = ([math.log(alpha0 / (1.0 - alpha0))] if interpolating else []) + \
+        list(np.log(np.maximum(beta0[rest], 1e-300))) + list(np.log(Od * L0))
+    sol = optimize.root(residual, np.asarray(z0, float), method="hybr", tol=1e-14)
+    res = float(np.max(np.abs(residual(sol.x)))) if len(sol.x) else 0.0
+    alpha, beta, Od_, Gs, E, C, v = state(sol.x)
+    L = 0.0 if interpolating else 1.0 - v[0]
+    iterations = iters + int(sol.nfev)
+    if not np.isfinite(res) or res > tol:
+        raise SolverError(f"the ridgeless fixed point did not converge (residual {res:.2e} after {iterations} "
+                          "evaluations); try a small λ > 0.")
+    at_threshold = (interpolating and alpha < 1e-7) or (not interpolating and L < 1e-7)
+    if at_threshold:
+        raise SolverError(f"lam = 0 at the interpolation threshold p = (1 + τk)n = {1 + params.tau * params.k:g}n: "
+                          "the errors are infinite there; move p/d or n/d, or use λ > 0.")
+    return Gs, Od_, L, v, iterations, res
+
+
+def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> TheoryResult:
+    """Solve the fixed point of one model point and evaluate the five reported quantities.
+
+    λ = 0 means the limit λ → 0⁺ (minimum-norm interpolant when overparameterised), solved exactly in
+    the scaled variables of :func:`_ridgeless`.
+    """
+    pt = _Point(params)
+    K, R, psi, phin = pt.K, pt.R, pt.psi, pt.phin
+    if params.lam > 0.0:
+        Vd, Od, iterations, res = _fixed_point(pt, tol, max_iter)
+        G, E, C = pt.coefficient_matrices(Vd)
+        scale = 1.0                      # Q = Q̃ / scale; training residuals scale with it
+        v_order: list[float | None] = [float(Vd[r]) for r in R]
+    else:
+        G, Od, scale, v, iterations, res = _ridgeless(params, pt, tol, max_iter)
+        E = G * pt.cm
+        E[0, 0] += 1.0 - G[0, 0]
+        C = G * np.outer(pt.kb, pt.kb)
+        v_order = [float(v[r] / scale) if scale > 0 else None for r in R]
     _, m4 = pt.omega_map(E, C, Od)
     TE, TC = pt.traces(C, Od)
 
@@ -385,12 +464,12 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> Theor
         else:
             eps_H1 = float(np.mean([v**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2)
                                     + v**2 * (m1p**2 + msp**2) + (k1p**2 + ksp**2) * q_w for v in pt.vp]))
-    GSG = G @ S @ G
+    GSG = scale**2 * (G @ S @ G)
     train_error = float(GSG[0, 0])
     train_loss = float(sum(GSG[r, r] for r in R) + params.lam * q_w)
     order = {
         "m": m, "q_s": q_s, "q_w": q_w,
-        "V": [float(Vd[r]) for r in R],
+        "V": v_order,
         "Omega": Od.tolist(),
         "M": M.tolist(),
         "S": S[np.ix_(R, R)].tolist(),

@@ -61,9 +61,20 @@ def test_sobolev_helps_underparameterised_and_hurts_overparameterised() -> None:
     assert over[1] > over[0]
 
 
-def test_ridgeless_is_refused_clearly() -> None:
-    with pytest.raises(UserError, match="lam"):
-        solve(ModelParams(lam=0.0))
+@pytest.mark.parametrize("cfg", [dict(tau=0, p_over_d=0.5), dict(tau=0, p_over_d=3.0), dict(tau=1, k=1, p_over_d=1.0),
+                                 dict(tau=1, k=2, p_over_d=5.0, alignment=(0.5, -1.0), noise_g=0.2)])
+def test_ridgeless_limit_is_the_limit_of_small_ridge(cfg: dict) -> None:
+    params = ModelParams(**{"n_over_d": 1.0, **cfg, "lam": 0.0})
+    exact = solve(params).to_dict()
+    for key in ("eps_L2", "eps_grad", "train_loss"):
+        small = [solve(params.with_(lam=lam)).to_dict()[key] for lam in (1e-5, 1e-6)]
+        # the approach is linear in λ: the error of λ = 1e-6 is a tenth of that of λ = 1e-5
+        assert abs(small[1] - exact[key]) <= 0.2 * abs(small[0] - exact[key]) + 1e-12
+
+
+def test_ridgeless_at_the_interpolation_threshold_is_a_clear_error() -> None:
+    with pytest.raises(UserError, match="infinite"):
+        solve(ModelParams(tau=1, k=1, p_over_d=2.0, n_over_d=1.0, lam=0.0))
 
 
 # Theory vs the exact simulator (real activation, real gradients): the simulation's standard error
@@ -75,6 +86,7 @@ CASES = [
          noise_f=0.1, noise_g=0.1, alignment=(0.5, -1.5)),
     dict(activation="erf", teacher="x + x**2/2", k=1, tau=1, p_over_d=0.6, n_over_d=1.2, lam=1e-3,
          alignment=(1.3,)),
+    dict(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=4.0, n_over_d=1.0, lam=0.0),
 ]
 
 
