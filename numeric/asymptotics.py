@@ -63,6 +63,8 @@ class TheoryResult:
     converged: bool = False
     eps_H1_self_averaging: bool = True
     notes: tuple[str, ...] = ()
+    #: (log V_r, log Ω_a) at λ > 0: a warm start for a neighbouring point (continuation)
+    state: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -298,10 +300,12 @@ def _quadratic_form_matrices(K: int, e: dict, c: dict) -> tuple[np.ndarray, np.n
     return eX, cX
 
 
-def _fixed_point(pt: "_Point", tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """V (over R) and Ω at λ > 0: damped iteration in log variables, then a Newton-type polish."""
+def _fixed_point(pt: "_Point", tol: float, max_iter: int, start: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """V (over R) and Ω at λ > 0: damped iteration in log variables (from ``start`` when given, e.g. the
+    solution at a neighbouring point), then a Newton-type polish."""
     K, R, nR = pt.K, pt.R, len(pt.R)
-    x = np.concatenate([np.zeros(nR), np.log(np.full(K, 0.5 * pt.psi))])
+    x = np.concatenate([np.zeros(nR), np.log(np.full(K, 0.5 * pt.psi))]) if start is None else start.copy()
     it = 0
     for it in range(1, max_iter + 1):
         r = pt.residual(x)
@@ -388,21 +392,27 @@ def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
     return Gs, Od_, L, v, iterations, res
 
 
-def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> TheoryResult:
+def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: TheoryResult | None = None
+          ) -> TheoryResult:
     """Solve the fixed point of one model point and evaluate the five reported quantities.
 
     λ = 0 means the limit λ → 0⁺ (minimum-norm interpolant when overparameterised), solved exactly in
-    the scaled variables of :func:`_ridgeless`.
+    the scaled variables of :func:`_ridgeless`. ``start``: the result at a neighbouring point of the same k
+    and τ, used as the initial iterate (continuation along a sweep).
     """
     pt = _Point(params)
     K, R, psi, phin = pt.K, pt.R, pt.psi, pt.phin
     if params.lam > 0.0:
-        Vd, Od, iterations, res = _fixed_point(pt, tol, max_iter)
+        warm = start.state if start is not None and start.state is not None \
+            and len(start.state) == len(R) + K else None
+        Vd, Od, iterations, res = _fixed_point(pt, tol, max_iter, warm)
+        state = np.concatenate([np.log(Vd[R]), np.log(Od)])
         G, E, C = pt.coefficient_matrices(Vd)
         scale = 1.0                      # Q = Q̃ / scale; training residuals scale with it
         v_order: list[float | None] = [float(Vd[r]) for r in R]
     else:
         G, Od, scale, v, iterations, res = _ridgeless(params, pt, tol, max_iter)
+        state = None
         E = G * pt.cm
         E[0, 0] += 1.0 - G[0, 0]
         C = G * np.outer(pt.kb, pt.kb)
@@ -481,4 +491,24 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400) -> Theor
     return TheoryResult(eps_L2=float(eps_L2), eps_H1=eps_H1, eps_grad=float(eps_grad), train_loss=train_loss,
                         train_error_L2=train_error, order=order, residual=res, iterations=iterations,
                         converged=True, eps_H1_self_averaging=len(R) > 1 or pt.k == 0,
-                        notes=degeneracy_notes(pt.kap, pt.k, params.tau))
+                        notes=degeneracy_notes(pt.kap, pt.k, params.tau), state=state)
+
+
+def solve_path(points: list[ModelParams], tol: float = 1e-11) -> list[TheoryResult | UserError]:
+    """Solve a sweep in order, each point warm-started from the previous solution (continuation);
+    a point that fails is retried from the cold start, and its error is returned in its place."""
+    out: list[TheoryResult | UserError] = []
+    previous: TheoryResult | None = None
+    for params in points:
+        try:
+            result = solve(params, tol, start=previous)
+        except UserError:
+            try:
+                result = solve(params, tol)
+            except UserError as exc:
+                out.append(exc)
+                previous = None
+                continue
+        out.append(result)
+        previous = result
+    return out

@@ -122,24 +122,28 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                     sim_points=3 if quick else 8, quick=quick)
 
 
-def _theory(params: ModelParams) -> dict[str, float]:
-    """The d → ∞ prediction at ``params``; all quantities NaN when the solver cannot resolve the point."""
-    from sobolev_rf.numeric.asymptotics import solve
+def _theory_point(params: ModelParams) -> dict[str, float]:
+    """The d → ∞ prediction at one point; NaN where the solver cannot resolve it."""
+    from sobolev_rf.numeric.asymptotics import solve_path
 
-    try:
-        result = solve(params)
-    except UserError:
+    (result,) = solve_path([params])
+    if isinstance(result, UserError):
         return {key: math.nan for key in QUANTITIES}
     return {key: float(getattr(result, key)) for key in QUANTITIES}
 
 
 def _theory_many(points: Sequence[ModelParams], label: str) -> list[dict[str, float]]:
-    """:func:`_theory` at every point with a progress bar; a warning on stderr for unresolved points."""
+    """The d → ∞ prediction at every point (continuation along the sequence, progress bar); all quantities
+    NaN where the solver cannot resolve a point, with a warning on stderr."""
+    from sobolev_rf.numeric.asymptotics import solve_path
+
     out = []
     with Progress(len(points), label) as bar:
-        for params in points:
-            out.append(_theory(params))
-            bar.update()
+        for start in range(0, len(points), 8):
+            for result in solve_path(list(points[start:start + 8])):
+                out.append({key: math.nan for key in QUANTITIES} if isinstance(result, UserError)
+                           else {key: float(getattr(result, key)) for key in QUANTITIES})
+            bar.update(min(8, len(points) - start))
     failed = sum(not math.isfinite(row["eps_L2"]) for row in out)
     if failed == len(out):
         raise UserError(f"the asymptotic solver resolved none of the {len(out)} points of '{label}'.")
@@ -256,7 +260,7 @@ def summary_table(sims: Sequence[SimPoint], d: int, seeds: int) -> str:
         for s in points:
             if s.p_over_d not in chosen:
                 continue
-            th = _theory(s.params.with_(p_over_d=s.p_over_d))
+            th = _theory_point(s.params.with_(p_over_d=s.p_over_d))
             lines.append(f"{label:<18}{s.p_over_d:>7.3g}{s.params.n_over_d:>6.3g}  {th['eps_L2']:>14.4f}  "
                          f"{_pm(s.mean['eps_L2'], s.se['eps_L2']):>20}  {th['eps_H1']:>14.4f}  "
                          f"{_pm(s.mean['eps_H1'], s.se['eps_H1']):>20}")

@@ -148,3 +148,14 @@ def test_degenerate_activations_are_explained() -> None:
     linear = solve(ModelParams(activation="linear", k=1, tau=0, lam=1e-2)).notes
     assert any("κ_* = 0" in n for n in linear)
     assert solve(ModelParams(activation="relu", k=1, tau=1, lam=1e-2)).notes == ()
+
+
+def test_continuation_gives_the_same_numbers_with_fewer_evaluations() -> None:
+    from sobolev_rf.numeric.asymptotics import solve_path
+
+    points = [ModelParams(k=1, tau=1, p_over_d=p, n_over_d=1.0, lam=1e-3) for p in np.linspace(0.3, 5.0, 16)]
+    cold = [solve(p) for p in points]
+    warm = solve_path(points)
+    for a, b in zip(cold, warm):
+        assert b.eps_L2 == pytest.approx(a.eps_L2, rel=1e-10)
+    assert sum(b.iterations for b in warm) < sum(a.iterations for a in cold)
