@@ -41,12 +41,34 @@ def measure(backend: str) -> dict[str, float]:
     return {"seconds_median": median, "points_per_second": SIZE * SIZE / median, "converged": converged}
 
 
+def monte_carlo_seconds() -> float:
+    """Median wall time of one exact simulation seed at d = 400 for a mid-grid point (p/d = 2, n/d = 1)."""
+    from sobolev_rf.derive.params import ModelParams
+    from sobolev_rf.numeric.simulate import simulate
+
+    params = ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=2.0, n_over_d=1.0, lam=1e-2)
+    times = []
+    for seed in range(REPEATS):
+        start = time.perf_counter()
+        simulate(params, d=400, seeds=[seed], progress=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     backends = ["numpy"] + (["c"] if find_compiler() else [])
     rows = {b: measure(b) for b in backends}
-    print(f"{'backend':8s} {'seconds':>10s} {'points/s':>12s} {'converged':>10s}")
+    mc = monte_carlo_seconds()
+    print(f"{'backend':8s} {'seconds':>10s} {'points/s':>12s} {'converged':>10s} {'vs Monte Carlo':>15s}")
     for b, r in rows.items():
-        print(f"{b:8s} {r['seconds_median']:10.3f} {r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE}")
+        r["speedup_vs_monte_carlo"] = mc * r["points_per_second"]
+        print(f"{b:8s} {r['seconds_median']:10.3f} {r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE}"
+              f" {r['speedup_vs_monte_carlo']:14.3g}x")
+    if "c" in rows:
+        rows["c_over_numpy"] = rows["c"]["points_per_second"] / rows["numpy"]["points_per_second"]
+        print(f"C / NumPy: {rows['c_over_numpy']:.2f}x")
+    print(f"Monte Carlo, one grid point (d = 400, one seed): {mc:.3f} s")
+    rows["monte_carlo_seconds_per_point"] = mc
     out = Path(__file__).parent / "results" / "codegen.json"
     atomic_write_text(out, json.dumps({"grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1, lam=1e-2",
                                        "repeats": REPEATS, "machine": platform.platform(),
