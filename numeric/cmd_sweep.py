@@ -6,6 +6,7 @@ import csv
 import io
 import math
 import sys
+import time
 
 import numpy as np
 
@@ -81,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
     mesh = np.meshgrid(*axes.values(), indexing="ij")
     params = dict(zip(AXES, mesh), activation=args.activation, teacher=args.teacher,
                   alignment=None if alignment is None else list(alignment))
+    start = time.perf_counter()
     result = solve_grid(k, tau, params, backend=args.backend)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    bad = int(np.size(result.converged) - np.count_nonzero(result.converged))
+    print(f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s, {result.backend} "
+          f"backend){f'; {bad} did not converge (converged = 0 in the CSV)' if bad else ''}", file=sys.stderr)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     names = list(result.outputs)
