@@ -111,6 +111,7 @@ def gamma_resolvent(s: float, y: float) -> float:
     return h
 
 
+@lru_cache(maxsize=16)
 def _pair_index(k: int) -> list[tuple[tuple[int, ...], int, float]]:
     """Non-vanishing 4-index moments of ζ̃: (index, radial power j, angular factor)."""
     out = []
@@ -238,15 +239,18 @@ class _Point:
         self.t = t
 
     # --- first order -------------------------------------------------------------------------
+    def source_matrices(self, G: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+        """E and C of Q⁻¹ = Σ E_ab D_aD_b + Σ C_ab D_aWD_b = ridge·I + Σ_rs G_rs K_rs."""
+        E = G * self.cm
+        E[0, 0] += ridge
+        return E, G * np.outer(self.kb, self.kb)
+
     def coefficient_matrices(self, Vd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Γ (diagonal, zero outside R), E and C of Q⁻¹ = Σ E_ab D_aD_b + Σ C_ab D_aWD_b."""
+        """Γ (diagonal, zero outside R), E and C at λ."""
         G = np.zeros((self.K, self.K))
         for r in self.R:
             G[r, r] = 1.0 / (1.0 + Vd[r])
-        E = G * self.cm
-        E[0, 0] += self.lam
-        C = G * np.outer(self.kb, self.kb)
-        return G, E, C
+        return (G, *self.source_matrices(G, self.lam))
 
     def omega_map(self, E: np.ndarray, C: np.ndarray, Od: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return omega_map(self.k, self.psi, E, C, Od)
@@ -328,7 +332,7 @@ def _fixed_point(pt: "_Point", tol: float, max_iter: int, start: np.ndarray | No
 
 
 def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
-               ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, int, float]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, int, float]:
     """The limit λ → 0⁺ in scaled variables.
 
     With L = λ + Γ₀, α = λ/L and β = Γ/L, Q = Q̃/L with Q̃ = (α + Σ β_rs K_rs)⁻¹ and the fixed point
@@ -336,7 +340,7 @@ def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
     β₀ = 1 − α) together with αL = λ. At λ = 0 either α = 0 and L > 0 (fewer parameters than
     training rows) or L = 0 and 0 < α < 1 (interpolation: training residuals vanish); both branches
     meet at the interpolation threshold p = (1 + τk)n, where the errors diverge.
-    Returns the scaled Γ (= β), Ω̃, L, ṽ, evaluations, residual.
+    Returns the scaled Γ (= β), its E and C, Ω̃, L, ṽ, evaluations, residual.
     """
     K, R = pt.K, pt.R
     rest = R[1:]
@@ -359,9 +363,7 @@ def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
     def state(z: np.ndarray):
         alpha, beta, Od_ = unpack(z)
         Gs = np.diag(beta)
-        E = Gs * pt.cm
-        E[0, 0] += alpha
-        C = Gs * np.outer(pt.kb, pt.kb)
+        E, C = pt.source_matrices(Gs, alpha)
         TE, TC = first_order_traces(pt.psi, C, Od_)
         return alpha, beta, Od_, Gs, E, C, pt.v_map(TE, TC)
 
@@ -389,7 +391,7 @@ def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
     if at_threshold:
         raise SolverError(f"lam = 0 at the interpolation threshold p = (1 + τk)n = {1 + params.tau * params.k:g}n: "
                           "the errors are infinite there; move p/d or n/d, or use λ > 0.")
-    return Gs, Od_, L, v, iterations, res
+    return Gs, E, C, Od_, L, v, iterations, res
 
 
 def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: TheoryResult | None = None
@@ -411,11 +413,8 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: T
         scale = 1.0                      # Q = Q̃ / scale; training residuals scale with it
         v_order: list[float | None] = [float(Vd[r]) for r in R]
     else:
-        G, Od, scale, v, iterations, res = _ridgeless(params, pt, tol, max_iter)
+        G, E, C, Od, scale, v, iterations, res = _ridgeless(params, pt, tol, max_iter)
         state = None
-        E = G * pt.cm
-        E[0, 0] += 1.0 - G[0, 0]
-        C = G * np.outer(pt.kb, pt.kb)
         v_order = [float(v[r] / scale) if scale > 0 else None for r in R]
     _, m4 = pt.omega_map(E, C, Od)
     TE, TC = pt.traces(C, Od)
@@ -425,33 +424,41 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: T
     M = pt.kb * (psi * TC @ u)           # M_r = φ_rᵀ E[w]
     m = float(psi * (TC @ u)[0])        # m = θ₀ᵀΘw/√d
 
-    def quad(eX: np.ndarray, cX: np.ndarray, S: np.ndarray | None) -> float:
-        """E[wᵀXw]: mean part (S is None) or noise part driven by S."""
-        if S is None:
-            dTE, dTC = pt.directional(E, C, Od, m4, np.zeros((K, K)), np.outer(u, u))
-            return -psi * float(np.sum(eX * dTE) + np.sum(cX * dTC))
+    def drive(dE: np.ndarray, dC: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+        """factor·(δT^E, δT^C) along (δE, δC); E[wᵀXw] parts are −(contractions with X's matrices)."""
+        dTE, dTC = pt.directional(E, C, Od, m4, dE, dC)
+        return factor * dTE, factor * dTC
+
+    def mean_drive() -> tuple[np.ndarray, np.ndarray]:
+        return drive(np.zeros((K, K)), np.outer(u, u), psi)
+
+    def noise_drive(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         GSG = G @ S @ G
-        dTE, dTC = pt.directional(E, C, Od, m4, GSG * pt.cm, GSG * np.outer(pt.kb, pt.kb))
-        return -(psi / phin) * float(np.sum(eX * dTE) + np.sum(cX * dTC))
+        return drive(GSG * pt.cm, GSG * np.outer(pt.kb, pt.kb), psi / phin)
+
+    def contract(eX: np.ndarray, cX: np.ndarray, d: tuple[np.ndarray, np.ndarray]) -> float:
+        return -float(np.sum(eX * d[0]) + np.sum(cX * d[1]))
 
     pairs = [(r, s) for r in R for s in R]
     Xrs = [_quadratic_form_matrices(K, {(r, s): pt.cm[r, s]}, {(r, s): pt.kb[r] * pt.kb[s]}) for r, s in pairs]
     S0 = np.outer(pt.gam - M, pt.gam - M) + pt.N - np.outer(M, M) + np.outer(pt.t, pt.t)
-    qmean = np.array([quad(eX, cX, None) for eX, cX in Xrs])
-    unit = []
+    mean_d = mean_drive()
+    qmean = np.array([contract(eX, cX, mean_d) for eX, cX in Xrs])
+    unit_d = []
     for a, b in pairs:
         Sb = np.zeros((K, K))
         Sb[a, b] = 1.0
-        unit.append(Sb)
-    Lm = np.array([[quad(eX, cX, Sb) for Sb in unit] for eX, cX in Xrs])
+        unit_d.append(noise_drive(Sb))
+    Lm = np.array([[contract(eX, cX, d) for d in unit_d] for eX, cX in Xrs])
     svec = np.linalg.solve(np.eye(len(pairs)) - Lm, np.array([S0[r, s] for r, s in pairs]) + qmean)
     S = np.zeros((K, K))
     for i, (r, s) in enumerate(pairs):
         S[r, s] = svec[i]
     q = {pr: svec[i] - S0[pr] for i, pr in enumerate(pairs)}
+    noise_d = noise_drive(S)
 
     def total(eX: np.ndarray, cX: np.ndarray) -> float:
-        return quad(eX, cX, None) + quad(eX, cX, S)
+        return contract(eX, cX, mean_d) + contract(eX, cX, noise_d)
 
     q_s = total(*_quadratic_form_matrices(K, {}, {(0, 0): 1.0}))
     q_w = total(*_quadratic_form_matrices(K, {(0, 0): 1.0}, {}))
