@@ -16,8 +16,6 @@ Every file is written atomically; the PNG metadata and the first line of each CS
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import shlex
 import sys
@@ -31,6 +29,7 @@ import numpy as np
 from sobolev_rf.codegen.atomic import atomic_write_bytes, atomic_write_text
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.numeric.artifacts import csv_text, fmt
 from sobolev_rf.numeric.progress import Progress
 from sobolev_rf.numeric.simulate import simulate
 
@@ -153,21 +152,6 @@ def _theory_many(points: Sequence[ModelParams], label: str) -> list[dict[str, fl
     return out
 
 
-def _fmt(value: float) -> str:
-    """A CSV number: 10 significant digits, 'nan' for an unresolved value."""
-    return f"{value:.10g}"
-
-
-def _csv_text(command: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """CSV text whose first line is the comment ``# command: ...``."""
-    buf = io.StringIO()
-    buf.write(f"# command: {command}\n")
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 @dataclass(frozen=True)
 class SimPoint:
     """One simulated point of a double-descent curve."""
@@ -215,12 +199,12 @@ def double_descent(settings: Settings) -> tuple[list[Curve], list[SimPoint], str
             sim_mean={key: np.array([s.mean[key] for s in points]) for key in ("eps_L2", "eps_H1")},
             sim_se={key: np.array([s.se[key] for s in points]) for key in ("eps_L2", "eps_H1")}))
         for x, row in zip(xs, lines):
-            rows.append(["theory", label, tau, k, _fmt(x), _fmt(DD_N_OVER_D), "", ""]
-                        + [item for key in QUANTITIES for item in (_fmt(row[key]), "")])
+            rows.append(["theory", label, tau, k, fmt(x), fmt(DD_N_OVER_D), "", ""]
+                        + [item for key in QUANTITIES for item in (fmt(row[key]), "")])
         for s in points:
-            rows.append(["simulation", label, tau, k, _fmt(s.p_over_d), _fmt(DD_N_OVER_D), settings.d, settings.seeds]
-                        + [_fmt(v) for key in QUANTITIES for v in (s.mean[key], s.se[key])])
-    return curves, sims, _csv_text(settings.command(), DD_COLUMNS, rows)
+            rows.append(["simulation", label, tau, k, fmt(s.p_over_d), fmt(DD_N_OVER_D), settings.d, settings.seeds]
+                        + [fmt(v) for key in QUANTITIES for v in (s.mean[key], s.se[key])])
+    return curves, sims, csv_text(settings.command(), DD_COLUMNS, rows)
 
 
 def phase_diagram(settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -238,9 +222,9 @@ def phase_diagram(settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarra
     shape = (len(ns), len(ps))
     eps_l2 = np.array([row["eps_L2"] for row in l2]).reshape(shape)
     eps_sob = np.array([row["eps_L2"] for row in sob]).reshape(shape)
-    rows = [[_fmt(p), _fmt(n), _fmt(a["eps_L2"]), _fmt(b["eps_L2"]), _fmt(b["eps_L2"] - a["eps_L2"]),
-             _fmt(a["eps_H1"]), _fmt(b["eps_H1"])] for (p, n), a, b in zip(cells, l2, sob)]
-    return ps, ns, eps_l2, eps_sob, _csv_text(settings.command(), PHASE_COLUMNS, rows)
+    rows = [[fmt(p), fmt(n), fmt(a["eps_L2"]), fmt(b["eps_L2"]), fmt(b["eps_L2"] - a["eps_L2"]),
+             fmt(a["eps_H1"]), fmt(b["eps_H1"])] for (p, n), a, b in zip(cells, l2, sob)]
+    return ps, ns, eps_l2, eps_sob, csv_text(settings.command(), PHASE_COLUMNS, rows)
 
 
 def _pm(mean: float, se: float) -> str:

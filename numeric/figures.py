@@ -6,17 +6,17 @@ matplotlib state. Every PNG carries the command that produced it in its ``Descri
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 from numpy.typing import NDArray
+
+from sobolev_rf.numeric.artifacts import png_bytes
 
 Array = NDArray[np.float64]
 
@@ -44,14 +44,6 @@ def _log_ticks(axis: Axis, ticks: Sequence[float]) -> None:
     axis.set_major_locator(FixedLocator(list(ticks)))
     axis.set_major_formatter(FormatStrFormatter("%g"))
     axis.set_minor_formatter(NullFormatter())
-
-
-def _png(fig: Figure, description: str) -> bytes:
-    """Render ``fig`` with the Agg canvas to PNG bytes with ``description`` in the metadata."""
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, metadata={"Description": description, "Software": "sobolev-rf"})
-    return buf.getvalue()
 
 
 def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: int, lam: float,
@@ -83,7 +75,7 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle(f"{title}\nn/d = {n_over_d:g}, λ = {lam:g}; lines: d → ∞ theory, points: d = {d}, "
                  f"{seeds} seed{'s' if seeds > 1 else ''} (± SE)")
-    return _png(fig, description)
+    return png_bytes(fig, description)
 
 
 def _edges(centres: Array) -> Array:
@@ -134,4 +126,4 @@ def phase_png(p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Arra
         ax.set_title(name)
         ax.legend(fontsize=8, loc="lower right", facecolor="0.85")
     fig.suptitle(title)
-    return _png(fig, description)
+    return png_bytes(fig, description)

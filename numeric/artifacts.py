@@ -1,0 +1,52 @@
+"""Outputs of the figure commands: CSV text headed by the command line, PNG bytes carrying it in their
+metadata, and an all-or-nothing writer (every file is computed first, then each is written atomically).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from sobolev_rf.codegen.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def fmt(value: float) -> str:
+    """A CSV number: 10 significant digits, 'nan' for an unresolved value."""
+    return f"{value:.10g}"
+
+
+def csv_text(command: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV text whose first line is the comment ``# command: ...``."""
+    buf = io.StringIO()
+    buf.write(f"# command: {command}\n")
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def png_bytes(fig: "Figure", description: str) -> bytes:
+    """Render ``fig`` with the Agg canvas to PNG bytes with ``description`` (the command line) in the
+    ``Description`` metadata."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, metadata={"Description": description, "Software": "sobolev-rf"})
+    return buf.getvalue()
+
+
+def write_outputs(folder: str | Path, files: Mapping[str, str | bytes]) -> list[Path]:
+    """Write every ``name → content`` into ``folder`` (created if missing), each file atomically.
+
+    Callers compute every content before calling, so a failure while computing leaves nothing on disk.
+    """
+    paths = []
+    for name, content in files.items():
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        paths.append(atomic_write_bytes(Path(folder) / name, data))
+    return paths
