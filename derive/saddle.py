@@ -54,6 +54,8 @@ from .system import System
 KAPPA = sp.symbols("kappa0 kappa1 kappa_s kappa0p kappa1p kappa_sp c_sigma")
 MU = sp.symbols("mu0 mu1 mu_s mu0p mu1p mu_sp c_phi")
 LAM, PSI, PHI, DELTA_F, DELTA_G = sp.symbols("lam psi phi Delta_f Delta_g")
+#: ``derive_system`` branches: λ > 0, and the two branches of λ → 0⁺ on either side of p = (1 + τk)n.
+BRANCHES = ("ridge", "interpolating", "underparameterised")
 
 
 #: LaTeX forms of the parameter symbols whose SymPy names do not print as the usual notation.
@@ -88,12 +90,28 @@ class _Definitions:
 
 
 @lru_cache(maxsize=None)
-def derive_system(k: int, tau: int) -> System:
-    """The fixed point and the outputs of Sobolev (τ = 1) or L2 (τ = 0) training with k directions."""
+def derive_system(k: int, tau: int, branch: str = "ridge") -> System:
+    """The fixed point and the outputs of Sobolev (τ = 1) or L2 (τ = 0) training with k directions.
+
+    ``branch``: ``"ridge"`` (λ > 0, the unknowns V_r and Ω_a), or one of the two branches of the limit
+    λ → 0⁺ in the scaled variables L = λ + g_0, α = λ/L, β_r = g_r/L, Ω̃_a = LΩ_a (so that Q = Q̃/L),
+    in which the fixed point g_r = 1/(1 + V_r) reads L = (1 − β_r ṽ_r)/β_r for every r ∈ R, with
+    ṽ_r = (κ̄_r²Ω̃_rP_r + c_rrΩ̃_r)/φ the scaled V_r, β_0 = 1 − α and αL = λ = 0:
+
+    * ``"interpolating"`` (more parameters than training rows, p > (1 + τk)n): L = 0, 0 < α < 1, so
+      α = 1 − 1/ṽ_0 and β_l = 1/ṽ_l; training residuals vanish (train_loss = 0);
+    * ``"underparameterised"`` (p < (1 + τk)n): α = 0, β_0 = 1, L = 1 − ṽ_0 > 0 and
+      β_l = 1/(1 − ṽ_0 + ṽ_l); training residuals are L times the scaled ones.
+
+    Everything else (second order, outputs) is invariant under the scaling and reads the same with
+    (g, λ, Ω) → (β, α, Ω̃); the branches meet at p = (1 + τk)n, where the errors diverge.
+    """
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise UserError(f"k must be a non-negative integer, got {k!r}.")
     if tau not in (0, 1):
         raise UserError(f"tau must be 0 or 1, got {tau!r}.")
+    if branch not in BRANCHES:
+        raise UserError(f"branch must be one of {', '.join(BRANCHES)}, got {branch!r}.")
     k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
     m0, m1, ms, m0p, m1p, msp, _ = MU
     vp = alignment_symbols(k)
@@ -103,15 +121,22 @@ def derive_system(k: int, tau: int) -> System:
     R = list(idx) if sobolev else [0]
 
     # --- unknowns and first order -------------------------------------------------------------
-    V0 = sp.Symbol("V_0")
-    V1 = sp.Symbol("V_1") if sobolev else None
     O0 = sp.Symbol("Omega_0")
     O1 = sp.Symbol("Omega_1") if k else None
-    g = [d("g_0", 1 / (1 + V0))] + [d("g_1", 1 / (1 + V1)) if sobolev else sp.Integer(0)] * k
+    if branch == "ridge":
+        V0, V1 = sp.Symbol("V_0"), sp.Symbol("V_1") if sobolev else None
+        first = [V0] + ([V1] if sobolev else [])
+        g0, g1, ridge = 1 / (1 + V0), 1 / (1 + V1) if sobolev else None, LAM
+    else:
+        alpha = sp.Symbol("alpha") if branch == "interpolating" else sp.Integer(0)
+        B1 = sp.Symbol("beta_1") if sobolev else None
+        first = ([alpha] if branch == "interpolating" else []) + ([B1] if sobolev else [])
+        g0, g1, ridge = 1 - alpha, B1, alpha
+    g = [d("g_0", g0)] + [d("g_1", g1) if sobolev else sp.Integer(0)] * k
     kb = [k1] + [k1p] * k                      # κ̄_a
     cm = [ks**2] + [ksp**2] * k                # c_aa
     c = [d("c_0", g[0] * kb[0] ** 2)] + ([d("c_1", g[1] * kb[1] ** 2)] * k if k else [])
-    e = [d("e_0", g[0] * cm[0] + LAM)] + ([d("e_1", g[1] * cm[1])] * k if k else [])
+    e = [d("e_0", g[0] * cm[0] + ridge)] + ([d("e_1", g[1] * cm[1])] * k if k else [])
     Om = [O0] + [O1] * k
     P = [d("P_0", 1 / (1 + O0 * c[0]))] + ([d("P_1", 1 / (1 + O1 * c[1]))] * k if k else [])
     F = [d("F_0", c[0] * P[0])] + ([d("F_1", c[1] * P[1])] * k if k else [])
@@ -127,10 +152,17 @@ def derive_system(k: int, tau: int) -> System:
     else:
         q1 = [1 / a0, sp.Integer(k) / a0]
         q2 = [1 / a0**2, sp.Integer(k) / a0**2, sp.Integer(k * (k + 2)) / a0**2]
-    unknowns = [V0] + ([V1] if sobolev else []) + [O0] + ([O1] if k else [])
-    residuals = [V0 - (kb[0] ** 2 * O0 * P[0] + cm[0] * O0) / PHI]
-    if sobolev:
-        residuals.append(V1 - (kb[1] ** 2 * O1 * P[1] + cm[1] * O1) / PHI)
+    unknowns = first + [O0] + ([O1] if k else [])
+    v = [(kb[a] ** 2 * Om[a] * P[a] + cm[a] * Om[a]) / PHI for a in (0, 1) if a in R]   # V_r (scaled: ṽ_r)
+    if branch == "ridge":
+        residuals = [x - vr for x, vr in zip(first, v)]
+        scale = sp.Integer(1)
+    elif branch == "interpolating":
+        residuals = [alpha - (1 - 1 / v[0])] + ([B1 - 1 / v[1]] if sobolev else [])
+        scale = sp.Integer(0)
+    else:
+        residuals = [B1 - 1 / (1 - v[0] + v[1])] if sobolev else []
+        scale = d("L", 1 - v[0])
     residuals.append(O0 - PSI * q1[0])
     if k:
         residuals.append(O1 - PSI * q1[1] / k)
@@ -221,10 +253,11 @@ def derive_system(k: int, tau: int) -> System:
             outputs["eps_H1"] = sum(v**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2) + v**2 * (m1p**2 + msp**2)
                                     + (k1p**2 + ksp**2) * q_w for v in vp) / k
     outputs["eps_grad"] = (m0p**2 + m1p**2 + msp**2) - 2 * m1 * k1 * m + k1**2 * q_s + (k1p**2 + ksp**2) * q_w
-    outputs["train_loss"] = sum(g[r] ** 2 * S[r] for r in R) + LAM * q_w
-    outputs["train_error_L2"] = g[0] ** 2 * S[0]
+    outputs["train_loss"] = scale**2 * sum(g[r] ** 2 * S[r] for r in R) + (LAM * q_w if branch == "ridge" else 0)
+    outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S[0]
     outputs.update({"m": m, "q_s": q_s, "q_w": q_w})
     parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G, *vp)
-    return System(name=f"sobolev_rf_k{k}_tau{tau}", unknowns=tuple(unknowns), parameters=parameters,
+    suffix = "" if branch == "ridge" else f"_{branch}"
+    return System(name=f"sobolev_rf_k{k}_tau{tau}{suffix}", unknowns=tuple(unknowns), parameters=parameters,
                   residuals=tuple(residuals), outputs=outputs, definitions=dict(d.items),
                   latex_names=LATEX_NAMES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.saddle import derive_system
+from sobolev_rf.derive.saddle import BRANCHES, derive_system
 
 #: Largest k the command derives (the derivation is generic; this bounds the output size).
 MAX_K = 8
@@ -17,11 +17,20 @@ q_w as expressions in the unknowns, the Hermite coefficients (kappa*, mu*, c_sig
 psi = p/d, phi = n/d, Delta_f, Delta_g and the alignment varpi_1..varpi_k, through named intermediate
 definitions. H_s(y) = E_(t~Gamma(s,1)) [1/(t + y)] with s = k/2 is the one special function.
 
+--branch interpolating / underparameterised give the two branches of the limit lam -> 0+ (either side
+of p = (1 + tau k) n) in the scaled unknowns alpha, beta_1, Omega_0, Omega_1.
+
 examples:
   sobolev-rf derive --k 1
+  sobolev-rf derive --k 1 --branch interpolating
   sobolev-rf derive --k 3 --tau 0 --format latex
   sobolev-rf derive --k 2 --format json
 """
+
+
+#: Help text of ``--branch`` (shared with ``codegen``).
+BRANCH_HELP = ("ridge: lam > 0 (default); interpolating / underparameterised: the limit lam -> 0+ for "
+               "p > (1 + tau k) n / p < (1 + tau k) n")
 
 
 def _k(text: str) -> int:
@@ -36,7 +45,7 @@ def _k(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Derive the system and print it in the requested format."""
-    system = derive_system(_k(args.k), int(args.tau))
+    system = derive_system(_k(args.k), int(args.tau), args.branch)
     if args.format == "latex":
         print(system.to_latex())
     elif args.format == "json":
@@ -54,6 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", required=True, metavar="K", help=f"number of gradient directions, 0 to {MAX_K}")
     p.add_argument("--tau", choices=("0", "1"), default="1",
                    help="1: Sobolev training, 0: plain L2 training (default: %(default)s)")
+    p.add_argument("--branch", choices=BRANCHES, default="ridge", help=BRANCH_HELP)
     p.add_argument("--format", choices=("text", "latex", "json"), default="text",
                    help="output format (default: %(default)s)")
     p.set_defaults(func=run)

@@ -15,6 +15,7 @@ from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, parse_alignment
 from sobolev_rf.numeric.cli_args import add_model_arguments
 from sobolev_rf.numeric.generated import BACKENDS, solve_grid
+from sobolev_rf.numeric.progress import Progress
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.
 AXES = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
@@ -48,13 +49,20 @@ def parse_range(name: str, text: str) -> np.ndarray:
     return values
 
 
+def _first_swept(axes: dict[str, np.ndarray]) -> int:
+    """Index of the axis the continuation runs along: the first with more than one value."""
+    return next((i for i, v in enumerate(axes.values()) if len(v) > 1), 0)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
         help="asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)",
         description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g takes one value, a linear "
                     "range start:stop:num or a geometric range log:start:stop:num; the grid is their outer "
-                    "product. Prints CSV (or writes it to --out): the swept values, every output, converged.",
+                    "product. lam = 0 is the limit λ → 0⁺. The grid is solved slice by slice along the first swept "
+                    "axis, each point warm-started from its neighbour (continuation), with a progress bar. Prints "
+                    "CSV (or writes it to --out): the swept values, every output, converged.",
     )
     add_model_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="solver backend (default: auto)")
@@ -74,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
         for v in (values.min(), values.max()):
             ModelParams(activation=args.activation, teacher=args.teacher, k=k, tau=tau,
                         alignment=alignment, **{**first, name: float(v)})
-    if np.any(axes["lam"] <= 0):
-        raise UserError("--lam must be > 0 for the sweep.")
     size = math.prod(len(v) for v in axes.values())
     if size > MAX_POINTS:
         raise UserError(f"the grid has {size} points, more than {MAX_POINTS}.")
@@ -83,11 +89,17 @@ def run(args: argparse.Namespace) -> int:
     params = dict(zip(AXES, mesh), activation=args.activation, teacher=args.teacher,
                   alignment=None if alignment is None else list(alignment))
     start = time.perf_counter()
-    result = solve_grid(k, tau, params, backend=args.backend)
+    with Progress(size, "sweep") as bar:
+        result = solve_grid(k, tau, params, backend=args.backend, progress=bar.update)
     elapsed = max(time.perf_counter() - start, 1e-9)
-    bad = int(np.size(result.converged) - np.count_nonzero(result.converged))
+    on_threshold = int(np.count_nonzero(result.extra["branch"] == "threshold"))
+    bad = int(np.size(result.converged) - np.count_nonzero(result.converged)) - on_threshold
+    notes = ([f"{bad} did not converge (converged = 0 in the CSV)"] if bad else []) + (
+        [f"{on_threshold} point(s) with lam = 0 on the interpolation threshold p = (1 + τk)n = {1 + tau * k}n, where the "
+         "errors are infinite (converged = 0)"] if on_threshold else [])
     print(f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s, {result.backend} "
-          f"backend){f'; {bad} did not converge (converged = 0 in the CSV)' if bad else ''}", file=sys.stderr)
+          f"backend, continuation along --{AXES[_first_swept(axes)].replace('_', '-')})"
+          f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     names = list(result.outputs)

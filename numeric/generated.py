@@ -10,7 +10,7 @@ import hashlib
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from sobolev_rf.codegen import cache
 from sobolev_rf.codegen.c_printer import CModule, compile_shared, find_compiler, generate_c_source
 from sobolev_rf.codegen.numpy_printer import CODEGEN_VERSION, generate_numpy_source, load_numpy_module
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.saddle import derive_system
+from sobolev_rf.derive.saddle import BRANCHES, derive_system
 from sobolev_rf.derive.system import System
 from sobolev_rf.numeric.asymptotics import coefficients
 
@@ -87,35 +87,153 @@ def parameter_arrays(system: System, k: int, params: Mapping[str, Any]) -> list[
     values += [np.asarray(a, dtype=float) for a in align]
     if len(values) != len(system.parameters):
         raise UserError(f"system {system.name} expects {len(system.parameters)} parameters, got {len(values)}.")
-    if np.any(np.asarray(values[14]) <= 0):
-        raise UserError("lam must be > 0 for the generated solver.")
+    if np.any(np.asarray(values[_LAM]) < 0):
+        raise UserError("lam must be >= 0 (0 means the limit λ → 0⁺).")
     return values
 
 
-def solve_grid(k: int, tau: int, params_arrays: Mapping[str, Any], backend: str = "auto",
-               tol: float = 1e-13) -> GridResult:
+#: Positions of λ, ψ = p/d and φ = n/d among the System's parameters.
+_LAM, _PSI, _PHI = 14, 15, 16
+
+
+class _Batch:
+    """One branch's generated solver on rows of points: ``(rows (m, P), u0 (m, N)) → (u, outputs, ok, norm)``."""
+
+    def __init__(self, system: System, backend: str, ridge: "_Batch | None" = None) -> None:
+        self.system = system
+        self.backend = backend
+        self.ridge = ridge            # the λ > 0 solver that provides cold starts of a λ → 0⁺ branch
+        self.module = _numpy_module(system) if backend == "numpy" else _c_module(system)
+        self.names = list(system.outputs)
+
+    def __call__(self, rows: np.ndarray, u0: np.ndarray, tol: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.backend == "c":
+            u, out, ok, norm = self.module.solve(rows, u0=u0, tol=tol)
+        else:
+            # a parameter constant over the rows stays a scalar, so the subexpressions it alone
+            # determines (all the Hermite-coefficient algebra) are computed once, not per point;
+            # ψ stays an array so that the batch keeps its length
+            theta = [col[0] if j != _PSI and np.all(col == col[0]) else col for j, col in enumerate(rows.T)]
+            u, ok, norm = self.module.solve(theta, u0=u0.T, tol=tol)
+            values = self.module.outputs(u, theta)
+            out = np.stack([np.broadcast_to(values[n], ok.shape) for n in self.names], axis=-1)
+            u = u.T
+        # the unknowns are positive (V_r, Ω_a, β_r; 0 < α < 1): anything else is a spurious root
+        ok = ok & np.all(u > 0, axis=1)
+        if "alpha" in map(str, self.system.unknowns):
+            ok &= u[:, 0] < 1
+        return u, out, ok, norm
+
+    def solve_cold(self, rows: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Solve from no previous solution. λ > 0: from 0.5. λ → 0⁺: the ridgeless equations are not
+        contractive far from their root (a plain start runs into spurious roots with α < 0), so the λ > 0
+        solution is followed down :data:`LAMBDA_PATH`, each step warm-started from the last, and mapped to
+        the scaled variables L = λ + g_0, α = λ/L, β_r = g_r/L, Ω̃_a = LΩ_a after every decade from 10⁻⁴
+        on; a point stops at the first decade whose mapped start converges."""
+        if self.ridge is None:
+            return self(rows, np.full((len(rows), len(self.system.unknowns)), 0.5), tol)
+        names = [str(x) for x in self.ridge.system.unknowns]
+        sobolev = "V_1" in names
+        interpolating = self.system.name.endswith("_interpolating")
+        n = len(rows)
+        u = np.full((n, len(names)), 0.5)
+        result = (np.full((n, len(self.system.unknowns)), np.nan), np.full((n, len(self.names)), np.nan),
+                  np.zeros(n, dtype=bool), np.full(n, np.nan))
+        todo = np.arange(n)
+        for lam in LAMBDA_PATH:
+            trial = rows[todo].copy()
+            trial[:, _LAM] = lam
+            u_new, _, good, _ = self.ridge(trial, u[todo], tol)
+            u[todo] = np.where(good[:, None], u_new, u[todo])
+            if lam > 1e-4:
+                continue
+            g0 = 1.0 / (1.0 + u[todo, 0])
+            scale = lam + g0
+            first = ([lam / scale] if interpolating else []) + ([1.0 / (1.0 + u[todo, 1]) / scale] if sobolev else [])
+            omegas = u[todo, 2 if sobolev else 1:] * scale[:, None]
+            start = np.column_stack(first + list(omegas.T)) if first else omegas
+            attempt = self(rows[todo], np.where(np.isfinite(start), start, 0.5), tol)
+            for whole, part in zip(result, attempt):
+                whole[todo] = part
+            todo = todo[~attempt[2]]
+            if not len(todo):
+                break
+        return result
+
+
+#: λ values along which the cold start of a λ → 0⁺ point follows the λ > 0 solution.
+LAMBDA_PATH = tuple(10.0 ** -e for e in range(1, 9))
+
+
+def solve_grid(k: int, tau: int, params_arrays: Mapping[str, Any], backend: str = "auto", tol: float = 1e-13,
+               continuation: bool = True, progress: Callable[[int], None] | None = None) -> GridResult:
     """Solve the fixed point of ``(k, τ)`` on every point of the broadcast parameter arrays.
 
     ``params_arrays`` may hold ``activation`` and ``teacher`` (texts), ``p_over_d``, ``n_over_d``,
     ``lam``, ``noise_f``, ``noise_g`` (scalars or arrays) and ``alignment`` (k scalars or arrays).
+    λ = 0 is the limit λ → 0⁺, solved by the generated system of its branch (interpolating when
+    p > (1 + τk)n, underparameterised when p < (1 + τk)n; at p = (1 + τk)n the errors are infinite and
+    the point is reported as not converged).
+
+    With ``continuation`` the grid is solved slice by slice along its first axis of length > 1, every
+    point starting from the solution at its neighbour in the previous slice (a point whose warm start
+    fails is retried from the cold start); ``progress(m)`` is called after each slice of m points.
     """
-    system = derive_system(k, tau)
-    theta = parameter_arrays(system, k, params_arrays)
+    ridge = derive_system(k, tau)
+    theta = parameter_arrays(ridge, k, params_arrays)
     shape = np.broadcast_shapes(*[np.shape(t) for t in theta])
     used = resolve_backend(backend)
-    u_names, o_names = [str(s) for s in system.unknowns], list(system.outputs)
-    if used == "numpy":
-        module = _numpy_module(system)
-        u, converged, norm = module.solve(theta, tol=tol)
-        outputs = module.outputs(u, theta)
-        return GridResult("numpy", {n: np.asarray(outputs[n]) for n in o_names},
-                          dict(zip(u_names, u)), np.asarray(converged), np.asarray(norm))
-    module = _c_module(system)
-    rows = np.stack([np.broadcast_to(t, shape) for t in theta], axis=-1).reshape(-1, len(theta))
-    u, out, converged, norm = module.solve(rows, tol=tol)
-    return GridResult("c", {n: out[:, i].reshape(shape) for i, n in enumerate(o_names)},
-                      {n: u[:, i].reshape(shape) for i, n in enumerate(u_names)},
-                      converged.reshape(shape), norm.reshape(shape))
+    grid = np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in theta], axis=-1)
+    axis = next((i for i, n in enumerate(shape) if n > 1), 0) if shape else 0
+    slices = np.moveaxis(grid, axis, 0).reshape(shape[axis] if shape else 1, -1, len(theta)) if continuation \
+        else grid.reshape(1, -1, len(theta))
+    lam, psi, phi = slices[..., _LAM], slices[..., _PSI], slices[..., _PHI]
+    threshold = (1 + tau * k) * phi
+    branch = np.where(lam > 0, 0, np.where(psi > threshold, 1, np.where(psi < threshold, 2, -1)))
+    ridge_solver = _Batch(ridge, used)
+    solvers = {b: ridge_solver if b == 0 else _Batch(derive_system(k, tau, BRANCHES[b]), used, ridge_solver)
+               for b in np.unique(branch) if b >= 0}
+    u_names = list(dict.fromkeys(str(s) for b in sorted(solvers) for s in solvers[b].system.unknowns))
+    o_names = list(ridge.outputs)
+    n_slices, width = branch.shape
+    U = np.full((n_slices, width, len(u_names)), np.nan)
+    O = np.full((n_slices, width, len(o_names)), np.nan)
+    ok = np.zeros((n_slices, width), dtype=bool)
+    norm = np.full((n_slices, width), np.nan)
+    for i in range(n_slices):
+        for b, solver in solvers.items():
+            sel = np.flatnonzero(branch[i] == b)
+            if not len(sel):
+                continue
+            cols = [u_names.index(str(s)) for s in solver.system.unknowns]
+            rows = slices[i, sel]
+            warm = np.zeros(len(sel), dtype=bool)
+            if i:
+                warm = ok[i - 1, sel] & (branch[i - 1, sel] == b)
+            u, out, good, res = (np.full((len(sel), len(cols)), np.nan), np.full((len(sel), len(o_names)), np.nan),
+                                 np.zeros(len(sel), dtype=bool), np.full(len(sel), np.nan))
+            if warm.any():
+                w = np.flatnonzero(warm)
+                u[w], out[w], good[w], res[w] = solver(rows[w], U[i - 1, sel[w]][:, cols], tol)
+            cold = np.flatnonzero(~good)
+            if len(cold):
+                u[cold], out[cold], good[cold], res[cold] = solver.solve_cold(rows[cold], tol)
+            U[i, sel[:, None], cols] = u
+            O[i, sel], ok[i, sel], norm[i, sel] = out, good, res
+        if progress is not None:
+            progress(width)
+
+    def unflatten(a: np.ndarray) -> np.ndarray:
+        """(slices, points) back to the grid's shape."""
+        if not continuation or not shape:
+            return a.reshape(shape)
+        moved = tuple(shape[j] for j in [axis] + [j for j in range(len(shape)) if j != axis])
+        return np.moveaxis(a.reshape(moved), 0, axis)
+
+    return GridResult(used, {n: unflatten(O[..., j]) for j, n in enumerate(o_names)},
+                      {n: unflatten(U[..., j]) for j, n in enumerate(u_names)}, unflatten(ok), unflatten(norm),
+                      extra={"branch": unflatten(np.array(BRANCHES + ("threshold",))[branch])})
 
 
 def load_backend(system: System, backend: str) -> Any:

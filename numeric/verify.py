@@ -5,7 +5,8 @@ iteration on an mpmath rendering of the very same :class:`~sobolev_rf.derive.sys
 (``sympy.lambdify(..., "mpmath")``, definitions evaluated in order) at N significant digits. The
 parameters are taken to be exactly their double values, so the comparison measures the error of the
 double-precision solve alone. Reported: agreeing digits of every output and unknown, and the
-high-precision residual max|u − G(u)|.
+high-precision residual max|u − G(u)|. λ = 0 (the limit λ → 0⁺) is verified on the System of its branch
+(:func:`~sobolev_rf.derive.saddle.derive_system`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import sympy as sp
 from sobolev_rf.derive.special import mp_gamma_resolvent
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.derive.saddle import derive_system
+from sobolev_rf.derive.saddle import BRANCHES, derive_system
 from sobolev_rf.derive.system import System
 from sobolev_rf.numeric.generated import parameter_arrays, solve_grid
 
@@ -45,11 +46,18 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
     """Solve ``params`` in double precision (generated NumPy) and with mpmath at ``digits`` digits."""
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
-    system = derive_system(params.k, params.tau)
     grid_params = dict(activation=params.activation, teacher=params.teacher, p_over_d=params.p_over_d,
                        n_over_d=params.n_over_d, lam=params.lam, noise_f=params.noise_f, noise_g=params.noise_g,
                        alignment=params.alignment)
     double = solve_grid(params.k, params.tau, grid_params, backend="numpy")
+    branch = str(double.extra["branch"])
+    if branch not in BRANCHES:
+        raise UserError(f"lam = 0 at the interpolation threshold p = (1 + τk)n = {1 + params.tau * params.k}n: the "
+                        "errors are infinite there; move p/d or n/d, or use λ > 0.")
+    if not bool(double.converged):
+        raise UserError("the double-precision generated solver did not converge at this point, so there is no "
+                        "solution to verify; check the point with `sobolev-rf solve`.")
+    system = derive_system(params.k, params.tau, branch)
     theta = [float(t) for t in parameter_arrays(system, params.k, grid_params)]
     u_double = [float(double.unknowns[str(s)]) for s in system.unknowns]
     residual = _mp_function(system, list(system.residuals))

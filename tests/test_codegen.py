@@ -167,3 +167,77 @@ def test_cli_codegen_verify_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert len(lines) == 7 and lines[0].startswith("p_over_d,n_over_d,lam")
     assert all(line.endswith(",1") for line in lines[1:])
     assert main(["sweep", "--p-over-d", "1:2"]) == 2
+
+
+RIDGELESS = [("relu", "tanh", 1, 1), ("tanh", "x + x**2/2", 2, 0), ("erf", "tanh", 2, 1)]
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("c", marks=needs_cc)])
+@pytest.mark.parametrize("activation, teacher, k, tau", RIDGELESS)
+def test_generated_ridgeless_limit_matches_reference(backend: str, activation: str, teacher: str, k: int,
+                                                      tau: int) -> None:
+    """λ = 0 on both sides of the threshold p = (1 + τk)n, and on it (infinite, not converged)."""
+    threshold = 1 + tau * k
+    p = np.array([0.3, 0.7, 1.0, 1.6, 3.0]) * threshold
+    point = dict(activation=activation, teacher=teacher, p_over_d=p, n_over_d=1.0, lam=0.0, noise_f=0.1,
+                 noise_g=0.2)
+    grid = solve_grid(k, tau, point, backend=backend)
+    assert list(grid.extra["branch"]) == ["underparameterised"] * 2 + ["threshold"] + ["interpolating"] * 2
+    assert grid.converged.tolist() == [True, True, False, True, True]
+    for i in (0, 1, 3, 4):
+        ref = solve(ModelParams(activation=activation, teacher=teacher, k=k, tau=tau, p_over_d=float(p[i]),
+                                n_over_d=1.0, lam=0.0, noise_f=0.1, noise_g=0.2))
+        for name in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):
+            assert float(grid.outputs[name][i]) == pytest.approx(getattr(ref, name), rel=1e-9, abs=1e-12), name
+    assert np.all(grid.outputs["train_loss"][3:] == 0.0)      # interpolation: no training residual
+
+
+def test_continuation_gives_the_same_grid_and_reports_progress() -> None:
+    p = np.geomspace(0.2, 6.0, 9)[:, None]
+    n = np.array([[0.5, 1.0, 2.0]])
+    point = dict(activation="relu", teacher="tanh", p_over_d=p, n_over_d=n, lam=1e-3, noise_f=0.1)
+    calls: list[int] = []
+    warm = solve_grid(1, 1, point, backend="numpy", progress=calls.append)
+    cold = solve_grid(1, 1, point, backend="numpy", continuation=False)
+    assert calls == [3] * 9                                   # one call per slice along p/d
+    assert warm.converged.all() and cold.converged.all()
+    for name in warm.outputs:
+        np.testing.assert_allclose(warm.outputs[name], cold.outputs[name], rtol=1e-10, atol=1e-13)
+    # the slices run along the first axis with more than one value, here n/d
+    along_n = solve_grid(1, 1, dict(point, p_over_d=2.0, n_over_d=n[0]), backend="numpy", progress=calls.append)
+    assert calls[9:] == [1, 1, 1]
+    for j, nv in enumerate(n[0]):
+        ref = solve(ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=2.0, n_over_d=float(nv),
+                                lam=1e-3, noise_f=0.1))
+        assert float(along_n.outputs["eps_L2"][j]) == pytest.approx(ref.eps_L2, rel=1e-9)
+
+
+@pytest.mark.parametrize("p_over_d", [0.6, 4.0])
+def test_mpmath_verification_of_the_ridgeless_branches(p_over_d: float) -> None:
+    from sobolev_rf.numeric.verify import verify_point
+
+    report = verify_point(ModelParams(k=1, tau=1, p_over_d=p_over_d, n_over_d=1.0, lam=0.0, noise_f=0.1), digits=50)
+    assert report["residual"] <= 1e-45 and report["agreeing_digits"] >= 12
+    assert ("alpha" in report["unknowns"]) == (p_over_d > 2)
+
+
+def test_ridgeless_branch_option_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sobolev_rf.derive.errors import UserError
+    from sobolev_rf.numeric.cli import main
+
+    names = {derive_system(1, 1, b).name for b in ("ridge", "interpolating", "underparameterised")}
+    assert len(names) == 3 and len({derive_system(1, 1, b).fingerprint() for b in
+                                    ("ridge", "interpolating", "underparameterised")}) == 3
+    with pytest.raises(UserError, match="branch must be one of"):
+        derive_system(1, 1, "ridgeless")
+    assert main(["codegen", "--k", "1", "--branch", "interpolating", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "sobolev_rf_k1_tau1_interpolating.py").exists()
+    capsys.readouterr()
+    assert main(["sweep", "--p-over-d", "1:3:3", "--lam", "0", "--backend", "numpy"]) == 0
+    captured = capsys.readouterr()
+    rows = captured.out.strip().splitlines()[1:]
+    assert [r.rsplit(",", 1)[1] for r in rows] == ["1", "0", "1"]
+    assert "interpolation threshold" in captured.err and "continuation along --p-over-d" in captured.err
+    assert main(["verify", "--p-over-d", "2", "--lam", "0"]) == 2
+    assert "infinite" in capsys.readouterr().err
+    assert main(["sweep", "--lam", "-1"]) == 2
