@@ -1,7 +1,9 @@
 """Throughput of the generated solvers: a 128×128 (p/d, n/d) grid, k = 1, τ = 1, NumPy vs C.
 
-Reports points per second (median of 3 runs, the artifact already cached) and writes
-benchmarks/results/codegen.json.
+Rows: each backend with continuation along p/d (what ``sweep`` does) and without (every point from the
+cold start), at λ = 10⁻², and with continuation at λ = 0 (the λ → 0⁺ branches, whose cold starts follow
+the λ > 0 solution down to small λ). Reports points per second (median of 3 runs, the artifacts already
+cached) and writes benchmarks/results/codegen.json.
 """
 from __future__ import annotations
 
@@ -21,20 +23,20 @@ SIZE = 128
 REPEATS = 3
 
 
-def grid() -> dict[str, object]:
-    """The benchmark grid: p/d and n/d log-spaced over [0.2, 5], λ = 10⁻², ReLU student, tanh teacher."""
+def grid(lam: float) -> dict[str, object]:
+    """The benchmark grid: p/d and n/d log-spaced over [0.2, 5], ReLU student, tanh teacher."""
     axis = np.geomspace(0.2, 5.0, SIZE)
-    return dict(activation="relu", teacher="tanh", p_over_d=axis[:, None], n_over_d=axis[None, :], lam=1e-2)
+    return dict(activation="relu", teacher="tanh", p_over_d=axis[:, None], n_over_d=axis[None, :], lam=lam)
 
 
-def measure(backend: str) -> dict[str, float]:
+def measure(backend: str, continuation: bool, lam: float) -> dict[str, float]:
     """Median wall time and points/s of ``solve_grid`` on the grid with ``backend``."""
-    params = grid()
+    params = grid(lam)
     solve_grid(1, 1, params, backend=backend)
     times, converged = [], 0
     for _ in range(REPEATS):
         start = time.perf_counter()
-        result = solve_grid(1, 1, params, backend=backend)
+        result = solve_grid(1, 1, params, backend=backend, continuation=continuation)
         times.append(time.perf_counter() - start)
         converged = int(np.count_nonzero(result.converged))
     median = statistics.median(times)
@@ -57,22 +59,31 @@ def monte_carlo_seconds() -> float:
 
 def main() -> None:
     backends = ["numpy"] + (["c"] if find_compiler() else [])
-    rows = {b: measure(b) for b in backends}
+    cases = [(b, cont, 1e-2) for b in backends for cont in (True, False)] + [(b, True, 0.0) for b in backends]
+    rows: dict[str, dict[str, float]] = {}
+    for b, cont, lam in cases:
+        name = f"{b}{'' if cont else '_cold'}{'_lam0' if lam == 0 else ''}"
+        rows[name] = {"backend": b, "continuation": cont, "lam": lam, **measure(b, cont, lam)}
     mc = monte_carlo_seconds()
-    print(f"{'backend':8s} {'seconds':>10s} {'points/s':>12s} {'converged':>10s} {'vs Monte Carlo':>15s}")
-    for b, r in rows.items():
+    print(f"{'case':12s} {'continuation':>12s} {'lam':>6s} {'seconds':>10s} {'points/s':>12s} {'converged':>12s} "
+          f"{'vs Monte Carlo':>15s}")
+    for name, r in rows.items():
         r["speedup_vs_monte_carlo"] = mc * r["points_per_second"]
-        print(f"{b:8s} {r['seconds_median']:10.3f} {r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE}"
-              f" {r['speedup_vs_monte_carlo']:14.3g}x")
+        print(f"{name:12s} {str(r['continuation']):>12s} {r['lam']:6g} {r['seconds_median']:10.3f} "
+              f"{r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE} {r['speedup_vs_monte_carlo']:14.3g}x")
+    ratios: dict[str, float] = {}
     if "c" in rows:
-        rows["c_over_numpy"] = rows["c"]["points_per_second"] / rows["numpy"]["points_per_second"]
-        print(f"C / NumPy: {rows['c_over_numpy']:.2f}x")
+        ratios["c_over_numpy"] = rows["c"]["points_per_second"] / rows["numpy"]["points_per_second"]
+        print(f"C / NumPy (continuation, lam = 1e-2): {ratios['c_over_numpy']:.2f}x")
+    for b in backends:
+        ratios[f"{b}_continuation_over_cold"] = rows[b]["points_per_second"] / rows[f"{b}_cold"]["points_per_second"]
+        print(f"{b}: continuation / cold start: {ratios[f'{b}_continuation_over_cold']:.2f}x")
     print(f"Monte Carlo, one grid point (d = 400, one seed): {mc:.3f} s")
-    rows["monte_carlo_seconds_per_point"] = mc
     out = Path(__file__).parent / "results" / "codegen.json"
-    atomic_write_text(out, json.dumps({"grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1, lam=1e-2",
+    atomic_write_text(out, json.dumps({"grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1",
                                        "repeats": REPEATS, "machine": platform.platform(),
-                                       "processor": platform.processor(), "results": rows}, indent=2) + "\n")
+                                       "processor": platform.processor(), "results": rows, "ratios": ratios,
+                                       "monte_carlo_seconds_per_point": mc}, indent=2) + "\n")
     print(f"wrote {out}")
 
 
