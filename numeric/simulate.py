@@ -4,7 +4,8 @@ Symbols as in MODEL.md. One *seed* draws
 
 - the student features Θ ∈ ℝ^{d×p}, entries iid N(0, 1) (frozen);
 - the gradient directions V = [v₁ … v_k] ∈ ℝ^{d×k} and the teacher θ₀ ∈ ℝ^d with Vᵀθ₀ = ϖ **exactly**
-  and ‖θ₀‖ = 1 (see :func:`draw_directions`);
+  and ‖θ₀‖ = 1 (see :func:`draw_directions`); or, with ``subspace="informed"`` (outside the theory), V from
+  the dominant eigenvectors of a pilot estimate of the gradient covariance, ϖ = Vᵀθ₀ then being an output;
 - n training inputs x_i ~ N(0, I_d), h_i = Θᵀx_i/√d ∈ ℝ^p, ω_i = θ₀ᵀx_i, labels
   y_i = φ(ω_i) + √Δ_f ε_i and gradient labels ỹ_il = ϖ_l φ′(ω_i) + √Δ_g ε_il;
 - ζ_jl = θ_jᵀv_l/√d, i.e. ζ = ΘᵀV/√d ∈ ℝ^{p×k}.
@@ -18,8 +19,8 @@ on a fresh noiseless test set (:func:`estimate_test_errors`)
 - eps_H1   = (1/k) Σ_l E_x (ϖ_l φ′(ω) − Σ_j w_j σ′(h_j) ζ_jl)²   (NaN when k = 0),
 - eps_grad = E_x ‖θ₀ φ′(ω) − ∇_x f_w(x)‖²,  ∇_x f_w(x) = Θ(w ⊙ σ′(h))/√d,
 
-together with the training loss, the training L2 error and the order parameters of THEORY.md §2
-(:func:`order_parameters`). :func:`simulate` averages over seeds and reports means and standard errors.
+together with the training loss, the training L2 error, the order parameters of THEORY.md §2
+(:func:`order_parameters`) and the realised alignment ϖ = Vᵀθ₀. :func:`simulate` averages over seeds and reports means and standard errors.
 
 The features are pluggable (:class:`FeatureMap`): :class:`ExactFeatures` applies σ, σ′, φ, φ′ themselves;
 :class:`GaussianEquivalentFeatures` replaces them by their Gaussian-equivalent linearisations (THEORY.md §1),
@@ -45,10 +46,12 @@ VectorFn = Callable[[Array], Any]
 
 #: Scalar quantities reported per seed (each also gets a standard error).
 SCALAR_KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2", "m", "q_s", "q_w", "s_a")
-#: Per-direction quantities (length-k vectors): s_l, m_l, q_{s,l}, q_{w,l}.
-VECTOR_KEYS = ("s_l", "m_l", "q_s_l", "q_w_l")
+#: Per-direction quantities (length-k vectors): s_l, m_l, q_{s,l}, q_{w,l} and the realised alignment
+#: ϖ = Vᵀθ₀ (the prescribed ϖ for random V; an output of the draw for informed V).
+VECTOR_KEYS = ("s_l", "m_l", "q_s_l", "q_w_l", "alignment")
 #: Keys of a Gaussian-equivalent coefficient dictionary (student κ's or teacher μ's).
 GE_KEYS = ("kappa0", "kappa1", "kappa_star", "kappa0_prime", "kappa1_prime", "kappa_star_prime", "cross")
+#: Constructions of V (:func:`draw_directions`): "random" is the model; "informed" is outside the theory.
 SUBSPACES = ("random", "informed")
 MODELS = ("exact", "gaussian_equivalent")
 
@@ -221,33 +224,76 @@ def _unit_orthogonal(rng: np.random.Generator, q: Array) -> Array:
     return g / np.linalg.norm(g)
 
 
+def _informed_basis(rng: np.random.Generator, grads: Array, k: int) -> Array:
+    """The top-k right singular vectors of the pilot gradients G (m×d) as a d×k orthonormal matrix.
+
+    They are the dominant eigenvectors of Ĉ = GᵀG/m, from the thin SVD of G (O(m·d·min(m, d)), no d×d
+    eigendecomposition). Each sign is chosen from the data: u_l is flipped so that the pilot mean of
+    u_lᵀ∇y, i.e. the sum of the l-th left singular vector, is >= 0. Directions the pilot data do not determine
+    (singular value zero to working precision: k > rank G, e.g. k > 1 with noiseless pilot gradients, or
+    m < k) are completed by uniformly random orthonormal directions orthogonal to the determined ones.
+    """
+    m, d = grads.shape
+    u, s, vt = scipy.linalg.svd(grads, full_matrices=False, check_finite=False)
+    tol = (s[0] if s.size else 0.0) * max(m, d) * np.finfo(np.float64).eps
+    rank = min(k, int(np.sum(s > tol)) if s.size and s[0] > 0 else 0)
+    basis = np.empty((d, k))
+    for l in range(rank):
+        sign = -1.0 if float(np.sum(u[:, l])) < 0 else 1.0
+        basis[:, l] = sign * vt[l]
+    if rank < k:
+        extra = rng.standard_normal((d, k - rank))
+        if rank:
+            extra -= basis[:, :rank] @ (basis[:, :rank].T @ extra)
+        basis[:, rank:] = np.linalg.qr(extra)[0]
+        if rank:  # one more projection against round-off
+            basis[:, rank:] -= basis[:, :rank] @ (basis[:, :rank].T @ basis[:, rank:])
+            basis[:, rank:] = np.linalg.qr(basis[:, rank:])[0]
+    return basis
+
+
 def draw_directions(rng: np.random.Generator, d: int, alignment: Sequence[float],
-                    subspace: str = "random") -> tuple[Array, Array]:
-    """Draw (V, θ₀) with Vᵀθ₀ = ϖ exactly and ‖θ₀‖ = 1.
+                    subspace: str = "random", *, pilot: int | None = None, noise_g: float = 0.0,
+                    dphi: VectorFn | None = None) -> tuple[Array, Array]:
+    """Draw (V, θ₀) with ‖θ₀‖ = 1.
 
-    ``subspace="random"`` (the model): V has iid N(0, 1) entries (columns of norm ≈ √d, not normalised) and
-    θ₀ = V(VᵀV)⁻¹ϖ + t·u, with u a uniformly random unit vector orthogonal to span(V) and
-    t = √(1 − ϖᵀ(VᵀV)⁻¹ϖ); this needs ϖᵀ(VᵀV)⁻¹ϖ < 1 (≈ ‖ϖ‖²/d), otherwise d is too small for this ϖ.
+    ``subspace="random"`` (the model, MODEL.md): Vᵀθ₀ = ϖ exactly. V has iid N(0, 1) entries (columns of
+    norm ≈ √d, not normalised) and θ₀ = V(VᵀV)⁻¹ϖ + t·u, with u a uniformly random unit vector orthogonal to
+    span(V) and t = √(1 − ϖᵀ(VᵀV)⁻¹ϖ); this needs ϖᵀ(VᵀV)⁻¹ϖ < 1 (≈ ‖ϖ‖²/d), otherwise d is too small
+    for this ϖ. ``pilot``, ``noise_g`` and ``dphi`` are not used.
 
-    ``subspace="informed"`` (teacher-first construction, not used by the theory): θ₀ is uniform on the unit
-    sphere and v_l = ϖ_l θ₀ + (I − θ₀θ₀ᵀ)g_l with g_l ~ N(0, I_d): each direction carries exactly the
-    prescribed component ϖ_l along the teacher, as a sketch built around a known teacher direction would,
-    plus isotropic noise of norm ≈ √d in θ₀^⊥ (‖v_l‖² = ϖ_l² + χ²_{d−1}). Its joint law differs from the
-    random construction conditioned on Vᵀθ₀ = ϖ only by a density factor 1 + O(1/√d), so it probes the
-    dependence on how (V, θ₀) are constructed rather than a different asymptotic regime.
+    ``subspace="informed"`` (data-informed gradient subspace, OUTSIDE the d → ∞ theory): θ₀ is uniform on
+    the unit sphere; m = ``pilot`` (default d) pilot samples give noisy full gradients of the teacher
+    ∇y(x_i) = θ₀ φ′(ω_i) + √Δ_g ε_i, ε_i ~ N(0, I_d), Δ_g = ``noise_g``, φ′ = ``dphi`` (ω_i = θ₀ᵀx_i ~ N(0, 1)
+    is drawn directly: the gradients depend on x_i only through it); V = √d·[u₁ … u_k] with u_l the dominant
+    eigenvectors of Ĉ = (1/m)Σ_i ∇y(x_i)∇y(x_i)ᵀ (:func:`_informed_basis`: thin SVD, signs from the data).
+    Columns have norm exactly √d, as in the model. The true gradient covariance E φ′² θ₀θ₀ᵀ + Δ_g I has a
+    rank-one signal, so v₁ ≈ √d·θ₀ and ϖ₁ = v₁ᵀθ₀ ≈ √d (an alignment growing with d, which the theory at
+    fixed ϖ = O(1) does not describe), while v₂ … v_k are noise-dominated. The alignment ϖ = Vᵀθ₀ is an
+    output of the draw (compute it from the returned V, θ₀); only k = len(``alignment``) is used, its values
+    are ignored.
     """
     varpi = np.asarray(alignment, dtype=np.float64)
     k = varpi.shape[0]
-    if subspace == "informed":
-        theta0 = rng.standard_normal(d)
-        theta0 /= np.linalg.norm(theta0)
-        g = rng.standard_normal((d, k))
-        g -= np.outer(theta0, theta0 @ g)
-        return g + np.outer(theta0, varpi), theta0
-    if subspace != "random":
+    if subspace not in SUBSPACES:
         raise UserError(f"subspace must be one of {', '.join(SUBSPACES)}, got {subspace!r}.")
     if k >= d:
         raise UserError(f"k = {k} gradient directions need d > k, got d = {d}.")
+    if subspace == "informed":
+        if dphi is None:
+            raise UserError("subspace='informed' needs the teacher derivative dphi for the pilot gradients.")
+        m = d if pilot is None else pilot
+        if not _is_int(m) or m < 1:
+            raise UserError(f"pilot must be an integer >= 1, got {pilot!r}.")
+        theta0 = rng.standard_normal(d)
+        theta0 /= np.linalg.norm(theta0)
+        omega = rng.standard_normal(int(m))
+        grads = rng.standard_normal((int(m), d))
+        grads *= math.sqrt(noise_g)
+        grads += np.outer(_as_shape(dphi(omega), omega.shape, "phi'"), theta0)
+        v = _informed_basis(rng, grads, k)
+        v *= math.sqrt(d)
+        return v, theta0
     v = rng.standard_normal((d, k))
     q, r = np.linalg.qr(v)
     coef = scipy.linalg.solve_triangular(r, varpi, trans="T") if k else varpi
@@ -259,13 +305,27 @@ def draw_directions(rng: np.random.Generator, d: int, alignment: Sequence[float]
     return v, theta0
 
 
+def _teacher_derivative(features: FeatureMap, rng: np.random.Generator) -> VectorFn:
+    """ω ↦ φ′(ω) of a feature map (its fourth output; the student part is evaluated at a dummy h = 0)."""
+    return lambda omega: features(np.zeros((omega.shape[0], 1)), omega, rng)[3]
+
+
 def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequence[float], tau: int,
-                 noise_f: float, noise_g: float, rng: np.random.Generator, subspace: str = "random") -> Problem:
+                 noise_f: float, noise_g: float, rng: np.random.Generator, subspace: str = "random",
+                 pilot: int | None = None) -> Problem:
     """Draw Θ, (V, θ₀) (:func:`draw_directions`), X and the noisy labels y, ỹ of one training set.
 
     The noises ε, ε_l are always drawn (also when Δ = 0), so Δ_f, Δ_g change nothing else in the draw.
+    For ``subspace="informed"`` the alignment ϖ = Vᵀθ₀ is the realised one (``alignment`` only gives k) and
+    ``pilot`` is the number m of pilot gradients (default d), whose noise variance is Δ_g.
     """
-    v, theta0 = draw_directions(rng, d, alignment, subspace)
+    if subspace == "informed":
+        v, theta0 = draw_directions(rng, d, alignment, subspace, pilot=pilot, noise_g=noise_g,
+                                    dphi=_teacher_derivative(features, rng))
+        varpi = v.T @ theta0
+    else:
+        v, theta0 = draw_directions(rng, d, alignment, subspace)
+        varpi = np.asarray(alignment, dtype=np.float64)
     theta = rng.standard_normal((d, p))
     inv_sqrt_d = 1.0 / math.sqrt(d)
     zeta = theta.T @ v
@@ -275,7 +335,6 @@ def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequen
     h *= inv_sqrt_d
     feat, dfeat, phi, dphi = features(h, x @ theta0, rng)
     del h
-    varpi = np.asarray(alignment, dtype=np.float64)
     y = phi + math.sqrt(noise_f) * rng.standard_normal(n)
     y_grad = np.outer(dphi, varpi) + math.sqrt(noise_g) * rng.standard_normal((n, varpi.shape[0]))
     return Problem(theta=theta, v=v, theta0=theta0, zeta=zeta, alignment=varpi, x=x, feat=feat, dfeat=dfeat,
@@ -428,12 +487,14 @@ def default_n_test(p: int) -> int:
     return max(2000, 2 * p)
 
 
-def memory_estimate(d: int, p: int, n: int, k: int, tau: int, lam: float, batch: int = TEST_BATCH) -> int:
+def memory_estimate(d: int, p: int, n: int, k: int, tau: int, lam: float, batch: int = TEST_BATCH,
+                    pilot: int = 0) -> int:
     """Working memory in bytes of one seed (an upper estimate, float64).
 
     Θ, X, three n×p feature arrays (H, σ(H), σ′(H); two more noise arrays for Gaussian-equivalent
     features), the linear system (primal: three p×p arrays; dual: A and AAᵀ; λ = 0: A twice plus the SVD
-    workspace) and the test batches (about batch·(4p + 3d)).
+    workspace), the test batches (about batch·(4p + 3d)) and the pilot gradients of an informed draw with
+    ``pilot`` = m samples (G and its thin SVD: about 2md + 2·min(m, d)·max(m, d)).
     """
     rows = n * (1 + tau * k)
     doubles = d * p + n * d + 5 * n * p
@@ -444,6 +505,8 @@ def memory_estimate(d: int, p: int, n: int, k: int, tau: int, lam: float, batch:
     else:
         doubles += rows * p + rows * rows
     doubles += batch * (4 * p + 3 * d)
+    if pilot:
+        doubles += 2 * pilot * d + 2 * min(pilot, d) * max(pilot, d)
     return 8 * doubles
 
 
@@ -475,7 +538,7 @@ def _positive_int(name: str, value: Any, minimum: int) -> int:
 
 
 def run_seed(features: FeatureMap, params: ModelParams, d: int, seed: int, n_test: int,
-             subspace: str = "random", batch: int = TEST_BATCH) -> dict[str, Any]:
+             subspace: str = "random", batch: int = TEST_BATCH, pilot: int | None = None) -> dict[str, Any]:
     """All reported quantities (:data:`SCALAR_KEYS`, :data:`VECTOR_KEYS`) of one seed.
 
     The seed's ``SeedSequence`` spawns two streams: the training draw and the test set, so the training
@@ -484,11 +547,12 @@ def run_seed(features: FeatureMap, params: ModelParams, d: int, seed: int, n_tes
     train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
     p, n = sizes(params, d)
     problem = draw_problem(features, d, p, n, params.alignment or (), params.tau, params.noise_f,
-                           params.noise_g, np.random.default_rng(train_seq), subspace)
+                           params.noise_g, np.random.default_rng(train_seq), subspace, pilot)
     w = fit(problem, params.lam)
     out: dict[str, Any] = estimate_test_errors(problem, w, features, n_test, np.random.default_rng(test_seq), batch)
     out.update(train_errors(problem, w, params.lam))
     out.update(order_parameters(problem, w))
+    out["alignment"] = problem.alignment.copy()
     return out
 
 
@@ -498,7 +562,8 @@ class SimulationResult:
 
     ``per_seed[key]`` has shape (S,) for :data:`SCALAR_KEYS` and (S, k) for :data:`VECTOR_KEYS`;
     ``mean`` and ``se`` reduce over seeds; se = sample std (ddof = 1)/√S, NaN for a single seed (no spread
-    can be estimated). eps_H1 is NaN when k = 0.
+    can be estimated). eps_H1 is NaN when k = 0. ``pilot`` is the number m of pilot gradients of an informed
+    draw (None for random V); ``per_seed["alignment"]`` holds the realised ϖ = Vᵀθ₀ of every seed.
     """
 
     params: ModelParams
@@ -512,6 +577,12 @@ class SimulationResult:
     per_seed: dict[str, Array]
     mean: dict[str, Any]
     se: dict[str, Any]
+    pilot: int | None = None
+
+    @property
+    def outside_theory(self) -> bool:
+        """True for informed V: ϖ₁ ≈ √d grows with d, a regime the fixed-ϖ d → ∞ theory does not describe."""
+        return self.subspace == "informed"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every quantity and ``<key>_se`` (vectors as lists, NaN as None), plus ``config``."""
@@ -528,18 +599,23 @@ class SimulationResult:
             out[f"{key}_se"] = clean(self.se[key])
         out["config"] = {"d": self.d, "p": self.p, "n": self.n, "seeds": len(self.seeds), "n_test": self.n_test,
                          "subspace": self.subspace, "model": self.model}
+        if self.pilot is not None:
+            out["config"]["pilot"] = self.pilot
+            out["config"]["outside_theory"] = True
         out["params"] = self.params.as_dict()
         return out
 
 
 def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: int | Sequence[int] = 1,
                       n_test: int | None = None, progress: bool = True, subspace: str = "random",
-                      model: str = "exact", batch: int = TEST_BATCH) -> SimulationResult:
+                      model: str = "exact", batch: int = TEST_BATCH, pilot: int | None = None) -> SimulationResult:
     """Simulate ``params`` at input dimension d with the given feature map (``params.activation`` and
     ``params.teacher`` are ignored: ``features`` defines σ, σ′, φ, φ′). ``model`` only labels the result.
 
     p = round(p_over_d·d), n = round(n_over_d·d); ``n_test`` defaults to :func:`default_n_test`. A progress
     bar over seeds goes to stderr when ``progress`` (and stderr is a terminal). Deterministic given seeds.
+    ``subspace="informed"`` draws V from m = ``pilot`` (default d) noisy pilot gradients (:func:`draw_directions`;
+    outside the theory, ``params.alignment`` is ignored); ``pilot`` is refused with random V.
     """
     d = _positive_int("d", d, 2)
     seed_list = _seed_list(seeds)
@@ -548,11 +624,19 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
     batch = _positive_int("batch", batch, 1)
     if subspace not in SUBSPACES:
         raise UserError(f"subspace must be one of {', '.join(SUBSPACES)}, got {subspace!r}.")
-    need = memory_estimate(d, p, n, params.k, params.tau, params.lam, min(batch, n_test))
+    if subspace == "informed":
+        pilot = d if pilot is None else _positive_int("pilot", pilot, 1)
+    elif pilot is not None:
+        raise UserError(f"pilot (the number of pilot gradients) only applies to subspace='informed', "
+                        f"got pilot = {pilot!r} with subspace = {subspace!r}.")
+    if params.k >= d:
+        raise UserError(f"k = {params.k} gradient directions need d > k, got d = {d}.")
+    need = memory_estimate(d, p, n, params.k, params.tau, params.lam, min(batch, n_test), pilot or 0)
     if need > MEMORY_LIMIT_BYTES:
         raise UserError(f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
                         f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d.")
-    work = len(seed_list) * ((n_test + n * (1 + params.tau * params.k)) * p * d + p**3)
+    work = len(seed_list) * ((n_test + n * (1 + params.tau * params.k)) * p * d + p**3
+                             + (pilot or 0) * d * min(pilot or 0, d))
     if work > WORK_LIMIT_FLOPS:
         raise UserError(f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
                         f"{work:.1e} floating-point operations (limit {WORK_LIMIT_FLOPS:.0e}, hours on a laptop); "
@@ -560,7 +644,7 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
     runs = []
     with Progress(len(seed_list), f"simulate d={d}", enabled=None if progress else False) as bar:
         for seed in seed_list:
-            runs.append(run_seed(features, params, d, seed, n_test, subspace, batch))
+            runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot))
             bar.update()
     per_seed = {key: np.array([run[key] for run in runs], dtype=np.float64) for key in SCALAR_KEYS + VECTOR_KEYS}
     mean: dict[str, Any] = {}
@@ -572,13 +656,13 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
         if values.ndim == 1:
             mean[key], se[key] = float(mean[key]), float(se[key])
     return SimulationResult(params=params, d=d, p=p, n=n, n_test=n_test, seeds=seed_list, subspace=subspace,
-                            model=model, per_seed=per_seed, mean=mean, se=se)
+                            model=model, per_seed=per_seed, mean=mean, se=se, pilot=pilot)
 
 
 def simulate(params: ModelParams, d: int, seeds: int | Sequence[int] = 1, n_test: int | None = None,
              progress: bool = True, subspace: str = "random", model: str = "exact",
              ge_student: Mapping[str, float] | None = None, ge_teacher: Mapping[str, float] | None = None,
-             batch: int = TEST_BATCH) -> SimulationResult:
+             batch: int = TEST_BATCH, pilot: int | None = None) -> SimulationResult:
     """Simulate the model point ``params`` at input dimension d (see :func:`simulate_features`).
 
     ``model="exact"`` resolves ``params.activation`` and ``params.teacher`` to vectorised (σ, σ′) and
@@ -596,4 +680,4 @@ def simulate(params: ModelParams, d: int, seeds: int | Sequence[int] = 1, n_test
         features = GaussianEquivalentFeatures(ge_student, ge_teacher)
     else:
         raise UserError(f"model must be one of {', '.join(MODELS)}, got {model!r}.")
-    return simulate_features(features, params, d, seeds, n_test, progress, subspace, model, batch)
+    return simulate_features(features, params, d, seeds, n_test, progress, subspace, model, batch, pilot)

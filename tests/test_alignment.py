@@ -1,6 +1,8 @@
 """The law of the errors over ϖ ~ N(0, I_k): exact quadratic form and its distribution function."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -42,3 +44,31 @@ def test_cli_alignment_distribution(capsys: pytest.CaptureFixture[str]) -> None:
     qs = list(law["quantiles"].values())
     assert qs == sorted(qs)
     assert law["mean"] > 0
+
+
+@pytest.mark.parametrize("c, b", [(0.4, (0.0, 0.0)), (0.1, (0.3, -0.5))])
+def test_k2_cdf_matches_a_one_dimensional_adaptive_integral(c: float, b: tuple[float, float]) -> None:
+    """k = 2, A = diag(0.3, 0.12): conditional on y₂ the sub-level set in y₁ is an interval, and the
+    remaining 1-D Gaussian integral is done adaptively between its square-root kinks (independent route)."""
+    from scipy import integrate, special
+
+    law = QuadraticLaw(A=np.diag([0.3, 0.12]), b=np.array(b), c=c)
+
+    def reference(x: float) -> float:
+        def given(y2: float) -> float:
+            rest = c + b[1] * y2 + 0.12 * y2**2 - x          # 0.3 y₁² + b₁y₁ + rest ≤ 0
+            disc = b[0] ** 2 - 4 * 0.3 * rest
+            if disc <= 0:
+                return 0.0
+            r = math.sqrt(disc)
+            return float(special.ndtr((-b[0] + r) / 0.6) - special.ndtr((-b[0] - r) / 0.6)) * math.exp(-y2 * y2 / 2)
+
+        # kinks where disc = 0: 0.12 y² + b₁y + (c − x − b₀²/1.2) = 0
+        roots = np.roots([0.12, b[1], c - x - b[0] ** 2 / 1.2])
+        kinks = sorted(float(r.real) for r in roots if abs(r.imag) < 1e-12)
+        value = integrate.quad(given, -12, 12, points=[k for k in kinks if -12 < k < 12] or None,
+                               epsabs=1e-13, epsrel=1e-12, limit=400)[0]
+        return value / math.sqrt(2 * math.pi)
+
+    for x in np.quantile(law(np.random.default_rng(0).standard_normal((20000, 2))), [0.02, 0.3, 0.7, 0.98]):
+        assert law.cdf(float(x)) == pytest.approx(reference(float(x)), abs=1e-8)

@@ -40,14 +40,50 @@ def draw(d: int, p: int, n: int, k: int, tau: int, seed: int = 0, features: sim.
 
 # ---------------------------------------------------------------------------------------------- directions
 
-@pytest.mark.parametrize("subspace", ["random", "informed"])
 @pytest.mark.parametrize("alignment", [(), (1.0,), (2.5, -0.3), (0.0, 1.7, -1.1)])
-def test_alignment_is_exact_and_teacher_is_unit(subspace: str, alignment: tuple[float, ...]) -> None:
+def test_alignment_is_exact_and_teacher_is_unit(alignment: tuple[float, ...]) -> None:
     for seed in range(5):
-        v, theta0 = sim.draw_directions(np.random.default_rng(seed), 40, alignment, subspace)
+        v, theta0 = sim.draw_directions(np.random.default_rng(seed), 40, alignment, "random")
         assert v.shape == (40, len(alignment))
         np.testing.assert_allclose(v.T @ theta0, alignment, rtol=0, atol=1e-12)
         assert abs(np.linalg.norm(theta0) - 1.0) < 1e-12
+
+
+@pytest.mark.parametrize("k,pilot,noise", [(1, None, 0.0), (2, None, 0.0), (3, 50, 0.3), (2, 1, 0.1), (3, 2, 0.0)])
+def test_informed_directions_are_orthogonal_with_norm_sqrt_d(k: int, pilot: int | None, noise: float) -> None:
+    """Informed V: ‖v_l‖ = √d exactly, orthogonal columns (also where the pilot data fix fewer than k
+    directions and random ones complete them), unit θ₀, alignment values ignored (only k is used)."""
+    d = 40
+    for seed in range(3):
+        args = dict(pilot=pilot, noise_g=noise, dphi=dtanh)
+        v, theta0 = sim.draw_directions(np.random.default_rng(seed), d, (7.0,) * k, "informed", **args)
+        v2, theta2 = sim.draw_directions(np.random.default_rng(seed), d, (0.0,) * k, "informed", **args)
+        np.testing.assert_array_equal(v, v2)
+        np.testing.assert_array_equal(theta0, theta2)
+        assert v.shape == (d, k) and abs(np.linalg.norm(theta0) - 1.0) < 1e-12
+        np.testing.assert_allclose(v.T @ v, d * np.eye(k), atol=1e-9)
+        if noise == 0.0:  # noiseless pilot gradients: v₁ = √d·θ₀ exactly (tanh′ > 0 fixes the sign)
+            assert v[:, 0] @ theta0 == pytest.approx(np.sqrt(d), rel=1e-12)
+            np.testing.assert_allclose(v[:, 1:].T @ theta0, 0.0, atol=1e-9)
+
+
+def test_informed_problem_uses_the_realised_alignment() -> None:
+    problem = sim.draw_problem(MIXED, 30, 20, 15, (5.0, 5.0), 1, 0.0, 0.0, np.random.default_rng(2), "informed",
+                               pilot=12)
+    np.testing.assert_allclose(problem.alignment, problem.v.T @ problem.theta0, rtol=1e-14)
+    np.testing.assert_allclose(problem.y_grad, np.outer(MIXED.dphi(problem.x @ problem.theta0), problem.alignment),
+                               rtol=1e-12, atol=1e-12)
+    assert problem.alignment[0] == pytest.approx(np.sqrt(30), rel=1e-12)  # noiseless pilot: ϖ₁ = √d
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"pilot": 0}, "pilot"), ({"pilot": 2.5}, "pilot"), ({"dphi": None}, "dphi"), ({"k": 40}, "d > k"),
+])
+def test_informed_draw_validates(kwargs: dict, match: str) -> None:
+    args = {"pilot": None, "dphi": dtanh, "k": 1} | kwargs
+    k = args.pop("k")
+    with pytest.raises(UserError, match=match):
+        sim.draw_directions(np.random.default_rng(0), 40, (1.0,) * k, "informed", **args)
 
 
 def test_random_directions_are_unnormalised_gaussians() -> None:
@@ -210,6 +246,8 @@ def test_single_seed_and_k_zero_report_nan() -> None:
 @pytest.mark.parametrize("kwargs,match", [
     ({"d": 1}, "d must be"), ({"d": 2.5}, "d must be"), ({"seeds": 0}, "seeds"), ({"seeds": [1, -2]}, "seeds"),
     ({"n_test": 0}, "n_test"), ({"subspace": "clever"}, "subspace"), ({"d": 200_000}, "GiB"),
+    ({"pilot": 5}, "only applies"), ({"pilot": 0, "subspace": "informed"}, "pilot"),
+    ({"pilot": 10**9, "subspace": "informed"}, "GiB"),
 ])
 def test_simulate_validates_its_arguments(kwargs: dict, match: str) -> None:
     args = {"d": 10, "seeds": 1, "n_test": 10, "progress": False} | kwargs
@@ -295,14 +333,31 @@ def test_cli_prints_json_with_the_required_keys(capsys: pytest.CaptureFixture[st
 
 
 def test_cli_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, *CLI_POINT, "--subspace", "informed")
+    informed = tuple(a for i, a in enumerate(CLI_POINT) if "--alignment" not in CLI_POINT[max(i - 1, 0):i + 1])
+    assert "--alignment" not in informed and len(informed) == len(CLI_POINT) - 2
+    code, out, _ = run_cli(capsys, *informed, "--subspace", "informed", "--pilot", "40")
     assert code == 0
-    assert "eps_grad" in out and "s_l[2]" in out and "subspace = informed" in out
+    assert "eps_grad" in out and "s_l[2]" in out and "subspace = informed" in out and "pilot = 40" in out
+    assert "outside the d → ∞ theory" in out and "alignment[2]" in out
+
+
+def test_cli_informed_json_reports_the_realised_alignment(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--d", "36", "--k", "1", "--seeds", "2", "--n-test", "100", "--subspace",
+                           "informed", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["config"]["pilot"] == 36 and data["config"]["outside_theory"] is True
+    assert data["alignment"][0] == pytest.approx(6.0, rel=1e-12)  # noiseless pilot gradients: ϖ₁ = √36
+    params = ModelParams(k=1)
+    direct = sim.simulate(params, 36, seeds=2, n_test=100, progress=False, subspace="informed")
+    assert data["eps_L2"] == direct.mean["eps_L2"] and direct.pilot == 36
 
 
 @pytest.mark.parametrize("argv", [
     ("--d", "1"), ("--d", "ten"), ("--tau", "2"), ("--k", "-1"), ("--seeds", "0"), ("--n-test", "2.5"),
     ("--lam", "-1"), ("--alignment", "1,2"), ("--subspace", "clever"), ("--d", "3", "--alignment", "9"),
+    ("--subspace", "informed", "--alignment", "1"), ("--pilot", "5"), ("--subspace", "informed", "--pilot", "0"),
+    ("--subspace", "informed", "--pilot", "x"), ("--subspace", "informed", "--pilot", "1e12"),
 ])
 def test_cli_rejects_invalid_values_with_one_line(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
     code, out, err = run_cli(capsys, "--d", "10", "--n-test", "10", *argv)
