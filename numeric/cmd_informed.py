@@ -109,10 +109,11 @@ def add_parser(subparsers: Any) -> None:
                    help="pilot gradients per input dimension m/d of the informed subspace (default: %(default)s)")
     g.add_argument("--n-test", default=None, metavar="N", help="test points per seed (default: max(2000, 2p), "
                    "--quick: 400)")
-    g.add_argument("--out", default="sobolev-rf-out", metavar="DIR",
+    g.add_argument("--out", default="sobolev-rf-out/informed", metavar="DIR",
                    help="output folder, created if missing (default: %(default)s)")
     g.add_argument("--quick", action="store_true", help="tiny run for tests: d = 40,60, 2 seeds, 400 test points")
-    parser.set_defaults(func=run)
+    # p/d = 4: the shared default p/d = 2 is the interpolation threshold p = 2n of τ = 1, k = 1
+    parser.set_defaults(func=run, p_over_d="4")
 
 
 @dataclass(frozen=True)
