@@ -186,8 +186,10 @@ void sr_outputs_batch(long npts, const double *u, const double *th, double *out)
 void sr_solve_batch(long npts, const double *th, double *u, double *out, int *status, double *resnorm,
                     double tol, int fp_iter, int newton_iter, double damping)
 {
-    /* points are independent: one thread per chunk when compiled with OpenMP */
-    #pragma omp parallel for schedule(dynamic, 64)
+    /* points are independent: one thread per chunk when compiled with OpenMP, for batches large enough
+       to pay for waking the threads (small batches, e.g. one continuation slice, run serially: on a busy
+       machine an oversubscribed team costs more than it gains) */
+    #pragma omp parallel for schedule(dynamic, 64) if (npts >= 2048)
     for (long i = 0; i < npts; ++i) {
         status[i] = sr_solve_point(th + i * SR_P, u + i * SR_N, tol, fp_iter, newton_iter, damping, resnorm + i);
         sr_outputs(u + i * SR_N, th + i * SR_P, out + i * SR_M);

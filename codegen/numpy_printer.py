@@ -25,7 +25,7 @@ from sobolev_rf.derive.special import GammaResolvent
 from sobolev_rf.derive.system import System
 
 #: Bumped whenever the generated source changes; part of every cache key.
-CODEGEN_VERSION = "sobolev-rf-codegen-2"
+CODEGEN_VERSION = "sobolev-rf-codegen-3"
 
 #: Above this y the Gamma resolvent is evaluated by Gauss–Laguerre quadrature.
 LAGUERRE_THRESHOLD = 30.0

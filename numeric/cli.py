@@ -25,6 +25,10 @@ COMMAND_MODULES = (
     "sobolev_rf.numeric.cmd_codegen",
     "sobolev_rf.numeric.cmd_verify",
     "sobolev_rf.numeric.cmd_sweep",
+    "sobolev_rf.numeric.cmd_alignment",
+    "sobolev_rf.numeric.cmd_informed",
+    "sobolev_rf.numeric.cmd_noise",
+    "sobolev_rf.numeric.cmd_cost",
 )
 
 DESCRIPTION = """\
