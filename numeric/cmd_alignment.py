@@ -103,7 +103,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--no-sim", action="store_true",
                         help="exact law only: no simulations, no alignment_samples.csv")
     parser.add_argument("--quick", action="store_true", help="tiny run for tests: d = 60, 12 draws")
-    parser.set_defaults(func=run)
+    # p/d = 4: the shared default p/d = 2 is the interpolation threshold p = 2n of τ = 1, k = 1
+    parser.set_defaults(func=run, p_over_d="4")
 
 
 # ----------------------------------------------------------------------------------------------- exact law

@@ -158,7 +158,7 @@ def test_cli_writes_the_three_files_with_the_command_line(tmp_path: Path,
     ["--sim-d", "5"],
     ["--p-over-d", "-1"],
     ["--activation", "log(x)"],
-    ["--lam", "0"],                     # p = 2n is the interpolation threshold of k = 1, τ = 1: infinite error
+    ["--lam", "0", "--p-over-d", "2"],  # p = 2n is the interpolation threshold of k = 1, τ = 1: infinite error
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(extra: list[str], tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
