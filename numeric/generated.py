@@ -166,6 +166,10 @@ class _Batch:
 LAMBDA_PATH = tuple(10.0 ** -e for e in range(1, 9))
 
 
+#: Points per call of a generated solver in the first pass (bounds memory; one progress step each).
+CHUNK = 4096
+
+
 def solve_grid(k: int, tau: int, params_arrays: Mapping[str, Any], backend: str = "auto", tol: float = 1e-13,
                continuation: bool = True, progress: Callable[[int], None] | None = None) -> GridResult:
     """Solve the fixed point of ``(k, τ)`` on every point of the broadcast parameter arrays.
@@ -176,9 +180,11 @@ def solve_grid(k: int, tau: int, params_arrays: Mapping[str, Any], backend: str 
     p > (1 + τk)n, underparameterised when p < (1 + τk)n; at p = (1 + τk)n the errors are infinite and
     the point is reported as not converged).
 
-    With ``continuation`` the grid is solved slice by slice along its first axis of length > 1, every
-    point starting from the solution at its neighbour in the previous slice (a point whose warm start
-    fails is retried from the cold start); ``progress(m)`` is called after each slice of m points.
+    First every point is solved from its cold start (:meth:`_Batch.solve_cold`), vectorised in chunks of
+    :data:`CHUNK` points, ``progress(m)`` being called after each chunk of m points. Then, with
+    ``continuation``, points that did not converge are re-solved from the solution of a converged
+    neighbour along the grid's first axis of length > 1 (same branch), in rounds that spread the solved
+    region until no point gains (``progress(0)`` after each round).
     """
     ridge = derive_system(k, tau)
     theta = parameter_arrays(ridge, k, params_arrays)
@@ -186,54 +192,73 @@ def solve_grid(k: int, tau: int, params_arrays: Mapping[str, Any], backend: str 
     used = resolve_backend(backend)
     grid = np.stack([np.broadcast_to(np.asarray(t, dtype=float), shape) for t in theta], axis=-1)
     axis = next((i for i, n in enumerate(shape) if n > 1), 0) if shape else 0
-    slices = np.moveaxis(grid, axis, 0).reshape(shape[axis] if shape else 1, -1, len(theta)) if continuation \
-        else grid.reshape(1, -1, len(theta))
-    lam, psi, phi = slices[..., _LAM], slices[..., _PSI], slices[..., _PHI]
+    # layout (points along the continuation axis, the rest): neighbours are rows i ± 1 of the same column
+    lines = np.moveaxis(grid, axis, 0).reshape(shape[axis] if shape else 1, -1, len(theta))
+    lam, psi, phi = lines[..., _LAM], lines[..., _PSI], lines[..., _PHI]
     threshold = (1 + tau * k) * phi
     branch = np.where(lam > 0, 0, np.where(psi > threshold, 1, np.where(psi < threshold, 2, -1)))
     ridge_solver = _Batch(ridge, used)
-    solvers = {b: ridge_solver if b == 0 else _Batch(derive_system(k, tau, BRANCHES[b]), used, ridge_solver)
+    solvers = {int(b): ridge_solver if b == 0 else _Batch(derive_system(k, tau, BRANCHES[b]), used, ridge_solver)
                for b in np.unique(branch) if b >= 0}
     u_names = list(dict.fromkeys(str(s) for b in sorted(solvers) for s in solvers[b].system.unknowns))
     o_names = list(ridge.outputs)
-    n_slices, width = branch.shape
-    U = np.full((n_slices, width, len(u_names)), np.nan)
-    O = np.full((n_slices, width, len(o_names)), np.nan)
-    ok = np.zeros((n_slices, width), dtype=bool)
-    norm = np.full((n_slices, width), np.nan)
-    for i in range(n_slices):
-        for b, solver in solvers.items():
-            sel = np.flatnonzero(branch[i] == b)
-            if not len(sel):
-                continue
-            cols = [u_names.index(str(s)) for s in solver.system.unknowns]
-            rows = slices[i, sel]
-            warm = np.zeros(len(sel), dtype=bool)
-            if i:
-                warm = ok[i - 1, sel] & (branch[i - 1, sel] == b)
-            u, out, good, res = (np.full((len(sel), len(cols)), np.nan), np.full((len(sel), len(o_names)), np.nan),
-                                 np.zeros(len(sel), dtype=bool), np.full(len(sel), np.nan))
-            if warm.any():
-                w = np.flatnonzero(warm)
-                u[w], out[w], good[w], res[w] = solver(rows[w], U[i - 1, sel[w]][:, cols], tol)
-            cold = np.flatnonzero(~good)
-            if len(cold):
-                u[cold], out[cold], good[cold], res[cold] = solver.solve_cold(rows[cold], tol)
-            U[i, sel[:, None], cols] = u
-            O[i, sel], ok[i, sel], norm[i, sel] = out, good, res
-        if progress is not None:
-            progress(width)
+    rows = lines.reshape(-1, len(theta))
+    flat_branch = branch.ravel()
+    U = np.full((len(rows), len(u_names)), np.nan)
+    O = np.full((len(rows), len(o_names)), np.nan)
+    ok = np.zeros(len(rows), dtype=bool)
+    norm = np.full(len(rows), np.nan)
+
+    def store(b: int, idx: np.ndarray, result: tuple[np.ndarray, ...]) -> None:
+        cols = [u_names.index(str(x)) for x in solvers[b].system.unknowns]
+        u, out, good, res = result
+        U[idx[:, None], cols] = u
+        O[idx], ok[idx], norm[idx] = out, good, res
+
+    for b, solver in solvers.items():
+        members = np.flatnonzero(flat_branch == b)
+        for start in range(0, len(members), CHUNK):
+            idx = members[start:start + CHUNK]
+            store(b, idx, solver.solve_cold(rows[idx], tol))
+            if progress is not None:
+                progress(len(idx))
+    if continuation and lines.shape[0] > 1:
+        width = lines.shape[1]
+        while True:
+            gained = 0
+            for step in (-width, width):            # the neighbour before, then after, along the axis
+                todo = np.flatnonzero(~ok & (flat_branch >= 0))
+                src = todo + step
+                inside = (src >= 0) & (src < len(rows))
+                todo, src = todo[inside], src[inside]
+                usable = ok[src] & (flat_branch[src] == flat_branch[todo])
+                todo, src = todo[usable], src[usable]
+                for b, solver in solvers.items():
+                    mine = flat_branch[todo] == b
+                    if not mine.any():
+                        continue
+                    idx, from_idx = todo[mine], src[mine]
+                    cols = [u_names.index(str(x)) for x in solver.system.unknowns]
+                    result = solver(rows[idx], U[from_idx][:, cols], tol)
+                    keep = result[2]
+                    store(b, idx[keep], tuple(r[keep] for r in result))
+                    gained += int(keep.sum())
+            if progress is not None:
+                progress(0)
+            if not gained:
+                break
 
     def unflatten(a: np.ndarray) -> np.ndarray:
-        """(slices, points) back to the grid's shape."""
-        if not continuation or not shape:
+        """(points along the axis, the rest) back to the grid's shape."""
+        if not shape:
             return a.reshape(shape)
         moved = tuple(shape[j] for j in [axis] + [j for j in range(len(shape)) if j != axis])
         return np.moveaxis(a.reshape(moved), 0, axis)
 
-    return GridResult(used, {n: unflatten(O[..., j]) for j, n in enumerate(o_names)},
-                      {n: unflatten(U[..., j]) for j, n in enumerate(u_names)}, unflatten(ok), unflatten(norm),
-                      extra={"branch": unflatten(np.array(BRANCHES + ("threshold",))[branch])})
+    return GridResult(used, {n: unflatten(O[:, j]) for j, n in enumerate(o_names)},
+                      {n: unflatten(U[:, j]) for j, n in enumerate(u_names)}, unflatten(ok), unflatten(norm),
+                      extra={"branch": unflatten(np.array(BRANCHES + ("threshold",))[flat_branch]),
+                             "continuation_axis": axis})
 
 
 def load_backend(system: System, backend: str) -> Any:

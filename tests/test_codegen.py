@@ -192,24 +192,28 @@ def test_generated_ridgeless_limit_matches_reference(backend: str, activation: s
     assert np.all(grid.outputs["train_loss"][3:] == 0.0)      # interpolation: no training residual
 
 
-def test_continuation_gives_the_same_grid_and_reports_progress() -> None:
-    p = np.geomspace(0.2, 6.0, 9)[:, None]
-    n = np.array([[0.5, 1.0, 2.0]])
-    point = dict(activation="relu", teacher="tanh", p_over_d=p, n_over_d=n, lam=1e-3, noise_f=0.1)
+def test_continuation_rescues_points_next_to_the_peak_and_reports_progress() -> None:
+    """At λ = 1e-7 some cold starts next to p = 2n fail; continuation from a converged neighbour along p/d
+    solves them, to the reference solver's values."""
+    p = np.geomspace(0.2, 8.0, 120)[:, None]
+    n = np.array([[0.2, 0.4565371798418737, 0.5848035476425733]])
+    point = dict(activation="relu", teacher="tanh", p_over_d=p, n_over_d=n, lam=1e-7)
     calls: list[int] = []
     warm = solve_grid(1, 1, point, backend="numpy", progress=calls.append)
     cold = solve_grid(1, 1, point, backend="numpy", continuation=False)
-    assert calls == [3] * 9                                   # one call per slice along p/d
-    assert warm.converged.all() and cold.converged.all()
-    for name in warm.outputs:
-        np.testing.assert_allclose(warm.outputs[name], cold.outputs[name], rtol=1e-10, atol=1e-13)
-    # the slices run along the first axis with more than one value, here n/d
-    along_n = solve_grid(1, 1, dict(point, p_over_d=2.0, n_over_d=n[0]), backend="numpy", progress=calls.append)
-    assert calls[9:] == [1, 1, 1]
-    for j, nv in enumerate(n[0]):
-        ref = solve(ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=2.0, n_over_d=float(nv),
-                                lam=1e-3, noise_f=0.1))
-        assert float(along_n.outputs["eps_L2"][j]) == pytest.approx(ref.eps_L2, rel=1e-9)
+    assert sum(calls) == warm.converged.size and calls[-1] == 0     # chunks, then continuation rounds
+    rescued = np.argwhere(warm.converged & ~cold.converged)
+    assert len(rescued) >= 2 and warm.converged.all()
+    for i, j in rescued[:4]:
+        ref = solve(ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=float(p[i, 0]),
+                                n_over_d=float(n[0, j]), lam=1e-7))
+        assert float(warm.outputs["eps_L2"][i, j]) == pytest.approx(ref.eps_L2, rel=1e-8)
+    both = cold.converged
+    np.testing.assert_allclose(warm.outputs["eps_L2"][both], cold.outputs["eps_L2"][both], rtol=1e-12)
+    # the continuation axis is the first with more than one value
+    assert solve_grid(1, 1, dict(point, p_over_d=2.0, n_over_d=n[0]), backend="numpy").extra["continuation_axis"] == 0
+    assert warm.extra["continuation_axis"] == 0 and solve_grid(
+        1, 1, dict(point, p_over_d=2.0, n_over_d=n), backend="numpy").extra["continuation_axis"] == 1
 
 
 @pytest.mark.parametrize("p_over_d", [0.6, 4.0])
