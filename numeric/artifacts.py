@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 def fmt(value: float) -> str:
     """A CSV number: 10 significant digits, 'nan' for an unresolved value."""
     return f"{value:.10g}"
+
+
+def plus_minus(mean: float, se: float) -> str:
+    """``mean ± se`` for tables (the ± part omitted where there is no standard error, e.g. one seed)."""
+    return f"{mean:.4f} ± {se:.4f}" if math.isfinite(se) else f"{mean:.4f}"
 
 
 def csv_text(command: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from sobolev_rf.derive.params import ModelParams, parse_alignment
 
@@ -30,6 +31,22 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-g", default="0", metavar="DG", help="gradient-label noise variance Δ_g (default: 0)")
     g.add_argument("--alignment", default=None, metavar="A1,...,AK",
                    help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)")
+
+
+def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers in [``minimum``, ``maximum``] (no upper bound if None)."""
+    rule = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _int_arg(name: str, text: str) -> int:

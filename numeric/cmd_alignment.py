@@ -37,7 +37,7 @@ from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.alignment import QuadraticLaw, alignment_laws
 from sobolev_rf.numeric.artifacts import csv_text, fmt, png_bytes, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
 from sobolev_rf.numeric.progress import Progress
 
 HELP = "law of eps_L2, eps_H1, eps_grad over the alignment ϖ ~ N(0, I_k): exact CDF, quantiles, simulation"
@@ -66,22 +66,6 @@ LAW_COLUMNS = ("error", "kind", "label", "x", "x_hi", "value", "sim_value")
 SKIP_MESSAGE = "too small for alignment"  # the simulator's message for an unrealisable ϖ at this d
 
 
-def _count(minimum: int, maximum: int) -> Any:
-    """An argparse ``type`` accepting integers in [minimum, maximum]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {text!r}") \
-                from None
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_parser(subparsers: Any) -> None:
     """Register ``alignment`` and its options."""
     parser = subparsers.add_parser("alignment", help=HELP, description=DESCRIPTION,
@@ -92,13 +76,13 @@ def add_parser(subparsers: Any) -> None:
             action.help = "not accepted by this command: ϖ ~ N(0, I_k) is drawn (use 'solve --alignment')"
     parser.add_argument("--out", default="sobolev-rf-out/alignment", metavar="DIR",
                         help="output folder, created if missing (default: %(default)s)")
-    parser.add_argument("--sim-d", type=_count(10, 100_000), default=None, metavar="D",
+    parser.add_argument("--sim-d", type=int_range(10, 100_000), default=None, metavar="D",
                         help="input dimension of the simulations (default: 300, --quick: 60)")
-    parser.add_argument("--samples", type=_count(2, 100_000), default=None, metavar="N",
+    parser.add_argument("--samples", type=int_range(2, 100_000), default=None, metavar="N",
                         help="number of simulated draws ϖ ~ N(0, I_k), one seed each (default: 80, --quick: 12)")
-    parser.add_argument("--n-test", type=_count(1, 10_000_000), default=None, metavar="T",
+    parser.add_argument("--n-test", type=int_range(1, 10_000_000), default=None, metavar="T",
                         help="test points per simulation (default: max(2000, 2p))")
-    parser.add_argument("--seed", type=_count(0, 2**32 - 1), default=0, metavar="S",
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, metavar="S",
                         help="seed of the ϖ draws and of the simulations (default: %(default)s)")
     parser.add_argument("--no-sim", action="store_true",
                         help="exact law only: no simulations, no alignment_samples.csv")

@@ -31,8 +31,8 @@ import numpy as np
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.artifacts import csv_text, fmt, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, params_from_args
+from sobolev_rf.numeric.artifacts import csv_text, fmt, plus_minus, write_outputs
+from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
 from sobolev_rf.numeric.cost import (C_MAX, H1_NOTE, QUANTITIES, CostGrid, break_even_cost, cost_grid,
                                      l2_samples)
 from sobolev_rf.numeric.progress import Progress
@@ -85,22 +85,6 @@ class Settings:
     command: str
 
 
-def _count(minimum: int, maximum: int) -> Any:
-    """An argparse ``type`` accepting integers in [minimum, maximum]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {text!r}") \
-                from None
-        if not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_parser(subparsers: Any) -> None:
     """Register ``cost`` and its options."""
     parser = subparsers.add_parser("cost", help=HELP, description=DESCRIPTION,
@@ -124,14 +108,14 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--c-max", default=str(C_MAX), metavar="CMAX",
                    help="largest cost searched for the break-even c*; beyond it c* is reported as CMAX with "
                         "status 'capped' (default: %(default)s)")
-    g.add_argument("--grid", type=_count(4, 200), default=None, metavar="G",
+    g.add_argument("--grid", type=int_range(4, 200), default=None, metavar="G",
                    help="map grid G×G over (p/d, n/d) in [0.2, 5]², widened to hold the model point "
                         "(default: 40, --quick: 8)")
-    g.add_argument("--d", type=_count(20, 1000), default=None, metavar="D",
+    g.add_argument("--d", type=int_range(20, 1000), default=None, metavar="D",
                    help="input dimension of the simulation checks (default: 200, --quick: 100)")
-    g.add_argument("--seeds", type=_count(1, 20), default=None, metavar="S",
+    g.add_argument("--seeds", type=int_range(1, 20), default=None, metavar="S",
                    help="simulation seeds per point (default: 3, --quick: 2)")
-    g.add_argument("--sim-points", type=_count(0, 20), default=None, metavar="M",
+    g.add_argument("--sim-points", type=int_range(0, 20), default=None, metavar="M",
                    help="simulated p/d values along the cut, 0: none (default: 5, --quick: 2)")
     g.add_argument("--out", default="sobolev-rf-out/cost", metavar="DIR",
                    help="output folder, created if missing (default: %(default)s)")
@@ -552,10 +536,6 @@ def curve_csv(settings: Settings, cut: CostGrid, xs: np.ndarray, sims: Sequence[
     return _csv(settings, CURVE_COLUMNS, rows)
 
 
-def _pm(mean: float, se: float) -> str:
-    return f"{mean:.4f} ± {se:.4f}" if math.isfinite(se) else f"{mean:.4f}"
-
-
 def summary(settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float, dict[str, Any]]],
             sims: Sequence[SimRow]) -> str:
     """The table printed on stdout."""
@@ -588,8 +568,8 @@ def summary(settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float
             except UserError:
                 t_l2 = t_h1 = "n/a"
             name = "Sobolev" if s.training == "sobolev" else f"L2 c={s.c:g} n/d={s.n_over_d:.3g}"
-            lines.append(f"{s.p_over_d:>7.3g}  {name:<16}{t_l2:>14}{_pm(s.mean['eps_L2'], s.se['eps_L2']):>20}"
-                         f"{t_h1:>15}{_pm(s.mean['eps_H1'], s.se['eps_H1']):>20}")
+            lines.append(f"{s.p_over_d:>7.3g}  {name:<16}{t_l2:>14}{plus_minus(s.mean['eps_L2'], s.se['eps_L2']):>20}"
+                         f"{t_h1:>15}{plus_minus(s.mean['eps_H1'], s.se['eps_H1']):>20}")
         lines.append(f"(L2 eps_H1: {H1_NOTE}. Its law over V is right-skewed: with few seeds the simulated mean "
                      "usually falls below the expectation and the SE understates the spread.)")
     return "\n".join(lines)

@@ -29,7 +29,8 @@ import numpy as np
 from sobolev_rf.codegen.atomic import atomic_write_bytes, atomic_write_text
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.artifacts import csv_text, fmt
+from sobolev_rf.numeric.artifacts import csv_text, fmt, plus_minus
+from sobolev_rf.numeric.cli_args import int_range
 from sobolev_rf.numeric.progress import Progress
 from sobolev_rf.numeric.simulate import simulate
 
@@ -81,32 +82,17 @@ class Settings:
         return shlex.join(words)
 
 
-def _count(minimum: int) -> Any:
-    """An argparse ``type`` accepting integers >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_parser(subparsers: Any) -> None:
     """Register ``demo`` and its options."""
     parser = subparsers.add_parser("demo", help=HELP, description=DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="sobolev-rf-out", metavar="DIR",
                         help="output folder, created if missing (default: %(default)s)")
-    parser.add_argument("--d", type=_count(10), default=None, metavar="D",
+    parser.add_argument("--d", type=int_range(10), default=None, metavar="D",
                         help="input dimension of the simulations (default: 200, --quick: 60)")
-    parser.add_argument("--seeds", type=_count(1), default=None, metavar="S",
+    parser.add_argument("--seeds", type=int_range(1), default=None, metavar="S",
                         help="simulation seeds per point (default: 3, --quick: 1)")
-    parser.add_argument("--grid", type=_count(2), default=None, metavar="G",
+    parser.add_argument("--grid", type=int_range(2), default=None, metavar="G",
                         help="phase-diagram grid size G×G (default: 24, --quick: 5)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny run for tests: 8 theory and 3 simulation points per curve, d = 60, 1 seed")
@@ -227,11 +213,6 @@ def phase_diagram(settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ps, ns, eps_l2, eps_sob, csv_text(settings.command(), PHASE_COLUMNS, rows)
 
 
-def _pm(mean: float, se: float) -> str:
-    """``mean ± se`` (the ± part omitted for a single seed)."""
-    return f"{mean:.4f} ± {se:.4f}" if math.isfinite(se) else f"{mean:.4f}"
-
-
 def summary_table(sims: Sequence[SimPoint], d: int, seeds: int) -> str:
     """Theory against simulation for every configuration at the simulated p/d nearest :data:`TABLE_P_OVER_D`."""
     head = (f"{'configuration':<18}{'p/d':>7}{'n/d':>6}  {'eps_L2 theory':>14}  {'eps_L2 simulation':>20}"
@@ -246,8 +227,8 @@ def summary_table(sims: Sequence[SimPoint], d: int, seeds: int) -> str:
                 continue
             th = _theory_point(s.params.with_(p_over_d=s.p_over_d))
             lines.append(f"{label:<18}{s.p_over_d:>7.3g}{s.params.n_over_d:>6.3g}  {th['eps_L2']:>14.4f}  "
-                         f"{_pm(s.mean['eps_L2'], s.se['eps_L2']):>20}  {th['eps_H1']:>14.4f}  "
-                         f"{_pm(s.mean['eps_H1'], s.se['eps_H1']):>20}")
+                         f"{plus_minus(s.mean['eps_L2'], s.se['eps_L2']):>20}  {th['eps_H1']:>14.4f}  "
+                         f"{plus_minus(s.mean['eps_H1'], s.se['eps_H1']):>20}")
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, ParameterError
 from sobolev_rf.numeric.artifacts import csv_text, fmt, png_bytes, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
 from sobolev_rf.numeric.progress import Progress
 
 HELP = "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"
@@ -92,22 +92,6 @@ class Settings:
         return (1 + self.params.tau * self.params.k) * self.params.n_over_d
 
 
-def _count(minimum: int, maximum: int | None = None) -> Any:
-    """An argparse ``type`` accepting integers in [``minimum``, ``maximum``]."""
-    rule = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}")
-        return value
-
-    return parse
-
-
 def add_parser(subparsers: Any) -> None:
     """Register ``noise`` and its options."""
     parser = subparsers.add_parser("noise", help=HELP, description=DESCRIPTION,
@@ -128,13 +112,13 @@ def add_parser(subparsers: Any) -> None:
                    help="noise levels Δ of the λ curves, 1 to 6 values >= 0 (default: 0,0.1,0.5; --quick: 0,0.5)")
     g.add_argument("--delta-max", default="1", metavar="DMAX",
                    help="largest Δ of the maps; rows are Δ = 0 and log-spaced [DMAX/1000, DMAX] (default: 1)")
-    g.add_argument("--grid", type=_count(3, 200), default=None, metavar="G",
+    g.add_argument("--grid", type=int_range(3, 200), default=None, metavar="G",
                    help="map size: G values of p/d × G values of Δ, 3 to 200 (default: 20, --quick: 4)")
     g.add_argument("--quantity", choices=("eps_L2", "eps_H1"), default="eps_L2",
                    help="error whose optimal λ and benign region the map figure shows (default: %(default)s)")
-    g.add_argument("--sim-d", type=_count(0), default=None, metavar="D",
+    g.add_argument("--sim-d", type=int_range(0), default=None, metavar="D",
                    help="input dimension of the simulation points, 0 = none (default: 200, --quick: 40)")
-    g.add_argument("--seeds", type=_count(1), default=None, metavar="S",
+    g.add_argument("--seeds", type=int_range(1), default=None, metavar="S",
                    help="simulation seeds per point (default: 2, --quick: 1)")
     g.add_argument("--quick", action="store_true",
                    help="tiny run for tests: 4×4 map, coarse λ grids, levels 0 and 0.5, one simulation λ at d = 40")
