@@ -60,9 +60,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)",
         description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g takes one value, a linear "
                     "range start:stop:num or a geometric range log:start:stop:num; the grid is their outer "
-                    "product. lam = 0 is the limit λ → 0⁺. The grid is solved slice by slice along the first swept "
-                    "axis, each point warm-started from its neighbour (continuation), with a progress bar. Prints "
-                    "CSV (or writes it to --out): the swept values, every output, converged.",
+                    "product. lam = 0 is the limit λ → 0⁺. Every point is first solved from its cold start (vectorised, "
+                    "with a progress bar); points that fail are then re-solved from a converged neighbour along "
+                    "the first swept axis (continuation). Prints CSV (or writes it to --out): the swept values, "
+                    "every output, converged.",
     )
     add_model_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="solver backend (default: auto)")
