@@ -89,7 +89,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", default="sobolev-rf-out", metavar="DIR",
                         help="output folder, created if missing (default: %(default)s)")
     parser.add_argument("--d", type=int_range(10), default=None, metavar="D",
-                        help="input dimension of the simulations (default: 200, --quick: 60)")
+                        help="input dimension of the simulations (default: 400, --quick: 60)")
     parser.add_argument("--seeds", type=int_range(1), default=None, metavar="S",
                         help="simulation seeds per point (default: 3, --quick: 1)")
     parser.add_argument("--grid", type=int_range(2), default=None, metavar="G",
@@ -102,8 +102,8 @@ def add_parser(subparsers: Any) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Fill in the defaults (full or ``--quick``) of the options not given."""
     quick = bool(args.quick)
-    return Settings(out=Path(args.out), d=args.d or (60 if quick else 200), seeds=args.seeds or (1 if quick else 3),
-                    grid=args.grid or (5 if quick else 24), points=8 if quick else 40,
+    return Settings(out=Path(args.out), d=args.d or (60 if quick else 400), seeds=args.seeds or (1 if quick else 3),
+                    grid=args.grid or (5 if quick else 24), points=8 if quick else 120,
                     sim_points=3 if quick else 8, quick=quick)
 
 
