@@ -163,6 +163,21 @@ static int sr_solve_point(const double *th, double *u, double tol, int fp_iter, 
         }
         if (!accepted) break;
     }
+    /* polish: one more Newton step if it does not increase the residual (the stopping test leaves up
+       to tol*scale; a last quadratic step takes u to rounding level) */
+    if (isfinite(norm)) {
+        sr_jacobian(u, th, J);
+        for (int i = 0; i < SR_N; ++i) step[i] = r[i];
+        if (sr_lin_solve(J, step)) {
+            for (int i = 0; i < SR_N; ++i) trial[i] = u[i] - step[i];
+            sr_residual(trial, th, rt);
+            double nt = sr_norm(rt);
+            if (nt <= norm) {
+                for (int i = 0; i < SR_N; ++i) u[i] = trial[i];
+                norm = nt;
+            }
+        }
+    }
     *resnorm = norm;
     return isfinite(norm) && norm <= 1e3 * tol * sr_scale(u);
 }

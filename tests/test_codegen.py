@@ -145,7 +145,7 @@ def test_mpmath_verification_away_from_the_peak(tau: int) -> None:
 
     report = verify_point(ModelParams(k=1, tau=tau, p_over_d=4.0, n_over_d=1.0, lam=1e-2, noise_f=0.1), digits=50)
     assert report["residual"] <= 1e-45
-    assert report["agreeing_digits"] >= 12
+    assert report["agreeing_digits"] >= 14      # the issue asks for 12; the final Newton polish gives ~15
     assert set(report["outputs"]) >= {"eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"}
 
 
@@ -221,7 +221,7 @@ def test_mpmath_verification_of_the_ridgeless_branches(p_over_d: float) -> None:
     from sobolev_rf.numeric.verify import verify_point
 
     report = verify_point(ModelParams(k=1, tau=1, p_over_d=p_over_d, n_over_d=1.0, lam=0.0, noise_f=0.1), digits=50)
-    assert report["residual"] <= 1e-45 and report["agreeing_digits"] >= 12
+    assert report["residual"] <= 1e-45 and report["agreeing_digits"] >= 14
     assert ("alpha" in report["unknowns"]) == (p_over_d > 2)
 
 
