@@ -1,16 +1,16 @@
 """Grids of model points solved by generated code (NumPy or compiled C) instead of point by point.
 
-:func:`solve_grid` derives the fixed point of ``(k, τ)`` symbolically, generates (or finds in the
-cache) the NumPy module or the C shared library of that system, substitutes the Hermite
-coefficients of σ and φ and broadcasts the remaining parameters, and solves every point at once.
+:func:`solve_grid` derives the fixed point of ``(k, τ)`` symbolically (for λ > 0 and for both branches
+of λ → 0⁺), generates (or finds in the cache) the NumPy module or the C shared library of each system,
+substitutes the Hermite coefficients of σ and φ and broadcasts the remaining parameters, and solves every
+point in vectorised batches, with continuation along the grid for the points that need it.
 """
 from __future__ import annotations
 
 import hashlib
 import sys
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -119,10 +119,10 @@ class _Batch:
             values = self.module.outputs(u, theta)
             out = np.stack([np.broadcast_to(values[n], ok.shape) for n in self.names], axis=-1)
             u = u.T
-        # the unknowns are positive (V_r, Ω_a, β_r; 0 < α < 1): anything else is a spurious root
-        ok = ok & np.all(u > 0, axis=1)
+        # the unknowns are non-negative (V_r, Ω_a, β_r) and 0 < α < 1: anything else is a spurious root
+        ok = ok & np.all(u >= 0, axis=1)
         if "alpha" in map(str, self.system.unknowns):
-            ok &= u[:, 0] < 1
+            ok &= (u[:, 0] > 0) & (u[:, 0] < 1)
         return u, out, ok, norm
 
     def solve_cold(self, rows: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -259,15 +259,3 @@ def solve_grid(k: int, tau: int, params_arrays: Mapping[str, Any], backend: str 
                       {n: unflatten(U[:, j]) for j, n in enumerate(u_names)}, unflatten(ok), unflatten(norm),
                       extra={"branch": unflatten(np.array(BRANCHES + ("threshold",))[flat_branch]),
                              "continuation_axis": axis})
-
-
-def load_backend(system: System, backend: str) -> Any:
-    """The generated NumPy module or the compiled :class:`CModule` of ``system`` (cached)."""
-    return _numpy_module(system) if resolve_backend(backend) == "numpy" else _c_module(system)
-
-
-def warn_if_unconverged(result: GridResult, labels: Sequence[str] = ()) -> None:
-    """A warning naming how many grid points did not converge."""
-    bad = int(np.size(result.converged) - np.count_nonzero(result.converged))
-    if bad:
-        warnings.warn(f"{bad} of {np.size(result.converged)} points did not converge {' '.join(labels)}".strip())
