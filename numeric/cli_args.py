@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 from sobolev_rf.derive.params import ModelParams, parse_alignment
@@ -47,6 +48,22 @@ def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def nonnegative_numbers(option: str, text: str) -> list[float]:
+    """``"0,0.1,0.5"`` → [0.0, 0.1, 0.5]: comma-separated finite numbers >= 0 (UserError naming ``option``)."""
+    from sobolev_rf.derive.errors import UserError
+
+    values = []
+    for item in (t.strip() for t in str(text).split(",")):
+        try:
+            value = float(item)
+        except ValueError:
+            raise UserError(f"{option} must be comma-separated numbers >= 0, got {text!r}.") from None
+        if not math.isfinite(value) or value < 0:
+            raise UserError(f"{option} must be comma-separated finite numbers >= 0, got {text!r}.")
+        values.append(value)
+    return values
 
 
 def _int_arg(name: str, text: str) -> int:

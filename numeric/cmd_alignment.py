@@ -122,7 +122,8 @@ def support_minimum(law: QuadraticLaw) -> float | None:
 
 
 def cdf_values(law: QuadraticLaw, xs: Sequence[float]) -> np.ndarray:
-    """The exact CDF at every x (made monotone: the Gauss–Hermite average is accurate to ≈ 1e-4 for k ≥ 2)."""
+    """The exact CDF at every x, made monotone (the quadratures for k ≥ 2 are accurate to ~1e-9, not to the
+    last bit, so neighbouring values could otherwise dip by rounding)."""
     return np.maximum.accumulate(law.cdf_many(np.asarray(xs, dtype=float)))
 
 

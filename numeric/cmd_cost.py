@@ -32,7 +32,7 @@ import numpy as np
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.artifacts import csv_text, fmt, plus_minus, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, nonnegative_numbers, params_from_args
 from sobolev_rf.numeric.cost import (C_MAX, H1_NOTE, QUANTITIES, CostGrid, break_even_cost, cost_grid,
                                      l2_samples)
 from sobolev_rf.numeric.progress import Progress
@@ -126,16 +126,7 @@ def add_parser(subparsers: Any) -> None:
 
 def parse_costs(text: str) -> tuple[float, ...]:
     """``"1"`` or ``"1,3"`` → (1.0, 3.0): finite, >= 0, distinct, at most :data:`MAX_COSTS`."""
-    items = [t.strip() for t in str(text).split(",")]
-    values = []
-    for item in items:
-        try:
-            value = float(item)
-        except ValueError:
-            raise UserError(f"--c must be comma-separated numbers >= 0, got {text!r}.") from None
-        if not math.isfinite(value) or value < 0:
-            raise UserError(f"--c values must be finite numbers >= 0, got {item!r}.")
-        values.append(value)
+    values = nonnegative_numbers("--c", text)
     if len(values) > MAX_COSTS:
         raise UserError(f"--c takes at most {MAX_COSTS} values, got {len(values)}; run the command again for more.")
     if len(set(values)) != len(values):

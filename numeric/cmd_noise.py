@@ -30,7 +30,7 @@ import numpy as np
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, ParameterError
 from sobolev_rf.numeric.artifacts import csv_text, fmt, png_bytes, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, nonnegative_numbers, params_from_args
 from sobolev_rf.numeric.progress import Progress
 
 HELP = "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"
@@ -126,16 +126,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _levels(text: str) -> tuple[float, ...]:
-    items = [t.strip() for t in text.split(",")]
-    out = []
-    for item in items:
-        try:
-            value = float(item)
-        except ValueError:
-            raise UserError(f"--levels must be comma-separated numbers >= 0, got {text!r}.") from None
-        if not math.isfinite(value) or value < 0:
-            raise UserError(f"--levels must be comma-separated finite numbers >= 0, got {text!r}.")
-        out.append(value)
+    out = nonnegative_numbers("--levels", text)
     if not 1 <= len(out) <= 6:
         raise UserError(f"--levels takes 1 to 6 noise levels, got {len(out)}.")
     return tuple(dict.fromkeys(out))
