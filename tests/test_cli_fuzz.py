@@ -184,7 +184,7 @@ def generate_cases(commands: tuple[str, ...]) -> list[list[str]]:
 
 
 def available_commands() -> tuple[str, ...]:
-    """The fuzzed subcommands that :data:`cli.COMMAND_MODULES` registers right now."""
+    """The fuzzed subcommands that :data:`cli.COMMANDS` registers."""
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return tuple(c for c in COMMANDS if c in sub.choices)

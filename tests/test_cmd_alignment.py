@@ -29,12 +29,6 @@ LAWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def only_alignment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only this subcommand, so these tests do not depend on the others."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_alignment",))
-
-
 @pytest.mark.parametrize("law", LAWS)
 def test_quantiles_invert_the_cdf(law: QuadraticLaw) -> None:
     xs = np.array([law.quantile(q) for q in (0.01, 0.05, 0.3, 0.5, 0.7, 0.95, 0.99)])

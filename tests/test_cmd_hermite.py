@@ -11,12 +11,6 @@ from sobolev_rf.numeric import cli
 KEYS = ("kappa0", "kappa1", "kappa_star", "kappa0_prime", "kappa1_prime", "kappa_star_prime")
 
 
-@pytest.fixture(autouse=True)
-def only_hermite(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only this subcommand, so these tests do not depend on the others."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_hermite",))
-
-
 def significant_digits(text: str) -> int:
     mantissa = re.sub(r"[eE][+-]?\d+$", "", text).lstrip("+-").replace(".", "")
     return len(mantissa.lstrip("0"))

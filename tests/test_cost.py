@@ -30,12 +30,6 @@ FILES = {"cost_map.png", "cost_map.csv", "cost_breakeven.png", "cost_breakeven.c
          "cost_curve.csv"}
 
 
-@pytest.fixture(autouse=True)
-def only_cost(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only this subcommand, so these tests do not depend on the others."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_cost",))
-
-
 def eps(params: ModelParams, quantity: str) -> float:
     return float(getattr(solve(params), quantity))
 
@@ -167,10 +161,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list
     out = tmp_path_factory.mktemp("cost") / "out"
     argv = ["cost", "--quick", "--c", "1,3", "--out", str(out)]
     buf = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_cost",))
-        with contextlib.redirect_stdout(buf):
-            assert cli.main(argv) == 0
+    with contextlib.redirect_stdout(buf):
+        assert cli.main(argv) == 0
     return out, buf.getvalue(), argv
 
 

@@ -16,12 +16,6 @@ from sobolev_rf.numeric.cmd_demo import DD_COLUMNS, PHASE_COLUMNS
 FILES = {"double_descent.png", "double_descent.csv", "phase_L2.png", "phase_diagram.csv"}
 
 
-@pytest.fixture(autouse=True)
-def only_demo(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only this subcommand, so these tests do not depend on the others."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_demo",))
-
-
 def read_csv(path: Path) -> tuple[str, list[dict[str, str]], list[str]]:
     """(comment line, rows as dicts, header) of a demo CSV."""
     with path.open(encoding="utf-8") as fh:

@@ -137,19 +137,12 @@ def test_informed_is_much_worse_than_random_for_relu_features_and_tanh_teacher()
 
 # --------------------------------------------------------------------------------------------- command line
 
-@pytest.fixture(autouse=True)
-def only_informed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_informed",))
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("informed") / "out"
     buf = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_informed",))
-        with contextlib.redirect_stdout(buf):
-            assert cli.main(["informed", "--quick", "--out", str(out)]) == 0
+    with contextlib.redirect_stdout(buf):
+        assert cli.main(["informed", "--quick", "--out", str(out)]) == 0
     return out, buf.getvalue()
 
 

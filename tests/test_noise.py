@@ -38,12 +38,6 @@ BASE = ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=4.0, 
 FILES = {"noise_lambda.png", "noise_lambda.csv", "noise_benign.png", "noise_benign.csv"}
 
 
-@pytest.fixture(autouse=True)
-def only_noise(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register only this subcommand, so these tests do not depend on the others."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("sobolev_rf.numeric.cmd_noise",))
-
-
 # ------------------------------------------------------------------------------------------ library
 
 @pytest.fixture(scope="module")
