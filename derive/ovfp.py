@@ -78,27 +78,87 @@ class GaussianMatrix:
 
 @dataclass(frozen=True)
 class DiagonalLaw:
-    """Diagonal matrix symbols D_l = diag(ζ_{·l}) sharing the index j, with ζ_j iid from one law.
+    """Diagonal matrix symbols D_l = diag(ζ_{·l}) sharing the index j, with ζ_j iid from one (joint) law.
 
     ``kind="normal"``: the coordinates ζ_{jl} are iid N(0, 1) (so ζ_j ~ N(0, I_k)).
-    ``kind="discrete"``: ζ_j takes the value ``atoms[a]`` (one number per name) with probability ``weights[a]``.
+    ``kind="discrete"``: ζ_j takes the value ``atoms[a]`` (one number per name) with probability ``weights[a]``;
+    a joint empirical law (rows of a data file, equal weights) is a discrete law with one atom per row.
+    ``kind="uniform"``: one name, ζ_j uniform on [``low``, ``high``] (Gauss–Legendre quadrature).
     """
 
     names: tuple[str, ...]
     kind: str = "normal"
     atoms: tuple[tuple[float, ...], ...] = ()
     weights: tuple[float, ...] = ()
+    low: float = 0.0
+    high: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("normal", "discrete"):
-            raise UserError(f"diagonal law kind must be 'normal' or 'discrete', got {self.kind!r}.")
+        if self.kind not in ("normal", "discrete", "uniform"):
+            raise UserError(f"diagonal law kind must be 'normal', 'discrete' or 'uniform', got {self.kind!r}.")
+        if len(set(self.names)) != len(self.names) or not self.names:
+            raise UserError("a diagonal law needs distinct matrix names.")
         if self.kind == "discrete":
             if not self.atoms or len(self.atoms) != len(self.weights):
                 raise UserError("a discrete diagonal law needs as many weights as atoms.")
             if any(len(a) != len(self.names) for a in self.atoms):
                 raise UserError("every atom of a discrete diagonal law needs one value per diagonal matrix.")
-            if any(w < 0 for w in self.weights) or abs(sum(self.weights) - 1) > 1e-12:
+            if not all(math.isfinite(x) for a in self.atoms for x in a):
+                raise UserError("the atoms of a discrete diagonal law must be finite numbers.")
+            if any(not (w >= 0) for w in self.weights) or abs(sum(self.weights) - 1) > 1e-12:
                 raise UserError("the weights of a discrete diagonal law must be >= 0 and sum to 1.")
+        if self.kind == "uniform":
+            if len(self.names) != 1:
+                raise UserError("a uniform diagonal law describes one diagonal matrix.")
+            if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+                raise UserError(f"a uniform law needs finite a < b, got [{self.low:g}, {self.high:g}].")
+
+    @property
+    def exact(self) -> bool:
+        """True when expectations over this law are taken symbolically (normal, or a few atoms)."""
+        return self.kind == "normal" or (self.kind == "discrete" and len(self.atoms) <= EXACT_SUM_ATOMS)
+
+    def rule(self, coarse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes (M × len(names)) and weights (M) of the numerical expectation over this law.
+
+        Discrete laws are summed exactly (``coarse`` changes nothing); uniform laws use Gauss–Legendre with
+        :data:`LEGENDRE_NODES` nodes (half as many when ``coarse``, for the error estimate)."""
+        if self.kind == "discrete":
+            return np.asarray(self.atoms, dtype=float), np.asarray(self.weights, dtype=float)
+        if self.kind == "uniform":
+            x, w = np.polynomial.legendre.leggauss(LEGENDRE_NODES // 2 if coarse else LEGENDRE_NODES)
+            mid, half = (self.high + self.low) / 2, (self.high - self.low) / 2
+            return (mid + half * x)[:, None], w / 2
+        raise UserError("a normal law has no finite rule; it is integrated by Gauss–Hermite.")
+
+    def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` iid draws of ζ_j (size × len(names)); an empirical law with exactly ``size`` rows is used
+        as it is (each row once, in random order)."""
+        if self.kind == "normal":
+            return rng.standard_normal((size, len(self.names)))
+        if self.kind == "uniform":
+            return rng.uniform(self.low, self.high, (size, 1))
+        atoms = np.asarray(self.atoms, dtype=float)
+        w = np.asarray(self.weights, dtype=float)
+        if len(atoms) == size and np.allclose(w, 1.0 / size):
+            return atoms[rng.permutation(size)]
+        return atoms[rng.choice(len(atoms), size=size, p=w / w.sum())]
+
+
+@dataclass(frozen=True)
+class DiagonalFunction:
+    """A diagonal matrix that is a function of other diagonal matrices with the same index j:
+    diag(f(ζ_{j,A}, ζ_{j,B}, …)); ``expr`` is written in the symbols :func:`zeta_symbol` of those matrices.
+    (``DiagonalFunction("B", zeta_symbol("A"))`` makes B the same matrix as A.)"""
+
+    name: str
+    expr: sp.Expr
+
+
+#: Discrete laws with at most this many atoms are summed symbolically; larger ones (e.g. a data file) numerically.
+EXACT_SUM_ATOMS = 16
+#: Gauss–Legendre nodes for continuous (uniform) laws.
+LEGENDRE_NODES = 96
 
 
 def zeta_symbol(name: str) -> sp.Symbol:
@@ -144,16 +204,70 @@ class GaussExpectation(sp.Function):
         return f"E[{printer._print(self.args[0])} | {zs} ~ N(0,1)]"
 
 
-def _scaled_expint_float(nu: float, x: float) -> float:
-    """e^x E_ν(x) in double precision (nan outside x > 0, where the solver must not go)."""
-    if not x > 0:
-        return math.nan
-    if math.isinf(x):
-        return 0.0
-    return float(mpmath.expint(nu, x) * mpmath.exp(x))
+class LawExpectation(sp.Function):
+    """Unevaluated E_ζ[h(ζ)] over the laws of ζ = args[1:], taken numerically: exact sums over the atoms of
+    large discrete laws (data files), Gauss–Legendre for uniform laws, Gauss–Hermite for normal coordinates
+    that appear in the same integrand (tensor product over independent laws)."""
+
+    def _latex(self, printer: Any) -> str:
+        zs = ",".join(printer._print(z) for z in self.args[1:])
+        return r"\mathbb{E}_{%s}\left[%s\right]" % (zs, printer._print(self.args[0]))
+
+    def _sympystr(self, printer: Any) -> str:
+        zs = ", ".join(printer._print(z) for z in self.args[1:])
+        return f"E[{printer._print(self.args[0])} | {zs} ~ law]"
 
 
-_FLOAT_FUNCS = {"Erfcx": lambda x: float(scipy.special.erfcx(x)), "ScaledExpint": _scaled_expint_float}
+def _scaled_expint_asymptotic(nu: float, x: np.ndarray) -> np.ndarray:
+    """e^x E_ν(x) ~ (1/x) Σ_k (−1)^k (ν)_k x^{−k} for |x| ≥ 60 (25 terms: relative error below 1e-15)."""
+    term = np.ones_like(x)
+    total = np.ones_like(x)
+    for k in range(25):
+        term = -term * (nu + k) / x
+        total = total + term
+    return total / x
+
+
+def scaled_expint(nu: float, x: Any) -> Any:
+    """e^x E_ν(x) for arrays (real or complex, principal branch), ν a non-negative half-integer.
+
+    ν = ½: √(π/x) erfcx(√x); ν = 1: e^x E₁(x) (SciPy's complex exp1); upward recursion
+    e^x E_{ν+1}(x) = (1 − x e^x E_ν(x))/ν; the asymptotic series for |x| ≥ 60. Real x ≤ 0 gives nan (the
+    solver must not go there); other ν fall back to mpmath element by element."""
+    x = np.asarray(x)
+    real = not np.iscomplexobj(x)
+    xc = x.astype(complex)
+    two_nu = 2 * float(nu)
+    if two_nu != round(two_nu) or nu <= 0 or nu > 12:
+        f = np.frompyfunc(lambda t: complex(mpmath.expint(float(nu), t) * mpmath.exp(t)), 1, 1)
+        out = f(xc).astype(complex)
+    else:
+        big = np.abs(xc) >= 60
+        small = np.where(big, 1.0, xc)
+        with np.errstate(all="ignore"):
+            if round(two_nu) % 2:       # half-integer: start at ν = 1/2
+                r = np.sqrt(small)
+                f = np.sqrt(np.pi) / r * scipy.special.erfcx(r)
+                start = 0.5
+            else:
+                f = np.exp(small) * scipy.special.exp1(small)
+                start = 1.0
+            v = start
+            while v < nu - 1e-12:
+                f = (1 - small * f) / v
+                v += 1
+            out = np.where(big, _scaled_expint_asymptotic(float(nu), np.where(big, xc, 60.0)), f)
+    if real:
+        with np.errstate(invalid="ignore"):
+            return np.where(x > 0, out.real, np.nan) if out.ndim else (float(out.real) if x > 0 else math.nan)
+    return out if out.ndim else complex(out)
+
+
+def _erfcx(x: Any) -> Any:
+    return scipy.special.erfcx(x)
+
+
+_FLOAT_FUNCS = {"Erfcx": _erfcx, "ScaledExpint": scaled_expint}
 _MP_FUNCS = {"Erfcx": lambda x: mpmath.exp(x ** 2) * mpmath.erfc(x),
              "ScaledExpint": lambda nu, x: mpmath.expint(nu, x) * mpmath.exp(x)}
 
@@ -190,6 +304,8 @@ def normal_expectation(h: sp.Expr, zetas: Sequence[sp.Symbol]) -> sp.Expr | None
     zs = [z for z in zetas if z in h.free_symbols]
     if not zs:
         return h
+    if not h.is_rational_function(*zs):
+        return None
     num, den = sp.fraction(sp.cancel(sp.together(h)))
     P = sp.Poly(num, *zs)
     Q = sp.Poly(den, *zs)
@@ -235,9 +351,13 @@ def normal_expectation(h: sp.Expr, zetas: Sequence[sp.Symbol]) -> sp.Expr | None
 
 
 def expectation(h: sp.Expr, normal: Sequence[sp.Symbol],
-                discrete: Sequence[tuple[tuple[sp.Symbol, ...], DiagonalLaw]]) -> sp.Expr:
-    """E_ζ[h]: exact sums over discrete laws, closed forms over normal coordinates when they exist,
-    else an unevaluated :class:`GaussExpectation` (numerical Gauss–Hermite)."""
+                discrete: Sequence[tuple[tuple[sp.Symbol, ...], DiagonalLaw]],
+                numeric: Iterable[sp.Symbol] = ()) -> sp.Expr:
+    """E_ζ[h]: exact sums over small discrete laws, closed forms over normal coordinates when they exist,
+    else an unevaluated :class:`GaussExpectation` (numerical Gauss–Hermite); a term that depends on a
+    coordinate in ``numeric`` (large discrete and continuous laws) becomes an unevaluated
+    :class:`LawExpectation` (exact numerical sums / quadrature)."""
+    numeric = set(numeric)
     terms = [(sp.S.One, h)]
     for syms, law in discrete:
         terms = [(w0 * sp.nsimplify(w), t.xreplace(dict(zip(syms, map(sp.nsimplify, atom)))))
@@ -245,6 +365,10 @@ def expectation(h: sp.Expr, normal: Sequence[sp.Symbol],
     out = sp.S.Zero
     for w, t in terms:
         zs = [z for z in normal if z in t.free_symbols]
+        zn = sorted((z for z in numeric if z in t.free_symbols), key=str)
+        if zn:
+            out += w * LawExpectation(t, *zn, *zs)
+            continue
         if not zs:
             out += w * t
             continue
@@ -258,8 +382,8 @@ def expectation(h: sp.Expr, normal: Sequence[sp.Symbol],
 class OVSolution:
     """Numerical solution of an :class:`OVSystem`."""
 
-    unknowns: dict[str, float]
-    outputs: dict[str, float]
+    unknowns: dict[str, float | complex]
+    outputs: dict[str, float | complex]
     residual: float
     iterations: int
     method: str
@@ -288,6 +412,7 @@ class OVSystem:
     class_matrices: dict[str, sp.Matrix]
     parameters: tuple[sp.Symbol, ...]
     constants: dict[sp.Symbol, sp.Expr]
+    zeta_laws: dict[str, tuple[DiagonalLaw, int]] = field(default_factory=dict)
     _compiled: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------- printing
@@ -339,16 +464,16 @@ class OVSystem:
             return self._compiled
         args = list(self.unknowns) + list(self.parameters)
         quad: list[tuple[sp.Symbol, Callable[..., Any], tuple[sp.Symbol, ...]]] = []
-        cache: dict[GaussExpectation, sp.Symbol] = {}
+        cache: dict[sp.Expr, sp.Symbol] = {}
 
         def strip(expr: sp.Expr) -> sp.Expr:
             reps = {}
-            for node in expr.atoms(GaussExpectation):
+            for node in expr.atoms(GaussExpectation, LawExpectation):
                 if node not in cache:
                     sym = sp.Dummy(f"quad{len(cache)}")
                     cache[node] = sym
                     zs = tuple(node.args[1:])
-                    f = sp.lambdify(list(zs) + args, node.args[0], modules="numpy")
+                    f = sp.lambdify(list(zs) + args, node.args[0], modules=[_FLOAT_FUNCS, "numpy"])
                     quad.append((sym, f, zs))
                 reps[node] = cache[node]
             return expr.xreplace(reps)
@@ -358,50 +483,262 @@ class OVSystem:
         qsyms = [q[0] for q in quad]
         self._compiled = {
             "quad": quad,
+            "rules": {},
             "phi_float": sp.lambdify(args + qsyms, rhs, modules=[_FLOAT_FUNCS, "numpy"]),
+            "out_float": sp.lambdify(args + qsyms, outs, modules=[_FLOAT_FUNCS, "numpy"]),
             "phi_mp": sp.lambdify(args + qsyms, rhs, modules=[_MP_FUNCS, "mpmath"]),
             "out_mp": sp.lambdify(args + qsyms, outs, modules=[_MP_FUNCS, "mpmath"]),
         }
         return self._compiled
 
-    @staticmethod
-    def _gauss_hermite(f: Callable[..., Any], nz: int, vals: Sequence[float], n: int) -> float:
-        x, w = np.polynomial.hermite_e.hermegauss(n)
-        w = w / math.sqrt(2 * math.pi)
-        grids = np.meshgrid(*([x] * nz), indexing="ij")
-        wt = np.ones_like(grids[0])
-        for g in np.meshgrid(*([w] * nz), indexing="ij"):
-            wt = wt * g
-        vals_f = f(*grids, *vals)
-        return float(np.sum(wt * vals_f))
+    def _rule(self, zs: tuple[sp.Symbol, ...], coarse: bool) -> tuple[list[np.ndarray], np.ndarray]:
+        """Nodes (one array per coordinate of ``zs``) and weights of the expectation over their laws:
+        tensor Gauss–Hermite over normal coordinates (n = 120, 60, 28, 14 per axis in 1, 2, 3, ≥ 4
+        dimensions; half as many when ``coarse``) times the rule of each other law (atoms, Gauss–Legendre)."""
+        key = (zs, coarse)
+        rules = self._compile()["rules"]
+        if key in rules:
+            return rules[key]
+        normal: list[int] = []
+        groups: dict[int, tuple[DiagonalLaw, list[int], list[int]]] = {}
+        for pos, z in enumerate(zs):
+            law, idx = self.zeta_laws.get(str(z), (None, 0))
+            if law is None or law.kind == "normal":
+                normal.append(pos)
+            else:
+                groups.setdefault(id(law), (law, [], []))
+                groups[id(law)][1].append(pos)
+                groups[id(law)][2].append(idx)
+        factors: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+        if normal:
+            n = {1: 120, 2: 60, 3: 28}.get(len(normal), 14)
+            x, w = np.polynomial.hermite_e.hermegauss(n // 2 if coarse else n)
+            w = w / math.sqrt(2 * math.pi)
+            grids = np.meshgrid(*([x] * len(normal)), indexing="ij")
+            wgrids = np.meshgrid(*([w] * len(normal)), indexing="ij")
+            factors.append((normal, np.stack([g.ravel() for g in grids], axis=1), np.prod([g.ravel() for g in wgrids], axis=0)))
+        for law, positions, idxs in groups.values():
+            nodes, w = law.rule(coarse)
+            factors.append((positions, nodes[:, idxs], w))
+        coords: list[np.ndarray] = [np.zeros(1)] * len(zs)
+        weights = np.ones(1)
+        for positions, nodes, w in factors:
+            m_old, m_new = len(weights), len(w)
+            coords = [np.repeat(c, m_new) if len(c) == m_old else c for c in coords]
+            for col, pos in enumerate(positions):
+                coords[pos] = np.tile(nodes[:, col], m_old)
+            weights = np.repeat(weights, m_new) * np.tile(w, m_old)
+        rules[key] = (coords, weights)
+        return coords, weights
 
-    def _quad_values(self, vals: Sequence[float]) -> tuple[list[float], float]:
+    @staticmethod
+    def _integrate(f: Callable[..., Any], coords: Sequence[np.ndarray], weights: np.ndarray,
+                   vals: Sequence[np.ndarray], size: int) -> np.ndarray:
+        """Σ_a w_a f(nodes_a, vals) for ``size`` points at once (chunked so that nodes × points stays small)."""
+        chunk = max(1, 2 ** 21 // max(size, 1))
+        total: Any = 0
+        for start in range(0, len(weights), chunk):
+            sl = slice(start, start + chunk)
+            res = f(*[c[sl, None] for c in coords], *[v[None, :] for v in vals])
+            res = np.broadcast_to(np.asarray(res), (len(weights[sl]), size))
+            total = total + weights[sl] @ res
+        return np.broadcast_to(np.asarray(total), (size,))
+
+    def expectations(self, vals: Sequence[np.ndarray], with_error: bool = False) -> tuple[list[np.ndarray], float]:
+        """Values of every numerical expectation of the system at ``vals`` (unknowns then parameters, each an
+        array of P points) and, with ``with_error``, the largest |Q_n − Q_{n/2}| (an error estimate)."""
         comp = self._compile()
+        size = len(vals[0]) if vals else 1
         out, err = [], 0.0
-        for _, f, zs in comp["quad"]:
-            n = {1: 120, 2: 60, 3: 28}.get(len(zs), 14)
-            fine = self._gauss_hermite(f, len(zs), vals, n)
-            coarse = self._gauss_hermite(f, len(zs), vals, n // 2)
-            out.append(fine)
-            err = max(err, abs(fine - coarse))
+        with np.errstate(all="ignore"):
+            for _, f, zs in comp["quad"]:
+                coords, w = self._rule(zs, False)
+                fine = self._integrate(f, coords, w, vals, size)
+                out.append(fine)
+                if with_error:
+                    coords, w = self._rule(zs, True)
+                    coarse = self._integrate(f, coords, w, vals, size)
+                    err = max(err, float(np.max(np.abs(fine - coarse))))
         return out, err
 
-    def solve(self, values: Mapping[str | sp.Symbol, float], tol: float = 1e-13, max_iter: int = 5000,
-              damping: float = 1.0) -> OVSolution:
-        """Solve g = Φ(g) for parameter ``values`` (by name; dimensions may be given as ratios, e.g.
-        p = p/d, d = 1, since every coefficient is homogeneous of degree 0 in the dimensions)."""
+    def _quad_values(self, vals: Sequence[Any], with_error: bool = False) -> tuple[list[Any], float]:
+        arrays = [np.atleast_1d(np.asarray(v)) for v in vals]
+        q, err = self.expectations(arrays, with_error)
+        return [complex(x[0]) if np.iscomplexobj(x) else float(x[0]) for x in q], err
+
+    def _params_array(self, values: Mapping[str | sp.Symbol, Any], size: int | None = None) -> tuple[list[np.ndarray], int]:
         given = {str(k): v for k, v in values.items()}
         missing = [str(p) for p in self.parameters if str(p) not in given]
         if missing:
             raise UserError(f"missing parameter values for {', '.join(missing)}; pass them as name=value.")
-        pvals = [float(given[str(p)]) for p in self.parameters]
+        arrays = [np.atleast_1d(np.asarray(given[str(p)])) for p in self.parameters]
+        size = size or max([len(a) for a in arrays], default=1)
+        out = []
+        for a in arrays:
+            if np.iscomplexobj(a) and not np.any(a.imag):
+                a = a.real
+            out.append(np.broadcast_to(a.astype(complex if np.iscomplexobj(a) else float), (size,)).copy())
+        return out, size
+
+    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        """Φ at P points: ``x`` (unknowns × P), ``params`` one array of P values per parameter."""
+        comp = self._compile()
+        size = x.shape[1]
+        vals = list(x) + list(params)
+        q, _ = self.expectations(vals)
+        with np.errstate(all="ignore"):
+            out = comp["phi_float"](*vals, *q)
+        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.unknowns), size)
+
+    def output_values(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        """The normalised traces of every output (outputs × P) at the unknowns ``x``."""
+        comp = self._compile()
+        size = x.shape[1]
+        vals = list(x) + list(params)
+        q, _ = self.expectations(vals)
+        with np.errstate(all="ignore"):
+            out = comp["out_float"](*vals, *q)
+        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.outputs), size)
+
+    def newton(self, x0: np.ndarray, params: Sequence[np.ndarray], tol: float = 1e-12,
+               max_iter: int = 30) -> tuple[np.ndarray, np.ndarray]:
+        """Damped Newton on Φ(g) − g = 0 at P independent points (finite-difference Jacobian, backtracking);
+        returns the unknowns and a mask of the points whose scaled residual went below ``tol``."""
+        n, size = x0.shape
+        x = x0.astype(complex if (np.iscomplexobj(x0) or any(np.iscomplexobj(p) for p in params)) else float)
+        if n == 0:
+            return x, np.ones(size, bool)
+
+        def F(y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return self.phi(y, [p[idx] for p in params]) - y
+
+        def norm(f: np.ndarray, y: np.ndarray) -> np.ndarray:
+            r = np.max(np.abs(f) / (1 + np.abs(y)), axis=0)
+            return np.where(np.isfinite(r), r, np.inf)
+
+        every = np.arange(size)
+        f = F(x, every)
+        res = norm(f, x)
+        for _ in range(max_iter):
+            idx = np.flatnonzero(res >= tol)
+            if idx.size == 0:
+                break
+            xa, fa = x[:, idx], f[:, idx]
+            J = np.empty((idx.size, n, n), dtype=x.dtype)
+            for j in range(n):
+                h = 1e-7 * (1 + np.abs(xa[j]))
+                xp = xa.copy()
+                xp[j] = xp[j] + h
+                J[:, :, j] = ((F(xp, idx) - fa) / h).T
+            J[~np.isfinite(J)] = 0
+            try:
+                step = np.linalg.solve(J, -fa.T[..., None])[..., 0].T
+            except np.linalg.LinAlgError:
+                step = np.stack([np.linalg.lstsq(J[i], -fa[:, i], rcond=None)[0] for i in range(idx.size)], axis=1)
+            t = np.ones(idx.size)
+            todo = np.ones(idx.size, bool)
+            ra = res[idx]
+            for _ in range(8):
+                k = np.flatnonzero(todo)
+                xn = xa[:, k] + t[k] * step[:, k]
+                fn = F(xn, idx[k])
+                rn = norm(fn, xn)
+                ok = rn < np.maximum(ra[k], tol)
+                x[:, idx[k[ok]]] = xn[:, ok]
+                f[:, idx[k[ok]]] = fn[:, ok]
+                res[idx[k[ok]]] = rn[ok]
+                todo[k[ok]] = False
+                t[k[~ok]] /= 2
+                if not todo.any():
+                    break
+            if todo.all():
+                break
+        return x, res < tol
+
+    def _fixed_point(self, params: Sequence[np.ndarray], size: int, max_iter: int = 400) -> np.ndarray:
+        """Plain iteration g ← Φ(g) from g = 0 at P points (used where it contracts: far from the spectrum)."""
+        n = len(self.unknowns)
+        dtype = complex if any(np.iscomplexobj(p) for p in params) else float
+        x = np.zeros((n, size), dtype=dtype)
+        for _ in range(max_iter):
+            new = self.phi(x, params)
+            done = np.max(np.abs(new - x) / (1 + np.abs(x)), axis=0, initial=0) < 1e-14
+            x = new
+            if done.all():
+                break
+        return x
+
+    def continue_from_infinity(self, params: Sequence[np.ndarray], x_top: np.ndarray | None = None,
+                               callback: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Solve at P points with complex parameters on the physical branch.
+
+        Every complex parameter moves along p(s) = p + i s·sign(Im p) (sign +1 where Im p = 0), from s = s₀ =
+        10³(1 + max|p|), where g ← Φ(g) from g = 0 converges (the perturbative branch, G ≈ Λ⁻¹, continuous
+        from z → i∞), down to s = 0; each rung is a Newton solve from the previous one, with the step in s
+        shrunk where Newton fails or the solution jumps.  Returns the unknowns (n × P) and a converged mask.
+        ``callback(done, total)`` reports progress."""
+        size = len(params[0]) if params else 1
+        cidx = [i for i, p in enumerate(params) if np.iscomplexobj(p)]
+        sign = {i: np.where(params[i].imag < 0, -1.0, 1.0) for i in cidx}
+        scale = 1 + np.max(np.abs(np.array(params)), axis=0) if params else np.ones(size)
+        imag = np.min(np.array([np.abs(params[i].imag) for i in cidx]), axis=0) if cidx else np.zeros(size)
+        floor = np.maximum(0.1 * imag, 1e-14 * scale)
+
+        def at(s: np.ndarray, idx: np.ndarray) -> list[np.ndarray]:
+            out = []
+            for i, p in enumerate(params):
+                out.append(p[idx] + 1j * s * sign[i][idx] if i in cidx else p[idx])
+            return out
+
+        s = 1e3 * scale
+        x = self._fixed_point(at(s, np.arange(size)), size) if x_top is None else x_top.astype(complex)
+        x, ok = self.newton(x, at(s, np.arange(size)))
+        ratio = np.full(size, 0.25)
+        done = np.zeros(size, bool)
+        failed = ~ok
+        steps = 0
+        while True:
+            idx = np.flatnonzero(~done & ~failed)
+            if idx.size == 0:
+                break
+            steps += 1
+            target = s[idx] * ratio[idx]
+            target = np.where(target < floor[idx], 0.0, target)
+            xn, conv = self.newton(x[:, idx], at(target, idx), max_iter=12)
+            jump = np.max(np.abs(xn - x[:, idx]) / (1 + np.abs(x[:, idx])), axis=0) if len(self.unknowns) else \
+                np.zeros(idx.size)
+            good = conv & (jump < 0.5)
+            g_idx, b_idx = idx[good], idx[~good]
+            x[:, g_idx] = xn[:, good]
+            s[g_idx] = target[good]
+            done[g_idx] = target[good] == 0
+            ratio[g_idx] = np.maximum(ratio[g_idx] ** 1.5, 1e-3)
+            ratio[b_idx] = np.sqrt(ratio[b_idx])
+            failed[b_idx] = ratio[b_idx] > 0.995
+            if callback is not None:
+                callback(int(done.sum()), size)
+            if steps > 5000:
+                break
+        return x, done
+
+    def solve(self, values: Mapping[str | sp.Symbol, Any], tol: float = 1e-13, max_iter: int = 5000,
+              damping: float = 1.0, herglotz: Mapping[str, int] | None = None) -> OVSolution:
+        """Solve g = Φ(g) for parameter ``values`` (by name; dimensions may be given as ratios, e.g.
+        p = p/d, d = 1, since every coefficient is homogeneous of degree 0 in the dimensions).
+
+        Complex values (e.g. z = x + iη) are solved on the physical branch, continued from z → i∞
+        (:meth:`continue_from_infinity`); ``herglotz`` maps output names to the sign their imaginary part
+        must have (e.g. +1 for (1/N) tr (M − z)⁻¹ with Im z > 0), which is checked."""
+        pv, _ = self._params_array(values, 1)
+        is_complex = any(np.iscomplexobj(p) for p in pv)
+        if is_complex:
+            return self._solve_complex(pv, herglotz or {})
+        pvals = [float(p[0]) for p in pv]
         comp = self._compile()
         n = len(self.unknowns)
 
         def phi(x: np.ndarray) -> np.ndarray:
-            vals = list(x) + pvals
-            q, _ = self._quad_values(vals)
-            return np.array(comp["phi_float"](*vals, *q), dtype=float).reshape(n)
+            return self.phi(np.asarray(x, dtype=float).reshape(n, 1), pv)[:, 0].astype(float)
 
         def safe_phi(y: np.ndarray) -> np.ndarray:
             try:
@@ -435,20 +772,36 @@ class OVSystem:
                     step /= 2
                 x, fx = y, fy
         if not (np.isfinite(res) and res < 1e-9):
-            sol = scipy.optimize.root(lambda y: phi(y) - y, x if np.all(np.isfinite(x)) else np.zeros(n),
-                                      method="hybr", tol=1e-14)
-            x, method = sol.x, "scipy-root"
-            res = float(np.max(np.abs(phi(x) - x))) if n else 0.0
+            with np.errstate(all="ignore"):
+                sol = scipy.optimize.root(lambda y: phi(y) - y, x if np.all(np.isfinite(x)) else np.zeros(n),
+                                          method="hybr", tol=1e-14)
+                x, method = sol.x, "scipy-root"
+                res = float(np.max(np.abs(phi(x) - x))) if n else 0.0
             if not np.isfinite(res) or res > 1e-6:
                 raise UserError(f"the fixed-point iteration did not converge (residual {res:.2e}); "
                                 "check the parameter values.")
+        xm, res, outs, qerr = self._polish([mpmath.mpf(float(v)) for v in x], [mpmath.mpf(v) for v in pvals],
+                                           pvals)
+        return OVSolution(
+            unknowns={str(u): float(v) for u, v in zip(self.unknowns, xm)},
+            outputs={k: float(v) for k, v in zip(self.outputs, outs)},
+            residual=res, iterations=it, method=method + "+newton", quadrature_error=qerr,
+        )
+
+    def _polish(self, xm: list[Any], pm: list[Any], pvals: list[Any]) -> tuple[list[Any], float, list[Any], float]:
+        """Newton polishing in 30-digit mpmath arithmetic (real or complex); the numerical expectations are
+        recomputed in double precision at every step."""
+        comp = self._compile()
+        n = len(xm)
+        conv = complex if any(isinstance(v, complex) for v in pvals) else float
+        mk = mpmath.mpc if conv is complex else mpmath.mpf
         with mpmath.workdps(30):
-            xm = [mpmath.mpf(float(v)) for v in x]
-            pm = [mpmath.mpf(v) for v in pvals]
+            xm = [mk(v) for v in xm]
+            pm = [mk(v) for v in pm]
 
             def phim(y: Sequence[Any]) -> list[Any]:
-                q, _ = self._quad_values([float(v) for v in y] + pvals)
-                return list(comp["phi_mp"](*y, *pm, *[mpmath.mpf(v) for v in q]))
+                q, _ = self._quad_values([conv(v) for v in y] + pvals)
+                return list(comp["phi_mp"](*y, *pm, *[mk(v) for v in q]))
 
             for _ in range(8):
                 F = [a - b for a, b in zip(phim(xm), xm)]
@@ -466,15 +819,34 @@ class OVSystem:
                     dx = mpmath.lu_solve(J, mpmath.matrix(F))
                 except ZeroDivisionError:
                     break
-                xm = [a - dx[i] for i, a in enumerate(xm)]
+                new = [a - dx[i] for i, a in enumerate(xm)]
+                Fn = [a - b for a, b in zip(phim(new), new)]
+                if max((abs(f) for f in Fn), default=0) > max((abs(f) for f in F), default=0):
+                    break
+                xm = new
             F = [a - b for a, b in zip(phim(xm), xm)]
             res = float(max((abs(f) for f in F), default=0))
-            q, qerr = self._quad_values([float(v) for v in xm] + pvals)
-            outs = comp["out_mp"](*xm, *pm, *[mpmath.mpf(v) for v in q])
+            q, qerr = self._quad_values([conv(v) for v in xm] + pvals, with_error=True)
+            outs = comp["out_mp"](*xm, *pm, *[mk(v) for v in q])
+        return xm, res, list(outs), qerr
+
+    def _solve_complex(self, pv: list[np.ndarray], herglotz: Mapping[str, int]) -> OVSolution:
+        x, ok = self.continue_from_infinity(pv)
+        if not ok[0]:
+            raise UserError("the continuation from z → i∞ did not reach the requested complex parameters "
+                            "(no converged physical branch); move them away from the real axis.")
+        pvals = [complex(p[0]) if np.iscomplexobj(p) else float(p[0]) for p in pv]
+        xm, res, outs, qerr = self._polish([complex(v) for v in x[:, 0]], pvals, pvals)
+        outputs = {k: complex(v) for k, v in zip(self.outputs, outs)}
+        for name, s in herglotz.items():
+            val = outputs[name]
+            if s * val.imag < -1e-9 * abs(val):
+                raise UserError(f"the solution is not on the physical branch: Im tr({name}) = {val.imag:.3g} has "
+                                f"the wrong sign.")
         return OVSolution(
-            unknowns={str(u): float(v) for u, v in zip(self.unknowns, xm)},
-            outputs={k: float(v) for k, v in zip(self.outputs, outs)},
-            residual=res, iterations=it, method=method + "+newton", quadrature_error=qerr,
+            unknowns={str(u): complex(v) for u, v in zip(self.unknowns, xm)},
+            outputs=outputs, residual=res, iterations=0, method="continuation-from-i-infinity+newton",
+            quadrature_error=qerr,
         )
 
 
@@ -609,23 +981,60 @@ def _structural_reach(pencil: Pencil) -> list[set[int]]:
     return out
 
 
+def _diagonal_values(laws: Sequence[DiagonalLaw], functions: Sequence[DiagonalFunction]) -> dict[str, sp.Expr]:
+    """ζ of every diagonal matrix as an expression in the base coordinates (functions resolved, cycles refused)."""
+    out: dict[str, sp.Expr] = {}
+    for law in laws:
+        for name in law.names:
+            if name in out:
+                raise UserError(f"diagonal matrix {name!r} is declared twice.")
+            out[name] = zeta_symbol(name)
+    pending = {}
+    for f in functions:
+        if f.name in out or f.name in pending:
+            raise UserError(f"diagonal matrix {f.name!r} is declared twice.")
+        pending[f.name] = sp.sympify(f.expr)
+    by_symbol = {zeta_symbol(n): n for n in list(out) + list(pending)}
+    for expr in pending.values():
+        unknown = [str(z) for z in expr.free_symbols if z not in by_symbol]
+        if unknown:
+            raise UserError(f"a diagonal function refers to {', '.join(sorted(unknown))}, which is not a "
+                            "declared diagonal matrix.")
+    while pending:
+        ready = {n: e for n, e in pending.items()
+                 if all(by_symbol[z] in out for z in e.free_symbols)}
+        if not ready:
+            raise UserError("diagonal functions refer to each other in a cycle: "
+                            + ", ".join(sorted(pending)) + ".")
+        for n, e in ready.items():
+            out[n] = e.xreplace({zeta_symbol(m): out[m] for m in out})
+            del pending[n]
+    return out
+
+
 def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
-                  diagonals: Iterable[DiagonalLaw] = (), seed: int = 0) -> OVSystem:
+                  diagonals: Iterable[DiagonalLaw | DiagonalFunction] = (), seed: int = 0) -> OVSystem:
     """Derive the reduced matrix-Dyson fixed point of ``pencil`` (see the module docstring).
 
-    Every matrix symbol of the pencil must be declared either in ``gaussians`` or in ``diagonals``.
+    Every matrix symbol of the pencil must be declared either in ``gaussians`` or in ``diagonals``
+    (a :class:`DiagonalLaw`, or a :class:`DiagonalFunction` of other diagonals with the same index).
     ``seed`` fixes the random points of the numerical identity tests.
     """
     random = {g.name: g for g in gaussians}
-    laws = list(diagonals)
+    items = list(diagonals)
+    laws = [x for x in items if isinstance(x, DiagonalLaw)]
+    functions = [x for x in items if isinstance(x, DiagonalFunction)]
+    zeta_value = _diagonal_values(laws, functions)
     diag_law: dict[str, DiagonalLaw] = {}
     for law in laws:
         for name in law.names:
             diag_law[name] = law
     for name, sym in pencil.symbols.items():
-        if name not in random and name not in diag_law:
+        if name not in random and name not in zeta_value:
             raise UserError(f"matrix {name!r} is neither declared Gaussian nor diagonal.")
-        if name in diag_law and sym.rows != sym.cols:
+        if name in random and name in zeta_value:
+            raise UserError(f"matrix {name!r} is declared both Gaussian and diagonal.")
+        if name in zeta_value and sym.rows != sym.cols:
             raise UserError(f"diagonal matrix {name!r} must be square.")
         if name in random and random[name].symmetric and sym.rows != sym.cols:
             raise UserError(f"symmetric Gaussian matrix {name!r} must be square.")
@@ -658,7 +1067,7 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
             if atom is not None and atom[0] in random:
                 rand_occ.append((i, j, atom[0], atom[1], c))
             else:
-                val = c if atom is None else c * zeta_symbol(atom[0])
+                val = c if atom is None else c * zeta_value[atom[0]]
                 lam[(i, j)] = lam.get((i, j), sp.S.Zero) + val
     reach = _structural_reach(pencil)
     eta: dict[tuple[int, int], sp.Expr] = {}
@@ -696,24 +1105,28 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
         for (a_, b_), val in _cofactor_inverse(M, local).items():
             entries[(blocks[a_], blocks[b_])] = val
 
-    # laws per class: normal coordinates and discrete groups
+    # laws: normal coordinates, small discrete groups (exact sums), the rest numerical
     zeta_normal = [zeta_symbol(n) for n, law in diag_law.items() if law.kind == "normal"]
-    discrete = [(tuple(zeta_symbol(n) for n in law.names), law) for law in laws if law.kind == "discrete"]
+    discrete = [(tuple(zeta_symbol(n) for n in law.names), law) for law in laws
+                if law.kind == "discrete" and law.exact]
+    zeta_numeric = [zeta_symbol(n) for n, law in diag_law.items() if not law.exact]
+    zeta_laws = {str(zeta_symbol(n)): (law, law.names.index(n)) for n, law in diag_law.items()}
 
     unknown_pairs = sorted({(k, l) for (i, j), val in eta.items() for (k, l) in needed
                             if g(k, l) in val.free_symbols})
     unknowns_all = [g(k, l) for k, l in unknown_pairs]
     params = sorted({s for (num, den) in entries.values() for s in (num.free_symbols | den.free_symbols)}
-                    - set(unknowns_all) - set(zeta_normal) - {z for syms, _ in discrete for z in syms}, key=str)
+                    - set(unknowns_all) - {zeta_symbol(n) for n in diag_law}, key=str)
 
     # 3. reduction by partition refinement -----------------------------------------------------------
     rng = np.random.default_rng(seed)
-    allz = zeta_normal + [z for syms, _ in discrete for z in syms]
+    allz = zeta_normal + [z for syms, _ in discrete for z in syms] + zeta_numeric
     arg_syms = allz + unknowns_all + params
     ratios = [entries[pq][0] / entries[pq][1] for pq in unknown_pairs]
     all_values = sp.lambdify(arg_syms, ratios, modules="numpy", cse=True)
     npts = 4
     zpts = rng.standard_normal((len(allz), npts))
+    zpts[len(zeta_normal):] = rng.uniform(0.3, 1.7, (len(allz) - len(zeta_normal), npts))  # inside sqrt, log
     ppts = rng.uniform(0.5, 1.5, (len(params), npts))
     perms = list(itertools.permutations(range(len(zeta_normal)))) if len(zeta_normal) <= 5 else \
         [tuple(range(len(zeta_normal)))]
@@ -794,12 +1207,12 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
         return sp.cancel(num.xreplace(subs) / den.xreplace(subs))
 
     unknowns = tuple(reps[c] for c in sorted(reps))
-    equations = {u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete)
-                 for u in unknowns}
+    equations = {u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete,
+                                zeta_numeric) for u in unknowns}
     outputs = {}
     for o, pairs in zip(bal_outputs, out_pairs):
         h = sp.Add(*[c * reduce_entry((i, j)) for i, j, c in pairs])
-        outputs[o.name] = expectation(sp.cancel(h), zeta_normal, discrete)
+        outputs[o.name] = expectation(sp.cancel(h), zeta_normal, discrete, zeta_numeric)
     # prune unknowns whose equation no longer involves any unknown (e.g. g = 1 for an identity block)
     constants: dict[sp.Symbol, sp.Expr] = {}
     while True:
@@ -807,17 +1220,18 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
         if not fixed:
             break
         constants.update(fixed)
-        equations = {u: sp.cancel(rhs.xreplace(fixed)) if not rhs.has(GaussExpectation) else rhs.xreplace(fixed)
+        equations = {u: sp.cancel(rhs.xreplace(fixed)) if not rhs.has(GaussExpectation, LawExpectation)
+                     else rhs.xreplace(fixed)
                      for u, rhs in equations.items() if u not in fixed}
     outputs = {k: v.xreplace(constants) for k, v in outputs.items()}
     unknowns = tuple(u for u in unknowns if u in equations)
     free = set()
     for expr in list(equations.values()) + list(outputs.values()):
         free |= expr.free_symbols
-    parameters = tuple(sorted(free - set(unknowns) - set(zeta_normal), key=str))
+    parameters = tuple(sorted(free - set(unknowns) - {zeta_symbol(n) for n in diag_law}, key=str))
     return OVSystem(pencil, balanced, tuple(ex), R, unknowns, equations, outputs,
                     {u: tuple(m) for u, m in members.items()}, tuple(zeros), eta, class_matrices, parameters,
-                    constants)
+                    constants, zeta_laws)
 
 
 def _class_has_normal(pair: tuple[int, int], class_of: Mapping[int, str], pencil: Pencil,
