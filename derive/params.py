@@ -64,7 +64,7 @@ class ModelParams:
     activation: str = "relu"
     teacher: str = "tanh"
     k: int = 1
-    tau: int = 1
+    tau: float = 1
     p_over_d: float = 2.0
     n_over_d: float = 1.0
     lam: float = 1e-3
@@ -86,10 +86,10 @@ class ModelParams:
             raise ParameterError(f"k must be an integer from 0 to {MAX_K}, got {self.k!r}.")
         k = int(k)
         set_("k", k)
-        tau = self.tau
-        if isinstance(tau, bool) or tau not in (0, 1):
-            raise ParameterError(f"tau must be 0 (L2 training) or 1 (Sobolev training), got {tau!r}.")
-        set_("tau", int(tau))
+        if isinstance(self.tau, bool):
+            raise ParameterError(f"tau must be a number >= 0 (0: L2 training, 1: Sobolev training), got {self.tau!r}.")
+        tau = _nonnegative("tau", self.tau)
+        set_("tau", int(tau) if tau.is_integer() else tau)
         set_("p_over_d", _positive("p_over_d", self.p_over_d))
         set_("n_over_d", _positive("n_over_d", self.n_over_d))
         set_("lam", _nonnegative("lam", self.lam))

@@ -1,10 +1,25 @@
 """Symbolic derivation of the asymptotic fixed point and test errors of Sobolev training, any k.
 
-The derivation follows :mod:`sobolev_rf.numeric.asymptotics` step by step, with every Hermite
-coefficient, ratio, noise and alignment entry a symbol, and with the symmetry between the k gradient
-directions built in (V_1 = … = V_k, Ω_1 = … = Ω_k). Index a = 0 is the function row, a = l ≥ 1 a
-gradient row; R = {0} for τ = 0, {0, …, k} for τ = 1; Γ = diag(g_a) with g_a = 1/(1 + V_a) on R and 0
-off R.
+The model (MODEL.md). With ψ = p/d, W = ΘᵀΘ/d, D₀ = I, D_l = diag(ζ_l) and ζ̃ = (1, ζ₁, …, ζ_k), the
+Gaussian-equivalent design of one sample is a (k+1)×p block whose rows r ∈ R (R = {0} for τ = 0,
+{0, …, k} for τ > 0) have covariance blocks K_rs = κ̄_r κ̄_s D_r W D_s + c_rs D_r D_s, with κ̄ = (κ₁, √τκ₁′, …),
+c₀₀ = κ_*², c_ll = τκ_*′² (one η′ shared by all l; c₀l = √τ c_σ), cross-covariance with ω = ⟨θ₀, x⟩
+equal to κ̄_r D_r Θᵀθ₀/√d, and targets γω + ν, γ = (μ₁, √τϖ₁μ₁′, …, √τϖ_kμ₁′): the gradient rows and their
+labels carry the weight √τ of the loss, so Δ_g enters as τΔ_g. The rank-one means κ₀1 and κ₀′ζ_l are
+spikes, fitted at no cost when their κ is non-zero (otherwise they leave the residual t = μ₀ resp.
+ϖ_lμ₁). Ridge regression on n such blocks is described by the replica-symmetric (leave-one-out) fixed
+point with matrix order parameters over R: Γ = (I + V)⁻¹, Q = (λ + Σ Γ_rs K_rs)⁻¹, V_rs = (1/n) tr(K_rs Q),
+E[w] = Q Σ_r (Γγ)_r φ_r, S = (γ − M)(γ − M)ᵀ + N + q − MMᵀ + ttᵀ with M_r = φ_rᵀE[w] and q_rs = E[wᵀK_rs w].
+Normalised traces of Q are those of the diagonal matrix q(ζ) = 1/(ζ̃ᵀAζ̃) (THEORY.md §3), whose
+ζ-expectations reduce to H_s(y) = E_{t∼Gamma(s)}[1/(t+y)], s = k/2; second-order traces are implicit
+derivatives of first-order ones.
+
+The derivation builds in the symmetry between the k directions (V_1 = … = V_k, Ω_1 = … = Ω_k) and the
+rotation invariance of V's law: every error depends on ϖ only through its mean square
+ϖ̄² = ‖ϖ‖²/k. A quantity of one direction l is an expression in ϖ_l that is affine in ϖ_l², so its sum
+over l is k times its value at ϖ_l = √ϖ̄²; no expression grows with k, which enters as a number
+(through s = k/2 and the combinatorial factors). Index a = 0 is the function row, a = l ≥ 1 a
+gradient row; Γ = diag(g_a) with g_a = 1/(1 + V_a) on R and 0 off R.
 
 First order. The coefficient matrices of Q⁻¹ = Σ E_ab D_aD_b + Σ C_ab D_aWD_b are diagonal,
 e_0 = g_0κ_*² + λ, e_l = g_lκ_*′², c_0 = g_0κ₁², c_l = g_lκ₁′², and with P_a = 1/(1 + Ω_a c_a),
@@ -26,11 +41,12 @@ which the exchangeability of the directions reduces to a 2×2 system in (x_0, Σ
     x_l = (r_l + ψ(m4_1 F_0² x_0 + m4_2 F_1² Σ_m x_m)) / (1 − 2ψ m4_2 F_1²),
     δT^E_a = x_a/ψ,   δT^C_a = P_a²(x_a − Ω_a² δC_a)/ψ.
 
-The mean source is δC = uuᵀ with u_a = g_aγ_aκ̄_a (γ = (μ₁, ϖ_lμ₁′)); the noise source of S is
+The mean source is δC = uuᵀ with u_a = g_aγ_aκ̄_a; the noise source of S is
 δE_a = g_a²S_aa c_aa, δC_a = g_a²S_aaκ̄_a². With M_r = κ̄_rΩ_rP_ru_r, m = Ω_0P_0u_0,
 S⁰_rr = (γ_r − M_r)² + N_rr − M_r² + t_r² and q_rr = E[wᵀK_rr w] (mean part with weight −ψ,
 noise part with −ψ/φ), the diagonal of S solves S_rr = S⁰_rr + q_rr, again a 2×2 system by
-exchangeability. Then the population error of row r is S_rr minus its label noise, and
+exchangeability. Then the population error of row r is S_rr minus its label noise (divided by τ for
+a gradient row), and
 
     eps_grad = μ₀′² + μ₁′² + μ_*′² − 2μ₁κ₁m + κ₁²q_s + (κ₁′² + κ_*′²)q_w,
     train_error_L2 = g_0²S_00,   train_loss = Σ_{r∈R} g_r²S_rr + λq_w,
@@ -42,35 +58,46 @@ system but do not appear in it.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Callable
 
 import sympy as sp
 
 from .errors import UserError
-from .special import GammaResolvent
+from .special import GammaResolvent, GammaResolvent2
 from .system import System
 
-#: Symbols of the Hermite coefficients of σ (κ) and of the teacher φ (μ), in the order of
-#: ``sobolev_rf.numeric.asymptotics.coefficients``: (·₀, ·₁, ·_*, ·₀′, ·₁′, ·_*′, cross).
+#: Symbols of the Hermite coefficients of σ (κ) and of the teacher φ (μ):
+#: (·₀, ·₁, ·_*, ·₀′, ·₁′, ·_*′, cross).
 KAPPA = sp.symbols("kappa0 kappa1 kappa_s kappa0p kappa1p kappa_sp c_sigma")
 MU = sp.symbols("mu0 mu1 mu_s mu0p mu1p mu_sp c_phi")
 LAM, PSI, PHI, DELTA_F, DELTA_G = sp.symbols("lam psi phi Delta_f Delta_g")
-#: ``derive_system`` branches: λ > 0, and the two branches of λ → 0⁺ on either side of p = (1 + τk)n.
+#: The Sobolev weight τ > 0 (a parameter of the τ > 0 systems; τ = 0 is a system of its own).
+TAU = sp.Symbol("tau")
+#: ϖ̄² = ‖ϖ‖²/k, the mean square alignment, and ϖ_l, the alignment of the direction whose per-direction
+#: order parameters (M_l, S_l) are reported.
+VARPI2, VARPI_L = sp.symbols("varpi2 varpi_l")
+#: ``derive_system`` branches: λ > 0, and the two branches of λ → 0⁺ on either side of p = (1 + k)n (τ > 0)
+#: resp. p = n (τ = 0).
 BRANCHES = ("ridge", "interpolating", "underparameterised")
-
+#: What each parameter symbol is, in the words of ``ModelParams`` (the numeric layer fills them by name).
+PARAMETER_MEANING = {
+    "kappa0": "activation κ₀", "kappa1": "activation κ₁", "kappa_s": "activation κ_*",
+    "kappa0p": "activation κ₀′", "kappa1p": "activation κ₁′", "kappa_sp": "activation κ_*′",
+    "c_sigma": "activation c_σ", "mu0": "teacher μ₀", "mu1": "teacher μ₁", "mu_s": "teacher μ_*",
+    "mu0p": "teacher μ₀′", "mu1p": "teacher μ₁′", "mu_sp": "teacher μ_*′", "c_phi": "teacher c_φ",
+    "lam": "lam", "psi": "p_over_d", "phi": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g",
+    "tau": "tau", "varpi2": "mean of alignment²", "varpi_l": "alignment of the reported direction",
+}
 
 #: LaTeX forms of the parameter symbols whose SymPy names do not print as the usual notation.
 LATEX_NAMES = {
     "kappa0": r"\kappa_0", "kappa1": r"\kappa_1", "kappa_s": r"\kappa_*", "kappa0p": r"\kappa_0'",
     "kappa1p": r"\kappa_1'", "kappa_sp": r"\kappa_*'", "c_sigma": r"c_\sigma",
     "mu0": r"\mu_0", "mu1": r"\mu_1", "mu_s": r"\mu_*", "mu0p": r"\mu_0'", "mu1p": r"\mu_1'",
-    "mu_sp": r"\mu_*'", "c_phi": r"c_\phi", "lam": r"\lambda", "H": r"\mathcal{H}", "H_2": r"\mathcal{H}_2",
+    "mu_sp": r"\mu_*'", "c_phi": r"c_\phi", "lam": r"\lambda", "tau": r"\tau", "varpi2": r"\overline{\varpi^2}",
+    "varpi_l": r"\varpi_l", "H": r"\mathcal{H}", "H_2": r"\mathcal{H}^{(2)}",
     "m4_0": r"m^{(4)}_0", "m4_1": r"m^{(4)}_1", "m4_2": r"m^{(4)}_2",
 }
-
-
-def alignment_symbols(k: int) -> tuple[sp.Symbol, ...]:
-    """ϖ_1, …, ϖ_k."""
-    return tuple(sp.Symbol(f"varpi_{l}") for l in range(1, k + 1))
 
 
 class _Definitions:
@@ -89,71 +116,85 @@ class _Definitions:
         return sp.Symbol(name)
 
 
-@lru_cache(maxsize=None)
-def derive_system(k: int, tau: int, branch: str = "ridge") -> System:
-    """The fixed point and the outputs of Sobolev (τ = 1) or L2 (τ = 0) training with k directions.
+def _check(k: int, tau: float, branch: str) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise UserError(f"k must be a non-negative integer, got {k!r}.")
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau >= 0:
+        raise UserError(f"tau must be a number >= 0, got {tau!r}.")
+    if branch not in BRANCHES:
+        raise UserError(f"branch must be one of {', '.join(BRANCHES)}, got {branch!r}.")
+
+
+def derive_system(k: int, tau: float, branch: str = "ridge") -> System:
+    """The fixed point and the outputs of training with k directions and Sobolev weight τ ≥ 0.
+
+    Every τ > 0 gives the same System, in which τ is a parameter; τ = 0 (plain L2 training, no gradient
+    rows) is a System of its own.
 
     ``branch``: ``"ridge"`` (λ > 0, the unknowns V_r and Ω_a), or one of the two branches of the limit
     λ → 0⁺ in the scaled variables L = λ + g_0, α = λ/L, β_r = g_r/L, Ω̃_a = LΩ_a (so that Q = Q̃/L),
     in which the fixed point g_r = 1/(1 + V_r) reads L = (1 − β_r ṽ_r)/β_r for every r ∈ R, with
     ṽ_r = (κ̄_r²Ω̃_rP_r + c_rrΩ̃_r)/φ the scaled V_r, β_0 = 1 − α and αL = λ = 0:
 
-    * ``"interpolating"`` (more parameters than training rows, p > (1 + τk)n): L = 0, 0 < α < 1, so
+    * ``"interpolating"`` (more parameters than training rows, p > |R|n): L = 0, 0 < α < 1, so
       α = 1 − 1/ṽ_0 and β_l = 1/ṽ_l; training residuals vanish (train_loss = 0);
-    * ``"underparameterised"`` (p < (1 + τk)n): α = 0, β_0 = 1, L = 1 − ṽ_0 > 0 and
+    * ``"underparameterised"`` (p < |R|n): α = 0, β_0 = 1, L = 1 − ṽ_0 > 0 and
       β_l = 1/(1 − ṽ_0 + ṽ_l); training residuals are L times the scaled ones.
 
     Everything else (second order, outputs) is invariant under the scaling and reads the same with
-    (g, λ, Ω) → (β, α, Ω̃); the branches meet at p = (1 + τk)n, where the errors diverge.
+    (g, λ, Ω) → (β, α, Ω̃); the branches meet at p = |R|n, where the errors diverge.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise UserError(f"k must be a non-negative integer, got {k!r}.")
-    if tau not in (0, 1):
-        raise UserError(f"tau must be 0 or 1, got {tau!r}.")
-    if branch not in BRANCHES:
-        raise UserError(f"branch must be one of {', '.join(BRANCHES)}, got {branch!r}.")
+    _check(k, tau, branch)
+    return _derive(k, bool(tau > 0 and k >= 1), branch)
+
+
+@lru_cache(maxsize=None)
+def _derive(k: int, sobolev: bool, branch: str) -> System:
     k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
     m0, m1, ms, m0p, m1p, msp, _ = MU
-    vp = alignment_symbols(k)
-    sobolev = tau == 1 and k >= 1
     d = _Definitions()
-    idx = range(k + 1)
-    R = list(idx) if sobolev else [0]
+    rt = sp.sqrt(TAU) if sobolev else sp.Integer(1)       # weight of a gradient row and of its label
+    tw = TAU if sobolev else sp.Integer(1)
+    w = VARPI_L
+
+    def total(expr: sp.Expr) -> sp.Expr:
+        """Σ_l expr(ϖ_l) for an expr affine in ϖ_l²: k·expr(√ϖ̄²)."""
+        return k * sp.sympify(expr).xreplace({w: sp.sqrt(VARPI2)})
 
     # --- unknowns and first order -------------------------------------------------------------
     O0 = sp.Symbol("Omega_0")
-    O1 = sp.Symbol("Omega_1") if k else None
+    O1 = sp.Symbol("Omega_1")
     if branch == "ridge":
-        V0, V1 = sp.Symbol("V_0"), sp.Symbol("V_1") if sobolev else None
+        V0, V1 = sp.Symbol("V_0"), sp.Symbol("V_1")
         first = [V0] + ([V1] if sobolev else [])
-        g0, g1, ridge = 1 / (1 + V0), 1 / (1 + V1) if sobolev else None, LAM
+        g0, g1, ridge = 1 / (1 + V0), (1 / (1 + V1) if sobolev else sp.Integer(0)), LAM
     else:
         alpha = sp.Symbol("alpha") if branch == "interpolating" else sp.Integer(0)
-        B1 = sp.Symbol("beta_1") if sobolev else None
+        B1 = sp.Symbol("beta_1")
         first = ([alpha] if branch == "interpolating" else []) + ([B1] if sobolev else [])
-        g0, g1, ridge = 1 - alpha, B1, alpha
-    g = [d("g_0", g0)] + [d("g_1", g1) if sobolev else sp.Integer(0)] * k
-    kb = [k1] + [k1p] * k                      # κ̄_a
-    cm = [ks**2] + [ksp**2] * k                # c_aa
-    c = [d("c_0", g[0] * kb[0] ** 2)] + ([d("c_1", g[1] * kb[1] ** 2)] * k if k else [])
-    e = [d("e_0", g[0] * cm[0] + ridge)] + ([d("e_1", g[1] * cm[1])] * k if k else [])
-    Om = [O0] + [O1] * k
-    P = [d("P_0", 1 / (1 + O0 * c[0]))] + ([d("P_1", 1 / (1 + O1 * c[1]))] * k if k else [])
-    F = [d("F_0", c[0] * P[0])] + ([d("F_1", c[1] * P[1])] * k if k else [])
+        g0, g1, ridge = 1 - alpha, (B1 if sobolev else sp.Integer(0)), alpha
+    g = [d("g_0", g0), d("g_1", g1)]                  # index 1 stands for every direction l
+    kb = [k1, rt * k1p]                                 # κ̄_a
+    cm = [ks**2, tw * ksp**2]                           # c_aa
+    c = [d("c_0", g[0] * kb[0] ** 2), d("c_1", g[1] * kb[1] ** 2)]
+    e = [d("e_0", g[0] * cm[0] + ridge), d("e_1", g[1] * cm[1])]
+    Om = [O0, O1]
+    P = [d("P_0", 1 / (1 + O0 * c[0])), d("P_1", 1 / (1 + O1 * c[1]))]
+    F = [d("F_0", c[0] * P[0]), d("F_1", c[1] * P[1])]
     a0 = d("a_0", e[0] + F[0])
     if sobolev:
         a1 = d("a_1", e[1] + F[1])
         s = sp.Rational(k, 2)
         y = d("y", a0 / (2 * a1))
         H = d("H", GammaResolvent(s, y))
-        H2 = d("H_2", (1 - (y + s - 1) * H) / y)          # E[1/(t+y)²]
+        H2 = d("H_2", GammaResolvent2(s, y))                # E[1/(t+y)²]
         q1 = [H / (2 * a1), (1 - y * H) / a1]                # E[q], E[q‖ζ‖²]
         q2 = [H2 / (4 * a1**2), (H - y * H2) / (2 * a1**2), (1 - 2 * y * H + y**2 * H2) / a1**2]
     else:
         q1 = [1 / a0, sp.Integer(k) / a0]
         q2 = [1 / a0**2, sp.Integer(k) / a0**2, sp.Integer(k * (k + 2)) / a0**2]
     unknowns = first + [O0] + ([O1] if k else [])
-    v = [(kb[a] ** 2 * Om[a] * P[a] + cm[a] * Om[a]) / PHI for a in (0, 1) if a in R]   # V_r (scaled: ṽ_r)
+    v = [(kb[a] ** 2 * Om[a] * P[a] + cm[a] * Om[a]) / PHI for a in ((0, 1) if sobolev else (0,))]  # V_r (ṽ_r)
     if branch == "ridge":
         residuals = [x - vr for x, vr in zip(first, v)]
         scale = sp.Integer(1)
@@ -183,81 +224,101 @@ def derive_system(k: int, tau: int, branch: str = "ridge") -> System:
     else:
         rho = [[d("rho_00", 1 / (1 - PSI * A4 * F[0] ** 2))]]
 
-    def directional(dE: list[sp.Expr], dC: list[sp.Expr], name: str | None) -> tuple[list, list]:
-        """Diagonal (δT^E_a, δT^C_a) along a diagonal source; ``name`` prefixes definitions (None: inline)."""
+    Pair = tuple[sp.Expr, sp.Expr]
+
+    def directional(dE: Pair, dC: Pair, wsum: sp.Expr, name: str | None) -> tuple[Pair, Pair]:
+        """(δT^E_a, δT^C_a) for a = 0 and a generic direction l along a diagonal source (δE_a, δC_a);
+        ``wsum`` = Σ_l (δE_l + P_1²δC_l). ``name`` prefixes the definitions of the direction-free parts
+        (None: inline); the parts of direction l stay inline (they depend on ϖ_l)."""
         def keep(label: str, expr: sp.Expr) -> sp.Expr:
             return expr if name is None else d(f"{name}_{label}", expr)
 
-        w = [keep(f"w_{a}", dE[a] + P[a] ** 2 * dC[a]) for a in idx]
-        wsum = keep("wsum", sum(w[1:]))
-        r = [-PSI * (A4 * w[0] + B4 * wsum)] + [-PSI * (B4 * w[0] + 2 * O4 * w[l] + O4 * wsum) for l in range(1, k + 1)]
+        w0 = keep("w_0", dE[0] + P[0] ** 2 * dC[0])
+        wl = dE[1] + P[1] ** 2 * dC[1]
+        r0 = -PSI * (A4 * w0 + B4 * wsum)
         if k:
-            rsum = -PSI * (k * B4 * w[0] + (k + 2) * O4 * wsum)
-            x0 = keep("x0", rho[0][0] * r[0] + rho[0][1] * rsum)
-            xs = keep("xs", rho[1][0] * r[0] + rho[1][1] * rsum)
-            x = [x0] + [(r[l] + PSI * (B4 * F[0] ** 2 * x0 + O4 * F[1] ** 2 * xs)) * rho_l for l in range(1, k + 1)]
+            rl = -PSI * (B4 * w0 + 2 * O4 * wl + O4 * wsum)
+            rsum = -PSI * (k * B4 * w0 + (k + 2) * O4 * wsum)
+            x0 = keep("x0", rho[0][0] * r0 + rho[0][1] * rsum)
+            xs = keep("xs", rho[1][0] * r0 + rho[1][1] * rsum)
+            xl = (rl + PSI * (B4 * F[0] ** 2 * x0 + O4 * F[1] ** 2 * xs)) * rho_l
         else:
-            x = [keep("x0", rho[0][0] * r[0])]
-        dTE = [x[a] / PSI for a in idx]
-        dTC = [P[a] ** 2 * (x[a] - Om[a] ** 2 * dC[a]) / PSI for a in idx]
+            x0, xl = keep("x0", rho[0][0] * r0), sp.Integer(0)
+        x = (x0, xl)
+        dTE = (x[0] / PSI, x[1] / PSI)
+        dTC = (P[0] ** 2 * (x[0] - Om[0] ** 2 * dC[0]) / PSI, P[1] ** 2 * (x[1] - Om[1] ** 2 * dC[1]) / PSI)
         return dTE, dTC
 
     # --- mean part --------------------------------------------------------------------------
-    gam = [m1] + [v * m1p for v in vp]
-    u = [g[a] * gam[a] * kb[a] for a in idx]
-    dTEm, dTCm = directional([sp.Integer(0)] * (k + 1), [ua**2 for ua in u], "mean")
-    M = [d("M_0", kb[0] * Om[0] * P[0] * u[0])] + [d(f"M_{l}", kb[l] * Om[l] * P[l] * u[l]) for l in range(1, k + 1)]
+    gam = (m1, rt * w * m1p)
+    u = (g[0] * gam[0] * kb[0], g[1] * gam[1] * kb[1])
+    mean_wsum = d("mean_wsum", total(P[1] ** 2 * u[1] ** 2)) if k else sp.Integer(0)
+    dTEm, dTCm = directional((sp.Integer(0), sp.Integer(0)), (u[0] ** 2, u[1] ** 2), mean_wsum, "mean")
+    M = (d("M_0", kb[0] * Om[0] * P[0] * u[0]), kb[1] * Om[1] * P[1] * u[1])
     m = d("m", Om[0] * P[0] * u[0])
-    noise = [DELTA_F] + [DELTA_G] * k
-    N = [ms**2 + DELTA_F] + [v**2 * msp**2 + DELTA_G for v in vp]
-    t = [sp.Piecewise((m0, sp.Eq(k0, 0)), (0, True))] + [sp.Piecewise((v * m1, sp.Eq(k0p, 0)), (0, True)) for v in vp]
-    b = [d(f"b_{r}", (gam[r] - M[r]) ** 2 + N[r] - M[r] ** 2 + t[r] ** 2
-           - PSI * (cm[r] * dTEm[r] + kb[r] ** 2 * dTCm[r])) for r in R]
+    noise = (DELTA_F, tw * DELTA_G)
+    N = (ms**2 + DELTA_F, tw * (w**2 * msp**2 + DELTA_G))
+    t = (sp.Piecewise((m0, sp.Eq(k0, 0)), (0, True)), rt * sp.Piecewise((w * m1, sp.Eq(k0p, 0)), (0, True)))
+
+    def b_row(a: int) -> sp.Expr:
+        return (gam[a] - M[a]) ** 2 + N[a] - M[a] ** 2 + t[a] ** 2 - PSI * (cm[a] * dTEm[a] + kb[a] ** 2 * dTCm[a])
+
+    b0 = d("b_0", b_row(0))
 
     # --- the linear system for diag(S): probe its coefficients with symbolic S ------------------
-    sig = [sp.Dummy(f"S{a}") for a in idx]
+    def noise_source(S0: sp.Expr, Sl: sp.Expr, Ssum: sp.Expr) -> tuple[Pair, Pair, sp.Expr]:
+        dE = (g[0] ** 2 * S0 * cm[0], g[1] ** 2 * Sl * cm[1])
+        dC = (g[0] ** 2 * S0 * kb[0] ** 2, g[1] ** 2 * Sl * kb[1] ** 2)
+        return dE, dC, g[1] ** 2 * (cm[1] + P[1] ** 2 * kb[1] ** 2) * Ssum
 
-    def noise_source(S: list[sp.Expr]) -> tuple[list, list]:
-        return ([g[a] ** 2 * S[a] * cm[a] for a in idx], [g[a] ** 2 * S[a] * kb[a] ** 2 for a in idx])
+    def noise_map(dTE: Pair, dTC: Pair, a: int) -> sp.Expr:
+        return -(PSI / PHI) * (cm[a] * dTE[a] + kb[a] ** 2 * dTC[a])
 
-    def noise_map(dTE: list, dTC: list, r: int) -> sp.Expr:
-        return -(PSI / PHI) * (cm[r] * dTE[r] + kb[r] ** 2 * dTC[r])
-
-    pdTE, pdTC = directional(*noise_source([sig[a] if a in R else sp.Integer(0) for a in idx]), None)
+    s0, sl, ssum = sp.Dummy("S0"), sp.Dummy("Sl"), sp.Dummy("Ssum")
+    pdTE, pdTC = directional(*noise_source(s0, sl, ssum) if sobolev else noise_source(s0, 0, 0), None)
     out0 = noise_map(pdTE, pdTC, 0)
+    al00 = d("alpha_00", sp.diff(out0, s0))
     if sobolev:
         out1 = noise_map(pdTE, pdTC, 1)
-        al00 = d("alpha_00", sp.diff(out0, sig[0]))
-        al01 = d("alpha_0l", sp.diff(out0, sig[1]))
-        al10 = d("alpha_l0", sp.diff(out1, sig[0]))
-        beta = d("beta", sp.diff(out1, sig[2])) if k >= 2 else sp.Integer(0)
-        delta = d("delta", sp.diff(out1, sig[1]) - beta)
-        bsum = sum(b[1:])
-        det2 = d("S_det", (1 - al00) * (1 - delta - k * beta) - k * al01 * al10)
-        S0 = d("S_0", ((1 - delta - k * beta) * b[0] + al01 * bsum) / det2)
-        Ssum = d("S_sum", ((1 - al00) * bsum + k * al10 * b[0]) / det2)
-        S = [S0] + [d(f"S_{l}", (b[l] + al10 * S0 + beta * Ssum) / (1 - delta)) for l in range(1, k + 1)]
+        b1 = b_row(1)
+        bsum = d("b_sum", total(b1))
+        al0s = d("alpha_0s", sp.diff(out0, ssum))
+        al10 = d("alpha_l0", sp.diff(out1, s0))
+        beta = d("beta", sp.diff(out1, ssum))
+        delta = d("delta", sp.diff(out1, sl))
+        det2 = d("S_det", (1 - al00) * (1 - delta - k * beta) - k * al0s * al10)
+        S0 = d("S_0", ((1 - delta - k * beta) * b0 + al0s * bsum) / det2)
+        Ssum = d("S_sum", ((1 - al00) * bsum + k * al10 * b0) / det2)
+        Sl = (b1 + al10 * S0 + beta * Ssum) / (1 - delta)
     else:
-        al00 = d("alpha_00", sp.diff(out0, sig[0]))
-        S = [d("S_0", b[0] / (1 - al00))] + [sp.Integer(0)] * k
+        S0 = d("S_0", b0 / (1 - al00))
+        Ssum = Sl = sp.Integer(0)
 
     # --- outputs ----------------------------------------------------------------------------
-    dTEn, dTCn = directional(*noise_source(S), "noise")
+    dTEn, dTCn = directional(*noise_source(S0, sp.Integer(0), Ssum), "noise")
     q_s = d("q_s", -PSI * dTCm[0] - (PSI / PHI) * dTCn[0])
     q_w = d("q_w", -PSI * dTEm[0] - (PSI / PHI) * dTEn[0])
-    outputs: dict[str, sp.Expr] = {"eps_L2": S[0] - noise[0]}
+    outputs: dict[str, sp.Expr] = {"eps_L2": S0 - noise[0]}
     if k:
         if sobolev:
-            outputs["eps_H1"] = sum(S[l] - noise[l] for l in range(1, k + 1)) / k
+            outputs["eps_H1"] = (Ssum / k - noise[1]) / TAU
         else:
-            outputs["eps_H1"] = sum(v**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2) + v**2 * (m1p**2 + msp**2)
-                                    + (k1p**2 + ksp**2) * q_w for v in vp) / k
+            outputs["eps_H1"] = total(w**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2) + w**2 * (m1p**2 + msp**2)
+                                      + (k1p**2 + ksp**2) * q_w) / k
     outputs["eps_grad"] = (m0p**2 + m1p**2 + msp**2) - 2 * m1 * k1 * m + k1**2 * q_s + (k1p**2 + ksp**2) * q_w
-    outputs["train_loss"] = scale**2 * sum(g[r] ** 2 * S[r] for r in R) + (LAM * q_w if branch == "ridge" else 0)
-    outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S[0]
-    outputs.update({"m": m, "q_s": q_s, "q_w": q_w})
-    parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G, *vp)
+    outputs["train_loss"] = scale**2 * (g[0] ** 2 * S0 + g[1] ** 2 * Ssum) + (LAM * q_w if branch == "ridge" else 0)
+    outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S0
+    outputs.update({"m": m, "q_s": q_s, "q_w": q_w, "M_0": M[0], "S_0": S0})
+    if k:
+        outputs["M_l"] = M[1]
+    if sobolev:
+        outputs["S_l"] = Sl
+    parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G) + ((TAU,) if sobolev else ()) \
+        + ((VARPI2, VARPI_L) if k else ())
     suffix = "" if branch == "ridge" else f"_{branch}"
-    return System(name=f"sobolev_rf_k{k}_tau{tau}{suffix}", unknowns=tuple(unknowns), parameters=parameters,
-                  residuals=tuple(residuals), outputs=outputs, definitions=dict(d.items),
-                  latex_names=LATEX_NAMES)
+    rows = 1 + k if sobolev else 1
+    return System(name=f"sobolev_rf_k{k}_{'tau' if sobolev else 'l2'}{suffix}", unknowns=tuple(unknowns),
+                  parameters=parameters, residuals=tuple(residuals), outputs=outputs, definitions=dict(d.items),
+                  latex_names=LATEX_NAMES, branch=branch,
+                  meta={"k": k, "sobolev": sobolev, "rows_per_sample": rows,
+                        "parameter_meaning": {str(q): PARAMETER_MEANING[str(q)] for q in parameters}})

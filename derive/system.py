@@ -5,6 +5,12 @@ plus named outputs f(u, θ). Both may refer to *definitions*: an ordered list of
 quantities d_i = D_i(u, θ, d_1, …, d_{i−1}) that keep the expressions small and readable (each is
 evaluated once, in order, the same way common-subexpression elimination would). :meth:`System.explicit`
 substitutes them away and gives expressions in u and θ only.
+
+A System also carries what its consumers need to know without counting or sniffing names: its
+``branch`` and ``meta`` (for the saddle systems: k, whether gradient rows are trained, the training
+rows per sample, and the meaning of every parameter). :meth:`System.to_dict` and
+:meth:`System.from_dict` write and read it as plain JSON data in which every expression is a tree of
+whitelisted SymPy node names (:mod:`.exprtree`): loading it executes no code.
 """
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import sympy as sp
 
+from . import exprtree
+
 #: Changes whenever the generated systems change; part of every fingerprint.
-GENERATOR_VERSION = "sobolev-rf-saddle-1"
+GENERATOR_VERSION = "sobolev-rf-saddle-2"
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,20 @@ class System:
     outputs: Mapping[str, sp.Expr] = field(hash=False)
     definitions: Mapping[str, sp.Expr] = field(hash=False)
     latex_names: Mapping[str, str] = field(default_factory=dict, hash=False)
+    branch: str = "ridge"
+    meta: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(str(q) for q in self.parameters)
+
+    @property
+    def unknown_names(self) -> tuple[str, ...]:
+        return tuple(str(u) for u in self.unknowns)
+
+    def parameter_index(self, name: str) -> int:
+        """Position of the parameter ``name`` (ValueError if the system has none)."""
+        return self.parameter_names.index(name)
 
     def definition_pairs(self, exprs: Iterable[sp.Expr] | None = None) -> list[tuple[sp.Symbol, sp.Expr]]:
         """(symbol, expression) of the definitions, in order; with ``exprs``, only those they need."""
@@ -102,8 +124,43 @@ class System:
             "definitions": {n: sp.sstr(e) for n, e in self.definitions.items()},
             "residuals": [sp.sstr(r) for r in self.residuals],
             "outputs": {n: sp.sstr(e) for n, e in self.outputs.items()},
+            "branch": self.branch,
+            "meta": dict(self.meta),
         }
         return json.dumps(data, indent=2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (expressions as :mod:`.exprtree` trees) that :meth:`from_dict` reads back."""
+        enc = exprtree.encode
+        return {
+            "format": exprtree.FORMAT,
+            "name": self.name,
+            "fingerprint": self.fingerprint(),
+            "unknowns": [enc(u) for u in self.unknowns],
+            "parameters": [enc(q) for q in self.parameters],
+            "residuals": [enc(r) for r in self.residuals],
+            "outputs": [[n, enc(e)] for n, e in self.outputs.items()],
+            "definitions": [[n, enc(e)] for n, e in self.definitions.items()],
+            "latex_names": dict(self.latex_names),
+            "branch": self.branch,
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "System":
+        """The System of :meth:`to_dict`; ValueError if the data do not rebuild the recorded fingerprint."""
+        if data.get("format") != exprtree.FORMAT:
+            raise ValueError(f"not a {exprtree.FORMAT} system")
+        dec = exprtree.decode
+        system = cls(name=data["name"], unknowns=tuple(dec(u) for u in data["unknowns"]),
+                     parameters=tuple(dec(q) for q in data["parameters"]),
+                     residuals=tuple(dec(r) for r in data["residuals"]),
+                     outputs={n: dec(e) for n, e in data["outputs"]},
+                     definitions={n: dec(e) for n, e in data["definitions"]},
+                     latex_names=dict(data["latex_names"]), branch=data["branch"], meta=dict(data["meta"]))
+        if system.fingerprint() != data["fingerprint"]:
+            raise ValueError("the stored system does not match its fingerprint")
+        return system
 
     def fingerprint(self) -> str:
         """sha256 over the generator version and the srepr of every part, in a fixed order."""
@@ -113,6 +170,7 @@ class System:
         parts += ["|", *map(sp.srepr, self.residuals), "|"]
         parts += [f"{n}:{sp.srepr(e)}" for n, e in self.outputs.items()]
         parts += ["|", *(f"{n}:{t}" for n, t in sorted(self.latex_names.items()))]
+        parts += ["|", self.branch, json.dumps(dict(self.meta), sort_keys=True)]
         for part in parts:
             h.update(part.encode())
             h.update(b"\0")

@@ -1,0 +1,90 @@
+"""What every backend shares: the version, straight-line blocks, the special-function orders and rules.
+
+A backend turns each :class:`Block` (ordered assignments after ``sympy.cse``, then the returned
+expressions) into a function of its language; the blocks themselves, the orders s of the Gamma
+resolvents H_s and H⁽²⁾_s and their quadrature rules are the same for all of them, so the backends
+agree to rounding.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import sympy as sp
+from scipy import special
+
+from ..derive.special import INTEGRAL_NODES, LAGUERRE_NODES, LARGE_ORDER, GammaResolvent, GammaResolvent2
+from ..derive.system import System
+from .version import CODEGEN_VERSION
+
+__all__ = ["CODEGEN_VERSION", "Block", "build_block", "gamma_orders", "quadrature_rule", "system_blocks", "template"]
+
+
+Assignment = tuple[str, sp.Expr]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Straight-line code of one function: ordered assignments, then the returned expressions."""
+
+    assignments: tuple[Assignment, ...]
+    results: tuple[sp.Expr, ...]
+
+
+def gamma_orders(system: System) -> tuple[sp.Rational, ...]:
+    """The distinct orders s of every H_s(y) and H⁽²⁾_s(y) of the system, sorted."""
+    exprs = [*system.definitions.values(), *system.residuals, *system.outputs.values()]
+    orders = {sp.nsimplify(f.args[0]) for e in exprs for f in e.atoms(GammaResolvent, GammaResolvent2)}
+    return tuple(sorted(orders))
+
+
+def is_large_order(s: sp.Rational) -> bool:
+    """Whether H_s is evaluated by the Laplace-integral rule (see :mod:`sobolev_rf.derive.special`)."""
+    return float(s) > LARGE_ORDER
+
+
+def quadrature_rule(s: sp.Rational) -> tuple[list[float], list[float]]:
+    """Nodes and weights of the rule of order s: Gauss–Laguerre in v for a large s (Laplace integrals),
+    else the generalized rule for t^{s−1}e^{−t} with weights divided by Γ(s) (large y)."""
+    if is_large_order(s):
+        x, w = special.roots_laguerre(INTEGRAL_NODES)
+        return [float(v) for v in x], [float(v) for v in w]
+    x, w = special.roots_genlaguerre(LAGUERRE_NODES, float(s) - 1.0)
+    return [float(v) for v in x], [float(v) / float(special.gamma(float(s))) for v in w]
+
+
+def build_block(system: System, exprs: Sequence[sp.Expr], prefix: str = "cse") -> Block:
+    """Definitions needed by ``exprs`` (each after CSE) and the CSE-reduced ``exprs``."""
+    counter = iter(range(10**9))
+    assignments: list[Assignment] = []
+
+    def symbols() -> Iterable[sp.Symbol]:
+        while True:
+            yield sp.Symbol(f"{prefix}{next(counter)}")
+
+    gen = symbols()
+    for sym, expr in system.definition_pairs(list(exprs)):
+        repl, (reduced,) = sp.cse([expr], symbols=gen, order="none")
+        assignments += [(str(s), e) for s, e in repl]
+        assignments.append((str(sym), reduced))
+    repl, reduced = sp.cse(list(exprs), symbols=gen, order="none")
+    assignments += [(str(s), e) for s, e in repl]
+    return Block(tuple(assignments), tuple(reduced))
+
+
+def system_blocks(system: System) -> dict[str, Block]:
+    """The three blocks every backend emits: residual, Jacobian (row-major) and outputs."""
+    n = len(system.unknowns)
+    jac = [system.jacobian[i, j] for i in range(n) for j in range(n)]
+    return {
+        "residual": build_block(system, list(system.residuals)),
+        "jacobian": build_block(system, jac),
+        "outputs": build_block(system, list(system.outputs.values())),
+    }
+
+
+def template(name: str) -> str:
+    """The text of a runtime template file of this package (``templates/NAME``)."""
+    from importlib.resources import files
+
+    return (files(__package__) / "templates" / name).read_text()
