@@ -96,7 +96,7 @@ def add_parser(subparsers: Any) -> None:
 
 def exact_laws(params: ModelParams) -> dict[str, QuadraticLaw]:
     """The quadratic law in ϖ of eps_L2, eps_H1, eps_grad at ``params`` (its alignment is ignored)."""
-    from sobolev_rf.numeric.asymptotics import solve
+    from .theory import solve
 
     laws = alignment_laws(params, lambda p: solve(p).to_dict(), keys=KEYS)
     for key in KEYS:

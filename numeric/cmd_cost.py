@@ -530,7 +530,7 @@ def curve_csv(settings: Settings, cut: CostGrid, xs: np.ndarray, sims: Sequence[
 def summary(settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float, dict[str, Any]]],
             sims: Sequence[SimRow]) -> str:
     """The table printed on stdout."""
-    from sobolev_rf.numeric.asymptotics import solve
+    from .theory import solve
 
     base = settings.base
     lines = [f"Sobolev (τ = 1, n samples, k = {base.k}) vs L2 (τ = 0, n(1 + ck) samples) at equal budget; "

@@ -5,7 +5,7 @@ Default model: ReLU features σ, tanh teacher φ, λ = 1e-3, noiseless labels, a
 
 1. ``double_descent.png`` / ``.csv``: eps_L2 and eps_H1 along p/d ∈ [0.1, 6] at n/d = 1 for L2 training
    (τ = 0), Sobolev training with k = 1 and with k = 2: d → ∞ theory lines
-   (:func:`sobolev_rf.numeric.asymptotics.solve`) and finite-size simulation points
+   (:func:`sobolev_rf.numeric.theory.solve`) and finite-size simulation points
    (:func:`sobolev_rf.numeric.simulate.simulate`, mean ± standard error over seeds).
 2. ``phase_L2.png`` / ``phase_diagram.csv``: theory eps_L2 of L2 and Sobolev (τ = 1, k = 1) training over
    a log-spaced (p/d, n/d) grid in [0.2, 5]², and their difference.
@@ -109,7 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def _theory_point(params: ModelParams) -> dict[str, float]:
     """The d → ∞ prediction at one point; NaN where the solver cannot resolve it."""
-    from sobolev_rf.numeric.asymptotics import solve_path
+    from .theory import solve_path
 
     (result,) = solve_path([params])
     if isinstance(result, UserError):
@@ -120,7 +120,7 @@ def _theory_point(params: ModelParams) -> dict[str, float]:
 def _theory_many(points: Sequence[ModelParams], label: str) -> list[dict[str, float]]:
     """The d → ∞ prediction at every point (continuation along the sequence, progress bar); all quantities
     NaN where the solver cannot resolve a point, with a warning on stderr."""
-    from sobolev_rf.numeric.asymptotics import solve_path
+    from .theory import solve_path
 
     out = []
     with Progress(len(points), label) as bar:

@@ -230,7 +230,7 @@ def simulate_arms(settings: Settings) -> list[ArmResult]:
 def theory_laws(params: ModelParams) -> dict[int, dict[str, Any]]:
     """The quadratic law in ϖ of each error for τ = 1 and τ = 0 (empty where the solver fails)."""
     from sobolev_rf.numeric.alignment import alignment_laws
-    from sobolev_rf.numeric.asymptotics import solve
+    from .theory import solve
 
     laws: dict[int, dict[str, Any]] = {}
     for tau in (1, 0):

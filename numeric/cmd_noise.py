@@ -134,7 +134,7 @@ def _levels(text: str) -> tuple[float, ...]:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate the command line (cheaply, before any heavy work) and fill in the defaults."""
-    from sobolev_rf.numeric.asymptotics import coefficients
+    from .coefficients import coefficients
     from sobolev_rf.numeric.noise import DEFAULT_BRACKET, check_quantity
 
     quick = bool(args.quick)

@@ -4,11 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.alignment import alignment_laws
-from sobolev_rf.numeric.asymptotics import solve
-from sobolev_rf.numeric.cli_args import add_model_arguments, params_from_args
+from ..derive.errors import UserError
+from ..derive.params import ModelParams
+from .cli_args import add_model_arguments, params_from_args
 
 _KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2")
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -17,6 +15,9 @@ _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 def _distribution(params: ModelParams) -> dict:
     if params.k == 0:
         raise UserError("--alignment-distribution needs k >= 1 (with k = 0 there is no alignment).")
+    from .alignment import alignment_laws
+    from .theory import solve
+
     laws = alignment_laws(params, lambda p: solve(p).to_dict())
     return {key: {"mean": law.mean, "std": law.variance ** 0.5,
                   "quantiles": {f"{q:g}": law.quantile(q) for q in _QUANTILES},
@@ -40,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .theory import solve
+
     params = params_from_args(args)
     result = solve(params)
     out = result.to_dict()
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key:15s} {'—' if value is None else f'{value:.10g}'}")
     for note in ([out["eps_H1_note"]] if out["eps_H1_note"] else []) + out["notes"]:
         print(f"  note: {note}")
-    print(f"  converged in {result.iterations} evaluations, residual {result.residual:.1e}")
+    system = result.state[0] if result.state else "?"
+    print(f"  converged: generated solver of {system}, residual {result.residual:.1e}")
     if args.alignment_distribution:
         print("law over ϖ ~ N(0, I_k):")
         print(f"  {'':15s} {'mean':>10s} " + " ".join(f"{f'q{int(100 * q)}':>10s}" for q in _QUANTILES))

@@ -14,7 +14,7 @@ from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, parse_alignment
 from sobolev_rf.numeric.cli_args import add_model_arguments
-from sobolev_rf.numeric.generated import BACKENDS, solve_grid
+from .theory import BACKENDS, solve_grid
 from sobolev_rf.numeric.progress import Progress
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.

@@ -23,8 +23,8 @@ p = n(1 + ck) for the L2 run and p = (k + 1)n for the Sobolev run.
 Sobolev training still wins. It is found by scanning g on a grid of c (0, a geometric grid on
 [10⁻³, c_max] and c_peak), bracketing the last sign change and solving g(c) = 0 on the bracket, where
 ε_S = ε_0(c*): :func:`break_even_cost` with :func:`scipy.optimize.brentq` on the point solver
-:func:`~sobolev_rf.numeric.asymptotics.solve`; :func:`cost_grid` by vectorised regula falsi (Illinois) on the generated
-grid solver :func:`~sobolev_rf.numeric.generated.solve_grid` (the point solver where the grid solver does not
+:func:`~sobolev_rf.numeric.theory.solve`; :func:`cost_grid` by vectorised regula falsi (Illinois) on the generated
+grid solver :func:`~sobolev_rf.numeric.theory.solve_grid` (the point solver where the grid solver does not
 converge). Each c* carries a status, because c* = ∞ and c* = 0 both occur:
 
 * ``crossing``: Sobolev wins for every scanned c < c* and loses above it;
@@ -34,7 +34,7 @@ converge). Each c* carries a status, because c* = ∞ and c* = 0 both occur:
 * ``capped``: Sobolev still wins at c_max; c* ≥ c_max is reported as c_max.
 
 For τ = 0 the error eps_H1 along the k directions v_l is not self-averaging over V (the L2 fit never sees
-V); it is reported, as by :func:`~sobolev_rf.numeric.asymptotics.solve`, as its expectation over V at fixed
+V); it is reported, as by :func:`~sobolev_rf.numeric.theory.solve`, as its expectation over V at fixed
 ϖ. The Sobolev eps_H1 is self-averaging.
 """
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _check_quantity(quantity: str) -> None:
 
 def _point_values(params: ModelParams) -> dict[str, float]:
     """The quantities at one point by the point solver; NaN where it fails."""
-    from sobolev_rf.numeric.asymptotics import solve
+    from .theory import solve
 
     try:
         result = solve(params)
@@ -125,8 +125,8 @@ def evaluate(base: ModelParams, tau: int, p_over_d: Any, n_over_d: Any, backend:
              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The quantities of τ-training at the broadcast arrays (p/d, n/d), other parameters from ``base``.
 
-    Uses :func:`~sobolev_rf.numeric.generated.solve_grid` (needs λ > 0); points it does not resolve are solved
-    by :func:`~sobolev_rf.numeric.asymptotics.solve` (at most :data:`MAX_FALLBACK`, NaN beyond). With λ = 0
+    Uses :func:`~sobolev_rf.numeric.theory.solve_grid` (needs λ > 0); points it does not resolve are solved
+    by :func:`~sobolev_rf.numeric.theory.solve` (at most :data:`MAX_FALLBACK`, NaN beyond). With λ = 0
     every point goes through the point solver. Returns (arrays per quantity, mask of resolved points).
     """
     p, n = np.broadcast_arrays(np.asarray(p_over_d, dtype=float), np.asarray(n_over_d, dtype=float))
@@ -134,7 +134,7 @@ def evaluate(base: ModelParams, tau: int, p_over_d: Any, n_over_d: Any, backend:
     out = {q: np.full(shape, np.nan) for q in QUANTITIES}
     ok = np.zeros(shape, dtype=bool)
     if base.lam > 0 and p.size:
-        from sobolev_rf.numeric.generated import solve_grid
+        from .theory import solve_grid
 
         arrays = {"activation": base.activation, "teacher": base.teacher, "p_over_d": p, "n_over_d": n,
                   "lam": base.lam, "noise_f": base.noise_f, "noise_g": base.noise_g, "alignment": base.alignment}
@@ -246,9 +246,9 @@ def break_even_cost(params: ModelParams, quantity: str = "eps_L2", c_max: float 
     ε_S = ε[τ = 1] at (p/d, n/d); g(c) = log ε[τ = 0, n/d·(1 + ck)] − log ε_S is scanned on
     :func:`scan_costs` (generated grid solver when λ > 0, point solver otherwise) and the last sign change
     from g > 0 (Sobolev wins) to g ≤ 0 is solved by :func:`scipy.optimize.brentq` with the point solver
-    :func:`~sobolev_rf.numeric.asymptotics.solve` at every evaluation.
+    :func:`~sobolev_rf.numeric.theory.solve` at every evaluation.
     """
-    from sobolev_rf.numeric.asymptotics import solve
+    from .theory import solve
 
     check_params(params)
     _check_quantity(quantity)
@@ -324,7 +324,7 @@ def _refine(base: ModelParams, p: np.ndarray, n: np.ndarray, eps_s: np.ndarray, 
     """Solve g(c) = 0 on [lo, hi] (g(lo) > 0 >= g(hi)) for flat arrays of items at once: the Illinois variant of
     regula falsi, one grid-solver call per step for all unfinished items. An item whose step the grid solver
     cannot resolve, or that is unfinished after ``steps`` steps, is solved by brentq on the point solver."""
-    from sobolev_rf.numeric.asymptotics import solve
+    from .theory import solve
 
     lo, hi, glo, ghi = lo.copy(), hi.copy(), glo.copy(), ghi.copy()
     side = np.zeros(len(p), dtype=int)            # +1: lo moved last, −1: hi moved last

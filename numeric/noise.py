@@ -4,7 +4,7 @@ Symbols as in MODEL.md. Function labels y = φ(ω) + √Δ_f ε and gradient lab
 train the random-feature model by ridge regression on the Sobolev loss
 L(w) = (1/n) Σ_i [(y_i − f_w(x_i))² + τ Σ_l (ỹ_il − v_lᵀ∇f_w(x_i))²] + λ‖w‖². Every error ε ∈ {eps_L2, eps_H1,
 eps_grad} is measured on fresh *noiseless* test data and predicted in the proportional limit by
-:func:`sobolev_rf.numeric.asymptotics.solve`; λ = 0 there is the exact limit λ → 0⁺ (minimum-norm
+:func:`sobolev_rf.numeric.theory.solve`; λ = 0 there is the exact limit λ → 0⁺ (minimum-norm
 interpolant when p > (1 + τk)n), with infinite error at the interpolation threshold p = (1 + τk)n.
 
 **Affine structure.** At fixed (σ, φ, k, τ, p/d, n/d, ϖ, λ) the resolvent order parameters (V, Ω of the
@@ -37,7 +37,7 @@ from scipy import interpolate, optimize
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.asymptotics import SolverError, TheoryResult, solve, solve_path
+from .theory import SolverError, TheoryResult, solve, solve_path
 from sobolev_rf.numeric.progress import Progress
 
 Array = NDArray[np.float64]

@@ -17,15 +17,14 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from sobolev_rf.derive.special import mp_gamma_resolvent
-from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.derive.saddle import BRANCHES, derive_system
-from sobolev_rf.derive.system import System
-from sobolev_rf.numeric.generated import parameter_arrays, solve_grid
+from ..derive.errors import UserError
+from ..derive.params import ModelParams
+from ..derive.saddle import BRANCHES, derive_system
+from ..derive.special import mp_gamma_resolvent, mp_gamma_resolvent2
+from ..derive.system import System
+from .theory import COLUMNS, parameter_columns, solve_grid
 
-
-_MODULES = [{"GammaResolvent": mp_gamma_resolvent}, "mpmath"]
+_MODULES = [{"GammaResolvent": mp_gamma_resolvent, "GammaResolvent2": mp_gamma_resolvent2}, "mpmath"]
 
 
 def _mp_function(system: System, exprs: list[sp.Expr]) -> Callable[..., list[Any]]:
@@ -43,22 +42,24 @@ def agreeing_digits(approx: float, exact: mpmath.mpf, digits: int) -> float:
 
 
 def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> dict[str, Any]:
-    """Solve ``params`` in double precision (generated NumPy) and with mpmath at ``digits`` digits."""
+    """Solve ``params`` in double precision (the generated kernel users get) and with mpmath at ``digits`` digits."""
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
     grid_params = dict(activation=params.activation, teacher=params.teacher, p_over_d=params.p_over_d,
                        n_over_d=params.n_over_d, lam=params.lam, noise_f=params.noise_f, noise_g=params.noise_g,
                        alignment=params.alignment)
-    double = solve_grid(params.k, params.tau, grid_params, backend="numpy")
+    double = solve_grid(params.k, params.tau, grid_params)
     branch = str(double.extra["branch"])
     if branch not in BRANCHES:
-        raise UserError(f"lam = 0 at the interpolation threshold p = (1 + τk)n = {1 + params.tau * params.k}n: the "
-                        "errors are infinite there; move p/d or n/d, or use λ > 0.")
+        rows = 1 + params.k if params.tau > 0 else 1
+        raise UserError(f"lam = 0 at the interpolation threshold p = {rows}n: the errors are infinite there; move "
+                        "p/d or n/d, or use λ > 0.")
     if not bool(double.converged):
         raise UserError("the double-precision generated solver did not converge at this point, so there is no "
                         "solution to verify; check the point with `sobolev-rf solve`.")
     system = derive_system(params.k, params.tau, branch)
-    theta = [float(t) for t in parameter_arrays(system, params.k, grid_params)]
+    columns = dict(zip(COLUMNS, parameter_columns(params.k, params.tau, grid_params)))
+    theta = [float(columns[name]) for name in system.parameter_names]
     u_double = [float(double.unknowns[str(s)]) for s in system.unknowns]
     residual = _mp_function(system, list(system.residuals))
     outputs = _mp_function(system, list(system.outputs.values()))
