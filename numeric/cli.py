@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
                                         "L2 training over d"),
     "noise": Command("cmd_noise", "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"),
     "cost": Command("cmd_cost", "is Sobolev training worth its cost? Sobolev vs L2 training at an equal evaluation budget"),
+    "campaign": Command("cmd_campaign", "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"),
 }
 
 DESCRIPTION = """\
