@@ -20,8 +20,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="teacher link φ, same syntax as --activation (default: %(default)s)")
     g.add_argument("--k", default=str(_DEFAULTS.k), metavar="K",
                    help="number of gradient projections per sample (default: %(default)s)")
-    g.add_argument("--tau", default=str(_DEFAULTS.tau), metavar="{0,1}",
-                   help="0: plain L2 training, 1: Sobolev training (default: %(default)s)")
+    g.add_argument("--tau", default=str(_DEFAULTS.tau), metavar="T",
+                   help="Sobolev weight τ >= 0 of the gradient term, any real number: 0 is plain L2 training, "
+                        "1 Sobolev training; gradient rows and labels enter scaled by √τ, so Δ_g enters with "
+                        "weight τ; for every τ > 0 the interpolation threshold is p = (1 + k)n "
+                        "(default: %(default)s)")
     g.add_argument("--p-over-d", default=str(_DEFAULTS.p_over_d), metavar="X",
                    help="features per input dimension p/d (default: %(default)s)")
     g.add_argument("--n-over-d", default=str(_DEFAULTS.n_over_d), metavar="Y",
@@ -78,6 +81,16 @@ def _int_arg(name: str, text: str) -> int:
     return int(value)
 
 
+def _real_arg(name: str, text: str) -> float:
+    """A real number from the command line (validated further by :class:`ModelParams`)."""
+    from sobolev_rf.derive.params import ParameterError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(f"{name} must be a real number, got {text!r}.") from None
+
+
 def params_from_args(args: argparse.Namespace) -> ModelParams:
     """Build (and so validate) the :class:`ModelParams` of a parsed command line."""
     alignment = None if args.alignment is None else parse_alignment(args.alignment)
@@ -85,7 +98,7 @@ def params_from_args(args: argparse.Namespace) -> ModelParams:
         activation=args.activation,
         teacher=args.teacher,
         k=_int_arg("k", args.k),
-        tau=_int_arg("tau", args.tau),
+        tau=_real_arg("tau", args.tau),
         p_over_d=args.p_over_d,
         n_over_d=args.n_over_d,
         lam=args.lam,

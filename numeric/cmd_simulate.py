@@ -14,7 +14,9 @@ HELP = "exact finite-size simulation: test errors and order parameters over seed
 
 DESCRIPTION = """\
 Draws Θ, V, θ₀ (Vᵀθ₀ = ϖ exactly, ‖θ₀‖ = 1) and n = round(n_over_d·d) samples, trains the p =
-round(p_over_d·d) output weights by the closed-form minimiser of the Sobolev loss, and reports on a
+round(p_over_d·d) output weights by the closed-form minimiser of the Sobolev loss (--tau T, any real
+T >= 0: the k·n gradient rows and their labels enter the ridge design scaled by √T, so the gradient-label
+noise Δ_g enters with weight T; T = 0 is plain L2 training), and reports on a
 fresh noiseless test set eps_L2, eps_H1, eps_grad, the training loss and L2 error, and the order
 parameters m, q_s, q_w, s_a, s_l, m_l, q_s_l, q_w_l and the realised alignment ϖ = Vᵀθ₀: mean and
 standard error over seeds.

@@ -1,4 +1,4 @@
-"""``sobolev-rf sweep``: the asymptotic errors on a grid of (p/d, n/d, λ, Δ_f, Δ_g) by the generated solver."""
+"""``sobolev-rf sweep``: the asymptotic errors on a grid of (p/d, n/d, λ, Δ_f, Δ_g, τ) by the generated solver."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +18,7 @@ from .theory import BACKENDS, solve_grid
 from sobolev_rf.numeric.progress import Progress
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.
-AXES = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
+AXES = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g", "tau")
 #: Largest number of grid points of one sweep.
 MAX_POINTS = 4_000_000
 
@@ -49,6 +49,16 @@ def parse_range(name: str, text: str) -> np.ndarray:
     return values
 
 
+def _threshold_text(taus: np.ndarray, k: int) -> str:
+    """The interpolation threshold(s) of λ → 0⁺ for the swept τ values: p = (1 + k)n for every τ > 0."""
+    parts = []
+    if np.any(taus == 0) or k == 0:
+        parts.append("p = n for tau = 0" if k else "p = n")
+    if np.any(taus > 0) and k:
+        parts.append(f"p = (1 + k)n = {1 + k}n for every tau > 0")
+    return " and ".join(parts)
+
+
 def _first_swept(axes: dict[str, np.ndarray]) -> int:
     """Index of the axis the continuation runs along: the first with more than one value."""
     return next((i for i, v in enumerate(axes.values()) if len(v) > 1), 0)
@@ -57,10 +67,11 @@ def _first_swept(axes: dict[str, np.ndarray]) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)",
-        description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g takes one value, a linear "
-                    "range start:stop:num or a geometric range log:start:stop:num; the grid is their outer "
-                    "product. lam = 0 is the limit λ → 0⁺. Every point is first solved from its cold start (vectorised, "
+        help="asymptotic errors on a grid of p/d, n/d, lam, noises and tau (generated C or NumPy solver)",
+        description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g, --tau takes one value, a linear "
+                    "range start:stop:num or a geometric range log:start:stop:num (e.g. --tau log:0.01:100:41); "
+                    "the grid is their outer product. lam = 0 is the limit λ → 0⁺, whose interpolation threshold "
+                    "is p = (1 + k)n for every tau > 0 and p = n for tau = 0. Every point is first solved from its cold start (vectorised, "
                     "with a progress bar); points that fail are then re-solved from a converged neighbour along "
                     "the first swept axis (continuation). Prints CSV (or writes it to --out): the swept values, "
                     "every output, converged.",
@@ -76,18 +87,20 @@ def run(args: argparse.Namespace) -> int:
     first = {name: float(v[0]) for name, v in axes.items()}
     alignment = None if args.alignment is None else parse_alignment(args.alignment)
     try:
-        k, tau = int(args.k), int(args.tau)
+        k = int(args.k)
     except ValueError:
-        raise UserError(f"k and tau must be integers, got {args.k!r}, {args.tau!r}.") from None
+        raise UserError(f"k must be an integer, got {args.k!r}.") from None
     for name, values in axes.items():  # validate every value, not only the first
         for v in (values.min(), values.max()):
-            ModelParams(activation=args.activation, teacher=args.teacher, k=k, tau=tau,
+            ModelParams(activation=args.activation, teacher=args.teacher, k=k,
                         alignment=alignment, **{**first, name: float(v)})
     size = math.prod(len(v) for v in axes.values())
     if size > MAX_POINTS:
         raise UserError(f"the grid has {size} points, more than {MAX_POINTS}.")
     mesh = np.meshgrid(*axes.values(), indexing="ij")
-    params = dict(zip(AXES, mesh), activation=args.activation, teacher=args.teacher,
+    grid = dict(zip(AXES, mesh))
+    tau = grid.pop("tau")
+    params = dict(grid, activation=args.activation, teacher=args.teacher,
                   alignment=None if alignment is None else list(alignment))
     start = time.perf_counter()
     with Progress(size, "sweep") as bar:
@@ -96,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
     on_threshold = int(np.count_nonzero(result.extra["branch"] == "threshold"))
     bad = int(np.size(result.converged) - np.count_nonzero(result.converged)) - on_threshold
     notes = ([f"{bad} did not converge (converged = 0 in the CSV)"] if bad else []) + (
-        [f"{on_threshold} point(s) with lam = 0 on the interpolation threshold p = (1 + τk)n = {1 + tau * k}n, where the "
-         "errors are infinite (converged = 0)"] if on_threshold else [])
+        [f"{on_threshold} point(s) with lam = 0 on the interpolation threshold ({_threshold_text(axes['tau'], k)}), "
+         "where the errors are infinite (converged = 0)"] if on_threshold else [])
+    if np.any(mesh[AXES.index("lam")] == 0):
+        notes.append(f"lam = 0 is the limit λ → 0⁺: interpolating above and underparameterised below "
+                     f"{_threshold_text(axes['tau'], k)}")
     print(f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s, {result.backend} "
           f"backend, continuation along --{AXES[_first_swept(axes)].replace('_', '-')})"
           f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)

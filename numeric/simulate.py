@@ -12,7 +12,8 @@ Symbols as in MODEL.md. One *seed* draws
 
 It trains w by the closed form of the Sobolev loss
 L(w) = (1/n) Σ_i [(y_i − f_w(x_i))² + τ Σ_l (ỹ_il − v_lᵀ∇f_w(x_i))²] + λ‖w‖², i.e. ridge regression on the
-n function rows σ(h_i) and, when τ = 1, the k·n gradient rows σ′(h_i) ⊙ ζ_l (:func:`fit`), and estimates
+n function rows σ(h_i) and, for τ > 0, the k·n gradient rows √τ·σ′(h_i) ⊙ ζ_l with labels √τ·ỹ_il (:func:`fit`;
+any real τ ≥ 0, so the gradient-label noise Δ_g enters with weight τ), and estimates
 on a fresh noiseless test set (:func:`estimate_test_errors`)
 
 - eps_L2   = E_x (φ(ω) − f_w(x))²,
@@ -180,7 +181,8 @@ class Problem:
 
     ``theta`` Θ (d×p), ``v`` V (d×k), ``theta0`` θ₀ (d), ``zeta`` ζ = ΘᵀV/√d (p×k), ``alignment`` ϖ (k),
     ``x`` X (n×d), ``feat`` σ(H) and ``dfeat`` σ′(H) with H = XΘ/√d (n×p), ``y`` (n), ``y_grad`` ỹ (n×k),
-    ``tau`` τ (whether the gradient rows enter the training loss).
+    ``tau`` τ ≥ 0, the weight of the gradient rows in the training loss (they enter the design as √τ·rows
+    with labels √τ·ỹ; τ = 0: not at all).
     """
 
     theta: Array
@@ -193,7 +195,7 @@ class Problem:
     dfeat: Array
     y: Array
     y_grad: Array
-    tau: int
+    tau: float
 
     @property
     def d(self) -> int:
@@ -213,8 +215,13 @@ class Problem:
 
     @property
     def rows(self) -> int:
-        """N = n(1 + τk), the number of rows of the ridge design."""
-        return self.n * (1 + self.tau * self.k)
+        """N = n(1 + k) for τ > 0 and n for τ = 0, the number of rows of the ridge design."""
+        return self.n * (1 + self.k) if self.tau > 0 else self.n
+
+    @property
+    def grad_scale(self) -> float:
+        """√τ, the factor of every gradient row and gradient label in the ridge design."""
+        return math.sqrt(self.tau)
 
 
 def _unit_orthogonal(rng: np.random.Generator, q: Array) -> Array:
@@ -310,7 +317,7 @@ def _teacher_derivative(features: FeatureMap, rng: np.random.Generator) -> Vecto
     return lambda omega: features(np.zeros((omega.shape[0], 1)), omega, rng)[3]
 
 
-def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequence[float], tau: int,
+def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequence[float], tau: float,
                  noise_f: float, noise_g: float, rng: np.random.Generator, subspace: str = "random",
                  pilot: int | None = None) -> Problem:
     """Draw Θ, (V, θ₀) (:func:`draw_directions`), X and the noisy labels y, ỹ of one training set.
@@ -338,22 +345,39 @@ def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequen
     y = phi + math.sqrt(noise_f) * rng.standard_normal(n)
     y_grad = np.outer(dphi, varpi) + math.sqrt(noise_g) * rng.standard_normal((n, varpi.shape[0]))
     return Problem(theta=theta, v=v, theta0=theta0, zeta=zeta, alignment=varpi, x=x, feat=feat, dfeat=dfeat,
-                   y=y, y_grad=y_grad, tau=int(tau))
+                   y=y, y_grad=y_grad, tau=_weight(tau))
+
+
+def _weight(tau: Any) -> float:
+    """τ as a float, refused unless finite and >= 0 (bool is not a weight)."""
+    if isinstance(tau, bool):
+        raise UserError(f"tau must be a number >= 0, got {tau!r}.")
+    try:
+        value = float(tau)
+    except (TypeError, ValueError):
+        raise UserError(f"tau must be a number >= 0, got {tau!r}.") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise UserError(f"tau must be a finite number >= 0, got {tau!r}.")
+    return value
 
 
 def design(problem: Problem) -> tuple[Array, Array]:
-    """The ridge design A ∈ ℝ^{N×p} and targets b ∈ ℝ^N, N = n(1 + τk).
+    """The ridge design A ∈ ℝ^{N×p} and targets b ∈ ℝ^N (N = n(1 + k) for τ > 0, n for τ = 0).
 
-    A stacks the function rows σ(H) and, when τ = 1, the gradient blocks σ′(H)D_l (D_l = diag(ζ_l));
-    b stacks y and ỹ_l in the same order.
+    A stacks the function rows σ(H) and, for τ > 0, the gradient blocks √τ·σ′(H)D_l (D_l = diag(ζ_l));
+    b stacks y and √τ·ỹ_l in the same order, so that ‖Aw − b‖²/n is the Sobolev loss without the ridge.
     """
     n = problem.n
-    k = problem.k if problem.tau else 0
+    k = problem.k if problem.tau > 0 else 0
+    scale = problem.grad_scale
     a = np.empty((problem.rows, problem.p))
     a[:n] = problem.feat
     for l in range(k):
-        np.multiply(problem.dfeat, problem.zeta[:, l], out=a[(l + 1) * n:(l + 2) * n])
-    b = np.concatenate([problem.y, problem.y_grad[:, :k].T.ravel()])
+        block = a[(l + 1) * n:(l + 2) * n]
+        np.multiply(problem.dfeat, problem.zeta[:, l], out=block)
+        if scale != 1.0:
+            block *= scale
+    b = np.concatenate([problem.y, scale * problem.y_grad[:, :k].T.ravel()])
     return a, b
 
 
@@ -369,7 +393,8 @@ def fit(problem: Problem, lam: float) -> Array:
 
     λ > 0: Cholesky on the smaller of the primal p×p system and the dual N×N system
     w = Aᵀ(AAᵀ + nλI)⁻¹b (primal when p ≤ N). The primal Gram matrix is assembled without A:
-    AᵀA = σ(H)ᵀσ(H) + τ (σ′(H)ᵀσ′(H)) ⊙ (ζζᵀ), since Σ_l D_l S D_l = S ⊙ Σ_l ζ_lζ_lᵀ.
+    AᵀA = σ(H)ᵀσ(H) + τ (σ′(H)ᵀσ′(H)) ⊙ (ζζᵀ), since Σ_l D_l S D_l = S ⊙ Σ_l ζ_lζ_lᵀ, and
+    Aᵀb = σ(H)ᵀy + τ Σ_l D_l σ′(H)ᵀỹ_l.
     λ = 0: the limit λ → 0⁺, i.e. the minimum-norm least-squares solution A⁺b (SVD-based ``gelsd``,
     singular values below ε_mach·max(N, p)·s_max treated as zero): the least-squares solution when
     underparameterised, the minimum-norm interpolant when overparameterised.
@@ -384,12 +409,12 @@ def fit(problem: Problem, lam: float) -> Array:
     if p <= rows:
         gram = dsyrk(1.0, problem.feat.T)
         rhs = problem.feat.T @ problem.y
-        if problem.tau and problem.k:
-            grad_gram = dsyrk(1.0, problem.dfeat.T)
+        if problem.tau > 0 and problem.k:
+            grad_gram = dsyrk(problem.tau, problem.dfeat.T)
             grad_gram *= problem.zeta @ problem.zeta.T
             gram += grad_gram
             del grad_gram
-            rhs += np.einsum("jl,jl->j", problem.dfeat.T @ problem.y_grad, problem.zeta)
+            rhs += problem.tau * np.einsum("jl,jl->j", problem.dfeat.T @ problem.y_grad, problem.zeta)
         return _cholesky_solve(gram, n * lam, rhs)
     a, b = design(problem)
     alpha = _cholesky_solve(dsyrk(1.0, a.T, trans=1), n * lam, b)
@@ -446,10 +471,11 @@ def estimate_test_errors(problem: Problem, w: Array, features: FeatureMap, n_tes
 
 
 def train_errors(problem: Problem, w: Array, lam: float) -> dict[str, float]:
-    """train_loss = L(w) and train_error_L2 = (1/n)Σ_i (y_i − f_w(x_i))² on the training set."""
+    """train_loss = L(w) (gradient term weighted by τ) and train_error_L2 = (1/n)Σ_i (y_i − f_w(x_i))²."""
     f, grad_proj = student_predictions(problem.feat, problem.dfeat, w, problem.zeta)
     err_l2 = float(np.mean((problem.y - f) ** 2))
-    grad_term = float(np.sum((problem.y_grad - grad_proj) ** 2)) / problem.n if problem.tau else 0.0
+    grad_term = (problem.tau * float(np.sum((problem.y_grad - grad_proj) ** 2)) / problem.n
+                 if problem.tau > 0 else 0.0)
     return {"train_loss": err_l2 + grad_term + lam * float(w @ w), "train_error_L2": err_l2}
 
 
@@ -487,7 +513,7 @@ def default_n_test(p: int) -> int:
     return max(2000, 2 * p)
 
 
-def memory_estimate(d: int, p: int, n: int, k: int, tau: int, lam: float, batch: int = TEST_BATCH,
+def memory_estimate(d: int, p: int, n: int, k: int, tau: float, lam: float, batch: int = TEST_BATCH,
                     pilot: int = 0) -> int:
     """Working memory in bytes of one seed (an upper estimate, float64).
 
@@ -496,7 +522,7 @@ def memory_estimate(d: int, p: int, n: int, k: int, tau: int, lam: float, batch:
     workspace), the test batches (about batch·(4p + 3d)) and the pilot gradients of an informed draw with
     ``pilot`` = m samples (G and its thin SVD: about 2md + 2·min(m, d)·max(m, d)).
     """
-    rows = n * (1 + tau * k)
+    rows = n * (1 + k) if tau > 0 else n
     doubles = d * p + n * d + 5 * n * p
     if lam == 0:
         doubles += 2 * rows * p + 2 * min(rows, p) ** 2
@@ -635,7 +661,8 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
     if need > MEMORY_LIMIT_BYTES:
         raise UserError(f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
                         f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d.")
-    work = len(seed_list) * ((n_test + n * (1 + params.tau * params.k)) * p * d + p**3
+    rows = n * (1 + params.k) if params.tau > 0 else n
+    work = len(seed_list) * ((n_test + rows) * p * d + p**3
                              + (pilot or 0) * d * min(pilot or 0, d))
     if work > WORK_LIMIT_FLOPS:
         raise UserError(f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
