@@ -478,8 +478,10 @@ def _connect(scheduler: str | None, workers: int | None, timeout: float) -> tupl
             raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({_one_line(exc)}).") from None
         return client, None
     n = workers or os.cpu_count() or 1
+    # loopback only, ephemeral ports, no dashboard (the scheduler's HTTP server would default to :8787)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                            scheduler_port=0, dashboard_address=None, silence_logs=logging.ERROR,
+                           scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                            env=dict(SINGLE_THREAD_ENV))
     try:
         client = Client(cluster, set_as_default=False)

@@ -23,9 +23,9 @@ from sobolev_rf.numeric.campaign_results import (export_rows, report_rows, repor
 from sobolev_rf.numeric.campaign_store import ERRORS, Store
 from sobolev_rf.numeric.cmd_campaign import split_list
 
-#: The campaign of the cluster tests: 2 points × d = (60, 400000) × 3 seeds. Every task at d = 400000
+#: The campaign of the cluster tests: 2 points × d = (200, 400000) × 3 seeds. Every task at d = 400000
 #: asks the simulator for far more than its memory limit, so it fails at once with a one-line message.
-D_OK, D_HUGE = 60, 400_000
+D_OK, D_HUGE = 200, 400_000
 
 
 def small_campaign() -> Campaign:
