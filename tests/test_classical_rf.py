@@ -25,7 +25,8 @@ import pytest
 from scipy import optimize
 
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.asymptotics import coefficients, solve
+from sobolev_rf.numeric.coefficients import coefficients
+from sobolev_rf.numeric.theory import solve
 
 
 def mei_montanari_risk(mu1: float, mu_star: float, F1_sq: float, Fstar_sq: float, tau_sq: float,

@@ -1,4 +1,4 @@
-"""Generated NumPy/C solvers against the reference solver, the artifact cache, mpmath verification."""
+"""Generated NumPy/C solvers against the hand-written oracle, the artifact cache, mpmath verification."""
 from __future__ import annotations
 
 import multiprocessing
@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from oracle import solve
 from sobolev_rf.codegen import cache
-from sobolev_rf.codegen.c_printer import find_compiler, generate_c_source
+from sobolev_rf.codegen.c_printer import generate_c_source
+from sobolev_rf.codegen.jit import find_compiler
 from sobolev_rf.codegen.numpy_printer import generate_numpy_source
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
-from sobolev_rf.numeric.asymptotics import solve
-from sobolev_rf.numeric.generated import solve_grid
+from sobolev_rf.numeric.theory import solve_grid
 
 needs_cc = pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
 
@@ -32,14 +33,21 @@ POINTS = [
 ]
 
 
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("c", marks=needs_cc)])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
 @pytest.mark.parametrize("tau", [0, 1])
-def test_numpy_backend_matches_reference_solver(tau: int) -> None:
+def test_generated_solver_equals_the_oracle(backend: str, k: int, tau: int) -> None:
+    """The generated kernels (derived System, any k) against the hand-written oracle (full matrices,
+    general ϖ), to 1e-12, with a non-uniform alignment."""
     for point in POINTS:
-        ref = solve(ModelParams(k=1, tau=tau, **point))
-        grid = solve_grid(1, tau, point, backend="numpy")
+        alignment = tuple(0.4 + 0.55 * l for l in range(k))
+        ref = solve(ModelParams(k=k, tau=tau, alignment=alignment, **point))
+        grid = solve_grid(k, tau, dict(point, alignment=alignment), backend=backend)
         assert grid.converged.all()
-        for name in ("eps_L2", "eps_grad", "train_loss", "train_error_L2"):
-            assert float(grid.outputs[name]) == pytest.approx(getattr(ref, name), rel=1e-9), name
+        for name in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):
+            if k == 0 and name == "eps_H1":
+                continue
+            assert float(grid.outputs[name]) == pytest.approx(getattr(ref, name), rel=1e-12), name
 
 
 def test_numpy_backend_is_vectorised_over_a_grid() -> None:
@@ -155,7 +163,7 @@ def test_cli_codegen_verify_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[
     from sobolev_rf.numeric.cli import main
 
     assert main(["codegen", "--k", "1", "--target", "numpy", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "sobolev_rf_k1_tau1.py").read_text() == generate_numpy_source(derive_system(1, 1))
+    assert (tmp_path / "sobolev_rf_k1_tau.py").read_text() == generate_numpy_source(derive_system(1, 1))
     capsys.readouterr()
     assert main(["verify", "--k", "1", "--p-over-d", "4", "--n-over-d", "1", "--lam", "0.01", "--digits", "30",
                  "--json"]) == 0
@@ -235,7 +243,7 @@ def test_ridgeless_branch_option_and_errors(tmp_path: Path, capsys: pytest.Captu
     with pytest.raises(UserError, match="branch must be one of"):
         derive_system(1, 1, "ridgeless")
     assert main(["codegen", "--k", "1", "--branch", "interpolating", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "sobolev_rf_k1_tau1_interpolating.py").exists()
+    assert (tmp_path / "sobolev_rf_k1_tau_interpolating.py").exists()
     capsys.readouterr()
     assert main(["sweep", "--p-over-d", "1:3:3", "--lam", "0", "--backend", "numpy"]) == 0
     captured = capsys.readouterr()
@@ -245,3 +253,79 @@ def test_ridgeless_branch_option_and_errors(tmp_path: Path, capsys: pytest.Captu
     assert main(["verify", "--p-over-d", "2", "--lam", "0"]) == 2
     assert "infinite" in capsys.readouterr().err
     assert main(["sweep", "--lam", "-1"]) == 2
+
+
+@pytest.mark.parametrize("s", [0.5, 3.0, 20.0, 20.5, 25.0, 500.0, 5000.0])
+def test_runtime_resolvents_match_mpmath(s: float) -> None:
+    """The NumPy runtime's H_s and H⁽²⁾_s (the rules of derive.special, both regimes of s and y)."""
+    import mpmath
+    import sympy as sp
+
+    from sobolev_rf.codegen.common import quadrature_rule, template
+    from sobolev_rf.derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, mp_gamma_resolvent, mp_gamma_resolvent2
+
+    namespace: dict = {}
+    exec(template("numpy_runtime.py.tmpl").format(threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER), namespace)
+    nodes, weights = (np.array(v) for v in quadrature_rule(sp.nsimplify(s)))
+    ys = np.array([1e-8, 1e-3, 0.4, 7.0, 29.0, 31.0, 300.0, 1e4])
+    h, h2 = namespace["_resolvents"](s, ys, nodes, weights)
+    with mpmath.workdps(30):
+        for y, a, b in zip(ys, h, h2):
+            assert a == pytest.approx(float(mp_gamma_resolvent(s, y)), rel=5e-12), y
+            assert b == pytest.approx(float(mp_gamma_resolvent2(s, y)), rel=5e-10), y
+
+
+@needs_cc
+def test_large_k_c_matches_numpy_and_warm_cost_does_not_grow() -> None:
+    """k = 1000 (s = 500: the Laplace-integral rule) on both backends; the system is the size of k = 1."""
+    point = dict(p_over_d=np.array([0.5, 3000.0, 4000.0]), n_over_d=1.0, lam=0.01, noise_g=0.1)
+    grid_c = solve_grid(1000, 1, point, backend="c")
+    grid_n = solve_grid(1000, 1, point, backend="numpy")
+    assert grid_c.converged.all() and grid_n.converged.all()
+    for name in ("eps_L2", "eps_H1", "eps_grad"):
+        np.testing.assert_allclose(grid_c.outputs[name], grid_n.outputs[name], rtol=1e-12, err_msg=name)
+    assert len(derive_system(1000, 1).definitions) == len(derive_system(1, 1).definitions)
+
+
+def test_system_records_load_without_code_and_are_rebuilt_when_corrupted(private_cache: Path) -> None:
+    import json
+
+    from sobolev_rf.derive.system import System
+    from sobolev_rf.numeric.theory import system_record
+
+    record = system_record(2, True, "ridge")
+    assert System.from_dict(record).fingerprint() == derive_system(2, 1).fingerprint()
+    (path,) = [p for p in private_cache.glob("*.json") if json.loads(p.read_text()).get("name") == record["name"]]
+    path.write_text(path.read_text().replace('"Symbol"', '"__import__"', 1))
+    with pytest.raises(ValueError, match="not an expression tree"):
+        System.from_dict(json.loads(path.read_text()))
+    assert system_record(2, True, "ridge") == record            # the marker no longer matches: derived again
+
+
+def test_kernel_key_holds_the_compiler_and_platform(monkeypatch: pytest.MonkeyPatch, private_cache: Path) -> None:
+    from sobolev_rf.codegen import jit
+
+    if find_compiler() is None:
+        pytest.skip("no C compiler")
+    solve_grid(1, 1, POINTS[0], backend="c")
+    monkeypatch.setattr(jit, "compiler_identity", lambda: "another-compiler")
+    solve_grid(1, 1, POINTS[0], backend="c")
+    assert len(list(private_cache.glob("*.so"))) == 2
+
+
+def test_warm_solve_imports_neither_sympy_nor_scipy(private_cache: Path) -> None:
+    """The instant command line: once derived, generated and compiled, a solve reads JSON and loads the kernel."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from sobolev_rf.numeric.cli import main; main(['solve', '--k', '3', '--json']); "
+            "print([m for m in ('sympy', 'scipy', 'matplotlib') if m in sys.modules], file=sys.stderr)")
+    env = dict(os.environ, SOBOLEV_RF_CACHE=str(private_cache))
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    if find_compiler() is not None:      # the NumPy fallback needs SciPy's special functions
+        assert proc.stderr.strip().endswith("[]"), proc.stderr
+    else:
+        assert "sympy" not in proc.stderr

@@ -19,7 +19,7 @@ from PIL import Image
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.asymptotics import solve
+from sobolev_rf.numeric.theory import solve
 from sobolev_rf.numeric.cmd_cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
 from sobolev_rf.numeric.cost import (C_MAX, QUANTITIES, STATUSES, break_even_cost, cost_grid, equal_budget,
                                      l2_samples)

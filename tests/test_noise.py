@@ -24,7 +24,7 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.asymptotics import solve
+from sobolev_rf.numeric.theory import solve
 from sobolev_rf.numeric.cmd_noise import BENIGN_COLUMNS, LAMBDA_COLUMNS
 from sobolev_rf.numeric.noise import (
     lambda_curves,

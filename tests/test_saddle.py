@@ -1,4 +1,4 @@
-"""The symbolically derived system against the numeric theory of ``numeric/asymptotics.py``."""
+"""The symbolically derived system against the hand-written oracle (tests/oracle.py)."""
 from __future__ import annotations
 
 import json
@@ -10,14 +10,21 @@ import pytest
 import sympy as sp
 from scipy import optimize
 
+from oracle import coefficients, gamma_resolvent, solve
+from sobolev_rf.derive import saddle
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
-from sobolev_rf.derive.special import GammaResolvent, expand_closed_form
+from sobolev_rf.derive.special import GammaResolvent, GammaResolvent2, expand_closed_form
 from sobolev_rf.derive.system import System
-from sobolev_rf.numeric.asymptotics import coefficients, gamma_resolvent, solve
 from sobolev_rf.numeric.cli import main
 
-MODULES = [{"GammaResolvent": gamma_resolvent}, "numpy"]
+
+def gamma_resolvent2(s: float, y: float) -> float:
+    """E[1/(t+y)²] from the oracle's H_s by the identity of derive.special."""
+    return (1.0 - (y + s - 1.0) * gamma_resolvent(s, y)) / y
+
+
+MODULES = [{"GammaResolvent": gamma_resolvent, "GammaResolvent2": gamma_resolvent2}, "numpy"]
 
 
 def compile_system(system: System, exprs: list[sp.Expr]) -> Callable[..., list[float]]:
@@ -29,11 +36,13 @@ def compile_system(system: System, exprs: list[sp.Expr]) -> Callable[..., list[f
 
 def parameter_values(system: System, p: ModelParams) -> list[float]:
     """Numbers for the parameter symbols, in the order of ``system.parameters``."""
-    align = p.alignment if p.alignment is not None else (1.0,) * p.k
-    values = [*coefficients(p.activation), *coefficients(p.teacher), p.lam, p.p_over_d, p.n_over_d,
-              p.noise_f, p.noise_g, *align]
-    assert len(values) == len(system.parameters)
-    return values
+    align = np.asarray(p.alignment if p.alignment is not None else (1.0,) * p.k)
+    names = ("kappa0", "kappa1", "kappa_s", "kappa0p", "kappa1p", "kappa_sp", "c_sigma",
+             "mu0", "mu1", "mu_s", "mu0p", "mu1p", "mu_sp", "c_phi")
+    values = dict(zip(names, [*coefficients(p.activation), *coefficients(p.teacher)]))
+    values.update(lam=p.lam, psi=p.p_over_d, phi=p.n_over_d, Delta_f=p.noise_f, Delta_g=p.noise_g, tau=p.tau,
+                  varpi2=float(np.mean(align**2)) if p.k else 0.0, varpi_l=float(align[0]) if p.k else 0.0)
+    return [values[name] for name in system.parameter_names]
 
 
 POINTS = [
@@ -73,16 +82,21 @@ def test_derived_system_matches_numeric_theory(k: int, tau: int, point: int) -> 
     values = dict(zip(names, compile_system(system, list(system.outputs.values()))(sol.x, theta)))
     expected = {"eps_L2": ref.eps_L2, "eps_grad": ref.eps_grad, "train_loss": ref.train_loss,
                 "train_error_L2": ref.train_error_L2, "m": order["m"], "q_s": order["q_s"], "q_w": order["q_w"],
-                "eps_H1": ref.eps_H1}
-    worst = max(abs(values[n] / expected[n] - 1) for n in names)
+                "eps_H1": ref.eps_H1, "M_0": order["M"][0], "S_0": np.diag(order["S"])[0]}
+    if k:
+        expected["M_l"] = order["M"][1]                     # direction l = 1: varpi_l = ϖ_1
+    if k and tau:
+        expected["S_l"] = np.diag(order["S"])[1]
+    worst = max(abs(values[n] - expected[n]) / max(abs(expected[n]), 1e-300) for n in names)
     print(f"k={k} tau={tau} point={point}: worst relative deviation {worst:.1e}")
     for n in names:
-        assert values[n] == pytest.approx(expected[n], rel=1e-9), n
+        assert values[n] == pytest.approx(expected[n], rel=1e-9, abs=1e-14), n
 
 
-@pytest.mark.parametrize("k", [0, 1, 4])
+@pytest.mark.parametrize("k", [0, 1, 4, 1000])
 def test_derivation_time_and_structure(k: int) -> None:
-    derive_system.cache_clear()
+    """The system has the same size for every k ≥ 1: k enters as a number, ϖ through ‖ϖ‖²/k."""
+    saddle._derive.cache_clear()
     start = time.perf_counter()
     system = derive_system(k, 1)
     elapsed = time.perf_counter() - start
@@ -90,6 +104,9 @@ def test_derivation_time_and_structure(k: int) -> None:
     assert len(system.residuals) == len(system.unknowns) == (2 if k == 0 else 4)
     assert system.jacobian.shape == (len(system.unknowns),) * 2
     assert system.fingerprint() == derive_system(k, 1).fingerprint()
+    if k:
+        assert len(system.definitions) == len(derive_system(1, 1).definitions)
+        assert len(system.parameters) == len(derive_system(1, 1).parameters)
     assert set(system.outputs) >= {"eps_L2", "eps_grad", "train_loss", "train_error_L2", "m", "q_s", "q_w"}
     known = set(system.unknowns) | set(system.parameters)
     for name, expr in system.definitions.items():      # each definition uses only earlier ones
@@ -129,5 +146,19 @@ def test_derive_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["fingerprint"] == derive_system(2, 1).fingerprint()
     assert main(["derive", "--k", "1", "--tau", "0"]) == 0
     assert "eps_H1" in capsys.readouterr().out
-    assert main(["derive", "--k", "9"]) == 2
+    assert main(["derive", "--k", "1000"]) == 0
+    assert "Omega_1" in capsys.readouterr().out
+    assert main(["derive", "--k", "10001"]) == 2
     assert "--k" in capsys.readouterr().err
+
+
+def test_gamma_resolvent2_is_minus_the_derivative() -> None:
+    y = sp.Symbol("y", positive=True)
+    for s in (sp.Rational(1, 2), 2, sp.Rational(41, 2)):
+        h2 = GammaResolvent2(s, y)
+        assert sp.diff(GammaResolvent(s, y), y) == -h2
+        for y0 in (sp.Rational(3, 10), sp.Integer(7)):
+            closed = expand_closed_form(h2).subs(y, y0).evalf(40)
+            assert abs(h2.subs(y, y0).evalf(40) - closed) < sp.Float(10) ** -30 * abs(closed)
+            numeric = sp.diff(expand_closed_form(h2), y).subs(y, y0).evalf(40)
+            assert abs(sp.diff(h2, y).subs(y, y0).evalf(40) - numeric) < sp.Float(10) ** -25 * abs(numeric)

@@ -1,4 +1,4 @@
-"""Asymptotic test errors of Sobolev training (d, n, p → ∞ at fixed p/d, n/d), any k.
+"""Test oracle: an independent, hand-written solver of the asymptotic theory (k ≤ 3 in the tests).
 
 Symbols follow MODEL.md and THEORY.md. With ψ = p/d, W = ΘᵀΘ/d, D₀ = I, D_l = diag(ζ_l) and
 ζ̃ = (1, ζ₁, …, ζ_k), the Gaussian-equivalent design of one sample is a (k+1)×p block whose rows
