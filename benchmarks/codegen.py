@@ -18,7 +18,7 @@ import numpy as np
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.codegen.c_printer import find_compiler
-from sobolev_rf.numeric.generated import solve_grid
+from sobolev_rf.numeric.theory import solve_grid
 
 SIZE = 128
 REPEATS = 3

@@ -1,0 +1,90 @@
+"""Command-line start-up and throughput, as ratios to ``python -c "import numpy"`` on the same machine.
+
+Every row is the median wall time of ``--repeats`` runs of a real process (``sobolev-rf`` of this
+checkout's environment), measured in one run of this script:
+
+* ``--help`` and a warm ``solve`` (derived system, kernel and Hermite coefficients already cached);
+* a warm ``solve`` at k = 1, 100, 1000 and 10,000 (the warm cost should not depend on k);
+* the cold cost at k = 1000: derive, generate and compile into an empty cache (``derive --k 1000``,
+  then ``solve --k 1000``), each in a fresh cache folder;
+* ``sweep`` of a 128 × 128 and a 1024 × 1024 (p/d, n/d) grid to a CSV file, warm: points per second of
+  wall time, start-up and writing the CSV included.
+
+    .venv/bin/python benchmarks/cli.py [--repeats 5]      # writes benchmarks/results/cli.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EXE = str(Path(sys.executable).with_name("sobolev-rf"))
+
+
+def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds of wall time of one process (its output discarded; a failure stops the benchmark)."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+    return elapsed
+
+
+def median(cmd: list[str], repeats: int, env: dict[str, str] | None = None, warm: bool = True) -> float:
+    if warm:
+        wall(cmd, env)
+    return statistics.median(wall(cmd, env) for _ in range(repeats))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    r = args.repeats
+    rows: list[dict[str, object]] = []
+    base = median([sys.executable, "-c", "import numpy"], r)
+
+    def add(name: str, seconds: float, target: str = "", points: int | None = None) -> None:
+        row: dict[str, object] = {"case": name, "seconds": seconds, "ratio_to_numpy_import": seconds / base,
+                                  "target": target}
+        if points is not None:
+            row["points_per_second"] = points / seconds
+        rows.append(row)
+        extra = f"  {points / seconds:12,.0f} points/s" if points is not None else ""
+        print(f"{name:44s} {seconds:8.3f} s  {seconds / base:6.2f}×{extra}  {target}", flush=True)
+
+    print(f"{'python -c \"import numpy\"':44s} {base:8.3f} s  (the unit)")
+    add("sobolev-rf --help", median([EXE, "--help"], r), "≤ 3×")
+    add("sobolev-rf solve (warm)", median([EXE, "solve"], r), "≤ 5×")
+    for k in (1, 100, 1000, 10_000):
+        add(f"sobolev-rf solve --k {k} (warm)", median([EXE, "solve", "--k", str(k), "--p-over-d", str(3 * k + 5)], r))
+    for label, cmd in (("derive --k 1000 (cold cache)", [EXE, "derive", "--k", "1000"]),
+                       ("solve --k 1000 (cold cache: derive, generate, compile)",
+                        [EXE, "solve", "--k", "1000", "--p-over-d", "3005"])):
+        times = []
+        for _ in range(max(1, r // 2)):
+            with tempfile.TemporaryDirectory() as folder:
+                times.append(wall(cmd, dict(os.environ, SOBOLEV_RF_CACHE=folder)))
+        add(label, statistics.median(times), "≤ 5 s" if "solve" in label else "")
+    with tempfile.TemporaryDirectory() as folder:
+        out = str(Path(folder) / "grid.csv")
+        for n, target in ((128, "≥ 2e4 points/s"), (1024, "≥ 2e5 points/s")):
+            cmd = [EXE, "sweep", "--p-over-d", f"0.1:10:{n}", "--n-over-d", f"log:0.1:10:{n}", "--out", out]
+            add(f"sweep {n}×{n} to CSV (warm)", median(cmd, r if n == 128 else max(1, r // 2)), target, n * n)
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "cli.json").write_text(json.dumps({"numpy_import_seconds": base, "repeats": r, "rows": rows},
+                                                 indent=2) + "\n")
+    print(f"wrote {results / 'cli.json'}")
+
+
+if __name__ == "__main__":
+    main()
