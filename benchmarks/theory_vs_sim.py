@@ -1,20 +1,22 @@
-"""Theory vs the exact finite-size simulator over a set of configurations and d = 200, 400, 800.
+"""Theory vs the exact finite-size simulator over a set of configurations and d = 200, 400, 800: a campaign.
 
-Writes a Markdown table and JSON (default: benchmarks/results/theory_vs_sim.{md,json}).
-Run:  python benchmarks/theory_vs_sim.py [--seeds 4] [--ds 200,400,800]
+The configurations × d × seeds run as one campaign (numeric/campaign.py) on the embedded local Dask cluster
+(or on --scheduler tcp://HOST:PORT), kept in the SQLite store --store: an interrupted run resumes where it
+stopped. Writes a Markdown table and JSON (default: benchmarks/results/theory_vs_sim.{md,json}) with the
+theory, the simulation mean ± standard error, the relative gap and the z-score of each error.
+Run:  python benchmarks/theory_vs_sim.py [--seeds 4] [--ds 200,400,800] [--workers N | --scheduler ADDR]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.asymptotics import solve
-from sobolev_rf.numeric.progress import Progress
-from sobolev_rf.numeric.simulate import simulate
+from sobolev_rf.numeric.campaign import Campaign, open_store, run_campaign
+from sobolev_rf.numeric.campaign_results import summarize
 
 KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_loss")
 
@@ -47,40 +49,61 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--ds", default="200,400,800")
     ap.add_argument("--out", default="benchmarks/results/theory_vs_sim")
+    ap.add_argument("--store", default=None,
+                    help="campaign store (default: sobolev-rf-out/theory_vs_sim-s<SEEDS>-d<DS>.sqlite)")
+    ap.add_argument("--workers", type=int, default=None, help="local worker processes (default: the cores)")
+    ap.add_argument("--scheduler", default=None, help="attach to this Dask scheduler, tcp://HOST:PORT")
     args = ap.parse_args()
-    ds = [int(v) for v in args.ds.split(",")]
+    ds = tuple(int(v) for v in args.ds.split(","))
+    campaign = Campaign(tuple(ModelParams(**cfg) for cfg in CONFIGS), ds, args.seeds)
+    store = Path(args.store or f"sobolev-rf-out/theory_vs_sim-s{args.seeds}-d{'_'.join(map(str, ds))}.sqlite")
+    store.parent.mkdir(parents=True, exist_ok=True)
+
+    def bar(p) -> None:
+        sys.stderr.write(f"\rtheory vs simulation: {p.done} done, {p.failed} failed, {p.running} running "
+                         f"of {p.total} tasks")
+        sys.stderr.flush()
+
+    stats = run_campaign(campaign, store, scheduler=args.scheduler, workers=args.workers, progress=bar)
+    sys.stderr.write(f"\n{stats.ran} tasks run now in {stats.run_s:.1f} s on {stats.workers} worker(s); "
+                     f"store {store}\n")
+    campaign, st = open_store(campaign, store, lock=False)
+    try:
+        summary = summarize(campaign, st)
+        seconds: dict[tuple[str, int], float] = {}
+        for t in st.tasks():
+            seconds[(t["point_key"], t["d"])] = seconds.get((t["point_key"], t["d"]), 0.0) + (t["seconds"] or 0.0)
+    finally:
+        st.close()
     rows = []
-    with Progress(len(CONFIGS) * len(ds), "theory vs simulation", enabled=True) as bar:
-        for cfg in CONFIGS:
-            params = ModelParams(**cfg)
-            theory = solve(params).to_dict()
-            for d in ds:
-                t0 = time.perf_counter()
-                sim = simulate(params, d=d, seeds=args.seeds, progress=False)
-                row = {"config": params.as_dict(), "d": d, "seeds": args.seeds,
-                       "sim_seconds": time.perf_counter() - t0}
-                for key in KEYS:
-                    th = theory[key]
-                    mean, se = sim.mean.get(key), sim.se.get(key)
-                    row[key] = {"theory": th, "sim": mean, "se": se,
-                                "rel_gap": None if th is None or mean is None else (mean - th) / th}
-                rows.append(row)
-                bar.update()
+    for (key, _), r in zip(((k, d) for k in campaign.point_keys for d in campaign.ds), summary):
+        row = {"config": r["params"], "d": r["d"], "seeds": r["done"], "failed": r["failed"],
+               "sim_seconds": seconds.get((key, r["d"]), 0.0)}
+        if r["first_message"]:
+            row["message"] = r["first_message"]
+        for key_ in KEYS:
+            th, mean, se, z = (r[f"{key_}_{s}"] for s in ("theory", "mean", "se", "z"))
+            clean = [None if v != v else v for v in (th, mean, se, z)]  # NaN → null
+            row[key_] = {"theory": clean[0], "sim": clean[1], "se": clean[2], "z": clean[3],
+                         "rel_gap": None if clean[0] is None or clean[1] is None or not th else (mean - th) / th}
+        rows.append(row)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out + ".json", json.dumps(rows, indent=1, default=float))
     lines = ["| σ | φ | k | τ | p/d | n/d | λ | Δ_f | Δ_g | ϖ | d | " +
-             " | ".join(f"{k} theory | {k} sim ± se | gap" for k in KEYS) + " |",
-             "|" + "---|" * (11 + 3 * len(KEYS))]
+             " | ".join(f"{k} theory | {k} sim ± se | gap | z" for k in KEYS) + " |",
+             "|" + "---|" * (11 + 4 * len(KEYS))]
     for r in rows:
         c = r["config"]
         cells = [c["activation"], c["teacher"], c["k"], c["tau"], c["p_over_d"], c["n_over_d"], c["lam"],
                  c["noise_f"], c["noise_g"], ",".join(f"{a:g}" for a in c["alignment"]), r["d"]]
         for key in KEYS:
             v = r[key]
-            if v["theory"] is None:
-                cells += ["—", "—", "—"]
+            if v["theory"] is None or v["sim"] is None:
+                cells += ["—", "—", "—", "—"]
             else:
-                cells += [f"{v['theory']:.4f}", f"{v['sim']:.4f} ± {v['se']:.4f}", f"{100 * v['rel_gap']:+.1f}%"]
+                se = "—" if v["se"] is None else f"{v['se']:.4f}"
+                z = "—" if v["z"] is None else f"{v['z']:+.2f}"
+                cells += [f"{v['theory']:.4f}", f"{v['sim']:.4f} ± {se}", f"{100 * v['rel_gap']:+.1f}%", z]
         lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     table = "\n".join(lines)
     atomic_write_text(args.out + ".md", table + "\n")

@@ -230,6 +230,7 @@ def simulate_task(point: Mapping[str, Any], d: int, seed: int, n_test: int | Non
 
 def theory_task(point: Mapping[str, Any]) -> dict[str, Any]:
     """The d → ∞ theory value of one point (``status``, ``errors``, ``message``)."""
+    start = time.perf_counter()
     try:
         from .theory import solve
 
@@ -238,15 +239,24 @@ def theory_task(point: Mapping[str, Any]) -> dict[str, Any]:
         for e in ERRORS:
             value = getattr(result, e, None)
             errors[e] = math.nan if value is None else float(value)
-        return {"status": "done", "message": None, "errors": errors}
+        out: dict[str, Any] = {"status": "done", "message": None, "errors": errors}
     except Exception as exc:
-        return {"status": "failed", "message": _one_line(exc), "errors": {}}
+        out = {"status": "failed", "message": _one_line(exc), "errors": {}}
+    out["seconds"] = time.perf_counter() - start
+    return out
 
 
-def warm_worker(expressions: Sequence[str]) -> str:
-    """Import the simulator and build σ, φ of every expression once per worker; returns the package version."""
+def warm_worker(expressions: Sequence[str], theory: bool = False) -> str:
+    """Import the simulator (and the theory, with ``theory``) and build σ, φ of every expression once per
+    worker, so that the first tasks do not pay for it; returns the package version."""
     from .functions import numpy_pair
     from .simulate import simulate  # noqa: F401
+
+    if theory:
+        try:
+            from . import theory as _theory  # noqa: F401
+        except Exception:  # the theory tasks will report it
+            pass
 
     for text in expressions:
         try:
@@ -278,7 +288,7 @@ class CampaignProgress:
 class RunStats:
     """What :func:`run_campaign` did. ``startup_s``: starting or reaching the cluster and preparing the
     workers; ``run_s``: from the first submission to the last result; ``task_s``: the simulators' own time
-    (sum over this run's tasks, as measured on the workers)."""
+    (sum over this run's tasks, as measured on the workers); ``theory_s``: the same for the theory tasks."""
 
     total: int
     done: int
@@ -291,6 +301,7 @@ class RunStats:
     task_s: float
     first_failure: str | None
     scheduler: str | None
+    theory_s: float = 0.0
 
 
 def open_store(campaign: Campaign | None, store: str | os.PathLike[str], *, lock: bool = True) -> tuple[Campaign, Store]:
@@ -365,11 +376,12 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         total = campaign.size
 
         def stats(ran: int, failed_now: int, nworkers: int, startup: float, run: float, task_s: float,
-                  first_failure: str | None) -> RunStats:
+                  first_failure: str | None, theory_s: float = 0.0) -> RunStats:
             c = st.counts()
             return RunStats(total=total, done=c["done"], failed=c["failed"], ran=ran, failed_now=failed_now,
                             workers=nworkers, startup_s=startup, run_s=run, task_s=task_s,
-                            first_failure=first_failure or _first_failure(st), scheduler=scheduler)
+                            first_failure=first_failure or _first_failure(st), scheduler=scheduler,
+                            theory_s=theory_s)
 
         if progress is not None:
             progress(CampaignProgress(counts["done"], counts["failed"], 0, total))
@@ -382,7 +394,7 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
             client, cluster = _connect(scheduler, workers, connect_timeout)
         expressions = sorted({p.activation for p in campaign.points} | {p.teacher for p in campaign.points})
         try:
-            client.run(warm_worker, expressions)
+            client.run(warm_worker, expressions, bool(theory))
         except (ImportError, AttributeError) as exc:
             raise UserError(f"the Dask workers cannot import the simulator ({_one_line(exc)}); install "
                             "sobolev-rf (this version) on every worker.") from None
@@ -404,7 +416,7 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         # with retry_failed the failed tasks are pending again: count only those that fail anew
         failed = counts["failed"] - (len(pending) - counts["pending"] if retry_failed else 0)
         ran = failed_now = 0
-        task_s = 0.0
+        task_s = theory_s = 0.0
         first_failure = None
         running, refreshed = 0, 0.0
         from distributed import as_completed
@@ -418,6 +430,7 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
             future.release()
             if kind == "theory":
                 st.record_theory(key, result)
+                theory_s += float(result.get("seconds") or 0.0)
                 continue
             st.record_task(key, result)
             ran += 1
@@ -435,7 +448,7 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
                     refreshed = now
                 progress(CampaignProgress(done, failed, min(running, total - done - failed), total))
         run = time.perf_counter() - t1
-        return stats(ran, failed_now, nworkers, startup, run, task_s, first_failure)
+        return stats(ran, failed_now, nworkers, startup, run, task_s, first_failure, theory_s)
     finally:
         try:
             if client is not None:

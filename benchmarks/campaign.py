@@ -1,0 +1,168 @@
+"""Campaign engine benchmarks: speed-up of 2 workers over 1, overhead per task, and the attach path.
+
+1. 32 tasks at d = 300 (one point, 32 seeds) on the embedded LocalCluster with 1 and with 2 workers.
+   ``run`` is the time from the first submission to the last stored result (the cluster is up and its
+   workers have imported the simulator); ``wall`` adds starting the cluster.
+2. Overhead per task at d = 50: a campaign of N tasks on one worker against the same tasks run one after
+   the other in this process (``serial``), and against the simulator time measured inside the tasks:
+   overhead = (run − serial)/N and (run − Σ task time)/N. It covers Dask's scheduling and transport and the
+   client's SQLite commit of every result.
+3. The attach path: a ``dask scheduler`` and two ``dask worker`` processes started here on 127.0.0.1, the
+   32 tasks of (1) run through ``--scheduler``, results compared bit for bit with the local run.
+
+Prints a table and writes benchmarks/results/campaign.json.
+Run:  python benchmarks/campaign.py [--repeats 3] [--overhead-tasks 200]
+"""
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # as on the workers
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import sqlite3  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from sobolev_rf.codegen.atomic import atomic_write_text  # noqa: E402
+from sobolev_rf.numeric.campaign import Campaign, grid, run_campaign, simulate_task  # noqa: E402
+from sobolev_rf.numeric.campaign_store import ERRORS  # noqa: E402
+
+
+def one_point(d: int, seeds: int) -> Campaign:
+    points, axes = grid(p_over_d=[2.0], n_over_d=[1.0], lam=[1e-2])
+    return Campaign(points, (d,), seeds, None, axes)
+
+
+def timed_run(campaign: Campaign, folder: Path, name: str, **kwargs) -> dict:
+    store = folder / f"{name}.sqlite"
+    t0 = time.perf_counter()
+    stats = run_campaign(campaign, store, **kwargs)
+    wall = time.perf_counter() - t0
+    assert stats.done == campaign.size and stats.failed == 0, stats
+    return {"wall_s": wall, "run_s": stats.run_s, "startup_s": stats.startup_s,
+            "task_s": stats.task_s + stats.theory_s,
+            "workers": stats.workers, "store": store}
+
+
+def rows(store: Path) -> dict:
+    with sqlite3.connect(store) as conn:
+        return {r[0]: r[1:] for r in conn.execute(f"SELECT task_key, {', '.join(ERRORS)} FROM tasks")}
+
+
+def speedup(folder: Path, repeats: int) -> dict:
+    c = one_point(300, 32)
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for r in range(repeats):
+        for workers in (1, 2):
+            runs[workers].append(timed_run(c, folder, f"speedup_w{workers}_r{r}", workers=workers))
+    same = all(rows(x["store"]) == rows(runs[1][0]["store"]) for w in (1, 2) for x in runs[w])
+    med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("run_s", "wall_s", "startup_s", "task_s")}
+           for w in runs}
+    return {"tasks": c.size, "d": 300, "repeats": repeats,
+            "median": {str(w): v for w, v in med.items()},
+            "all_run_s": {str(w): [x["run_s"] for x in runs[w]] for w in runs},
+            "speedup_run": med[1]["run_s"] / med[2]["run_s"], "speedup_wall": med[1]["wall_s"] / med[2]["wall_s"],
+            "identical_results": same, "last_store": str(runs[2][-1]["store"])}
+
+
+def overhead(folder: Path, repeats: int, tasks: int) -> dict:
+    c = one_point(50, tasks)
+    point = c.points[0].as_dict()
+    simulate_task(point, 50, 0, None)  # imports and σ, φ built once, as the warm-up does on a worker
+    serial, runs = [], []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        for seed in range(tasks):
+            simulate_task(point, 50, seed, None)
+        serial.append(time.perf_counter() - t0)
+        runs.append(timed_run(c, folder, f"overhead_r{r}", workers=1))
+    run_s = statistics.median(x["run_s"] for x in runs)
+    task_s = statistics.median(x["task_s"] for x in runs)
+    serial_s = statistics.median(serial)
+    return {"tasks": tasks, "d": 50, "repeats": repeats, "run_s": run_s, "serial_s": serial_s, "task_s": task_s,
+            "per_task_ms": 1e3 * run_s / tasks, "serial_per_task_ms": 1e3 * serial_s / tasks,
+            "overhead_vs_serial_ms": 1e3 * (run_s - serial_s) / tasks,
+            "overhead_vs_task_time_ms": 1e3 * (run_s - task_s) / tasks,
+            "startup_s": statistics.median(x["startup_s"] for x in runs)}
+
+
+def attach(folder: Path, reference: Path) -> dict:
+    dask = Path(sys.executable).with_name("dask")
+    info = folder / "scheduler.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = []
+    try:
+        def start(*argv: str) -> None:
+            procs.append(subprocess.Popen([str(dask), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          env=env, start_new_session=True, cwd=folder))
+
+        t0 = time.perf_counter()
+        start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--dashboard-address",
+              "127.0.0.1:0", "--scheduler-file", str(info))
+        while not info.exists() or not info.read_text().strip():
+            time.sleep(0.05)
+        time.sleep(0.1)
+        address = json.loads(info.read_text())["address"]
+        for i in range(2):
+            start("worker", "--scheduler-file", str(info), "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1",
+                  "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--name", f"w{i}")
+        from distributed import Client
+
+        with Client(address, timeout="60s", set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=120)
+        up = time.perf_counter() - t0
+        result = timed_run(one_point(300, 32), folder, "attach", scheduler=address)
+        return {"scheduler": address, "cluster_start_s": up, "workers": result["workers"], "run_s": result["run_s"],
+                "wall_s": result["wall_s"], "identical_to_local": rows(result["store"]) == rows(reference)}
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--overhead-tasks", type=int, default=200)
+    ap.add_argument("--out", default="benchmarks/results/campaign.json")
+    args = ap.parse_args()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sp = speedup(folder, args.repeats)
+        ov = overhead(folder, args.repeats, args.overhead_tasks)
+        at = attach(folder, Path(sp.pop("last_store")))
+    result = {"cores": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
+              "speedup": sp, "overhead": ov, "attach": at}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+    m = sp["median"]
+    print(f"| benchmark | value |\n|---|---|\n"
+          f"| 32 tasks at d = 300, 1 worker: run / wall (median of {sp['repeats']}) | "
+          f"{m['1']['run_s']:.2f} s / {m['1']['wall_s']:.2f} s |\n"
+          f"| same, 2 workers | {m['2']['run_s']:.2f} s / {m['2']['wall_s']:.2f} s |\n"
+          f"| speed-up 2 vs 1 workers: run / wall | {sp['speedup_run']:.2f}× / {sp['speedup_wall']:.2f}× |\n"
+          f"| results identical for 1 and 2 workers | {sp['identical_results']} |\n"
+          f"| d = 50, {ov['tasks']} tasks on 1 worker: per task | {ov['per_task_ms']:.2f} ms "
+          f"(serial in-process {ov['serial_per_task_ms']:.2f} ms) |\n"
+          f"| overhead per task vs serial / vs task time | {ov['overhead_vs_serial_ms']:.2f} ms / "
+          f"{ov['overhead_vs_task_time_ms']:.2f} ms |\n"
+          f"| attach: dask scheduler + 2 dask workers, 32 tasks at d = 300: run | {at['run_s']:.2f} s "
+          f"(identical to local: {at['identical_to_local']}) |\n"
+          f"| load average before / after | {load_before[0]:.2f} / {result['load_average_after'][0]:.2f} |")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
