@@ -43,6 +43,7 @@ COMMANDS: dict[str, Command] = {
                                         "L2 training over d"),
     "noise": Command("cmd_noise", "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"),
     "cost": Command("cmd_cost", "is Sobolev training worth its cost? Sobolev vs L2 training at an equal evaluation budget"),
+    "tau": Command("cmd_tau", "the optimal Sobolev weight τ*: maps of τ* and of its gain over τ = 0 and τ = 1 (figures + CSV)"),
     "campaign": Command("cmd_campaign", "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"),
 }
 
