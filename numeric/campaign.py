@@ -43,6 +43,8 @@ GRID_AXES = ("activation", "k", "tau", "p_over_d", "n_over_d", "lam", "noise_f",
 RANGE_AXES = ("tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
 #: Largest number of tasks of one campaign.
 MAX_TASKS = 2_000_000
+#: Most simulation tasks handed to Dask at a time (more are submitted as results come back).
+WINDOW = 4096
 #: Largest d (a larger one fails in every task anyway: the simulator's memory limit).
 MAX_D = 10_000_000
 #: Environment of the embedded cluster's worker processes: one BLAS thread each.
@@ -331,13 +333,14 @@ def check_scheduler_address(address: str) -> str:
 def run_campaign(campaign: Campaign | None, store: str | os.PathLike[str], *, scheduler: str | None = None,
                  workers: int | None = None, retry_failed: bool = False,
                  progress: Callable[[CampaignProgress], None] | None = None,
-                 connect_timeout: float = 10.0) -> RunStats:
+                 connect_timeout: float = 10.0, theory: bool = True) -> RunStats:
     """Run every task of ``campaign`` that ``store`` does not hold yet and store each result as it arrives.
 
     ``campaign=None`` resumes the campaign stored in ``store``. ``scheduler`` (``tcp://HOST:PORT``) attaches
     to a running Dask cluster; otherwise an embedded ``LocalCluster`` on 127.0.0.1 runs ``workers`` processes
     (default: the number of cores), one thread and one BLAS thread each. Failed tasks are run again only
-    with ``retry_failed``. ``progress`` is called after each result. Returns :class:`RunStats`.
+    with ``retry_failed``. ``progress`` is called after each result. ``theory=False`` leaves the theory
+    values that are missing for a later run. Returns :class:`RunStats`.
     """
     if scheduler is not None:
         scheduler = check_scheduler_address(scheduler)
@@ -357,20 +360,20 @@ def run_campaign(campaign: Campaign | None, store: str | os.PathLike[str], *, sc
             _close(client, cluster)
             raise
         return _run(campaign, st, scheduler, workers, retry_failed, progress, connect_timeout,
-                    (client, cluster, t0))
+                    (client, cluster, t0), theory)
     campaign, st = open_store(campaign, store)
-    return _run(campaign, st, scheduler, workers, retry_failed, progress, connect_timeout, None)
+    return _run(campaign, st, scheduler, workers, retry_failed, progress, connect_timeout, None, theory)
 
 
 def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | None, retry_failed: bool,
          progress: Callable[[CampaignProgress], None] | None, connect_timeout: float,
-         connected: tuple[Any, Any, float] | None) -> RunStats:
+         connected: tuple[Any, Any, float] | None, with_theory: bool = True) -> RunStats:
     """Run the pending tasks of an open store (closed on return); ``connected``: (client, cluster, start)
     of a cluster already started."""
     client = cluster = None
     try:
         pending = st.pending_tasks(retry_failed)
-        theory = st.pending_theory()
+        theory = st.pending_theory() if with_theory else []
         by_key = dict(zip(campaign.point_keys, campaign.points))
         counts = st.counts()
         total = campaign.size
@@ -402,16 +405,28 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
             else len(client.scheduler_info()["workers"])
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
+        from distributed import as_completed
+
         futures: dict[Any, tuple[str, str]] = {}
+        queue = as_completed([], loop=client.loop)
         if theory:
             fs = client.map(theory_task, [by_key[k].as_dict() for k in theory],
                             key=[f"theory-{k}" for k in theory], priority=10, pure=False)
             futures.update({f: ("theory", k) for f, k in zip(fs, theory)})
-        if pending:
-            fs = client.map(simulate_task, [by_key[t[1]].as_dict() for t in pending], [t[2] for t in pending],
-                            [t[3] for t in pending], [campaign.n_test] * len(pending),
-                            key=[f"sim-{t[0]}" for t in pending], pure=False)
-            futures.update({f: ("task", t[0]) for f, t in zip(fs, pending)})
+            queue.update(fs)
+        todo = iter(pending)
+
+        def submit(count: int) -> None:
+            """Hand the next ``count`` tasks to Dask (at most :data:`WINDOW` are in flight)."""
+            chunk = list(itertools.islice(todo, count))
+            if chunk:
+                fs = client.map(simulate_task, [by_key[t[1]].as_dict() for t in chunk], [t[2] for t in chunk],
+                                [t[3] for t in chunk], [campaign.n_test] * len(chunk),
+                                key=[f"sim-{t[0]}" for t in chunk], pure=False)
+                futures.update({f: ("task", t[0]) for f, t in zip(fs, chunk)})
+                queue.update(fs)
+
+        submit(WINDOW)
         done = counts["done"]
         # with retry_failed the failed tasks are pending again: count only those that fail anew
         failed = counts["failed"] - (len(pending) - counts["pending"] if retry_failed else 0)
@@ -419,20 +434,20 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         task_s = theory_s = 0.0
         first_failure = None
         running, refreshed = 0, 0.0
-        from distributed import as_completed
-
-        for future in as_completed(list(futures), loop=client.loop):
+        for future in queue:
             kind, key = futures.pop(future)
             try:
                 result = future.result()
             except Exception as exc:  # KilledWorker, a lost connection: Dask's own message, as a failure
-                result = {"status": "failed", "message": f"Dask: {_one_line(exc)}", "errors": {}}
+                result = {"status": "failed", "message": f"Dask: {_one_line(exc)[:300]}", "errors": {}}
             future.release()
             if kind == "theory":
                 st.record_theory(key, result)
                 theory_s += float(result.get("seconds") or 0.0)
                 continue
             st.record_task(key, result)
+            if len(futures) < WINDOW // 2:
+                submit(WINDOW // 2)
             ran += 1
             task_s += float(result.get("seconds") or 0.0)
             if result["status"] == "done":

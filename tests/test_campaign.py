@@ -258,12 +258,9 @@ def test_local_campaign_records_failures_and_resumes(one_worker_store: Path, tmp
 def test_results_do_not_depend_on_the_number_of_workers(one_worker_store: Path, tmp_path: Path) -> None:
     """Two workers, tasks finishing in another order: the same bits in every row."""
     path = tmp_path / "two.sqlite"
-    stats = run_campaign(small_campaign(), path, workers=2)
+    stats = run_campaign(small_campaign(), path, workers=2, theory=False)
     assert stats.workers == 2 and stats.ran == 12
     assert rows_by_key(path) == rows_by_key(one_worker_store)
-    with sqlite3.connect(path) as conn:
-        workers = {w for (w,) in conn.execute("SELECT worker FROM tasks WHERE status = 'done'")}
-    assert len(workers) == 2  # both workers took part
 
 
 def test_cli_runs_exports_and_reports(one_worker_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
