@@ -603,7 +603,8 @@ class OVSystem:
     def newton(self, x0: np.ndarray, params: Sequence[np.ndarray], tol: float = 1e-12,
                max_iter: int = 30) -> tuple[np.ndarray, np.ndarray]:
         """Damped Newton on Φ(g) − g = 0 at P independent points (finite-difference Jacobian, backtracking);
-        returns the unknowns and a mask of the points whose scaled residual went below ``tol``."""
+        returns the unknowns and a mask of the converged points (scaled residual below ``tol``, or below 1e-9
+        with a last step below 1e-10: close to a pole the residual stalls at the rounding level)."""
         n, size = x0.shape
         x = x0.astype(complex if (np.iscomplexobj(x0) or any(np.iscomplexobj(p) for p in params)) else float)
         if n == 0:
@@ -619,14 +620,15 @@ class OVSystem:
         every = np.arange(size)
         f = F(x, every)
         res = norm(f, x)
+        moved = np.full(size, np.inf)   # relative size of the last accepted Newton step
         for _ in range(max_iter):
-            idx = np.flatnonzero(res >= tol)
+            idx = np.flatnonzero((res >= tol) & ~((moved < 1e-10) & (res < 1e-9)))
             if idx.size == 0:
                 break
             xa, fa = x[:, idx], f[:, idx]
             J = np.empty((idx.size, n, n), dtype=x.dtype)
             for j in range(n):
-                h = 1e-7 * (1 + np.abs(xa[j]))
+                h = 1e-7 * np.maximum(np.abs(xa[j]), 1e-4)   # relative steps: unknowns near a pole are tiny or huge
                 xp = xa.copy()
                 xp[j] = xp[j] + h
                 J[:, :, j] = ((F(xp, idx) - fa) / h).T
@@ -644,6 +646,7 @@ class OVSystem:
                 fn = F(xn, idx[k])
                 rn = norm(fn, xn)
                 ok = rn < np.maximum(ra[k], tol)
+                moved[idx[k[ok]]] = np.max(np.abs(xn[:, ok] - xa[:, k[ok]]) / (1 + np.abs(xn[:, ok])), axis=0)
                 x[:, idx[k[ok]]] = xn[:, ok]
                 f[:, idx[k[ok]]] = fn[:, ok]
                 res[idx[k[ok]]] = rn[ok]
@@ -653,13 +656,20 @@ class OVSystem:
                     break
             if todo.all():
                 break
-        return x, res < tol
+        # converged: a small residual, or (near a pole, where the residual cannot get small in double
+        # precision) Newton steps that no longer move the solution
+        return x, (res < tol) | ((moved < 1e-10) & (res < 1e-9))
 
     def _fixed_point(self, params: Sequence[np.ndarray], size: int, max_iter: int = 400) -> np.ndarray:
         """Plain iteration g ← Φ(g) from g = 0 at P points (used where it contracts: far from the spectrum)."""
         n = len(self.unknowns)
         dtype = complex if any(np.iscomplexobj(p) for p in params) else float
         x = np.zeros((n, size), dtype=dtype)
+        for start in (1e-8, 1e-4, 1.0):   # nudge the start where a closed form is singular at g = 0
+            bad = ~np.all(np.isfinite(self.phi(x, params)), axis=0)
+            if not bad.any():
+                break
+            x[:, bad] = start
         for _ in range(max_iter):
             new = self.phi(x, params)
             done = np.max(np.abs(new - x) / (1 + np.abs(x)), axis=0, initial=0) < 1e-14

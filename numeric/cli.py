@@ -32,6 +32,7 @@ COMMANDS: dict[str, Command] = {
     "simulate": Command("cmd_simulate", "exact finite-size simulation: test errors and order parameters over seeds"),
     "solve": Command("cmd_solve", "asymptotic test errors (d, n, p → ∞) of one model point"),
     "pencil": Command("cmd_pencil", "linear pencil and operator-valued fixed point of a rational matrix expression"),
+    "spectrum": Command("cmd_spectrum", "limiting spectral density of a self-adjoint matrix expression: Stieltjes inversion, atoms"),
     "derive": Command("cmd_derive", "symbolic fixed point and error formulas for k directions"),
     "demo": Command("cmd_demo", "the main job: double-descent curves, phase diagrams and a theory-vs-simulation table"),
     "codegen": Command("cmd_codegen", "write the generated solver (NumPy module or C source) of the derived fixed point"),

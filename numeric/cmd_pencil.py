@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from typing import Any
 
@@ -11,7 +10,7 @@ import sympy as sp
 from sympy import MatrixSymbol
 
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.ovfp import DiagonalLaw, GaussianMatrix, derive_system
+from sobolev_rf.derive.ovfp import GaussianMatrix, derive_system
 from sobolev_rf.derive.pencil import SYNTAX_HELP, declare_shapes, linearize, parse_expression
 
 HELP = "linear pencil and operator-valued fixed point of a rational matrix expression"
@@ -24,11 +23,24 @@ normalised block traces (random-matrix limit, all dimensions proportional) and, 
 {SYNTAX_HELP}
 
 Matrices: --shape F=n,p declares a Gaussian matrix with iid N(0,1) entries (--symmetric F makes a square
-one a Wigner matrix); --diag D=p declares diag(zeta) with zeta iid N(0,1) (several such D of one size share
-the index j, zeta_j ~ N(0, I_k)); --diag S=d@1:0.3,3:0.7 a diagonal with a discrete law (value:weight,
-or equal weights with S=d@1,3).  Gaussian matrices must be normalised, e.g. Ft*F/n.
+one a Wigner matrix).  Diagonal matrices (--diag, repeatable; Gaussian matrices must be normalised, e.g.
+Ft*F/n):
+  D=p                 diag(zeta), zeta_j iid N(0,1); several such D of one size share the index j
+  S=d@1:0.3,3:0.7     a discrete law (value:weight, or equal weights with S=d@1,3)
+  S=d@uniform(0.5,2)  uniform on [0.5, 2] (Gauss-Legendre quadrature)
+  S,T=d@spec.csv      a joint empirical law: one row per index j, one column per matrix, equal weights
+  B=d@A, B=d@A^2, B=d@sqrt(A), B=d@1/(1+A)
+                      a function of other diagonals of the same size: the same index j (B=d@A is A itself)
 
-Example: sobolev-rf pencil 'inv(lam*I + Ft*F/n)' --shape F=n,p --solve --param lam=0.5 --param n=1 --param p=2
+Parameters: --param NAME=VALUE, real, or complex such as z=1+0.01j.  Complex parameters are solved on the
+physical branch (continued from z -> i*infinity); for an expression inv(M + c*z*I) with M symmetric the sign
+of Im tr is checked.  Complex traces are printed as a + bi, and in JSON as {{"re": a, "im": b}}.
+
+Examples:
+  sobolev-rf pencil 'inv(lam*I + Ft*F/n)' --shape F=n,p --solve --param lam=0.5 --param n=1 --param p=2
+  sobolev-rf pencil 'inv(Ft*F/n - z*I)' --shape F=n,p --solve --param z=1+0.01j --param n=1 --param p=2
+  sobolev-rf pencil 'inv(R*Zt*Z*R/n + lam) * T * inv(R*Zt*Z*R/n + lam) * S' --shape Z=n,d
+      --diag S,T=d@spectrum.csv --diag R=d@sqrt(S) --solve --param lam=0.1 --param n=1 --param d=0.5
 """
 
 
@@ -41,106 +53,105 @@ def add_parser(subparsers: Any) -> None:
                         help="declare a Gaussian matrix (repeatable)")
     parser.add_argument("--symmetric", action="append", default=[], metavar="NAME",
                         help="make a declared square Gaussian matrix symmetric (Wigner)")
-    parser.add_argument("--diag", action="append", default=[], metavar="NAME=DIM[@LAW]",
-                        help="declare a diagonal random matrix (repeatable)")
+    parser.add_argument("--diag", action="append", default=[], metavar="NAME[,NAME]=DIM[@LAW]",
+                        help="declare a diagonal random matrix, or several with a joint law (repeatable)")
     parser.add_argument("--format", choices=("text", "latex", "json"), default="text",
                         help="output format (default: %(default)s)")
     parser.add_argument("--self-adjoint", action="store_true",
                         help="also print the self-adjoint (hermitised) pencil")
     parser.add_argument("--solve", action="store_true", help="solve the fixed point numerically")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a scalar parameter or dimension (dimensions may be ratios, e.g. p=2 d=1)")
+                        help="a scalar parameter (real, or complex such as z=1+0.01j) or dimension "
+                             "(dimensions may be ratios, e.g. p=2 d=1)")
     parser.set_defaults(func=run)
 
 
-def _parse_diag(spec: str, dims: dict[str, sp.Symbol]) -> tuple[MatrixSymbol, DiagonalLaw | None]:
-    """``NAME=DIM`` (normal law, returned as ``None``) or ``NAME=DIM@v1:w1,v2:w2`` / ``@v1,v2`` (discrete)."""
-    m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*=\s*([A-Za-z_][A-Za-z_0-9]*|\d+)\s*(?:@(.*))?", spec)
-    if not m:
-        raise UserError(f"bad diagonal declaration {spec!r}; write NAME=DIM or NAME=DIM@v1:w1,v2:w2.")
-    name, dim, law = m.group(1), m.group(2), m.group(3)
-    if name in ("I", "inv", "t", "sqrt"):
-        raise UserError(f"{name!r} is reserved and cannot name a matrix.")
-    if dim.isdigit():
-        size: sp.Expr = sp.Integer(int(dim))
-    else:
-        size = dims.setdefault(dim, sp.Symbol(dim, positive=True, integer=True))
-    sym = MatrixSymbol(name, size, size)
-    if law is None:
-        return sym, None
-    values: list[float] = []
-    given: list[float | None] = []
-    for item in law.split(","):
-        parts = item.split(":")
-        try:
-            numbers = [float(part) for part in parts]
-        except ValueError:
-            raise UserError(f"bad law {law!r} for {name}; write v1:w1,v2:w2 or v1,v2.") from None
-        if len(parts) > 2 or not all(math.isfinite(x) for x in numbers):
-            raise UserError(f"bad law {law!r} for {name}; write v1:w1,v2:w2 or v1,v2 with finite numbers.")
-        values.append(numbers[0])
-        given.append(numbers[1] if len(numbers) == 2 else None)
-    if all(w is None for w in given):
-        weights = [1.0 / len(values)] * len(values)
-    elif any(w is None for w in given):
-        raise UserError(f"give a weight for every value of the law of {name}, or none.")
-    else:
-        weights = [w for w in given if w is not None]
-    return sym, DiagonalLaw((name,), "discrete", tuple((v,) for v in values), tuple(weights))
+def _parse_params(items: list[str]) -> dict[str, float | complex]:
+    from sobolev_rf.derive.laws import parse_value
 
-
-def _parse_params(items: list[str]) -> dict[str, float]:
-    out: dict[str, float] = {}
+    out: dict[str, float | complex] = {}
     for item in items:
         m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*=\s*(\S+)\s*", item)
         if not m:
-            raise UserError(f"bad parameter {item!r}; write NAME=VALUE, e.g. lam=0.5.")
-        try:
-            value = float(m.group(2))
-        except ValueError:
-            raise UserError(f"parameter {m.group(1)} must be a number, got {m.group(2)!r}.") from None
-        if not math.isfinite(value):
-            raise UserError(f"parameter {m.group(1)} must be finite, got {m.group(2)!r}.")
-        out[m.group(1)] = value
+            raise UserError(f"bad parameter {item!r}; write NAME=VALUE, e.g. lam=0.5 or z=1+0.01j.")
+        out[m.group(1)] = parse_value(m.group(1), m.group(2))
     return out
+
+
+def json_number(value: float | complex) -> float | dict[str, float]:
+    """A JSON number, or ``{"re": ..., "im": ...}`` for a complex value."""
+    if isinstance(value, complex):
+        return {"re": value.real, "im": value.imag}
+    return float(value)
+
+
+def _text_number(value: float | complex) -> str:
+    if isinstance(value, complex):
+        sign = "-" if value.imag < 0 else "+"
+        return f"{value.real:.15g} {sign} {abs(value.imag):.15g}i"
+    return f"{value:.15g}"
+
+
+def declarations(args: argparse.Namespace) -> tuple[dict[str, MatrixSymbol], dict[str, sp.Symbol], list[Any],
+                                                   dict[str, bool], dict[str, float | complex]]:
+    """Matrices, dimensions, diagonal laws, Gaussian names (→ symmetric?) and parameter values of a command
+    line with --shape, --symmetric, --diag and --param (shared by ``pencil`` and ``spectrum``)."""
+    from sobolev_rf.derive.laws import declare_diagonals
+
+    mats, dims = declare_shapes(args.shape)
+    diag_mats, laws = declare_diagonals(args.diag, dims, taken=mats)
+    for name in args.symmetric:
+        if name not in mats:
+            raise UserError(f"--symmetric {name}: declare {name} with --shape first.")
+        if mats[name].rows != mats[name].cols:
+            raise UserError(f"--symmetric {name}: {name} must be square.")
+    gaussians = {n: n in args.symmetric for n in mats}
+    mats.update(diag_mats)
+    values = _parse_params(args.param)
+    for name in dims:
+        if name in values:
+            v = values[name]
+            if isinstance(v, complex) or v <= 0:
+                raise UserError(f"dimension {name} must be a real number > 0, got {args_value(v)}.")
+    return mats, dims, laws, gaussians, values
+
+
+def args_value(v: float | complex) -> str:
+    return f"{v:g}" if not isinstance(v, complex) else str(v)
 
 
 def run(args: argparse.Namespace) -> int:
     """Build, derive, optionally solve, and print."""
-    mats, dims = declare_shapes(args.shape)
-    laws: list[DiagonalLaw] = []
-    normal_by_size: dict[str, list[str]] = {}
-    for spec in args.diag:
-        sym, law = _parse_diag(spec, dims)
-        if sym.name in mats:
-            raise UserError(f"matrix {sym.name!r} is declared twice.")
-        mats[sym.name] = sym
-        if law is None:
-            normal_by_size.setdefault(sp.srepr(sym.rows), []).append(sym.name)
-        else:
-            laws.append(law)
-    laws += [DiagonalLaw(tuple(names), "normal") for names in normal_by_size.values()]
-    diag_names = {n for law in laws for n in law.names}
-    for name in args.symmetric:
-        if name not in mats or name in diag_names:
-            raise UserError(f"--symmetric {name}: declare {name} with --shape first.")
-    gaussians = [GaussianMatrix(n, 1, n in args.symmetric) for n in mats if n not in diag_names]
-    expr = parse_expression(args.expr, mats, dims)
+    from sobolev_rf.derive.laws import herglotz_sign
+
+    mats, dims, laws, gaussians, values = declarations(args)
+    complex_names = [k for k, v in values.items() if isinstance(v, complex)]
+    scalars = {**dims, **{k: sp.Symbol(k) for k in complex_names if k not in dims}}
+    expr = parse_expression(args.expr, mats, scalars)
     pencil = linearize(expr)
-    system = derive_system(pencil, gaussians, laws)
-    values = _parse_params(args.param)
-    for name in dims:
-        if name in values and values[name] <= 0:
-            raise UserError(f"dimension {name} must be > 0, got {values[name]:g}.")
-    solution = system.solve(values) if args.solve else None
+    system = derive_system(pencil, [GaussianMatrix(n, 1, sym) for n, sym in gaussians.items()
+                                    if n in pencil.symbols], laws)
+    herglotz: dict[str, int] = {}
+    if args.solve and len(complex_names) == 1:
+        import numpy as np
+
+        name = complex_names[0]
+        real = {k: float(v) for k, v in values.items() if not isinstance(v, complex)}
+        sign = herglotz_sign(expr, name, mats, gaussians, laws, real, np.random.default_rng(0))
+        if sign:
+            herglotz["r"] = sign * (1 if values[name].imag > 0 else -1)
+    solution = system.solve(values, herglotz=herglotz) if args.solve else None
     if args.format == "json":
         data: dict[str, Any] = {"expression": sp.sstr(expr), "pencil": pencil.as_dict(), "system": system.as_dict()}
         if args.self_adjoint:
             data["self_adjoint_pencil"] = pencil.self_adjoint().as_dict()
         if solution is not None:
-            data["solution"] = {"unknowns": solution.unknowns, "traces": solution.outputs,
+            data["solution"] = {"unknowns": {k: json_number(v) for k, v in solution.unknowns.items()},
+                                "traces": {k: json_number(v) for k, v in solution.outputs.items()},
                                 "residual": solution.residual, "method": solution.method,
                                 "quadrature_error": solution.quadrature_error}
+            if herglotz:
+                data["solution"]["imaginary_sign_checked"] = herglotz
         print(json.dumps(data, indent=2))
         return 0
     latex = args.format == "latex"
@@ -152,11 +163,11 @@ def run(args: argparse.Namespace) -> int:
     if solution is not None:
         if latex:
             for name, val in solution.outputs.items():
-                print(f"\\tfrac{{1}}{{m}}\\operatorname{{tr}}\\mathrm{{{name}}} = {val:.15g}")
+                print(f"\\tfrac{{1}}{{m}}\\operatorname{{tr}}\\mathrm{{{name}}} = {_text_number(val)}")
         else:
             print(f"solution ({solution.method}, residual {solution.residual:.1e}):")
             for name, val in solution.unknowns.items():
-                print(f"  {name} = {val:.15g}")
+                print(f"  {name} = {_text_number(val)}")
             for name, val in solution.outputs.items():
-                print(f"  tr({name})/m = {val:.15g}")
+                print(f"  tr({name})/m = {_text_number(val)}")
     return 0
