@@ -57,9 +57,18 @@ def _sha(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def _canonical(value: Any) -> Any:
+    """-0.0 → 0.0 in floats and lists of floats (the same point must have one key)."""
+    if isinstance(value, float):
+        return value + 0.0
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def point_key(params: ModelParams) -> str:
     """The hash of a model point (its canonical JSON: every field, floats by their shortest repr)."""
-    return _sha(params.as_dict())
+    return _sha({name: _canonical(value) for name, value in params.as_dict().items()})
 
 
 def task_key(point: str, d: int, seed: int) -> str:

@@ -7,6 +7,7 @@ the summary does not depend on the order in which tasks finished.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -201,7 +202,7 @@ def report_text(rows: Sequence[dict[str, Any]], top: int = 10) -> str:
             f"{x['mean']:.5g} ± {x['se']:.2g}", f"{100 * gap:+.2f}%", f"{x['z']:+.2f}")) + " |")
     failed = sum(r["failed"] for r in rows)
     pending = sum(r["pending"] for r in rows)
-    theory_failed = len({id(r["params"]) for r in rows if r["theory_status"] == "failed"})
+    theory_failed = len({json.dumps(r["params"], sort_keys=True) for r in rows if r["theory_status"] == "failed"})
     digest = (f"{len(zs)} comparisons (point × d × error with ≥ 2 seeds and a theory value); "
               + (f"max |z| = {max(zs):.2f}, |z| > 3 in {sum(z > 3 for z in zs)}" if zs else "none yet"))
     notes = [f"{failed} task(s) failed"] if failed else []

@@ -115,7 +115,7 @@ def _integers(option: str, text: str, minimum: int) -> list[int]:
 def build_campaign(args: argparse.Namespace) -> Any:
     """The campaign of the command line, or None when no grid option is given (the store's own campaign)."""
     from sobolev_rf.derive.params import parse_alignment
-    from sobolev_rf.numeric.campaign import Campaign, grid
+    from sobolev_rf.numeric.campaign import RANGE_AXES, Campaign, grid
 
     options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test")
     if all(getattr(args, name) is None for name in options):
@@ -127,8 +127,7 @@ def build_campaign(args: argparse.Namespace) -> Any:
         raise UserError(f"--activation must be comma-separated expressions, got {value['activation']!r}.")
     points, axes = grid(
         activation=activations, k=_integers("--k", value["k"], 0),
-        tau=_ranges("tau", value["tau"]),
-        **{name: _ranges(name, value[name]) for name in ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g")},
+        **{name: _ranges(name, value[name]) for name in RANGE_AXES},
         teacher=value["teacher"],
         alignment=None if args.alignment is None else parse_alignment(args.alignment))
     ds = _integers("--d", args.d if args.d is not None else "200", 2)

@@ -70,6 +70,7 @@ def test_task_keys_depend_on_point_d_and_seed_only() -> None:
     b = ModelParams(p_over_d="2", lam=0.001, alignment=(1,))  # the same point, spelled differently
     assert point_key(a) == point_key(b)
     assert point_key(a) != point_key(a.with_(noise_f=1e-12))
+    assert point_key(a.with_(lam=-0.0)) == point_key(a.with_(lam=0.0))
     keys = {task_key(point_key(a), d, s) for d in (100, 200) for s in range(3)}
     assert len(keys) == 6
     c = small_campaign()
