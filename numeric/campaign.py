@@ -39,7 +39,7 @@ from .campaign_store import ERRORS, Store
 
 #: Grid axes in the order of a grid's dimensions: lists (activation, k) and ranges (the rest).
 GRID_AXES = ("activation", "k", "tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
-#: The axes that take ``sweep``'s range syntax (``sweep.AXES`` plus τ).
+#: The axes that take ``sweep``'s range syntax (those of ``sweep``, τ included).
 RANGE_AXES = ("tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
 #: Largest number of tasks of one campaign.
 MAX_TASKS = 2_000_000
@@ -176,7 +176,7 @@ def grid(*, activation: Sequence[str] = ("relu",), k: Sequence[int] = (1,), tau:
             raise UserError(f"--{name.replace('_', '-')} needs at least one value.")
         if name == "activation":
             values = [str(v).strip() for v in values]
-        elif name in ("k", "tau"):
+        elif name == "k":
             values = [_integer_value(name, v) for v in values]
         else:
             values = [float(v) for v in values]

@@ -45,7 +45,8 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--activation", default=None, metavar="LIST", help="student activations σ (default: relu)")
     g.add_argument("--teacher", default=None, metavar="EXPR", help="teacher link φ (default: tanh)")
     g.add_argument("--k", default=None, metavar="LIST", help="numbers of gradient projections, e.g. 1,2 (default: 1)")
-    g.add_argument("--tau", default=None, metavar="RANGES", help="0: L2 training, 1: Sobolev training (default: 1)")
+    g.add_argument("--tau", default=None, metavar="RANGES",
+                   help="Sobolev weights τ >= 0 (0: L2 training, 1: Sobolev training; default: 1)")
     g.add_argument("--p-over-d", default=None, metavar="RANGES", help="p/d values (default: 2)")
     g.add_argument("--n-over-d", default=None, metavar="RANGES", help="n/d values (default: 1)")
     g.add_argument("--lam", default=None, metavar="RANGES", help="ridge λ >= 0, 0 meaning λ → 0⁺ (default: 0.001)")

@@ -54,6 +54,8 @@ def test_grid_is_the_outer_product_in_axis_order() -> None:
     assert (points[0].activation, points[0].k, points[0].p_over_d, points[0].lam) == ("relu", 1, 0.5, 0.0)
     assert (points[1].p_over_d, points[1].lam) == (0.5, 1e-3)  # the last axis runs fastest
     assert points[-1].activation == "tanh" and points[-1].k == 2 and points[-1].alignment == (1.0, 1.0)
+    taus = grid(tau=[0, 0.5, 1.0])[0]
+    assert [p.tau for p in taus] == [0, 0.5, 1] and isinstance(taus[2].tau, int)
     with pytest.raises(UserError):
         grid(activation=["x +"])
     with pytest.raises(UserError):
@@ -164,7 +166,8 @@ BAD_COMMAND_LINES = [
     ["campaign", "--store=s.sqlite", "--p-over-d=0"],
     ["campaign", "--store=s.sqlite", "--p-over-d=1:2"],
     ["campaign", "--store=s.sqlite", "--lam=-1"],
-    ["campaign", "--store=s.sqlite", "--tau=2"],
+    ["campaign", "--store=s.sqlite", "--tau=-1"],
+    ["campaign", "--store=s.sqlite", "--tau=0,x"],
     ["campaign", "--store=s.sqlite", "--k=1,x"],
     ["campaign", "--store=s.sqlite", "--k=2", "--alignment=1"],
     ["campaign", "--store=s.sqlite", "--activation=relu,x +"],
