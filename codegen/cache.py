@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..derive.errors import UserError
 from .atomic import atomic_write_text
 
 #: Seconds a process waits for another one's build before it treats the lock as abandoned.
@@ -136,6 +137,11 @@ def get_artifact(folder: Path, key: str, source_ext: str, artifact_ext: str,
                     if tmp.exists():
                         tmp.unlink()
             atomic_write_text(paths.ready, file_hash(paths.artifact))
+        except UserError:
+            # bad input found while generating (e.g. an activation that does not parse): not a failed
+            # build; release the lock and leave nothing behind
+            paths.source.unlink(missing_ok=True)
+            raise
         except BaseException as exc:
             try:
                 os.replace(paths.source, paths.failed)

@@ -33,7 +33,7 @@ def valid_params(draw: st.DrawFn) -> dict[str, Any]:
         "activation": draw(names),
         "teacher": draw(names),
         "k": draw(st.sampled_from([k, float(k)])),
-        "tau": draw(st.sampled_from([0, 1, 0.0, 1.0])),
+        "tau": draw(st.sampled_from([0, 1, 0.0, 1.0, 0.3, 2.5, 100.0])),
         "p_over_d": draw(positive),
         "n_over_d": draw(positive),
         "lam": draw(nonnegative),
@@ -49,7 +49,8 @@ def test_valid_values_construct_and_round_trip(values: dict[str, Any]) -> None:
     p = ModelParams(**values)
     d = p.as_dict()
     assert set(d) == set(values)
-    assert isinstance(p.k, int) and p.k == values["k"] and p.tau in (0, 1) and isinstance(p.tau, int)
+    assert isinstance(p.k, int) and p.k == values["k"] and p.tau == values["tau"] and p.tau >= 0
+    assert isinstance(p.tau, int) == float(values["tau"]).is_integer()
     assert len(p.alignment or ()) == p.k
     if values["alignment"] is None:
         assert p.alignment == (1.0,) * p.k
@@ -66,9 +67,8 @@ bad_nonnegative = bad_real | st.floats(max_value=-1e-300, allow_nan=False)
 bad_k = (st.integers(max_value=-1) | st.integers(min_value=MAX_K + 1)
          | st.floats(allow_nan=True).filter(lambda v: not (math.isfinite(v) and v.is_integer() and 0 <= v <= MAX_K))
          | st.sampled_from([True, False, "1", None, [1], 1 + 0j]))
-bad_tau = (st.integers().filter(lambda v: v not in (0, 1))
-           | st.floats().filter(lambda v: v not in (0.0, 1.0))
-           | st.sampled_from([True, False, "1", "0", None, [1]]))
+bad_tau = (st.integers(max_value=-1) | st.floats(max_value=-1e-300, allow_nan=False)
+           | st.sampled_from([True, False, math.nan, math.inf, -math.inf, "abc", "", None, [1]]))
 bad_text = st.sampled_from(["", "   ", "\t\n", None, 3, 1.5, ["x"]])
 
 #: (field, strategy of invalid values, text the message must contain)

@@ -354,7 +354,7 @@ def test_cli_informed_json_reports_the_realised_alignment(capsys: pytest.Capture
 
 
 @pytest.mark.parametrize("argv", [
-    ("--d", "1"), ("--d", "ten"), ("--tau", "2"), ("--k", "-1"), ("--seeds", "0"), ("--n-test", "2.5"),
+    ("--d", "1"), ("--d", "ten"), ("--tau", "-2"), ("--k", "-1"), ("--seeds", "0"), ("--n-test", "2.5"),
     ("--lam", "-1"), ("--alignment", "1,2"), ("--subspace", "clever"), ("--d", "3", "--alignment", "9"),
     ("--subspace", "informed", "--alignment", "1"), ("--pilot", "5"), ("--subspace", "informed", "--pilot", "0"),
     ("--subspace", "informed", "--pilot", "x"), ("--subspace", "informed", "--pilot", "1e12"),
