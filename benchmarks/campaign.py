@@ -123,7 +123,7 @@ def attach(folder: Path, reference: Path) -> dict:
         return {"scheduler": address, "cluster_start_s": up, "workers": result["workers"], "run_s": result["run_s"],
                 "wall_s": result["wall_s"], "identical_to_local": rows(result["store"]) == rows(reference)}
     finally:
-        for p in procs:
+        for p in reversed(procs):  # workers before their scheduler
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -43,7 +43,7 @@ class Processes:
         return proc
 
     def kill_all(self) -> None:
-        for proc in self.procs:
+        for proc in reversed(self.procs):  # workers before their scheduler
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
