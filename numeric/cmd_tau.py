@@ -441,7 +441,8 @@ def maps_png(settings: Settings, study: Study) -> bytes:
                 gain = 100 * m.gain(q, "zero" if c == 1 else "one")
                 values = np.ma.masked_where(~np.isfinite(gain) | (gain <= 100 * m.rtol), np.maximum(gain, 0.01))
             mesh = ax.pcolormesh(xe, ye, values, cmap=cmap, norm=norm, shading="flat")
-            fig.colorbar(mesh, ax=ax, label=clabel, extend="both" if c == 0 else "neither")
+            bar = fig.colorbar(mesh, ax=ax, label=clabel, extend="both" if c == 0 else "neither")
+            bar.ax.minorticks_off()
             if c == 0:
                 for name, style in STATUS_STYLE.items():
                     cells = _cells(st == name, xe, ye)
