@@ -2,7 +2,7 @@
 
 The C module mirrors the NumPy one of :mod:`.numpy_printer` point by point (same blocks, same
 solver steps and thresholds) so that the two agree to rounding: per point, a damped fixed-point
-iteration u ← u − damping·r(u) until max|r| < 10⁻⁶·max(1, max|u|), then Newton with step halving
+iteration u ← u − damping·r(u) until max|r| < FIXED_POINT_SWITCH·max(1, max|u|), then Newton with step halving
 (up to 12 halvings) until max|r| ≤ tol·max(1, max|u|), then one polishing Newton step. H_s and H⁽²⁾_s
 follow the rules of :mod:`sobolev_rf.derive.special` (``templates/c_runtime.c.tmpl``: e^y E₁(y) by a
 power series and a continued fraction, √π e^y erfc(√y)/√y from C99 ``erfc``, the upward recursion,
@@ -20,7 +20,7 @@ from sympy.printing.c import C99CodePrinter
 
 from ..derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ..derive.system import System
-from .common import CODEGEN_VERSION, gamma_orders, quadrature_rule, system_blocks, template
+from .common import CODEGEN_VERSION, FIXED_POINT_SWITCH, gamma_orders, quadrature_rule, system_blocks, template
 
 
 class _Printer(C99CodePrinter):
@@ -55,6 +55,7 @@ def generate_c_source(system: System) -> str:
              "#include <math.h>",
              f"#define SR_N {n}", f"#define SR_P {p}", f"#define SR_M {m}",
              f"#define SR_LAGUERRE_THRESHOLD {LAGUERRE_THRESHOLD!r}", f"#define SR_LARGE_ORDER {LARGE_ORDER!r}",
+             f"#define SR_FP_SWITCH {FIXED_POINT_SWITCH!r}",
              template("c_runtime.c.tmpl")]
     for i, s in enumerate(orders):
         nodes, weights = quadrature_rule(s)

@@ -7,8 +7,9 @@ atomic writes, a ``.ready`` marker holding the artifact's sha256, rebuilt when i
   without executing code), keyed by the sha256 of the derive package's sources and the derivation's
   arguments, so any change to the derivation is a new key;
 * a **kernel**: the generated NumPy module or the compiled C library of a system, keyed by the
-  system's fingerprint, :data:`CODEGEN_VERSION`, the backend and, for C, the compiler (path, size,
-  mtime), its flags and the platform (the interpreter's SOABI).
+  system's fingerprint, :data:`CODEGEN_VERSION`, the sha256 of the codegen package's sources (printers
+  and runtime templates), the backend and, for C, the compiler (path, size, mtime), its flags and the
+  platform (the interpreter's SOABI).
 
 A warm call reads the record (JSON), checks both markers and loads the kernel; SymPy is imported only
 to derive, to generate or to rebuild.
@@ -88,14 +89,15 @@ _SOURCE_HASH: dict[str, str] = {}
 
 
 def package_source_hash(package: str) -> str:
-    """sha256 over the names and bytes of a package's ``.py`` files (read once per process)."""
+    """sha256 over the names and bytes of a package's ``.py`` files and templates (read once per process)."""
     if package not in _SOURCE_HASH:
         spec = find_spec(package)
         folders = list(spec.submodule_search_locations or []) if spec else []
         h = hashlib.sha256()
         for folder in folders:
-            for path in sorted(Path(folder).glob("*.py")):
-                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+            files = [*Path(folder).glob("*.py"), *Path(folder).glob("templates/*.tmpl")]
+            for path in sorted(files):
+                h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
         _SOURCE_HASH[package] = h.hexdigest()
     return _SOURCE_HASH[package]
 
@@ -131,7 +133,7 @@ _LOADED: dict[str, Kernel] = {}
 
 def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
     """The kernel of a system record for ``backend`` (``numpy`` or ``c``), generated and built if needed."""
-    fingerprint = record["fingerprint"]
+    fingerprint = f"{record['fingerprint']}|{package_source_hash('sobolev_rf.codegen')}"
     names = record_names(record, "unknowns"), record_names(record, "parameters"), record_names(record, "outputs")
     if backend == "c":
         platform = f"{compiler_identity()}|{' '.join(C_FLAGS)}|{sysconfig.get_config_var('SOABI')}"

@@ -17,7 +17,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ..derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ..derive.system import System
-from .common import CODEGEN_VERSION, gamma_orders, quadrature_rule, system_blocks, template
+from .common import CODEGEN_VERSION, FIXED_POINT_SWITCH, gamma_orders, quadrature_rule, system_blocks, template
 
 
 class _Printer(NumPyPrinter):
@@ -91,4 +91,5 @@ def generate_numpy_source(system: System) -> str:
         else:
             lines.append(f"    values = _stack([{', '.join(values)}])")
             lines.append("    return dict(zip(OUTPUTS, values))")
-    return "\n".join(lines) + "\n\n" + template("numpy_solver.py.tmpl")
+    return "\n".join(lines) + "\n\n" + template("numpy_solver.py.tmpl").replace("FIXED_POINT_SWITCH",
+                                                                                 repr(FIXED_POINT_SWITCH))
