@@ -57,8 +57,8 @@ system but do not appear in it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import sympy as sp
 
@@ -148,90 +148,138 @@ def derive_system(k: int, tau: float, branch: str = "ridge") -> System:
     return _derive(k, bool(tau > 0 and k >= 1), branch)
 
 
+Pair = tuple[sp.Expr, sp.Expr]
+
+
 @lru_cache(maxsize=None)
 def _derive(k: int, sobolev: bool, branch: str) -> System:
-    k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
-    m0, m1, ms, m0p, m1p, msp, _ = MU
-    d = _Definitions()
-    rt = sp.sqrt(TAU) if sobolev else sp.Integer(1)       # weight of a gradient row and of its label
-    tw = TAU if sobolev else sp.Integer(1)
-    w = VARPI_L
+    d = _Derivation(k, sobolev, branch)
+    unknowns, residuals, scale = d.first_order()
+    d.moments()
+    mean = d.mean_part()
+    S0, Ssum, Sl = d.training_residuals(mean)
+    outputs = d.outputs(mean, S0, Ssum, Sl, scale)
+    parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G) + ((TAU,) if sobolev else ()) \
+        + ((VARPI2, VARPI_L) if k else ())
+    suffix = "" if branch == "ridge" else f"_{branch}"
+    return System(name=f"sobolev_rf_k{k}_{'tau' if sobolev else 'l2'}{suffix}", unknowns=tuple(unknowns),
+                  parameters=parameters, residuals=tuple(residuals), outputs=outputs, definitions=dict(d.defs.items),
+                  latex_names=LATEX_NAMES, branch=branch,
+                  meta={"k": k, "sobolev": sobolev, "rows_per_sample": 1 + k if sobolev else 1,
+                        "parameter_meaning": {str(q): PARAMETER_MEANING[str(q)] for q in parameters}})
 
-    def total(expr: sp.Expr) -> sp.Expr:
+
+@dataclass
+class _Mean:
+    """The mean part: its second-order traces, M_a, m and the direction-free b_0."""
+
+    dTE: Pair
+    dTC: Pair
+    M: Pair
+    m: sp.Expr
+    gam: Pair
+    N: Pair
+    t: Pair
+
+
+class _Derivation:
+    """The stages of the derivation (module docstring): symbols and first order, ζ-moments, the mean part,
+    the training-residual covariance diag(S), the outputs. Index 0 is the function row; index 1 stands for
+    every gradient direction l (an expression in ϖ_l, summed over l by :meth:`total`)."""
+
+    def __init__(self, k: int, sobolev: bool, branch: str) -> None:
+        self.k, self.sobolev, self.branch = k, sobolev, branch
+        self.defs = _Definitions()
+        self.rt = sp.sqrt(TAU) if sobolev else sp.Integer(1)       # weight of a gradient row and its label
+        self.tw = TAU if sobolev else sp.Integer(1)
+
+    def total(self, expr: sp.Expr) -> sp.Expr:
         """Σ_l expr(ϖ_l) for an expr affine in ϖ_l²: k·expr(√ϖ̄²)."""
-        return k * sp.sympify(expr).xreplace({w: sp.sqrt(VARPI2)})
+        return self.k * sp.sympify(expr).xreplace({VARPI_L: sp.sqrt(VARPI2)})
 
-    # --- unknowns and first order -------------------------------------------------------------
-    O0 = sp.Symbol("Omega_0")
-    O1 = sp.Symbol("Omega_1")
-    if branch == "ridge":
-        V0, V1 = sp.Symbol("V_0"), sp.Symbol("V_1")
-        first = [V0] + ([V1] if sobolev else [])
-        g0, g1, ridge = 1 / (1 + V0), (1 / (1 + V1) if sobolev else sp.Integer(0)), LAM
-    else:
-        alpha = sp.Symbol("alpha") if branch == "interpolating" else sp.Integer(0)
-        B1 = sp.Symbol("beta_1")
-        first = ([alpha] if branch == "interpolating" else []) + ([B1] if sobolev else [])
-        g0, g1, ridge = 1 - alpha, (B1 if sobolev else sp.Integer(0)), alpha
-    g = [d("g_0", g0), d("g_1", g1)]                  # index 1 stands for every direction l
-    kb = [k1, rt * k1p]                                 # κ̄_a
-    cm = [ks**2, tw * ksp**2]                           # c_aa
-    c = [d("c_0", g[0] * kb[0] ** 2), d("c_1", g[1] * kb[1] ** 2)]
-    e = [d("e_0", g[0] * cm[0] + ridge), d("e_1", g[1] * cm[1])]
-    Om = [O0, O1]
-    P = [d("P_0", 1 / (1 + O0 * c[0])), d("P_1", 1 / (1 + O1 * c[1]))]
-    F = [d("F_0", c[0] * P[0]), d("F_1", c[1] * P[1])]
-    a0 = d("a_0", e[0] + F[0])
-    if sobolev:
-        a1 = d("a_1", e[1] + F[1])
-        s = sp.Rational(k, 2)
-        y = d("y", a0 / (2 * a1))
-        H = d("H", GammaResolvent(s, y))
-        H2 = d("H_2", GammaResolvent2(s, y))                # E[1/(t+y)²]
-        q1 = [H / (2 * a1), (1 - y * H) / a1]                # E[q], E[q‖ζ‖²]
-        q2 = [H2 / (4 * a1**2), (H - y * H2) / (2 * a1**2), (1 - 2 * y * H + y**2 * H2) / a1**2]
-    else:
-        q1 = [1 / a0, sp.Integer(k) / a0]
-        q2 = [1 / a0**2, sp.Integer(k) / a0**2, sp.Integer(k * (k + 2)) / a0**2]
-    unknowns = first + [O0] + ([O1] if k else [])
-    v = [(kb[a] ** 2 * Om[a] * P[a] + cm[a] * Om[a]) / PHI for a in ((0, 1) if sobolev else (0,))]  # V_r (ṽ_r)
-    if branch == "ridge":
-        residuals = [x - vr for x, vr in zip(first, v)]
-        scale = sp.Integer(1)
-    elif branch == "interpolating":
-        residuals = [alpha - (1 - 1 / v[0])] + ([B1 - 1 / v[1]] if sobolev else [])
-        scale = sp.Integer(0)
-    else:
-        residuals = [B1 - 1 / (1 - v[0] + v[1])] if sobolev else []
-        scale = d("L", 1 - v[0])
-    residuals.append(O0 - PSI * q1[0])
-    if k:
-        residuals.append(O1 - PSI * q1[1] / k)
+    # --- symbols and first order ---------------------------------------------------------------
+    def first_order(self) -> tuple[list[sp.Symbol], list[sp.Expr], sp.Expr]:
+        """Unknowns, residuals and the training-residual scale of the branch; defines g, c, e, P, F, the
+        ζ-moments q1, q2 of the resolvent."""
+        k, sobolev, branch, d = self.k, self.sobolev, self.branch, self.defs
+        k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
+        O0, O1 = sp.Symbol("Omega_0"), sp.Symbol("Omega_1")
+        if branch == "ridge":
+            V0, V1 = sp.Symbol("V_0"), sp.Symbol("V_1")
+            first = [V0] + ([V1] if sobolev else [])
+            g0, g1, ridge = 1 / (1 + V0), (1 / (1 + V1) if sobolev else sp.Integer(0)), LAM
+        else:
+            alpha = sp.Symbol("alpha") if branch == "interpolating" else sp.Integer(0)
+            B1 = sp.Symbol("beta_1")
+            first = ([alpha] if branch == "interpolating" else []) + ([B1] if sobolev else [])
+            g0, g1, ridge = 1 - alpha, (B1 if sobolev else sp.Integer(0)), alpha
+        self.g = (d("g_0", g0), d("g_1", g1))
+        self.kb = (k1, self.rt * k1p)                              # κ̄_a
+        self.cm = (ks**2, self.tw * ksp**2)                        # c_aa
+        g, kb, cm = self.g, self.kb, self.cm
+        c = (d("c_0", g[0] * kb[0] ** 2), d("c_1", g[1] * kb[1] ** 2))
+        e = (d("e_0", g[0] * cm[0] + ridge), d("e_1", g[1] * cm[1]))
+        self.Om = (O0, O1)
+        self.P = (d("P_0", 1 / (1 + O0 * c[0])), d("P_1", 1 / (1 + O1 * c[1])))
+        self.F = (d("F_0", c[0] * self.P[0]), d("F_1", c[1] * self.P[1]))
+        a0 = d("a_0", e[0] + self.F[0])
+        if sobolev:
+            a1 = d("a_1", e[1] + self.F[1])
+            s = sp.Rational(k, 2)
+            y = d("y", a0 / (2 * a1))
+            H = d("H", GammaResolvent(s, y))
+            H2 = d("H_2", GammaResolvent2(s, y))                  # E[1/(t+y)²]
+            q1 = [H / (2 * a1), (1 - y * H) / a1]                  # E[q], E[q‖ζ‖²]
+            self.q2 = [H2 / (4 * a1**2), (H - y * H2) / (2 * a1**2), (1 - 2 * y * H + y**2 * H2) / a1**2]
+        else:
+            q1 = [1 / a0, sp.Integer(k) / a0]
+            self.q2 = [1 / a0**2, sp.Integer(k) / a0**2, sp.Integer(k * (k + 2)) / a0**2]
+        unknowns = first + [O0] + ([O1] if k else [])
+        rows = (0, 1) if sobolev else (0,)
+        v = [(kb[a] ** 2 * self.Om[a] * self.P[a] + cm[a] * self.Om[a]) / PHI for a in rows]  # V_r (ṽ_r)
+        scale: sp.Expr
+        if branch == "ridge":
+            residuals = [x - vr for x, vr in zip(first, v)]
+            scale = sp.Integer(1)
+        elif branch == "interpolating":
+            residuals = [alpha - (1 - 1 / v[0])] + ([B1 - 1 / v[1]] if sobolev else [])
+            scale = sp.Integer(0)
+        else:
+            residuals = [B1 - 1 / (1 - v[0] + v[1])] if sobolev else []
+            scale = d("L", 1 - v[0])
+        residuals.append(O0 - PSI * q1[0])
+        if k:
+            residuals.append(O1 - PSI * q1[1] / k)
+        self.ridge = ridge
+        return unknowns, residuals, scale
 
-    # --- 4-moments and the diagonal implicit-differentiation solve ------------------------------
-    A4 = d("m4_0", q2[0])
-    B4 = d("m4_1", q2[1] / k) if k else sp.Integer(0)
-    O4 = d("m4_2", q2[2] / (k * (k + 2))) if k else sp.Integer(0)
-    if k:
-        L11 = 1 - PSI * A4 * F[0] ** 2
-        L12 = -PSI * B4 * F[1] ** 2
-        L21 = -PSI * k * B4 * F[0] ** 2
-        L22 = 1 - PSI * (k + 2) * O4 * F[1] ** 2
-        det = d("L_det", L11 * L22 - L12 * L21)
-        rho = [[d("rho_00", L22 / det), d("rho_0s", -L12 / det)],
-               [d("rho_s0", -L21 / det), d("rho_ss", L11 / det)]]
-        rho_l = d("rho_l", 1 / (1 - 2 * PSI * O4 * F[1] ** 2))
-    else:
-        rho = [[d("rho_00", 1 / (1 - PSI * A4 * F[0] ** 2))]]
+    # --- 4-moments and the implicit-differentiation solve -----------------------------------------
+    def moments(self) -> None:
+        """m4_0, m4_1, m4_2 and the inverse ρ of the exchangeable 2×2 system of δΩ."""
+        k, d, F, q2 = self.k, self.defs, self.F, self.q2
+        self.A4 = d("m4_0", q2[0])
+        self.B4 = d("m4_1", q2[1] / k) if k else sp.Integer(0)
+        self.O4 = d("m4_2", q2[2] / (k * (k + 2))) if k else sp.Integer(0)
+        if k:
+            L11 = 1 - PSI * self.A4 * F[0] ** 2
+            L12 = -PSI * self.B4 * F[1] ** 2
+            L21 = -PSI * k * self.B4 * F[0] ** 2
+            L22 = 1 - PSI * (k + 2) * self.O4 * F[1] ** 2
+            det = d("L_det", L11 * L22 - L12 * L21)
+            self.rho = [[d("rho_00", L22 / det), d("rho_0s", -L12 / det)],
+                        [d("rho_s0", -L21 / det), d("rho_ss", L11 / det)]]
+            self.rho_l = d("rho_l", 1 / (1 - 2 * PSI * self.O4 * F[1] ** 2))
+        else:
+            self.rho = [[d("rho_00", 1 / (1 - PSI * self.A4 * F[0] ** 2))]]
 
-    Pair = tuple[sp.Expr, sp.Expr]
-
-    def directional(dE: Pair, dC: Pair, wsum: sp.Expr, name: str | None) -> tuple[Pair, Pair]:
+    def directional(self, dE: Pair, dC: Pair, wsum: sp.Expr, name: str | None) -> tuple[Pair, Pair]:
         """(δT^E_a, δT^C_a) for a = 0 and a generic direction l along a diagonal source (δE_a, δC_a);
         ``wsum`` = Σ_l (δE_l + P_1²δC_l). ``name`` prefixes the definitions of the direction-free parts
         (None: inline); the parts of direction l stay inline (they depend on ϖ_l)."""
+        k, P, F, Om, A4, B4, O4, rho = self.k, self.P, self.F, self.Om, self.A4, self.B4, self.O4, self.rho
+
         def keep(label: str, expr: sp.Expr) -> sp.Expr:
-            return expr if name is None else d(f"{name}_{label}", expr)
+            return expr if name is None else self.defs(f"{name}_{label}", expr)
 
         w0 = keep("w_0", dE[0] + P[0] ** 2 * dC[0])
         wl = dE[1] + P[1] ** 2 * dC[1]
@@ -241,47 +289,60 @@ def _derive(k: int, sobolev: bool, branch: str) -> System:
             rsum = -PSI * (k * B4 * w0 + (k + 2) * O4 * wsum)
             x0 = keep("x0", rho[0][0] * r0 + rho[0][1] * rsum)
             xs = keep("xs", rho[1][0] * r0 + rho[1][1] * rsum)
-            xl = (rl + PSI * (B4 * F[0] ** 2 * x0 + O4 * F[1] ** 2 * xs)) * rho_l
+            xl = (rl + PSI * (B4 * F[0] ** 2 * x0 + O4 * F[1] ** 2 * xs)) * self.rho_l
         else:
             x0, xl = keep("x0", rho[0][0] * r0), sp.Integer(0)
-        x = (x0, xl)
-        dTE = (x[0] / PSI, x[1] / PSI)
-        dTC = (P[0] ** 2 * (x[0] - Om[0] ** 2 * dC[0]) / PSI, P[1] ** 2 * (x[1] - Om[1] ** 2 * dC[1]) / PSI)
+        dTE = (x0 / PSI, xl / PSI)
+        dTC = (P[0] ** 2 * (x0 - Om[0] ** 2 * dC[0]) / PSI, P[1] ** 2 * (xl - Om[1] ** 2 * dC[1]) / PSI)
         return dTE, dTC
 
-    # --- mean part --------------------------------------------------------------------------
-    gam = (m1, rt * w * m1p)
-    u = (g[0] * gam[0] * kb[0], g[1] * gam[1] * kb[1])
-    mean_wsum = d("mean_wsum", total(P[1] ** 2 * u[1] ** 2)) if k else sp.Integer(0)
-    dTEm, dTCm = directional((sp.Integer(0), sp.Integer(0)), (u[0] ** 2, u[1] ** 2), mean_wsum, "mean")
-    M = (d("M_0", kb[0] * Om[0] * P[0] * u[0]), kb[1] * Om[1] * P[1] * u[1])
-    m = d("m", Om[0] * P[0] * u[0])
-    noise = (DELTA_F, tw * DELTA_G)
-    N = (ms**2 + DELTA_F, tw * (w**2 * msp**2 + DELTA_G))
-    t = (sp.Piecewise((m0, sp.Eq(k0, 0)), (0, True)), rt * sp.Piecewise((w * m1, sp.Eq(k0p, 0)), (0, True)))
+    # --- mean part ------------------------------------------------------------------------------
+    def mean_part(self) -> _Mean:
+        """The source uuᵀ of E[w], u_a = g_aγ_aκ̄_a, and what it gives: M_a, m, the targets' noise and spikes."""
+        k, d, g, kb, P, Om, rt, tw = self.k, self.defs, self.g, self.kb, self.P, self.Om, self.rt, self.tw
+        k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
+        m0, m1, ms, m0p, m1p, msp, _ = MU
+        w = VARPI_L
+        gam = (m1, rt * w * m1p)
+        u = (g[0] * gam[0] * kb[0], g[1] * gam[1] * kb[1])
+        wsum = d("mean_wsum", self.total(P[1] ** 2 * u[1] ** 2)) if k else sp.Integer(0)
+        dTE, dTC = self.directional((sp.Integer(0), sp.Integer(0)), (u[0] ** 2, u[1] ** 2), wsum, "mean")
+        M = (d("M_0", kb[0] * Om[0] * P[0] * u[0]), kb[1] * Om[1] * P[1] * u[1])
+        m = d("m", Om[0] * P[0] * u[0])
+        N = (ms**2 + DELTA_F, tw * (w**2 * msp**2 + DELTA_G))
+        t = (sp.Piecewise((m0, sp.Eq(k0, 0)), (0, True)), rt * sp.Piecewise((w * m1, sp.Eq(k0p, 0)), (0, True)))
+        return _Mean(dTE, dTC, M, m, gam, N, t)
 
-    def b_row(a: int) -> sp.Expr:
-        return (gam[a] - M[a]) ** 2 + N[a] - M[a] ** 2 + t[a] ** 2 - PSI * (cm[a] * dTEm[a] + kb[a] ** 2 * dTCm[a])
+    def b_row(self, mean: _Mean, a: int) -> sp.Expr:
+        """S⁰_aa plus the mean part of q_aa: the source term of row a in the system for diag(S)."""
+        return ((mean.gam[a] - mean.M[a]) ** 2 + mean.N[a] - mean.M[a] ** 2 + mean.t[a] ** 2
+                - PSI * (self.cm[a] * mean.dTE[a] + self.kb[a] ** 2 * mean.dTC[a]))
 
-    b0 = d("b_0", b_row(0))
-
-    # --- the linear system for diag(S): probe its coefficients with symbolic S ------------------
-    def noise_source(S0: sp.Expr, Sl: sp.Expr, Ssum: sp.Expr) -> tuple[Pair, Pair, sp.Expr]:
+    # --- training-residual covariance diag(S) ------------------------------------------------------
+    def noise_source(self, S0: sp.Expr, Sl: sp.Expr, Ssum: sp.Expr) -> tuple[Pair, Pair, sp.Expr]:
+        g, cm, kb, P = self.g, self.cm, self.kb, self.P
         dE = (g[0] ** 2 * S0 * cm[0], g[1] ** 2 * Sl * cm[1])
         dC = (g[0] ** 2 * S0 * kb[0] ** 2, g[1] ** 2 * Sl * kb[1] ** 2)
         return dE, dC, g[1] ** 2 * (cm[1] + P[1] ** 2 * kb[1] ** 2) * Ssum
 
-    def noise_map(dTE: Pair, dTC: Pair, a: int) -> sp.Expr:
-        return -(PSI / PHI) * (cm[a] * dTE[a] + kb[a] ** 2 * dTC[a])
+    def noise_map(self, dTE: Pair, dTC: Pair, a: int) -> sp.Expr:
+        return -(PSI / PHI) * (self.cm[a] * dTE[a] + self.kb[a] ** 2 * dTC[a])
 
-    s0, sl, ssum = sp.Dummy("S0"), sp.Dummy("Sl"), sp.Dummy("Ssum")
-    pdTE, pdTC = directional(*noise_source(s0, sl, ssum) if sobolev else noise_source(s0, 0, 0), None)
-    out0 = noise_map(pdTE, pdTC, 0)
-    al00 = d("alpha_00", sp.diff(out0, s0))
-    if sobolev:
-        out1 = noise_map(pdTE, pdTC, 1)
-        b1 = b_row(1)
-        bsum = d("b_sum", total(b1))
+    def training_residuals(self, mean: _Mean) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+        """S_00, Σ_l S_ll and S_ll: the linear system S = b + (noise map)(S), its coefficients probed with
+        symbolic S, reduced to 2×2 by exchangeability."""
+        k, d = self.k, self.defs
+        b0 = d("b_0", self.b_row(mean, 0))
+        s0, sl, ssum = sp.Dummy("S0"), sp.Dummy("Sl"), sp.Dummy("Ssum")
+        probe = self.noise_source(s0, sl, ssum) if self.sobolev else self.noise_source(s0, sp.Integer(0), sp.Integer(0))
+        pdTE, pdTC = self.directional(*probe, None)
+        out0 = self.noise_map(pdTE, pdTC, 0)
+        al00 = d("alpha_00", sp.diff(out0, s0))
+        if not self.sobolev:
+            return d("S_0", b0 / (1 - al00)), sp.Integer(0), sp.Integer(0)
+        out1 = self.noise_map(pdTE, pdTC, 1)
+        b1 = self.b_row(mean, 1)
+        bsum = d("b_sum", self.total(b1))
         al0s = d("alpha_0s", sp.diff(out0, ssum))
         al10 = d("alpha_l0", sp.diff(out1, s0))
         beta = d("beta", sp.diff(out1, ssum))
@@ -289,36 +350,32 @@ def _derive(k: int, sobolev: bool, branch: str) -> System:
         det2 = d("S_det", (1 - al00) * (1 - delta - k * beta) - k * al0s * al10)
         S0 = d("S_0", ((1 - delta - k * beta) * b0 + al0s * bsum) / det2)
         Ssum = d("S_sum", ((1 - al00) * bsum + k * al10 * b0) / det2)
-        Sl = (b1 + al10 * S0 + beta * Ssum) / (1 - delta)
-    else:
-        S0 = d("S_0", b0 / (1 - al00))
-        Ssum = Sl = sp.Integer(0)
+        return S0, Ssum, (b1 + al10 * S0 + beta * Ssum) / (1 - delta)
 
     # --- outputs ----------------------------------------------------------------------------
-    dTEn, dTCn = directional(*noise_source(S0, sp.Integer(0), Ssum), "noise")
-    q_s = d("q_s", -PSI * dTCm[0] - (PSI / PHI) * dTCn[0])
-    q_w = d("q_w", -PSI * dTEm[0] - (PSI / PHI) * dTEn[0])
-    outputs: dict[str, sp.Expr] = {"eps_L2": S0 - noise[0]}
-    if k:
-        if sobolev:
-            outputs["eps_H1"] = (Ssum / k - noise[1]) / TAU
-        else:
-            outputs["eps_H1"] = total(w**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2) + w**2 * (m1p**2 + msp**2)
-                                      + (k1p**2 + ksp**2) * q_w) / k
-    outputs["eps_grad"] = (m0p**2 + m1p**2 + msp**2) - 2 * m1 * k1 * m + k1**2 * q_s + (k1p**2 + ksp**2) * q_w
-    outputs["train_loss"] = scale**2 * (g[0] ** 2 * S0 + g[1] ** 2 * Ssum) + (LAM * q_w if branch == "ridge" else 0)
-    outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S0
-    outputs.update({"m": m, "q_s": q_s, "q_w": q_w, "M_0": M[0], "S_0": S0})
-    if k:
-        outputs["M_l"] = M[1]
-    if sobolev:
-        outputs["S_l"] = Sl
-    parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G) + ((TAU,) if sobolev else ()) \
-        + ((VARPI2, VARPI_L) if k else ())
-    suffix = "" if branch == "ridge" else f"_{branch}"
-    rows = 1 + k if sobolev else 1
-    return System(name=f"sobolev_rf_k{k}_{'tau' if sobolev else 'l2'}{suffix}", unknowns=tuple(unknowns),
-                  parameters=parameters, residuals=tuple(residuals), outputs=outputs, definitions=dict(d.items),
-                  latex_names=LATEX_NAMES, branch=branch,
-                  meta={"k": k, "sobolev": sobolev, "rows_per_sample": rows,
-                        "parameter_meaning": {str(q): PARAMETER_MEANING[str(q)] for q in parameters}})
+    def outputs(self, mean: _Mean, S0: sp.Expr, Ssum: sp.Expr, Sl: sp.Expr, scale: sp.Expr) -> dict[str, sp.Expr]:
+        """The errors (MODEL.md), the training losses, m, q_s, q_w and the order parameters of one direction."""
+        k, d, g = self.k, self.defs, self.g
+        k0, k1, ks, k0p, k1p, ksp, _ = KAPPA
+        m0, m1, ms, m0p, m1p, msp, _ = MU
+        w, m = VARPI_L, mean.m
+        dTEn, dTCn = self.directional(*self.noise_source(S0, sp.Integer(0), Ssum), "noise")
+        q_s = d("q_s", -PSI * mean.dTC[0] - (PSI / PHI) * dTCn[0])
+        q_w = d("q_w", -PSI * mean.dTE[0] - (PSI / PHI) * dTEn[0])
+        outputs: dict[str, sp.Expr] = {"eps_L2": S0 - DELTA_F}
+        if k:
+            if self.sobolev:
+                outputs["eps_H1"] = (Ssum / k - TAU * DELTA_G) / TAU
+            else:
+                outputs["eps_H1"] = self.total(w**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2)
+                                               + w**2 * (m1p**2 + msp**2) + (k1p**2 + ksp**2) * q_w) / k
+        outputs["eps_grad"] = (m0p**2 + m1p**2 + msp**2) - 2 * m1 * k1 * m + k1**2 * q_s + (k1p**2 + ksp**2) * q_w
+        outputs["train_loss"] = scale**2 * (g[0] ** 2 * S0 + g[1] ** 2 * Ssum) \
+            + (LAM * q_w if self.branch == "ridge" else 0)
+        outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S0
+        outputs.update({"m": m, "q_s": q_s, "q_w": q_w, "M_0": mean.M[0], "S_0": S0})
+        if k:
+            outputs["M_l"] = mean.M[1]
+        if self.sobolev:
+            outputs["S_l"] = Sl
+        return outputs
