@@ -443,12 +443,22 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         task_s = theory_s = 0.0
         first_failure = None
         running, refreshed = 0, 0.0
+        lost, lost_reason = 0, ""
+        from distributed import KilledWorker
+
         for future in queue:
             kind, key = futures.pop(future)
             try:
                 result = future.result()
-            except Exception as exc:  # KilledWorker, a lost connection: Dask's own message, as a failure
+            except KilledWorker as exc:  # the task took its workers down again and again: a failure of the task
                 result = {"status": "failed", "message": f"Dask: {_one_line(exc)[:300]}", "errors": {}}
+            except BaseException as exc:  # cancelled, connection lost: not the task's fault, it stays pending
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                lost += 1
+                lost_reason = lost_reason or _one_line(exc)[:300]
+                future.release()
+                continue
             future.release()
             if kind == "theory":
                 st.record_theory(key, result)
@@ -472,6 +482,9 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
                     refreshed = now
                 progress(CampaignProgress(done, failed, min(running, total - done - failed), total))
         run = time.perf_counter() - t1
+        if lost:
+            raise UserError(f"{lost} task(s) got no result from the Dask cluster ({lost_reason}); every result "
+                            "that arrived is stored: run the same command again to finish.")
         return stats(ran, failed_now, nworkers, startup, run, task_s, first_failure, theory_s)
     finally:
         try:

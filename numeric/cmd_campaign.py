@@ -194,8 +194,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int | None, retry_failed: bool) -> Any:
+    import logging
+
     from sobolev_rf.numeric.campaign import run_campaign
 
+    import distributed  # noqa: F401 (it sets its loggers up on import; set them after)
+
+    # the command reports a lost scheduler in its own one line; Dask's client would add tracebacks
+    for name in ("distributed.client", "distributed.comm", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     if not _progress_enabled():
         return run_campaign(campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed)
     from tqdm import tqdm
