@@ -271,9 +271,11 @@ def test_cli_runs_exports_and_reports(one_worker_store: Path, tmp_path: Path, mo
                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The command line on an existing store: no grid options means the store's own campaign."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOBOLEV_RF_PROGRESS", "1")  # the bar, also off a terminal
     code = cli.main(["campaign", f"--store={one_worker_store}", "--export=t.csv", "--summary=s.csv", "--report=2"])
     out, err = capsys.readouterr()
     assert code == 0
+    assert "12/12" in err and "done 6, failed 6, running 0" in err
     assert "6 of 12 tasks done (0 run now)" in err and "6 failed" in err
     assert sum(line.startswith("| ") for line in out.splitlines()) == 1 + 2 and "max |z|" in out
     assert len((tmp_path / "t.csv").read_text().splitlines()) == 2 + 12
