@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sobolev_rf.codegen.atomic import atomic_write_text
-from sobolev_rf.codegen.c_printer import find_compiler
+from sobolev_rf.codegen.jit import find_compiler
 from sobolev_rf.numeric.theory import solve_grid
 
 SIZE = 128

@@ -88,8 +88,8 @@ def system_blocks(system: System) -> dict[str, Block]:
     }
 
 
-def template(name: str) -> str:
-    """The text of a runtime template file of this package (``templates/NAME``)."""
+def template(package: str, name: str) -> str:
+    """The text of a runtime template file shipped with a backend package."""
     from importlib.resources import files
 
-    return (files(__package__) / "templates" / name).read_text()
+    return (files(package) / name).read_text()

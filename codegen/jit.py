@@ -95,7 +95,7 @@ def package_source_hash(package: str) -> str:
         folders = list(spec.submodule_search_locations or []) if spec else []
         h = hashlib.sha256()
         for folder in folders:
-            files = [*Path(folder).glob("*.py"), *Path(folder).glob("templates/*.tmpl")]
+            files = [*Path(folder).rglob("*.py"), *Path(folder).rglob("*.tmpl")]
             for path in sorted(files):
                 h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
         _SOURCE_HASH[package] = h.hexdigest()
@@ -140,7 +140,7 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
         key = cache.artifact_key(fingerprint, CODEGEN_VERSION, f"c|{platform}")
 
         def generate_c() -> str:
-            from .c_printer import generate_c_source
+            from .c.printer import generate_c_source
 
             return generate_c_source(system_from_record(record))
 
@@ -152,7 +152,7 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
     key = cache.artifact_key(fingerprint, CODEGEN_VERSION, "numpy")
 
     def generate_numpy() -> str:
-        from .numpy_printer import generate_numpy_source
+        from .numpy.printer import generate_numpy_source
 
         return generate_numpy_source(system_from_record(record))
 

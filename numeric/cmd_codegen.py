@@ -27,8 +27,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.k <= MAX_K:
         raise UserError(f"k must be between 0 and {MAX_K}, got {args.k}.")
     from ..codegen.atomic import atomic_write_text
-    from ..codegen.c_printer import generate_c_source
-    from ..codegen.numpy_printer import generate_numpy_source
+    from ..codegen.c.printer import generate_c_source
+    from ..codegen.numpy.printer import generate_numpy_source
     from ..derive.saddle import derive_system
 
     system = derive_system(args.k, tau_value(args.tau), args.branch)

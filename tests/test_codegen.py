@@ -10,9 +10,9 @@ import pytest
 
 from oracle import solve
 from sobolev_rf.codegen import cache
-from sobolev_rf.codegen.c_printer import generate_c_source
+from sobolev_rf.codegen.c.printer import generate_c_source
 from sobolev_rf.codegen.jit import find_compiler
-from sobolev_rf.codegen.numpy_printer import generate_numpy_source
+from sobolev_rf.codegen.numpy.printer import generate_numpy_source
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
 from sobolev_rf.numeric.theory import solve_grid
@@ -265,7 +265,7 @@ def test_runtime_resolvents_match_mpmath(s: float) -> None:
     from sobolev_rf.derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, mp_gamma_resolvent, mp_gamma_resolvent2
 
     namespace: dict = {}
-    exec(template("numpy_runtime.py.tmpl").format(threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER), namespace)
+    exec(template("sobolev_rf.codegen.numpy", "runtime.py.tmpl").format(threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER), namespace)
     nodes, weights = (np.array(v) for v in quadrature_rule(sp.nsimplify(s)))
     ys = np.array([1e-8, 1e-3, 0.4, 7.0, 29.0, 31.0, 300.0, 1e4])
     h, h2 = namespace["_resolvents"](s, ys, nodes, weights)

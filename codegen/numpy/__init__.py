@@ -1,0 +1,1 @@
+"""The NumPy backend: a printer and its runtime templates (vectorised over points)."""
