@@ -43,6 +43,12 @@ def _positive(name: str, value: Any) -> float:
     return x
 
 
+def training_rows(k: int, tau: float) -> int:
+    """Training rows per sample: 1 + k for Sobolev training (any τ > 0, k ≥ 1), else 1. The λ → 0⁺
+    interpolation threshold is p = training_rows·n."""
+    return 1 + k if tau > 0 and k >= 1 else 1
+
+
 def parse_alignment(text: str) -> tuple[float, ...]:
     """Parse ``"a1,a2,...,ak"`` (empty text: k = 0) into a tuple of floats."""
     text = text.strip()
@@ -107,6 +113,11 @@ class ModelParams:
                     f"alignment must have k = {k} entries, got {len(al)}; pass --alignment a1,...,ak."
                 )
         set_("alignment", al)
+
+    @property
+    def training_rows(self) -> int:
+        """Training rows per sample (the interpolation threshold is p = training_rows·n)."""
+        return training_rows(self.k, self.tau)
 
     def with_(self, **changes: Any) -> "ModelParams":
         """A validated copy with some fields changed."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from sobolev_rf.codegen.atomic import atomic_write_bytes, atomic_write_text
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.derive.params import ModelParams, training_rows
 from sobolev_rf.numeric.artifacts import csv_text, fmt, plus_minus
 from sobolev_rf.numeric.cli_args import int_range
 from sobolev_rf.numeric.progress import Progress
@@ -152,11 +152,11 @@ class SimPoint:
 def double_descent(settings: Settings) -> tuple[list[Curve], list[SimPoint], str]:
     """Theory and simulation along p/d for :data:`CONFIGS`; returns (curves, simulated points, CSV text).
 
-    The theory grid is log-spaced plus the interpolation thresholds p = (1 + τk)n, so the peaks are resolved.
+    The theory grid is log-spaced plus the interpolation thresholds p = rn (r = 1 + k training rows per sample for τ > 0, 1 for τ = 0), so the peaks are resolved.
     """
     from sobolev_rf.numeric.figures import Curve
 
-    thresholds = [(1 + tau * k) * DD_N_OVER_D for _, tau, k in CONFIGS]
+    thresholds = [training_rows(k, tau) * DD_N_OVER_D for _, tau, k in CONFIGS]
     xs = np.union1d(np.geomspace(*DD_RANGE, settings.points),
                     [t for t in thresholds if DD_RANGE[0] < t < DD_RANGE[1]])
     base = BASE.with_(n_over_d=DD_N_OVER_D)
@@ -179,7 +179,7 @@ def double_descent(settings: Settings) -> tuple[list[Curve], list[SimPoint], str
         lines = theory[index * len(xs):(index + 1) * len(xs)]
         points = [s for s in sims if s.config == index]
         curves.append(Curve(
-            label=label, threshold=(1 + tau * k) * DD_N_OVER_D, theory_x=xs,
+            label=label, threshold=training_rows(k, tau) * DD_N_OVER_D, theory_x=xs,
             theory={key: np.array([row[key] for row in lines]) for key in ("eps_L2", "eps_H1")},
             sim_x=np.array([s.p_over_d for s in points]),
             sim_mean={key: np.array([s.mean[key] for s in points]) for key in ("eps_L2", "eps_H1")},

@@ -9,7 +9,7 @@ n/d = 1) it writes into ``--out`` (default ``./sobolev-rf-out/noise/``):
    star, and finite-size simulation points (mean ± standard error over seeds).
 2. ``noise_benign.png`` / ``.csv``: over a (Δ, p/d) grid at the same n/d, the optimal λ* and the cost of
    interpolating, ε(0⁺)/ε(λ*) − 1, with the benign region (λ → 0⁺ at least as good as every λ > 0) and the
-   interpolation threshold p = (1 + τk)n marked; one column per noise study. The CSV holds eps_L2 and eps_H1.
+   interpolation threshold p = rn marked; one column per noise study. The CSV holds eps_L2 and eps_H1.
 3. A table on stdout: λ*, ε(λ*) and ε(0⁺) per noise level, and where the benign regions lie.
 
 With τ = 0 (or k = 0) the gradient labels are not in the training loss, so Δ_g has no effect: the gradient
@@ -52,7 +52,7 @@ KIND_TEX = {"function": r"$\Delta_f$", "gradient": r"$\Delta_g$"}
 QUANTITY_TEX = {"eps_L2": r"$\varepsilon_{L^2}$", "eps_H1": r"$\varepsilon_{H^1}$"}
 #: λ values of the simulation points on the λ curves (--quick: the middle one only).
 SIM_LAMS = (1e-4, 0.3, 30.0)
-#: The map's p/d axis, in units of the interpolation threshold (1 + τk)·n/d.
+#: The map's p/d axis, in units of the interpolation threshold (1 + k for τ > 0)·n/d.
 MAP_P_RANGE = (0.1, 20.0)
 #: The map's smallest positive Δ relative to --delta-max (log-spaced in between, plus a row Δ = 0).
 MAP_DELTA_SPAN = 1e-3
@@ -88,8 +88,8 @@ class Settings:
 
     @property
     def threshold(self) -> float:
-        """p/d of the interpolation threshold p = (1 + τk)n."""
-        return (1 + self.params.tau * self.params.k) * self.params.n_over_d
+        """p/d of the interpolation threshold p = rn."""
+        return self.params.training_rows * self.params.n_over_d
 
 
 def add_parser(subparsers: Any) -> None:
@@ -492,7 +492,7 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
             if benign.any():
                 ax.add_collection(LineCollection(_outline(benign, xe, ye), colors="black", linewidths=1.8))
             ax.axvline(settings.threshold, color="white" if row == 0 else "0.85", ls="--", lw=1.6)
-            factor = 1 + settings.params.tau * settings.params.k
+            factor = settings.params.training_rows
             ax.annotate("p = n" if factor == 1 else f"p = {factor}n", (settings.threshold, 0.0),
                         xycoords=("data", "axes fraction"), xytext=(4, 22), textcoords="offset points",
                         fontsize=9, color="black", bbox=dict(boxstyle="round,pad=0.2", fc="white", alpha=0.8))
@@ -514,7 +514,7 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
             ax.set_title(f"{KIND_TITLES[kind]} ({other} = {m.background:g})\n{title}", fontsize=10)
     handles = [Patch(facecolor=BENIGN_FACE, edgecolor="0.45", hatch=BENIGN_HATCH,
                      label=f"benign: λ → 0⁺ at least as good as every λ ∈ [{lo:g}, {hi:g}] (black outline)"),
-               Line2D([], [], color="0.5", ls="--", lw=1.6, label="interpolation threshold p = (1 + τk)n"),
+               Line2D([], [], color="0.5", ls="--", lw=1.6, label="interpolation threshold p = rn"),
                Line2D([], [], color="0.6", ls=":", lw=1.4, label=f"p/d = {settings.params.p_over_d:g} of noise_lambda.png")]
     fig.legend(handles=handles, loc="outside lower center", ncols=3 if ncols > 1 else 1, fontsize=9)
     note = "" if any(k == "gradient" for k, _ in chosen) else (

@@ -35,4 +35,6 @@ def run(args: argparse.Namespace) -> int:
           f"{report['newton_iterations']} Newton iterations; agreeing digits (min) {report['agreeing_digits']:.1f}")
     for name, row in report["outputs"].items():
         print(f"  {name:15s} {row['double']:<24.17g} {row['agreeing_digits']:5.1f} digits")
+    if "note" in report:
+        print(f"  note: {report['note']}")
     return 0

@@ -5,7 +5,8 @@ train the random-feature model by ridge regression on the Sobolev loss
 L(w) = (1/n) Σ_i [(y_i − f_w(x_i))² + τ Σ_l (ỹ_il − v_lᵀ∇f_w(x_i))²] + λ‖w‖². Every error ε ∈ {eps_L2, eps_H1,
 eps_grad} is measured on fresh *noiseless* test data and predicted in the proportional limit by
 :func:`sobolev_rf.numeric.theory.solve`; λ = 0 there is the exact limit λ → 0⁺ (minimum-norm
-interpolant when p > (1 + τk)n), with infinite error at the interpolation threshold p = (1 + τk)n.
+interpolant when p > rn, r = 1 + k training rows per sample for τ > 0 and r = 1 for τ = 0), with infinite error at
+the interpolation threshold p = rn.
 
 **Affine structure.** At fixed (σ, φ, k, τ, p/d, n/d, ϖ, λ) the resolvent order parameters (V, Ω of the
 solver) do not depend on the labels, and the errors are quadratic in the labels, so they are *affine* in the
@@ -54,7 +55,7 @@ BENIGN_RTOL = 1e-6
 
 def gradient_noise_enters(params: ModelParams) -> bool:
     """Whether Δ_g enters the training loss at all (τ = 1 and k ≥ 1)."""
-    return params.tau == 1 and params.k >= 1
+    return params.tau > 0 and params.k >= 1
 
 
 def check_quantity(params: ModelParams, quantity: str) -> None:

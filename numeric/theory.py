@@ -34,8 +34,9 @@ COLUMNS = ("kappa0", "kappa1", "kappa_s", "kappa0p", "kappa1p", "kappa_sp", "c_s
 #: The model parameters (ModelParams names) behind the system parameters that are not coefficients.
 _FROM_MODEL = {"lam": "lam", "psi": "p_over_d", "phi": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g"}
 _DEFAULTS = {"lam": 1e-3, "p_over_d": 2.0, "n_over_d": 1.0, "noise_f": 0.0, "noise_g": 0.0}
-#: λ values along which the cold start of a λ → 0⁺ point follows the λ > 0 solution.
-LAMBDA_PATH = tuple(10.0 ** -e for e in range(1, 9))
+#: λ values along which the cold start of a λ → 0⁺ point follows the λ > 0 solution (down to 1e-12: for a small τ
+#: the λ > 0 solution reaches its limit only for λ ≪ τ, e.g. τ = 1e-3 at p/d = 1.5, n/d = 1).
+LAMBDA_PATH = tuple(10.0 ** -e for e in range(1, 13))
 #: Points per call of a kernel in the cold pass (bounds memory; one progress step each).
 CHUNK = 4096
 #: The reported errors.
@@ -352,7 +353,7 @@ def solve(params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = 
     k = params.k
     rows = np.stack([np.broadcast_to(c, ()) for c in parameter_columns(k, params.tau, _model_mapping(params))])[None]
     key = int(_system_keys(k, rows)[0])
-    rows_per_sample = 1 + k if params.tau > 0 and k else 1
+    rows_per_sample = params.training_rows
     if key < 0:
         raise SolverError(f"lam = 0 at the interpolation threshold p = {rows_per_sample}n "
                           f"(p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g}): the errors are infinite there; "
@@ -371,6 +372,13 @@ def solve(params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = 
                           f"be too close to the interpolation threshold p = {rows_per_sample}n for this λ: "
                           "try a larger λ or a nearby p/d.")
     return _result(params, solver, rows, u[0], dict(zip(solver.kernel.output_names, out[0])), float(res[0]))
+
+
+def ridgeless_note(params: ModelParams, branch: str) -> str:
+    """What λ = 0 means at this point: the branch of λ → 0⁺ and the interpolation threshold."""
+    where = (f"p = (1 + k)n = {params.training_rows}n for every τ > 0" if params.training_rows > 1
+             else "p = n for τ = 0" if params.k else "p = n")
+    return f"lam = 0 is the limit λ → 0⁺, here on its {branch} branch; the interpolation threshold is {where}."
 
 
 def _result(params: ModelParams, solver: _Solver, rows: np.ndarray, u: np.ndarray, out: Mapping[str, float],
@@ -408,7 +416,8 @@ def _result(params: ModelParams, solver: _Solver, rows: np.ndarray, u: np.ndarra
                         train_loss=float(out["train_loss"]), train_error_L2=float(out["train_error_L2"]),
                         order=order, residual=residual, converged=True,
                         eps_H1_self_averaging=sobolev or k == 0,
-                        notes=degeneracy_notes(coefficients(params.activation), k, params.tau),
+                        notes=degeneracy_notes(coefficients(params.activation), k, params.tau)
+                        + ((ridgeless_note(params, solver.branch),) if solver.branch != "ridge" else ()),
                         state=(solver.name, np.asarray(u, dtype=float)))
 
 

@@ -22,7 +22,7 @@ from ..derive.params import ModelParams
 from ..derive.saddle import BRANCHES, derive_system
 from ..derive.special import mp_gamma_resolvent, mp_gamma_resolvent2
 from ..derive.system import System
-from .theory import COLUMNS, parameter_columns, solve_grid
+from .theory import COLUMNS, parameter_columns, ridgeless_note, solve_grid
 
 _MODULES = [{"GammaResolvent": mp_gamma_resolvent, "GammaResolvent2": mp_gamma_resolvent2}, "mpmath"]
 
@@ -51,8 +51,7 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
     double = solve_grid(params.k, params.tau, grid_params)
     branch = str(double.extra["branch"])
     if branch not in BRANCHES:
-        rows = 1 + params.k if params.tau > 0 else 1
-        raise UserError(f"lam = 0 at the interpolation threshold p = {rows}n: the errors are infinite there; move "
+        raise UserError(f"lam = 0 at the interpolation threshold p = {params.training_rows}n: the errors are infinite there; move "
                         "p/d or n/d, or use λ > 0.")
     if not bool(double.converged):
         raise UserError("the double-precision generated solver did not converge at this point, so there is no "
@@ -91,5 +90,8 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
         for i, sym in enumerate(system.unknowns):
             result["unknowns"][str(sym)] = {"double": u_double[i], "mpmath": mpmath.nstr(u[i], digits),
                                             "agreeing_digits": agreeing_digits(u_double[i], u[i], digits)}
+    result["branch"] = branch
+    if branch != "ridge":
+        result["note"] = ridgeless_note(params, branch)
     result["agreeing_digits"] = min(v["agreeing_digits"] for v in result["outputs"].values())
     return result

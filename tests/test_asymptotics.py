@@ -112,3 +112,13 @@ def test_theory_matches_simulation_for_many_directions(case: dict, d: int) -> No
     for key in ("eps_L2", "eps_H1", "eps_grad", "train_loss"):
         th, mean, se = theory[key], sim.mean[key], sim.se[key]
         assert abs(th - mean) <= 3 * se + 0.10 * abs(th), (key, th, mean, se)
+
+
+@pytest.mark.parametrize("tau", [3e-3, 1e-4])
+def test_ridgeless_limit_for_a_small_weight(tau: float) -> None:
+    """Between n and (1 + k)n with a small τ the λ > 0 solution reaches its limit only for λ ≪ τ: the cold
+    start of the λ → 0⁺ branch follows it far enough down, and the limit is that of small λ."""
+    params = ModelParams(tau=tau, p_over_d=1.5, n_over_d=1.0, lam=0.0)
+    exact = solve(params)
+    assert exact.eps_L2 == pytest.approx(solve(params.with_(lam=1e-12)).eps_L2, rel=1e-6)
+    assert any("p = (1 + k)n = 2n for every τ > 0" in note for note in exact.notes)
