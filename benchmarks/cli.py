@@ -61,7 +61,8 @@ def main() -> None:
         extra = f"  {points / seconds:12,.0f} points/s" if points is not None else ""
         print(f"{name:44s} {seconds:8.3f} s  {seconds / base:6.2f}×{extra}  {target}", flush=True)
 
-    print(f"{'python -c \"import numpy\"':44s} {base:8.3f} s  (the unit)")
+    unit = 'python -c "import numpy"'
+    print(f"{unit:44s} {base:8.3f} s  (the unit)")
     add("sobolev-rf --help", median([EXE, "--help"], r), "≤ 3×")
     add("sobolev-rf solve (warm)", median([EXE, "solve"], r), "≤ 5×")
     for k in (1, 100, 1000, 10_000):

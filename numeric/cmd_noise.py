@@ -536,10 +536,12 @@ def run(args: argparse.Namespace) -> int:
     params = settings.params
     kinds = ["function"] + (["gradient"] if gradient_noise_enters(params) else [])
     sims = run_simulations(settings, kinds)
-    curves = lambda_curves(params, settings.levels, settings.curve_lams, settings.quantities, kinds,
-                           settings.xatol)
+    with Progress(len(kinds) * len(settings.levels) * len(settings.quantities), "theory: optimal λ") as bar:
+        curves = lambda_curves(params, settings.levels, settings.curve_lams, settings.quantities, kinds,
+                               settings.xatol, progress=bar.update)
     ps, deltas = map_axes(settings)
-    maps = noise_maps(params, ps, deltas, settings.lam_grid, settings.quantities, kinds)
+    with Progress(len(ps), "theory: noise maps") as bar:
+        maps = noise_maps(params, ps, deltas, settings.lam_grid, settings.quantities, kinds, progress=bar.update)
     if not all(np.isfinite(m.eps_positive).any() for m in maps.values()):
         raise UserError("the asymptotic solver resolved no cell of a noise map; try other p/d, n/d or activations.")
     files = {

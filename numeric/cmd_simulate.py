@@ -90,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
     pilot = None if args.pilot is None else _integer("--pilot", args.pilot, 1)
     seeds = _integer("--seeds", args.seeds, 1)
     n_test = None if args.n_test is None else _integer("--n-test", args.n_test, 1)
-    result = simulate(params, d, seeds=seeds, n_test=n_test, progress=seeds > 1, subspace=args.subspace,
-                      pilot=pilot)
+    from .progress import Progress
+
+    with Progress(seeds, f"simulate d={d}", enabled=None if seeds > 1 else False) as bar:
+        result = simulate(params, d, seeds=seeds, n_test=n_test, progress=bar.update, subspace=args.subspace,
+                          pilot=pilot)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))
     return 0

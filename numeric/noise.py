@@ -39,7 +39,6 @@ from scipy import interpolate, optimize
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from .theory import SolverError, TheoryResult, solve, solve_path
-from sobolev_rf.numeric.progress import Progress
 
 Array = NDArray[np.float64]
 
@@ -307,8 +306,7 @@ class NoiseMap:
 
 def noise_maps(params: ModelParams, p_over_d: Sequence[float], deltas: Sequence[float], lams: Sequence[float],
                quantities: Sequence[str] = ("eps_L2", "eps_H1"), kinds: Sequence[str] = ("function", "gradient"),
-               rtol: float = BENIGN_RTOL, label: str = "theory: noise maps",
-               on_column: Callable[[int], None] | None = None) -> dict[tuple[str, str], NoiseMap]:
+               rtol: float = BENIGN_RTOL, progress: Callable[[int], None] | None = None) -> dict[tuple[str, str], NoiseMap]:
     """Noise maps over (Δ, p/d) at ``params``' n/d, σ, φ, k, τ, ϖ for each noise study and error.
 
     "function": Δ_f = Δ with Δ_g fixed at ``params.noise_g``; "gradient": Δ_g = Δ with Δ_f fixed at
@@ -323,20 +321,18 @@ def noise_maps(params: ModelParams, p_over_d: Sequence[float], deltas: Sequence[
     shape = (len(ds), len(ps))
     store = {(k, q): {name: np.full(shape, math.nan) for name in ("zero", "lam", "eps")}
              for k in kinds for q in quantities}
-    with Progress(len(ps), label) as bar:
-        for j, pd in enumerate(ps):
-            response = noise_response(params.with_(p_over_d=float(pd)), grid, quantities)
-            for kind in kinds:
-                for q in quantities:
-                    cell = store[(kind, q)]
-                    for i, delta in enumerate(ds):
-                        nf, ng = (delta, params.noise_g) if kind == "function" else (params.noise_f, delta)
-                        lam, eps = minimise_on_grid(grid, response.curve(q, nf, ng))
-                        cell["zero"][i, j] = response.at_zero(q, nf, ng)
-                        cell["lam"][i, j], cell["eps"][i, j] = lam, eps
-            bar.update()
-            if on_column is not None:
-                on_column(j)
+    for j, pd in enumerate(ps):
+        response = noise_response(params.with_(p_over_d=float(pd)), grid, quantities)
+        for kind in kinds:
+            for q in quantities:
+                cell = store[(kind, q)]
+                for i, delta in enumerate(ds):
+                    nf, ng = (delta, params.noise_g) if kind == "function" else (params.noise_f, delta)
+                    lam, eps = minimise_on_grid(grid, response.curve(q, nf, ng))
+                    cell["zero"][i, j] = response.at_zero(q, nf, ng)
+                    cell["lam"][i, j], cell["eps"][i, j] = lam, eps
+        if progress is not None:
+            progress(1)
     out = {}
     for (kind, q), cell in store.items():
         benign = np.array([[_benign(z, e, rtol) for z, e in zip(rz, re)]
@@ -365,7 +361,7 @@ class LambdaCurve:
 
 def lambda_curves(params: ModelParams, levels: Sequence[float], lams: Sequence[float],
                   quantities: Sequence[str] = ("eps_L2", "eps_H1"), kinds: Sequence[str] = ("function", "gradient"),
-                  xatol: float = 1e-3, label: str = "theory: optimal λ") -> list[LambdaCurve]:
+                  xatol: float = 1e-3, progress: Callable[[int], None] | None = None) -> list[LambdaCurve]:
     """ε(λ) on the log-spaced grid ``lams`` (which is also the search bracket of λ*) at the noise levels
     ``levels`` for each noise study, all from one :func:`noise_response`, and the optimum of every curve and
     error: the affine curve is the scan of :func:`optimal_lambda`, refined by Brent with direct solves
@@ -375,19 +371,19 @@ def lambda_curves(params: ModelParams, levels: Sequence[float], lams: Sequence[f
     response = noise_response(params, lams, quantities)
     xs = np.log10(response.lams)
     out = []
-    with Progress(len(kinds) * len(levels) * len(quantities), label) as bar:
-        for kind in kinds:
-            for delta in levels:
-                nf, ng = (float(delta), params.noise_g) if kind == "function" else (params.noise_f, float(delta))
-                point = params.with_(noise_f=nf, noise_g=ng)
-                optima = {}
-                for q in quantities:
-                    optima[q] = refine_optimum(point, q, xs, response.curve(q, nf, ng),
-                                               response.at_zero(q, nf, ng), xatol=xatol)
-                    bar.update()
-                out.append(LambdaCurve(kind=kind, delta=float(delta), noise_f=nf, noise_g=ng, lams=response.lams,
-                                       values={q: response.curve(q, nf, ng) for q in quantities},
-                                       zero={q: response.at_zero(q, nf, ng) for q in quantities}, optima=optima))
+    for kind in kinds:
+        for delta in levels:
+            nf, ng = (float(delta), params.noise_g) if kind == "function" else (params.noise_f, float(delta))
+            point = params.with_(noise_f=nf, noise_g=ng)
+            optima = {}
+            for q in quantities:
+                optima[q] = refine_optimum(point, q, xs, response.curve(q, nf, ng),
+                                           response.at_zero(q, nf, ng), xatol=xatol)
+                if progress is not None:
+                    progress(1)
+            out.append(LambdaCurve(kind=kind, delta=float(delta), noise_f=nf, noise_g=ng, lams=response.lams,
+                                   values={q: response.curve(q, nf, ng) for q in quantities},
+                                   zero={q: response.at_zero(q, nf, ng) for q in quantities}, optima=optima))
     return out
 
 

@@ -1,49 +1,56 @@
-"""A dependency-free progress bar on stderr (silent when stderr is not a terminal unless forced)."""
+"""Progress bars of the command line, drawn by tqdm on stderr.
+
+Library functions never draw: they take a ``progress`` callback (called with the amount of work just
+done), and the commands pass :meth:`Progress.update`. A bar is shown when stderr is a terminal;
+``SOBOLEV_RF_PROGRESS=1`` forces it, ``=0`` silences it.
+"""
 from __future__ import annotations
 
 import os
 import sys
-import time
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-class Progress:
-    """``with Progress(total, "label") as bar: bar.update()`` draws ``label [####....] i/total  t s``."""
+def _enabled(enabled: bool | None) -> bool:
+    setting = os.environ.get("SOBOLEV_RF_PROGRESS")
+    if setting == "0":
+        return False
+    if enabled is None:
+        return setting == "1" or sys.stderr.isatty()
+    return enabled
 
-    def __init__(self, total: int, label: str = "", enabled: bool | None = None, width: int = 30) -> None:
+
+class Progress:
+    """``with Progress(total, "label") as bar: bar.update()``: a tqdm bar with the label, the count and the time."""
+
+    def __init__(self, total: int, label: str = "", enabled: bool | None = None) -> None:
         self.total = max(int(total), 1)
         self.label = label
-        self.width = width
+        self.enabled = _enabled(enabled)
         self.count = 0
-        self.t0 = time.perf_counter()
-        if enabled is None:
-            enabled = sys.stderr.isatty() or os.environ.get("SOBOLEV_RF_PROGRESS") == "1"
-        self.enabled = enabled and os.environ.get("SOBOLEV_RF_PROGRESS") != "0"
+        self._bar: Any = None
 
-    def __enter__(self) -> "Progress":
-        self._draw()
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.label, file=sys.stderr, dynamic_ncols=True,
+                             mininterval=0.1, leave=True)
         return self
 
     def update(self, n: int = 1) -> None:
+        """Add ``n`` units of work (0 refreshes the bar)."""
         self.count += n
-        self._draw()
-
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        frac = min(self.count / self.total, 1.0)
-        filled = int(round(frac * self.width))
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.t0
-        sys.stderr.write(f"\r{self.label} [{bar}] {self.count}/{self.total}  {elapsed:6.1f} s")
-        sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.update(n)
 
     def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def progress(items: Iterable[T], total: int, label: str = "", enabled: bool | None = None) -> Iterator[T]:

@@ -40,7 +40,6 @@ from scipy.linalg.blas import dsyrk
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.progress import Progress
 
 Array = NDArray[np.float64]
 VectorFn = Callable[[Array], Any]
@@ -633,13 +632,14 @@ class SimulationResult:
 
 
 def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: int | Sequence[int] = 1,
-                      n_test: int | None = None, progress: bool = True, subspace: str = "random",
+                      n_test: int | None = None, progress: Callable[[int], None] | None = None,
+                      subspace: str = "random",
                       model: str = "exact", batch: int = TEST_BATCH, pilot: int | None = None) -> SimulationResult:
     """Simulate ``params`` at input dimension d with the given feature map (``params.activation`` and
     ``params.teacher`` are ignored: ``features`` defines σ, σ′, φ, φ′). ``model`` only labels the result.
 
-    p = round(p_over_d·d), n = round(n_over_d·d); ``n_test`` defaults to :func:`default_n_test`. A progress
-    bar over seeds goes to stderr when ``progress`` (and stderr is a terminal). Deterministic given seeds.
+    p = round(p_over_d·d), n = round(n_over_d·d); ``n_test`` defaults to :func:`default_n_test`. ``progress(1)``
+    is called after each seed. Deterministic given seeds.
     ``subspace="informed"`` draws V from m = ``pilot`` (default d) noisy pilot gradients (:func:`draw_directions`;
     outside the theory, ``params.alignment`` is ignored); ``pilot`` is refused with random V.
     """
@@ -661,7 +661,7 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
     if need > MEMORY_LIMIT_BYTES:
         raise UserError(f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
                         f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d.")
-    rows = n * (1 + params.k) if params.tau > 0 else n
+    rows = n * params.training_rows
     work = len(seed_list) * ((n_test + rows) * p * d + p**3
                              + (pilot or 0) * d * min(pilot or 0, d))
     if work > WORK_LIMIT_FLOPS:
@@ -669,10 +669,10 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
                         f"{work:.1e} floating-point operations (limit {WORK_LIMIT_FLOPS:.0e}, hours on a laptop); "
                         "reduce seeds, n_test or d.")
     runs = []
-    with Progress(len(seed_list), f"simulate d={d}", enabled=None if progress else False) as bar:
-        for seed in seed_list:
-            runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot))
-            bar.update()
+    for seed in seed_list:
+        runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot))
+        if progress:
+            progress(1)
     per_seed = {key: np.array([run[key] for run in runs], dtype=np.float64) for key in SCALAR_KEYS + VECTOR_KEYS}
     mean: dict[str, Any] = {}
     se: dict[str, Any] = {}
@@ -687,7 +687,7 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
 
 
 def simulate(params: ModelParams, d: int, seeds: int | Sequence[int] = 1, n_test: int | None = None,
-             progress: bool = True, subspace: str = "random", model: str = "exact",
+             progress: Callable[[int], None] | None = None, subspace: str = "random", model: str = "exact",
              ge_student: Mapping[str, float] | None = None, ge_teacher: Mapping[str, float] | None = None,
              batch: int = TEST_BATCH, pilot: int | None = None) -> SimulationResult:
     """Simulate the model point ``params`` at input dimension d (see :func:`simulate_features`).
