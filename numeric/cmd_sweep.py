@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import sys
 import time
@@ -13,6 +11,7 @@ import numpy as np
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, parse_alignment
+from sobolev_rf.numeric.artifacts import csv_columns
 from sobolev_rf.numeric.cli_args import add_model_arguments
 from .theory import BACKENDS, solve_grid
 from sobolev_rf.numeric.progress import Progress
@@ -117,17 +116,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s, {result.backend} "
           f"backend, continuation along --{AXES[_first_swept(axes)].replace('_', '-')})"
           f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     names = list(result.outputs)
-    writer.writerow([*AXES, *names, "converged"])
-    columns = [m.ravel() for m in mesh] + [np.broadcast_to(result.outputs[n], mesh[0].shape).ravel() for n in names]
-    conv = np.broadcast_to(result.converged, mesh[0].shape).ravel()
-    for i in range(size):
-        writer.writerow([f"{c[i]:.17g}" for c in columns] + [int(conv[i])])
+    shape = mesh[0].shape
+    text = csv_columns([*AXES, *names, "converged"],
+                       [m.ravel() for m in mesh] + [np.broadcast_to(result.outputs[n], shape).ravel() for n in names],
+                       [np.broadcast_to(result.converged, shape).ravel()])
     if args.out:
-        atomic_write_text(args.out, buffer.getvalue())
+        atomic_write_text(args.out, text)
         print(f"wrote {size} points ({result.backend} backend) to {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write(buffer.getvalue())
+        sys.stdout.write(text)
     return 0
