@@ -256,10 +256,16 @@ def solve_grid(k: int, tau: Any, params_arrays: Mapping[str, Any], backend: str 
     columns = parameter_columns(k, tau, params_arrays)
     shape = np.broadcast_shapes(*[np.shape(c) for c in columns])
     used = jit.resolve_backend(backend)
-    grid = np.stack([np.broadcast_to(np.asarray(c, dtype=float), shape) for c in columns], axis=-1)
     axis = next((i for i, n in enumerate(shape) if n > 1), 0) if shape else 0
-    # layout (points along the continuation axis, the rest): neighbours are rows i ± 1 of the same column
-    lines = np.moveaxis(grid, axis, 0).reshape(shape[axis] if shape else 1, -1, len(COLUMNS))
+    # layout (points along the continuation axis, the rest): neighbours are rows i ± width of the same column
+    moved = tuple(shape[j] for j in [axis] + [j for j in range(len(shape)) if j != axis]) if shape else ()
+    length = shape[axis] if shape else 1
+    width = math.prod(shape) // length if shape else 1
+    lines = np.empty((length, width, len(COLUMNS)))
+    for j, column in enumerate(columns):
+        target = lines[..., j].reshape(moved)
+        np.copyto(target, np.moveaxis(np.broadcast_to(np.asarray(column, dtype=float), shape), axis, 0)
+                  if shape else column)
     rows = lines.reshape(-1, len(COLUMNS))
     keys = _system_keys(k, rows)
     solvers = _solvers(k, keys, used)
@@ -284,21 +290,19 @@ def solve_grid(k: int, tau: Any, params_arrays: Mapping[str, Any], backend: str 
             store(key, idx, solver.solve_cold(rows[idx], tol))
             if progress is not None:
                 progress(len(idx))
-    if continuation and lines.shape[0] > 1:
-        _continue(rows, keys, solvers, U, u_names, ok, lines.shape[1], tol, store, progress)
+    if continuation and length > 1:
+        _continue(rows, keys, solvers, U, u_names, ok, width, tol, store, progress)
 
     def unflatten(a: np.ndarray) -> np.ndarray:
         """(points along the axis, the rest) back to the grid's shape."""
-        if not shape:
-            return a.reshape(shape)
-        moved = tuple(shape[j] for j in [axis] + [j for j in range(len(shape)) if j != axis])
-        return np.moveaxis(a.reshape(moved), 0, axis)
+        return np.moveaxis(a.reshape(moved), 0, axis) if shape else a.reshape(shape)
 
     names = np.array(BRANCHES + ("threshold",))
+    systems = np.array([solvers[x].name if x in solvers else "" for x in range(6)] + [""])
     return GridResult(used, {n: unflatten(O[:, j]) for j, n in enumerate(o_names)},
                       {n: unflatten(U[:, j]) for j, n in enumerate(u_names)}, unflatten(ok), unflatten(norm),
                       extra={"branch": unflatten(names[np.where(keys >= 0, keys % 3, 3)]),
-                             "system": unflatten(np.array([solvers[x].name if x >= 0 else "" for x in keys])),
+                             "system": unflatten(systems[keys]),
                              "continuation_axis": axis})
 
 
