@@ -181,6 +181,7 @@ def read_law_file(path: str | Path, names: tuple[str, ...]) -> DiagonalLaw:
     if not p.is_file():
         raise UserError(f"the law of {label}: no such file {str(path)!r}.")
     rows: list[list[float]] = []
+    header = False
     try:
         with p.open("r", encoding="utf-8") as fh:
             for number, line in enumerate(fh, 1):
@@ -191,8 +192,9 @@ def read_law_file(path: str | Path, names: tuple[str, ...]) -> DiagonalLaw:
                 try:
                     vals = [float(c) for c in cells]
                 except ValueError:
-                    if not rows:
-                        continue   # a header line
+                    if not rows and not header:
+                        header = True   # one header line before the first row
+                        continue
                     raise UserError(f"{p.name}, line {number}: not a row of numbers.") from None
                 if len(vals) != len(names):
                     raise UserError(f"{p.name}, line {number}: {len(vals)} columns for {len(names)} matrices "
@@ -424,7 +426,7 @@ def herglotz_sign(expr: Any, param: str, symbols: Mapping[str, MatrixSymbol], ga
     values, dims = _small_instance(B, symbols, gaussians, items, rng)
     base = {**dims}
     for s in B.free_symbols:
-        if str(s) in params and str(s) != param:
+        if str(s) in params and str(s) != param and s not in base:
             base[s] = params[str(s)]
     target = [s for s in B.free_symbols if str(s) == param]
     mats = []

@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
           f"({spec.stats['anchors']} anchors from z -> i*inf, {spec.stats['continued_along_x']} continued along x, "
           f"{spec.stats['fallback_from_infinity']} re-solved)")
     for p, w in spec.atoms:
-        print(f"  atom at x = {p:.10g}: mass {w:.10g}")
+        print(f"  atom at x = {p:.8g}: mass {w:.8g}")
     print(f"  mass of the continuous part on the grid: {mass:.6f}; with the atoms: "
           f"{mass + sum(w for _, w in spec.atoms):.6f}")
     step = max(1, num // 20)

@@ -17,11 +17,13 @@ How the fixed point is followed:
 Atoms (point masses w at x₀: m(z) ≈ −w/(z − x₀)) are found from the grid (local maxima of Im m,
 unresolved points, and sign changes + → − of Re m with a large residue estimate), located by fitting the
 pole, 1/m(z) ≈ −(z − x₀)/w, from two evaluations ever closer to the axis (ε = 10⁻³ s … 10⁻⁶ s, s the scale
-of the x range, as close as the solver converges; a location within 10⁻³ ε of 0 is reported as 0), and kept
+of the x range, as close as the solver converges; a location within 10⁻² ε of 0 is reported as 0), and kept
 when the mass estimate μ(ε) = ε Im m(x₀ + iε) at the two closest converged distances (ε ≤ 10⁻⁴ s) agrees
 to 2 % (a continuous density, even one with an inverse-square-root edge, gives μ → 0 like √ε or faster);
-the mass is μ extrapolated linearly to ε = 0.  The reported density is the continuous part: each atom's Lorentzian
-w η / (π((x − x₀)² + η²)) is subtracted.
+the mass is μ extrapolated to ε = 0 through the three closest distances.  The reported density is the continuous part:
+each atom's Lorentzian w η / (π((x − x₀)² + η²)) is subtracted; at grid points inside an atom's core, where
+that Lorentzian is so large that 10⁻⁹ of it exceeds 10⁻³ of the density's maximum, the continuous part is
+not determined at this η and is left empty (NaN).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ EPS_FIT = np.array([1e-3, 1e-4, 1e-5, 1e-6])
 EPS_MASS = np.array([1e-2, 1e-3, 1e-4, 1e-5, 1e-6])
 #: An atom's mass estimates at the two closest distances must agree to this relative precision.
 ATOM_STABILITY = 0.02
+#: Relative precision assumed for m(z) (the solver's convergence test) when judging the continuous part.
+RELATIVE_PRECISION = 1e-9
 
 
 @dataclass
@@ -171,7 +175,7 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
             continue
         left = im[j - 1] if j > 0 and finite[j - 1] else -np.inf
         right = im[j + 1] if j + 1 < x.size and finite[j + 1] else -np.inf
-        if im[j] >= left and im[j] >= right:
+        if im[j] >= left and im[j] >= right and eta * im[j] >= 1e-2 * MIN_ATOM_MASS:
             cands.append(float(x[j]))
     for j in range(x.size - 1):
         if finite[j] and finite[j + 1] and re[j] > 0 > re[j + 1]:
@@ -209,12 +213,14 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         valid = np.flatnonzero(ok[:, c] & np.isfinite(mu[:, c]))
         if valid.size < 2 or levels[valid[-1]] > 1e-4 * scale:
             continue
-        ia, ib = valid[-2], valid[-1]
-        ea, eb, ma, mb = levels[ia], levels[ib], mu[ia, c], mu[ib, c]
+        ma, mb = mu[valid[-2], c], mu[valid[-1], c]
         if not (mb >= MIN_ATOM_MASS and abs(ma - mb) <= ATOM_STABILITY * mb):
             continue
-        a = 0.0 if abs(xc[c]) <= 1e-3 * closest[c] else float(xc[c])   # below the resolution of the pole fit
-        w = mb - (ma - mb) * eb / (ea - eb)        # μ(ε) = w + cε + …: Richardson to ε = 0
+        a = 0.0 if abs(xc[c]) <= 1e-2 * closest[c] else float(xc[c])   # below the resolution of the pole fit
+        use = valid[-3:]                           # μ(ε) = w + c₁ε + c₂ε² …: polynomial extrapolation to ε = 0
+        e, v = levels[use], mu[use, c]
+        w = float(sum(v[i] * np.prod([e[k] / (e[k] - e[i]) for k in range(len(use)) if k != i])
+                      for i in range(len(use))))
         if not any(abs(a - b) <= 1e-6 * scale for b, _ in atoms):
             atoms.append((a, float(w)))
     return sorted(atoms)
@@ -230,9 +236,16 @@ def spectral_density(solver: StieltjesSolver, x: Sequence[float], eta: float, st
     m, ok, stats = stieltjes_grid(solver, x, eta, stride, callback)
     found = find_atoms(solver, x, m, eta) if atoms else []
     density = m.imag / math.pi
+    error = RELATIVE_PRECISION * np.abs(m) / math.pi      # what the solve leaves uncertain
     for a, w in found:
-        density = density - w * eta / (math.pi * ((x - a) ** 2 + eta ** 2))
+        lorentz = w * eta / (math.pi * ((x - a) ** 2 + eta ** 2))
+        density = density - lorentz
+        error = error + RELATIVE_PRECISION * lorentz
     density = np.where(ok, np.maximum(density, 0.0), np.nan)
+    scale = float(np.nanmax(density)) if np.any(np.isfinite(density)) else 1.0
+    core = ok & (error > 1e-3 * max(scale, 1e-300))   # inside an atom's core: Im m is all atom
+    density[core] = np.nan
+    stats["atom_core"] = int(core.sum())
     return Spectrum(x, float(eta), m, density, found, ok, stats)
 
 

@@ -1,0 +1,248 @@
+"""Limiting spectral densities by Stieltjes inversion (``sobolev-rf spectrum`` and ``numeric.spectrum``).
+
+Showcases: Marchenko–Pastur against its closed form (density to 1e-6, Stieltjes transform to 1e-10, the atom
+at 0), Wishart with a two-point covariance against the Silverstein cubic, the random-features Gram matrix
+(Gaussian-equivalent pencil) and the Sobolev Gram matrix with k = 1 gradient row per sample, whose atom at 0
+has mass 1 − (k + 1)n/p above the threshold p = (k + 1)n and vanishes below it; each against one finite draw
+with the largest dimension 1200 (Stieltjes transform at η = 0.3 to 1e-2; the pencil examples of
+``test_pencil_autofpt.py`` use N = 2000).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.special
+
+from sobolev_rf.derive.laws import declare_diagonals
+from sobolev_rf.derive.pencil import declare_shapes, parse_expression
+from sobolev_rf.numeric.cli import main
+from sobolev_rf.numeric.spectrum import (
+    StieltjesSolver,
+    finite_eigenvalues,
+    resolvent_system,
+    spectral_density,
+)
+
+
+def build(text: str, shapes: list[str], diags: list[str] = ()) -> tuple[Any, str, Any, dict, list]:
+    mats, dims = declare_shapes(shapes)
+    dm, laws = declare_diagonals(list(diags), dims, mats)
+    gauss = {k: False for k in mats}
+    mats.update(dm)
+    expr = parse_expression(text, mats, dims)
+    system, z = resolvent_system(expr, gauss, laws)
+    return system, z, expr, mats, laws
+
+
+def finite_stieltjes(eigs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    return np.mean(1 / (eigs[None, :] - z[:, None]), axis=1)
+
+
+Z_CHECK = np.array([0.2, 0.6, 1.5, 3.0]) + 0.3j
+
+
+# ----------------------------------------------------------------------------------- Marchenko–Pastur
+@pytest.fixture(scope="module")
+def mp() -> tuple[Any, str, Any, dict, list]:
+    return build("Ft*F/n", ["F=n,p"])
+
+
+def mp_stieltjes(z: np.ndarray, g: float) -> np.ndarray:
+    """m(z) of FᵀF/n, p/n = γ (closed form, branch with m ~ −1/z)."""
+    a, b = (1 - math.sqrt(g)) ** 2, (1 + math.sqrt(g)) ** 2
+    return (1 - g - z + np.sqrt(z - a) * np.sqrt(z - b)) / (2 * g * z)
+
+
+def test_marchenko_pastur_closed_form(mp: tuple[Any, str, Any, dict, list]) -> None:
+    system, z, *_ = mp
+    g = 2.0
+    solver = StieltjesSolver(system, z, {"n": 1.0, "p": g})
+    x = np.linspace(0, 6, 400)
+    eta = 1e-9
+    spec = spectral_density(solver, x, eta)
+    assert spec.converged.all() and spec.stats["continued_along_x"] > 300
+    ref_m = mp_stieltjes(x + 1j * eta, g)
+    assert np.max(np.abs(spec.stieltjes[1:] - ref_m[1:]) / np.abs(ref_m[1:])) < 1e-10
+    a, b = (1 - math.sqrt(g)) ** 2, (1 + math.sqrt(g)) ** 2
+    inside = (x > a) & (x < b)
+    rho = np.zeros_like(x)
+    rho[inside] = np.sqrt((b - x[inside]) * (x[inside] - a)) / (2 * math.pi * g * x[inside])
+    # the continuous part is resolved everywhere except inside the atom's core (x = 0 itself at this η)
+    assert np.isnan(spec.density[0]) and np.all(np.isfinite(spec.density[1:])) and spec.stats["atom_core"] == 1
+    assert np.max(np.abs(spec.density[1:] - rho[1:])) < 1e-6
+    assert len(spec.atoms) == 1
+    (x0, w), = spec.atoms
+    assert x0 == 0.0 and abs(w - (1 - 1 / g)) < 1e-8
+    assert np.all(spec.stieltjes.imag > 0)   # the physical branch: Im m > 0 for Im z > 0
+
+
+def test_marchenko_pastur_finite_draw(mp: tuple[Any, str, Any, dict, list]) -> None:
+    system, z, expr, mats, laws = mp
+    eigs = finite_eigenvalues(expr, mats, {"F": False}, laws, {"n": 1.0, "p": 2.0}, 1200, np.random.default_rng(0))
+    assert eigs.shape == (1200,)
+    assert abs(np.mean(np.abs(eigs) < 1e-8) - 0.5) < 1e-3   # rank n = p/2: the atom at 0
+    ref = mp_stieltjes(Z_CHECK, 2.0)
+    assert np.max(np.abs(finite_stieltjes(eigs, Z_CHECK) / ref - 1)) < 1e-2
+
+
+# ----------------------------------------------------------------------------------- Wishart, two-point covariance
+def silverstein_two_point(z: np.ndarray, t: tuple[float, float], w: tuple[float, float], g: float) -> np.ndarray:
+    """m(z) of C XᵀX C/n, covariance C² with eigenvalues t (weights w), γ = d/n: the root with Im m > 0 of
+    m = Σ_a w_a/(t_a(1 − γ − γzm) − z), a cubic in m."""
+    out = []
+    for zz in z:
+        u = [ta * (1 - g) - zz for ta in t]
+        v = [-g * zz * ta for ta in t]
+        coef = [v[0] * v[1], u[0] * v[1] + u[1] * v[0], u[0] * u[1] - w[0] * v[1] - w[1] * v[0],
+                -(w[0] * u[1] + w[1] * u[0])]
+        roots = np.roots(coef)
+        out.append(roots[np.argmax(roots.imag)])
+    return np.array(out)
+
+
+def test_wishart_two_point_covariance() -> None:
+    system, z, expr, mats, laws = build("C*Xt*X*C/n", ["X=n,d"], ["C=d@1,2"])
+    solver = StieltjesSolver(system, z, {"n": 1.0, "d": 0.5})
+    x = np.linspace(0.0, 12.0, 400)
+    spec = spectral_density(solver, x, 1e-6)
+    assert spec.converged.all() and not spec.atoms
+    ref = silverstein_two_point(x + 1e-6j, (1.0, 4.0), (0.5, 0.5), 0.5)
+    assert np.max(np.abs(spec.stieltjes - ref) / np.abs(ref)) < 1e-8
+    assert abs(np.trapezoid(spec.density, x) - 1) < 5e-3
+    rng = np.random.default_rng(1)
+    d, n = 1200, 2400
+    c = np.where(np.arange(d) < d // 2, 1.0, 2.0)
+    Xm = rng.standard_normal((n, d)) * c
+    eigs = np.linalg.eigvalsh(Xm.T @ Xm / n)
+    zc = np.array([0.5, 2.0, 5.0, 8.0]) + 0.3j
+    got = solver.from_infinity(zc)[1]
+    assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
+
+
+# ----------------------------------------------------------------------------------- random-features Gram
+def test_random_features_gram() -> None:
+    A = "(k1*X*Th/sqrt(d) + ks*E)"
+    system, z, *_ = build(f"t{A}*{A}/n", ["X=n,d", "Th=d,p", "E=n,p"])
+    solver = StieltjesSolver(system, z, {"n": 1.0, "p": 2.0, "d": 1.0, "k1": 0.5, "ks": 0.3})
+    spec = spectral_density(solver, np.linspace(0, 2.5, 200), 1e-4)
+    assert spec.converged.all()
+    assert len(spec.atoms) == 1 and spec.atoms[0][0] == 0.0 and abs(spec.atoms[0][1] - 0.5) < 1e-6
+    rng = np.random.default_rng(2)
+    p, n = 1200, 600
+    Am = 0.5 * rng.standard_normal((n, n)) @ rng.standard_normal((n, p)) / math.sqrt(n) \
+        + 0.3 * rng.standard_normal((n, p))
+    eigs = np.linalg.eigvalsh(Am.T @ Am / n)
+    zc = np.array([0.05, 0.2, 0.6, 1.5]) + 0.3j
+    got = solver.from_infinity(zc)[1]
+    assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
+
+
+# ----------------------------------------------------------------------------------- Sobolev Gram (k = 1)
+SOBOLEV_GRAM = ("t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
+                " + D*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D/n")
+SOBOLEV_VALUES = {"n": 1.0, "d": 1.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}
+
+
+@pytest.fixture(scope="module")
+def sobolev_gram() -> tuple[Any, str]:
+    system, z, *_ = build(SOBOLEV_GRAM, ["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], ["D=p"])
+    return system, z
+
+
+@pytest.mark.parametrize("p_over_n", [3.0, 1.5])
+def test_sobolev_gram_threshold(p_over_n: float, sobolev_gram: tuple[Any, str]) -> None:
+    """The design has (k + 1)n = 2n rows: above p = 2n the Gram matrix has an atom 1 − 2n/p at 0."""
+    system, z = sobolev_gram
+    solver = StieltjesSolver(system, z, {**SOBOLEV_VALUES, "p": p_over_n})
+    spec = spectral_density(solver, np.linspace(0, 1, 120), 1e-4)
+    masses = [w for x0, w in spec.atoms if abs(x0) < 1e-6]
+    if p_over_n > 2:
+        assert len(masses) == 1 and abs(masses[0] - (1 - 2 / p_over_n)) < 1e-3
+    else:
+        assert not masses
+    # one finite draw (p = 1200; ζ on a permuted normal quantile grid, THEORY.md §4)
+    rng = np.random.default_rng(5)
+    p = 1200
+    n = d = int(round(p / p_over_n))
+    X, T = rng.standard_normal((n, d)), rng.standard_normal((d, p))
+    H = X @ T / math.sqrt(d)
+    zeta = rng.permutation(scipy.special.ndtri((np.arange(p) + 0.5) / p))
+    A0 = 0.5 * H + 0.3 * rng.standard_normal((n, p))
+    A1 = (0.4 * H + 0.3 * rng.standard_normal((n, p))) * zeta[None, :]
+    eigs = np.linalg.eigvalsh((A0.T @ A0 + A1.T @ A1) / n)
+    assert abs(np.mean(np.abs(eigs) < 1e-9) - max(0.0, 1 - 2 * n / p)) < 2e-3
+    zc = np.array([0.05, 0.2, 0.6, 1.5]) + 0.3j
+    got = solver.from_infinity(zc)[1]
+    assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
+
+
+# ----------------------------------------------------------------------------------- command line
+MP_ARGV = ["spectrum", "Ft*F/n", "--shape", "F=n,p", "--param", "n=1", "--param", "p=2", "--x", "0:6:100",
+           "--eta", "1e-6"]
+
+
+def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(MP_ARGV + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"x", "density", "atoms"} <= set(data)
+    assert len(data["x"]) == len(data["density"]) == 100
+    assert data["atoms"][0]["x"] == 0.0 and abs(data["atoms"][0]["mass"] - 0.5) < 1e-8
+    assert main(MP_ARGV) == 0
+    text = capsys.readouterr().out
+    assert "atom at x = 0: mass 0.5" in text and "continued along x" in text
+
+
+def test_cli_out_writes_png_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    out = tmp_path / "mp"
+    assert main(MP_ARGV + ["--n", "400", "--out", str(out)]) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["spectrum.csv", "spectrum.png", "spectrum_atoms.csv", "spectrum_eigenvalues.csv"]
+    first = (out / "spectrum.csv").read_text().splitlines()
+    assert first[0].startswith("# command: sobolev-rf spectrum") and first[1] == "x,density,stieltjes_re,stieltjes_im"
+    assert len(first) == 102
+    eig_lines = (out / "spectrum_eigenvalues.csv").read_text().splitlines()
+    assert len(eig_lines) == 402
+    assert Image.open(out / "spectrum.png").info["Description"].startswith("sobolev-rf spectrum")
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--x", "1:0:10"], "a < b"),
+    (["--x", "0:1"], "a:b:num"),
+    (["--x", "0:1:1"], "between 2"),
+    (["--x", "0:nan:10"], "a < b"),
+    (["--eta", "0"], "> 0"),
+    (["--eta", "-1"], "> 0"),
+    (["--param", "z=1+1j"], "real"),
+    (["--n", "-3"], "integer"),
+])
+def test_cli_bad_input_one_line(extra: list[str], fragment: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "never"
+    try:
+        code = main(MP_ARGV + extra + ["--out", str(out)])
+    except SystemExit as exc:   # argparse type errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["spectrum", "F*Ft/n*D", "--shape", "F=n,p", "--diag", "D=n", "--param", "n=1", "--param", "p=2"],
+     "not self-adjoint"),
+    (["spectrum", "Ft*F/n", "--shape", "F=n,p", "--param", "n=1"], "missing parameter"),
+    (["spectrum", "F", "--shape", "F=n,p", "--param", "n=1", "--param", "p=2"], "square"),
+])
+def test_cli_bad_expressions(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
