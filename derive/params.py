@@ -119,6 +119,24 @@ class ModelParams:
         """Training rows per sample (the interpolation threshold is p = training_rows·n)."""
         return training_rows(self.k, self.tau)
 
+    def describe(self, omit: Iterable[str] = ()) -> str:
+        """One line naming the point: σ, φ, k, τ, p/d, n/d, λ, Δ_f, Δ_g, ϖ, less the fields in ``omit``
+        (field names, with ``noise`` for both noises and ``ratios`` for p/d and n/d). ϖ is listed for
+        k ≤ 8 and summarised by its mean square above."""
+        skip = set(omit)
+        skip |= {"noise_f", "noise_g"} if "noise" in skip else set()
+        skip |= {"p_over_d", "n_over_d"} if "ratios" in skip else set()
+        parts = [("activation", f"σ = {self.activation}"), ("teacher", f"φ = {self.teacher}"), ("k", f"k = {self.k}"),
+                 ("tau", f"τ = {self.tau:g}"), ("p_over_d", f"p/d = {self.p_over_d:g}"),
+                 ("n_over_d", f"n/d = {self.n_over_d:g}"), ("lam", f"λ = {self.lam:g}"),
+                 ("noise_f", f"Δ_f = {self.noise_f:g}"), ("noise_g", f"Δ_g = {self.noise_g:g}")]
+        al = self.alignment or ()
+        if al:
+            text = ", ".join(f"{a:g}" for a in al) if len(al) <= 8 else \
+                f"{len(al)} entries, ‖ϖ‖²/k = {sum(a * a for a in al) / len(al):g}"
+            parts.append(("alignment", f"ϖ = ({text})"))
+        return ", ".join(text for name, text in parts if name not in skip)
+
     def with_(self, **changes: Any) -> "ModelParams":
         """A validated copy with some fields changed."""
         if "k" in changes and "alignment" not in changes and changes["k"] != self.k:

@@ -278,12 +278,6 @@ def compare(law: QuadraticLaw, varpi: np.ndarray, sim: np.ndarray) -> Comparison
 # ----------------------------------------------------------------------------------------------- outputs
 
 
-def model_text(params: ModelParams) -> str:
-    return (f"σ = {params.activation}, φ = {params.teacher}, k = {params.k}, τ = {params.tau}, "
-            f"p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g}, λ = {params.lam:g}, "
-            f"Δ_f = {params.noise_f:g}, Δ_g = {params.noise_g:g}")
-
-
 def law_csv(command: str, summaries: Sequence[LawSummary], draws: Draws | None,
             comparisons: dict[str, Comparison]) -> str:
     """Long-format CSV: rows of kind cdf, bin, quantile, mean, sd, ks, coef per error (see :data:`LAW_COLUMNS`)."""
@@ -441,7 +435,7 @@ def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws |
                 f"(d = {draws.d}, p = {draws.p}, n = {draws.n}, {len(draws.seeds)} draws, one seed each)"
                 .replace("$_{k}$", f"$_{{{params.k}}}$")
                 if draws is not None else "exact law (no simulation)")
-    fig.suptitle(f"Law of the test errors over the alignment ϖ ~ N(0, I$_{params.k}$)\n{model_text(params)}\n"
+    fig.suptitle(f"Law of the test errors over the alignment ϖ ~ N(0, I$_{params.k}$)\n{params.describe()}\n"
                  f"{sim_line}", fontsize=11)
     return png_bytes(fig, description)
 
@@ -449,7 +443,7 @@ def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws |
 def summary_table(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws | None,
                   comparisons: dict[str, Comparison]) -> str:
     """The printed table: theory mean, sd, quantiles; simulation mean ± SE, KS distances, per-draw deviation."""
-    lines = [f"Law of the test errors over ϖ ~ N(0, I_{params.k})   ({model_text(params)})"]
+    lines = [f"Law of the test errors over ϖ ~ N(0, I_{params.k})   ({params.describe()})"]
     if draws is not None:
         lines.append(f"simulation: {len(draws.seeds)} draws of ϖ, one seed each, d = {draws.d}, p = {draws.p}, "
                      f"n = {draws.n}, {draws.n_test} test points")

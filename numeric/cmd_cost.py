@@ -174,13 +174,6 @@ def _axis_range(value: float) -> tuple[float, float]:
     return min(MAP_RANGE[0], value / 1.5), max(MAP_RANGE[1], value * 1.5)
 
 
-def model_text(base: ModelParams) -> str:
-    """One line naming the model point (everything but the swept ratios)."""
-    noise = "noiseless" if base.noise_f == 0 and base.noise_g == 0 else f"Δ_f = {base.noise_f:g}, Δ_g = {base.noise_g:g}"
-    align = ",".join(f"{a:g}" for a in base.alignment or ())
-    return f"σ = {base.activation}, φ = {base.teacher}, k = {base.k}, λ = {base.lam:g}, {noise}, ϖ = ({align})"
-
-
 def _notes(settings: Settings) -> list[str]:
     k = settings.base.k
     return [f"Sobolev: tau=1, n samples, k={k} projections each, budget n(1+ck); L2: tau=0, n(1+ck) samples; "
@@ -258,12 +251,6 @@ def simulate_cut(settings: Settings, targets: Sequence[float]) -> list[SimRow]:
 # Figures
 
 
-def _edges(centres: np.ndarray) -> np.ndarray:
-    logc = np.log(centres)
-    mid = 0.5 * (logc[1:] + logc[:-1])
-    return np.exp(np.concatenate([[2 * logc[0] - mid[0]], mid, [2 * logc[-1] - mid[-1]]]))
-
-
 def _log_axes(ax: Any, x: bool = True, y: bool = True) -> None:
     from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
@@ -293,12 +280,13 @@ def cost_map_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.ndar
     from matplotlib.figure import Figure
 
     from sobolev_rf.numeric.artifacts import png_bytes
+    from sobolev_rf.numeric.figures import log_cell_edges
 
     base = settings.base
     rows = len(settings.costs)
     fig = Figure(figsize=(17, 4.6 * rows + 1.0), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, 3, squeeze=False))
-    xe, ye = _edges(ps), _edges(ns)
+    xe, ye = log_cell_edges(ps), log_cell_edges(ns)
     legend: list = []
     for r, c in enumerate(settings.costs):
         for j, q in enumerate(QUANTITIES):
@@ -331,7 +319,7 @@ def cost_map_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.ndar
         h for h in legend if "break-even" in h.get_label()] if legend else [], loc="outside lower center",
         ncol=4, fontsize=9)
     fig.suptitle(f"Sobolev (τ = 1, n samples, k = {base.k} projections) vs L2 training (τ = 0, n(1 + ck) samples) "
-                 f"at equal budget n(1 + ck), d → ∞ theory\n{model_text(base)};  blue: Sobolev better.  "
+                 f"at equal budget n(1 + ck), d → ∞ theory\n{base.describe(omit=('tau', 'ratios'))};  blue: Sobolev better.  "
                  f"Note: {H1_NOTE}.", fontsize=11)
     return png_bytes(fig, settings.command)
 
@@ -344,11 +332,12 @@ def breakeven_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.nda
     from matplotlib.patches import Patch
 
     from sobolev_rf.numeric.artifacts import png_bytes
+    from sobolev_rf.numeric.figures import log_cell_edges
 
     base = settings.base
     fig = Figure(figsize=(18, 5.6), layout="constrained")
     axes = fig.subplots(1, 3)
-    xe, ye = _edges(ps), _edges(ns)
+    xe, ye = log_cell_edges(ps), log_cell_edges(ns)
     legend: dict[str, Any] = {}
     for ax, q in zip(axes, QUANTITIES):
         cs, st = grid.c_star[q], grid.status[q]
@@ -392,7 +381,7 @@ def breakeven_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.nda
         legend = {h.get_label(): h for h in [*legend.values(), *handles]}
     fig.legend(handles=list(legend.values()), loc="outside lower center", ncol=4, fontsize=9, facecolor="0.93")
     fig.suptitle(f"Break-even cost c*: the largest cost of one gradient projection at which Sobolev training "
-                 f"(budget n(1 + c·{base.k})) still beats L2 training with the same budget\n{model_text(base)}; "
+                 f"(budget n(1 + c·{base.k})) still beats L2 training with the same budget\n{base.describe(omit=('tau', 'ratios'))}; "
                  f"d → ∞ theory.  Note: {H1_NOTE}.", fontsize=11)
     return png_bytes(fig, settings.command)
 
@@ -472,7 +461,7 @@ def curve_png(settings: Settings, cut: CostGrid, xs: np.ndarray, sims: Sequence[
     ax.legend(fontsize=7.5, loc="best")
     seeds = f"{settings.seeds} seed{'s' if settings.seeds > 1 else ''}" + (" (± SE)" if have_se else "")
     fig.suptitle(f"Equal budget n(1 + ck) at Sobolev n/d = {n:g}: lines d → ∞ theory, points d = {settings.d}, "
-                 f"{seeds}; dotted verticals: interpolation thresholds\n{model_text(base)}.  Note: {H1_NOTE}.",
+                 f"{seeds}; dotted verticals: interpolation thresholds\n{base.describe(omit=('tau', 'ratios'))}.  Note: {H1_NOTE}.",
                  fontsize=10)
     return png_bytes(fig, settings.command)
 
@@ -534,7 +523,7 @@ def summary(settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float
 
     base = settings.base
     lines = [f"Sobolev (τ = 1, n samples, k = {base.k}) vs L2 (τ = 0, n(1 + ck) samples) at equal budget; "
-             f"{model_text(base)}", "",
+             f"{base.describe(omit=('tau', 'ratios'))}", "",
              f"Share of the map p/d ∈ [{grid.p_over_d.min():.3g}, {grid.p_over_d.max():.3g}], n/d ∈ "
              f"[{grid.n_over_d.min():.3g}, {grid.n_over_d.max():.3g}] where Sobolev wins (d → ∞ theory):"]
     lines.append(f"{'c':>8}" + "".join(f"{q:>12}" for q in QUANTITIES))

@@ -269,11 +269,6 @@ def csv_rows(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], seed
     return rows
 
 
-def _model_text(params: ModelParams) -> str:
-    return (f"σ = {params.activation}, φ = {params.teacher}, k = {params.k}, p/d = {params.p_over_d:g}, "
-            f"n/d = {params.n_over_d:g}, λ = {params.lam:g}, Δ_f = {params.noise_f:g}, Δ_g = {params.noise_g:g}")
-
-
 def figure(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settings: Settings,
            command: str) -> bytes:
     """Three panels (eps_L2, eps_H1, eps_grad) against d: simulation means ± SE of the three arms, the random
@@ -320,7 +315,7 @@ def figure(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settin
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     informed = [r for r in results if r.arm == "informed"]
     realised = ", ".join(f"d = {r.d}: {np.mean(r.ratio):.3f}" for r in informed)
-    fig.suptitle(f"Data-informed vs random gradient subspaces ({_model_text(settings.params)})\n"
+    fig.suptitle(f"Data-informed vs random gradient subspaces ({settings.params.describe(omit=('tau', 'alignment'))})\n"
                  f"lines: d → ∞ theory of the random model, mean over ϖ ~ N(0, I_k); points: {settings.seeds} seeds "
                  f"(± SE); informed realised ϖ₁/√d — {realised}")
     return png_bytes(fig, command)
@@ -333,7 +328,7 @@ def _pm(mean: float, se: float) -> str:
 def table(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settings: Settings) -> str:
     head = (f"{'d':>5}  {'arm':<9}{'eps_L2':>20}{'eps_H1':>20}{'eps_grad':>20}{'ϖ₁/√d':>9}"
             f"{'theory eps_L2':>15}")
-    lines = [f"Informed vs random gradient subspaces ({_model_text(settings.params)}), {settings.seeds} seeds, "
+    lines = [f"Informed vs random gradient subspaces ({settings.params.describe(omit=('tau', 'alignment'))}), {settings.seeds} seeds, "
              f"mean ± SE", f"theory: d → ∞, random V, mean over ϖ ~ N(0, I_k); {OUTSIDE}", head, "-" * len(head)]
     for r in results:
         mean, _ = _theory(laws, r)

@@ -271,23 +271,12 @@ def _lam_text(opt: Any) -> str:
     return f"{opt.lam:.3g}"
 
 
-def model_text(params: ModelParams, with_p: bool = True) -> str:
-    """One line naming the model point (σ, φ, τ, k, p/d, n/d, ϖ)."""
-    parts = [f"σ = {params.activation}", f"φ = {params.teacher}", f"τ = {params.tau}", f"k = {params.k}"]
-    if with_p:
-        parts.append(f"p/d = {params.p_over_d:g}")
-    parts.append(f"n/d = {params.n_over_d:g}")
-    if params.k:
-        parts.append("ϖ = (" + ", ".join(f"{a:g}" for a in params.alignment or ()) + ")")
-    return ", ".join(parts)
-
-
 def summary_table(settings: Settings, curves: Sequence[Any], maps: dict[tuple[str, str], Any]) -> str:
     """The stdout table: optima per noise level, then where the maps find benign regimes."""
     from sobolev_rf.numeric.noise import largest_benign_delta
 
     qs = settings.quantities
-    lines = [f"Optimal ridge λ* (d → ∞ theory) at {model_text(settings.params)}"]
+    lines = [f"Optimal ridge λ* (d → ∞ theory) at {settings.params.describe(omit=('lam', 'noise'))}"]
     head = f"{'noise':<10}{'Δ':>7}"
     for q in qs:
         head += f"  {'λ*(' + q + ')':>14}{q + '(λ*)':>14}{q + '(0⁺)':>14}"
@@ -402,7 +391,7 @@ def lambda_png(settings: Settings, curves: Sequence[Any], sims: Sequence[SimPoin
     if settings.params.tau == 0 and "eps_H1" in qs:
         note += "\nτ = 0: eps_H1 does not self-average over V; theory gives its mean over V, one simulation seed "
         note += "scatters around it"
-    fig.suptitle(f"Test errors against the ridge λ at {model_text(settings.params)}\n"
+    fig.suptitle(f"Test errors against the ridge λ at {settings.params.describe(omit=('lam', 'noise'))}\n"
                  f"lines: d → ∞ theory; dashed: λ → 0⁺ limit; stars: optimal λ* (at the left edge when "
                  f"λ* → 0⁺); {sim_text}{note}")
     return png_bytes(fig, settings.command)
@@ -451,7 +440,7 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
     from matplotlib.patches import Patch
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
-    from sobolev_rf.numeric.figures import _edges
+    from sobolev_rf.numeric.figures import log_cell_edges
 
     chosen = [(kind, m) for (kind, q), m in maps.items() if q == settings.quantity]
     ncols = len(chosen)
@@ -468,7 +457,7 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
     lam_norm = Normalize(vmin=max(lam_floor, math.log10(lo)), vmax=math.log10(hi))
     sym_q = QUANTITY_TEX[settings.quantity]
     for col, ((kind, m), ratio) in enumerate(zip(chosen, ratios)):
-        xe = _edges(m.p_over_d)
+        xe = log_cell_edges(m.p_over_d)
         y, ye = _delta_coordinates(m.deltas)
         order = np.argsort(y)
         benign = m.benign[order]
@@ -519,7 +508,7 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
     fig.legend(handles=handles, loc="outside lower center", ncols=3 if ncols > 1 else 1, fontsize=9)
     note = "" if any(k == "gradient" for k, _ in chosen) else (
         "\nτ = 0 (or k = 0): gradient labels are not in the training loss, so Δ_g has no effect (no map)")
-    fig.suptitle(f"Where is interpolating the noise benign?  d → ∞ theory at {model_text(settings.params, False)}\n"
+    fig.suptitle(f"Where is interpolating the noise benign?  d → ∞ theory at {settings.params.describe(omit=('lam', 'noise', 'p_over_d'))}\n"
                  f"λ* minimises {settings.quantity} over λ > 0; the bottom row of each map is Δ = 0{note}")
     return png_bytes(fig, settings.command)
 

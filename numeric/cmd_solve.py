@@ -25,13 +25,6 @@ def _distribution(params: ModelParams) -> dict:
             for key, law in laws.items()}
 
 
-def _alignment_text(alignment: tuple[float, ...]) -> str:
-    """ϖ as a list, or by its mean square for many directions (the errors depend on nothing else)."""
-    if len(alignment) <= 8:
-        return str(list(alignment))
-    return f"{len(alignment)} entries with ‖ϖ‖²/k = {sum(a * a for a in alignment) / len(alignment):g}"
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "solve",
@@ -59,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"model: σ = {params.activation}, φ = {params.teacher}, k = {params.k}, τ = {params.tau}, "
-          f"p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g}, λ = {params.lam:g}, "
-          f"Δ_f = {params.noise_f:g}, Δ_g = {params.noise_g:g}, ϖ = {_alignment_text(params.alignment)}")
+    print(f"model: {params.describe()}")
     for key in _KEYS:
         value = out[key]
         print(f"  {key:15s} {'—' if value is None else f'{value:.10g}'}")

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -302,17 +302,6 @@ def noise_csv(settings: Settings, study: Study) -> str:
     return csv_text(settings.command, NOISE_COLUMNS, rows)
 
 
-def model_text(params: ModelParams, with_point: bool = True) -> str:
-    """One line naming the model point (σ, φ, k, λ and optionally p/d, n/d, noises, ϖ)."""
-    parts = [f"σ = {params.activation}", f"φ = {params.teacher}", f"k = {params.k}", f"λ = {params.lam:g}"]
-    if with_point:
-        parts += [f"p/d = {params.p_over_d:g}", f"n/d = {params.n_over_d:g}"]
-    parts += [f"Δ_f = {params.noise_f:g}", f"Δ_g = {params.noise_g:g}"]
-    if any(a != 1.0 for a in params.alignment or ()):
-        parts.append("ϖ = (" + ", ".join(f"{a:g}" for a in params.alignment or ()) + ")")
-    return ", ".join(parts)
-
-
 def map_summary(settings: Settings, study: Study) -> list[str]:
     """Lines describing the maps: per error, how often τ* is 0, 0⁺, interior, ∞, where a tuned τ beats
     both τ = 0 and τ = 1 by more than :data:`CLEAR_GAIN`, and the largest gains."""
@@ -320,7 +309,7 @@ def map_summary(settings: Settings, study: Study) -> list[str]:
     k = settings.params.k
     ratio = study.p_over_d[None, :] / study.n_over_d[:, None]
     lines = [f"Maps over p/d ∈ [{MAP_P_RANGE[0]:g}, {MAP_P_RANGE[1]:g}] × n/d ∈ [{MAP_N_RANGE[0]:g}, "
-             f"{MAP_N_RANGE[1]:g}] ({settings.grid}×{settings.grid} cells, {model_text(settings.params, False)}):"]
+             f"{MAP_N_RANGE[1]:g}] ({settings.grid}×{settings.grid} cells, {settings.params.describe(omit=('tau', 'ratios'))}):"]
     for q in settings.quantities:
         st = m.status[q]
         counts = ", ".join(f"{name} {int(np.count_nonzero(st == name))}"
@@ -349,7 +338,7 @@ def map_summary(settings: Settings, study: Study) -> list[str]:
 def summary_table(settings: Settings, study: Study) -> str:
     """The stdout table: optima at the model point, the τ*(Δ) study, the map summary."""
     pt = study.point
-    lines = [f"Optimal Sobolev weight τ* (d → ∞ theory) at {model_text(settings.params)}",
+    lines = [f"Optimal Sobolev weight τ* (d → ∞ theory) at {settings.params.describe(omit=('tau',))}",
              f"{'error':<10}{'τ*':>10}{'ε(τ*)':>11}{'ε(0)':>11}{'ε(0⁺)':>11}{'ε(1)':>11}{'ε(∞)':>11}"
              f"{'gain/τ=0':>10}{'gain/τ=1':>10}"]
     lines.append("-" * len(lines[-1]))
@@ -411,12 +400,12 @@ def maps_png(settings: Settings, study: Study) -> bytes:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from sobolev_rf.numeric.figures import _edges, _log_ticks
+    from sobolev_rf.numeric.figures import log_cell_edges, log_ticks
 
     m = study.maps
     qs = settings.quantities
     k = settings.params.k
-    xe, ye = _edges(study.p_over_d), _edges(study.n_over_d)
+    xe, ye = log_cell_edges(study.p_over_d), log_cell_edges(study.n_over_d)
     fig = Figure(figsize=(17, 4.3 * len(qs) + 1.6), layout="constrained")
     axes = fig.subplots(len(qs), 3, squeeze=False)
     gains = np.concatenate([np.ravel(m.gain(q, ref)) for q in qs for ref in ("zero", "one")])
@@ -459,8 +448,8 @@ def maps_png(settings: Settings, study: Study) -> bytes:
             ax.set_yscale("log")
             ax.set_xlim(xe[0], xe[-1])
             ax.set_ylim(ye[0], ye[-1])
-            _log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 5, 10])
-            _log_ticks(ax.yaxis, [0.1, 0.2, 0.5, 1, 2, 5])
+            log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 5, 10])
+            log_ticks(ax.yaxis, [0.1, 0.2, 0.5, 1, 2, 5])
             ax.set_xlabel("features per input dimension  p/d")
             ax.set_ylabel("samples per input dimension  n/d")
             ax.set_title(title, fontsize=10)
@@ -474,7 +463,7 @@ def maps_png(settings: Settings, study: Study) -> bytes:
                        label="model point of tau_curve.png")]
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=9)
     fig.suptitle(f"The optimal Sobolev weight τ* and what tuning it gains (d → ∞ theory)\n"
-                 f"{model_text(settings.params, False)}; white gain cells: < {100 * m.rtol:g} % (a tie); "
+                 f"{settings.params.describe(omit=('tau', 'ratios'))}; white gain cells: < {100 * m.rtol:g} % (a tie); "
                  f"red τ* > 1, blue τ* < 1")
     return png_bytes(fig, settings.command)
 
@@ -553,7 +542,7 @@ def curve_png(settings: Settings, study: Study) -> bytes:
     note = ""
     if any(s.tau == 0 for s in study.sims):
         note = "; at τ = 0 eps_H1 does not self-average over V (its simulation scatters around the theory's mean)"
-    fig.suptitle(f"Test errors against the Sobolev weight τ at {model_text(settings.params)}\n"
+    fig.suptitle(f"Test errors against the Sobolev weight τ at {settings.params.describe(omit=('tau',))}\n"
                  f"vertical line: τ = 1; star: the optimum τ*{note}")
     return png_bytes(fig, settings.command)
 
@@ -609,7 +598,7 @@ def noise_png(settings: Settings, study: Study) -> bytes:
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=9, loc="best")
     fig.suptitle(f"Does the optimal weight depend on the label noise?  d → ∞ theory at "
-                 f"{model_text(settings.params)}\nbands: τ* = 0 (L2 training; hollow marker: 0⁺) below, τ* = ∞ "
+                 f"{settings.params.describe(omit=('tau',))}\nbands: τ* = 0 (L2 training; hollow marker: 0⁺) below, τ* = ∞ "
                  f"above; the leftmost point of each curve is Δ = 0")
     return png_bytes(fig, settings.command)
 

@@ -39,7 +39,7 @@ class Curve:
     sim_se: dict[str, Array]
 
 
-def _log_ticks(axis: Axis, ticks: Sequence[float]) -> None:
+def log_ticks(axis: Axis, ticks: Sequence[float]) -> None:
     """Label a log-scaled ``axis`` at the plain numbers ``ticks`` only (no 2×10⁰ minor labels)."""
     axis.set_major_locator(FixedLocator(list(ticks)))
     axis.set_major_formatter(FormatStrFormatter("%g"))
@@ -68,7 +68,7 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
                         textcoords="offset points", fontsize=8, color="0.3")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 3, 6])
+        log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 3, 6])
         ax.set_xlabel("features per input dimension  p/d")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.25)
@@ -78,7 +78,7 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
     return png_bytes(fig, description)
 
 
-def _edges(centres: Array) -> Array:
+def log_cell_edges(centres: Array) -> Array:
     """Cell edges of a log-spaced grid of cell centres (geometric midpoints, extrapolated at the ends)."""
     logc = np.log(centres)
     if len(centres) == 1:
@@ -96,7 +96,7 @@ def phase_png(p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Arra
     """
     fig = Figure(figsize=(16, 5), layout="constrained")
     axes = fig.subplots(1, 3)
-    xe, ye = _edges(p_over_d), _edges(n_over_d)
+    xe, ye = log_cell_edges(p_over_d), log_cell_edges(n_over_d)
     both = np.concatenate([eps_l2[np.isfinite(eps_l2)], eps_sobolev[np.isfinite(eps_sobolev)]])
     positive = both[both > 0]
     vmin, vmax = (float(positive.min()), float(positive.max())) if positive.size else (1e-3, 1.0)
@@ -119,8 +119,8 @@ def phase_png(p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Arra
         ax.set_yscale("log")
         ax.set_xlim(xe[0], xe[-1])
         ax.set_ylim(ye[0], ye[-1])
-        _log_ticks(ax.xaxis, [0.2, 0.5, 1, 2, 5])
-        _log_ticks(ax.yaxis, [0.2, 0.5, 1, 2, 5])
+        log_ticks(ax.xaxis, [0.2, 0.5, 1, 2, 5])
+        log_ticks(ax.yaxis, [0.2, 0.5, 1, 2, 5])
         ax.set_xlabel("features per input dimension  p/d")
         ax.set_ylabel("samples per input dimension  n/d")
         ax.set_title(name)
