@@ -37,6 +37,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)")
 
 
+def describe_options(parser: argparse.ArgumentParser, **helps: str) -> None:
+    """Replace the help of shared options by what they mean for one command (keys: option dests)."""
+    for action in parser._actions:
+        if action.dest in helps:
+            action.help = helps[action.dest]
+
+
 def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` accepting integers in [``minimum``, ``maximum``] (no upper bound if None)."""
     rule = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"

@@ -37,7 +37,7 @@ from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.alignment import QuadraticLaw, alignment_laws
 from sobolev_rf.numeric.artifacts import csv_text, fmt, png_bytes, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, describe_options, int_range, params_from_args
 from sobolev_rf.numeric.progress import Progress
 
 HELP = "law of eps_L2, eps_H1, eps_grad over the alignment ϖ ~ N(0, I_k): exact CDF, quantiles, simulation"
@@ -71,9 +71,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("alignment", help=HELP, description=DESCRIPTION,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
-    for action in parser._actions:  # the shared --alignment option does not apply: ϖ is random here
-        if action.dest == "alignment":
-            action.help = "not accepted by this command: ϖ ~ N(0, I_k) is drawn (use 'solve --alignment')"
+    describe_options(parser, alignment="not accepted by this command: ϖ ~ N(0, I_k) is drawn (use 'solve --alignment')")
     parser.add_argument("--out", default="sobolev-rf-out/alignment", metavar="DIR",
                         help="output folder, created if missing (default: %(default)s)")
     parser.add_argument("--sim-d", type=int_range(10, 100_000), default=None, metavar="D",

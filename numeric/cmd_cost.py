@@ -32,7 +32,7 @@ import numpy as np
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.artifacts import csv_text, fmt, plus_minus, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, nonnegative_numbers, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, describe_options, int_range, nonnegative_numbers, params_from_args
 from sobolev_rf.numeric.cost import (C_MAX, H1_NOTE, QUANTITIES, CostGrid, break_even_cost, cost_grid,
                                      l2_samples)
 from sobolev_rf.numeric.progress import Progress
@@ -92,15 +92,11 @@ def add_parser(subparsers: Any) -> None:
     add_model_arguments(parser)
     # τ is fixed by the comparison (τ = 1 against τ = 0): --tau stays parseable only to be rejected clearly
     parser.set_defaults(tau=None)
-    for action in parser._actions:
-        if action.dest == "tau":
-            action.help = "not used: the comparison fixes τ = 1 (Sobolev) against τ = 0 (L2); passing it is an error"
-        if action.dest == "p_over_d":
-            action.help = (action.help or "") + "; here the model point starred on the maps and the first row of " \
-                                                "the break-even table"
-        if action.dest == "n_over_d":
-            action.help = (action.help or "") + "; here the Sobolev sample ratio of the model point and of the " \
-                                                "1-D cut along p/d"
+    describe_options(
+        parser, tau="not used: the comparison fixes τ = 1 (Sobolev) against τ = 0 (L2); passing it is an error",
+        p_over_d="features per input dimension p/d of the model point starred on the maps and of the first row of "
+                 "the break-even table",
+        n_over_d="the Sobolev sample ratio n/d of the model point and of the 1-D cut along p/d")
     g = parser.add_argument_group("comparison")
     g.add_argument("--c", default="1", metavar="C1,C2,...",
                    help=f"cost of one gradient projection in function evaluations, >= 0; up to {MAX_COSTS} "

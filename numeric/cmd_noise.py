@@ -30,7 +30,7 @@ import numpy as np
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, ParameterError
 from sobolev_rf.numeric.artifacts import csv_text, fmt, png_bytes, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, nonnegative_numbers, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, describe_options, int_range, nonnegative_numbers, params_from_args
 from sobolev_rf.numeric.progress import Progress
 
 HELP = "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"
@@ -98,13 +98,9 @@ def add_parser(subparsers: Any) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
     parser.set_defaults(p_over_d="4", lam=None)
-    for action in parser._actions:
-        if action.dest == "lam":
-            action.help = "not used for the errors (λ is swept); if given, marked on the λ curves"
-        elif action.dest == "noise_f":
-            action.help = "Δ_f held fixed in the gradient-noise study (default: 0)"
-        elif action.dest == "noise_g":
-            action.help = "Δ_g held fixed in the function-noise study (default: 0)"
+    describe_options(parser, lam="not used for the errors (λ is swept); if given, marked on the λ curves",
+                     noise_f="Δ_f held fixed in the gradient-noise study (default: 0)",
+                     noise_g="Δ_g held fixed in the function-noise study (default: 0)")
     g = parser.add_argument_group("noise study")
     g.add_argument("--out", default="sobolev-rf-out/noise", metavar="DIR",
                    help="output folder, created if missing (default: %(default)s)")

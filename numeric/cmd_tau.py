@@ -28,7 +28,7 @@ import numpy as np
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, ParameterError
 from sobolev_rf.numeric.artifacts import csv_text, fmt, png_bytes, write_outputs
-from sobolev_rf.numeric.cli_args import add_model_arguments, int_range, params_from_args
+from sobolev_rf.numeric.cli_args import add_model_arguments, describe_options, int_range, params_from_args
 from sobolev_rf.numeric.progress import Progress
 
 HELP = "the optimal Sobolev weight τ*: maps of τ* and of its gain over τ = 0 and τ = 1 (figures + CSV)"
@@ -95,15 +95,10 @@ def add_parser(subparsers: Any) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
     parser.set_defaults(p_over_d="0.5", tau=None)
-    for action in parser._actions:
-        if action.dest == "tau":
-            action.help = "not used for the errors (τ is swept and optimised); if given, marked on the curves"
-        elif action.dest == "noise_f":
-            action.help = "Δ_f of the model point, held fixed in the Δ_g study (default: 0)"
-        elif action.dest == "noise_g":
-            action.help = "Δ_g of the model point, held fixed in the Δ_f study (default: 0)"
-        elif action.dest == "p_over_d":
-            action.help = "features per input dimension p/d of the model point (default: 0.5)"
+    describe_options(parser, tau="not used for the errors (τ is swept and optimised); if given, marked on the curves",
+                     noise_f="Δ_f of the model point, held fixed in the Δ_g study (default: 0)",
+                     noise_g="Δ_g of the model point, held fixed in the Δ_f study (default: 0)",
+                     p_over_d="features per input dimension p/d of the model point (default: 0.5)")
     g = parser.add_argument_group("τ study")
     g.add_argument("--out", default="sobolev-rf-out/tau", metavar="DIR",
                    help="output folder, created if missing (default: %(default)s)")
