@@ -1,18 +1,26 @@
-"""Benchmark of the pencil / operator-valued fixed-point chain.
+"""Benchmark of the pencil / operator-valued fixed-point chain and of limiting spectral densities.
 
-For each case (Marchenko–Pastur, anisotropic MP, random-features resolvent, Sobolev k = 1 and k = 2) it
-reports the seconds to build the pencil and derive its reduced fixed-point equations, the seconds to solve
-them, the pencil size, the pencil check error (uᵀL⁻¹v against direct evaluation on small random matrices)
-and the relative error of the first normalised trace against finite random matrices (N = 2000).
+Part 1, fixed points. For auto-fpt's examples (Marchenko–Pastur, anisotropic MP, the two random-features
+traces, ridge-regression bias and variance with Θ a data column, subordination) and the Sobolev resolvent
+(k = 1, 2), all stated in ``sobolev-rf pencil`` syntax, it reports the seconds to parse the expression, build
+the pencil and derive the reduced fixed-point equations ("pencil + equations", median of REPEATS runs; target
+≤ 1 s each), the seconds to solve them, the pencil size, the pencil check error (uᵀL⁻¹v against direct
+evaluation on small random matrices) and the relative error of the trace against one finite draw (N = 2000).
 
-    python benchmarks/pencil.py [--json]      (writes benchmarks/results/pencil.json)
+Part 2, spectra. The seconds for a 400-point limiting spectral density (continuation along x, atoms; median
+of REPEATS runs after one warm-up; target ≤ 2 s) of the MP law, a two-point-covariance Wishart matrix, the
+random-features Gram matrix and the Sobolev Gram matrix (k = 1), with the derivation time and what was found.
+
+    python benchmarks/pencil.py [--json] [--no-finite]      (writes benchmarks/results/pencil.json)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -20,126 +28,251 @@ from typing import Any, Callable
 import numpy as np
 import scipy.special
 import sympy as sp
-from sympy import Identity, Inverse, MatrixSymbol
 
 from sobolev_rf.codegen.atomic import atomic_write_text
-from sobolev_rf.derive.ovfp import DiagonalLaw, GaussianMatrix, derive_system, sobolev_expressions
-from sobolev_rf.derive.pencil import check_pencil, linearize
+from sobolev_rf.derive.laws import declare_diagonals
+from sobolev_rf.derive.ovfp import GaussianMatrix, derive_system
+from sobolev_rf.derive.pencil import check_pencil, declare_shapes, linearize, parse_expression
+from sobolev_rf.numeric.spectrum import StieltjesSolver, resolvent_system, spectral_density
 
-n, p, d = sp.symbols("n p d", positive=True, integer=True)
-lam, z, k1, ks = sp.symbols("lam z kappa1 kappastar", positive=True)
 RESULTS = Path(__file__).resolve().parent / "results" / "pencil.json"
+REPEATS = 5
+N = 2000
+LAM = 0.1
 
 
-def _quantile_normal(size: int, rng: np.random.Generator) -> np.ndarray:
+# ======================================================================================= finite draws
+def _normal_grid(size: int, rng: np.random.Generator) -> np.ndarray:
     """Randomly permuted normal quantiles: an empirical N(0, 1) law up to O(1/size)."""
     return rng.permutation(scipy.special.ndtri((np.arange(size) + 0.5) / size))
 
 
-def _finite_mp(rng: np.random.Generator) -> float:
-    F = rng.standard_normal((1000, 2000))
-    return float(np.mean(1 / (0.5 + np.linalg.eigvalsh(F.T @ F / 1000))))
+class Data:
+    """The data columns (d = N rows) of the ridge and subordination cases, and one shared Gaussian draw."""
+
+    def __init__(self, folder: Path) -> None:
+        rng = np.random.default_rng(7)
+        self.s = rng.uniform(0.5, 2.5, N)
+        self.t = rng.exponential(1.0, N)
+        self.s2 = 0.5 * self.s + rng.uniform(0.0, 1.0, N)
+        self.path = folder / "columns.csv"
+        self.path.write_text("S,T,S2\n" + "\n".join(f"{a!r},{b!r},{c!r}" for a, b, c in
+                                                   zip(self.s.tolist(), self.t.tolist(), self.s2.tolist())) + "\n")
+        self._gram: tuple[np.ndarray, np.ndarray] | None = None
+
+    def gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """Z₁ᵀZ₁, Z₂ᵀZ₂ for Z ∈ ℝ^{2N×N} split into two groups of N rows."""
+        if self._gram is None:
+            Z = np.random.default_rng(11).standard_normal((2 * N, N))
+            self._gram = (Z[:N].T @ Z[:N], Z[N:].T @ Z[N:])
+        return self._gram
 
 
-def _finite_amp(rng: np.random.Generator) -> float:
-    c = np.where(rng.random(1000) < 0.3, 1.0, math.sqrt(3.0))
-    X = rng.standard_normal((2000, 1000)) * c
-    return float(np.mean(1 / (0.2 + np.linalg.eigvalsh(X.T @ X / 2000))))
+def _finite_cases(data: Data) -> dict[str, Callable[[], float]]:
+    def mp() -> float:
+        G = (data.gram()[0] + data.gram()[1]) / (2 * N)
+        return float(np.mean(1 / (LAM + np.linalg.eigvalsh(G))))
+
+    def amp() -> float:
+        c = np.sqrt(np.where(np.arange(N) < 0.3 * N, 1.0, 3.0))
+        M = c[:, None] * (data.gram()[0] + data.gram()[1]) / (2 * N) * c[None, :]
+        return float(np.mean(1 / (LAM + np.linalg.eigvalsh(M))))
+
+    rf_cache: dict[str, float] = {}
+
+    def rf(which: str) -> Callable[[], float]:
+        def run() -> float:
+            if not rf_cache:
+                rng = np.random.default_rng(3)
+                dd, pp = 1000, N
+                nn = int(round(pp / 1.5))
+                X, T, E = rng.standard_normal((nn, dd)), rng.standard_normal((dd, pp)), rng.standard_normal((nn, pp))
+                A = 0.8 * X @ T / math.sqrt(dd) + 0.6 * E
+                R = np.linalg.inv(LAM * np.eye(pp) + A.T @ A / nn)
+                rf_cache["R"] = float(np.trace(R) / pp)
+                rf_cache["RW"] = float(np.sum(R * (T.T @ T / dd)) / pp)
+            return rf_cache[which]
+        return run
+
+    ridge_cache: dict[str, float] = {}
+
+    def ridge(part: str) -> Callable[[], float]:
+        def run() -> float:
+            if not ridge_cache:
+                r = np.sqrt(data.s)
+                Shat = r[:, None] * (data.gram()[0] + data.gram()[1]) / (2 * N) * r[None, :]
+                Q = np.linalg.inv(Shat + LAM * np.eye(N))
+                QS = Q * data.s[None, :]
+                ridge_cache["bias"] = float(np.sum((Q * data.t[None, :]) * QS.T) / N)
+                ridge_cache["variance"] = float(np.sum((Q @ Shat) * QS.T) / N)
+            return ridge_cache[part]
+        return run
+
+    def subordination() -> float:
+        r1, r2 = np.sqrt(data.s), np.sqrt(data.s2)
+        M = r1[:, None] * data.gram()[0] * r1[None, :] / N + r2[:, None] * data.gram()[1] * r2[None, :] / N
+        return float(np.mean(1 / (1 + np.linalg.eigvalsh(M))))
+
+    def sobolev(k: int) -> Callable[[], float]:
+        def run() -> float:
+            rng = np.random.default_rng(1)
+            pp, dd = N, N // 2
+            Th = rng.standard_normal((dd, pp))
+            W = Th.T @ Th / dd
+            inner = 0.3 * np.eye(pp) + 1.0 * W
+            for _ in range(k):
+                zeta = _normal_grid(pp, rng)
+                inner += 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta ** 2)
+            return float(np.trace(np.linalg.inv(inner)) / pp)
+        return run
+
+    return {"marchenko_pastur": mp, "anisotropic_mp": amp, "rf_trace_R": rf("R"), "rf_trace_RW": rf("RW"),
+            "ridge_bias": ridge("bias"), "ridge_variance": ridge("variance"), "subordination": subordination,
+            "sobolev_k1": sobolev(1), "sobolev_k2": sobolev(2)}
 
 
-def _finite_rf(rng: np.random.Generator) -> float:
-    dd, pp, nn = 1000, 2000, 1333
-    A = 0.8 * rng.standard_normal((nn, dd)) @ rng.standard_normal((dd, pp)) / math.sqrt(dd) \
-        + 0.6 * rng.standard_normal((nn, pp))
-    return float(np.trace(np.linalg.inv(0.1 * np.eye(pp) + A.T @ A / nn)) / pp)
+# ======================================================================================= cases (pencil syntax)
+RIDGE = "inv(R*Zt*Z*R/n + lam)"
+RFA = "(k1*X*Th/sqrt(d) + ks*E)"
+SOBOLEV = "inv(a + b*Tht*Th/d + c*({terms}) + e*({squares}))"
 
 
-def _finite_sobolev(k: int) -> Callable[[np.random.Generator], float]:
-    def run(rng: np.random.Generator) -> float:
-        pp, dd = 2000, 1000
-        Th = rng.standard_normal((dd, pp))
-        W = Th.T @ Th / dd
-        inner = 0.3 * np.eye(pp) + 1.0 * W
-        for _ in range(k):
-            zeta = _quantile_normal(pp, rng)
-            inner += 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta ** 2)
-        return float(np.trace(np.linalg.inv(inner)) / pp)
-    return run
-
-
-def cases() -> list[dict[str, Any]]:
-    """The benchmark cases: expression(s), declarations, check sizes, parameter point, finite-matrix run."""
-    F = MatrixSymbol("F", n, p)
-    X = MatrixSymbol("X", n, d)
-    C = MatrixSymbol("C", d, d)
-    Th = MatrixSymbol("Theta", d, p)
-    E = MatrixSymbol("E", n, p)
-    A = k1 * X * Th / sp.sqrt(d) + ks * E
+def fixed_point_cases(data: Data) -> list[dict[str, Any]]:
+    """Each case: expression, --shape, --diag, parameter point (dimensions as ratios)."""
+    ridge_diags = [f"S,T,S2=d@{data.path}", "R=d@sqrt(S)"]
+    ridge_point = {"lam": LAM, "n": 1.0, "d": 0.5}
     out = [
-        {"case": "marchenko_pastur", "expr": Inverse(lam * Identity(p) + F.T * F / n),
-         "gauss": [GaussianMatrix("F")], "diag": [], "output": "r",
-         "point": {"lam": 0.5, "p": 2.0, "n": 1.0}, "finite": _finite_mp},
-        {"case": "anisotropic_mp", "expr": Inverse(lam * Identity(d) + C * X.T * X * C / n),
-         "gauss": [GaussianMatrix("X")], "output": "r",
-         "diag": [DiagonalLaw(("C",), "discrete", ((1.0,), (math.sqrt(3.0),)), (0.3, 0.7))],
-         "point": {"lam": 0.2, "d": 0.5, "n": 1.0}, "finite": _finite_amp},
-        {"case": "rf_resolvent", "expr": Inverse(lam * Identity(p) + A.T * A / n),
-         "gauss": [GaussianMatrix(s) for s in ("X", "Theta", "E")], "diag": [], "output": "r",
-         "point": {"lam": 0.1, "p": 2.0, "d": 1.0, "n": 2.0 / 1.5, "kappa1": 0.8, "kappastar": 0.6},
-         "finite": _finite_rf},
+        dict(case="marchenko_pastur", expr="inv(lam*I + Zt*Z/n)", shapes=["Z=n,d"], diags=[],
+             point={"lam": LAM, "n": 1.0, "d": 0.5}),
+        dict(case="anisotropic_mp", expr="inv(lam*I + C*Zt*Z*C/n)", shapes=["Z=n,d"],
+             diags=["Sg=d@1:0.3,3:0.7", "C=d@sqrt(Sg)"], point={"lam": LAM, "n": 1.0, "d": 0.5}),
+        dict(case="rf_trace_R", expr=f"inv(lam*I + t{RFA}*{RFA}/n)", shapes=["X=n,d", "Th=d,p", "E=n,p"],
+             diags=[], point={"lam": LAM, "k1": 0.8, "ks": 0.6, "p": 2.0, "d": 1.0, "n": 2 / 1.5}),
+        dict(case="rf_trace_RW", expr=f"inv(lam*I + t{RFA}*{RFA}/n) * Tht*Th/d",
+             shapes=["X=n,d", "Th=d,p", "E=n,p"], diags=[],
+             point={"lam": LAM, "k1": 0.8, "ks": 0.6, "p": 2.0, "d": 1.0, "n": 2 / 1.5}),
+        dict(case="ridge_bias", expr=f"{RIDGE} * T * {RIDGE} * S", shapes=["Z=n,d"], diags=ridge_diags,
+             point=ridge_point),
+        dict(case="ridge_variance", expr=f"{RIDGE} * R*Zt*Z*R/n * {RIDGE} * S", shapes=["Z=n,d"],
+             diags=ridge_diags, point=ridge_point),
+        dict(case="subordination", expr="inv(I + R1*Z1t*Z1*R1/n1 + R2*Z2t*Z2*R2/n2)",
+             shapes=["Z1=n1,d", "Z2=n2,d"], diags=[f"S1,T,S2=d@{data.path}", "R1=d@sqrt(S1)", "R2=d@sqrt(S2)"],
+             point={"n1": 1.0, "n2": 1.0, "d": 1.0}),
     ]
     for k in (1, 2):
-        exprs, gauss, diags = sobolev_expressions(k)
-        out.append({"case": f"sobolev_k{k}", "expr": exprs, "gauss": gauss, "diag": diags, "output": "Q",
-                    "point": {"a": 0.3, "b": 1.0, "c": 0.7, "e": 0.1, "p": 2.0, "d": 1.0},
-                    "finite": _finite_sobolev(k)})
+        ds = [f"D{l + 1}" for l in range(k)]
+        expr = SOBOLEV.format(terms=" + ".join(f"{D}*Tht*Th*{D}/d" for D in ds),
+                              squares=" + ".join(f"{D}*{D}" for D in ds))
+        out.append(dict(case=f"sobolev_k{k}", expr=expr, shapes=["Th=d,p"], diags=[f"{D}=p" for D in ds],
+                        point={"a": 0.3, "b": 1.0, "c": 0.7, "e": 0.1, "p": 2.0, "d": 1.0}))
     return out
 
 
-def run_case(case: dict[str, Any], finite: bool) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    pencil = linearize(case["expr"])
+def _derive(case: dict[str, Any]) -> tuple[Any, Any, Any]:
+    mats, dims = declare_shapes(case["shapes"])
+    dmats, laws = declare_diagonals(case["diags"], dims, mats)
+    gauss = [GaussianMatrix(n) for n in mats]
+    mats.update(dmats)
+    expr = parse_expression(case["expr"], mats, dims)
+    pencil = linearize(expr)
+    return expr, pencil, derive_system(pencil, gauss, laws)
+
+
+def run_fixed_point(case: dict[str, Any], finite: Callable[[], float] | None) -> dict[str, Any]:
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        expr, pencil, system = _derive(case)
+        times.append(time.perf_counter() - t0)
     t1 = time.perf_counter()
-    system = derive_system(pencil, case["gauss"], case["diag"])
-    t2 = time.perf_counter()
     sol = system.solve(case["point"])
-    t3 = time.perf_counter()
-    check = check_pencil(pencil, case["expr"], {"n": 7, "p": 9, "d": 5}, np.random.default_rng(0))
+    t2 = time.perf_counter()
+    sizes = {"n": 7, "p": 9, "d": 5, "n1": 6, "n2": 8}
+    # the check draws every matrix as Gaussian: diagonal ones are compared as general square matrices
+    check = check_pencil(pencil, expr, sizes, np.random.default_rng(0))
     row = {
         "case": case["case"],
-        "build_and_derive_s": round(t2 - t0, 4),
-        "build_pencil_s": round(t1 - t0, 4),
-        "solve_s": round(t3 - t2, 4),
+        "expression": case["expr"].replace(str(Path(tempfile.gettempdir())), "$TMP"),
+        "pencil_and_equations_s": round(statistics.median(times), 4),
+        "solve_s": round(t2 - t1, 4),
         "pencil_blocks": pencil.size,
         "pencil_dimension": sp.sstr(pencil.dimension),
         "unknowns": len(system.unknowns),
         "pencil_check_rel_error": check,
-        "trace": sol.outputs[case["output"]],
+        "trace": sol.outputs["r"],
         "fixed_point_residual": sol.residual,
     }
-    if finite:
-        val = case["finite"](np.random.default_rng(1))
-        row["finite_N2000_rel_error"] = abs(val / row["trace"] - 1)
+    if finite is not None:
+        row["finite_N2000_rel_error"] = abs(finite() / row["trace"] - 1)
     return row
+
+
+# ======================================================================================= spectra
+SPECTRA = [
+    dict(case="marchenko_pastur", expr="Ft*F/n", shapes=["F=n,p"], diags=[], values={"n": 1.0, "p": 2.0},
+         x=(0.0, 6.0), eta=1e-6),
+    dict(case="wishart_two_point", expr="C*Xt*X*C/n", shapes=["X=n,d"], diags=["C=d@1,2"],
+         values={"n": 1.0, "d": 0.5}, x=(0.0, 12.0), eta=1e-6),
+    dict(case="rf_gram", expr=f"t{RFA}*{RFA}/n", shapes=["X=n,d", "Th=d,p", "E=n,p"], diags=[],
+         values={"n": 1.0, "p": 2.0, "d": 1.0, "k1": 0.5, "ks": 0.3}, x=(0.0, 3.0), eta=1e-4),
+    dict(case="sobolev_gram_k1_p3n",
+         expr="t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
+              " + D*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D/n",
+         shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], diags=["D=p"],
+         values={"n": 1.0, "d": 1.0, "p": 3.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}, x=(0.0, 2.0), eta=1e-4),
+]
+
+
+def run_spectrum(case: dict[str, Any], points: int = 400) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    mats, dims = declare_shapes(case["shapes"])
+    dmats, laws = declare_diagonals(case["diags"], dims, mats)
+    gauss = {k: False for k in mats}
+    mats.update(dmats)
+    expr = parse_expression(case["expr"], mats, dims)
+    system, z = resolvent_system(expr, gauss, laws)
+    solver = StieltjesSolver(system, z, case["values"])
+    t1 = time.perf_counter()
+    x = np.linspace(*case["x"], points)
+    spectral_density(solver, x, case["eta"])   # warm-up: compiles the numerical functions
+    times, spec = [], None
+    for _ in range(3):
+        t2 = time.perf_counter()
+        spec = spectral_density(solver, x, case["eta"])
+        times.append(time.perf_counter() - t2)
+    assert spec is not None
+    return {"case": case["case"], "points": points, "eta": case["eta"], "derive_s": round(t1 - t0, 4),
+            "spectrum_s": round(statistics.median(times), 4), "unknowns": len(system.unknowns),
+            "atoms": [[round(a, 10), round(w, 10)] for a, w in spec.atoms],
+            "mass_on_grid": round(float(np.trapezoid(np.nan_to_num(spec.density), x))
+                                  + sum(w for _, w in spec.atoms), 6),
+            **{k: v for k, v in spec.stats.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--no-finite", action="store_true", help="skip the finite-matrix comparison")
     args = parser.parse_args(argv)
-    rows = [run_case(c, not args.no_finite) for c in cases()]
-    text = json.dumps({"benchmark": "pencil", "rows": rows}, indent=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Data(Path(tmp))
+        finite = _finite_cases(data)
+        rows = [run_fixed_point(c, None if args.no_finite else finite[c["case"]]) for c in fixed_point_cases(data)]
+    spectra = [run_spectrum(c) for c in SPECTRA]
+    text = json.dumps({"benchmark": "pencil", "repeats": REPEATS, "rows": rows, "spectra": spectra}, indent=2)
     atomic_write_text(RESULTS, text + "\n")
     if args.json:
         print(text)
-    else:
-        head = f"{'case':<18}{'derive s':>10}{'solve s':>9}{'blocks':>8}{'unknowns':>10}{'check err':>11}{'finite err':>12}"
-        print(head)
-        for r in rows:
-            fin = r.get("finite_N2000_rel_error", float("nan"))
-            print(f"{r['case']:<18}{r['build_and_derive_s']:>10.3f}{r['solve_s']:>9.3f}{r['pencil_blocks']:>8}"
-                  f"{r['unknowns']:>10}{r['pencil_check_rel_error']:>11.1e}{fin:>12.2e}")
+        return 0
+    print(f"{'case':<18}{'pencil+eqs s':>13}{'solve s':>9}{'blocks':>8}{'unknowns':>10}{'check err':>11}{'N=2000 err':>12}")
+    for r in rows:
+        fin = r.get("finite_N2000_rel_error", float("nan"))
+        print(f"{r['case']:<18}{r['pencil_and_equations_s']:>13.3f}{r['solve_s']:>9.3f}{r['pencil_blocks']:>8}"
+              f"{r['unknowns']:>10}{r['pencil_check_rel_error']:>11.1e}{fin:>12.2e}")
+    print(f"\n{'spectrum (400 points)':<22}{'derive s':>10}{'spectrum s':>12}{'unknowns':>10}  atoms")
+    for r in spectra:
+        atoms = ", ".join(f"{w:.6g} at {a:.3g}" for a, w in r["atoms"]) or "none"
+        print(f"{r['case']:<22}{r['derive_s']:>10.3f}{r['spectrum_s']:>12.3f}{r['unknowns']:>10}  {atoms}")
     return 0
 
 

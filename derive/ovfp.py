@@ -727,7 +727,7 @@ class OVSystem:
             done[g_idx] = target[good] == 0
             ratio[g_idx] = np.maximum(ratio[g_idx] ** 1.5, 1e-3)
             ratio[b_idx] = np.sqrt(ratio[b_idx])
-            failed[b_idx] = ratio[b_idx] > 0.95
+            failed[b_idx] = ratio[b_idx] > 0.9
             if callback is not None:
                 callback(int(done.sum()), size)
             if steps > 5000:

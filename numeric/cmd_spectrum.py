@@ -199,7 +199,10 @@ def run(args: argparse.Namespace) -> int:
         }
         if eigs is not None:
             files["spectrum_eigenvalues.csv"] = csv_text(command, ["eigenvalue"], [[fmt(e)] for e in eigs])
-        paths = write_outputs(args.out, files)
+        try:
+            paths = write_outputs(args.out, files)
+        except OSError as exc:
+            raise UserError(f"cannot write into {args.out!r}: {exc.strerror or exc.__class__.__name__}.") from None
         if not args.json:
             print("wrote " + ", ".join(str(p) for p in paths))
     if args.json:

@@ -203,8 +203,13 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         xc, found, closest = xc[keep], found[keep], closest[keep]
         if xc.size == 0:
             return []
+        if not good.any():
+            break                        # closer still would fail too
     xc, closest = xc[found], closest[found]
+    if xc.size == 0:
+        return []
     levels = EPS_MASS * scale
+    levels = levels[levels >= 0.99 * float(np.min(closest))]   # no closer than the fits could go
     _, mm, ok = solver.from_infinity(np.concatenate([xc + 1j * e for e in levels]))
     mu = (levels[:, None] * mm.reshape(levels.size, xc.size).imag)
     ok = ok.reshape(levels.size, xc.size)
