@@ -41,14 +41,52 @@ def one_point(d: int, seeds: int) -> Campaign:
     return Campaign(points, (d,), seeds, None, axes)
 
 
+def _cpu_times() -> tuple[float, float]:
+    with open("/proc/stat") as fh:
+        values = [float(v) for v in fh.readline().split()[1:]]
+    return values[3] + values[4], sum(values)  # idle + iowait, total
+
+
+def idle_fraction(seconds: float = 1.0) -> float:
+    """The machine's idle CPU fraction over ``seconds`` (1.0 where /proc/stat is missing)."""
+    try:
+        idle0, total0 = _cpu_times()
+        time.sleep(seconds)
+        idle1, total1 = _cpu_times()
+    except OSError:
+        return 1.0
+    return (idle1 - idle0) / max(total1 - total0, 1e-9)
+
+
+#: Largest busy fraction of the machine during a 1-worker run for its pair to count as clean.
+CLEAN_BUSY = 0.7
+#: Before each timed run, wait (at most this long) until the machine is at least 90 % idle.
+QUIET = {"wait_s": 0.0, "min_idle": 0.9}
+
+
+def wait_quiet() -> float:
+    """Wait until other work leaves the machine idle (at most ``QUIET['wait_s']``); returns the idle fraction."""
+    deadline = time.monotonic() + QUIET["wait_s"]
+    idle = idle_fraction(0.5)
+    while idle < QUIET["min_idle"] and time.monotonic() < deadline:
+        idle = idle_fraction(1.0)
+    return idle
+
+
 def timed_run(campaign: Campaign, folder: Path, name: str, **kwargs) -> dict:
     store = folder / f"{name}.sqlite"
+    idle = wait_quiet()
+    busy0 = _cpu_times() if os.path.exists("/proc/stat") else None
     t0 = time.perf_counter()
     stats = run_campaign(campaign, store, **kwargs)
     wall = time.perf_counter() - t0
     assert stats.done == campaign.size and stats.failed == 0, stats
-    return {"wall_s": wall, "run_s": stats.run_s, "startup_s": stats.startup_s,
-            "task_s": stats.task_s + stats.theory_s,
+    machine_busy = None
+    if busy0 is not None:
+        busy1 = _cpu_times()
+        machine_busy = 1.0 - (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
+    return {"wall_s": wall, "run_s": stats.run_s, "startup_s": stats.startup_s, "idle_before": idle,
+            "machine_busy": machine_busy, "task_s": stats.task_s + stats.theory_s,
             "workers": stats.workers, "store": store}
 
 
@@ -64,12 +102,22 @@ def speedup(folder: Path, repeats: int) -> dict:
         for workers in (1, 2):
             runs[workers].append(timed_run(c, folder, f"speedup_w{workers}_r{r}", workers=workers))
     same = all(rows(x["store"]) == rows(runs[1][0]["store"]) for w in (1, 2) for x in runs[w])
+    # a pair is clean when nothing else ran: one worker and the client keep a 2-core machine about half busy
+    clean = [r for r in range(repeats)
+             if (runs[1][r]["machine_busy"] or 0) <= CLEAN_BUSY and min(runs[1][r]["idle_before"],
+                                                                       runs[2][r]["idle_before"]) >= 0.9]
     med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("run_s", "wall_s", "startup_s", "task_s")}
            for w in runs}
     return {"tasks": c.size, "d": 300, "repeats": repeats,
             "median": {str(w): v for w, v in med.items()},
             "all_run_s": {str(w): [x["run_s"] for x in runs[w]] for w in runs},
+            "idle_before": {str(w): [x["idle_before"] for x in runs[w]] for w in runs},
+            "machine_busy_during": {str(w): [x["machine_busy"] for x in runs[w]] for w in runs},
             "speedup_run": med[1]["run_s"] / med[2]["run_s"], "speedup_wall": med[1]["wall_s"] / med[2]["wall_s"],
+            "clean_pairs": clean,
+            "speedup_run_clean": (statistics.median(runs[1][r]["run_s"] for r in clean)
+                                  / statistics.median(runs[2][r]["run_s"] for r in clean)) if clean else None,
+            "speedup_run_per_pair": [runs[1][r]["run_s"] / runs[2][r]["run_s"] for r in range(repeats)],
             "identical_results": same, "last_store": str(runs[2][-1]["store"])}
 
 
@@ -79,6 +127,7 @@ def overhead(folder: Path, repeats: int, tasks: int) -> dict:
     simulate_task(point, 50, 0, None)  # imports and σ, φ built once, as the warm-up does on a worker
     serial, runs = [], []
     for r in range(repeats):
+        wait_quiet()
         t0 = time.perf_counter()
         for seed in range(tasks):
             simulate_task(point, 50, seed, None)
@@ -136,7 +185,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-tasks", type=int, default=200)
     ap.add_argument("--out", default="benchmarks/results/campaign.json")
+    ap.add_argument("--wait-quiet", type=float, default=120.0, metavar="S",
+                    help="before each timed run wait up to S seconds for the machine to be 90 %% idle "
+                         "(other work skews a 2-core machine; default: %(default)s)")
     args = ap.parse_args()
+    QUIET["wait_s"] = args.wait_quiet
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -153,6 +206,8 @@ def main() -> None:
           f"{m['1']['run_s']:.2f} s / {m['1']['wall_s']:.2f} s |\n"
           f"| same, 2 workers | {m['2']['run_s']:.2f} s / {m['2']['wall_s']:.2f} s |\n"
           f"| speed-up 2 vs 1 workers: run / wall | {sp['speedup_run']:.2f}× / {sp['speedup_wall']:.2f}× |\n"
+          f"| speed-up over the {len(sp['clean_pairs'])} pair(s) with nothing else running | "
+          f"{'—' if sp['speedup_run_clean'] is None else format(sp['speedup_run_clean'], '.2f') + '×'} |\n"
           f"| results identical for 1 and 2 workers | {sp['identical_results']} |\n"
           f"| d = 50, {ov['tasks']} tasks on 1 worker: per task | {ov['per_task_ms']:.2f} ms "
           f"(serial in-process {ov['serial_per_task_ms']:.2f} ms) |\n"
@@ -160,7 +215,10 @@ def main() -> None:
           f"{ov['overhead_vs_task_time_ms']:.2f} ms |\n"
           f"| attach: dask scheduler + 2 dask workers, 32 tasks at d = 300: run | {at['run_s']:.2f} s "
           f"(identical to local: {at['identical_to_local']}) |\n"
-          f"| load average before / after | {load_before[0]:.2f} / {result['load_average_after'][0]:.2f} |")
+          f"| load average before / after | {load_before[0]:.2f} / {result['load_average_after'][0]:.2f} |\n"
+          f"| machine busy during the 1- / 2-worker runs (median) | "
+          f"{statistics.median(sp['machine_busy_during']['1']):.0%} / "
+          f"{statistics.median(sp['machine_busy_during']['2']):.0%} |")
     print(f"wrote {args.out}")
 
 
