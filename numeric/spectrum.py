@@ -22,8 +22,9 @@ when the mass estimate μ(ε) = ε Im m(x₀ + iε) at the two closest converged
 to 2 % (a continuous density, even one with an inverse-square-root edge, gives μ → 0 like √ε or faster);
 the mass is μ extrapolated to ε = 0 through the three closest distances.  The reported density is the continuous part:
 each atom's Lorentzian w η / (π((x − x₀)² + η²)) is subtracted; at grid points inside an atom's core, where
-that Lorentzian is so large that 10⁻⁹ of it exceeds 10⁻³ of the density's maximum, the continuous part is
-not determined at this η and is left empty (NaN).
+the uncertainty this leaves (10⁻⁹ of |m|, plus the Lorentzian times the mass's relative error, estimated by
+the size of the extrapolation step) exceeds 10⁻³ of the density's maximum, the continuous part is not
+determined at this η and is left empty (NaN).
 """
 from __future__ import annotations
 
@@ -159,8 +160,10 @@ def stieltjes_grid(solver: StieltjesSolver, x: np.ndarray, eta: float, stride: i
     return m, ok, stats
 
 
-def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float) -> list[tuple[float, float]]:
-    """Point masses of the limiting law inside [x₀, x_end] (module docstring)."""
+def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float,
+               with_error: bool = False) -> list[tuple[float, ...]]:
+    """Point masses (location, mass) of the limiting law inside [x₀, x_end] (module docstring); with
+    ``with_error`` a third entry, an estimate of the mass's error (the size of the extrapolation step)."""
     x = np.asarray(x, dtype=float)
     if x.size < 2:
         return []
@@ -226,9 +229,9 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         e, v = levels[use], mu[use, c]
         w = float(sum(v[i] * np.prod([e[k] / (e[k] - e[i]) for k in range(len(use)) if k != i])
                       for i in range(len(use))))
-        if not any(abs(a - b) <= 1e-6 * scale for b, _ in atoms):
-            atoms.append((a, float(w)))
-    return sorted(atoms)
+        if not any(abs(a - b[0]) <= 1e-6 * scale for b in atoms):
+            atoms.append((a, float(w), abs(float(w) - float(mb)) + RELATIVE_PRECISION * abs(float(w))))
+    return sorted(atoms) if with_error else sorted((a, w) for a, w, _ in atoms)
 
 
 def spectral_density(solver: StieltjesSolver, x: Sequence[float], eta: float, stride: int = 8,
@@ -239,19 +242,19 @@ def spectral_density(solver: StieltjesSolver, x: Sequence[float], eta: float, st
     if not eta > 0:
         raise UserError(f"eta must be > 0, got {eta:g}.")
     m, ok, stats = stieltjes_grid(solver, x, eta, stride, callback)
-    found = find_atoms(solver, x, m, eta) if atoms else []
+    found = find_atoms(solver, x, m, eta, with_error=True) if atoms else []
     density = m.imag / math.pi
     error = RELATIVE_PRECISION * np.abs(m) / math.pi      # what the solve leaves uncertain
-    for a, w in found:
+    for a, w, dw in found:
         lorentz = w * eta / (math.pi * ((x - a) ** 2 + eta ** 2))
         density = density - lorentz
-        error = error + RELATIVE_PRECISION * lorentz
+        error = error + (dw / w) * lorentz                # and what the mass leaves uncertain
     density = np.where(ok, np.maximum(density, 0.0), np.nan)
     scale = float(np.nanmax(density)) if np.any(np.isfinite(density)) else 1.0
     core = ok & (error > 1e-3 * max(scale, 1e-300))   # inside an atom's core: Im m is all atom
     density[core] = np.nan
     stats["atom_core"] = int(core.sum())
-    return Spectrum(x, float(eta), m, density, found, ok, stats)
+    return Spectrum(x, float(eta), m, density, [(a, w) for a, w, _ in found], ok, stats)
 
 
 # ======================================================================================= building
