@@ -159,6 +159,10 @@ class DiagonalFunction:
 EXACT_SUM_ATOMS = 16
 #: Gauss–Legendre nodes for continuous (uniform) laws.
 LEGENDRE_NODES = 96
+#: Rational functions with more operations or symbols than these are cancelled in the ζ's only (a full
+#: multivariate gcd of large cofactors can take minutes).
+CANCEL_OPS = 400
+CANCEL_SYMBOLS = 12
 
 
 def zeta_symbol(name: str) -> sp.Symbol:
@@ -306,7 +310,9 @@ def normal_expectation(h: sp.Expr, zetas: Sequence[sp.Symbol]) -> sp.Expr | None
         return h
     if not h.is_rational_function(*zs):
         return None
-    num, den = sp.fraction(sp.cancel(sp.together(h)))
+    together = sp.together(h)
+    small = len(together.free_symbols) <= CANCEL_SYMBOLS + len(zs) and sp.count_ops(together) <= CANCEL_OPS
+    num, den = sp.fraction(sp.cancel(together) if small else sp.cancel(together, *zs))
     P = sp.Poly(num, *zs)
     Q = sp.Poly(den, *zs)
 
@@ -1215,9 +1221,17 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
             members.setdefault(rep, []).append(g(*p))
 
     # 4. integrate -----------------------------------------------------------------------------------
+    base_zetas = {zeta_symbol(n) for n in diag_law}
+
     def reduce_entry(pair: tuple[int, int]) -> sp.Expr:
         num, den = entries[pair]
-        return sp.cancel(num.xreplace(subs) / den.xreplace(subs))
+        num, den = num.xreplace(subs), den.xreplace(subs)
+        free = (num.free_symbols | den.free_symbols) - base_zetas
+        if len(free) <= CANCEL_SYMBOLS and sp.count_ops(num) + sp.count_ops(den) <= CANCEL_OPS:
+            return sp.cancel(num / den)
+        # large cofactors (big pencils): a full multivariate gcd can take minutes; cancel in the ζ's only
+        zs = sorted((num.free_symbols | den.free_symbols) & base_zetas, key=str)
+        return sp.cancel(num / den, *zs) if zs else num / den
 
     unknowns = tuple(reps[c] for c in sorted(reps))
     equations = {u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete,

@@ -2,8 +2,8 @@
 
 Showcases: Marchenko–Pastur against its closed form (density to 1e-6, Stieltjes transform to 1e-10, the atom
 at 0), Wishart with a two-point covariance against the Silverstein cubic, the random-features Gram matrix
-(Gaussian-equivalent pencil) and the Sobolev Gram matrix with k = 1 gradient row per sample, whose atom at 0
-has mass 1 − (k + 1)n/p above the threshold p = (k + 1)n and vanishes below it; each against one finite draw
+(Gaussian-equivalent pencil) and the Sobolev Gram matrix with k = 1, 2 gradient rows per sample, whose atom
+at 0 has mass 1 − (k + 1)n/p above the threshold p = (k + 1)n and vanishes below it; each against one finite draw
 with the largest dimension 1200 (Stieltjes transform at η = 0.3 to 1e-2; the pencil examples of
 ``test_pencil_autofpt.py`` use N = 2000).
 """
@@ -142,40 +142,54 @@ def test_random_features_gram() -> None:
     assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
 
 
-# ----------------------------------------------------------------------------------- Sobolev Gram (k = 1)
-SOBOLEV_GRAM = ("t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
-                " + D*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D/n")
+# ----------------------------------------------------------------------------------- Sobolev Gram (k = 1, 2)
 SOBOLEV_VALUES = {"n": 1.0, "d": 1.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}
 
 
-@pytest.fixture(scope="module")
-def sobolev_gram() -> tuple[Any, str]:
-    system, z, *_ = build(SOBOLEV_GRAM, ["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], ["D=p"])
-    return system, z
+def sobolev_gram_expression(k: int) -> str:
+    """(A₀ᵀA₀ + Σ_l D_l A′ᵀA′ D_l)/n: n function rows A₀ = κ₁H + κ_*E and, per direction l, n gradient rows
+    A′D_l with A′ = κ₁′H + κ_*′E′ (one E′ shared by the directions), H = XΘ/√d."""
+    grad = "(b1*X*Th/sqrt(d) + s2*Ep)"
+    terms = "".join(f" + D{l}*t{grad}*{grad}*D{l}/n" for l in range(1, k + 1))
+    return "t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n" + terms
 
 
-@pytest.mark.parametrize("p_over_n", [3.0, 1.5])
-def test_sobolev_gram_threshold(p_over_n: float, sobolev_gram: tuple[Any, str]) -> None:
-    """The design has (k + 1)n = 2n rows: above p = 2n the Gram matrix has an atom 1 − 2n/p at 0."""
-    system, z = sobolev_gram
+SOBOLEV_GRAM = sobolev_gram_expression(1)
+_SYSTEMS: dict[int, tuple[Any, str]] = {}
+
+
+def sobolev_gram(k: int) -> tuple[Any, str]:
+    if k not in _SYSTEMS:
+        _SYSTEMS[k] = build(sobolev_gram_expression(k), ["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"],
+                            [f"D{l}=p" for l in range(1, k + 1)])[:2]
+    return _SYSTEMS[k]
+
+
+@pytest.mark.parametrize("k, p_over_n", [(1, 3.0), (1, 1.5), (2, 4.0)])
+def test_sobolev_gram_threshold(k: int, p_over_n: float) -> None:
+    """The design has (k + 1)n rows: above p = (k + 1)n the Gram matrix has an atom 1 − (k + 1)n/p at 0."""
+    system, z = sobolev_gram(k)
     solver = StieltjesSolver(system, z, {**SOBOLEV_VALUES, "p": p_over_n})
     spec = spectral_density(solver, np.linspace(0, 1, 120), 1e-4)
     masses = [w for x0, w in spec.atoms if abs(x0) < 1e-6]
-    if p_over_n > 2:
-        assert len(masses) == 1 and abs(masses[0] - (1 - 2 / p_over_n)) < 1e-3
+    if p_over_n > k + 1:
+        assert len(masses) == 1 and abs(masses[0] - (1 - (k + 1) / p_over_n)) < 1e-3
     else:
         assert not masses
-    # one finite draw (p = 1200; ζ on a permuted normal quantile grid, THEORY.md §4)
+    # one finite draw (p = 1200; ζ on permuted normal quantile grids, THEORY.md §4)
     rng = np.random.default_rng(5)
     p = 1200
     n = d = int(round(p / p_over_n))
     X, T = rng.standard_normal((n, d)), rng.standard_normal((d, p))
     H = X @ T / math.sqrt(d)
-    zeta = rng.permutation(scipy.special.ndtri((np.arange(p) + 0.5) / p))
     A0 = 0.5 * H + 0.3 * rng.standard_normal((n, p))
-    A1 = (0.4 * H + 0.3 * rng.standard_normal((n, p))) * zeta[None, :]
-    eigs = np.linalg.eigvalsh((A0.T @ A0 + A1.T @ A1) / n)
-    assert abs(np.mean(np.abs(eigs) < 1e-9) - max(0.0, 1 - 2 * n / p)) < 2e-3
+    Ag = 0.4 * H + 0.3 * rng.standard_normal((n, p))
+    gram = A0.T @ A0
+    for _ in range(k):
+        zeta = rng.permutation(scipy.special.ndtri((np.arange(p) + 0.5) / p))
+        gram += zeta[:, None] * (Ag.T @ Ag) * zeta[None, :]
+    eigs = np.linalg.eigvalsh(gram / n)
+    assert abs(np.mean(np.abs(eigs) < 1e-9) - max(0.0, 1 - (k + 1) * n / p)) < 2e-3
     zc = np.array([0.05, 0.2, 0.6, 1.5]) + 0.3j
     got = solver.from_infinity(zc)[1]
     assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
