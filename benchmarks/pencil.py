@@ -9,7 +9,8 @@ evaluation on small random matrices) and the relative error of the trace against
 
 Part 2, spectra. The seconds for a 400-point limiting spectral density (continuation along x, atoms; median
 of REPEATS runs after one warm-up; target ≤ 2 s) of the MP law, a two-point-covariance Wishart matrix, the
-random-features Gram matrix and the Sobolev Gram matrix (k = 1), with the derivation time and what was found.
+random-features Gram matrix and the Sobolev Gram matrix (k = 1 at p = 3n, k = 2 at p = 4n), with the
+derivation time and what was found.
 
     python benchmarks/pencil.py [--json] [--no-finite]      (writes benchmarks/results/pencil.json)
 """
@@ -220,6 +221,12 @@ SPECTRA = [
               " + D*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D/n",
          shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], diags=["D=p"],
          values={"n": 1.0, "d": 1.0, "p": 3.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}, x=(0.0, 2.0), eta=1e-4),
+    dict(case="sobolev_gram_k2_p4n",
+         expr="t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
+              " + D1*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D1/n"
+              " + D2*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D2/n",
+         shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], diags=["D1=p", "D2=p"],
+         values={"n": 1.0, "d": 1.0, "p": 4.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}, x=(0.0, 2.0), eta=1e-4),
 ]
 
 

@@ -260,7 +260,7 @@ def scaled_expint(nu: float, x: Any) -> Any:
             while v < nu - 1e-12:
                 f = (1 - small * f) / v
                 v += 1
-            out = np.where(big, _scaled_expint_asymptotic(float(nu), np.where(big, xc, 60.0)), f)
+            out = np.where(big, _scaled_expint_asymptotic(float(nu), np.where(big, xc, 60.0)), f) if big.any() else f
     if real:
         with np.errstate(invalid="ignore"):
             return np.where(x > 0, out.real, np.nan) if out.ndim else (float(out.real) if x > 0 else math.nan)

@@ -16,15 +16,15 @@ How the fixed point is followed:
 
 Atoms (point masses w at x₀: m(z) ≈ −w/(z − x₀)) are found from the grid (local maxima of Im m,
 unresolved points, and sign changes + → − of Re m with a large residue estimate), located by fitting the
-pole, 1/m(z) ≈ −(z − x₀)/w, from two evaluations ever closer to the axis (ε = 10⁻³ s … 10⁻⁶ s, s the scale
-of the x range, as close as the solver converges; a location within 10⁻² ε of 0 is reported as 0), and kept
-when the mass estimate μ(ε) = ε Im m(x₀ + iε) at the two closest converged distances (ε ≤ 10⁻⁴ s) agrees
-to 2 % (a continuous density, even one with an inverse-square-root edge, gives μ → 0 like √ε or faster);
-the mass is μ extrapolated to ε = 0 through the three closest distances.  The reported density is the continuous part:
-each atom's Lorentzian w η / (π((x − x₀)² + η²)) is subtracted; at grid points inside an atom's core, where
-the uncertainty this leaves (10⁻⁹ of |m|, plus the Lorentzian times the mass's relative error, estimated by
-the size of the extrapolation step) exceeds 10⁻³ of the density's maximum, the continuous part is not
-determined at this η and is left empty (NaN).
+pole, 1/m(z) ≈ −(z − x₀)/w, from two evaluations ever closer to the axis (ε = 10⁻⁴ s … 10⁻⁶ s, s the scale
+of the x range, as close as the solver converges and until the fit stops moving; a location within 10⁻² ε
+of 0 is reported as 0), and kept when the mass estimate μ(ε) = ε Im m(x₀ + iε) at the two closest
+converged distances (ε ≤ 10⁻⁴ s) agrees to 2 % (a continuous density, even one with an inverse-square-root
+edge, gives μ → 0 like √ε or faster); the mass is μ extrapolated to ε = 0 through the three closest
+distances.  The reported density is the continuous part: each atom's Lorentzian w η / (π((x − x₀)² + η²))
+is subtracted; at grid points inside an atom's core, where the uncertainty this leaves (10⁻⁹ of |m|, plus
+the Lorentzian times the mass's relative error, estimated by the size of the extrapolation step) exceeds
+10⁻³ of the density's maximum, the continuous part is not determined at this η and is left empty (NaN).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from ..derive.errors import UserError
 #: Atoms lighter than this are not reported.
 MIN_ATOM_MASS = 1e-6
 #: Distances from the axis (relative to the scale of the x range) of the pole fits, and of the mass estimates.
-EPS_FIT = np.array([1e-3, 1e-4, 1e-5, 1e-6])
+EPS_FIT = np.array([1e-4, 1e-5, 1e-6])
 EPS_MASS = np.array([1e-2, 1e-3, 1e-4, 1e-5, 1e-6])
 #: An atom's mass estimates at the two closest distances must agree to this relative precision.
 ATOM_STABILITY = 0.02
@@ -199,6 +199,7 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
             w = -(z2 - z1) / (1 / m2 - 1 / m1)
             x0 = (z1 + w / m1).real
         good = ok[: xc.size] & ok[xc.size:] & np.isfinite(x0) & (w.real > 0) & (np.abs(x0 - xc) < 10 * h + 1e3 * eps)
+        settled = bool(np.all(~good | (np.abs(x0 - xc) <= 1e-3 * eps)))   # the fit no longer moves
         xc = np.where(good, x0, xc)      # where the solve failed this close to the axis, keep the last fit
         closest = np.where(good, eps, closest) if found.size else closest
         found |= good
@@ -206,8 +207,8 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         xc, found, closest = xc[keep], found[keep], closest[keep]
         if xc.size == 0:
             return []
-        if not good.any():
-            break                        # closer still would fail too
+        if not good.any() or settled:
+            break                        # closer still would fail too, or change nothing
     xc, closest = xc[found], closest[found]
     if xc.size == 0:
         return []
