@@ -260,3 +260,33 @@ def test_cli_bad_expressions(argv: list[str], fragment: str, capsys: pytest.Capt
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+def _bad_spectrum_cases() -> list[list[str]]:
+    base = MP_ARGV[:2] + ["--shape", "F=n,p", "--param", "n=1", "--param", "p=2"]
+    cases = [base + ["--x", v] for v in ("", ":", "0:1:", "0:1:2:3", "0:1:x", "0:1:-5", "0:1:1e3", "1:1:10",
+                                         "-inf:1:10", "0:1e400:10", "a:1:10", "0:1:100001")]
+    cases += [base + [f"--eta={v}"] for v in ("", "0", "-0", "-1e-3", "nan", "inf", "1e400", "x", "1/2")]
+    cases += [base + [f"--n={v}"] for v in ("-1", "1.5", "x", "1e3", "20001", "nan")]
+    cases += [base + [f"--seed={v}"] for v in ("-1", "x")]
+    cases += [base + [f"--param={v}"] for v in ("q=1+1j", "q=nan", "q", "=1", "n=0", "p=-2", "p=1+2j", "q=1e400")]
+    cases += [base + [f"--diag={v}"] for v in ("D", "D=n@", "D=n@1:", "D=n@x", "D=n@sqrt(", "D=n@exp(F)",
+                                               "D,E=n@1,2", "D=n@uniform(1)", "D=n@nosuchfile.csv", "F=n")]
+    cases += [["spectrum", e] + base[2:] for e in ("", "x.__class__", "__import__('os')", "F", "F*F", "Ft*F",
+                                                   "lam", "inv(Ft*F/n)*F'")]
+    cases += [base + ["--bogus"], base + ["--json=1"], ["spectrum"]]
+    return cases
+
+
+@pytest.mark.parametrize("argv", _bad_spectrum_cases())
+def test_cli_fuzz_one_line_errors(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    try:
+        code: object = main(argv + ["--out", "figs"])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2, (argv, err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and out == ""
+    assert list(tmp_path.iterdir()) == []
