@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import math
+
+import numpy as np
 from typing import Callable
 
+from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, parse_alignment
 
 _DEFAULTS = ModelParams()
@@ -35,6 +38,32 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--noise-g", default="0", metavar="DG", help="gradient-label noise variance Δ_g (default: 0)")
     g.add_argument("--alignment", default=None, metavar="A1,...,AK",
                    help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)")
+
+
+def parse_range(name: str, text: str) -> np.ndarray:
+    """``X`` (one value), ``start:stop:num`` (linear) or ``log:start:stop:num`` (geometric, start, stop > 0)."""
+    parts = text.strip().split(":")
+    log = parts[0].strip().lower() == "log"
+    if log:
+        parts = parts[1:]
+    try:
+        if len(parts) == 1 and not log:
+            values = np.array([float(parts[0])])
+        elif len(parts) == 3:
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+            if num < 1:
+                raise ValueError
+            if log and not (start > 0 and stop > 0):
+                raise UserError(f"--{name.replace('_', '-')}: log ranges need start, stop > 0, got {text!r}.")
+            values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
+        else:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, "
+                        f"got {text!r}.") from None
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"--{name.replace('_', '-')} must be finite, got {text!r}.")
+    return values
 
 
 def describe_options(parser: argparse.ArgumentParser, **helps: str) -> None:

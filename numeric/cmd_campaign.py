@@ -88,7 +88,7 @@ def split_list(text: str) -> list[str]:
 
 def _ranges(name: str, text: str) -> list[float]:
     """Comma-separated items of sweep's range syntax, concatenated."""
-    from sobolev_rf.numeric.cmd_sweep import parse_range
+    from sobolev_rf.numeric.cli_args import parse_range
 
     values: list[float] = []
     for item in split_list(text):

@@ -12,7 +12,7 @@ from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams, parse_alignment
 from sobolev_rf.numeric.artifacts import csv_columns
-from sobolev_rf.numeric.cli_args import add_model_arguments
+from sobolev_rf.numeric.cli_args import add_model_arguments, parse_range
 from .theory import BACKENDS, solve_grid
 from sobolev_rf.numeric.progress import Progress
 
@@ -20,32 +20,6 @@ from sobolev_rf.numeric.progress import Progress
 AXES = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g", "tau")
 #: Largest number of grid points of one sweep.
 MAX_POINTS = 4_000_000
-
-
-def parse_range(name: str, text: str) -> np.ndarray:
-    """``X`` (one value), ``start:stop:num`` (linear) or ``log:start:stop:num`` (geometric, start, stop > 0)."""
-    parts = text.strip().split(":")
-    log = parts[0].strip().lower() == "log"
-    if log:
-        parts = parts[1:]
-    try:
-        if len(parts) == 1 and not log:
-            values = np.array([float(parts[0])])
-        elif len(parts) == 3:
-            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-            if num < 1:
-                raise ValueError
-            if log and not (start > 0 and stop > 0):
-                raise UserError(f"--{name.replace('_', '-')}: log ranges need start, stop > 0, got {text!r}.")
-            values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
-        else:
-            raise ValueError
-    except ValueError:
-        raise UserError(f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, "
-                        f"got {text!r}.") from None
-    if not np.all(np.isfinite(values)):
-        raise UserError(f"--{name.replace('_', '-')} must be finite, got {text!r}.")
-    return values
 
 
 def _threshold_text(taus: np.ndarray, k: int) -> str:
