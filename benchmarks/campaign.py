@@ -35,8 +35,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from sobolev_rf.codegen.atomic import atomic_write_text  # noqa: E402
-from sobolev_rf.numeric.campaign import Campaign, grid, run_campaign, simulate_task  # noqa: E402
-from sobolev_rf.numeric.campaign_store import ERRORS  # noqa: E402
+from sobolev_rf.numeric.campaign.engine import Campaign, grid, run_campaign, simulate_task  # noqa: E402
+from sobolev_rf.numeric.campaign.store import ERRORS  # noqa: E402
 
 
 def one_point(d: int, seeds: int) -> Campaign:

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate import simulate
-from sobolev_rf.numeric.theory import solve
+from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.theory.solve import solve
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = [

@@ -34,7 +34,7 @@ from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.laws import declare_diagonals
 from sobolev_rf.derive.ovfp import GaussianMatrix, derive_system
 from sobolev_rf.derive.pencil import check_pencil, declare_shapes, linearize, parse_expression
-from sobolev_rf.numeric.spectrum import StieltjesSolver, resolvent_system, spectral_density
+from sobolev_rf.numeric.studies.spectrum import StieltjesSolver, resolvent_system, spectral_density
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pencil.json"
 REPEATS = 5

@@ -23,8 +23,8 @@ import numpy as np
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.functions import numpy_pair
-from sobolev_rf.numeric.simulate import (ExactFeatures, default_n_test, draw_problem, estimate_test_errors, fit,
+from sobolev_rf.numeric.simulate.functions import numpy_pair
+from sobolev_rf.numeric.simulate.exact import (ExactFeatures, default_n_test, draw_problem, estimate_test_errors, fit,
                                          order_parameters, sizes, train_errors)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "simulate.json"

@@ -11,7 +11,7 @@ import time
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.theory import solve
+from sobolev_rf.numeric.theory.solve import solve
 
 CASES = {
     "relu/tanh k=1 tau=0": dict(k=1, tau=0),

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate import simulate
-from sobolev_rf.numeric.theory import solve
+from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.theory.solve import solve
 
 KEYS = ("eps_L2", "eps_H1", "eps_grad")
 TAUS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.campaign import Campaign, open_store, run_campaign
-from sobolev_rf.numeric.campaign_results import summarize
+from sobolev_rf.numeric.campaign.engine import Campaign, open_store, run_campaign
+from sobolev_rf.numeric.campaign.results import summarize
 
 KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_loss")
 

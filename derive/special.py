@@ -64,29 +64,42 @@ def closed_form(s: sp.Expr, y: sp.Expr) -> sp.Expr:
     return h
 
 
+def _mp_laplace(s: mpmath.mpf, y: mpmath.mpf, power: int) -> mpmath.mpf:
+    """∫₀^∞ x^power e^{−yx}(1 + x)^{−s} dx (H_s for power 0, H⁽²⁾_s for power 1), split at the scale 1/(s + y)."""
+    scale = 1 / (s + y)
+    points = [0, scale, 4 * scale, 16 * scale, 64 * scale, mpmath.inf]
+    return mpmath.quad(lambda x: x**power * mpmath.exp(-y * x - s * mpmath.log1p(x)), points)
+
+
 def mp_gamma_resolvent(s: object, y: object) -> mpmath.mpf:
-    """H_s(y) at the current mpmath precision: closed form + upward recursion when 2s is an integer
-    (the recursion loses about s·log₁₀(y) digits to cancellation; they are carried as guard digits),
-    quadrature otherwise."""
+    """H_s(y) at the current mpmath precision: for 2s an integer up to 2·LARGE_ORDER, the closed form and the
+    upward recursion (which loses about s·log₁₀(y) digits to cancellation; they are carried as guard
+    digits); otherwise the Laplace integral by quadrature."""
     s, y = mpmath.mpf(s), mpmath.mpf(y)
+    if 2 * s != int(2 * s) or s > LARGE_ORDER:
+        with mpmath.workdps(mpmath.mp.dps + 10):
+            h = _mp_laplace(s, y, 0)
+        return +h
     guard = 15 + int(float(s) * max(1.0, math.log10(float(abs(y)) + 1.0)))
     with mpmath.workdps(mpmath.mp.dps + guard):
-        if 2 * s != int(2 * s):
-            h = mpmath.quad(lambda t: t ** (s - 1) * mpmath.exp(-t) / (t + y), [0, 1, mpmath.inf]) / mpmath.gamma(s)
+        if s == int(s):
+            h, s0 = mpmath.exp(y) * mpmath.e1(y), mpmath.mpf(1)
         else:
-            if s == int(s):
-                h, s0 = mpmath.exp(y) * mpmath.e1(y), mpmath.mpf(1)
-            else:
-                h, s0 = mpmath.sqrt(mpmath.pi / y) * mpmath.exp(y) * mpmath.erfc(mpmath.sqrt(y)), mpmath.mpf(0.5)
-            while s0 < s:
-                h, s0 = (1 - y * h) / s0, s0 + 1
+            h, s0 = mpmath.sqrt(mpmath.pi / y) * mpmath.exp(y) * mpmath.erfc(mpmath.sqrt(y)), mpmath.mpf(0.5)
+        while s0 < s:
+            h, s0 = (1 - y * h) / s0, s0 + 1
     return +h
 
 
 def mp_gamma_resolvent2(s: object, y: object) -> mpmath.mpf:
-    """H⁽²⁾_s(y) = E[1/(t+y)²] = (1 − (y + s − 1)H_s(y))/y at the current mpmath precision (the
-    cancellation, about 2·log₁₀(s + y) digits, is carried as guard digits)."""
+    """H⁽²⁾_s(y) = E[1/(t+y)²] at the current mpmath precision: the Laplace integral for s > LARGE_ORDER or
+    2s not an integer, else (1 − (y + s − 1)H_s(y))/y with the cancellation (about 2·log₁₀(s + y) − log₁₀ y
+    digits) carried as guard digits."""
     s, y = mpmath.mpf(s), mpmath.mpf(y)
+    if 2 * s != int(2 * s) or s > LARGE_ORDER:
+        with mpmath.workdps(mpmath.mp.dps + 10):
+            h = _mp_laplace(s, y, 1)
+        return +h
     guard = 10 + 2 * int(math.log10(float(s + y) + 1.0)) + max(0, int(-math.log10(float(y))))
     with mpmath.workdps(mpmath.mp.dps + guard):
         h = (1 - (y + s - 1) * mp_gamma_resolvent(s, y)) / y

@@ -1,1 +1,42 @@
-"""Numeric layer: the exact finite-size simulator, solvers, verification and the command line."""
+"""Numeric layer, and the public Python API of sobolev-rf in one import::
+
+    from sobolev_rf.numeric import ModelParams, solve, solve_grid, simulate, derive, verify, pencil
+
+* ``solve(params)`` / ``solve_path(points)`` / ``solve_grid(k, tau, arrays)``: the d → ∞ theory (generated kernels);
+* ``simulate(params, d, seeds)``: the exact finite-size simulation (the ground truth);
+* ``derive(k, tau, branch)``: the SymPy-derived fixed-point ``System``;
+* ``verify(params, digits)``: the double-precision solution against an mpmath solve at ``digits`` digits;
+* ``pencil(expr)``: the linear pencil of a rational matrix expression (``derive.pencil.linearize``).
+
+Names are imported on first use, so ``import sobolev_rf.numeric`` stays cheap (the command line needs that).
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+#: Public name → (module, attribute).
+_EXPORTS = {
+    "ModelParams": ("..derive.params", "ModelParams"),
+    "solve": (".theory.solve", "solve"),
+    "solve_path": (".theory.solve", "solve_path"),
+    "solve_grid": (".theory.solve", "solve_grid"),
+    "simulate": (".simulate.exact", "simulate"),
+    "derive": ("..derive.saddle", "derive_system"),
+    "verify": (".theory.verify", "verify_point"),
+    "pencil": ("..derive.pencil", "linearize"),
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(import_module(module, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.alignment import QuadraticLaw, alignment_laws
-from sobolev_rf.numeric.theory import solve
-from sobolev_rf.numeric.cli import main
+from sobolev_rf.numeric.studies.alignment import QuadraticLaw, alignment_laws
+from sobolev_rf.numeric.theory.solve import solve
+from sobolev_rf.numeric.cli.main import main
 
 
 def test_quadratic_form_reproduces_solves_at_new_alignments() -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.theory import solve
-from sobolev_rf.numeric.simulate import simulate
+from sobolev_rf.numeric.theory.solve import solve
+from sobolev_rf.numeric.simulate.exact import simulate
 
 
 def test_errors_are_quadratic_in_the_alignment() -> None:
@@ -85,7 +85,7 @@ def test_degenerate_activations_are_explained() -> None:
 
 
 def test_continuation_gives_the_same_numbers() -> None:
-    from sobolev_rf.numeric.theory import solve_path
+    from sobolev_rf.numeric.theory.solve import solve_path
 
     points = [ModelParams(k=1, tau=1, p_over_d=p, n_over_d=1.0, lam=1e-3) for p in np.linspace(0.3, 5.0, 16)]
     cold = [solve(p) for p in points]

@@ -16,12 +16,12 @@ import pytest
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.campaign import (Campaign, grid, open_store, point_key, run_campaign, simulate_task,
+from sobolev_rf.numeric.campaign.engine import (Campaign, grid, open_store, point_key, run_campaign, simulate_task,
                                          task_key)
-from sobolev_rf.numeric.campaign_results import (export_rows, report_rows, report_text, summarize,
+from sobolev_rf.numeric.campaign.results import (export_rows, report_rows, report_text, summarize,
                                                  write_summary)
-from sobolev_rf.numeric.campaign_store import ERRORS, Store
-from sobolev_rf.numeric.cmd_campaign import split_list
+from sobolev_rf.numeric.campaign.store import ERRORS, Store
+from sobolev_rf.numeric.cli.cmd_campaign import split_list
 
 #: The campaign of the cluster tests: 2 points × d = (200, 400000) × 3 seeds. Every task at d = 400000
 #: asks the simulator for far more than its memory limit, so it fails at once with a one-line message.
@@ -82,7 +82,7 @@ def test_task_keys_depend_on_point_d_and_seed_only() -> None:
 
 
 def test_a_task_is_the_simulator_at_its_seed() -> None:
-    from sobolev_rf.numeric.simulate import simulate
+    from sobolev_rf.numeric.simulate.exact import simulate
 
     point = ModelParams(k=2, p_over_d=1.5, n_over_d=0.8, lam=1e-2, noise_f=0.1)
     sim = simulate(point, d=40, seeds=[0, 3], progress=False)

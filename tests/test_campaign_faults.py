@@ -19,8 +19,8 @@ from typing import Iterator
 import pytest
 
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.campaign import Campaign, grid, run_campaign
-from sobolev_rf.numeric.campaign_store import ERRORS
+from sobolev_rf.numeric.campaign.engine import Campaign, grid, run_campaign
+from sobolev_rf.numeric.campaign.store import ERRORS
 
 DASK = Path(sys.executable).with_name("dask")
 SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

@@ -25,8 +25,8 @@ import pytest
 from scipy import optimize
 
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.coefficients import coefficients
-from sobolev_rf.numeric.theory import solve
+from sobolev_rf.numeric.theory.coefficients import coefficients
+from sobolev_rf.numeric.theory.solve import solve
 
 
 def mei_montanari_risk(mu1: float, mu_star: float, F1_sq: float, Fstar_sq: float, tau_sq: float,

@@ -4,7 +4,7 @@ Every case changes one piece of a valid command line into something invalid (a n
 infinite or non-numeric number, a wrong alignment, an unknown or unsafe activation, an injection
 string, an unknown option) and checks: exit code 2, exactly one line on stderr, nothing on stdout,
 no traceback, and no file left in the (fresh, empty) working directory. Most cases run in-process
-through :func:`sobolev_rf.numeric.cli.main`; a handful run as real subprocesses. The case list is
+through :func:`sobolev_rf.numeric.cli.main.main`; a handful run as real subprocesses. The case list is
 generated from a fixed seed, and every case fails at validation, before any heavy work.
 """
 from __future__ import annotations

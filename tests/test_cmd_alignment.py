@@ -15,8 +15,8 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.alignment import QuadraticLaw
-from sobolev_rf.numeric.cmd_alignment import (KEYS, LAW_COLUMNS, bin_masses, compare, exact_laws, simulate_draws,
+from sobolev_rf.numeric.studies.alignment import QuadraticLaw
+from sobolev_rf.numeric.cli.cmd_alignment import (KEYS, LAW_COLUMNS, bin_masses, compare, exact_laws, simulate_draws,
                                               summarise, support_minimum)
 
 FILES = {"alignment_law.png", "alignment_law.csv", "alignment_samples.csv"}

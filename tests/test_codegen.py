@@ -15,7 +15,7 @@ from sobolev_rf.codegen.jit import find_compiler
 from sobolev_rf.codegen.numpy.printer import generate_numpy_source
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
-from sobolev_rf.numeric.theory import solve_grid
+from sobolev_rf.numeric.theory.solve import solve_grid
 
 needs_cc = pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
 
@@ -149,7 +149,7 @@ def test_read_only_cache_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("tau", [0, 1])
 def test_mpmath_verification_away_from_the_peak(tau: int) -> None:
-    from sobolev_rf.numeric.verify import verify_point
+    from sobolev_rf.numeric.theory.verify import verify_point
 
     report = verify_point(ModelParams(k=1, tau=tau, p_over_d=4.0, n_over_d=1.0, lam=1e-2, noise_f=0.1), digits=50)
     assert report["residual"] <= 1e-45
@@ -160,7 +160,7 @@ def test_mpmath_verification_away_from_the_peak(tau: int) -> None:
 def test_cli_codegen_verify_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from sobolev_rf.numeric.cli import main
+    from sobolev_rf.numeric.cli.main import main
 
     assert main(["codegen", "--k", "1", "--target", "numpy", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "sobolev_rf_k1_tau.py").read_text() == generate_numpy_source(derive_system(1, 1))
@@ -226,7 +226,7 @@ def test_continuation_rescues_points_next_to_the_peak_and_reports_progress() -> 
 
 @pytest.mark.parametrize("p_over_d", [0.6, 4.0])
 def test_mpmath_verification_of_the_ridgeless_branches(p_over_d: float) -> None:
-    from sobolev_rf.numeric.verify import verify_point
+    from sobolev_rf.numeric.theory.verify import verify_point
 
     report = verify_point(ModelParams(k=1, tau=1, p_over_d=p_over_d, n_over_d=1.0, lam=0.0, noise_f=0.1), digits=50)
     assert report["residual"] <= 1e-45 and report["agreeing_digits"] >= 14
@@ -235,7 +235,7 @@ def test_mpmath_verification_of_the_ridgeless_branches(p_over_d: float) -> None:
 
 def test_ridgeless_branch_option_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sobolev_rf.derive.errors import UserError
-    from sobolev_rf.numeric.cli import main
+    from sobolev_rf.numeric.cli.main import main
 
     names = {derive_system(1, 1, b).name for b in ("ridge", "interpolating", "underparameterised")}
     assert len(names) == 3 and len({derive_system(1, 1, b).fingerprint() for b in
@@ -291,7 +291,7 @@ def test_system_records_load_without_code_and_are_rebuilt_when_corrupted(private
     import json
 
     from sobolev_rf.derive.system import System
-    from sobolev_rf.numeric.theory import system_record
+    from sobolev_rf.numeric.theory.solve import system_record
 
     record = system_record(2, True, "ridge")
     assert System.from_dict(record).fingerprint() == derive_system(2, 1).fingerprint()
@@ -319,7 +319,7 @@ def test_warm_solve_imports_neither_sympy_nor_scipy(private_cache: Path) -> None
     import subprocess
     import sys
 
-    code = ("import sys; from sobolev_rf.numeric.cli import main; main(['solve', '--k', '3', '--json']); "
+    code = ("import sys; from sobolev_rf.numeric.cli.main import main; main(['solve', '--k', '3', '--json']); "
             "print([m for m in ('sympy', 'scipy', 'matplotlib') if m in sys.modules], file=sys.stderr)")
     env = dict(os.environ, SOBOLEV_RF_CACHE=str(private_cache))
     for _ in range(2):
@@ -329,3 +329,11 @@ def test_warm_solve_imports_neither_sympy_nor_scipy(private_cache: Path) -> None
         assert proc.stderr.strip().endswith("[]"), proc.stderr
     else:
         assert "sympy" not in proc.stderr
+
+
+def test_mpmath_verification_for_many_directions() -> None:
+    """k = 100 (s = 50: the Laplace-integral rule in double precision, quadrature in mpmath)."""
+    from sobolev_rf.numeric.theory.verify import verify_point
+
+    report = verify_point(ModelParams(k=100, tau=0.3, p_over_d=150.0, n_over_d=1.0, lam=1e-2, noise_g=0.1), digits=50)
+    assert report["residual"] <= 1e-45 and report["agreeing_digits"] >= 14

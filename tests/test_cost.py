@@ -19,11 +19,11 @@ from PIL import Image
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.theory import solve
-from sobolev_rf.numeric.cmd_cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
-from sobolev_rf.numeric.cost import (C_MAX, QUANTITIES, STATUSES, break_even_cost, cost_grid, equal_budget,
+from sobolev_rf.numeric.theory.solve import solve
+from sobolev_rf.numeric.cli.cmd_cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
+from sobolev_rf.numeric.studies.cost import (C_MAX, QUANTITIES, STATUSES, break_even_cost, cost_grid, equal_budget,
                                      l2_samples)
-from sobolev_rf.numeric.simulate import simulate
+from sobolev_rf.numeric.simulate.exact import simulate
 
 BASE = ModelParams(activation="relu", teacher="tanh", k=1, tau=1, lam=1e-3)
 FILES = {"cost_map.png", "cost_map.csv", "cost_breakeven.png", "cost_breakeven.csv", "cost_curve.png",

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cmd_demo import DD_COLUMNS, PHASE_COLUMNS
+from sobolev_rf.numeric.cli.cmd_demo import DD_COLUMNS, PHASE_COLUMNS
 
 FILES = {"double_descent.png", "double_descent.csv", "phase_L2.png", "phase_diagram.csv"}
 

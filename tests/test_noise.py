@@ -24,9 +24,9 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.theory import solve
-from sobolev_rf.numeric.cmd_noise import BENIGN_COLUMNS, LAMBDA_COLUMNS
-from sobolev_rf.numeric.noise import (
+from sobolev_rf.numeric.theory.solve import solve
+from sobolev_rf.numeric.cli.cmd_noise import BENIGN_COLUMNS, LAMBDA_COLUMNS
+from sobolev_rf.numeric.studies.noise import (
     lambda_curves,
     minimise_on_grid,
     noise_maps,
@@ -145,7 +145,7 @@ def test_map_agrees_with_optimal_lambda() -> None:
 def test_simulation_matches_theory_at_the_optimal_lambda(noisy_optimum) -> None:
     """Theory (d → ∞) vs the exact simulator at λ* of Δ_f = 0.1: within 3 standard errors plus a 6 %
     finite-size allowance (the O(1/√d) effects at d = 300; cf. tests/test_asymptotics.py)."""
-    from sobolev_rf.numeric.simulate import simulate
+    from sobolev_rf.numeric.simulate.exact import simulate
 
     point, opt = noisy_optimum
     at = point.with_(lam=opt.lam)

@@ -130,7 +130,7 @@ def test_bad_shape_declaration() -> None:
 def test_cli_pencil_text_json_and_latex(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from sobolev_rf.numeric.cli import main
+    from sobolev_rf.numeric.cli.main import main
 
     argv = ["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve",
             "--param", "lam=0.5", "--param", "n=1", "--param", "p=2"]
@@ -161,7 +161,7 @@ def test_cli_pencil_text_json_and_latex(capsys: pytest.CaptureFixture[str]) -> N
 ])
 def test_cli_pencil_errors_are_one_line(argv: list[str], fragment: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from sobolev_rf.numeric.cli import main
+    from sobolev_rf.numeric.cli.main import main
 
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from sobolev_rf.numeric.cli import main
+from sobolev_rf.numeric.cli.main import main
 
 D = 2000          # the traced dimension of the finite draws
 PHI = 0.5         # d/n

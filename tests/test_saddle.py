@@ -16,7 +16,7 @@ from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
 from sobolev_rf.derive.special import GammaResolvent, GammaResolvent2, expand_closed_form
 from sobolev_rf.derive.system import System
-from sobolev_rf.numeric.cli import main
+from sobolev_rf.numeric.cli.main import main
 
 
 def gamma_resolvent2(s: float, y: float) -> float:

@@ -9,7 +9,7 @@ import scipy.linalg
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric import simulate as sim
+from sobolev_rf.numeric.simulate import exact as sim
 
 
 def dtanh(x: np.ndarray) -> np.ndarray:
@@ -301,7 +301,7 @@ def test_gaussian_equivalent_linear_model_matches_exact_linear_model() -> None:
 # -------------------------------------------------------------------------------------------- command line
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from sobolev_rf.numeric.cli import main
+    from sobolev_rf.numeric.cli.main import main
 
     try:
         code = main(["simulate", *argv])

@@ -20,8 +20,8 @@ import scipy.special
 
 from sobolev_rf.derive.laws import declare_diagonals
 from sobolev_rf.derive.pencil import declare_shapes, parse_expression
-from sobolev_rf.numeric.cli import main
-from sobolev_rf.numeric.spectrum import (
+from sobolev_rf.numeric.cli.main import main
+from sobolev_rf.numeric.studies.spectrum import (
     StieltjesSolver,
     finite_eigenvalues,
     resolvent_system,

@@ -27,8 +27,8 @@ from PIL import Image
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cmd_tau import CURVE_COLUMNS, MAP_COLUMNS, NOISE_COLUMNS
-from sobolev_rf.numeric.tau_study import (
+from sobolev_rf.numeric.cli.cmd_tau import CURVE_COLUMNS, MAP_COLUMNS, NOISE_COLUMNS
+from sobolev_rf.numeric.studies.tau import (
     TAU_LARGE,
     classify,
     expected_work,
@@ -37,7 +37,7 @@ from sobolev_rf.numeric.tau_study import (
     optimal_tau_cells,
     tau_curve,
 )
-from sobolev_rf.numeric.theory import solve
+from sobolev_rf.numeric.theory.solve import solve
 
 UNDER = ModelParams(p_over_d=0.5, n_over_d=1.0, lam=1e-3)
 OVER = ModelParams(p_over_d=4.0, n_over_d=1.0, lam=1e-3)

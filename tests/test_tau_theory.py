@@ -25,11 +25,11 @@ import scipy.linalg
 
 from oracle import solve as oracle_solve
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric import simulate as sim
-from sobolev_rf.numeric.functions import numpy_pair
-from sobolev_rf.numeric.tau_study import zero_plus_jump
-from sobolev_rf.numeric.theory import solve, solve_grid
-from sobolev_rf.numeric.verify import verify_point
+from sobolev_rf.numeric.simulate import exact as sim
+from sobolev_rf.numeric.simulate.functions import numpy_pair
+from sobolev_rf.numeric.studies.tau import zero_plus_jump
+from sobolev_rf.numeric.theory.solve import solve, solve_grid
+from sobolev_rf.numeric.theory.verify import verify_point
 
 ERRORS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2")
 

@@ -1,0 +1,225 @@
+"""``sobolev-rf campaign``: a grid of model points × d × seeds on the exact simulator, run on Dask, kept in SQLite.
+
+A thin layer: it parses the options, builds a :class:`~sobolev_rf.numeric.campaign.engine.Campaign`, calls
+:func:`~sobolev_rf.numeric.campaign.engine.run_campaign` and writes what was asked (numeric/campaign_results.py).
+Dask, NumPy and the simulator are imported only when the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ...derive.errors import UserError
+
+HELP = "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"
+
+DESCRIPTION = """\
+Runs the exact simulator on every (point, d, seed) of a grid of model points, on an embedded local Dask
+cluster (--workers processes) or on an existing one (--scheduler tcp://HOST:PORT), and writes each result
+into the SQLite store --store as it arrives. Running the same command again resumes: tasks already in the
+store are skipped (failed ones too, unless --retry-failed). With no grid options, an existing store runs
+(or reports) its own campaign. Each point's d → ∞ theory value is stored beside its simulations.
+
+Grid: --p-over-d, --n-over-d, --lam, --noise-f, --noise-g and --tau take sweep's syntax, X, start:stop:num
+or log:start:stop:num, and comma-separated lists of these; --activation and --k take comma-separated lists
+(commas inside parentheses belong to the expression). The grid is their outer product.
+
+Outputs: --export F.csv (one row per task: the parameters under sweep's column names, d, seed, the five
+errors, status), --summary F.csv or F.nc (one row per point and d: means, standard errors, theory values and
+z-scores; NetCDF through xarray with the swept axes as dimensions), --report [N] (the N points with the
+largest |z| between simulation and theory).
+"""
+
+#: Grid options and their defaults (MODEL.md's defaults, as in every other command).
+GRID_DEFAULTS = {"activation": "relu", "teacher": "tanh", "k": "1", "tau": "1", "p_over_d": "2",
+                 "n_over_d": "1", "lam": "0.001", "noise_f": "0", "noise_g": "0"}
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("campaign", help=HELP, description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", required=True, metavar="F.sqlite", help="the SQLite store (created if missing)")
+    g = parser.add_argument_group("grid (default: MODEL.md's point; omit all to use the store's campaign)")
+    g.add_argument("--activation", default=None, metavar="LIST", help="student activations σ (default: relu)")
+    g.add_argument("--teacher", default=None, metavar="EXPR", help="teacher link φ (default: tanh)")
+    g.add_argument("--k", default=None, metavar="LIST", help="numbers of gradient projections, e.g. 1,2 (default: 1)")
+    g.add_argument("--tau", default=None, metavar="RANGES",
+                   help="Sobolev weights τ >= 0 (0: L2 training, 1: Sobolev training; default: 1)")
+    g.add_argument("--p-over-d", default=None, metavar="RANGES", help="p/d values (default: 2)")
+    g.add_argument("--n-over-d", default=None, metavar="RANGES", help="n/d values (default: 1)")
+    g.add_argument("--lam", default=None, metavar="RANGES", help="ridge λ >= 0, 0 meaning λ → 0⁺ (default: 0.001)")
+    g.add_argument("--noise-f", default=None, metavar="RANGES", help="function-label noise Δ_f (default: 0)")
+    g.add_argument("--noise-g", default=None, metavar="RANGES", help="gradient-label noise Δ_g (default: 0)")
+    g.add_argument("--alignment", default=None, metavar="A1,...,AK", help="alignment ϖ (default: all ones)")
+    g.add_argument("--d", default=None, metavar="D1,D2", help="input dimensions d (default: 200)")
+    g.add_argument("--seeds", default=None, metavar="S", help="seeds 0..S-1 per point and d (default: 1)")
+    g.add_argument("--n-test", default=None, metavar="N", help="test points per task (default: max(2000, 2p))")
+    r = parser.add_argument_group("execution")
+    r.add_argument("--workers", default=None, metavar="N",
+                   help="worker processes of the embedded local cluster (default: the number of cores)")
+    r.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="attach to this running Dask scheduler instead of starting a local cluster")
+    r.add_argument("--retry-failed", action="store_true", help="run failed tasks again")
+    r.add_argument("--no-run", action="store_true", help="run nothing; only export, summarise or report the store")
+    o = parser.add_argument_group("outputs")
+    o.add_argument("--export", default=None, metavar="F.csv", help="write one row per task")
+    o.add_argument("--summary", default=None, metavar="F.csv|F.nc", help="write one row per point and d")
+    o.add_argument("--report", nargs="?", const="10", default=None, metavar="N",
+                   help="print the N (default 10) largest |z| between simulation and theory")
+    parser.set_defaults(func=run)
+
+
+def split_list(text: str) -> list[str]:
+    """Split at the commas outside parentheses: ``"relu,Max(0, x)"`` → ["relu", "Max(0, x)"]."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def _ranges(name: str, text: str) -> list[float]:
+    """Comma-separated items of sweep's range syntax, concatenated."""
+    from .args import parse_range
+
+    values: list[float] = []
+    for item in split_list(text):
+        values.extend(float(v) for v in parse_range(name, item))
+    return values
+
+
+def _integer(option: str, text: str, minimum: int) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{option} must be an integer >= {minimum}, got {text!r}.") from None
+    if not value.is_integer() or value < minimum:
+        raise UserError(f"{option} must be an integer >= {minimum}, got {text!r}.")
+    return int(value)
+
+
+def _integers(option: str, text: str, minimum: int) -> list[int]:
+    items = split_list(text)
+    if not all(items):
+        raise UserError(f"{option} must be comma-separated integers >= {minimum}, got {text!r}.")
+    return [_integer(option, item, minimum) for item in items]
+
+
+def build_campaign(args: argparse.Namespace) -> Any:
+    """The campaign of the command line, or None when no grid option is given (the store's own campaign)."""
+    from ...derive.params import parse_alignment
+    from ..campaign.engine import RANGE_AXES, Campaign, grid
+
+    options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test")
+    if all(getattr(args, name) is None for name in options):
+        return None
+    value = {name: getattr(args, name) if getattr(args, name) is not None else default
+             for name, default in GRID_DEFAULTS.items()}
+    activations = split_list(value["activation"])
+    if not all(activations):
+        raise UserError(f"--activation must be comma-separated expressions, got {value['activation']!r}.")
+    points, axes = grid(
+        activation=activations, k=_integers("--k", value["k"], 0),
+        **{name: _ranges(name, value[name]) for name in RANGE_AXES},
+        teacher=value["teacher"],
+        alignment=None if args.alignment is None else parse_alignment(args.alignment))
+    ds = _integers("--d", args.d if args.d is not None else "200", 2)
+    seeds = _integer("--seeds", args.seeds if args.seeds is not None else "1", 1)
+    n_test = None if args.n_test is None else _integer("--n-test", args.n_test, 1)
+    return Campaign(points, tuple(ds), seeds, n_test, axes)
+
+
+def _progress_enabled() -> bool:
+    flag = os.environ.get("SOBOLEV_RF_PROGRESS")
+    return flag != "0" and (flag == "1" or sys.stderr.isatty())
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    command = getattr(args, "command_line", "sobolev-rf campaign")
+    if args.export is not None and Path(args.export).suffix.lower() != ".csv":
+        raise UserError(f"--export must end in .csv, got {args.export!r}.")
+    if args.summary is not None and Path(args.summary).suffix.lower() not in (".csv", ".nc"):
+        raise UserError(f"--summary must end in .csv or .nc, got {args.summary!r}.")
+    top = None if args.report is None else _integer("--report", args.report, 1)
+    workers = None if args.workers is None else _integer("--workers", args.workers, 1)
+    from ..campaign import engine as cp
+
+    scheduler = None if args.scheduler is None else cp.check_scheduler_address(args.scheduler)
+    if scheduler is not None and workers is not None:
+        raise UserError("--workers applies to the embedded local cluster; an attached cluster has its own workers.")
+    wanted = build_campaign(args)
+    if args.no_run:
+        if not Path(args.store).exists():
+            raise UserError(f"{args.store} does not exist (--no-run reads an existing store).")
+        campaign, st = cp.open_store(wanted, args.store, lock=False)
+        st.close()
+    else:
+        if wanted is None and not Path(args.store).exists():
+            raise UserError(f"{args.store} does not exist; give the campaign options (e.g. --d, --seeds) to create it.")
+        stats = _run_with_bar(wanted, args.store, scheduler, workers, args.retry_failed)
+        where = f"scheduler {scheduler}" if scheduler else f"{stats.workers} local worker(s)"
+        line = (f"sobolev-rf campaign: {stats.done} of {stats.total} tasks done ({stats.ran} run now"
+                + (f" on {where}, {stats.run_s:.1f} s" if stats.ran else "") + ")")
+        if stats.failed:
+            line += f"; {stats.failed} failed (e.g. {stats.first_failure})"
+        print(line + f"; store {args.store}", file=sys.stderr)
+        campaign = None
+    from ..campaign.results import export_csv, report_text, summarize, write_summary
+
+    if args.export is None and args.summary is None and top is None:
+        return 0
+    campaign, st = cp.open_store(campaign or wanted, args.store, lock=False)
+    try:
+        if args.export is not None:
+            n = export_csv(st, args.export, command)
+            print(f"wrote {n} tasks to {args.export}", file=sys.stderr)
+        if args.summary is not None:
+            n = write_summary(campaign, st, args.summary, command)
+            print(f"wrote {n} point × d rows to {args.summary}", file=sys.stderr)
+        if top is not None:
+            sys.stdout.write(report_text(summarize(campaign, st), top))
+    finally:
+        st.close()
+    return 0
+
+
+def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int | None, retry_failed: bool) -> Any:
+    import logging
+
+    from ..campaign.engine import run_campaign
+
+    import distributed  # noqa: F401 (it sets its loggers up on import; set them after)
+
+    # the command reports a lost scheduler in its own one line; Dask's client would add tracebacks
+    for name in ("distributed.client", "distributed.comm", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    if not _progress_enabled():
+        return run_campaign(campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed)
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(p: Any) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.total, unit="task", desc="campaign", file=sys.stderr, dynamic_ncols=True)
+        bar.n = p.done + p.failed
+        bar.set_postfix_str(f"done {p.done}, failed {p.failed}, running {p.running}", refresh=False)
+        bar.refresh()
+
+    try:
+        return run_campaign(campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed,
+                            progress=update)
+    finally:
+        if bar is not None:
+            bar.close()

@@ -1,0 +1,224 @@
+"""``sobolev-rf spectrum``: the limiting spectral density of a self-adjoint rational matrix expression."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from typing import Any
+
+from ...derive.errors import UserError
+
+HELP = "limiting spectral density of a self-adjoint matrix expression (Stieltjes inversion), atoms, finite draw"
+
+DESCRIPTION = """\
+Limiting eigenvalue density of a symmetric N x N rational expression M in Gaussian and diagonal random
+matrices (all dimensions proportional).  The Stieltjes transform m(z) = (1/N) tr (M - z)^-1 is the normalised
+trace of a linear pencil; its operator-valued fixed point is solved at z = x + i*eta on the physical branch
+(anchors continued from z -> i*infinity, then continuation along x, with the sign of Im m checked), and
+rho(x) = Im m(x + i*eta)/pi.  Atoms (point masses) are located by fitting the pole of m and reported with their
+mass; the printed density is the continuous part (the atoms' Lorentzians removed).
+
+Expression syntax and declarations (--shape, --symmetric, --diag, --param) as in `sobolev-rf pencil --help`;
+parameters are real here, and every dimension needs its ratio (e.g. --param n=1 --param p=2).
+
+Output: a short table, or --json {"x": [...], "density": [...], "atoms": [{"x": .., "mass": ..}], ...};
+--out DIR writes spectrum.png (with the eigenvalue histogram of one finite draw of size --n on top),
+spectrum.csv (x, density, Re m, Im m), spectrum_atoms.csv and, with --n, spectrum_eigenvalues.csv.
+
+Examples:
+  sobolev-rf spectrum 'Ft*F/n' --shape F=n,p --param n=1 --param p=2 --x 0:6:400 --eta 1e-6
+  sobolev-rf spectrum 'C*Xt*X*C/n' --shape X=n,d --diag C=d@1:0.5,2:0.5 --param n=1 --param d=0.5
+      --x 0:12:400 --eta 1e-4 --out out/wishart
+"""
+
+
+def _grid(text: str) -> tuple[float, float, int]:
+    m = re.fullmatch(r"\s*([^:]+):([^:]+):([^:]+)\s*", text)
+    if not m:
+        raise UserError(f"bad --x {text!r}; write a:b:num, e.g. 0:4:400.")
+    try:
+        a, b = float(m.group(1)), float(m.group(2))
+    except ValueError:
+        raise UserError(f"bad --x {text!r}; a and b must be numbers.") from None
+    if not re.fullmatch(r"\s*\d+\s*", m.group(3)):
+        raise UserError(f"bad --x {text!r}; num must be an integer.")
+    num = int(m.group(3))
+    if not (math.isfinite(a) and math.isfinite(b) and a < b):
+        raise UserError(f"bad --x {text!r}; need finite a < b.")
+    if not 2 <= num <= 100000:
+        raise UserError(f"bad --x {text!r}; num must be between 2 and 100000.")
+    return a, b, num
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return v
+
+
+def _size(text: str) -> int:
+    if not re.fullmatch(r"\s*\d+\s*", text):
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    v = int(text)
+    if v > 20000:
+        raise argparse.ArgumentTypeError(f"at most 20000, got {text!r}")
+    return v
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``spectrum``."""
+    parser = subparsers.add_parser("spectrum", help=HELP, description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("expr", metavar="EXPR", help="a self-adjoint (symmetric) rational matrix expression")
+    parser.add_argument("--shape", action="append", default=[], metavar="NAME=ROWS,COLS",
+                        help="declare a Gaussian matrix (repeatable)")
+    parser.add_argument("--symmetric", action="append", default=[], metavar="NAME",
+                        help="make a declared square Gaussian matrix symmetric (Wigner)")
+    parser.add_argument("--diag", action="append", default=[], metavar="NAME[,NAME]=DIM[@LAW]",
+                        help="declare a diagonal random matrix, or several with a joint law (repeatable)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a real scalar parameter or a dimension ratio (repeatable)")
+    parser.add_argument("--x", default="0:4:400", metavar="A:B:NUM",
+                        help="the grid of x, NUM points from A to B (default: %(default)s)")
+    parser.add_argument("--eta", type=_positive, default=1e-4, metavar="E",
+                        help="the distance from the real axis, z = x + i*eta (default: %(default)s)")
+    parser.add_argument("--n", type=_size, default=1000, metavar="N",
+                        help="size of the finite draw whose eigenvalue histogram goes on the figure "
+                             "(0: none; default: %(default)s)")
+    parser.add_argument("--seed", type=_size, default=0, help="seed of the finite draw (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--out", metavar="DIR", help="write spectrum.png and CSV files into DIR")
+    parser.set_defaults(func=run)
+
+
+def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
+    import matplotlib
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from ..artifacts import png_bytes
+
+    fig = Figure(figsize=(7.5, 4.4))
+    ax = fig.add_subplot(1, 1, 1)
+    x, rho = spec.x, spec.density
+    theory_top = float(np.nanmax(rho)) if np.any(np.isfinite(rho)) else 1.0
+    # a divergent edge (e.g. x^(-1/2) at a hard edge) must not flatten the plot: clip the y range
+    top = min(theory_top, 3 * float(np.nanpercentile(rho, 95))) if np.any(np.isfinite(rho)) else 1.0
+    if eigs is not None and len(eigs):
+        nb = int(np.clip(2.5 * math.sqrt(len(eigs)), 30, 120))
+        edges = np.linspace(x[0], x[-1], nb + 1)
+        tol = 1e-8 * (1 + float(np.max(np.abs(eigs))))   # rounding: exact zero eigenvalues come out as ±1e-15
+        counts, _ = np.histogram(np.clip(eigs, np.where(eigs > x[0] - tol, x[0], -np.inf),
+                                         np.where(eigs < x[-1] + tol, x[-1], np.inf)), bins=edges)
+        heights = counts / (len(eigs) * np.diff(edges))
+        in_atom = np.zeros(nb, bool)
+        for a, _ in spec.atoms:
+            k = np.searchsorted(edges, a, side="right") - 1
+            in_atom[max(0, min(nb - 1, k))] = True
+        if np.any(~in_atom):
+            hist_top = float(np.max(heights[~in_atom]))
+            top = max(min(theory_top, 1.5 * hist_top), hist_top)
+        ax.bar(edges[:-1], heights, width=np.diff(edges), align="edge", color="0.80", edgecolor="0.65",
+               linewidth=0.4, label=f"eigenvalues of one draw, N = {len(eigs)}")
+    ax.plot(x, rho, color="C0", lw=1.8, label=f"limiting density (eta = {spec.eta:g})")
+    ymax = 1.25 * top if top > 0 else 1.0
+    for a, w in spec.atoms:
+        ax.axvline(a, color="C3", lw=1.5, ls="--")
+        ax.annotate(f"atom at {a:.4g}\nmass {w:.4g}", xy=(a, 0.88 * ymax), xytext=(6, 0),
+                    textcoords="offset points", color="C3", fontsize=9, va="top")
+    if spec.atoms:
+        ax.plot([], [], color="C3", ls="--", label="atoms (mass annotated)")
+    ax.set_ylim(0, ymax)
+    ax.set_xlim(x[0], x[-1])
+    ax.set_xlabel("eigenvalue x")
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.grid(alpha=0.25)
+    fig.tight_layout()
+    return png_bytes(fig, command)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Derive, solve along the grid, find atoms, print or write."""
+    import numpy as np
+    import sympy as sp
+
+    from ...derive.laws import is_self_adjoint
+    from ...derive.pencil import parse_expression
+    from .cmd_pencil import declarations
+    from .progress import Progress
+    from ..studies.spectrum import StieltjesSolver, finite_eigenvalues, resolvent_system, spectral_density
+
+    a, b, num = _grid(args.x)
+    mats, dims, laws, gaussians, values = declarations(args)
+    for k, v in values.items():
+        if isinstance(v, complex):
+            raise UserError(f"parameter {k} must be real here (the spectral parameter z is added by spectrum).")
+    real = {k: float(v) for k, v in values.items()}
+    expr = parse_expression(args.expr, mats, dims)
+    if expr.rows != expr.cols:
+        raise UserError(f"the expression is {sp.sstr(expr.rows)} x {sp.sstr(expr.cols)}; it must be square.")
+    if not is_self_adjoint(expr, mats, gaussians, laws, real, np.random.default_rng(0)):
+        raise UserError("the expression is not self-adjoint (symmetric); e.g. write Ft*F/n, not F*F' * D.")
+    system, zname = resolvent_system(expr, gaussians, laws, taken=list(real))
+    solver = StieltjesSolver(system, zname, real)
+    x = np.linspace(a, b, num)
+    eigs = None
+    if args.out and args.n > 0:
+        eigs = finite_eigenvalues(expr, mats, gaussians, laws, real, args.n, np.random.default_rng(args.seed))
+    with Progress(num, "spectrum") as bar:
+        def report(done: int, total: int) -> None:
+            bar.update(done - bar.count)
+        spec = spectral_density(solver, x, args.eta, callback=report)
+    if spec.stats.get("unresolved"):
+        import sys
+        print(f"sobolev-rf: warning: {spec.stats['unresolved']} of {num} points did not converge on the "
+              "physical branch (left empty).", file=sys.stderr)
+    expr_text = sp.sstr(expr)
+    if args.out:
+        from ..artifacts import csv_text, fmt, write_outputs
+
+        command = getattr(args, "command_line", "sobolev-rf spectrum")
+        pars = ", ".join(f"{k} = {v:g}" for k, v in real.items())
+        import textwrap
+
+        title = "\n".join(textwrap.wrap(f"spectrum of {expr_text}" + (f"  ({pars})" if pars else ""), 90))
+        files: dict[str, str | bytes] = {
+            "spectrum.png": _figure(spec, eigs, title, command),
+            "spectrum.csv": csv_text(command, ["x", "density", "stieltjes_re", "stieltjes_im"],
+                                     [[fmt(xi), fmt(r), fmt(m.real), fmt(m.imag)]
+                                      for xi, r, m in zip(spec.x, spec.density, spec.stieltjes)]),
+            "spectrum_atoms.csv": csv_text(command, ["x", "mass"], [[fmt(p), fmt(w)] for p, w in spec.atoms]),
+        }
+        if eigs is not None:
+            files["spectrum_eigenvalues.csv"] = csv_text(command, ["eigenvalue"], [[fmt(e)] for e in eigs])
+        try:
+            paths = write_outputs(args.out, files)
+        except OSError as exc:
+            raise UserError(f"cannot write into {args.out!r}: {exc.strerror or exc.__class__.__name__}.") from None
+        if not args.json:
+            print("wrote " + ", ".join(str(p) for p in paths))
+    if args.json:
+        print(json.dumps(spec.as_dict()))
+        return 0
+    mass = float(np.trapezoid(np.nan_to_num(spec.density), spec.x)) if hasattr(np, "trapezoid") else \
+        float(np.trapz(np.nan_to_num(spec.density), spec.x))
+    print(f"spectrum of {expr_text}: {num} points on [{a:g}, {b:g}], eta = {args.eta:g} "
+          f"({spec.stats['anchors']} anchors from z -> i*inf, {spec.stats['continued_along_x']} continued along x, "
+          f"{spec.stats['fallback_from_infinity']} re-solved)")
+    for p, w in spec.atoms:
+        print(f"  atom at x = {p:.8g}: mass {w:.8g}")
+    print(f"  mass of the continuous part on the grid: {mass:.6f}; with the atoms: "
+          f"{mass + sum(w for _, w in spec.atoms):.6f}")
+    step = max(1, num // 20)
+    print(f"  {'x':>12}  {'density':>14}")
+    for i in range(0, num, step):
+        print(f"  {spec.x[i]:12.6g}  {spec.density[i]:14.8g}")
+    return 0

@@ -1,0 +1,155 @@
+"""The ``sobolev-rf`` command: one subcommand per job, all sharing one parameter object.
+
+Every subcommand module defines ``add_parser(subparsers)`` which registers itself and sets
+``func(args) -> int``. Only the module of the subcommand being run is imported (the others are
+listed from :data:`COMMANDS` alone), so ``sobolev-rf solve`` does not pay for SymPy, SciPy or
+matplotlib unless ``solve`` needs them. Bad input raises
+:class:`~sobolev_rf.derive.errors.UserError`, which becomes one line on stderr and exit code 2
+(``--debug`` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import shlex
+import sys
+from typing import Any, NamedTuple, Sequence
+
+from ...derive.errors import UserError
+
+
+class Command(NamedTuple):
+    """A subcommand: the module that implements it and its one-line help."""
+
+    module: str
+    help: str
+
+
+#: Every subcommand, in the order ``--help`` lists them; the one-line help lives here only.
+COMMANDS: dict[str, Command] = {
+    "hermite": Command("cmd_hermite", "Hermite coefficients κ₀, κ₁, κ_* of σ and σ′"),
+    "simulate": Command("cmd_simulate", "exact finite-size simulation: test errors and order parameters over seeds"),
+    "solve": Command("cmd_solve", "asymptotic test errors (d, n, p → ∞) of one model point"),
+    "pencil": Command("cmd_pencil", "linear pencil and operator-valued fixed point of a rational matrix expression"),
+    "spectrum": Command("cmd_spectrum", "limiting spectral density of a self-adjoint matrix expression: Stieltjes inversion, atoms"),
+    "derive": Command("cmd_derive", "symbolic fixed point and error formulas for k directions"),
+    "demo": Command("cmd_demo", "the main job: double-descent curves, phase diagrams and a theory-vs-simulation table"),
+    "codegen": Command("cmd_codegen", "write the generated solver (NumPy module or C source) of the derived fixed point"),
+    "verify": Command("cmd_verify", "check the double-precision solution of one point against an mpmath solve at N digits"),
+    "sweep": Command("cmd_sweep", "asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)"),
+    "alignment": Command("cmd_alignment", "law of eps_L2, eps_H1, eps_grad over the alignment ϖ ~ N(0, I_k): exact CDF, "
+                                          "quantiles, simulation"),
+    "informed": Command("cmd_informed", "data-informed gradient subspaces (outside the theory): random vs informed V vs "
+                                        "L2 training over d"),
+    "noise": Command("cmd_noise", "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"),
+    "cost": Command("cmd_cost", "is Sobolev training worth its cost? Sobolev vs L2 training at an equal evaluation budget"),
+    "tau": Command("cmd_tau", "the optimal Sobolev weight τ*: maps of τ* and of its gain over τ = 0 and τ = 1 (figures + CSV)"),
+    "campaign": Command("cmd_campaign", "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"),
+}
+
+DESCRIPTION = """\
+Exact asymptotics of Sobolev training for random-feature models.
+
+A random-feature network f(x) = Σ_j w_j σ(θ_jᵀx/√d) is trained by ridge regression on n function
+values and, with τ = 1, on k projected gradients per sample; sobolev-rf predicts its test errors
+in the limit d, n, p → ∞ and checks them against an exact finite-size simulation.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Subparsers:
+    """What a command module's ``add_parser`` sees: argparse's subparsers, with the help of :data:`COMMANDS`."""
+
+    def __init__(self, sub: Any) -> None:
+        self._sub = sub
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs["help"] = COMMANDS[name].help
+        return self._sub.add_parser(name, **kwargs)
+
+
+def selected_command(words: Sequence[str]) -> str | None:
+    """The subcommand named in ``words`` (the first word that is one), or None."""
+    return next((w for w in words if w in COMMANDS), None)
+
+
+def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; only the module of the subcommand named in ``words`` is imported."""
+    parser = _Parser(prog="sobolev-rf", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = selected_command(words)
+    for name, command in COMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"{__package__}.{command.module}").add_parser(_Subparsers(sub))
+        else:
+            sub.add_parser(name, help=command.help)
+    return parser
+
+
+_NEGATIVE = re.compile(r"^-\.?\d")
+
+
+def join_negative_values(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
+    """``--alignment -0.3,1`` → ``--alignment=-0.3,1`` for every option that takes a value.
+
+    argparse reads a word that starts with ``-`` as an option unless it is a plain negative number, so
+    a list such as ``-0.3,1`` after an option would be refused; writing it as ``--opt=value`` keeps it.
+    """
+    takes_value: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        p = parsers.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings and action.nargs != 0:
+                takes_value.update(action.option_strings)
+    out: list[str] = []
+    it = iter(words)
+    for word in it:
+        if word in takes_value:
+            value = next(it, None)
+            if value is not None and _NEGATIVE.match(value):
+                out.append(f"{word}={value}")
+                continue
+            out.append(word)
+            if value is not None:
+                out.append(value)
+        else:
+            out.append(word)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
+    args = parser.parse_args(join_negative_values(parser, words))
+    args.command_line = shlex.join(["sobolev-rf", *words])  # written into every figure and CSV
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"sobolev-rf: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as command-line tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("sobolev-rf: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Figure code shared by the commands."""

@@ -1,0 +1,311 @@
+"""Limiting spectral densities of self-adjoint rational matrix expressions, by Stieltjes inversion.
+
+For a symmetric N × N expression M (Gaussian and diagonal random matrices, see ``sobolev-rf pencil``) the
+Stieltjes transform m(z) = (1/N) tr (M − z)⁻¹ is the normalised trace of one output of a linear pencil, so its
+operator-valued fixed point (:func:`sobolev_rf.derive.ovfp.derive_system`) gives it at every complex z.
+The density is ρ(x) = lim_{η→0⁺} Im m(x + iη)/π, evaluated at the given η > 0.
+
+How the fixed point is followed:
+
+* *anchors*: every ``stride``-th grid point is solved by continuation from z → i∞ (the physical branch,
+  :meth:`OVSystem.continue_from_infinity`), all anchors at once;
+* *continuation along x*: from each anchor, Newton steps to the next grid points (all chains at once), started
+  from the previous solution (linearly extrapolated from the last two); a step is accepted when Newton
+  converges, the solution moves continuously and Im m ≥ 0 (the sign of the imaginary part is checked);
+* points that fail are solved again from z → i∞.
+
+Atoms (point masses w at x₀: m(z) ≈ −w/(z − x₀)) are found from the grid (local maxima of Im m,
+unresolved points, and sign changes + → − of Re m with a large residue estimate), located by fitting the
+pole, 1/m(z) ≈ −(z − x₀)/w, from two evaluations ever closer to the axis (ε = 10⁻⁴ s … 10⁻⁶ s, s the scale
+of the x range, as close as the solver converges and until the fit stops moving; a location within 10⁻² ε
+of 0 is reported as 0), and kept when the mass estimate μ(ε) = ε Im m(x₀ + iε) at the two closest
+converged distances (ε ≤ 10⁻⁴ s) agrees to 2 % (a continuous density, even one with an inverse-square-root
+edge, gives μ → 0 like √ε or faster); the mass is μ extrapolated to ε = 0 through the three closest
+distances.  The reported density is the continuous part: each atom's Lorentzian w η / (π((x − x₀)² + η²))
+is subtracted; at grid points inside an atom's core, where the uncertainty this leaves (10⁻⁹ of |m|, plus
+the Lorentzian times the mass's relative error, estimated by the size of the extrapolation step) exceeds
+10⁻³ of the density's maximum, the continuous part is not determined at this η and is left empty (NaN).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ...derive.errors import UserError
+
+#: Atoms lighter than this are not reported.
+MIN_ATOM_MASS = 1e-6
+#: Distances from the axis (relative to the scale of the x range) of the pole fits, and of the mass estimates.
+EPS_FIT = np.array([1e-4, 1e-5, 1e-6])
+EPS_MASS = np.array([1e-2, 1e-3, 1e-4, 1e-5, 1e-6])
+#: An atom's mass estimates at the two closest distances must agree to this relative precision.
+ATOM_STABILITY = 0.02
+#: Relative precision assumed for m(z) (the solver's convergence test) when judging the continuous part.
+RELATIVE_PRECISION = 1e-9
+
+
+@dataclass
+class Spectrum:
+    """A limiting spectral density on a grid: ``stieltjes`` = m(x + iη), ``density`` its continuous part,
+    ``atoms`` a list of (location, mass), ``converged`` where the physical branch was found."""
+
+    x: np.ndarray
+    eta: float
+    stieltjes: np.ndarray
+    density: np.ndarray
+    atoms: list[tuple[float, float]]
+    converged: np.ndarray
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"x", "density", "atoms"}`` (unresolved points as null) plus the η and the Stieltjes transform."""
+        def num(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {"x": [float(v) for v in self.x], "density": [num(v) for v in self.density],
+                "atoms": [{"x": float(a), "mass": float(w)} for a, w in self.atoms], "eta": self.eta,
+                "stieltjes": [{"re": num(v.real), "im": num(v.imag)} for v in self.stieltjes],
+                "unresolved": int((~self.converged).sum())}
+
+
+class StieltjesSolver:
+    """m(z) = (1/N) tr(M − z)⁻¹ at arrays of complex z from the fixed point of a resolvent pencil.
+
+    ``system``: the :class:`OVSystem` of (M − zI)⁻¹ (output ``output``); ``z``: the name of the spectral
+    parameter; ``values``: every other parameter (real)."""
+
+    def __init__(self, system: Any, z: str, values: Mapping[str, float], output: str = "m"):
+        self.system = system
+        self.z = z
+        self.values = dict(values)
+        self.output = list(system.outputs).index(output)
+        names = [str(p) for p in system.parameters]
+        if z not in names:
+            raise UserError("the expression does not depend on the spectral parameter.")
+        missing = [n for n in names if n != z and n not in self.values]
+        if missing:
+            raise UserError(f"missing parameter values for {', '.join(missing)}; pass them with --param NAME=VALUE.")
+
+    def params(self, z: np.ndarray) -> list[np.ndarray]:
+        z = np.asarray(z, dtype=complex)
+        out = []
+        for p in self.system.parameters:
+            name = str(p)
+            out.append(z if name == self.z else np.full(z.shape, float(self.values[name])))
+        return out
+
+    def trace(self, g: np.ndarray, z: np.ndarray) -> np.ndarray:
+        return self.system.output_values(g, self.params(z))[self.output]
+
+    def from_infinity(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unknowns, m and a converged mask at the points ``z``, continued from z → i∞."""
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        if z.size == 0:
+            n = len(self.system.unknowns)
+            return np.zeros((n, 0), complex), np.zeros(0, complex), np.zeros(0, bool)
+        g, ok = self.system.continue_from_infinity(self.params(z))
+        m = self.trace(g, z)
+        ok = ok & np.isfinite(m) & (m.imag * np.sign(z.imag) >= -1e-9 * np.abs(m))
+        return g, m, ok
+
+
+def stieltjes_grid(solver: StieltjesSolver, x: np.ndarray, eta: float, stride: int = 8,
+                   callback: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """m(x + iη) on the grid ``x`` (anchors from z → i∞, continuation along x, fallback from i∞)."""
+    size = len(x)
+    z = np.asarray(x, dtype=float) + 1j * eta
+    n = len(solver.system.unknowns)
+    g = np.full((n, size), np.nan, dtype=complex)
+    m = np.full(size, np.nan, dtype=complex)
+    ok = np.zeros(size, bool)
+    anchors = np.arange(0, size, stride)
+    ga, ma, oka = solver.from_infinity(z[anchors])
+    g[:, anchors], m[anchors], ok[anchors] = ga, ma, oka
+    done = int(oka.sum())
+    if callback:
+        callback(done, size)
+    chain_ok = oka.copy()
+    for k in range(1, stride):
+        idx = anchors + k
+        live = (idx < size) & chain_ok
+        idx, src = idx[live], (anchors + k - 1)[live]
+        if idx.size == 0:
+            break
+        pred = g[:, src]
+        if k >= 2:
+            prev2 = g[:, src - 1]
+            pred = 2 * pred - prev2
+        gn, conv = solver.system.newton(pred, solver.params(z[idx]), max_iter=12)
+        mn = solver.trace(gn, z[idx])
+        jump = np.max(np.abs(gn - g[:, src]) / (1 + np.abs(g[:, src])), axis=0) if n else np.zeros(idx.size)
+        good = conv & np.isfinite(mn) & (mn.imag >= -1e-9 * np.abs(mn)) & (jump < 0.5)
+        g[:, idx[good]], m[idx[good]], ok[idx[good]] = gn[:, good], mn[good], True
+        chain_ok[np.flatnonzero(live)[~good]] = False
+        done += int(good.sum())
+        if callback:
+            callback(done, size)
+    stats = {"anchors": int(anchors.size), "continued_along_x": int(ok.sum() - oka.sum())}
+    redo = np.flatnonzero(~ok)
+    if redo.size:
+        gr, mr, okr = solver.from_infinity(z[redo])
+        g[:, redo], m[redo], ok[redo] = gr, mr, okr
+        m[redo[~okr]] = np.nan
+        if callback:
+            callback(int(ok.sum()), size)
+    stats["fallback_from_infinity"] = int(redo.size)
+    stats["unresolved"] = int((~ok).sum())
+    return m, ok, stats
+
+
+def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float,
+               with_error: bool = False) -> list[tuple[float, ...]]:
+    """Point masses (location, mass) of the limiting law inside [x₀, x_end] (module docstring); with
+    ``with_error`` a third entry, an estimate of the mass's error (the size of the extrapolation step)."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 2:
+        return []
+    scale = max(abs(x[0]), abs(x[-1]), x[-1] - x[0])
+    h = float(np.min(np.diff(x)))
+    im, re = m.imag, m.real
+    cands: list[float] = []
+    finite = np.isfinite(m)
+    for j in range(x.size):
+        if not finite[j]:
+            cands.append(float(x[j]))   # an unresolved point: often the pole itself
+            continue
+        left = im[j - 1] if j > 0 and finite[j - 1] else -np.inf
+        right = im[j + 1] if j + 1 < x.size and finite[j + 1] else -np.inf
+        if im[j] >= left and im[j] >= right and eta * im[j] >= 1e-2 * MIN_ATOM_MASS:
+            cands.append(float(x[j]))
+    for j in range(x.size - 1):
+        if finite[j] and finite[j + 1] and re[j] > 0 > re[j + 1]:
+            w = (x[j + 1] - x[j]) / (1 / re[j] - 1 / re[j + 1])
+            if w >= MIN_ATOM_MASS:
+                cands.append(float(x[j] + w / re[j]))
+    if not cands:
+        return []
+    xc = np.unique(np.round(np.array(cands), 12))
+    found = np.zeros(xc.size, bool)
+    closest = np.full(xc.size, np.inf)   # the closest distance of a converged pole fit
+    for eps in EPS_FIT * scale:   # pole fit 1/m(z) ≈ −(z − x₀)/w, ever closer to the axis
+        z1 = xc + 1j * eps
+        z2 = xc + 2j * eps
+        _, mm, ok = solver.from_infinity(np.concatenate([z1, z2]))
+        m1, m2 = mm[: xc.size], mm[xc.size:]
+        with np.errstate(all="ignore"):
+            w = -(z2 - z1) / (1 / m2 - 1 / m1)
+            x0 = (z1 + w / m1).real
+        good = ok[: xc.size] & ok[xc.size:] & np.isfinite(x0) & (w.real > 0) & (np.abs(x0 - xc) < 10 * h + 1e3 * eps)
+        settled = bool(np.all(~good | (np.abs(x0 - xc) <= 1e-3 * eps)))   # the fit no longer moves
+        xc = np.where(good, x0, xc)      # where the solve failed this close to the axis, keep the last fit
+        closest = np.where(good, eps, closest) if found.size else closest
+        found |= good
+        keep = (xc >= x[0] - h) & (xc <= x[-1] + h)
+        xc, found, closest = xc[keep], found[keep], closest[keep]
+        if xc.size == 0:
+            return []
+        if not good.any() or settled:
+            break                        # closer still would fail too, or change nothing
+    xc, closest = xc[found], closest[found]
+    if xc.size == 0:
+        return []
+    levels = EPS_MASS * scale
+    levels = levels[levels >= 0.99 * float(np.min(closest))]   # no closer than the fits could go
+    _, mm, ok = solver.from_infinity(np.concatenate([xc + 1j * e for e in levels]))
+    mu = (levels[:, None] * mm.reshape(levels.size, xc.size).imag)
+    ok = ok.reshape(levels.size, xc.size)
+    atoms: list[tuple[float, float]] = []
+    for c in range(xc.size):
+        valid = np.flatnonzero(ok[:, c] & np.isfinite(mu[:, c]))
+        if valid.size < 2 or levels[valid[-1]] > 1e-4 * scale:
+            continue
+        ma, mb = mu[valid[-2], c], mu[valid[-1], c]
+        if not (mb >= MIN_ATOM_MASS and abs(ma - mb) <= ATOM_STABILITY * mb):
+            continue
+        a = 0.0 if abs(xc[c]) <= 1e-2 * closest[c] else float(xc[c])   # below the resolution of the pole fit
+        use = valid[-3:]                           # μ(ε) = w + c₁ε + c₂ε² …: polynomial extrapolation to ε = 0
+        e, v = levels[use], mu[use, c]
+        w = float(sum(v[i] * np.prod([e[k] / (e[k] - e[i]) for k in range(len(use)) if k != i])
+                      for i in range(len(use))))
+        if not any(abs(a - b[0]) <= 1e-6 * scale for b in atoms):
+            atoms.append((a, float(w), abs(float(w) - float(mb)) + RELATIVE_PRECISION * abs(float(w))))
+    return sorted(atoms) if with_error else sorted((a, w) for a, w, _ in atoms)
+
+
+def spectral_density(solver: StieltjesSolver, x: Sequence[float], eta: float, stride: int = 8,
+                     atoms: bool = True, callback: Callable[[int, int], None] | None = None) -> Spectrum:
+    """The limiting spectral density on the grid ``x`` at η > 0: m(x + iη), atoms, and ρ = Im m/π minus the
+    atoms' Lorentzians."""
+    x = np.asarray(x, dtype=float)
+    if not eta > 0:
+        raise UserError(f"eta must be > 0, got {eta:g}.")
+    m, ok, stats = stieltjes_grid(solver, x, eta, stride, callback)
+    found = find_atoms(solver, x, m, eta, with_error=True) if atoms else []
+    density = m.imag / math.pi
+    error = RELATIVE_PRECISION * np.abs(m) / math.pi      # what the solve leaves uncertain
+    for a, w, dw in found:
+        lorentz = w * eta / (math.pi * ((x - a) ** 2 + eta ** 2))
+        density = density - lorentz
+        error = error + (dw / w) * lorentz                # and what the mass leaves uncertain
+    density = np.where(ok, np.maximum(density, 0.0), np.nan)
+    scale = float(np.nanmax(density)) if np.any(np.isfinite(density)) else 1.0
+    core = ok & (error > 1e-3 * max(scale, 1e-300))   # inside an atom's core: Im m is all atom
+    density[core] = np.nan
+    stats["atom_core"] = int(core.sum())
+    return Spectrum(x, float(eta), m, density, [(a, w) for a, w, _ in found], ok, stats)
+
+
+# ======================================================================================= building
+def resolvent_system(expr: Any, gaussians: Mapping[str, bool], laws: Sequence[Any],
+                     taken: Sequence[str] = ()) -> tuple[Any, str]:
+    """The fixed-point system of (M − zI)⁻¹ (output ``m``) and the name chosen for z."""
+    import sympy as sp
+    from sympy import Identity, Inverse
+
+    from ...derive.ovfp import GaussianMatrix, derive_system
+    from ...derive.pencil import linearize
+
+    used = {str(s) for s in expr.free_symbols} | set(taken)
+    name = next(c for c in ("z", "zeta", "z_", "z__", "spectral_z") if c not in used)
+    z = sp.Symbol(name)
+    R = Inverse(expr - z * Identity(expr.rows))
+    pencil = linearize({"m": R})
+    system = derive_system(pencil, [GaussianMatrix(g, 1, sym) for g, sym in gaussians.items()
+                                    if g in pencil.symbols], laws)
+    return system, name
+
+
+def finite_eigenvalues(expr: Any, symbols: Mapping[str, Any], gaussians: Mapping[str, bool], laws: Sequence[Any],
+                       values: Mapping[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
+    """Eigenvalues of one finite draw of the expression, scaled so that it is ``size`` × ``size`` (every
+    dimension keeps its ratio to the others, as given in ``values``)."""
+    import sympy as sp
+
+    from ...derive.laws import finite_instance
+    from ...derive.pencil import evaluate_expression
+
+    dim_syms: set[Any] = set()
+    for sym in symbols.values():
+        for d in (sym.rows, sym.cols):
+            dim_syms |= sp.sympify(d).free_symbols
+    ratios = {}
+    for d in dim_syms:
+        if str(d) not in values:
+            raise UserError(f"give the ratio of dimension {d} with --param {d}=VALUE for the finite draw.")
+        ratios[d] = float(values[str(d)])
+    rows = float(sp.sympify(expr.rows).xreplace(ratios))
+    scale = size / rows
+    dims = {d: max(1, int(round(r * scale))) for d, r in ratios.items()}
+    biggest = max([size] + list(dims.values()))
+    if biggest > 20000:
+        raise UserError(f"the finite draw would need a {biggest} x {biggest} matrix; choose a smaller --n.")
+    mats = finite_instance({k: v for k, v in symbols.items()}, gaussians, laws, dims, rng)
+    subs: dict[Any, Any] = dict(dims)
+    for s in expr.free_symbols:
+        if str(s) in values and s not in subs:
+            subs[s] = float(values[str(s)])
+    M = evaluate_expression(expr, mats, subs)
+    return np.linalg.eigvalsh((M + M.T) / 2)
