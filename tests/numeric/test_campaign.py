@@ -2,7 +2,7 @@
 
 The cluster tests start Dask's LocalCluster (bound to 127.0.0.1, ephemeral ports) through
 :func:`run_campaign`; fault cases (killed workers and clients, an attached ``dask scheduler``) are in
-tests/test_campaign_faults.py.
+tests/numeric/test_campaign_faults.py.
 """
 from __future__ import annotations
 

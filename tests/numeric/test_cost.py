@@ -251,7 +251,7 @@ def test_bad_input_one_line_exit_2_no_files(extra: list[str], tmp_path: Path, mo
 # ---------------------------------------------------------------------------------------------------------------
 # theory against the exact finite-size simulation at equal budget
 
-#: Relative finite-size allowance at d = 200 (as tests/test_asymptotics.py: 3 SE + 6 %).
+#: Relative finite-size allowance at d = 200 (as tests/numeric/test_asymptotics.py: 3 SE + 6 %).
 ALLOWANCE = 0.06
 
 

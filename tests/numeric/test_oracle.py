@@ -2,7 +2,7 @@
 
 The oracle is an independent implementation of the theory with full (k+1)×(k+1) matrix order
 parameters and a general alignment vector; the product solves the derived System through generated
-code (tests/test_codegen.py and tests/test_saddle.py compare the two).
+code (tests/codegen/test_codegen.py and tests/derive/test_saddle.py compare the two).
 """
 from __future__ import annotations
 

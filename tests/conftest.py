@@ -1,0 +1,2 @@
+"""Tests, one folder per layer (derive, codegen, numeric, cli). This folder is on sys.path, so the
+hand-written test oracle (oracle.py) imports as ``oracle``."""
