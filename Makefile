@@ -1,12 +1,14 @@
 # Two entry points on a fresh machine (Python >= 3.11 and a C compiler):
 #   make demo   installs into .venv and runs the main job on its embedded default
-#   make test   installs into .venv and runs the test suite
+#   make test   installs into .venv, lints (ruff), type-checks (mypy) and runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# mypy reads the package through a tree of links named as it is imported (sobolev_rf.derive, ...)
+TYPES  := build/typecheck
 
-.PHONY: demo test bench install clean
+.PHONY: demo test lint typecheck bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sobolev-rf demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	rm -rf $(TYPES) && mkdir -p $(TYPES)/sobolev_rf
+	ln -s $(CURDIR)/derive $(CURDIR)/numeric $(CURDIR)/codegen $(TYPES)/sobolev_rf/
+	cd $(TYPES) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p sobolev_rf
+
+test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

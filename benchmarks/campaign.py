@@ -16,6 +16,7 @@
 Prints a table and writes benchmarks/results/campaign.json.
 Run:  python benchmarks/campaign.py [--repeats 3] [--overhead-tasks 200]
 """
+
 from __future__ import annotations
 
 import os
@@ -90,9 +91,16 @@ def timed_run(campaign: Campaign, folder: Path, name: str, **kwargs) -> dict:
     if busy0 is not None:
         busy1 = _cpu_times()
         machine_busy = 1.0 - (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1e-9)
-    return {"wall_s": wall, "run_s": stats.run_s, "startup_s": stats.startup_s, "idle_before": idle,
-            "machine_busy": machine_busy, "task_s": stats.task_s + stats.theory_s,
-            "workers": stats.workers, "store": store}
+    return {
+        "wall_s": wall,
+        "run_s": stats.run_s,
+        "startup_s": stats.startup_s,
+        "idle_before": idle,
+        "machine_busy": machine_busy,
+        "task_s": stats.task_s + stats.theory_s,
+        "workers": stats.workers,
+        "store": store,
+    }
 
 
 def rows(store: Path) -> dict:
@@ -109,24 +117,39 @@ def speedup(folder: Path, repeats: int) -> dict:
     same = all(rows(x["store"]) == rows(runs[1][0]["store"]) for w in (1, 2) for x in runs[w])
     # A pair is clean when nothing else ran: one worker and the client keep a 2-core machine about half
     # busy, and with two workers each task takes about as long as with one (other work slows them down).
-    clean = [r for r in range(repeats)
-             if (runs[1][r]["machine_busy"] or 0) <= CLEAN_BUSY
-             and runs[2][r]["task_s"] <= CLEAN_SLOWDOWN * runs[1][r]["task_s"]
-             and min(runs[1][r]["idle_before"], runs[2][r]["idle_before"]) >= 0.9]
-    med = {w: {k: statistics.median(x[k] for x in runs[w]) for k in ("run_s", "wall_s", "startup_s", "task_s")}
-           for w in runs}
-    return {"tasks": c.size, "d": 300, "repeats": repeats,
-            "median": {str(w): v for w, v in med.items()},
-            "all_run_s": {str(w): [x["run_s"] for x in runs[w]] for w in runs},
-            "idle_before": {str(w): [x["idle_before"] for x in runs[w]] for w in runs},
-            "machine_busy_during": {str(w): [x["machine_busy"] for x in runs[w]] for w in runs},
-            "speedup_run": med[1]["run_s"] / med[2]["run_s"], "speedup_wall": med[1]["wall_s"] / med[2]["wall_s"],
-            "clean_pairs": clean,
-            "speedup_run_clean": (statistics.median(runs[1][r]["run_s"] for r in clean)
-                                  / statistics.median(runs[2][r]["run_s"] for r in clean)) if clean else None,
-            "speedup_run_per_pair": [runs[1][r]["run_s"] / runs[2][r]["run_s"] for r in range(repeats)],
-            "task_time_ratio_per_pair": [runs[2][r]["task_s"] / runs[1][r]["task_s"] for r in range(repeats)],
-            "identical_results": same, "last_store": str(runs[2][-1]["store"])}
+    clean = [
+        r
+        for r in range(repeats)
+        if (runs[1][r]["machine_busy"] or 0) <= CLEAN_BUSY
+        and runs[2][r]["task_s"] <= CLEAN_SLOWDOWN * runs[1][r]["task_s"]
+        and min(runs[1][r]["idle_before"], runs[2][r]["idle_before"]) >= 0.9
+    ]
+    med = {
+        w: {k: statistics.median(x[k] for x in runs[w]) for k in ("run_s", "wall_s", "startup_s", "task_s")}
+        for w in runs
+    }
+    return {
+        "tasks": c.size,
+        "d": 300,
+        "repeats": repeats,
+        "median": {str(w): v for w, v in med.items()},
+        "all_run_s": {str(w): [x["run_s"] for x in runs[w]] for w in runs},
+        "idle_before": {str(w): [x["idle_before"] for x in runs[w]] for w in runs},
+        "machine_busy_during": {str(w): [x["machine_busy"] for x in runs[w]] for w in runs},
+        "speedup_run": med[1]["run_s"] / med[2]["run_s"],
+        "speedup_wall": med[1]["wall_s"] / med[2]["wall_s"],
+        "clean_pairs": clean,
+        "speedup_run_clean": (
+            statistics.median(runs[1][r]["run_s"] for r in clean)
+            / statistics.median(runs[2][r]["run_s"] for r in clean)
+        )
+        if clean
+        else None,
+        "speedup_run_per_pair": [runs[1][r]["run_s"] / runs[2][r]["run_s"] for r in range(repeats)],
+        "task_time_ratio_per_pair": [runs[2][r]["task_s"] / runs[1][r]["task_s"] for r in range(repeats)],
+        "identical_results": same,
+        "last_store": str(runs[2][-1]["store"]),
+    }
 
 
 def overhead(folder: Path, repeats: int, tasks: int) -> dict:
@@ -144,11 +167,19 @@ def overhead(folder: Path, repeats: int, tasks: int) -> dict:
     run_s = statistics.median(x["run_s"] for x in runs)
     task_s = statistics.median(x["task_s"] for x in runs)
     serial_s = statistics.median(serial)
-    return {"tasks": tasks, "d": 50, "repeats": repeats, "run_s": run_s, "serial_s": serial_s, "task_s": task_s,
-            "per_task_ms": 1e3 * run_s / tasks, "serial_per_task_ms": 1e3 * serial_s / tasks,
-            "overhead_vs_serial_ms": 1e3 * (run_s - serial_s) / tasks,
-            "overhead_vs_task_time_ms": 1e3 * (run_s - task_s) / tasks,
-            "startup_s": statistics.median(x["startup_s"] for x in runs)}
+    return {
+        "tasks": tasks,
+        "d": 50,
+        "repeats": repeats,
+        "run_s": run_s,
+        "serial_s": serial_s,
+        "task_s": task_s,
+        "per_task_ms": 1e3 * run_s / tasks,
+        "serial_per_task_ms": 1e3 * serial_s / tasks,
+        "overhead_vs_serial_ms": 1e3 * (run_s - serial_s) / tasks,
+        "overhead_vs_task_time_ms": 1e3 * (run_s - task_s) / tasks,
+        "startup_s": statistics.median(x["startup_s"] for x in runs),
+    }
 
 
 def attach(folder: Path, reference: Path) -> dict:
@@ -157,28 +188,67 @@ def attach(folder: Path, reference: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     procs = []
     try:
+
         def start(*argv: str) -> None:
-            procs.append(subprocess.Popen([str(dask), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          env=env, start_new_session=True, cwd=folder))
+            procs.append(
+                subprocess.Popen(
+                    [str(dask), *argv],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                    start_new_session=True,
+                    cwd=folder,
+                )
+            )
 
         t0 = time.perf_counter()
-        start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--dashboard-address",
-              "127.0.0.1:0", "--scheduler-file", str(info))
+        start(
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(info),
+        )
         while not info.exists() or not info.read_text().strip():
             time.sleep(0.05)
         time.sleep(0.1)
         address = json.loads(info.read_text())["address"]
         for i in range(2):
-            start("worker", "--scheduler-file", str(info), "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1",
-                  "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--name", f"w{i}")
+            start(
+                "worker",
+                "--scheduler-file",
+                str(info),
+                "--host",
+                "127.0.0.1",
+                "--nthreads",
+                "1",
+                "--nworkers",
+                "1",
+                "--no-dashboard",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--name",
+                f"w{i}",
+            )
         from distributed import Client
 
         with Client(address, timeout="60s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
         up = time.perf_counter() - t0
         result = timed_run(one_point(300, 32), folder, "attach", scheduler=address)
-        return {"scheduler": address, "cluster_start_s": up, "workers": result["workers"], "run_s": result["run_s"],
-                "wall_s": result["wall_s"], "identical_to_local": rows(result["store"]) == rows(reference)}
+        return {
+            "scheduler": address,
+            "cluster_start_s": up,
+            "workers": result["workers"],
+            "run_s": result["run_s"],
+            "wall_s": result["wall_s"],
+            "identical_to_local": rows(result["store"]) == rows(reference),
+        }
     finally:
         for p in reversed(procs):  # workers before their scheduler
             try:
@@ -193,9 +263,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-tasks", type=int, default=200)
     ap.add_argument("--out", default="benchmarks/results/campaign.json")
-    ap.add_argument("--wait-quiet", type=float, default=120.0, metavar="S",
-                    help="before each timed run wait up to S seconds for the machine to be 90 %% idle "
-                         "(other work skews a 2-core machine; default: %(default)s)")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="before each timed run wait up to S seconds for the machine to be 90 %% idle "
+        "(other work skews a 2-core machine; default: %(default)s)",
+    )
     args = ap.parse_args()
     QUIET["wait_s"] = args.wait_quiet
     load_before = os.getloadavg()
@@ -204,29 +279,37 @@ def main() -> None:
         sp = speedup(folder, args.repeats)
         ov = overhead(folder, args.repeats, args.overhead_tasks)
         at = attach(folder, Path(sp.pop("last_store")))
-    result = {"cores": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
-              "speedup": sp, "overhead": ov, "attach": at}
+    result = {
+        "cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "speedup": sp,
+        "overhead": ov,
+        "attach": at,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     m = sp["median"]
-    print(f"| benchmark | value |\n|---|---|\n"
-          f"| 32 tasks at d = 300, 1 worker: run / wall (median of {sp['repeats']}) | "
-          f"{m['1']['run_s']:.2f} s / {m['1']['wall_s']:.2f} s |\n"
-          f"| same, 2 workers | {m['2']['run_s']:.2f} s / {m['2']['wall_s']:.2f} s |\n"
-          f"| speed-up 2 vs 1 workers: run / wall | {sp['speedup_run']:.2f}× / {sp['speedup_wall']:.2f}× |\n"
-          f"| speed-up over the {len(sp['clean_pairs'])} pair(s) with nothing else running | "
-          f"{'—' if sp['speedup_run_clean'] is None else format(sp['speedup_run_clean'], '.2f') + '×'} |\n"
-          f"| results identical for 1 and 2 workers | {sp['identical_results']} |\n"
-          f"| d = 50, {ov['tasks']} tasks on 1 worker: per task | {ov['per_task_ms']:.2f} ms "
-          f"(serial in-process {ov['serial_per_task_ms']:.2f} ms) |\n"
-          f"| overhead per task vs serial / vs task time | {ov['overhead_vs_serial_ms']:.2f} ms / "
-          f"{ov['overhead_vs_task_time_ms']:.2f} ms |\n"
-          f"| attach: dask scheduler + 2 dask workers, 32 tasks at d = 300: run | {at['run_s']:.2f} s "
-          f"(identical to local: {at['identical_to_local']}) |\n"
-          f"| load average before / after | {load_before[0]:.2f} / {result['load_average_after'][0]:.2f} |\n"
-          f"| machine busy during the 1- / 2-worker runs (median) | "
-          f"{statistics.median(sp['machine_busy_during']['1']):.0%} / "
-          f"{statistics.median(sp['machine_busy_during']['2']):.0%} |")
+    print(
+        f"| benchmark | value |\n|---|---|\n"
+        f"| 32 tasks at d = 300, 1 worker: run / wall (median of {sp['repeats']}) | "
+        f"{m['1']['run_s']:.2f} s / {m['1']['wall_s']:.2f} s |\n"
+        f"| same, 2 workers | {m['2']['run_s']:.2f} s / {m['2']['wall_s']:.2f} s |\n"
+        f"| speed-up 2 vs 1 workers: run / wall | {sp['speedup_run']:.2f}× / {sp['speedup_wall']:.2f}× |\n"
+        f"| speed-up over the {len(sp['clean_pairs'])} pair(s) with nothing else running | "
+        f"{'—' if sp['speedup_run_clean'] is None else format(sp['speedup_run_clean'], '.2f') + '×'} |\n"
+        f"| results identical for 1 and 2 workers | {sp['identical_results']} |\n"
+        f"| d = 50, {ov['tasks']} tasks on 1 worker: per task | {ov['per_task_ms']:.2f} ms "
+        f"(serial in-process {ov['serial_per_task_ms']:.2f} ms) |\n"
+        f"| overhead per task vs serial / vs task time | {ov['overhead_vs_serial_ms']:.2f} ms / "
+        f"{ov['overhead_vs_task_time_ms']:.2f} ms |\n"
+        f"| attach: dask scheduler + 2 dask workers, 32 tasks at d = 300: run | {at['run_s']:.2f} s "
+        f"(identical to local: {at['identical_to_local']}) |\n"
+        f"| load average before / after | {load_before[0]:.2f} / {result['load_average_after'][0]:.2f} |\n"
+        f"| machine busy during the 1- / 2-worker runs (median) | "
+        f"{statistics.median(sp['machine_busy_during']['1']):.0%} / "
+        f"{statistics.median(sp['machine_busy_during']['2']):.0%} |"
+    )
     print(f"wrote {args.out}")
 
 

@@ -12,6 +12,7 @@ checkout's environment), measured in one run of this script:
 
     .venv/bin/python benchmarks/cli.py [--repeats 5]      # writes benchmarks/results/cli.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,12 @@ def main() -> None:
     base = median([sys.executable, "-c", "import numpy"], r)
 
     def add(name: str, seconds: float, target: str = "", points: int | None = None) -> None:
-        row: dict[str, object] = {"case": name, "seconds": seconds, "ratio_to_numpy_import": seconds / base,
-                                  "target": target}
+        row: dict[str, object] = {
+            "case": name,
+            "seconds": seconds,
+            "ratio_to_numpy_import": seconds / base,
+            "target": target,
+        }
         if points is not None:
             row["points_per_second"] = points / seconds
         rows.append(row)
@@ -67,9 +72,10 @@ def main() -> None:
     add("sobolev-rf solve (warm)", median([EXE, "solve"], r), "≤ 5×")
     for k in (1, 100, 1000, 10_000):
         add(f"sobolev-rf solve --k {k} (warm)", median([EXE, "solve", "--k", str(k), "--p-over-d", str(3 * k + 5)], r))
-    for label, cmd in (("derive --k 1000 (cold cache)", [EXE, "derive", "--k", "1000"]),
-                       ("solve --k 1000 (cold cache: derive, generate, compile)",
-                        [EXE, "solve", "--k", "1000", "--p-over-d", "3005"])):
+    for label, cmd in (
+        ("derive --k 1000 (cold cache)", [EXE, "derive", "--k", "1000"]),
+        ("solve --k 1000 (cold cache: derive, generate, compile)", [EXE, "solve", "--k", "1000", "--p-over-d", "3005"]),
+    ):
         times = []
         for _ in range(max(1, r // 2)):
             with tempfile.TemporaryDirectory() as folder:
@@ -82,8 +88,9 @@ def main() -> None:
             add(f"sweep {n}×{n} to CSV (warm)", median(cmd, r if n == 128 else max(1, r // 2)), target, n * n)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    (results / "cli.json").write_text(json.dumps({"numpy_import_seconds": base, "repeats": r, "rows": rows},
-                                                 indent=2) + "\n")
+    (results / "cli.json").write_text(
+        json.dumps({"numpy_import_seconds": base, "repeats": r, "rows": rows}, indent=2) + "\n"
+    )
     print(f"wrote {results / 'cli.json'}")
 
 

@@ -2,10 +2,12 @@
 
 Rows: each backend with continuation along p/d (what ``sweep`` does) and without (every point from the
 cold start), at λ = 10⁻² and at λ = 10⁻⁷ (where some cold starts next to the peak fail and continuation
-rescues them: compare the converged counts), and with continuation at λ = 0 (the λ → 0⁺ branches, whose cold starts follow
+rescues them: compare the converged counts), and with continuation at λ = 0 (the λ → 0⁺ branches, whose cold
+starts follow
 the λ > 0 solution down to small λ). Reports points per second (median of 3 runs, the artifacts already
 cached) and writes benchmarks/results/codegen.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,18 +63,23 @@ def monte_carlo_seconds() -> float:
 def main() -> None:
     backends = ["numpy"] + (["c"] if find_compiler() else [])
     cases = [(b, cont, lam) for lam in (1e-2, 1e-7) for b in backends for cont in (True, False)] + [
-        (b, True, 0.0) for b in backends]
+        (b, True, 0.0) for b in backends
+    ]
     rows: dict[str, dict[str, float]] = {}
     for b, cont, lam in cases:
         name = f"{b}{'' if cont else '_cold'}{'' if lam == 1e-2 else f'_lam{lam:g}'}"
         rows[name] = {"backend": b, "continuation": cont, "lam": lam, **measure(b, cont, lam)}
     mc = monte_carlo_seconds()
-    print(f"{'case':20s} {'continuation':>12s} {'lam':>6s} {'seconds':>10s} {'points/s':>12s} {'converged':>12s} "
-          f"{'vs Monte Carlo':>15s}")
+    print(
+        f"{'case':20s} {'continuation':>12s} {'lam':>6s} {'seconds':>10s} {'points/s':>12s} {'converged':>12s} "
+        f"{'vs Monte Carlo':>15s}"
+    )
     for name, r in rows.items():
         r["speedup_vs_monte_carlo"] = mc * r["points_per_second"]
-        print(f"{name:20s} {str(r['continuation']):>12s} {r['lam']:6g} {r['seconds_median']:10.3f} "
-              f"{r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE} {r['speedup_vs_monte_carlo']:14.3g}x")
+        print(
+            f"{name:20s} {str(r['continuation']):>12s} {r['lam']:6g} {r['seconds_median']:10.3f} "
+            f"{r['points_per_second']:12.0f} {r['converged']:>6d}/{SIZE * SIZE} {r['speedup_vs_monte_carlo']:14.3g}x"
+        )
     ratios: dict[str, float] = {}
     if "c" in rows:
         ratios["c_over_numpy"] = rows["c"]["points_per_second"] / rows["numpy"]["points_per_second"]
@@ -82,10 +89,22 @@ def main() -> None:
         print(f"{b}: continuation / cold start: {ratios[f'{b}_continuation_over_cold']:.2f}x")
     print(f"Monte Carlo, one grid point (d = 400, one seed): {mc:.3f} s")
     out = Path(__file__).parent / "results" / "codegen.json"
-    atomic_write_text(out, json.dumps({"grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1",
-                                       "repeats": REPEATS, "machine": platform.platform(),
-                                       "processor": platform.processor(), "results": rows, "ratios": ratios,
-                                       "monte_carlo_seconds_per_point": mc}, indent=2) + "\n")
+    atomic_write_text(
+        out,
+        json.dumps(
+            {
+                "grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1",
+                "repeats": REPEATS,
+                "machine": platform.platform(),
+                "processor": platform.processor(),
+                "results": rows,
+                "ratios": ratios,
+                "monte_carlo_seconds_per_point": mc,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     print(f"wrote {out}")
 
 

@@ -6,6 +6,7 @@ shrinks like 1/d, so it lands on the theory; a theory error would not).
 
     .venv/bin/python benchmarks/large_k.py [--seeds 4] [--d 200,400,800]   # writes results/large_k.{md,json}
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     ds = [int(x) for x in args.d.split(",")]
     rows = []
-    lines = ["| config | d | " + " | ".join(f"{k} sim (gap)" for k in KEYS) + " |",
-             "|---|---|" + "---|" * len(KEYS)]
+    lines = ["| config | d | " + " | ".join(f"{k} sim (gap)" for k in KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]
     for cfg in CONFIGS:
         params = ModelParams(**cfg)
         theory = solve(params).to_dict()
@@ -50,16 +50,30 @@ def main() -> None:
             cells = []
             for k in KEYS:
                 gap = sim.mean[k] - theory[k]
-                cells.append(f"{sim.mean[k]:.4f} ± {sim.se[k]:.4f} ({gap / sim.se[k]:+.1f} SE, "
-                             f"{100 * gap / theory[k]:+.1f} %)")
-                rows.append({"config": cfg, "d": d, "seeds": args.seeds, "key": k, "theory": theory[k],
-                             "mean": sim.mean[k], "se": sim.se[k], "seconds": seconds})
+                cells.append(
+                    f"{sim.mean[k]:.4f} ± {sim.se[k]:.4f} ({gap / sim.se[k]:+.1f} SE, {100 * gap / theory[k]:+.1f} %)"
+                )
+                rows.append(
+                    {
+                        "config": cfg,
+                        "d": d,
+                        "seeds": args.seeds,
+                        "key": k,
+                        "theory": theory[k],
+                        "mean": sim.mean[k],
+                        "se": sim.se[k],
+                        "seconds": seconds,
+                    }
+                )
             lines.append(f"| | {d} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
         a, b = ds[-2], ds[-1]
         rich = {k: 2 * means[b][k] - means[a][k] for k in KEYS}
-        lines.append(f"| | Richardson 2·m({b}) − m({a}) | " + " | ".join(
-            f"{rich[k]:.4f} ({100 * (rich[k] - theory[k]) / theory[k]:+.1f} %)" for k in KEYS) + " |")
+        lines.append(
+            f"| | Richardson 2·m({b}) − m({a}) | "
+            + " | ".join(f"{rich[k]:.4f} ({100 * (rich[k] - theory[k]) / theory[k]:+.1f} %)" for k in KEYS)
+            + " |"
+        )
         print(lines[-1], flush=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)

@@ -14,6 +14,7 @@ derivation time and what was found.
 
     python benchmarks/pencil.py [--json] [--no-finite]      (writes benchmarks/results/pencil.json)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.special
@@ -57,8 +59,11 @@ class Data:
         self.t = rng.exponential(1.0, N)
         self.s2 = 0.5 * self.s + rng.uniform(0.0, 1.0, N)
         self.path = folder / "columns.csv"
-        self.path.write_text("S,T,S2\n" + "\n".join(f"{a!r},{b!r},{c!r}" for a, b, c in
-                                                   zip(self.s.tolist(), self.t.tolist(), self.s2.tolist())) + "\n")
+        self.path.write_text(
+            "S,T,S2\n"
+            + "\n".join(f"{a!r},{b!r},{c!r}" for a, b, c in zip(self.s.tolist(), self.t.tolist(), self.s2.tolist()))
+            + "\n"
+        )
         self._gram: tuple[np.ndarray, np.ndarray] | None = None
 
     def gram(self) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +98,7 @@ def _finite_cases(data: Data) -> dict[str, Callable[[], float]]:
                 rf_cache["R"] = float(np.trace(R) / pp)
                 rf_cache["RW"] = float(np.sum(R * (T.T @ T / dd)) / pp)
             return rf_cache[which]
+
         return run
 
     ridge_cache: dict[str, float] = {}
@@ -107,6 +113,7 @@ def _finite_cases(data: Data) -> dict[str, Callable[[], float]]:
                 ridge_cache["bias"] = float(np.sum((Q * data.t[None, :]) * QS.T) / N)
                 ridge_cache["variance"] = float(np.sum((Q @ Shat) * QS.T) / N)
             return ridge_cache[part]
+
         return run
 
     def subordination() -> float:
@@ -123,13 +130,22 @@ def _finite_cases(data: Data) -> dict[str, Callable[[], float]]:
             inner = 0.3 * np.eye(pp) + 1.0 * W
             for _ in range(k):
                 zeta = _normal_grid(pp, rng)
-                inner += 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta ** 2)
+                inner += 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta**2)
             return float(np.trace(np.linalg.inv(inner)) / pp)
+
         return run
 
-    return {"marchenko_pastur": mp, "anisotropic_mp": amp, "rf_trace_R": rf("R"), "rf_trace_RW": rf("RW"),
-            "ridge_bias": ridge("bias"), "ridge_variance": ridge("variance"), "subordination": subordination,
-            "sobolev_k1": sobolev(1), "sobolev_k2": sobolev(2)}
+    return {
+        "marchenko_pastur": mp,
+        "anisotropic_mp": amp,
+        "rf_trace_R": rf("R"),
+        "rf_trace_RW": rf("RW"),
+        "ridge_bias": ridge("bias"),
+        "ridge_variance": ridge("variance"),
+        "subordination": subordination,
+        "sobolev_k1": sobolev(1),
+        "sobolev_k2": sobolev(2),
+    }
 
 
 # ======================================================================================= cases (pencil syntax)
@@ -143,29 +159,66 @@ def fixed_point_cases(data: Data) -> list[dict[str, Any]]:
     ridge_diags = [f"S,T,S2=d@{data.path}", "R=d@sqrt(S)"]
     ridge_point = {"lam": LAM, "n": 1.0, "d": 0.5}
     out = [
-        dict(case="marchenko_pastur", expr="inv(lam*I + Zt*Z/n)", shapes=["Z=n,d"], diags=[],
-             point={"lam": LAM, "n": 1.0, "d": 0.5}),
-        dict(case="anisotropic_mp", expr="inv(lam*I + C*Zt*Z*C/n)", shapes=["Z=n,d"],
-             diags=["Sg=d@1:0.3,3:0.7", "C=d@sqrt(Sg)"], point={"lam": LAM, "n": 1.0, "d": 0.5}),
-        dict(case="rf_trace_R", expr=f"inv(lam*I + t{RFA}*{RFA}/n)", shapes=["X=n,d", "Th=d,p", "E=n,p"],
-             diags=[], point={"lam": LAM, "k1": 0.8, "ks": 0.6, "p": 2.0, "d": 1.0, "n": 2 / 1.5}),
-        dict(case="rf_trace_RW", expr=f"inv(lam*I + t{RFA}*{RFA}/n) * Tht*Th/d",
-             shapes=["X=n,d", "Th=d,p", "E=n,p"], diags=[],
-             point={"lam": LAM, "k1": 0.8, "ks": 0.6, "p": 2.0, "d": 1.0, "n": 2 / 1.5}),
-        dict(case="ridge_bias", expr=f"{RIDGE} * T * {RIDGE} * S", shapes=["Z=n,d"], diags=ridge_diags,
-             point=ridge_point),
-        dict(case="ridge_variance", expr=f"{RIDGE} * R*Zt*Z*R/n * {RIDGE} * S", shapes=["Z=n,d"],
-             diags=ridge_diags, point=ridge_point),
-        dict(case="subordination", expr="inv(I + R1*Z1t*Z1*R1/n1 + R2*Z2t*Z2*R2/n2)",
-             shapes=["Z1=n1,d", "Z2=n2,d"], diags=[f"S1,T,S2=d@{data.path}", "R1=d@sqrt(S1)", "R2=d@sqrt(S2)"],
-             point={"n1": 1.0, "n2": 1.0, "d": 1.0}),
+        dict(
+            case="marchenko_pastur",
+            expr="inv(lam*I + Zt*Z/n)",
+            shapes=["Z=n,d"],
+            diags=[],
+            point={"lam": LAM, "n": 1.0, "d": 0.5},
+        ),
+        dict(
+            case="anisotropic_mp",
+            expr="inv(lam*I + C*Zt*Z*C/n)",
+            shapes=["Z=n,d"],
+            diags=["Sg=d@1:0.3,3:0.7", "C=d@sqrt(Sg)"],
+            point={"lam": LAM, "n": 1.0, "d": 0.5},
+        ),
+        dict(
+            case="rf_trace_R",
+            expr=f"inv(lam*I + t{RFA}*{RFA}/n)",
+            shapes=["X=n,d", "Th=d,p", "E=n,p"],
+            diags=[],
+            point={"lam": LAM, "k1": 0.8, "ks": 0.6, "p": 2.0, "d": 1.0, "n": 2 / 1.5},
+        ),
+        dict(
+            case="rf_trace_RW",
+            expr=f"inv(lam*I + t{RFA}*{RFA}/n) * Tht*Th/d",
+            shapes=["X=n,d", "Th=d,p", "E=n,p"],
+            diags=[],
+            point={"lam": LAM, "k1": 0.8, "ks": 0.6, "p": 2.0, "d": 1.0, "n": 2 / 1.5},
+        ),
+        dict(
+            case="ridge_bias", expr=f"{RIDGE} * T * {RIDGE} * S", shapes=["Z=n,d"], diags=ridge_diags, point=ridge_point
+        ),
+        dict(
+            case="ridge_variance",
+            expr=f"{RIDGE} * R*Zt*Z*R/n * {RIDGE} * S",
+            shapes=["Z=n,d"],
+            diags=ridge_diags,
+            point=ridge_point,
+        ),
+        dict(
+            case="subordination",
+            expr="inv(I + R1*Z1t*Z1*R1/n1 + R2*Z2t*Z2*R2/n2)",
+            shapes=["Z1=n1,d", "Z2=n2,d"],
+            diags=[f"S1,T,S2=d@{data.path}", "R1=d@sqrt(S1)", "R2=d@sqrt(S2)"],
+            point={"n1": 1.0, "n2": 1.0, "d": 1.0},
+        ),
     ]
     for k in (1, 2):
         ds = [f"D{l + 1}" for l in range(k)]
-        expr = SOBOLEV.format(terms=" + ".join(f"{D}*Tht*Th*{D}/d" for D in ds),
-                              squares=" + ".join(f"{D}*{D}" for D in ds))
-        out.append(dict(case=f"sobolev_k{k}", expr=expr, shapes=["Th=d,p"], diags=[f"{D}=p" for D in ds],
-                        point={"a": 0.3, "b": 1.0, "c": 0.7, "e": 0.1, "p": 2.0, "d": 1.0}))
+        expr = SOBOLEV.format(
+            terms=" + ".join(f"{D}*Tht*Th*{D}/d" for D in ds), squares=" + ".join(f"{D}*{D}" for D in ds)
+        )
+        out.append(
+            dict(
+                case=f"sobolev_k{k}",
+                expr=expr,
+                shapes=["Th=d,p"],
+                diags=[f"{D}=p" for D in ds],
+                point={"a": 0.3, "b": 1.0, "c": 0.7, "e": 0.1, "p": 2.0, "d": 1.0},
+            )
+        )
     return out
 
 
@@ -210,23 +263,54 @@ def run_fixed_point(case: dict[str, Any], finite: Callable[[], float] | None) ->
 
 # ======================================================================================= spectra
 SPECTRA = [
-    dict(case="marchenko_pastur", expr="Ft*F/n", shapes=["F=n,p"], diags=[], values={"n": 1.0, "p": 2.0},
-         x=(0.0, 6.0), eta=1e-6),
-    dict(case="wishart_two_point", expr="C*Xt*X*C/n", shapes=["X=n,d"], diags=["C=d@1,2"],
-         values={"n": 1.0, "d": 0.5}, x=(0.0, 12.0), eta=1e-6),
-    dict(case="rf_gram", expr=f"t{RFA}*{RFA}/n", shapes=["X=n,d", "Th=d,p", "E=n,p"], diags=[],
-         values={"n": 1.0, "p": 2.0, "d": 1.0, "k1": 0.5, "ks": 0.3}, x=(0.0, 3.0), eta=1e-4),
-    dict(case="sobolev_gram_k1_p3n",
-         expr="t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
-              " + D*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D/n",
-         shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], diags=["D=p"],
-         values={"n": 1.0, "d": 1.0, "p": 3.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}, x=(0.0, 2.0), eta=1e-4),
-    dict(case="sobolev_gram_k2_p4n",
-         expr="t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
-              " + D1*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D1/n"
-              " + D2*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D2/n",
-         shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], diags=["D1=p", "D2=p"],
-         values={"n": 1.0, "d": 1.0, "p": 4.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}, x=(0.0, 2.0), eta=1e-4),
+    dict(
+        case="marchenko_pastur",
+        expr="Ft*F/n",
+        shapes=["F=n,p"],
+        diags=[],
+        values={"n": 1.0, "p": 2.0},
+        x=(0.0, 6.0),
+        eta=1e-6,
+    ),
+    dict(
+        case="wishart_two_point",
+        expr="C*Xt*X*C/n",
+        shapes=["X=n,d"],
+        diags=["C=d@1,2"],
+        values={"n": 1.0, "d": 0.5},
+        x=(0.0, 12.0),
+        eta=1e-6,
+    ),
+    dict(
+        case="rf_gram",
+        expr=f"t{RFA}*{RFA}/n",
+        shapes=["X=n,d", "Th=d,p", "E=n,p"],
+        diags=[],
+        values={"n": 1.0, "p": 2.0, "d": 1.0, "k1": 0.5, "ks": 0.3},
+        x=(0.0, 3.0),
+        eta=1e-4,
+    ),
+    dict(
+        case="sobolev_gram_k1_p3n",
+        expr="t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
+        " + D*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D/n",
+        shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"],
+        diags=["D=p"],
+        values={"n": 1.0, "d": 1.0, "p": 3.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3},
+        x=(0.0, 2.0),
+        eta=1e-4,
+    ),
+    dict(
+        case="sobolev_gram_k2_p4n",
+        expr="t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
+        " + D1*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D1/n"
+        " + D2*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*D2/n",
+        shapes=["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"],
+        diags=["D1=p", "D2=p"],
+        values={"n": 1.0, "d": 1.0, "p": 4.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3},
+        x=(0.0, 2.0),
+        eta=1e-4,
+    ),
 ]
 
 
@@ -241,19 +325,24 @@ def run_spectrum(case: dict[str, Any], points: int = 400) -> dict[str, Any]:
     solver = StieltjesSolver(system, z, case["values"])
     t1 = time.perf_counter()
     x = np.linspace(*case["x"], points)
-    spectral_density(solver, x, case["eta"])   # warm-up: compiles the numerical functions
+    spectral_density(solver, x, case["eta"])  # warm-up: compiles the numerical functions
     times, spec = [], None
     for _ in range(3):
         t2 = time.perf_counter()
         spec = spectral_density(solver, x, case["eta"])
         times.append(time.perf_counter() - t2)
     assert spec is not None
-    return {"case": case["case"], "points": points, "eta": case["eta"], "derive_s": round(t1 - t0, 4),
-            "spectrum_s": round(statistics.median(times), 4), "unknowns": len(system.unknowns),
-            "atoms": [[round(a, 10), round(w, 10)] for a, w in spec.atoms],
-            "mass_on_grid": round(float(np.trapezoid(np.nan_to_num(spec.density), x))
-                                  + sum(w for _, w in spec.atoms), 6),
-            **{k: v for k, v in spec.stats.items()}}
+    return {
+        "case": case["case"],
+        "points": points,
+        "eta": case["eta"],
+        "derive_s": round(t1 - t0, 4),
+        "spectrum_s": round(statistics.median(times), 4),
+        "unknowns": len(system.unknowns),
+        "atoms": [[round(a, 10), round(w, 10)] for a, w in spec.atoms],
+        "mass_on_grid": round(float(np.trapezoid(np.nan_to_num(spec.density), x)) + sum(w for _, w in spec.atoms), 6),
+        **{k: v for k, v in spec.stats.items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,11 +360,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(text)
         return 0
-    print(f"{'case':<18}{'pencil+eqs s':>13}{'solve s':>9}{'blocks':>8}{'unknowns':>10}{'check err':>11}{'N=2000 err':>12}")
+    print(
+        f"{'case':<18}{'pencil+eqs s':>13}{'solve s':>9}{'blocks':>8}{'unknowns':>10}{'check err':>11}"
+        f"{'N=2000 err':>12}"
+    )
     for r in rows:
         fin = r.get("finite_N2000_rel_error", float("nan"))
-        print(f"{r['case']:<18}{r['pencil_and_equations_s']:>13.3f}{r['solve_s']:>9.3f}{r['pencil_blocks']:>8}"
-              f"{r['unknowns']:>10}{r['pencil_check_rel_error']:>11.1e}{fin:>12.2e}")
+        print(
+            f"{r['case']:<18}{r['pencil_and_equations_s']:>13.3f}{r['solve_s']:>9.3f}{r['pencil_blocks']:>8}"
+            f"{r['unknowns']:>10}{r['pencil_check_rel_error']:>11.1e}{fin:>12.2e}"
+        )
     print(f"\n{'spectrum (400 points)':<22}{'derive s':>10}{'spectrum s':>12}{'unknowns':>10}  atoms")
     for r in spectra:
         atoms = ", ".join(f"{w:.6g} at {a:.3g}" for a, w in r["atoms"]) or "none"

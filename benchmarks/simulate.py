@@ -8,6 +8,7 @@ Prints a table of medians over the repeats and writes all timings as JSON (``--o
 
 Usage: python benchmarks/simulate.py [--repeats 5] [--d 800] [--out benchmarks/results/simulate.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,17 @@ import numpy as np
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.numeric.simulate.exact import (
+    ExactFeatures,
+    default_n_test,
+    draw_problem,
+    estimate_test_errors,
+    fit,
+    order_parameters,
+    sizes,
+    train_errors,
+)
 from sobolev_rf.numeric.simulate.functions import numpy_pair
-from sobolev_rf.numeric.simulate.exact import (ExactFeatures, default_n_test, draw_problem, estimate_test_errors, fit,
-                                         order_parameters, sizes, train_errors)
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "simulate.json"
 
@@ -35,8 +44,9 @@ def time_seed(features: ExactFeatures, params: ModelParams, d: int, seed: int) -
     p, n = sizes(params, d)
     train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     t0 = time.perf_counter()
-    problem = draw_problem(features, d, p, n, params.alignment or (), params.tau, params.noise_f, params.noise_g,
-                           train_rng)
+    problem = draw_problem(
+        features, d, p, n, params.alignment or (), params.tau, params.noise_f, params.noise_g, train_rng
+    )
     w = fit(problem, params.lam)
     t1 = time.perf_counter()
     estimate_test_errors(problem, w, features, default_n_test(p), test_rng)
@@ -64,23 +74,46 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     print(f"{'tau':>3} {'p':>6} {'n':>6} {'N':>6} {'system':>7} {'train [s]':>10} {'test [s]':>10} {'total [s]':>10}")
     for tau in (0, 1):
-        params = ModelParams(activation=args.activation, teacher=args.teacher, k=1, tau=tau, p_over_d=2.0,
-                             n_over_d=1.0, lam=1e-3)
+        params = ModelParams(
+            activation=args.activation, teacher=args.teacher, k=1, tau=tau, p_over_d=2.0, n_over_d=1.0, lam=1e-3
+        )
         p, n = sizes(params, args.d)
         rows = n * (1 + tau)
         time_seed(features, params, args.d, 10_000)  # warm-up: first-touch allocations, BLAS thread start
         runs = [time_seed(features, params, args.d, seed) for seed in range(args.repeats)]
         medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
         system = "primal" if p <= rows else "dual"
-        results.append({"tau": tau, "k": 1, "d": args.d, "p": p, "n": n, "rows": rows, "system": system,
-                        "n_test": default_n_test(p), "median": medians, "runs": runs})
-        print(f"{tau:>3} {p:>6} {n:>6} {rows:>6} {system:>7} {medians['train_s']:>10.3f} "
-              f"{medians['test_s']:>10.3f} {medians['total_s']:>10.3f}")
+        results.append(
+            {
+                "tau": tau,
+                "k": 1,
+                "d": args.d,
+                "p": p,
+                "n": n,
+                "rows": rows,
+                "system": system,
+                "n_test": default_n_test(p),
+                "median": medians,
+                "runs": runs,
+            }
+        )
+        print(
+            f"{tau:>3} {p:>6} {n:>6} {rows:>6} {system:>7} {medians['train_s']:>10.3f} "
+            f"{medians['test_s']:>10.3f} {medians['total_s']:>10.3f}"
+        )
     record = {
         "benchmark": "one simulator seed (median over repeats)",
-        "activation": args.activation, "teacher": args.teacher, "lam": 1e-3, "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
-                    "python": platform.python_version(), "numpy": np.__version__, "processor": platform.machine()},
+        "activation": args.activation,
+        "teacher": args.teacher,
+        "lam": 1e-3,
+        "repeats": args.repeats,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "processor": platform.machine(),
+        },
         "results": results,
     }
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")

@@ -2,6 +2,7 @@
 
 Prints a table and writes JSON (default benchmarks/results/solve.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,15 @@ def main() -> None:
             t0 = time.perf_counter()
             result = solve(params)
             times.append(time.perf_counter() - t0)
-        rows.append({"case": name, "median_ms": 1e3 * statistics.median(times),
-                     "min_ms": 1e3 * min(times), "evaluations": result.iterations, "residual": result.residual})
+        rows.append(
+            {
+                "case": name,
+                "median_ms": 1e3 * statistics.median(times),
+                "min_ms": 1e3 * min(times),
+                "evaluations": result.iterations,
+                "residual": result.residual,
+            }
+        )
     print(f"{'case':32s} {'median ms':>10s} {'min ms':>8s} {'evals':>6s} {'residual':>9s}")
     for r in rows:
         print(f"{r['case']:32s} {r['median_ms']:10.1f} {r['min_ms']:8.1f} {r['evaluations']:6d} {r['residual']:9.1e}")

@@ -7,6 +7,7 @@ with the theory, the simulation, the relative gap, the z-score (gap / SE) and, w
 Richardson extrapolation 2·m(2d) − m(d) of the finite-size trend (finite-size effects shrink like 1/d).
 Run:  python benchmarks/tau_vs_sim.py [--seeds 4] [--ds 400,800]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,18 @@ TAUS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 CONFIGS = [
     dict(activation="relu", teacher="tanh", k=1, p_over_d=0.5, n_over_d=1.0, lam=1e-2, noise_g=0.2),
     dict(activation="tanh", teacher="tanh", k=1, p_over_d=3.0, n_over_d=1.0, lam=1e-2),
-    dict(activation="relu", teacher="tanh", k=2, p_over_d=1.5, n_over_d=1.0, lam=1e-2, noise_f=0.1,
-         alignment=(1.2, -0.5)),
+    dict(
+        activation="relu", teacher="tanh", k=2, p_over_d=1.5, n_over_d=1.0, lam=1e-2, noise_f=0.1, alignment=(1.2, -0.5)
+    ),
 ]
 
 
 def _label(cfg: dict) -> str:
     extra = "".join(f", {k}={v}" for k, v in cfg.items() if k in ("noise_f", "noise_g", "alignment"))
-    return (f"{cfg['activation']}/{cfg['teacher']}, k={cfg['k']}, p/d={cfg['p_over_d']:g}, "
-            f"n/d={cfg['n_over_d']:g}, λ={cfg['lam']:g}{extra}")
+    return (
+        f"{cfg['activation']}/{cfg['teacher']}, k={cfg['k']}, p/d={cfg['p_over_d']:g}, "
+        f"n/d={cfg['n_over_d']:g}, λ={cfg['lam']:g}{extra}"
+    )
 
 
 def main() -> None:
@@ -61,37 +65,64 @@ def main() -> None:
                 row = {"config": _label(cfg), "tau": tau, "d": d, "seeds": args.seeds}
                 for key in KEYS:
                     t, m, se = float(getattr(theory, key)), float(res.mean[key]), float(res.se[key])
-                    row[key] = {"theory": t, "sim": m, "se": se, "gap": m / t - 1.0,
-                                "z": (m - t) / se if se > 0 else math.nan}
+                    row[key] = {
+                        "theory": t,
+                        "sim": m,
+                        "se": se,
+                        "gap": m / t - 1.0,
+                        "z": (m - t) / se if se > 0 else math.nan,
+                    }
                     if 2 * d in sims:
                         rich = 2 * float(sims[2 * d].mean[key]) - m
                         row[key]["richardson_2d"] = rich
                         row[key]["richardson_gap"] = rich / t - 1.0
                 rows.append(row)
     elapsed = time.perf_counter() - start
-    lines = [f"# Theory vs exact simulation at real τ ({args.seeds} seeds; {elapsed:.0f} s)", "",
-             "gap = sim/theory − 1, z = (sim − theory)/SE. τ = 0: eps_H1 does not self-average over V "
-             "(the theory is its mean over V).", "",
-             "| configuration | τ | d | " + " | ".join(f"{k} theory | {k} sim ± SE | gap | z" for k in KEYS) + " |",
-             "|---|---|---|" + "---|" * (4 * len(KEYS))]
+    lines = [
+        f"# Theory vs exact simulation at real τ ({args.seeds} seeds; {elapsed:.0f} s)",
+        "",
+        "gap = sim/theory − 1, z = (sim − theory)/SE. τ = 0: eps_H1 does not self-average over V "
+        "(the theory is its mean over V).",
+        "",
+        "| configuration | τ | d | " + " | ".join(f"{k} theory | {k} sim ± SE | gap | z" for k in KEYS) + " |",
+        "|---|---|---|" + "---|" * (4 * len(KEYS)),
+    ]
     for r in rows:
         cells = []
         for key in KEYS:
             v = r[key]
-            cells += [f"{v['theory']:.4f}", f"{v['sim']:.4f} ± {v['se']:.4f}", f"{100 * v['gap']:+.1f}%",
-                      f"{v['z']:+.1f}"]
+            cells += [
+                f"{v['theory']:.4f}",
+                f"{v['sim']:.4f} ± {v['se']:.4f}",
+                f"{100 * v['gap']:+.1f}%",
+                f"{v['z']:+.1f}",
+            ]
         lines.append(f"| {r['config']} | {r['tau']:g} | {r['d']} | " + " | ".join(cells) + " |")
     worst = {d: max(abs(r[k]["gap"]) for r in rows if r["d"] == d and r["tau"] > 0 for k in KEYS) for d in ds}
-    within = {d: sum(abs(r[k]["sim"] - r[k]["theory"]) <= 3 * r[k]["se"] + 0.06 * r[k]["theory"]
-                     for r in rows if r["d"] == d and r["tau"] > 0 for k in KEYS) for d in ds}
+    within = {
+        d: sum(
+            abs(r[k]["sim"] - r[k]["theory"]) <= 3 * r[k]["se"] + 0.06 * r[k]["theory"]
+            for r in rows
+            if r["d"] == d and r["tau"] > 0
+            for k in KEYS
+        )
+        for d in ds
+    }
     total = {d: sum(1 for r in rows if r["d"] == d and r["tau"] > 0) * len(KEYS) for d in ds}
-    lines += ["", "Summary over τ > 0: " + "; ".join(
-        f"d = {d}: largest |gap| {100 * worst[d]:.1f} %, {within[d]}/{total[d]} within 3 SE + 6 %" for d in ds)]
+    lines += [
+        "",
+        "Summary over τ > 0: "
+        + "; ".join(
+            f"d = {d}: largest |gap| {100 * worst[d]:.1f} %, {within[d]}/{total[d]} within 3 SE + 6 %" for d in ds
+        ),
+    ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"seeds": args.seeds, "ds": ds, "taus": TAUS,
-                                                            "rows": rows, "seconds": elapsed}, indent=1) + "\n")
+    atomic_write_text(
+        out.with_suffix(".json"),
+        json.dumps({"seeds": args.seeds, "ds": ds, "taus": TAUS, "rows": rows, "seconds": elapsed}, indent=1) + "\n",
+    )
     print("\n".join(lines))
 
 

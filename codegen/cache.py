@@ -13,6 +13,7 @@ back to a private temporary folder) the key names:
 * ``KEY.<ext>.failed``: a failed build renames its source here, so waiting processes stop waiting
   and report the failure; the next request tries again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,9 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..derive.errors import UserError
 from .atomic import atomic_write_text
@@ -105,9 +106,15 @@ def _discard(paths: ArtifactPaths) -> None:
             pass
 
 
-def get_artifact(folder: Path, key: str, source_ext: str, artifact_ext: str,
-                 generate: Callable[[], str], build: Callable[[Path, Path], None] | None = None,
-                 timeout: float = STALE_LOCK_SECONDS) -> Path:
+def get_artifact(
+    folder: Path,
+    key: str,
+    source_ext: str,
+    artifact_ext: str,
+    generate: Callable[[], str],
+    build: Callable[[Path, Path], None] | None = None,
+    timeout: float = STALE_LOCK_SECONDS,
+) -> Path:
     """Path of a valid artifact for ``key``, generating and building it if needed.
 
     ``generate()`` returns the source text; ``build(source, target)`` writes the artifact to
@@ -168,7 +175,7 @@ def _wait_for_other(paths: ArtifactPaths, timeout: float) -> None:
             except FileNotFoundError:
                 failed_now = False
             if failed_now:
-                raise CodegenError(f"a concurrent build of {paths.artifact.name} failed; see {paths.failed}")
+                raise CodegenError(f"a concurrent build of {paths.artifact.name} failed; see {paths.failed}") from None
             return
         if paths.ready.exists() and not _valid(paths):
             return

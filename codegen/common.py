@@ -5,10 +5,11 @@ expressions) into a function of its language; the blocks themselves, the orders 
 resolvents H_s and H⁽²⁾_s and their quadrature rules are the same for all of them, so the backends
 agree to rounding.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import sympy as sp
 from scipy import special

@@ -14,6 +14,7 @@ atomic writes, a ``.ready`` marker holding the artifact's sha256, rebuilt when i
 A warm call reads the record (JSON), checks both markers and loads the kernel; SymPy is imported only
 to derive, to generate or to rebuild.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +24,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable, Mapping
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from . import cache
 from .runtime import CKernel, Kernel, NumpyKernel
@@ -107,8 +109,9 @@ def system_record(producer: str, args: Mapping[str, Any], derive: Callable[[], A
 
     The key holds the derive package's source hash, so a changed derivation is derived again.
     """
-    key = cache.artifact_key(package_source_hash("sobolev_rf.derive"),
-                             json.dumps({"producer": producer, **args}, sort_keys=True), "system")
+    key = cache.artifact_key(
+        package_source_hash("sobolev_rf.derive"), json.dumps({"producer": producer, **args}, sort_keys=True), "system"
+    )
     path = cache.get_artifact(cache.cache_dir(), key, "json", "json", lambda: json.dumps(derive().to_dict()))
     data: dict[str, Any] = json.loads(path.read_text())
     return data

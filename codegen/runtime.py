@@ -5,12 +5,14 @@ shape (points, parameters), ``u`` of shape (points, unknowns); outputs come back
 :class:`CKernel` binds a compiled shared library with ctypes, :class:`NumpyKernel` wraps a generated
 NumPy module. Nothing here imports SymPy, so a warm start pays only for NumPy.
 """
+
 from __future__ import annotations
 
 import ctypes
 import types
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,8 +57,9 @@ class CKernel:
 
     backend = "c"
 
-    def __init__(self, path: Path, unknowns: Sequence[str], parameters: Sequence[str],
-                 output_names: Sequence[str]) -> None:
+    def __init__(
+        self, path: Path, unknowns: Sequence[str], parameters: Sequence[str], output_names: Sequence[str]
+    ) -> None:
         self.path = path
         self.unknowns, self.parameters = tuple(unknowns), tuple(parameters)
         self.output_names = tuple(output_names)
@@ -65,8 +68,18 @@ class CKernel:
         for name in ("sr_residual_batch", "sr_jacobian_batch", "sr_outputs_batch"):
             getattr(self._lib, name).argtypes = [ctypes.c_long, _D, _D, _D]
             getattr(self._lib, name).restype = None
-        self._lib.sr_solve_batch.argtypes = [ctypes.c_long, _D, _D, _D, _I, _D,
-                                             ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_double]
+        self._lib.sr_solve_batch.argtypes = [
+            ctypes.c_long,
+            _D,
+            _D,
+            _D,
+            _I,
+            _D,
+            ctypes.c_double,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_double,
+        ]
         self._lib.sr_solve_batch.restype = None
 
     def _call(self, name: str, u: np.ndarray, theta: np.ndarray, width: int) -> np.ndarray:
@@ -86,17 +99,33 @@ class CKernel:
     def outputs(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
         return self._call("sr_outputs_batch", u, theta, len(self.output_names))
 
-    def solve(self, theta: np.ndarray, u0: np.ndarray, tol: float = 1e-13, fixed_point_iterations: int = 2000,
-              newton_iterations: int = 60, damping: float = 0.3) -> Solution:
+    def solve(
+        self,
+        theta: np.ndarray,
+        u0: np.ndarray,
+        tol: float = 1e-13,
+        fixed_point_iterations: int = 2000,
+        newton_iterations: int = 60,
+        damping: float = 0.3,
+    ) -> Solution:
         theta = _rows(theta, self.p)
         npts = len(theta)
         u = _rows(np.broadcast_to(u0, (npts, self.n)), self.n).copy()
         out = np.empty((npts, len(self.output_names)))
         status = np.empty(npts, dtype=np.intc)
         norm = np.empty(npts)
-        self._lib.sr_solve_batch(npts, theta.ctypes.data_as(_D), u.ctypes.data_as(_D), out.ctypes.data_as(_D),
-                                 status.ctypes.data_as(_I), norm.ctypes.data_as(_D),
-                                 tol, fixed_point_iterations, newton_iterations, damping)
+        self._lib.sr_solve_batch(
+            npts,
+            theta.ctypes.data_as(_D),
+            u.ctypes.data_as(_D),
+            out.ctypes.data_as(_D),
+            status.ctypes.data_as(_I),
+            norm.ctypes.data_as(_D),
+            tol,
+            fixed_point_iterations,
+            newton_iterations,
+            damping,
+        )
         return u, out, status.astype(bool), norm
 
 

@@ -11,6 +11,7 @@ continuous, so that σ′ is an ordinary function (no Dirac delta); :func:`parse
 expressions that violate this. Decimal literals are read as exact rationals (``0.1`` is 1/10) so
 that high-precision quadrature is not limited by binary floating point.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,8 +21,8 @@ import math
 import re
 import tokenize
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import mpmath
 import numpy as np
@@ -47,11 +48,27 @@ NAMED: dict[str, sp.Expr] = {
 
 #: Functions that may appear in expression text, with the SymPy object each name stands for.
 FUNCTIONS: dict[str, object] = {
-    "Max": sp.Max, "Min": sp.Min, "Abs": sp.Abs, "Heaviside": sp.Heaviside, "sign": sp.sign,
-    "Piecewise": sp.Piecewise, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "sin": sp.sin,
-    "cos": sp.cos, "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "atan": sp.atan,
-    "asinh": sp.asinh, "erf": sp.erf, "erfc": sp.erfc,
-    "max": sp.Max, "min": sp.Min, "abs": sp.Abs,
+    "Max": sp.Max,
+    "Min": sp.Min,
+    "Abs": sp.Abs,
+    "Heaviside": sp.Heaviside,
+    "sign": sp.sign,
+    "Piecewise": sp.Piecewise,
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "tanh": sp.tanh,
+    "atan": sp.atan,
+    "asinh": sp.asinh,
+    "erf": sp.erf,
+    "erfc": sp.erfc,
+    "max": sp.Max,
+    "min": sp.Min,
+    "abs": sp.Abs,
 }
 
 #: Constants that may appear in expression text.
@@ -76,36 +93,46 @@ def _check_tokens(text: str) -> None:
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError) as exc:
-        raise UserError(f"activation {text!r} is not a valid expression ({exc}); "
-                        f"write a SymPy expression in x such as 'Max(0, x)'.") from None
+        raise UserError(
+            f"activation {text!r} is not a valid expression ({exc}); write a SymPy expression in x such as 'Max(0, x)'."
+        ) from None
     for tok in tokens:
         kind, s = tok.type, tok.string
         if kind in (tokenize.ENDMARKER, tokenize.NEWLINE) and not s.strip():
             continue
         if kind == tokenize.NAME:
             if "__" in s:
-                raise UserError(f"activation {text!r} contains the forbidden name {s!r}; "
-                                f"use only: {_allowed_names()}.")
+                raise UserError(f"activation {text!r} contains the forbidden name {s!r}; use only: {_allowed_names()}.")
             if s == "True":
                 continue
             if keyword.iskeyword(s):
-                raise UserError(f"activation {text!r} contains the Python keyword {s!r}; "
-                                f"write a plain SymPy expression using only: {_allowed_names()}.")
+                raise UserError(
+                    f"activation {text!r} contains the Python keyword {s!r}; "
+                    f"write a plain SymPy expression using only: {_allowed_names()}."
+                )
             if s not in FUNCTIONS and s not in CONSTANTS and s != "x":
-                raise UserError(f"activation {text!r} uses the unknown name {s!r}; the only variable is x "
-                                f"and the allowed names are: {_allowed_names()}.")
+                raise UserError(
+                    f"activation {text!r} uses the unknown name {s!r}; the only variable is x "
+                    f"and the allowed names are: {_allowed_names()}."
+                )
         elif kind == tokenize.NUMBER:
             if not _NUMBER.match(s):
-                raise UserError(f"activation {text!r} contains the number {s!r}; write plain decimal "
-                                f"numbers such as 2, 0.5 or 1e-3.")
+                raise UserError(
+                    f"activation {text!r} contains the number {s!r}; write plain decimal "
+                    f"numbers such as 2, 0.5 or 1e-3."
+                )
         elif kind == tokenize.OP:
             if s not in _OPERATORS:
                 hint = " (use ** for powers)" if s == "^" else ""
-                raise UserError(f"activation {text!r} contains the operator {s!r}{hint}; allowed operators "
-                                f"are {' '.join(sorted(_OPERATORS))}.")
+                raise UserError(
+                    f"activation {text!r} contains the operator {s!r}{hint}; allowed operators "
+                    f"are {' '.join(sorted(_OPERATORS))}."
+                )
         else:
-            raise UserError(f"activation {text!r} contains {s!r}, which is not allowed; write a SymPy "
-                            f"expression in x from names, numbers and operators only.")
+            raise UserError(
+                f"activation {text!r} contains {s!r}, which is not allowed; write a SymPy "
+                f"expression in x from names, numbers and operators only."
+            )
 
 
 def _exponent_value(node: ast.AST) -> float | None:
@@ -152,21 +179,27 @@ def _check_sizes(text: str) -> None:
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise UserError(f"activation {text!r} is not a valid expression; write a SymPy expression in x "
-                        f"with explicit '*' such as '2*x' or 'Max(0, x)'.") from None
+        raise UserError(
+            f"activation {text!r} is not a valid expression; write a SymPy expression in x "
+            f"with explicit '*' such as '2*x' or 'Max(0, x)'."
+        ) from None
     for node in ast.walk(tree):
         if not isinstance(node, ast.BinOp):
             continue
         if isinstance(node.op, ast.Pow):
             e = _exponent_value(node.right)
             if e is None or abs(e) > _MAX_EXPONENT:
-                raise UserError(f"activation {text!r} has the exponent {ast.unparse(node.right)!r}; exponents "
-                                f"must be numbers between -{_MAX_EXPONENT} and {_MAX_EXPONENT} "
-                                f"(use exp(...) for other powers).")
+                raise UserError(
+                    f"activation {text!r} has the exponent {ast.unparse(node.right)!r}; exponents "
+                    f"must be numbers between -{_MAX_EXPONENT} and {_MAX_EXPONENT} "
+                    f"(use exp(...) for other powers)."
+                )
         size = _constant_digits(node)
         if size is not None and size > _MAX_CONSTANT_DIGITS:
-            raise UserError(f"activation {text!r} contains the constant {ast.unparse(node)!r} with more than "
-                            f"{_MAX_CONSTANT_DIGITS} digits; use smaller numbers.")
+            raise UserError(
+                f"activation {text!r} contains the constant {ast.unparse(node)!r} with more than "
+                f"{_MAX_CONSTANT_DIGITS} digits; use smaller numbers."
+            )
 
 
 def _switch_arguments(expr: sp.Expr) -> list[sp.Expr]:
@@ -175,7 +208,7 @@ def _switch_arguments(expr: sp.Expr) -> list[sp.Expr]:
     for node in sp.preorder_traversal(expr):
         if isinstance(node, (sp.Max, sp.Min)):
             args = node.args
-            out.extend(a - b for i, a in enumerate(args) for b in args[i + 1:])
+            out.extend(a - b for i, a in enumerate(args) for b in args[i + 1 :])
         elif isinstance(node, (sp.Abs, sp.Heaviside, sp.sign, sp.DiracDelta)):
             out.append(node.args[0])
         elif isinstance(node, sp.Piecewise):
@@ -205,8 +238,10 @@ def exact_kinks(expr: sp.Expr) -> list[sp.Expr]:
         if not g.has(X):
             continue
         if not g.is_polynomial(X):
-            raise UserError(f"the switch condition {g} = 0 in the activation is not polynomial in x; "
-                            f"write Max/Min/Abs/Heaviside/sign/Piecewise with polynomial arguments.")
+            raise UserError(
+                f"the switch condition {g} = 0 in the activation is not polynomial in x; "
+                f"write Max/Min/Abs/Heaviside/sign/Piecewise with polynomial arguments."
+            )
         points.update(_real_roots(sp.Poly(g, X)))
     return sorted(points, key=lambda r: sp.N(r, 30))
 
@@ -276,17 +311,22 @@ def _values(f: Callable[[np.ndarray], np.ndarray], t: np.ndarray) -> np.ndarray:
 def _check_function(expr: sp.Expr, label: str, text: str, points: list[sp.Expr]) -> None:
     """Real and finite on the line, no poles, and E f(ξ)² < ∞ (growth slower than exp(x²/4))."""
     f = _numpy(expr)
-    grid = np.concatenate([np.linspace(-12.0, 12.0, 241) + 0.0123456789,
-                           [float(p) + s for p in points for s in (-1e-3, 1e-3)]])
+    grid = np.concatenate(
+        [np.linspace(-12.0, 12.0, 241) + 0.0123456789, [float(p) + s for p in points for s in (-1e-3, 1e-3)]]
+    )
     v = _values(f, grid)
     if np.isinf(v).any():
-        raise UserError(f"activation {text!r}: {label} overflows at x = {grid[np.isinf(v)][0]:.4g}, so its "
-                        f"Gaussian second moment is infinite or out of range; use a function that grows "
-                        f"more slowly.")
+        raise UserError(
+            f"activation {text!r}: {label} overflows at x = {grid[np.isinf(v)][0]:.4g}, so its "
+            f"Gaussian second moment is infinite or out of range; use a function that grows "
+            f"more slowly."
+        )
     bad = np.isnan(v)
     if bad.any():
-        raise UserError(f"activation {text!r}: {label} is not real and finite at x = {grid[bad][0]:.4g}; "
-                        f"use a function defined on the whole real line.")
+        raise UserError(
+            f"activation {text!r}: {label} is not real and finite at x = {grid[bad][0]:.4g}; "
+            f"use a function defined on the whole real line."
+        )
     # E f(ξ)² = ∫ f² e^{-t²/2} dt/√(2π) is finite iff g(t) = 2 log|f(t)| - t²/2 → -∞; sample g at |t| = 10..40.
     growth: list[float] = []
     overflow = None
@@ -297,11 +337,15 @@ def _check_function(expr: sp.Expr, label: str, text: str, points: list[sp.Expr])
             break
         growth.append(2 * np.log(max(w.max(), 1e-300)) - t * t / 2)
     if any(later >= earlier for earlier, later in zip(growth, growth[1:])):
-        raise UserError(f"activation {text!r}: {label} grows like exp(c·x²) with c >= 1/4, so its Gaussian "
-                        f"second moment E {label}(ξ)² is infinite; use a function that grows more slowly.")
+        raise UserError(
+            f"activation {text!r}: {label} grows like exp(c·x²) with c >= 1/4, so its Gaussian "
+            f"second moment E {label}(ξ)² is infinite; use a function that grows more slowly."
+        )
     if overflow is not None:
-        raise UserError(f"activation {text!r}: {label} overflows double precision at |x| = {overflow:g}, so its "
-                        f"Gaussian moments cannot be computed reliably; use a function that grows more slowly.")
+        raise UserError(
+            f"activation {text!r}: {label} overflows double precision at |x| = {overflow:g}, so its "
+            f"Gaussian moments cannot be computed reliably; use a function that grows more slowly."
+        )
     try:
         sing = sp.singularities(expr, X, sp.S.Reals)
     except (NotImplementedError, TypeError, ValueError):
@@ -311,8 +355,10 @@ def _check_function(expr: sp.Expr, label: str, text: str, points: list[sp.Expr])
             s0 = float(s)
             near = np.abs(_values(f, np.array([s0 - 1e-8, s0 + 1e-8, s0 - 1e-2, s0 + 1e-2])))
             if not np.all(np.isfinite(near)) or near[:2].max() > 1e3 * max(1.0, near[2:].max()):
-                raise UserError(f"activation {text!r}: {label} has a pole at x = {s0:.6g}, so E {label}(ξ)² "
-                                f"is infinite; use a function without singularities on the real line.")
+                raise UserError(
+                    f"activation {text!r}: {label} has a pole at x = {s0:.6g}, so E {label}(ξ)² "
+                    f"is infinite; use a function without singularities on the real line."
+                )
 
 
 def _check_continuity(expr: sp.Expr, text: str, points: list[sp.Expr]) -> None:
@@ -324,34 +370,49 @@ def _check_continuity(expr: sp.Expr, text: str, points: list[sp.Expr]) -> None:
             r = sp.N(p, 45)
             left, right = f(mpmath.mpf(r) - h), f(mpmath.mpf(r) + h)
             if abs(right - left) > mpmath.mpf("1e-15") * (1 + abs(left)):
-                raise UserError(f"activation {text!r} jumps at x = {float(r):.6g}, so its derivative is not "
-                                f"a function; use a continuous activation (e.g. 'Max(0, x)' instead of "
-                                f"'Heaviside(x)').")
+                raise UserError(
+                    f"activation {text!r} jumps at x = {float(r):.6g}, so its derivative is not "
+                    f"a function; use a continuous activation (e.g. 'Max(0, x)' instead of "
+                    f"'Heaviside(x)')."
+                )
 
 
 def _parse_text(text: str) -> sp.Expr:
     _check_tokens(text)
     _check_sizes(text)
-    namespace: dict[str, object] = {"__builtins__": {}, "Integer": sp.Integer, "Float": sp.Float,
-                                    "Rational": sp.Rational}
+    namespace: dict[str, object] = {
+        "__builtins__": {},
+        "Integer": sp.Integer,
+        "Float": sp.Float,
+        "Rational": sp.Rational,
+    }
     namespace.update(FUNCTIONS)
     namespace.update(CONSTANTS)
     try:
-        expr = parse_expr(text, local_dict={"x": X}, global_dict=namespace,
-                          transformations=standard_transformations + (rationalize,))
+        expr = parse_expr(
+            text, local_dict={"x": X}, global_dict=namespace, transformations=standard_transformations + (rationalize,)
+        )
     except Exception as exc:  # the text passed the whitelist; any SymPy complaint is a user error
-        raise UserError(f"activation {text!r} could not be read ({type(exc).__name__}: {exc}); "
-                        f"write a SymPy expression in x such as 'Max(0, x)'.") from None
+        raise UserError(
+            f"activation {text!r} could not be read ({type(exc).__name__}: {exc}); "
+            f"write a SymPy expression in x such as 'Max(0, x)'."
+        ) from None
     if not isinstance(expr, sp.Expr):
-        raise UserError(f"activation {text!r} is not a real-valued expression (got {type(expr).__name__}); "
-                        f"write an expression in x such as 'Max(0, x)'.")
+        raise UserError(
+            f"activation {text!r} is not a real-valued expression (got {type(expr).__name__}); "
+            f"write an expression in x such as 'Max(0, x)'."
+        )
     if expr.has(sp.zoo, sp.oo, sp.nan):
-        raise UserError(f"activation {text!r} contains an infinite or undefined constant (such as 1/0); "
-                        f"write a function that is finite on the whole real line.")
+        raise UserError(
+            f"activation {text!r} contains an infinite or undefined constant (such as 1/0); "
+            f"write a function that is finite on the whole real line."
+        )
     extra = expr.free_symbols - {X}
     if extra:
-        raise UserError(f"activation {text!r} has the unknown symbol {sorted(map(str, extra))[0]!r}; the only "
-                        f"variable is x and the allowed names are: {_allowed_names()}.")
+        raise UserError(
+            f"activation {text!r} has the unknown symbol {sorted(map(str, extra))[0]!r}; the only "
+            f"variable is x and the allowed names are: {_allowed_names()}."
+        )
     return expr
 
 
@@ -366,8 +427,7 @@ def parse_activation(text: str) -> sp.Expr:
         raise UserError("the activation is empty; give a name (relu, tanh, ...) or an expression in x.")
     text = text.strip()
     if len(text) > _MAX_TEXT or "\n" in text or "\r" in text:
-        raise UserError(f"the activation must be one line of at most {_MAX_TEXT} characters; "
-                        f"shorten the expression.")
+        raise UserError(f"the activation must be one line of at most {_MAX_TEXT} characters; shorten the expression.")
     if text.lower() in NAMED:
         return NAMED[text.lower()]
     expr = _parse_text(text)

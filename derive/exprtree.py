@@ -5,9 +5,11 @@ data as strings: ``["Symbol", name]``, ``["Integer", "3"]``, ``["Rational", "1",
 ``["Float", "0.5", precision]``. :func:`decode` maps node names through :data:`NODES` only, so a
 corrupted or hostile file can fail to load but can never run anything (unlike pickle or ``sympify``).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sympy as sp
 
@@ -17,16 +19,42 @@ from .special import GammaResolvent, GammaResolvent2
 FORMAT = "sobolev-rf-exprtree-1"
 
 _FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
-    "Add": sp.Add, "Mul": sp.Mul, "Pow": sp.Pow, "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt,
-    "erf": sp.erf, "erfc": sp.erfc, "expint": sp.expint, "Abs": sp.Abs, "Max": sp.Max, "Min": sp.Min,
-    "Equality": sp.Eq, "Unequality": sp.Ne, "StrictLessThan": sp.Lt, "LessThan": sp.Le,
-    "StrictGreaterThan": sp.Gt, "GreaterThan": sp.Ge, "And": sp.And, "Or": sp.Or,
-    "Not": sp.Not, "GammaResolvent": GammaResolvent, "GammaResolvent2": GammaResolvent2,
+    "Add": sp.Add,
+    "Mul": sp.Mul,
+    "Pow": sp.Pow,
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "erf": sp.erf,
+    "erfc": sp.erfc,
+    "expint": sp.expint,
+    "Abs": sp.Abs,
+    "Max": sp.Max,
+    "Min": sp.Min,
+    "Equality": sp.Eq,
+    "Unequality": sp.Ne,
+    "StrictLessThan": sp.Lt,
+    "LessThan": sp.Le,
+    "StrictGreaterThan": sp.Gt,
+    "GreaterThan": sp.Ge,
+    "And": sp.And,
+    "Or": sp.Or,
+    "Not": sp.Not,
+    "GammaResolvent": GammaResolvent,
+    "GammaResolvent2": GammaResolvent2,
 }
 _CONSTANTS: dict[str, sp.Expr] = {
-    "Zero": sp.S.Zero, "One": sp.S.One, "NegativeOne": sp.S.NegativeOne, "Half": sp.S.Half, "Pi": sp.pi,
-    "Exp1": sp.E, "BooleanTrue": sp.true, "BooleanFalse": sp.false, "Infinity": sp.oo,
-    "NegativeInfinity": -sp.oo, "EulerGamma": sp.EulerGamma,
+    "Zero": sp.S.Zero,
+    "One": sp.S.One,
+    "NegativeOne": sp.S.NegativeOne,
+    "Half": sp.S.Half,
+    "Pi": sp.pi,
+    "Exp1": sp.E,
+    "BooleanTrue": sp.true,
+    "BooleanFalse": sp.false,
+    "Infinity": sp.oo,
+    "NegativeInfinity": -sp.oo,
+    "EulerGamma": sp.EulerGamma,
 }
 #: Every node name a tree may use.
 NODES = frozenset(_FUNCTIONS) | frozenset(_CONSTANTS) | {"Symbol", "Integer", "Rational", "Float", "Piecewise"}

@@ -17,11 +17,12 @@ integrated numerically by tanh–sinh quadrature (mpmath) at ``digits + 10`` wor
 the switch points and at 0; tanh–sinh reaches full precision because the integrand is smooth inside
 each piece (its error estimate is checked).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Callable
 
 import mpmath
 import sympy as sp
@@ -78,6 +79,7 @@ class HermiteCoefficients:
 # Exact Gaussian integrals
 # ---------------------------------------------------------------------------------------------------
 
+
 def _moment(n: int, beta: sp.Expr) -> sp.Expr:
     """∫_ℝ x^n e^{−βx²} dx = Γ((n+1)/2) β^{−(n+1)/2} for even n, 0 for odd n."""
     if n % 2:
@@ -89,7 +91,7 @@ def _boundary(t: sp.Expr, k: int, beta: sp.Expr) -> sp.Expr:
     """t^k e^{−βt²}, which vanishes at t = ±∞."""
     if t.is_infinite:
         return sp.S.Zero
-    return t ** k * sp.exp(-beta * t ** 2)
+    return t**k * sp.exp(-beta * t**2)
 
 
 def _interval_moment(n: int, beta: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
@@ -97,11 +99,12 @@ def _interval_moment(n: int, beta: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
     if a == -sp.oo and b == sp.oo:
         return _moment(n, beta)
     rb = sp.sqrt(beta)
-    p = [sp.sqrt(sp.pi) / (2 * rb) * (sp.erf(rb * b) - sp.erf(rb * a)),
-         (_boundary(a, 0, beta) - _boundary(b, 0, beta)) / (2 * beta)]
+    p = [
+        sp.sqrt(sp.pi) / (2 * rb) * (sp.erf(rb * b) - sp.erf(rb * a)),
+        (_boundary(a, 0, beta) - _boundary(b, 0, beta)) / (2 * beta),
+    ]
     for k in range(2, n + 1):
-        p.append((k - 1) * p[k - 2] / (2 * beta)
-                 + (_boundary(a, k - 1, beta) - _boundary(b, k - 1, beta)) / (2 * beta))
+        p.append((k - 1) * p[k - 2] / (2 * beta) + (_boundary(a, k - 1, beta) - _boundary(b, k - 1, beta)) / (2 * beta))
     return p[n]
 
 
@@ -115,9 +118,8 @@ def _shifted_moment(n: int, beta: sp.Expr, mu: sp.Expr, a: sp.Expr, b: sp.Expr) 
     if a == -sp.oo and b == sp.oo:
         total = sum(sp.binomial(n, k) * m ** (n - k) * _moment(k, beta) for k in range(n + 1))
     else:
-        total = sum(sp.binomial(n, k) * m ** (n - k) * _interval_moment(k, beta, a - m, b - m)
-                    for k in range(n + 1))
-    return sp.exp(mu ** 2 / (4 * beta)) * total
+        total = sum(sp.binomial(n, k) * m ** (n - k) * _interval_moment(k, beta, a - m, b - m) for k in range(n + 1))
+    return sp.exp(mu**2 / (4 * beta)) * total
 
 
 def _erf1(n: int, beta: sp.Expr, a: sp.Expr) -> sp.Expr:
@@ -126,7 +128,7 @@ def _erf1(n: int, beta: sp.Expr, a: sp.Expr) -> sp.Expr:
     if n % 2 == 0:
         return sp.S.Zero
     lower = _erf1(n - 2, beta, a) * (n - 1) / (2 * beta) if n >= 3 else sp.S.Zero
-    return lower + a / (beta * sp.sqrt(sp.pi)) * _moment(n - 1, beta + a ** 2)
+    return lower + a / (beta * sp.sqrt(sp.pi)) * _moment(n - 1, beta + a**2)
 
 
 def _erf2(n: int, beta: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
@@ -136,10 +138,12 @@ def _erf2(n: int, beta: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr:
     if n % 2:
         return sp.S.Zero
     if n == 0:
-        return 2 / sp.sqrt(sp.pi * beta) * sp.asin(a * b / sp.sqrt((beta + a ** 2) * (beta + b ** 2)))
-    return ((n - 1) * _erf2(n - 2, beta, a, b) / (2 * beta)
-            + a / (beta * sp.sqrt(sp.pi)) * _erf1(n - 1, beta + a ** 2, b)
-            + b / (beta * sp.sqrt(sp.pi)) * _erf1(n - 1, beta + b ** 2, a))
+        return 2 / sp.sqrt(sp.pi * beta) * sp.asin(a * b / sp.sqrt((beta + a**2) * (beta + b**2)))
+    return (
+        (n - 1) * _erf2(n - 2, beta, a, b) / (2 * beta)
+        + a / (beta * sp.sqrt(sp.pi)) * _erf1(n - 1, beta + a**2, b)
+        + b / (beta * sp.sqrt(sp.pi)) * _erf1(n - 1, beta + b**2, a)
+    )
 
 
 def _as_exponentials(expr: sp.Expr) -> sp.Expr:
@@ -159,7 +163,7 @@ def _as_exponentials(expr: sp.Expr) -> sp.Expr:
 
 def _term_integral(term: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
     """∫_a^b term · e^{−x²/2} dx for one product term c·x^n·exp(q(x))·erf(…)…, or None if unsupported."""
-    coeff, n, exponent, erfs = sp.S.One, 0, -X ** 2 / 2, []
+    coeff, n, exponent, erfs = sp.S.One, 0, -(X**2) / 2, []
     for factor in sp.Mul.make_args(term):
         if not factor.has(X):
             coeff *= factor
@@ -199,6 +203,7 @@ def _term_integral(term: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
 
 def _branch(expr: sp.Expr, at: sp.Expr) -> sp.Expr:
     """The smooth branch of expr that is active at the point ``at`` (not a switch point)."""
+
     def pick(e: sp.Expr) -> sp.Expr:
         if not e.args:
             return e
@@ -218,6 +223,7 @@ def _branch(expr: sp.Expr, at: sp.Expr) -> sp.Expr:
                 if cond.subs(X, at) == sp.true:
                     return pick(value)
         return e
+
     return pick(expr)
 
 
@@ -246,8 +252,7 @@ def exact_expectation(f: sp.Expr, points: list[sp.Expr]) -> sp.Expr | None:
         piece = _branch(f, _interior_point(a, b))
         if piece.has(sp.Max, sp.Min, sp.Abs, sp.sign, sp.Heaviside, sp.Piecewise, sp.DiracDelta):
             return None
-        if any(p.exp.is_Integer and abs(p.exp) > _MAX_EXPANDED_POWER
-               for p in piece.atoms(sp.Pow)):
+        if any(p.exp.is_Integer and abs(p.exp) > _MAX_EXPANDED_POWER for p in piece.atoms(sp.Pow)):
             return None
         for term in sp.Add.make_args(sp.expand(_as_exponentials(piece))):
             value = _term_integral(term, a, b)
@@ -269,6 +274,7 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
 # Quadrature
 # ---------------------------------------------------------------------------------------------------
 
+
 class _Integrator:
     """Tanh–sinh quadrature of g(x, σ(x), σ′(x)) e^{−x²/2}/√(2π) over ℝ (or twice over [0, ∞)),
     split at the switch points and 0; σ, σ′ (and He_j) are evaluated once per node and shared by
@@ -286,8 +292,11 @@ class _Integrator:
     def _at(self, t: mpmath.mpf) -> tuple[mpmath.mpf, mpmath.mpf, mpmath.mpf]:
         hit = self.values.get(t)
         if hit is None:
-            hit = (mpmath.mpf(self.sigma(t)), mpmath.mpf(self.dsigma(t)),
-                   mpmath.exp(-t * t / 2) / mpmath.sqrt(2 * mpmath.pi))
+            hit = (
+                mpmath.mpf(self.sigma(t)),
+                mpmath.mpf(self.dsigma(t)),
+                mpmath.exp(-t * t / 2) / mpmath.sqrt(2 * mpmath.pi),
+            )
             self.values[t] = hit
         return hit
 
@@ -317,14 +326,17 @@ class _Integrator:
 
             value, error = mpmath.quad(integrand, edges, error=True)
             if error > mpmath.mpf(10) ** (GUARD_DIGITS // 2 - self.dps) * scale:
-                raise UserError(f"the quadrature of {label} reached only ~{int(-mpmath.log10(error / scale))} "
-                                f"digits; lower --digits or simplify the activation.")
+                raise UserError(
+                    f"the quadrature of {label} reached only ~{int(-mpmath.log10(error / scale))} "
+                    f"digits; lower --digits or simplify the activation."
+                )
             return 2 * value if half_line else value
 
 
 # ---------------------------------------------------------------------------------------------------
 # Coefficients
 # ---------------------------------------------------------------------------------------------------
+
 
 def _check_digits(digits: int) -> int:
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= MAX_DIGITS:
@@ -356,16 +368,15 @@ def _snap(value: mpmath.mpf, scale: mpmath.mpf, digits: int) -> mpmath.mpf:
 #: name: (f as SymPy from σ and σ′, the same f as a quadrature integrand g(x, σ, σ′), parity of f as a
 #: function of the parity p of σ: +1 even, −1 odd, 0 unknown; σ′ has parity −p and x is odd).
 _MOMENTS: dict[str, tuple[Callable[[sp.Expr, sp.Expr], sp.Expr], _Integrand, Callable[[int], int]]] = {
-    "ss": (lambda s, d: s ** 2, lambda t, s, d: s * s, lambda p: p * p),
-    "dd": (lambda s, d: d ** 2, lambda t, s, d: d * d, lambda p: p * p),
+    "ss": (lambda s, d: s**2, lambda t, s, d: s * s, lambda p: p * p),
+    "dd": (lambda s, d: d**2, lambda t, s, d: d * d, lambda p: p * p),
     "s": (lambda s, d: s, lambda t, s, d: s, lambda p: p),
     "xs": (lambda s, d: X * s, lambda t, s, d: t * s, lambda p: -p),
     "d": (lambda s, d: d, lambda t, s, d: d, lambda p: -p),
     "xd": (lambda s, d: X * d, lambda t, s, d: t * d, lambda p: p),
     "sd": (lambda s, d: s * d, lambda t, s, d: s * d, lambda p: -p * p),
 }
-_MOMENT_LABELS = {"s": "E σ", "xs": "E ξσ", "ss": "E σ²", "d": "E σ′", "xd": "E ξσ′", "dd": "E σ′²",
-                  "sd": "E σσ′"}
+_MOMENT_LABELS = {"s": "E σ", "xs": "E ξσ", "ss": "E σ²", "d": "E σ′", "xd": "E ξσ′", "dd": "E σ′²", "sd": "E σσ′"}
 
 
 @lru_cache(maxsize=128)
@@ -390,15 +401,23 @@ def _moments(expr: sp.Expr, digits: int) -> dict[str, Coefficient]:
             # E|f| ≤ √(E σ² E σ′² …) by Cauchy–Schwarz; E σ² and E σ′² come first and bound themselves.
             ss = out["ss"].value if "ss" in out else mpmath.mpf(1)
             dd = out["dd"].value if "dd" in out else mpmath.mpf(1)
-            scale = {"ss": 1, "dd": 1, "s": mpmath.sqrt(ss), "xs": mpmath.sqrt(ss), "d": mpmath.sqrt(dd),
-                     "xd": mpmath.sqrt(dd), "sd": mpmath.sqrt(ss * dd)}[name]
+            scale = {
+                "ss": 1,
+                "dd": 1,
+                "s": mpmath.sqrt(ss),
+                "xs": mpmath.sqrt(ss),
+                "d": mpmath.sqrt(dd),
+                "xd": mpmath.sqrt(dd),
+                "sd": mpmath.sqrt(ss * dd),
+            }[name]
         value = integrator.expectation(num, p == 1, _MOMENT_LABELS[name], scale)
         out[name] = Coefficient(value, None)
     return out
 
 
-def _combine(parts: list[tuple[int, Coefficient, Coefficient | None]], dps: int,
-             scale: mpmath.mpf, digits: int) -> Coefficient:
+def _combine(
+    parts: list[tuple[int, Coefficient, Coefficient | None]], dps: int, scale: mpmath.mpf, digits: int
+) -> Coefficient:
     """Σ sign·A·B (B = None means 1), exact when every part is; quadrature results below the
     resolution 10^{−(digits+3)}·scale are returned as 0."""
     with mpmath.workdps(dps):
@@ -412,9 +431,11 @@ def _combine(parts: list[tuple[int, Coefficient, Coefficient | None]], dps: int,
 def _square_root(c: Coefficient, dps: int, digits: int, scale: mpmath.mpf, label: str) -> Coefficient:
     """κ = √(κ²); κ² < 0 beyond rounding means the integrals lost accuracy."""
     with mpmath.workdps(dps):
-        if c.value < -mpmath.mpf(10) ** (-digits - 3) * scale:
-            raise UserError(f"{label}² came out negative ({mpmath.nstr(c.value, 5)}), so the integrals lost "
-                            f"accuracy; lower --digits or simplify the activation.")
+        if c.value < -(mpmath.mpf(10) ** (-digits - 3)) * scale:
+            raise UserError(
+                f"{label}² came out negative ({mpmath.nstr(c.value, 5)}), so the integrals lost "
+                f"accuracy; lower --digits or simplify the activation."
+            )
         exact = None if c.exact is None else _tidy(sp.sqrt(c.exact))
         return Coefficient(mpmath.sqrt(max(c.value, mpmath.mpf(0))), exact)
 
@@ -431,18 +452,26 @@ def hermite_coefficients(expr: sp.Expr, digits: int = 30) -> HermiteCoefficients
     with mpmath.workdps(dps):
         ss, dd = abs(m["ss"].value), abs(m["dd"].value)
         star2 = _combine([(1, m["ss"], None), (-1, m["s"], m["s"]), (-1, m["xs"], m["xs"])], dps, ss, digits)
-        star2_prime = _combine([(1, m["dd"], None), (-1, m["d"], m["d"]), (-1, m["xd"], m["xd"])],
-                               dps, dd, digits)
-        cross = _combine([(1, m["sd"], None), (-1, m["s"], m["d"]), (-1, m["xs"], m["xd"])],
-                         dps, mpmath.sqrt(ss * dd), digits)
-        first = {k: _combine([(1, m[k], None)], dps, mpmath.sqrt(ss if k in ("s", "xs") else dd), digits)
-                 for k in ("s", "xs", "d", "xd")}
+        star2_prime = _combine([(1, m["dd"], None), (-1, m["d"], m["d"]), (-1, m["xd"], m["xd"])], dps, dd, digits)
+        cross = _combine(
+            [(1, m["sd"], None), (-1, m["s"], m["d"]), (-1, m["xs"], m["xd"])], dps, mpmath.sqrt(ss * dd), digits
+        )
+        first = {
+            k: _combine([(1, m[k], None)], dps, mpmath.sqrt(ss if k in ("s", "xs") else dd), digits)
+            for k in ("s", "xs", "d", "xd")
+        }
         return HermiteCoefficients(
-            kappa0=first["s"], kappa1=first["xs"],
+            kappa0=first["s"],
+            kappa1=first["xs"],
             kappa_star=_square_root(star2, dps, digits, ss, "κ_*"),
-            kappa0_prime=first["d"], kappa1_prime=first["xd"],
+            kappa0_prime=first["d"],
+            kappa1_prime=first["xd"],
             kappa_star_prime=_square_root(star2_prime, dps, digits, dd, "κ_*′"),
-            cross=cross, second_moment=m["ss"], second_moment_prime=m["dd"], digits=digits)
+            cross=cross,
+            second_moment=m["ss"],
+            second_moment_prime=m["dd"],
+            digits=digits,
+        )
 
 
 @lru_cache(maxsize=64)

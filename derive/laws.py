@@ -14,12 +14,14 @@ diagonals), scalar parameter values (real or complex), and structural checks of 
 
 Nothing here evaluates user text: the function syntax is tokenised and parsed into SymPy by hand.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -36,8 +38,10 @@ MAX_ROWS = 1_000_000
 
 
 # ======================================================================================= scalar functions
-_FTOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
-                     r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[-+*/^()]))")
+_FTOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[-+*/^()]))"
+)
 _FUNCS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "abs": sp.Abs}
 
 
@@ -108,7 +112,7 @@ class _FunctionParser:
             exponent = self.unary()
             if exponent.free_symbols or abs(float(exponent)) > 64:
                 raise UserError(f"exponents in the law of {self.owner} must be numbers of size at most 64.")
-            return base ** exponent
+            return base**exponent
         return base
 
     def atom(self) -> sp.Expr:
@@ -118,16 +122,16 @@ class _FunctionParser:
         if kind == "name":
             if self.peek() == "(":
                 if val not in _FUNCS:
-                    raise UserError(f"unknown function {val!r} in the law of {self.owner}; use "
-                                    "sqrt, exp, log or abs.")
+                    raise UserError(f"unknown function {val!r} in the law of {self.owner}; use sqrt, exp, log or abs.")
                 self.take()
                 arg = self.expr()
                 if self.take()[1] != ")":
                     raise UserError(f"missing ')' in the law of {self.owner}.")
                 return _FUNCS[val](arg)
             if val not in self.variables:
-                raise UserError(f"{val!r} in the law of {self.owner} is not a declared diagonal matrix of the "
-                                "same size.")
+                raise UserError(
+                    f"{val!r} in the law of {self.owner} is not a declared diagonal matrix of the same size."
+                )
             return self.variables[val]
         if val == "(":
             out = self.expr()
@@ -151,7 +155,7 @@ def _numbers_law(names: tuple[str, ...], law: str) -> DiagonalLaw | None:
     rest = re.sub(r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?", "", law)
     words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z_0-9]*", rest)}
     if (words - {"inf", "nan", "infinity"}) or re.search(r"[()*/^]", rest):
-        return None   # a function of other diagonals
+        return None  # a function of other diagonals
     for item in items:
         parts = item.split(":")
         try:
@@ -163,8 +167,9 @@ def _numbers_law(names: tuple[str, ...], law: str) -> DiagonalLaw | None:
         values.append(numbers[0])
         given.append(numbers[1] if len(numbers) == 2 else None)
     if len(names) != 1:
-        raise UserError(f"a list of values describes one diagonal matrix, not {', '.join(names)}; "
-                        "give a joint law as a data file.")
+        raise UserError(
+            f"a list of values describes one diagonal matrix, not {', '.join(names)}; give a joint law as a data file."
+        )
     if all(w is None for w in given):
         weights = [1.0 / len(values)] * len(values)
     elif any(w is None for w in given):
@@ -193,12 +198,13 @@ def read_law_file(path: str | Path, names: tuple[str, ...]) -> DiagonalLaw:
                     vals = [float(c) for c in cells]
                 except ValueError:
                     if not rows and not header:
-                        header = True   # one header line before the first row
+                        header = True  # one header line before the first row
                         continue
                     raise UserError(f"{p.name}, line {number}: not a row of numbers.") from None
                 if len(vals) != len(names):
-                    raise UserError(f"{p.name}, line {number}: {len(vals)} columns for {len(names)} matrices "
-                                    f"({label}).")
+                    raise UserError(
+                        f"{p.name}, line {number}: {len(vals)} columns for {len(names)} matrices ({label})."
+                    )
                 if not all(math.isfinite(v) for v in vals):
                     raise UserError(f"{p.name}, line {number}: numbers must be finite.")
                 rows.append(vals)
@@ -225,8 +231,9 @@ def _uniform_law(names: tuple[str, ...], law: str) -> DiagonalLaw | None:
     return DiagonalLaw(names, "uniform", low=a, high=b)
 
 
-def declare_diagonals(specs: Iterable[str], dims: dict[str, sp.Symbol],
-                      taken: Iterable[str] = ()) -> tuple[dict[str, MatrixSymbol], list[DiagonalLaw | DiagonalFunction]]:
+def declare_diagonals(
+    specs: Iterable[str], dims: dict[str, sp.Symbol], taken: Iterable[str] = ()
+) -> tuple[dict[str, MatrixSymbol], list[DiagonalLaw | DiagonalFunction]]:
     """Parse ``--diag`` declarations (module docstring) into matrix symbols and laws/functions.
 
     ``dims`` maps dimension names to symbols (extended in place); ``taken`` names already used by other
@@ -239,8 +246,7 @@ def declare_diagonals(specs: Iterable[str], dims: dict[str, sp.Symbol],
     for spec in specs:
         m = re.fullmatch(rf"\s*({_NAME}(?:\s*,\s*{_NAME})*)\s*=\s*({_NAME}|\d+)\s*(?:@(.*))?", spec, re.S)
         if not m:
-            raise UserError(f"bad diagonal declaration {spec!r}; write NAME=DIM, NAME=DIM@LAW or "
-                            "N1,N2=DIM@FILE.")
+            raise UserError(f"bad diagonal declaration {spec!r}; write NAME=DIM, NAME=DIM@LAW or N1,N2=DIM@FILE.")
         names = tuple(x.strip() for x in m.group(1).split(","))
         dim, law = m.group(2), m.group(3)
         for name in names:
@@ -280,8 +286,10 @@ def declare_diagonals(specs: Iterable[str], dims: dict[str, sp.Symbol],
         same = {n: zeta_symbol(n) for n, s in mats.items() if n != name and s.rows == mats[name].rows}
         expr = parse_function(text, same, name)
         if not expr.free_symbols:
-            raise UserError(f"the law of {name} ({text!r}) uses no declared diagonal matrix; give constants as "
-                            "a discrete law, e.g. 2:1.")
+            raise UserError(
+                f"the law of {name} ({text!r}) uses no declared diagonal matrix; give constants as "
+                "a discrete law, e.g. 2:1."
+            )
         functions.append(DiagonalFunction(name, expr))
     return mats, [*laws, *functions]
 
@@ -309,8 +317,9 @@ def parse_value(name: str, text: str) -> float | complex:
 
 
 # ======================================================================================= finite instances
-def sample_diagonals(items: Sequence[DiagonalLaw | DiagonalFunction], sizes: Mapping[str, int],
-                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+def sample_diagonals(
+    items: Sequence[DiagonalLaw | DiagonalFunction], sizes: Mapping[str, int], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Diagonal entries of every declared diagonal for one finite draw (``sizes``: name → dimension)."""
     out: dict[str, np.ndarray] = {}
     for law in items:
@@ -323,15 +332,17 @@ def sample_diagonals(items: Sequence[DiagonalLaw | DiagonalFunction], sizes: Map
     while pending:
         progress = False
         for f in list(pending):
-            names = [str(z)[len("zeta_"):] for z in f.expr.free_symbols]
+            names = [str(z)[len("zeta_") :] for z in f.expr.free_symbols]
             if all(n in out for n in names):
                 syms = [zeta_symbol(n) for n in names]
                 fun = sp.lambdify(syms, f.expr, modules="numpy")
                 with np.errstate(all="ignore"):
                     val = np.asarray(fun(*[out[n] for n in names]), dtype=complex)
                 if np.any(np.abs(val.imag) > 1e-12 * (1 + np.abs(val.real))) or not np.all(np.isfinite(val)):
-                    raise UserError(f"the law of {f.name} gives non-real or infinite values on the draws of "
-                                    f"{', '.join(sorted(names))}.")
+                    raise UserError(
+                        f"the law of {f.name} gives non-real or infinite values on the draws of "
+                        f"{', '.join(sorted(names))}."
+                    )
                 out[f.name] = np.broadcast_to(val.real, (sizes[f.name],)).copy()
                 pending.remove(f)
                 progress = True
@@ -340,11 +351,17 @@ def sample_diagonals(items: Sequence[DiagonalLaw | DiagonalFunction], sizes: Map
     return out
 
 
-def finite_instance(symbols: Mapping[str, MatrixSymbol], gaussians: Mapping[str, bool],
-                    items: Sequence[DiagonalLaw | DiagonalFunction], dims: Mapping[sp.Symbol, int],
-                    rng: np.random.Generator, variance: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+def finite_instance(
+    symbols: Mapping[str, MatrixSymbol],
+    gaussians: Mapping[str, bool],
+    items: Sequence[DiagonalLaw | DiagonalFunction],
+    dims: Mapping[sp.Symbol, int],
+    rng: np.random.Generator,
+    variance: Mapping[str, float] | None = None,
+) -> dict[str, np.ndarray]:
     """Random finite matrices for ``symbols``: Gaussian ones iid N(0, variance) (``gaussians[name]`` True for
     a symmetric, Wigner, matrix: (G + Gᵀ)/√2), diagonal ones drawn from their laws."""
+
     def size(x: sp.Expr) -> int:
         return int(sp.sympify(x).xreplace(dict(dims)))
 
@@ -356,24 +373,30 @@ def finite_instance(symbols: Mapping[str, MatrixSymbol], gaussians: Mapping[str,
             values[name] = (g + g.T) / math.sqrt(2) if gaussians[name] else g
     diag_sizes = {}
     for law in items:
-        for name in (law.names if isinstance(law, DiagonalLaw) else (law.name,)):
+        for name in law.names if isinstance(law, DiagonalLaw) else (law.name,):
             if name in symbols:
                 diag_sizes[name] = size(symbols[name].rows)
     # a base law whose matrices are all absent from the expression still needs a size: borrow a user's
     for law in items:
         if isinstance(law, DiagonalLaw) and not any(n in diag_sizes for n in law.names):
-            users = [f for f in items if isinstance(f, DiagonalFunction) and
-                     any(str(z) == str(zeta_symbol(n)) for z in f.expr.free_symbols for n in law.names)]
+            users = [
+                f
+                for f in items
+                if isinstance(f, DiagonalFunction)
+                and any(str(z) == str(zeta_symbol(n)) for z in f.expr.free_symbols for n in law.names)
+            ]
             for f in users:
                 if f.name in diag_sizes:
                     for n in law.names:
                         diag_sizes[n] = diag_sizes[f.name]
                     break
     for law in items:
-        for name in (law.names if isinstance(law, DiagonalLaw) else (law.name,)):
+        for name in law.names if isinstance(law, DiagonalLaw) else (law.name,):
             if name not in diag_sizes:
-                other = next((diag_sizes[n] for n in (law.names if isinstance(law, DiagonalLaw) else ())
-                              if n in diag_sizes), None)
+                other = next(
+                    (diag_sizes[n] for n in (law.names if isinstance(law, DiagonalLaw) else ()) if n in diag_sizes),
+                    None,
+                )
                 diag_sizes[name] = other if other is not None else 1
     diag = sample_diagonals(items, diag_sizes, rng)
     for name, vals in diag.items():
@@ -384,11 +407,17 @@ def finite_instance(symbols: Mapping[str, MatrixSymbol], gaussians: Mapping[str,
 
 def _evaluate(expr: Any, values: Mapping[str, np.ndarray], subs: Mapping[sp.Symbol, Any]) -> np.ndarray:
     from .pencil import evaluate_expression
+
     return evaluate_expression(expr, values, subs)
 
 
-def _small_instance(expr: Any, symbols: Mapping[str, MatrixSymbol], gaussians: Mapping[str, bool],
-                    items: Sequence[DiagonalLaw | DiagonalFunction], rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[sp.Symbol, int]]:
+def _small_instance(
+    expr: Any,
+    symbols: Mapping[str, MatrixSymbol],
+    gaussians: Mapping[str, bool],
+    items: Sequence[DiagonalLaw | DiagonalFunction],
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[sp.Symbol, int]]:
     dims: dict[sp.Symbol, int] = {}
     for sym in symbols.values():
         for d in (sym.rows, sym.cols):
@@ -397,9 +426,14 @@ def _small_instance(expr: Any, symbols: Mapping[str, MatrixSymbol], gaussians: M
     return finite_instance(symbols, gaussians, items, dims, rng), dims
 
 
-def is_self_adjoint(expr: Any, symbols: Mapping[str, MatrixSymbol], gaussians: Mapping[str, bool],
-                    items: Sequence[DiagonalLaw | DiagonalFunction], params: Mapping[str, float],
-                    rng: np.random.Generator) -> bool:
+def is_self_adjoint(
+    expr: Any,
+    symbols: Mapping[str, MatrixSymbol],
+    gaussians: Mapping[str, bool],
+    items: Sequence[DiagonalLaw | DiagonalFunction],
+    params: Mapping[str, float],
+    rng: np.random.Generator,
+) -> bool:
     """Whether ``expr`` is a symmetric matrix for random small instances (two draws)."""
     if expr.rows != expr.cols:
         return False
@@ -413,9 +447,15 @@ def is_self_adjoint(expr: Any, symbols: Mapping[str, MatrixSymbol], gaussians: M
     return True
 
 
-def herglotz_sign(expr: Any, param: str, symbols: Mapping[str, MatrixSymbol], gaussians: Mapping[str, bool],
-                  items: Sequence[DiagonalLaw | DiagonalFunction], params: Mapping[str, float],
-                  rng: np.random.Generator) -> int:
+def herglotz_sign(
+    expr: Any,
+    param: str,
+    symbols: Mapping[str, MatrixSymbol],
+    gaussians: Mapping[str, bool],
+    items: Sequence[DiagonalLaw | DiagonalFunction],
+    params: Mapping[str, float],
+    rng: np.random.Generator,
+) -> int:
     """For ``expr`` = (M + c·param·I)⁻¹ with M symmetric and free of ``param`` and c real: the sign that
     Im (1/N) tr expr has when Im param > 0, i.e. −sign(c); 0 when ``expr`` is not of that form."""
     if not isinstance(expr, Inverse):
@@ -440,7 +480,10 @@ def herglotz_sign(expr: Any, param: str, symbols: Mapping[str, MatrixSymbol], ga
         return 0
     D = M1 - M0
     c = float(np.mean(np.diag(D)))
-    if c == 0 or not np.allclose(D, c * np.eye(len(D)), atol=1e-9 * abs(c)) or \
-            not np.allclose(M2 - M0, 2 * D, atol=1e-9 * abs(c)):
+    if (
+        c == 0
+        or not np.allclose(D, c * np.eye(len(D)), atol=1e-9 * abs(c))
+        or not np.allclose(M2 - M0, 2 * D, atol=1e-9 * abs(c))
+    ):
         return 0
     return -1 if c > 0 else 1

@@ -47,13 +47,15 @@ Derivation steps (all SymPy, :func:`derive_system`):
 
 :func:`sobolev_traces` applies all of this to the first-order Sobolev resolvent of THEORY.md §3.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -177,7 +179,7 @@ class Erfcx(sp.Function):
     nargs = 1
 
     def _eval_rewrite_as_erfc(self, x: sp.Expr, **kwargs: Any) -> sp.Expr:
-        return sp.exp(x ** 2) * sp.erfc(x)
+        return sp.exp(x**2) * sp.erfc(x)
 
     def _latex(self, printer: Any) -> str:
         return r"\operatorname{erfcx}\left(%s\right)" % printer._print(self.args[0])
@@ -249,7 +251,7 @@ def scaled_expint(nu: float, x: Any) -> Any:
         big = np.abs(xc) >= 60
         small = np.where(big, 1.0, xc)
         with np.errstate(all="ignore"):
-            if round(two_nu) % 2:       # half-integer: start at ν = 1/2
+            if round(two_nu) % 2:  # half-integer: start at ν = 1/2
                 r = np.sqrt(small)
                 f = np.sqrt(np.pi) / r * scipy.special.erfcx(r)
                 start = 0.5
@@ -272,8 +274,10 @@ def _erfcx(x: Any) -> Any:
 
 
 _FLOAT_FUNCS = {"Erfcx": _erfcx, "ScaledExpint": scaled_expint}
-_MP_FUNCS = {"Erfcx": lambda x: mpmath.exp(x ** 2) * mpmath.erfc(x),
-             "ScaledExpint": lambda nu, x: mpmath.expint(nu, x) * mpmath.exp(x)}
+_MP_FUNCS = {
+    "Erfcx": lambda x: mpmath.exp(x**2) * mpmath.erfc(x),
+    "ScaledExpint": lambda nu, x: mpmath.expint(nu, x) * mpmath.exp(x),
+}
 
 
 # ======================================================================================= expectations
@@ -356,9 +360,12 @@ def normal_expectation(h: sp.Expr, zetas: Sequence[sp.Symbol]) -> sp.Expr | None
     return total
 
 
-def expectation(h: sp.Expr, normal: Sequence[sp.Symbol],
-                discrete: Sequence[tuple[tuple[sp.Symbol, ...], DiagonalLaw]],
-                numeric: Iterable[sp.Symbol] = ()) -> sp.Expr:
+def expectation(
+    h: sp.Expr,
+    normal: Sequence[sp.Symbol],
+    discrete: Sequence[tuple[tuple[sp.Symbol, ...], DiagonalLaw]],
+    numeric: Iterable[sp.Symbol] = (),
+) -> sp.Expr:
     """E_ζ[h]: exact sums over small discrete laws, closed forms over normal coordinates when they exist,
     else an unevaluated :class:`GaussExpectation` (numerical Gauss–Hermite); a term that depends on a
     coordinate in ``numeric`` (large discrete and continuous laws) becomes an unevaluated
@@ -366,8 +373,11 @@ def expectation(h: sp.Expr, normal: Sequence[sp.Symbol],
     numeric = set(numeric)
     terms = [(sp.S.One, h)]
     for syms, law in discrete:
-        terms = [(w0 * sp.nsimplify(w), t.xreplace(dict(zip(syms, map(sp.nsimplify, atom)))))
-                 for w0, t in terms for atom, w in zip(law.atoms, law.weights)]
+        terms = [
+            (w0 * sp.nsimplify(w), t.xreplace(dict(zip(syms, map(sp.nsimplify, atom)))))
+            for w0, t in terms
+            for atom, w in zip(law.atoms, law.weights)
+        ]
     out = sp.S.Zero
     for w, t in terms:
         zs = [z for z in normal if z in t.free_symbols]
@@ -423,11 +433,14 @@ class OVSystem:
 
     # ------------------------------------------------------------------------------- printing
     def to_text(self) -> str:
-        lines = [f"operator-valued fixed point: {len(self.unknowns)} unknowns "
-                 f"(from {sum(len(v) for v in self.members.values()) + len(self.zeros)} block traces, "
-                 f"{len(self.zeros)} vanish, {len(self.constants)} constant)"]
-        lines.append("block scalings: " + ", ".join(
-            f"s{i} = {sp.sstr(self.reference ** e)}" for i, e in enumerate(self.exponents)))
+        lines = [
+            f"operator-valued fixed point: {len(self.unknowns)} unknowns "
+            f"(from {sum(len(v) for v in self.members.values()) + len(self.zeros)} block traces, "
+            f"{len(self.zeros)} vanish, {len(self.constants)} constant)"
+        ]
+        lines.append(
+            "block scalings: " + ", ".join(f"s{i} = {sp.sstr(self.reference**e)}" for i, e in enumerate(self.exponents))
+        )
         for name, M in self.class_matrices.items():
             lines.append(f"Lambda - eta(G) on blocks of size {name}: {sp.sstr(M.tolist())}")
         for u in self.unknowns:
@@ -522,7 +535,9 @@ class OVSystem:
             w = w / math.sqrt(2 * math.pi)
             grids = np.meshgrid(*([x] * len(normal)), indexing="ij")
             wgrids = np.meshgrid(*([w] * len(normal)), indexing="ij")
-            factors.append((normal, np.stack([g.ravel() for g in grids], axis=1), np.prod([g.ravel() for g in wgrids], axis=0)))
+            factors.append(
+                (normal, np.stack([g.ravel() for g in grids], axis=1), np.prod([g.ravel() for g in wgrids], axis=0))
+            )
         for law, positions, idxs in groups.values():
             nodes, w = law.rule(coarse)
             factors.append((positions, nodes[:, idxs], w))
@@ -538,10 +553,11 @@ class OVSystem:
         return coords, weights
 
     @staticmethod
-    def _integrate(f: Callable[..., Any], coords: Sequence[np.ndarray], weights: np.ndarray,
-                   vals: Sequence[np.ndarray], size: int) -> np.ndarray:
+    def _integrate(
+        f: Callable[..., Any], coords: Sequence[np.ndarray], weights: np.ndarray, vals: Sequence[np.ndarray], size: int
+    ) -> np.ndarray:
         """Σ_a w_a f(nodes_a, vals) for ``size`` points at once (chunked so that nodes × points stays small)."""
-        chunk = max(1, 2 ** 21 // max(size, 1))
+        chunk = max(1, 2**21 // max(size, 1))
         total: Any = 0
         for start in range(0, len(weights), chunk):
             sl = slice(start, start + chunk)
@@ -572,7 +588,9 @@ class OVSystem:
         q, err = self.expectations(arrays, with_error)
         return [complex(x[0]) if np.iscomplexobj(x) else float(x[0]) for x in q], err
 
-    def _params_array(self, values: Mapping[str | sp.Symbol, Any], size: int | None = None) -> tuple[list[np.ndarray], int]:
+    def _params_array(
+        self, values: Mapping[str | sp.Symbol, Any], size: int | None = None
+    ) -> tuple[list[np.ndarray], int]:
         given = {str(k): v for k, v in values.items()}
         missing = [str(p) for p in self.parameters if str(p) not in given]
         if missing:
@@ -606,8 +624,9 @@ class OVSystem:
             out = comp["out_float"](*vals, *q)
         return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.outputs), size)
 
-    def newton(self, x0: np.ndarray, params: Sequence[np.ndarray], tol: float = 1e-12,
-               max_iter: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    def newton(
+        self, x0: np.ndarray, params: Sequence[np.ndarray], tol: float = 1e-12, max_iter: int = 30
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Damped Newton on Φ(g) − g = 0 at P independent points (finite-difference Jacobian, backtracking);
         returns the unknowns and a mask of the converged points (scaled residual below ``tol``, or below 1e-9
         with a last step below 1e-10: close to a pole the residual stalls at the rounding level)."""
@@ -626,15 +645,15 @@ class OVSystem:
         every = np.arange(size)
         f = F(x, every)
         res = norm(f, x)
-        moved = np.full(size, np.inf)   # relative size of the last accepted Newton step
+        moved = np.full(size, np.inf)  # relative size of the last accepted Newton step
         for _ in range(max_iter):
             idx = np.flatnonzero((res >= tol) & ~((moved < 1e-10) & (res < 1e-9)))
             if idx.size == 0:
                 break
             xa, fa = x[:, idx], f[:, idx]
             # all n finite-difference columns in one vectorised evaluation (n·P points)
-            h = 1e-7 * np.maximum(np.abs(xa), 1e-4)   # relative steps: unknowns near a pole are tiny or huge
-            xp = np.repeat(xa[:, None, :], n, axis=1)      # (unknown, column, point)
+            h = 1e-7 * np.maximum(np.abs(xa), 1e-4)  # relative steps: unknowns near a pole are tiny or huge
+            xp = np.repeat(xa[:, None, :], n, axis=1)  # (unknown, column, point)
             xp[np.arange(n), np.arange(n), :] += h
             fp = F(xp.reshape(n, n * idx.size), np.tile(idx, n)).reshape(n, n, idx.size)
             J = np.transpose((fp - fa[:, None, :]) / h[None, :, :], (2, 0, 1)).astype(x.dtype)
@@ -671,7 +690,7 @@ class OVSystem:
         n = len(self.unknowns)
         dtype = complex if any(np.iscomplexobj(p) for p in params) else float
         x = np.zeros((n, size), dtype=dtype)
-        for start in (1e-8, 1e-4, 1.0):   # nudge the start where a closed form is singular at g = 0
+        for start in (1e-8, 1e-4, 1.0):  # nudge the start where a closed form is singular at g = 0
             bad = ~np.all(np.isfinite(self.phi(x, params)), axis=0)
             if not bad.any():
                 break
@@ -684,8 +703,12 @@ class OVSystem:
                 break
         return x
 
-    def continue_from_infinity(self, params: Sequence[np.ndarray], x_top: np.ndarray | None = None,
-                               callback: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def continue_from_infinity(
+        self,
+        params: Sequence[np.ndarray],
+        x_top: np.ndarray | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Solve at P points with complex parameters on the physical branch.
 
         Every complex parameter moves along p(s) = p + i s·sign(Im p) (sign +1 where Im p = 0), from s = s₀ =
@@ -724,8 +747,11 @@ class OVSystem:
             # a continuous step: no unknown changes by more than 3/4 of its size (growth up to ×7 per rung,
             # as near a pole of the resolvent, where unknowns grow like 1/s)
             old_x = x[:, idx]
-            jump = np.max(np.abs(xn - old_x) / (1 + np.abs(old_x) + np.abs(xn)), axis=0) if len(self.unknowns) \
+            jump = (
+                np.max(np.abs(xn - old_x) / (1 + np.abs(old_x) + np.abs(xn)), axis=0)
+                if len(self.unknowns)
                 else np.zeros(idx.size)
+            )
             good = conv & (jump < 0.75)
             g_idx, b_idx = idx[good], idx[~good]
             x[:, g_idx] = xn[:, good]
@@ -740,8 +766,14 @@ class OVSystem:
                 break
         return x, done
 
-    def solve(self, values: Mapping[str | sp.Symbol, Any], tol: float = 1e-13, max_iter: int = 5000,
-              damping: float = 1.0, herglotz: Mapping[str, int] | None = None) -> OVSolution:
+    def solve(
+        self,
+        values: Mapping[str | sp.Symbol, Any],
+        tol: float = 1e-13,
+        max_iter: int = 5000,
+        damping: float = 1.0,
+        herglotz: Mapping[str, int] | None = None,
+    ) -> OVSolution:
         """Solve g = Φ(g) for parameter ``values`` (by name; dimensions may be given as ratios, e.g.
         p = p/d, d = 1, since every coefficient is homogeneous of degree 0 in the dimensions).
 
@@ -753,7 +785,6 @@ class OVSystem:
         if is_complex:
             return self._solve_complex(pv, herglotz or {})
         pvals = [float(p[0]) for p in pv]
-        comp = self._compile()
         n = len(self.unknowns)
 
         def phi(x: np.ndarray) -> np.ndarray:
@@ -774,7 +805,7 @@ class OVSystem:
                 fx = safe_phi(x)
                 if np.all(np.isfinite(fx)):
                     break
-            for it in range(1, max_iter + 1):
+            for _ in range(1, max_iter + 1):
                 r = fx - x
                 new_res = float(np.max(np.abs(r) / (1 + np.abs(x)))) if n else 0.0
                 if new_res > res and omega > 1 / 64:
@@ -792,19 +823,23 @@ class OVSystem:
                 x, fx = y, fy
         if not (np.isfinite(res) and res < 1e-9):
             with np.errstate(all="ignore"):
-                sol = scipy.optimize.root(lambda y: phi(y) - y, x if np.all(np.isfinite(x)) else np.zeros(n),
-                                          method="hybr", tol=1e-14)
+                sol = scipy.optimize.root(
+                    lambda y: phi(y) - y, x if np.all(np.isfinite(x)) else np.zeros(n), method="hybr", tol=1e-14
+                )
                 x, method = sol.x, "scipy-root"
                 res = float(np.max(np.abs(phi(x) - x))) if n else 0.0
             if not np.isfinite(res) or res > 1e-6:
-                raise UserError(f"the fixed-point iteration did not converge (residual {res:.2e}); "
-                                "check the parameter values.")
-        xm, res, outs, qerr = self._polish([mpmath.mpf(float(v)) for v in x], [mpmath.mpf(v) for v in pvals],
-                                           pvals)
+                raise UserError(
+                    f"the fixed-point iteration did not converge (residual {res:.2e}); check the parameter values."
+                )
+        xm, res, outs, qerr = self._polish([mpmath.mpf(float(v)) for v in x], [mpmath.mpf(v) for v in pvals], pvals)
         return OVSolution(
             unknowns={str(u): float(v) for u, v in zip(self.unknowns, xm)},
             outputs={k: float(v) for k, v in zip(self.outputs, outs)},
-            residual=res, iterations=it, method=method + "+newton", quadrature_error=qerr,
+            residual=res,
+            iterations=it,
+            method=method + "+newton",
+            quadrature_error=qerr,
         )
 
     def _polish(self, xm: list[Any], pm: list[Any], pvals: list[Any]) -> tuple[list[Any], float, list[Any], float]:
@@ -852,19 +887,25 @@ class OVSystem:
     def _solve_complex(self, pv: list[np.ndarray], herglotz: Mapping[str, int]) -> OVSolution:
         x, ok = self.continue_from_infinity(pv)
         if not ok[0]:
-            raise UserError("the continuation from z → i∞ did not reach the requested complex parameters "
-                            "(no converged physical branch); move them away from the real axis.")
+            raise UserError(
+                "the continuation from z → i∞ did not reach the requested complex parameters "
+                "(no converged physical branch); move them away from the real axis."
+            )
         pvals = [complex(p[0]) if np.iscomplexobj(p) else float(p[0]) for p in pv]
         xm, res, outs, qerr = self._polish([complex(v) for v in x[:, 0]], pvals, pvals)
         outputs = {k: complex(v) for k, v in zip(self.outputs, outs)}
         for name, s in herglotz.items():
             val = outputs[name]
             if s * val.imag < -1e-9 * abs(val):
-                raise UserError(f"the solution is not on the physical branch: Im tr({name}) = {val.imag:.3g} has "
-                                f"the wrong sign.")
+                raise UserError(
+                    f"the solution is not on the physical branch: Im tr({name}) = {val.imag:.3g} has the wrong sign."
+                )
         return OVSolution(
             unknowns={str(u): complex(v) for u, v in zip(self.unknowns, xm)},
-            outputs=outputs, residual=res, iterations=0, method="continuation-from-i-infinity+newton",
+            outputs=outputs,
+            residual=res,
+            iterations=0,
+            method="continuation-from-i-infinity+newton",
             quadrature_error=qerr,
         )
 
@@ -894,7 +935,7 @@ def _balance(pencil: Pencil, random: Mapping[str, GaussianMatrix], dims: set[sp.
             else:
                 delta = -_n_degree(coef, dims)
             what = "I" if atom is None else atom[0]
-            edges.setdefault(i, []).append((j, -delta, what))   # e_j = e_i - delta
+            edges.setdefault(i, []).append((j, -delta, what))  # e_j = e_i - delta
             edges.setdefault(j, []).append((i, delta, what))
     e: dict[int, sp.Rational] = {}
     for start in range(pencil.size):
@@ -912,7 +953,8 @@ def _balance(pencil: Pencil, random: Mapping[str, GaussianMatrix], dims: set[sp.
                 elif e[j] != val:
                     raise UserError(
                         f"the expression is not in the proportional regime: the scaling of {what} is inconsistent "
-                        "(normalise Gaussian matrices, e.g. F*Ft/n instead of F*Ft).")
+                        "(normalise Gaussian matrices, e.g. F*Ft/n instead of F*Ft)."
+                    )
     return [e[i] for i in range(pencil.size)]
 
 
@@ -973,7 +1015,7 @@ def _cofactor_inverse(M: sp.Matrix, pairs: Iterable[tuple[int, int]]) -> dict[tu
             continue
         comp = frozenset(i for i in range(n) if find(i) == find(k))
         sk = sorted(comp)
-        sign = (-1) ** (sk.index(l) + sk.index(k))   # (M⁻¹)_{kl} = (−1)^{l+k} det M[−l, −k] / det M
+        sign = (-1) ** (sk.index(l) + sk.index(k))  # (M⁻¹)_{kl} = (−1)^{l+k} det M[−l, −k] / det M
         out[(k, l)] = (sign * det(comp - {l}, comp - {k}), det(comp, comp))
     return out
 
@@ -1017,22 +1059,25 @@ def _diagonal_values(laws: Sequence[DiagonalLaw], functions: Sequence[DiagonalFu
     for expr in pending.values():
         unknown = [str(z) for z in expr.free_symbols if z not in by_symbol]
         if unknown:
-            raise UserError(f"a diagonal function refers to {', '.join(sorted(unknown))}, which is not a "
-                            "declared diagonal matrix.")
+            raise UserError(
+                f"a diagonal function refers to {', '.join(sorted(unknown))}, which is not a declared diagonal matrix."
+            )
     while pending:
-        ready = {n: e for n, e in pending.items()
-                 if all(by_symbol[z] in out for z in e.free_symbols)}
+        ready = {n: e for n, e in pending.items() if all(by_symbol[z] in out for z in e.free_symbols)}
         if not ready:
-            raise UserError("diagonal functions refer to each other in a cycle: "
-                            + ", ".join(sorted(pending)) + ".")
+            raise UserError("diagonal functions refer to each other in a cycle: " + ", ".join(sorted(pending)) + ".")
         for n, e in ready.items():
             out[n] = e.xreplace({zeta_symbol(m): out[m] for m in out})
             del pending[n]
     return out
 
 
-def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
-                  diagonals: Iterable[DiagonalLaw | DiagonalFunction] = (), seed: int = 0) -> OVSystem:
+def derive_system(
+    pencil: Pencil,
+    gaussians: Iterable[GaussianMatrix],
+    diagonals: Iterable[DiagonalLaw | DiagonalFunction] = (),
+    seed: int = 0,
+) -> OVSystem:
     """Derive the reduced matrix-Dyson fixed point of ``pencil`` (see the module docstring).
 
     Every matrix symbol of the pencil must be declared either in ``gaussians`` or in ``diagonals``
@@ -1068,11 +1113,18 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
     R = _reference_dimension(pencil, dims)
 
     def scaled(c: sp.Expr, power: sp.Rational) -> sp.Expr:
-        return sp.powsimp(sp.expand_power_base(sp.sympify(c) * R ** power, force=True), force=True)
+        return sp.powsimp(sp.expand_power_base(sp.sympify(c) * R**power, force=True), force=True)
 
     bal_entries = {(i, j): {a: scaled(c, ex[i] - ex[j]) for a, c in e.items()} for (i, j), e in pencil.entries.items()}
-    bal_outputs = tuple(type(o)(o.name, {i: scaled(c, -ex[i]) for i, c in o.u.items()},
-                                {j: scaled(c, ex[j]) for j, c in o.v.items()}, o.shape) for o in pencil.outputs)
+    bal_outputs = tuple(
+        type(o)(
+            o.name,
+            {i: scaled(c, -ex[i]) for i, c in o.u.items()},
+            {j: scaled(c, ex[j]) for j, c in o.v.items()},
+            o.shape,
+        )
+        for o in pencil.outputs
+    )
     balanced = Pencil(pencil.sizes, bal_entries, bal_outputs, pencil.symbols)
 
     # 2. covariance map and class matrices -----------------------------------------------------------
@@ -1098,14 +1150,19 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
     classes: dict[str, list[int]] = {}
     for i, s in enumerate(pencil.sizes):
         classes.setdefault(sp.srepr(s), []).append(i)
-    needed = {(k, l) for (i, j), val in eta.items() for (k, l) in
-              [tuple(map(int, str(sym)[2:].split("_"))) for sym in val.free_symbols if str(sym).startswith("g_")]}
+    needed = {
+        (k, l)
+        for (i, j), val in eta.items()
+        for (k, l) in [
+            tuple(map(int, str(sym)[2:].split("_"))) for sym in val.free_symbols if str(sym).startswith("g_")
+        ]
+    }
     out_pairs: list[list[tuple[int, int, sp.Expr]]] = []
     for o in bal_outputs:
         if o.shape[0] != o.shape[1]:
             raise UserError(f"output {o.name!r} is not square, so it has no normalised trace.")
         pairs = [(i, j, cu * cv) for i, cu in o.u.items() for j, cv in o.v.items()]
-        for i, j, c in pairs:
+        for _i, _j, c in pairs:
             if _n_degree(c, dims) != 0:
                 raise UserError(f"the normalised trace of output {o.name!r} is not of order one.")
         out_pairs.append(pairs)
@@ -1114,8 +1171,11 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
     class_matrices: dict[str, sp.Matrix] = {}
     class_of: dict[int, str] = {}
     for key, blocks in classes.items():
-        M = sp.Matrix(len(blocks), len(blocks),
-                      lambda r, c: lam.get((blocks[r], blocks[c]), 0) - eta.get((blocks[r], blocks[c]), 0))
+        M = sp.Matrix(
+            len(blocks),
+            len(blocks),
+            lambda r, c: lam.get((blocks[r], blocks[c]), 0) - eta.get((blocks[r], blocks[c]), 0),
+        )
         name = sp.sstr(pencil.sizes[blocks[0]])
         class_matrices[name] = M
         for b_ in blocks:
@@ -1126,16 +1186,18 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
 
     # laws: normal coordinates, small discrete groups (exact sums), the rest numerical
     zeta_normal = [zeta_symbol(n) for n, law in diag_law.items() if law.kind == "normal"]
-    discrete = [(tuple(zeta_symbol(n) for n in law.names), law) for law in laws
-                if law.kind == "discrete" and law.exact]
+    discrete = [(tuple(zeta_symbol(n) for n in law.names), law) for law in laws if law.kind == "discrete" and law.exact]
     zeta_numeric = [zeta_symbol(n) for n, law in diag_law.items() if not law.exact]
     zeta_laws = {str(zeta_symbol(n)): (law, law.names.index(n)) for n, law in diag_law.items()}
 
-    unknown_pairs = sorted({(k, l) for (i, j), val in eta.items() for (k, l) in needed
-                            if g(k, l) in val.free_symbols})
+    unknown_pairs = sorted({(k, l) for (i, j), val in eta.items() for (k, l) in needed if g(k, l) in val.free_symbols})
     unknowns_all = [g(k, l) for k, l in unknown_pairs]
-    params = sorted({s for (num, den) in entries.values() for s in (num.free_symbols | den.free_symbols)}
-                    - set(unknowns_all) - {zeta_symbol(n) for n in diag_law}, key=str)
+    params = sorted(
+        {s for (num, den) in entries.values() for s in (num.free_symbols | den.free_symbols)}
+        - set(unknowns_all)
+        - {zeta_symbol(n) for n in diag_law},
+        key=str,
+    )
 
     # 3. reduction by partition refinement -----------------------------------------------------------
     rng = np.random.default_rng(seed)
@@ -1145,10 +1207,13 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
     all_values = sp.lambdify(arg_syms, ratios, modules="numpy", cse=True)
     npts = 4
     zpts = rng.standard_normal((len(allz), npts))
-    zpts[len(zeta_normal):] = rng.uniform(0.3, 1.7, (len(allz) - len(zeta_normal), npts))  # inside sqrt, log
+    zpts[len(zeta_normal) :] = rng.uniform(0.3, 1.7, (len(allz) - len(zeta_normal), npts))  # inside sqrt, log
     ppts = rng.uniform(0.5, 1.5, (len(params), npts))
-    perms = list(itertools.permutations(range(len(zeta_normal)))) if len(zeta_normal) <= 5 else \
-        [tuple(range(len(zeta_normal)))]
+    perms = (
+        list(itertools.permutations(range(len(zeta_normal))))
+        if len(zeta_normal) <= 5
+        else [tuple(range(len(zeta_normal)))]
+    )
     normal_pair = {pq: _class_has_normal(pq, class_of, pencil, diag_law) for pq in unknown_pairs}
 
     def evaluate(uvals: np.ndarray, zp: np.ndarray) -> np.ndarray:
@@ -1177,10 +1242,11 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
             permuted.append(evaluate(uvals, zp))
         signature: dict[tuple[int, int], list[np.ndarray] | None] = {}
         for r, pq in enumerate(unknown_pairs):
-            scale = max(1.0, float(np.max(np.abs(base[r]))))   # a non-finite value never compares equal
-            if np.max(np.abs(base[r])) < 1e-11 * scale or (normal_pair[pq] and any(
-                    np.allclose(f[r], -base[r], rtol=1e-9, atol=1e-12 * scale) for f in flipped)):
-                signature[pq] = None   # identically zero, or odd in some normal ζ_l: zero expectation
+            scale = max(1.0, float(np.max(np.abs(base[r]))))  # a non-finite value never compares equal
+            if np.max(np.abs(base[r])) < 1e-11 * scale or (
+                normal_pair[pq] and any(np.allclose(f[r], -base[r], rtol=1e-9, atol=1e-12 * scale) for f in flipped)
+            ):
+                signature[pq] = None  # identically zero, or odd in some normal ζ_l: zero expectation
             else:
                 signature[pq] = [v[r] for v in permuted]
 
@@ -1195,14 +1261,21 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
             if signature[pq] is None and cls[pq] == ZERO:
                 new_cls[pq] = ZERO
                 continue
-            found = next((nid for old, lead, nid in leaders if old == cls[pq]
-                          and class_of[lead[0]] == class_of[pq[0]] and same(signature[pq], signature[lead])), None)
+            found = next(
+                (
+                    nid
+                    for old, lead, nid in leaders
+                    if old == cls[pq] and class_of[lead[0]] == class_of[pq[0]] and same(signature[pq], signature[lead])
+                ),
+                None,
+            )
             if found is None:
                 found = len(leaders)
                 leaders.append((cls[pq], pq, found))
             new_cls[pq] = found
-        stable = all((cls[pq] == ZERO) == (new_cls[pq] == ZERO) for pq in unknown_pairs) and \
-            len({c for c in new_cls.values() if c != ZERO}) == len({c for c in cls.values() if c != ZERO})
+        stable = all((cls[pq] == ZERO) == (new_cls[pq] == ZERO) for pq in unknown_pairs) and len(
+            {c for c in new_cls.values() if c != ZERO}
+        ) == len({c for c in cls.values() if c != ZERO})
         cls = new_cls
         if stable:
             break
@@ -1234,8 +1307,10 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
         return sp.cancel(num / den, *zs) if zs else num / den
 
     unknowns = tuple(reps[c] for c in sorted(reps))
-    equations = {u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete,
-                                zeta_numeric) for u in unknowns}
+    equations = {
+        u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete, zeta_numeric)
+        for u in unknowns
+    }
     outputs = {}
     for o, pairs in zip(bal_outputs, out_pairs):
         h = sp.Add(*[c * reduce_entry((i, j)) for i, j, c in pairs])
@@ -1247,26 +1322,45 @@ def derive_system(pencil: Pencil, gaussians: Iterable[GaussianMatrix],
         if not fixed:
             break
         constants.update(fixed)
-        equations = {u: sp.cancel(rhs.xreplace(fixed)) if not rhs.has(GaussExpectation, LawExpectation)
-                     else rhs.xreplace(fixed)
-                     for u, rhs in equations.items() if u not in fixed}
+        equations = {
+            u: sp.cancel(rhs.xreplace(fixed)) if not rhs.has(GaussExpectation, LawExpectation) else rhs.xreplace(fixed)
+            for u, rhs in equations.items()
+            if u not in fixed
+        }
     outputs = {k: v.xreplace(constants) for k, v in outputs.items()}
     unknowns = tuple(u for u in unknowns if u in equations)
     free = set()
     for expr in list(equations.values()) + list(outputs.values()):
         free |= expr.free_symbols
     parameters = tuple(sorted(free - set(unknowns) - {zeta_symbol(n) for n in diag_law}, key=str))
-    return OVSystem(pencil, balanced, tuple(ex), R, unknowns, equations, outputs,
-                    {u: tuple(m) for u, m in members.items()}, tuple(zeros), eta, class_matrices, parameters,
-                    constants, zeta_laws)
+    return OVSystem(
+        pencil,
+        balanced,
+        tuple(ex),
+        R,
+        unknowns,
+        equations,
+        outputs,
+        {u: tuple(m) for u, m in members.items()},
+        tuple(zeros),
+        eta,
+        class_matrices,
+        parameters,
+        constants,
+        zeta_laws,
+    )
 
 
-def _class_has_normal(pair: tuple[int, int], class_of: Mapping[int, str], pencil: Pencil,
-                     diag_law: Mapping[str, DiagonalLaw]) -> bool:
+def _class_has_normal(
+    pair: tuple[int, int], class_of: Mapping[int, str], pencil: Pencil, diag_law: Mapping[str, DiagonalLaw]
+) -> bool:
     """True when block pair ``pair`` lives in a class whose size is that of a normal diagonal matrix."""
     key = class_of[pair[0]]
-    return any(law.kind == "normal" and sp.srepr(pencil.symbols[n].rows) == key for n, law in diag_law.items()
-               if n in pencil.symbols)
+    return any(
+        law.kind == "normal" and sp.srepr(pencil.symbols[n].rows) == key
+        for n, law in diag_law.items()
+        if n in pencil.symbols
+    )
 
 
 # ======================================================================================= Sobolev traces
@@ -1305,5 +1399,9 @@ def sobolev_traces(k: int, p_over_d: float, a: float, b: float, c: float, e: flo
     """
     system = sobolev_system(int(k))
     sol = system.solve({"a": a, "b": b, "c": c, "e": e, "p": p_over_d, "d": 1.0})
-    return {"trQ": sol.outputs["Q"], "trQW": sol.outputs["QW"], "trQD1WD1": sol.outputs["QD1WD1"],
-            "trQD1sq": sol.outputs["QD1sq"]}
+    return {
+        "trQ": sol.outputs["Q"],
+        "trQW": sol.outputs["QW"],
+        "trQD1WD1": sol.outputs["QD1WD1"],
+        "trQD1sq": sol.outputs["QD1sq"],
+    }

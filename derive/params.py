@@ -3,11 +3,13 @@
 Symbols: σ (``activation``), φ (``teacher``), k, τ (``tau``), p/d, n/d, λ (``lam``),
 Δ_f (``noise_f``), Δ_g (``noise_g``) and the alignment ϖ = Vᵀθ₀ ∈ ℝ^k (``alignment``).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import UserError
 
@@ -109,9 +111,7 @@ class ModelParams:
                 raw = parse_alignment(raw)
             al = tuple(_finite("alignment entry", a) for a in raw)
             if len(al) != k:
-                raise ParameterError(
-                    f"alignment must have k = {k} entries, got {len(al)}; pass --alignment a1,...,ak."
-                )
+                raise ParameterError(f"alignment must have k = {k} entries, got {len(al)}; pass --alignment a1,...,ak.")
         set_("alignment", al)
 
     @property
@@ -126,18 +126,28 @@ class ModelParams:
         skip = set(omit)
         skip |= {"noise_f", "noise_g"} if "noise" in skip else set()
         skip |= {"p_over_d", "n_over_d"} if "ratios" in skip else set()
-        parts = [("activation", f"σ = {self.activation}"), ("teacher", f"φ = {self.teacher}"), ("k", f"k = {self.k}"),
-                 ("tau", f"τ = {self.tau:g}"), ("p_over_d", f"p/d = {self.p_over_d:g}"),
-                 ("n_over_d", f"n/d = {self.n_over_d:g}"), ("lam", f"λ = {self.lam:g}"),
-                 ("noise_f", f"Δ_f = {self.noise_f:g}"), ("noise_g", f"Δ_g = {self.noise_g:g}")]
+        parts = [
+            ("activation", f"σ = {self.activation}"),
+            ("teacher", f"φ = {self.teacher}"),
+            ("k", f"k = {self.k}"),
+            ("tau", f"τ = {self.tau:g}"),
+            ("p_over_d", f"p/d = {self.p_over_d:g}"),
+            ("n_over_d", f"n/d = {self.n_over_d:g}"),
+            ("lam", f"λ = {self.lam:g}"),
+            ("noise_f", f"Δ_f = {self.noise_f:g}"),
+            ("noise_g", f"Δ_g = {self.noise_g:g}"),
+        ]
         al = self.alignment or ()
         if al:
-            text = ", ".join(f"{a:g}" for a in al) if len(al) <= 8 else \
-                f"{len(al)} entries, ‖ϖ‖²/k = {sum(a * a for a in al) / len(al):g}"
+            text = (
+                ", ".join(f"{a:g}" for a in al)
+                if len(al) <= 8
+                else f"{len(al)} entries, ‖ϖ‖²/k = {sum(a * a for a in al) / len(al):g}"
+            )
             parts.append(("alignment", f"ϖ = ({text})"))
         return ", ".join(text for name, text in parts if name not in skip)
 
-    def with_(self, **changes: Any) -> "ModelParams":
+    def with_(self, **changes: Any) -> ModelParams:
         """A validated copy with some fields changed."""
         if "k" in changes and "alignment" not in changes and changes["k"] != self.k:
             changes["alignment"] = None

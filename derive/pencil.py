@@ -37,12 +37,14 @@ r = (0; u)ᵀ H⁻¹ (v; 0).
 The module also parses a small, safe expression syntax (:func:`parse_expression`) used by the command
 line; user text is tokenised and turned into SymPy matrix expressions here, never evaluated.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -157,32 +159,31 @@ class Pencil:
         return True
 
     # ----------------------------------------------------------------------------------- transforms
-    def hermitize(self) -> "Pencil":
+    def hermitize(self) -> Pencil:
         """The self-adjoint pencil H = [[0, L], [Lᵀ, 0]] with r = (0; u)ᵀ H⁻¹ (v; 0)."""
         n = self.size
         entries: dict[tuple[int, int], Entry] = {}
         for (i, j), e in self.entries.items():
             entries[(i, n + j)] = dict(e)
             entries[(n + j, i)] = _transpose_entry(e)
-        outputs = tuple(
-            Output(o.name, {n + i: c for i, c in o.u.items()}, dict(o.v), o.shape) for o in self.outputs
-        )
+        outputs = tuple(Output(o.name, {n + i: c for i, c in o.u.items()}, dict(o.v), o.shape) for o in self.outputs)
         return Pencil(self.sizes + self.sizes, entries, outputs, dict(self.symbols))
 
-    def self_adjoint(self) -> "Pencil":
+    def self_adjoint(self) -> Pencil:
         """The pencil itself when it is already symmetric, else its hermitisation."""
         return self if self.is_symmetric else self.hermitize()
 
     # ----------------------------------------------------------------------------------- numerics
-    def matrix(self, values: Mapping[str, np.ndarray], dims: Mapping[sp.Symbol, int],
-               params: Mapping[sp.Symbol, float]) -> np.ndarray:
+    def matrix(
+        self, values: Mapping[str, np.ndarray], dims: Mapping[sp.Symbol, int], params: Mapping[sp.Symbol, float]
+    ) -> np.ndarray:
         """Assemble L as a dense array for given matrices (by name), dimensions and scalars."""
         n = [int(sp.sympify(s).xreplace(dict(dims))) for s in self.sizes]
         off = np.concatenate([[0], np.cumsum(n)]).astype(int)
         L = np.zeros((off[-1], off[-1]))
         subs = {**dict(dims), **dict(params)}
         for (i, j), e in self.entries.items():
-            blk = L[off[i]:off[i + 1], off[j]:off[j + 1]]
+            blk = L[off[i] : off[i + 1], off[j] : off[j + 1]]
             for atom, coef in e.items():
                 c = float(sp.sympify(coef).xreplace(subs))
                 if atom is None:
@@ -192,8 +193,9 @@ class Pencil:
                     blk += c * (m.T if atom[1] else m)
         return L
 
-    def evaluate(self, values: Mapping[str, np.ndarray], dims: Mapping[sp.Symbol, int],
-                 params: Mapping[sp.Symbol, float]) -> list[np.ndarray]:
+    def evaluate(
+        self, values: Mapping[str, np.ndarray], dims: Mapping[sp.Symbol, int], params: Mapping[sp.Symbol, float]
+    ) -> list[np.ndarray]:
         """Numerical uᵀ L⁻¹ v for every output."""
         n = [int(sp.sympify(s).xreplace(dict(dims))) for s in self.sizes]
         off = np.concatenate([[0], np.cumsum(n)]).astype(int)
@@ -206,9 +208,9 @@ class Pencil:
             U = np.zeros((off[-1], rows))
             V = np.zeros((off[-1], cols))
             for i, c in o.u.items():
-                U[off[i]:off[i + 1], :] = float(sp.sympify(c).xreplace(subs)) * np.eye(rows)
+                U[off[i] : off[i + 1], :] = float(sp.sympify(c).xreplace(subs)) * np.eye(rows)
             for j, c in o.v.items():
-                V[off[j]:off[j + 1], :] = float(sp.sympify(c).xreplace(subs)) * np.eye(cols)
+                V[off[j] : off[j + 1], :] = float(sp.sympify(c).xreplace(subs)) * np.eye(cols)
             res.append(U.T @ np.linalg.solve(L, V))
         return res
 
@@ -222,8 +224,11 @@ class Pencil:
             if atom is None:
                 base = sp.Symbol("I")
             else:
-                base = sp.Symbol(atom[0] + ("^T" if atom[1] else ""), commutative=False) if not latex else \
-                    sp.Symbol(atom[0] + ("^{T}" if atom[1] else ""))
+                base = (
+                    sp.Symbol(atom[0] + ("^T" if atom[1] else ""), commutative=False)
+                    if not latex
+                    else sp.Symbol(atom[0] + ("^{T}" if atom[1] else ""))
+                )
             terms.append(coef * base)
         expr = sp.Add(*terms)
         return sp.latex(expr) if latex else sp.sstr(expr)
@@ -232,13 +237,15 @@ class Pencil:
         """A human-readable listing of blocks, non-zero entries and outputs."""
         lines = [f"pencil: {self.size} blocks, dimension {sp.sstr(self.dimension)}"]
         lines.append("block sizes: " + ", ".join(f"{i}:{sp.sstr(s)}" for i, s in enumerate(self.sizes)))
-        for (i, j) in sorted(self.entries):
+        for i, j in sorted(self.entries):
             lines.append(f"  L[{i},{j}] = {self._entry_sympy(i, j, False)}")
         for o in self.outputs:
             us = ", ".join(f"{i}:{sp.sstr(c)}" for i, c in sorted(o.u.items()))
             vs = ", ".join(f"{j}:{sp.sstr(c)}" for j, c in sorted(o.v.items()))
-            lines.append(f"output {o.name} ({sp.sstr(o.shape[0])}x{sp.sstr(o.shape[1])}) = u^T L^-1 v,"
-                         f" u = {{{us}}}, v = {{{vs}}}")
+            lines.append(
+                f"output {o.name} ({sp.sstr(o.shape[0])}x{sp.sstr(o.shape[1])}) = u^T L^-1 v,"
+                f" u = {{{us}}}, v = {{{vs}}}"
+            )
         return "\n".join(lines)
 
     def to_latex(self) -> str:
@@ -259,15 +266,23 @@ class Pencil:
             "dimension": sp.sstr(self.dimension),
             "sizes": [sp.sstr(s) for s in self.sizes],
             "entries": [
-                {"row": i, "col": j,
-                 "terms": [{"atom": "I" if a is None else a[0] + ("^T" if a[1] else ""), "coef": sp.sstr(c)}
-                           for a, c in e.items()]}
+                {
+                    "row": i,
+                    "col": j,
+                    "terms": [
+                        {"atom": "I" if a is None else a[0] + ("^T" if a[1] else ""), "coef": sp.sstr(c)}
+                        for a, c in e.items()
+                    ],
+                }
                 for (i, j), e in sorted(self.entries.items())
             ],
             "outputs": [
-                {"name": o.name, "shape": [sp.sstr(o.shape[0]), sp.sstr(o.shape[1])],
-                 "u": {str(i): sp.sstr(c) for i, c in o.u.items()},
-                 "v": {str(j): sp.sstr(c) for j, c in o.v.items()}}
+                {
+                    "name": o.name,
+                    "shape": [sp.sstr(o.shape[0]), sp.sstr(o.shape[1])],
+                    "u": {str(i): sp.sstr(c) for i, c in o.u.items()},
+                    "v": {str(j): sp.sstr(c) for j, c in o.v.items()},
+                }
                 for o in self.outputs
             ],
         }
@@ -295,9 +310,14 @@ class _Lin:
 
 def _atom(sym: MatrixSymbol) -> _Lin:
     m, n = sym.shape
-    return _Lin([m, n], {(0, 0): {None: sp.S.One}, (0, 1): {(sym.name, False): -sp.S.One},
-                         (1, 1): {None: sp.S.One}},
-                {0: sp.S.One}, {1: sp.S.One}, (m, n), {sym.name: sym})
+    return _Lin(
+        [m, n],
+        {(0, 0): {None: sp.S.One}, (0, 1): {(sym.name, False): -sp.S.One}, (1, 1): {None: sp.S.One}},
+        {0: sp.S.One},
+        {1: sp.S.One},
+        (m, n),
+        {sym.name: sym},
+    )
 
 
 def _scalar_identity(c: sp.Expr, m: sp.Expr) -> _Lin:
@@ -305,15 +325,13 @@ def _scalar_identity(c: sp.Expr, m: sp.Expr) -> _Lin:
 
 
 def _zero(m: sp.Expr, n: sp.Expr) -> _Lin:
-    return _Lin([m, n], {(0, 0): {None: sp.S.One}, (1, 1): {None: sp.S.One}}, {0: sp.S.One}, {1: sp.S.One},
-                (m, n))
+    return _Lin([m, n], {(0, 0): {None: sp.S.One}, (1, 1): {None: sp.S.One}}, {0: sp.S.One}, {1: sp.S.One}, (m, n))
 
 
 def _sum(a: _Lin, b: _Lin) -> _Lin:
     ea, ua, va = a.shifted(0)
     eb, ub, vb = b.shifted(len(a.sizes))
-    return _Lin(a.sizes + b.sizes, {**ea, **eb}, {**ua, **ub}, {**va, **vb}, a.shape,
-                {**a.symbols, **b.symbols})
+    return _Lin(a.sizes + b.sizes, {**ea, **eb}, {**ua, **ub}, {**va, **vb}, a.shape, {**a.symbols, **b.symbols})
 
 
 def _product(a: _Lin, b: _Lin) -> _Lin:
@@ -384,8 +402,12 @@ def _realize(expr: MatrixExpr) -> _Lin:
 
 
 # ======================================================================================= pruning
-def _eliminable(k: int, sizes: Sequence[sp.Expr], ent: Mapping[tuple[int, int], Entry],
-                outs: Sequence[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]]) -> bool:
+def _eliminable(
+    k: int,
+    sizes: Sequence[sp.Expr],
+    ent: Mapping[tuple[int, int], Entry],
+    outs: Sequence[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]],
+) -> bool:
     diag = ent.get((k, k), {})
     if not diag or not _is_constant(diag) or not diag[None].is_number or diag[None] == 0:
         return False
@@ -405,8 +427,9 @@ def _eliminable(k: int, sizes: Sequence[sp.Expr], ent: Mapping[tuple[int, int], 
     return True
 
 
-def _eliminate(k: int, ent: dict[tuple[int, int], Entry],
-               outs: list[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]]) -> None:
+def _eliminate(
+    k: int, ent: dict[tuple[int, int], Entry], outs: list[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]]
+) -> None:
     """Schur-complement block k away (in place); see the module docstring for the formulas."""
     alpha = ent[(k, k)][None]
     col = [(i, e) for (i, j), e in ent.items() if j == k and i != k and e]
@@ -454,14 +477,15 @@ def _reachable(start: Iterable[int], edges: Mapping[int, set[int]]) -> set[int]:
     return seen
 
 
-def _trim(n: int, ent: Mapping[tuple[int, int], Entry],
-          outs: Sequence[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]]) -> set[int]:
+def _trim(
+    n: int, ent: Mapping[tuple[int, int], Entry], outs: Sequence[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]]
+) -> set[int]:
     """Blocks that x = L⁻¹v reaches and y = L⁻ᵀu reaches (for some output)."""
     down: dict[int, set[int]] = {}
     up: dict[int, set[int]] = {}
     for (i, j), e in ent.items():
         if e and i != j:
-            down.setdefault(j, set()).add(i)   # x_j ≠ 0 feeds row i
+            down.setdefault(j, set()).add(i)  # x_j ≠ 0 feeds row i
             up.setdefault(i, set()).add(j)
     keep: set[int] = set()
     for u, v in outs:
@@ -469,8 +493,11 @@ def _trim(n: int, ent: Mapping[tuple[int, int], Entry],
     return keep
 
 
-def _prune(lin_sizes: list[sp.Expr], ent: dict[tuple[int, int], Entry],
-           outs: list[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]]) -> list[int]:
+def _prune(
+    lin_sizes: list[sp.Expr],
+    ent: dict[tuple[int, int], Entry],
+    outs: list[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]],
+) -> list[int]:
     """Eliminate and trim until nothing changes; returns the surviving block indices."""
     alive = set(range(len(lin_sizes)))
     changed = True
@@ -530,17 +557,20 @@ def linearize(exprs: MatrixExpr | Mapping[str, MatrixExpr], prune: bool = True) 
 
 
 # ======================================================================================= numerics
-def evaluate_expression(expr: MatrixExpr, values: Mapping[str, np.ndarray],
-                        subs: Mapping[sp.Symbol, float]) -> np.ndarray:
+def evaluate_expression(
+    expr: MatrixExpr, values: Mapping[str, np.ndarray], subs: Mapping[sp.Symbol, float]
+) -> np.ndarray:
     """Direct numerical evaluation of a matrix expression (the reference for :func:`check_pencil`)."""
+
     def ev(e: Any) -> np.ndarray:
         if isinstance(e, MatrixSymbol):
             return np.asarray(values[e.name], dtype=float)
         if isinstance(e, Identity):
             return np.eye(int(sp.sympify(e.rows).xreplace(dict(subs))))
         if isinstance(e, ZeroMatrix):
-            return np.zeros((int(sp.sympify(e.rows).xreplace(dict(subs))),
-                             int(sp.sympify(e.cols).xreplace(dict(subs)))))
+            return np.zeros(
+                (int(sp.sympify(e.rows).xreplace(dict(subs))), int(sp.sympify(e.cols).xreplace(dict(subs))))
+            )
         if isinstance(e, Transpose):
             return ev(e.arg).T
         if isinstance(e, Inverse):
@@ -558,6 +588,7 @@ def evaluate_expression(expr: MatrixExpr, values: Mapping[str, np.ndarray],
                 out = out @ ev(m)
             return float(sp.sympify(coeff).xreplace(dict(subs))) * out
         raise UserError(f"cannot evaluate {type(e).__name__}.")
+
     return ev(expr)
 
 
@@ -576,9 +607,13 @@ def _expr_dims_params(exprs: Iterable[MatrixExpr]) -> tuple[set[sp.Symbol], set[
     return dims, params - dims, syms
 
 
-def check_pencil(pencil: Pencil, expr: MatrixExpr | Mapping[str, MatrixExpr],
-                 sizes: Mapping[sp.Symbol | str, int], rng: np.random.Generator,
-                 params: Mapping[sp.Symbol | str, float] | None = None) -> float:
+def check_pencil(
+    pencil: Pencil,
+    expr: MatrixExpr | Mapping[str, MatrixExpr],
+    sizes: Mapping[sp.Symbol | str, int],
+    rng: np.random.Generator,
+    params: Mapping[sp.Symbol | str, float] | None = None,
+) -> float:
     """Largest relative error ‖uᵀL⁻¹v − r‖_F / ‖r‖_F over the outputs, for random finite matrices.
 
     Matrix symbols get iid N(0, 1/rows) entries, scalar parameters not given in ``params`` a value
@@ -613,8 +648,10 @@ def check_pencil(pencil: Pencil, expr: MatrixExpr | Mapping[str, MatrixExpr],
 
 
 # ======================================================================================= syntax
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
-                    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),']))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),']))"
+)
 
 #: Help text for the expression syntax (shown by ``sobolev-rf pencil --help``).
 SYNTAX_HELP = """\
@@ -742,7 +779,7 @@ class _Parser:
                 if k == 0:
                     return Identity(base.rows)
                 return self._inv(MatPow(base, abs(k)).doit()) if k < 0 else MatPow(base, k).doit()
-            return base ** k
+            return base**k
         return base
 
     def postfix(self) -> Any:
@@ -795,8 +832,9 @@ class _Parser:
         raise UserError(f"unexpected {val!r} in the expression.")
 
 
-def parse_expression(text: str, matrices: Mapping[str, MatrixSymbol],
-                     scalars: Mapping[str, sp.Symbol] | None = None) -> MatrixExpr:
+def parse_expression(
+    text: str, matrices: Mapping[str, MatrixSymbol], scalars: Mapping[str, sp.Symbol] | None = None
+) -> MatrixExpr:
     """Parse ``text`` (see :data:`SYNTAX_HELP`) into a SymPy matrix expression; never evaluates it.
 
     ``matrices`` maps names to declared :class:`MatrixSymbol` s; ``scalars`` pre-declares scalar symbols
@@ -806,8 +844,10 @@ def parse_expression(text: str, matrices: Mapping[str, MatrixSymbol],
     if not isinstance(out, MatrixExpr):
         raise UserError("the expression is a scalar; it must contain at least one declared matrix.")
     if not out.free_symbols & set(matrices.values()):
-        raise UserError(f"the expression simplifies to {sp.sstr(out)}, which contains no declared matrix; "
-                        f"it must contain at least one.")
+        raise UserError(
+            f"the expression simplifies to {sp.sstr(out)}, which contains no declared matrix; "
+            f"it must contain at least one."
+        )
     return out
 
 

@@ -55,10 +55,11 @@ each an explicit quadratic form in ϖ through the S_l. The residual correlations
 off-diagonal entries (K_0l, N_0l), which none of these quantities reads: they remain parameters of the
 system but do not appear in it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -81,22 +82,55 @@ VARPI2, VARPI_L = sp.symbols("varpi2 varpi_l")
 BRANCHES = ("ridge", "interpolating", "underparameterised")
 #: What each parameter symbol is, in the words of ``ModelParams`` (the numeric layer fills them by name).
 PARAMETER_MEANING = {
-    "kappa0": "activation κ₀", "kappa1": "activation κ₁", "kappa_s": "activation κ_*",
-    "kappa0p": "activation κ₀′", "kappa1p": "activation κ₁′", "kappa_sp": "activation κ_*′",
-    "c_sigma": "activation c_σ", "mu0": "teacher μ₀", "mu1": "teacher μ₁", "mu_s": "teacher μ_*",
-    "mu0p": "teacher μ₀′", "mu1p": "teacher μ₁′", "mu_sp": "teacher μ_*′", "c_phi": "teacher c_φ",
-    "lam": "lam", "psi": "p_over_d", "phi": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g",
-    "tau": "tau", "varpi2": "mean of alignment²", "varpi_l": "alignment of the reported direction",
+    "kappa0": "activation κ₀",
+    "kappa1": "activation κ₁",
+    "kappa_s": "activation κ_*",
+    "kappa0p": "activation κ₀′",
+    "kappa1p": "activation κ₁′",
+    "kappa_sp": "activation κ_*′",
+    "c_sigma": "activation c_σ",
+    "mu0": "teacher μ₀",
+    "mu1": "teacher μ₁",
+    "mu_s": "teacher μ_*",
+    "mu0p": "teacher μ₀′",
+    "mu1p": "teacher μ₁′",
+    "mu_sp": "teacher μ_*′",
+    "c_phi": "teacher c_φ",
+    "lam": "lam",
+    "psi": "p_over_d",
+    "phi": "n_over_d",
+    "Delta_f": "noise_f",
+    "Delta_g": "noise_g",
+    "tau": "tau",
+    "varpi2": "mean of alignment²",
+    "varpi_l": "alignment of the reported direction",
 }
 
 #: LaTeX forms of the parameter symbols whose SymPy names do not print as the usual notation.
 LATEX_NAMES = {
-    "kappa0": r"\kappa_0", "kappa1": r"\kappa_1", "kappa_s": r"\kappa_*", "kappa0p": r"\kappa_0'",
-    "kappa1p": r"\kappa_1'", "kappa_sp": r"\kappa_*'", "c_sigma": r"c_\sigma",
-    "mu0": r"\mu_0", "mu1": r"\mu_1", "mu_s": r"\mu_*", "mu0p": r"\mu_0'", "mu1p": r"\mu_1'",
-    "mu_sp": r"\mu_*'", "c_phi": r"c_\phi", "lam": r"\lambda", "tau": r"\tau", "varpi2": r"\overline{\varpi^2}",
-    "varpi_l": r"\varpi_l", "H": r"\mathcal{H}", "H_2": r"\mathcal{H}^{(2)}",
-    "m4_0": r"m^{(4)}_0", "m4_1": r"m^{(4)}_1", "m4_2": r"m^{(4)}_2",
+    "kappa0": r"\kappa_0",
+    "kappa1": r"\kappa_1",
+    "kappa_s": r"\kappa_*",
+    "kappa0p": r"\kappa_0'",
+    "kappa1p": r"\kappa_1'",
+    "kappa_sp": r"\kappa_*'",
+    "c_sigma": r"c_\sigma",
+    "mu0": r"\mu_0",
+    "mu1": r"\mu_1",
+    "mu_s": r"\mu_*",
+    "mu0p": r"\mu_0'",
+    "mu1p": r"\mu_1'",
+    "mu_sp": r"\mu_*'",
+    "c_phi": r"c_\phi",
+    "lam": r"\lambda",
+    "tau": r"\tau",
+    "varpi2": r"\overline{\varpi^2}",
+    "varpi_l": r"\varpi_l",
+    "H": r"\mathcal{H}",
+    "H_2": r"\mathcal{H}^{(2)}",
+    "m4_0": r"m^{(4)}_0",
+    "m4_1": r"m^{(4)}_1",
+    "m4_2": r"m^{(4)}_2",
 }
 
 
@@ -151,7 +185,7 @@ def derive_system(k: int, tau: float, branch: str = "ridge") -> System:
 Pair = tuple[sp.Expr, sp.Expr]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _derive(k: int, sobolev: bool, branch: str) -> System:
     d = _Derivation(k, sobolev, branch)
     unknowns, residuals, scale = d.first_order()
@@ -159,14 +193,26 @@ def _derive(k: int, sobolev: bool, branch: str) -> System:
     mean = d.mean_part()
     S0, Ssum, Sl = d.training_residuals(mean)
     outputs = d.outputs(mean, S0, Ssum, Sl, scale)
-    parameters = (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G) + ((TAU,) if sobolev else ()) \
-        + ((VARPI2, VARPI_L) if k else ())
+    parameters = (
+        (*KAPPA, *MU, LAM, PSI, PHI, DELTA_F, DELTA_G) + ((TAU,) if sobolev else ()) + ((VARPI2, VARPI_L) if k else ())
+    )
     suffix = "" if branch == "ridge" else f"_{branch}"
-    return System(name=f"sobolev_rf_k{k}_{'tau' if sobolev else 'l2'}{suffix}", unknowns=tuple(unknowns),
-                  parameters=parameters, residuals=tuple(residuals), outputs=outputs, definitions=dict(d.defs.items),
-                  latex_names=LATEX_NAMES, branch=branch,
-                  meta={"k": k, "sobolev": sobolev, "rows_per_sample": 1 + k if sobolev else 1,
-                        "parameter_meaning": {str(q): PARAMETER_MEANING[str(q)] for q in parameters}})
+    return System(
+        name=f"sobolev_rf_k{k}_{'tau' if sobolev else 'l2'}{suffix}",
+        unknowns=tuple(unknowns),
+        parameters=parameters,
+        residuals=tuple(residuals),
+        outputs=outputs,
+        definitions=dict(d.defs.items),
+        latex_names=LATEX_NAMES,
+        branch=branch,
+        meta={
+            "k": k,
+            "sobolev": sobolev,
+            "rows_per_sample": 1 + k if sobolev else 1,
+            "parameter_meaning": {str(q): PARAMETER_MEANING[str(q)] for q in parameters},
+        },
+    )
 
 
 @dataclass
@@ -190,7 +236,7 @@ class _Derivation:
     def __init__(self, k: int, sobolev: bool, branch: str) -> None:
         self.k, self.sobolev, self.branch = k, sobolev, branch
         self.defs = _Definitions()
-        self.rt = sp.sqrt(TAU) if sobolev else sp.Integer(1)       # weight of a gradient row and its label
+        self.rt = sp.sqrt(TAU) if sobolev else sp.Integer(1)  # weight of a gradient row and its label
         self.tw = TAU if sobolev else sp.Integer(1)
 
     def total(self, expr: sp.Expr) -> sp.Expr:
@@ -214,8 +260,8 @@ class _Derivation:
             first = ([alpha] if branch == "interpolating" else []) + ([B1] if sobolev else [])
             g0, g1, ridge = 1 - alpha, (B1 if sobolev else sp.Integer(0)), alpha
         self.g = (d("g_0", g0), d("g_1", g1))
-        self.kb = (k1, self.rt * k1p)                              # κ̄_a
-        self.cm = (ks**2, self.tw * ksp**2)                        # c_aa
+        self.kb = (k1, self.rt * k1p)  # κ̄_a
+        self.cm = (ks**2, self.tw * ksp**2)  # c_aa
         g, kb, cm = self.g, self.kb, self.cm
         c = (d("c_0", g[0] * kb[0] ** 2), d("c_1", g[1] * kb[1] ** 2))
         e = (d("e_0", g[0] * cm[0] + ridge), d("e_1", g[1] * cm[1]))
@@ -228,8 +274,8 @@ class _Derivation:
             s = sp.Rational(k, 2)
             y = d("y", a0 / (2 * a1))
             H = d("H", GammaResolvent(s, y))
-            H2 = d("H_2", GammaResolvent2(s, y))                  # E[1/(t+y)²]
-            q1 = [H / (2 * a1), (1 - y * H) / a1]                  # E[q], E[q‖ζ‖²]
+            H2 = d("H_2", GammaResolvent2(s, y))  # E[1/(t+y)²]
+            q1 = [H / (2 * a1), (1 - y * H) / a1]  # E[q], E[q‖ζ‖²]
             self.q2 = [H2 / (4 * a1**2), (H - y * H2) / (2 * a1**2), (1 - 2 * y * H + y**2 * H2) / a1**2]
         else:
             q1 = [1 / a0, sp.Integer(k) / a0]
@@ -266,8 +312,10 @@ class _Derivation:
             L21 = -PSI * k * self.B4 * F[0] ** 2
             L22 = 1 - PSI * (k + 2) * self.O4 * F[1] ** 2
             det = d("L_det", L11 * L22 - L12 * L21)
-            self.rho = [[d("rho_00", L22 / det), d("rho_0s", -L12 / det)],
-                        [d("rho_s0", -L21 / det), d("rho_ss", L11 / det)]]
+            self.rho = [
+                [d("rho_00", L22 / det), d("rho_0s", -L12 / det)],
+                [d("rho_s0", -L21 / det), d("rho_ss", L11 / det)],
+            ]
             self.rho_l = d("rho_l", 1 / (1 - 2 * PSI * self.O4 * F[1] ** 2))
         else:
             self.rho = [[d("rho_00", 1 / (1 - PSI * self.A4 * F[0] ** 2))]]
@@ -315,8 +363,13 @@ class _Derivation:
 
     def b_row(self, mean: _Mean, a: int) -> sp.Expr:
         """S⁰_aa plus the mean part of q_aa: the source term of row a in the system for diag(S)."""
-        return ((mean.gam[a] - mean.M[a]) ** 2 + mean.N[a] - mean.M[a] ** 2 + mean.t[a] ** 2
-                - PSI * (self.cm[a] * mean.dTE[a] + self.kb[a] ** 2 * mean.dTC[a]))
+        return (
+            (mean.gam[a] - mean.M[a]) ** 2
+            + mean.N[a]
+            - mean.M[a] ** 2
+            + mean.t[a] ** 2
+            - PSI * (self.cm[a] * mean.dTE[a] + self.kb[a] ** 2 * mean.dTC[a])
+        )
 
     # --- training-residual covariance diag(S) ------------------------------------------------------
     def noise_source(self, S0: sp.Expr, Sl: sp.Expr, Ssum: sp.Expr) -> tuple[Pair, Pair, sp.Expr]:
@@ -367,11 +420,19 @@ class _Derivation:
             if self.sobolev:
                 outputs["eps_H1"] = (Ssum / k - TAU * DELTA_G) / TAU
             else:
-                outputs["eps_H1"] = self.total(w**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2)
-                                               + w**2 * (m1p**2 + msp**2) + (k1p**2 + ksp**2) * q_w) / k
+                outputs["eps_H1"] = (
+                    self.total(
+                        w**2 * (m1 - k1 * m) ** 2
+                        + k1**2 * (q_s - m**2)
+                        + w**2 * (m1p**2 + msp**2)
+                        + (k1p**2 + ksp**2) * q_w
+                    )
+                    / k
+                )
         outputs["eps_grad"] = (m0p**2 + m1p**2 + msp**2) - 2 * m1 * k1 * m + k1**2 * q_s + (k1p**2 + ksp**2) * q_w
-        outputs["train_loss"] = scale**2 * (g[0] ** 2 * S0 + g[1] ** 2 * Ssum) \
-            + (LAM * q_w if self.branch == "ridge" else 0)
+        outputs["train_loss"] = scale**2 * (g[0] ** 2 * S0 + g[1] ** 2 * Ssum) + (
+            LAM * q_w if self.branch == "ridge" else 0
+        )
         outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S0
         outputs.update({"m": m, "q_s": q_s, "q_w": q_w, "M_0": mean.M[0], "S_0": S0})
         if k:

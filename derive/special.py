@@ -23,6 +23,7 @@ Evaluation in double precision (the rule every generated backend implements, wit
   the cancellation of the identity (which loses about 2·log₁₀ s digits). Against 30-digit quadrature, for
   s ≥ 10.5 and 10⁻¹⁰ ≤ y ≤ 10⁴ the rule is within 5e-12 (s = 10.5) and 1e-15 (s ≥ 25) of H.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,6 @@ import math
 import mpmath
 import sympy as sp
 from mpmath.libmp import prec_to_dps
-
 
 #: Above this y (and s ≤ LARGE_ORDER) H_s is evaluated by the generalized Gauss–Laguerre rule in t.
 #: Measured against 30-digit values for s = 1/2 … 20: the recursions stay within 1e-15 up to y = 3 but
@@ -162,8 +162,9 @@ class GammaResolvent2(sp.Function):
         if not (y_val.is_real and y_val > 0):
             return None
         with mpmath.workprec(prec + 10):
-            value = mp_gamma_resolvent2(mpmath.mpf(sp.Float(sp.nsimplify(s), prec_to_dps(prec + 40))),
-                                        mpmath.mpf(str(y_val)))
+            value = mp_gamma_resolvent2(
+                mpmath.mpf(sp.Float(sp.nsimplify(s), prec_to_dps(prec + 40))), mpmath.mpf(str(y_val))
+            )
         return sp.Float(value, prec_to_dps(prec))
 
     def _latex(self, printer: sp.printing.latex.LatexPrinter) -> str:
@@ -173,7 +174,8 @@ class GammaResolvent2(sp.Function):
 
 def expand_closed_form(expr: sp.Expr) -> sp.Expr:
     """Replace every H_s(y) and H⁽²⁾_s(y) with concrete s ∈ {1/2, 1, 3/2, …} by its erfc/exp/expint closed form."""
-    expr = expr.replace(lambda e: isinstance(e, GammaResolvent2) and e.args[0].is_number,
-                        lambda e: (1 - (e.args[1] + e.args[0] - 1) * closed_form(*e.args)) / e.args[1])
-    return expr.replace(lambda e: isinstance(e, GammaResolvent) and e.args[0].is_number,
-                        lambda e: closed_form(*e.args))
+    expr = expr.replace(
+        lambda e: isinstance(e, GammaResolvent2) and e.args[0].is_number,
+        lambda e: (1 - (e.args[1] + e.args[0] - 1) * closed_form(*e.args)) / e.args[1],
+    )
+    return expr.replace(lambda e: isinstance(e, GammaResolvent) and e.args[0].is_number, lambda e: closed_form(*e.args))

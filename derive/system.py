@@ -12,13 +12,15 @@ rows per sample, and the meaning of every parameter). :meth:`System.to_dict` and
 :meth:`System.from_dict` write and read it as plain JSON data in which every expression is a tree of
 whitelisted SymPy node names (:mod:`.exprtree`): loading it executes no code.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sympy as sp
 
@@ -80,7 +82,7 @@ class System:
         """
         explicit: dict[sp.Symbol, sp.Expr] = {}
         for sym, e in self.definition_pairs([expr]):
-            explicit[sym] = e.xreplace(explicit)      # earlier definitions are already explicit (shared)
+            explicit[sym] = e.xreplace(explicit)  # earlier definitions are already explicit (shared)
         return expr.xreplace(explicit)
 
     @cached_property
@@ -90,10 +92,12 @@ class System:
 
     def to_text(self) -> str:
         """Plain-text listing: symbols, definitions, equations and outputs."""
-        lines = [f"system {self.name}",
-                 "unknowns:   " + ", ".join(map(str, self.unknowns)),
-                 "parameters: " + ", ".join(map(str, self.parameters)),
-                 "definitions:"]
+        lines = [
+            f"system {self.name}",
+            "unknowns:   " + ", ".join(map(str, self.unknowns)),
+            "parameters: " + ", ".join(map(str, self.parameters)),
+            "definitions:",
+        ]
         lines += [f"  {n} = {sp.sstr(e)}" for n, e in self.definitions.items()]
         lines.append("fixed point (each residual = 0):")
         lines += [f"  0 = {sp.sstr(r)}" for r in self.residuals]
@@ -147,17 +151,22 @@ class System:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "System":
+    def from_dict(cls, data: Mapping[str, Any]) -> System:
         """The System of :meth:`to_dict`; ValueError if the data do not rebuild the recorded fingerprint."""
         if data.get("format") != exprtree.FORMAT:
             raise ValueError(f"not a {exprtree.FORMAT} system")
         dec = exprtree.decode
-        system = cls(name=data["name"], unknowns=tuple(dec(u) for u in data["unknowns"]),
-                     parameters=tuple(dec(q) for q in data["parameters"]),
-                     residuals=tuple(dec(r) for r in data["residuals"]),
-                     outputs={n: dec(e) for n, e in data["outputs"]},
-                     definitions={n: dec(e) for n, e in data["definitions"]},
-                     latex_names=dict(data["latex_names"]), branch=data["branch"], meta=dict(data["meta"]))
+        system = cls(
+            name=data["name"],
+            unknowns=tuple(dec(u) for u in data["unknowns"]),
+            parameters=tuple(dec(q) for q in data["parameters"]),
+            residuals=tuple(dec(r) for r in data["residuals"]),
+            outputs={n: dec(e) for n, e in data["outputs"]},
+            definitions={n: dec(e) for n, e in data["definitions"]},
+            latex_names=dict(data["latex_names"]),
+            branch=data["branch"],
+            meta=dict(data["meta"]),
+        )
         if system.fingerprint() != data["fingerprint"]:
             raise ValueError("the stored system does not match its fingerprint")
         return system

@@ -10,6 +10,7 @@
 
 Names are imported on first use, so ``import sobolev_rf.numeric`` stays cheap (the command line needs that).
 """
+
 from __future__ import annotations
 
 from importlib import import_module

@@ -1,13 +1,15 @@
 """Outputs of the figure commands: CSV text headed by the command line, PNG bytes carrying it in their
 metadata, and an all-or-nothing writer (every file is computed first, then each is written atomically).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..codegen.atomic import atomic_write_bytes
 
@@ -49,7 +51,7 @@ def csv_columns(header: Sequence[str], floats: Sequence[Any], integers: Sequence
     return ",".join(header) + "\n" + "".join(f"{line}\n" for line in lines)
 
 
-def png_bytes(fig: "Figure", description: str) -> bytes:
+def png_bytes(fig: Figure, description: str) -> bytes:
     """Render ``fig`` with the Agg canvas to PNG bytes with ``description`` (the command line) in the
     ``Description`` metadata."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

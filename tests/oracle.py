@@ -27,6 +27,7 @@ by the implicit-function theorem. Expectations over ζ ~ N(0, I_k) reduce exactl
 H_s(y) = E_{t∼Gamma(s)}[1/(t + y)], s = k/2, with H_{1/2}(y) = √π erfcx(√y)/√y,
 H₁(y) = eʸE₁(y) and H_{s+1} = (1 − yH_s)/s; E[1/(t+y)²] = (1 − (y + s − 1)H_s)/y.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -38,9 +39,9 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
+from sobolev_rf.derive.activations import parse_activation
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.hermite import hermite_coefficients
-from sobolev_rf.derive.activations import parse_activation
 from sobolev_rf.derive.params import ModelParams
 
 
@@ -77,8 +78,9 @@ class TheoryResult:
             "residual": self.residual,
             "iterations": self.iterations,
             "converged": self.converged,
-            "eps_H1_note": None if self.eps_H1_self_averaging else
-            "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
+            "eps_H1_note": None
+            if self.eps_H1_self_averaging
+            else "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
             "notes": list(self.notes),
         }
 
@@ -87,8 +89,15 @@ class TheoryResult:
 def coefficients(text: str) -> tuple[float, ...]:
     """(κ₀, κ₁, κ_*, κ₀′, κ₁′, κ_*′, c) of an activation text, as floats."""
     f = hermite_coefficients(parse_activation(text), digits=20).as_floats()
-    return (f["kappa0"], f["kappa1"], f["kappa_star"], f["kappa0_prime"], f["kappa1_prime"],
-            f["kappa_star_prime"], f["cross"])
+    return (
+        f["kappa0"],
+        f["kappa1"],
+        f["kappa_star"],
+        f["kappa0_prime"],
+        f["kappa1_prime"],
+        f["kappa_star_prime"],
+        f["cross"],
+    )
 
 
 _LAGUERRE: dict[float, tuple[np.ndarray, np.ndarray]] = {}
@@ -175,6 +184,7 @@ def first_order_traces(psi: float, C: np.ndarray, Od: np.ndarray) -> tuple[np.nd
 
 def resolvent_traces(k: int, psi: float, E: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First-order traces of Q = (Σ E_ab D_aD_b + Σ C_ab D_aWD_b)⁻¹ for diagonal, direction-symmetric E, C."""
+
     def res(x: np.ndarray) -> np.ndarray:
         return x - np.log(omega_map(k, psi, E, C, np.exp(x))[0])
 
@@ -192,14 +202,20 @@ def degeneracy_notes(kappa: tuple[float, ...], k: int, tau: int) -> tuple[str, .
     tiny = 1e-12 * scale
     notes = []
     if ks <= tiny:
-        notes.append("κ_* = 0: σ is linear, the features carry no nonlinear part and the model is a linear "
-                     "regression on ΘᵀΘ-correlated inputs.")
+        notes.append(
+            "κ_* = 0: σ is linear, the features carry no nonlinear part and the model is a linear "
+            "regression on ΘᵀΘ-correlated inputs."
+        )
     if abs(k1) <= tiny:
-        notes.append("κ₁ = κ₀′ = 0: σ has no linear part (e.g. an even σ), so neither function values nor "
-                     "projected gradients carry the linear signal of the teacher.")
+        notes.append(
+            "κ₁ = κ₀′ = 0: σ has no linear part (e.g. an even σ), so neither function values nor "
+            "projected gradients carry the linear signal of the teacher."
+        )
     if k >= 1 and tau == 1 and abs(k1p) <= tiny:
-        notes.append("κ₁′ = 0 (e.g. an odd σ): the gradient rows carry no linear signal θ₀ᵀx; gradient data "
-                     "only constrain w through their mean κ₀′ζ_l and the residual part κ_*′.")
+        notes.append(
+            "κ₁′ = 0 (e.g. an odd σ): the gradient rows carry no linear signal θ₀ᵀx; gradient data "
+            "only constrain w through their mean κ₀′ζ_l and the residual part κ_*′."
+        )
     return tuple(notes)
 
 
@@ -304,8 +320,9 @@ def _quadratic_form_matrices(K: int, e: dict, c: dict) -> tuple[np.ndarray, np.n
     return eX, cX
 
 
-def _fixed_point(pt: "_Point", tol: float, max_iter: int, start: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, int, float]:
+def _fixed_point(
+    pt: _Point, tol: float, max_iter: int, start: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, int, float]:
     """V (over R) and Ω at λ > 0: damped iteration in log variables (from ``start`` when given, e.g. the
     solution at a neighbouring point), then a Newton-type polish."""
     K, R, nR = pt.K, pt.R, len(pt.R)
@@ -314,8 +331,10 @@ def _fixed_point(pt: "_Point", tol: float, max_iter: int, start: np.ndarray | No
     for it in range(1, max_iter + 1):
         r = pt.residual(x)
         if not np.all(np.isfinite(r)):
-            raise SolverError(f"the fixed point produced non-finite values at iteration {it}; "
-                              "check the parameters (λ too small near the interpolation threshold?).")
+            raise SolverError(
+                f"the fixed point produced non-finite values at iteration {it}; "
+                "check the parameters (λ too small near the interpolation threshold?)."
+            )
         if np.max(np.abs(r)) < 1e-6:
             break
         x = x - 0.3 * r
@@ -324,15 +343,18 @@ def _fixed_point(pt: "_Point", tol: float, max_iter: int, start: np.ndarray | No
     res = float(np.max(np.abs(pt.residual(x))))
     iterations = it + int(sol.nfev)
     if not np.isfinite(res) or res > tol:
-        raise SolverError(f"the fixed point did not converge (residual {res:.2e} after {iterations} "
-                          f"evaluations); last iterate V, Ω = {np.exp(x).round(6).tolist()}.")
+        raise SolverError(
+            f"the fixed point did not converge (residual {res:.2e} after {iterations} "
+            f"evaluations); last iterate V, Ω = {np.exp(x).round(6).tolist()}."
+        )
     Vd = np.zeros(K)
     Vd[R] = np.exp(x[:nR])
     return Vd, np.exp(x[nR:]), iterations, res
 
 
-def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, int, float]:
+def _ridgeless(
+    params: ModelParams, pt: _Point, tol: float, max_iter: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, int, float]:
     """The limit λ → 0⁺ in scaled variables.
 
     With L = λ + Γ₀, α = λ/L and β = Γ/L, Q = Q̃/L with Q̃ = (α + Σ β_rs K_rs)⁻¹ and the fixed point
@@ -357,8 +379,8 @@ def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
         off = 1 if interpolating else 0
         beta = np.zeros(K)
         beta[0] = 1.0 - alpha
-        beta[rest] = np.exp(z[off:off + len(rest)])
-        return alpha, beta, np.exp(z[off + len(rest):])
+        beta[rest] = np.exp(z[off : off + len(rest)])
+        return alpha, beta, np.exp(z[off + len(rest) :])
 
     def state(z: np.ndarray):
         alpha, beta, Od_ = unpack(z)
@@ -377,25 +399,33 @@ def _ridgeless(params: ModelParams, pt: "_Point", tol: float, max_iter: int
             eqs = [(1.0 - beta[r] * v[r]) / beta[r] - (1.0 - v[0]) for r in rest]
         return np.concatenate([np.asarray(eqs, float), fp])
 
-    z0 = ([math.log(alpha0 / (1.0 - alpha0))] if interpolating else []) + \
-        list(np.log(np.maximum(beta0[rest], 1e-300))) + list(np.log(Od * L0))
+    z0 = (
+        ([math.log(alpha0 / (1.0 - alpha0))] if interpolating else [])
+        + list(np.log(np.maximum(beta0[rest], 1e-300)))
+        + list(np.log(Od * L0))
+    )
     sol = optimize.root(residual, np.asarray(z0, float), method="hybr", tol=1e-14)
     res = float(np.max(np.abs(residual(sol.x)))) if len(sol.x) else 0.0
     alpha, beta, Od_, Gs, E, C, v = state(sol.x)
     L = 0.0 if interpolating else 1.0 - v[0]
     iterations = iters + int(sol.nfev)
     if not np.isfinite(res) or res > tol:
-        raise SolverError(f"the ridgeless fixed point did not converge (residual {res:.2e} after {iterations} "
-                          "evaluations); try a small λ > 0.")
+        raise SolverError(
+            f"the ridgeless fixed point did not converge (residual {res:.2e} after {iterations} "
+            "evaluations); try a small λ > 0."
+        )
     at_threshold = (interpolating and alpha < 1e-7) or (not interpolating and L < 1e-7)
     if at_threshold:
-        raise SolverError(f"lam = 0 at the interpolation threshold p = (1 + τk)n = {1 + params.tau * params.k:g}n: "
-                          "the errors are infinite there; move p/d or n/d, or use λ > 0.")
+        raise SolverError(
+            f"lam = 0 at the interpolation threshold p = (1 + τk)n = {1 + params.tau * params.k:g}n: "
+            "the errors are infinite there; move p/d or n/d, or use λ > 0."
+        )
     return Gs, E, C, Od_, L, v, iterations, res
 
 
-def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: TheoryResult | None = None
-          ) -> TheoryResult:
+def solve(
+    params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: TheoryResult | None = None
+) -> TheoryResult:
     """Solve the fixed point of one model point and evaluate the five reported quantities.
 
     λ = 0 means the limit λ → 0⁺ (minimum-norm interpolant when overparameterised), solved exactly in
@@ -405,12 +435,11 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: T
     pt = _Point(params)
     K, R, psi, phin = pt.K, pt.R, pt.psi, pt.phin
     if params.lam > 0.0:
-        warm = start.state if start is not None and start.state is not None \
-            and len(start.state) == len(R) + K else None
+        warm = start.state if start is not None and start.state is not None and len(start.state) == len(R) + K else None
         Vd, Od, iterations, res = _fixed_point(pt, tol, max_iter, warm)
         state = np.concatenate([np.log(Vd[R]), np.log(Od)])
         G, E, C = pt.coefficient_matrices(Vd)
-        scale = 1.0                      # Q = Q̃ / scale; training residuals scale with it
+        scale = 1.0  # Q = Q̃ / scale; training residuals scale with it
         v_order: list[float | None] = [float(Vd[r]) for r in R]
     else:
         G, E, C, Od, scale, v, iterations, res = _ridgeless(params, pt, tol, max_iter)
@@ -421,8 +450,8 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: T
 
     g = G @ pt.gam
     u = g * pt.kb
-    M = pt.kb * (psi * TC @ u)           # M_r = φ_rᵀ E[w]
-    m = float(psi * (TC @ u)[0])        # m = θ₀ᵀΘw/√d
+    M = pt.kb * (psi * TC @ u)  # M_r = φ_rᵀ E[w]
+    m = float(psi * (TC @ u)[0])  # m = θ₀ᵀΘw/√d
 
     def drive(dE: np.ndarray, dC: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
         """factor·(δT^E, δT^C) along (δE, δC); E[wᵀXw] parts are −(contractions with X's matrices)."""
@@ -479,13 +508,24 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: T
         if len(R) > 1:
             eps_H1 = float(np.mean([population(l) for l in range(1, K)]))
         else:
-            eps_H1 = float(np.mean([v**2 * (m1 - k1 * m) ** 2 + k1**2 * (q_s - m**2)
-                                    + v**2 * (m1p**2 + msp**2) + (k1p**2 + ksp**2) * q_w for v in pt.vp]))
+            eps_H1 = float(
+                np.mean(
+                    [
+                        v**2 * (m1 - k1 * m) ** 2
+                        + k1**2 * (q_s - m**2)
+                        + v**2 * (m1p**2 + msp**2)
+                        + (k1p**2 + ksp**2) * q_w
+                        for v in pt.vp
+                    ]
+                )
+            )
     GSG = scale**2 * (G @ S @ G)
     train_error = float(GSG[0, 0])
     train_loss = float(sum(GSG[r, r] for r in R) + params.lam * q_w)
     order = {
-        "m": m, "q_s": q_s, "q_w": q_w,
+        "m": m,
+        "q_s": q_s,
+        "q_w": q_w,
         "V": v_order,
         "Omega": Od.tolist(),
         "M": M.tolist(),
@@ -493,12 +533,24 @@ def solve(params: ModelParams, tol: float = 1e-11, max_iter: int = 400, start: T
     }
     values = [eps_L2, eps_grad, train_loss, train_error] + ([eps_H1] if eps_H1 is not None else [])
     if not all(math.isfinite(v) for v in values):
-        raise SolverError("the solution produced a non-finite error; the point is at or too close to the "
-                          "interpolation threshold for this λ.")
-    return TheoryResult(eps_L2=float(eps_L2), eps_H1=eps_H1, eps_grad=float(eps_grad), train_loss=train_loss,
-                        train_error_L2=train_error, order=order, residual=res, iterations=iterations,
-                        converged=True, eps_H1_self_averaging=len(R) > 1 or pt.k == 0,
-                        notes=degeneracy_notes(pt.kap, pt.k, params.tau), state=state)
+        raise SolverError(
+            "the solution produced a non-finite error; the point is at or too close to the "
+            "interpolation threshold for this λ."
+        )
+    return TheoryResult(
+        eps_L2=float(eps_L2),
+        eps_H1=eps_H1,
+        eps_grad=float(eps_grad),
+        train_loss=train_loss,
+        train_error_L2=train_error,
+        order=order,
+        residual=res,
+        iterations=iterations,
+        converged=True,
+        eps_H1_self_averaging=len(R) > 1 or pt.k == 0,
+        notes=degeneracy_notes(pt.kap, pt.k, params.tau),
+        state=state,
+    )
 
 
 def solve_path(points: list[ModelParams], tol: float = 1e-11) -> list[TheoryResult | UserError]:

@@ -18,6 +18,7 @@ workers or on the order in which tasks run.
 
 Results leave the store through :mod:`.campaign_results` (CSV export, summary, report).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +30,10 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
@@ -48,8 +50,13 @@ WINDOW = 4096
 #: Largest d (a larger one fails in every task anyway: the simulator's memory limit).
 MAX_D = 10_000_000
 #: Environment of the embedded cluster's worker processes: one BLAS thread each.
-SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                     "VECLIB_MAXIMUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1"}
+SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
 _SCHEDULER = re.compile(r"^(tcp|tls)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 
 
@@ -138,37 +145,63 @@ class Campaign:
 
     def spec(self) -> dict[str, Any]:
         """The campaign as JSON-ready data (what the store keeps; :meth:`from_spec` rebuilds it)."""
-        return {"points": [p.as_dict() for p in self.points], "ds": list(self.ds), "seeds": self.seeds,
-                "n_test": self.n_test,
-                "axes": None if self.axes is None else [[name, list(values)] for name, values in self.axes]}
+        return {
+            "points": [p.as_dict() for p in self.points],
+            "ds": list(self.ds),
+            "seeds": self.seeds,
+            "n_test": self.n_test,
+            "axes": None if self.axes is None else [[name, list(values)] for name, values in self.axes],
+        }
 
     def fingerprint(self) -> str:
         """The campaign's identity: its tasks (point keys, ds, seeds) and n_test."""
         return _sha({"points": list(self._keys), "ds": list(self.ds), "seeds": self.seeds, "n_test": self.n_test})
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> "Campaign":
+    def from_spec(cls, spec: Mapping[str, Any]) -> Campaign:
         """The campaign that :meth:`spec` described."""
         try:
             points = tuple(ModelParams(**{**p, "alignment": tuple(p["alignment"])}) for p in spec["points"])
             axes = spec.get("axes")
-            return cls(points, tuple(spec["ds"]), spec["seeds"], spec.get("n_test"),
-                       None if axes is None else tuple((str(n), tuple(v)) for n, v in axes))
+            return cls(
+                points,
+                tuple(spec["ds"]),
+                spec["seeds"],
+                spec.get("n_test"),
+                None if axes is None else tuple((str(n), tuple(v)) for n, v in axes),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"the stored campaign cannot be read ({' '.join(str(exc).split())}).") from None
 
 
-def grid(*, activation: Sequence[str] = ("relu",), k: Sequence[int] = (1,), tau: Sequence[float] = (1,),
-         p_over_d: Sequence[float] = (2.0,), n_over_d: Sequence[float] = (1.0,), lam: Sequence[float] = (1e-3,),
-         noise_f: Sequence[float] = (0.0,), noise_g: Sequence[float] = (0.0,), teacher: str = "tanh",
-         alignment: Sequence[float] | None = None) -> tuple[tuple[ModelParams, ...], tuple[tuple[str, tuple], ...]]:
+def grid(
+    *,
+    activation: Sequence[str] = ("relu",),
+    k: Sequence[int] = (1,),
+    tau: Sequence[float] = (1,),
+    p_over_d: Sequence[float] = (2.0,),
+    n_over_d: Sequence[float] = (1.0,),
+    lam: Sequence[float] = (1e-3,),
+    noise_f: Sequence[float] = (0.0,),
+    noise_g: Sequence[float] = (0.0,),
+    teacher: str = "tanh",
+    alignment: Sequence[float] | None = None,
+) -> tuple[tuple[ModelParams, ...], tuple[tuple[str, tuple], ...]]:
     """The outer product of the axes (:data:`GRID_AXES`, in that order, the last fastest) as validated
     model points, and the axes themselves (repeated values dropped). Every activation is checked once
     here (``parse_activation``), so a bad one fails before any task runs."""
     from ...derive.activations import parse_activation
 
-    given = dict(activation=activation, k=k, tau=tau, p_over_d=p_over_d, n_over_d=n_over_d, lam=lam,
-                 noise_f=noise_f, noise_g=noise_g)
+    given = dict(
+        activation=activation,
+        k=k,
+        tau=tau,
+        p_over_d=p_over_d,
+        n_over_d=n_over_d,
+        lam=lam,
+        noise_f=noise_f,
+        noise_g=noise_g,
+    )
     axes = []
     for name in GRID_AXES:
         values = list(given[name])
@@ -187,8 +220,10 @@ def grid(*, activation: Sequence[str] = ("relu",), k: Sequence[int] = (1,), tau:
     if size > MAX_TASKS:
         raise UserError(f"the grid has {size} points, more than {MAX_TASKS}.")
     al = None if alignment is None else tuple(alignment)
-    points = tuple(ModelParams(teacher=teacher, alignment=al, **dict(zip(GRID_AXES, combo)))
-                   for combo in itertools.product(*(v for _, v in axes)))
+    points = tuple(
+        ModelParams(teacher=teacher, alignment=al, **dict(zip(GRID_AXES, combo)))
+        for combo in itertools.product(*(v for _, v in axes))
+    )
     return points, tuple(axes)
 
 
@@ -210,6 +245,7 @@ def _is_int(value: Any) -> bool:
 
 # -- the tasks (run on the workers; they never touch the store) ----------------------------------------------
 
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, UserError):
@@ -230,8 +266,11 @@ def simulate_task(point: Mapping[str, Any], d: int, seed: int, n_test: int | Non
     try:
         params = ModelParams(**{**point, "alignment": tuple(point["alignment"])})
         result = simulate(params, d=d, seeds=[seed], n_test=n_test, progress=False)
-        out: dict[str, Any] = {"status": "done", "message": None,
-                               "errors": {e: float(result.per_seed[e][0]) for e in ERRORS}}
+        out: dict[str, Any] = {
+            "status": "done",
+            "message": None,
+            "errors": {e: float(result.per_seed[e][0]) for e in ERRORS},
+        }
     except Exception as exc:  # recorded, not raised: a failed task is a result of the campaign
         out = {"status": "failed", "message": _one_line(exc), "errors": {}}
     out["seconds"] = time.perf_counter() - start
@@ -260,8 +299,8 @@ def theory_task(point: Mapping[str, Any]) -> dict[str, Any]:
 def warm_worker(expressions: Sequence[str], theory: bool = False) -> str:
     """Import the simulator (and the theory, with ``theory``) and build σ, φ of every expression once per
     worker, so that the first tasks do not pay for it; returns the package version."""
-    from ..simulate.functions import numpy_pair
     from ..simulate.exact import simulate  # noqa: F401
+    from ..simulate.functions import numpy_pair
 
     if theory:
         try:
@@ -283,6 +322,7 @@ def warm_worker(expressions: Sequence[str], theory: bool = False) -> str:
 
 
 # -- running ----------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CampaignProgress:
@@ -315,7 +355,9 @@ class RunStats:
     theory_s: float = 0.0
 
 
-def open_store(campaign: Campaign | None, store: str | os.PathLike[str], *, lock: bool = True) -> tuple[Campaign, Store]:
+def open_store(
+    campaign: Campaign | None, store: str | os.PathLike[str], *, lock: bool = True
+) -> tuple[Campaign, Store]:
     """Open (or create) the store of ``campaign``; with ``campaign=None`` the store must exist and its own
     campaign is used. UserError (nothing written) for a store of another campaign or a corrupt one."""
     if campaign is None:
@@ -325,9 +367,14 @@ def open_store(campaign: Campaign | None, store: str | os.PathLike[str], *, lock
         except BaseException:
             st.close()
             raise
-    st = Store.open(store, campaign.spec(), campaign.fingerprint(),
-                    points=[(k, p.as_dict()) for k, p in zip(campaign.point_keys, campaign.points)],
-                    tasks=campaign.tasks(), lock=lock)
+    st = Store.open(
+        store,
+        campaign.spec(),
+        campaign.fingerprint(),
+        points=[(k, p.as_dict()) for k, p in zip(campaign.point_keys, campaign.points)],
+        tasks=campaign.tasks(),
+        lock=lock,
+    )
     return campaign, st
 
 
@@ -339,10 +386,17 @@ def check_scheduler_address(address: str) -> str:
     return text
 
 
-def run_campaign(campaign: Campaign | None, store: str | os.PathLike[str], *, scheduler: str | None = None,
-                 workers: int | None = None, retry_failed: bool = False,
-                 progress: Callable[[CampaignProgress], None] | None = None,
-                 connect_timeout: float = 10.0, theory: bool = True) -> RunStats:
+def run_campaign(
+    campaign: Campaign | None,
+    store: str | os.PathLike[str],
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    retry_failed: bool = False,
+    progress: Callable[[CampaignProgress], None] | None = None,
+    connect_timeout: float = 10.0,
+    theory: bool = True,
+) -> RunStats:
     """Run every task of ``campaign`` that ``store`` does not hold yet and store each result as it arrives.
 
     ``campaign=None`` resumes the campaign stored in ``store``. ``scheduler`` (``tcp://HOST:PORT``) attaches
@@ -368,15 +422,24 @@ def run_campaign(campaign: Campaign | None, store: str | os.PathLike[str], *, sc
         except BaseException:
             _close(client, cluster)
             raise
-        return _run(campaign, st, scheduler, workers, retry_failed, progress, connect_timeout,
-                    (client, cluster, t0), theory)
+        return _run(
+            campaign, st, scheduler, workers, retry_failed, progress, connect_timeout, (client, cluster, t0), theory
+        )
     campaign, st = open_store(campaign, store)
     return _run(campaign, st, scheduler, workers, retry_failed, progress, connect_timeout, None, theory)
 
 
-def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | None, retry_failed: bool,
-         progress: Callable[[CampaignProgress], None] | None, connect_timeout: float,
-         connected: tuple[Any, Any, float] | None, with_theory: bool = True) -> RunStats:
+def _run(
+    campaign: Campaign,
+    st: Store,
+    scheduler: str | None,
+    workers: int | None,
+    retry_failed: bool,
+    progress: Callable[[CampaignProgress], None] | None,
+    connect_timeout: float,
+    connected: tuple[Any, Any, float] | None,
+    with_theory: bool = True,
+) -> RunStats:
     """Run the pending tasks of an open store (closed on return); ``connected``: (client, cluster, start)
     of a cluster already started."""
     client = cluster = None
@@ -387,13 +450,31 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         counts = st.counts()
         total = campaign.size
 
-        def stats(ran: int, failed_now: int, nworkers: int, startup: float, run: float, task_s: float,
-                  first_failure: str | None, theory_s: float = 0.0) -> RunStats:
+        def stats(
+            ran: int,
+            failed_now: int,
+            nworkers: int,
+            startup: float,
+            run: float,
+            task_s: float,
+            first_failure: str | None,
+            theory_s: float = 0.0,
+        ) -> RunStats:
             c = st.counts()
-            return RunStats(total=total, done=c["done"], failed=c["failed"], ran=ran, failed_now=failed_now,
-                            workers=nworkers, startup_s=startup, run_s=run, task_s=task_s,
-                            first_failure=first_failure or _first_failure(st), scheduler=scheduler,
-                            theory_s=theory_s)
+            return RunStats(
+                total=total,
+                done=c["done"],
+                failed=c["failed"],
+                ran=ran,
+                failed_now=failed_now,
+                workers=nworkers,
+                startup_s=startup,
+                run_s=run,
+                task_s=task_s,
+                first_failure=first_failure or _first_failure(st),
+                scheduler=scheduler,
+                theory_s=theory_s,
+            )
 
         if progress is not None:
             progress(CampaignProgress(counts["done"], counts["failed"], 0, total))
@@ -408,10 +489,15 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         try:
             client.run(warm_worker, expressions, bool(theory))
         except (ImportError, AttributeError) as exc:
-            raise UserError(f"the Dask workers cannot import the simulator ({_one_line(exc)}); install "
-                            "sobolev-rf (this version) on every worker.") from None
-        nworkers = len(client.scheduler_info(n_workers=-1)["workers"]) if _takes_n_workers(client) \
+            raise UserError(
+                f"the Dask workers cannot import the simulator ({_one_line(exc)}); install "
+                "sobolev-rf (this version) on every worker."
+            ) from None
+        nworkers = (
+            len(client.scheduler_info(n_workers=-1)["workers"])
+            if _takes_n_workers(client)
             else len(client.scheduler_info()["workers"])
+        )
         startup = time.perf_counter() - t0
         t1 = time.perf_counter()
         from distributed import as_completed
@@ -419,8 +505,13 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
         futures: dict[Any, tuple[str, str]] = {}
         queue = as_completed([], loop=client.loop)
         if theory:
-            fs = client.map(theory_task, [by_key[k].as_dict() for k in theory],
-                            key=[f"theory-{k}" for k in theory], priority=10, pure=False)
+            fs = client.map(
+                theory_task,
+                [by_key[k].as_dict() for k in theory],
+                key=[f"theory-{k}" for k in theory],
+                priority=10,
+                pure=False,
+            )
             futures.update({f: ("theory", k) for f, k in zip(fs, theory)})
             queue.update(fs)
         todo = iter(pending)
@@ -429,9 +520,15 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
             """Hand the next ``count`` tasks to Dask (at most :data:`WINDOW` are in flight)."""
             chunk = list(itertools.islice(todo, count))
             if chunk:
-                fs = client.map(simulate_task, [by_key[t[1]].as_dict() for t in chunk], [t[2] for t in chunk],
-                                [t[3] for t in chunk], [campaign.n_test] * len(chunk),
-                                key=[f"sim-{t[0]}" for t in chunk], pure=False)
+                fs = client.map(
+                    simulate_task,
+                    [by_key[t[1]].as_dict() for t in chunk],
+                    [t[2] for t in chunk],
+                    [t[3] for t in chunk],
+                    [campaign.n_test] * len(chunk),
+                    key=[f"sim-{t[0]}" for t in chunk],
+                    pure=False,
+                )
                 futures.update({f: ("task", t[0]) for f, t in zip(fs, chunk)})
                 queue.update(fs)
 
@@ -483,8 +580,10 @@ def _run(campaign: Campaign, st: Store, scheduler: str | None, workers: int | No
                 progress(CampaignProgress(done, failed, min(running, total - done - failed), total))
         run = time.perf_counter() - t1
         if lost:
-            raise UserError(f"{lost} task(s) got no result from the Dask cluster ({lost_reason}); every result "
-                            "that arrived is stored: run the same command again to finish.")
+            raise UserError(
+                f"{lost} task(s) got no result from the Dask cluster ({lost_reason}); every result "
+                "that arrived is stored: run the same command again to finish."
+            )
         return stats(ran, failed_now, nworkers, startup, run, task_s, first_failure, theory_s)
     finally:
         try:
@@ -534,10 +633,17 @@ def _connect(scheduler: str | None, workers: int | None, timeout: float) -> tupl
     # The worker environment is exactly SINGLE_THREAD_ENV: Dask's default also sets MALLOC_TRIM_THRESHOLD_,
     # which makes glibc map and zero every large NumPy array afresh (the simulator runs ~20 % slower).
     with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(SINGLE_THREAD_ENV)}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               scheduler_port=0, dashboard_address=None, silence_logs=logging.ERROR,
-                               scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                               env=dict(SINGLE_THREAD_ENV))
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            scheduler_port=0,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+            env=dict(SINGLE_THREAD_ENV),
+        )
     try:
         client = Client(cluster, set_as_default=False)
     except BaseException:

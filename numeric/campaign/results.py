@@ -5,12 +5,14 @@ ddof = 1 over √S; NaN below two seeds), the d → ∞ theory value and the z-s
 of the five errors, with the numbers of seeds done, failed and pending. Seeds are summed in seed order, so
 the summary does not depend on the order in which tasks finished.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ...codegen.atomic import atomic_write_bytes, atomic_write_text
 from ...derive.errors import UserError
@@ -19,8 +21,7 @@ from .engine import Campaign
 from .store import ERRORS, Store
 
 #: Parameter columns of the CSV files: ``sweep``'s swept axes first, under ``sweep``'s names.
-PARAM_COLUMNS = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g", "tau", "activation", "k", "teacher",
-                 "alignment")
+PARAM_COLUMNS = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g", "tau", "activation", "k", "teacher", "alignment")
 #: Errors the report ranks by |z| (eps_H1 is NaN for k = 0 and skipped there).
 REPORT_ERRORS = ERRORS
 
@@ -50,8 +51,16 @@ def export_rows(st: Store) -> tuple[list[str], list[list[str]]]:
     columns = [*PARAM_COLUMNS, "d", "seed", *ERRORS, "status", "message"]
     rows = []
     for t in st.tasks():
-        rows.append([*_param_cells(points[t["point_key"]]["params"]), str(t["d"]), str(t["seed"]),
-                     *(_num(t["errors"][e]) for e in ERRORS), t["status"], t["message"] or ""])
+        rows.append(
+            [
+                *_param_cells(points[t["point_key"]]["params"]),
+                str(t["d"]),
+                str(t["seed"]),
+                *(_num(t["errors"][e]) for e in ERRORS),
+                t["status"],
+                t["message"] or "",
+            ]
+        )
     return columns, rows
 
 
@@ -78,10 +87,16 @@ def summarize(campaign: Campaign, st: Store) -> list[dict[str, Any]]:
             tasks = sorted(groups.get((p["key"], d), []), key=lambda t: t["seed"])
             done = [t for t in tasks if t["status"] == "done"]
             failed = [t for t in tasks if t["status"] == "failed"]
-            row: dict[str, Any] = {"params": p["params"], "d": d, "done": len(done), "failed": len(failed),
-                                   "pending": len(tasks) - len(done) - len(failed),
-                                   "theory_status": p["theory_status"], "theory_message": p["theory_message"],
-                                   "first_message": failed[0]["message"] if failed else None}
+            row: dict[str, Any] = {
+                "params": p["params"],
+                "d": d,
+                "done": len(done),
+                "failed": len(failed),
+                "pending": len(tasks) - len(done) - len(failed),
+                "theory_status": p["theory_status"],
+                "theory_message": p["theory_message"],
+                "first_message": failed[0]["message"] if failed else None,
+            }
             for e in ERRORS:
                 values = np.array([t["errors"][e] for t in done], dtype=np.float64)
                 mean = float(values.mean()) if values.size else math.nan
@@ -97,15 +112,33 @@ SUMMARY_STATS = ("mean", "se", "theory", "z")
 
 
 def summary_csv_text(rows: Sequence[dict[str, Any]], command: str = "sobolev-rf campaign") -> str:
-    columns = [*PARAM_COLUMNS, "d", "seeds_done", "seeds_failed", "seeds_pending",
-               *(f"{e}_{s}" for e in ERRORS for s in SUMMARY_STATS), "theory_status", "note"]
+    columns = [
+        *PARAM_COLUMNS,
+        "d",
+        "seeds_done",
+        "seeds_failed",
+        "seeds_pending",
+        *(f"{e}_{s}" for e in ERRORS for s in SUMMARY_STATS),
+        "theory_status",
+        "note",
+    ]
     body = []
     for r in rows:
         note = r["first_message"] or ""
         if r["theory_status"] == "failed":
             note = (note + " | " if note else "") + f"theory: {r['theory_message']}"
-        body.append([*_param_cells(r["params"]), str(r["d"]), str(r["done"]), str(r["failed"]), str(r["pending"]),
-                     *(_num(r[f"{e}_{s}"]) for e in ERRORS for s in SUMMARY_STATS), r["theory_status"], note])
+        body.append(
+            [
+                *_param_cells(r["params"]),
+                str(r["d"]),
+                str(r["done"]),
+                str(r["failed"]),
+                str(r["pending"]),
+                *(_num(r[f"{e}_{s}"]) for e in ERRORS for s in SUMMARY_STATS),
+                r["theory_status"],
+                note,
+            ]
+        )
     return csv_text(command, columns, body)
 
 
@@ -117,14 +150,23 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
     import xarray as xr
 
     nd = len(campaign.ds)
-    stats = {f"{e}_{s}": np.array([r[f"{e}_{s}"] for r in rows], dtype=np.float64)
-             for e in ERRORS for s in ("mean", "se", "z")}
-    counts = {name: np.array([r[key] for r in rows], dtype=np.int64)
-              for name, key in (("seeds_done", "done"), ("seeds_failed", "failed"), ("seeds_pending", "pending"))}
+    stats = {
+        f"{e}_{s}": np.array([r[f"{e}_{s}"] for r in rows], dtype=np.float64)
+        for e in ERRORS
+        for s in ("mean", "se", "z")
+    }
+    counts = {
+        name: np.array([r[key] for r in rows], dtype=np.int64)
+        for name, key in (("seeds_done", "done"), ("seeds_failed", "failed"), ("seeds_pending", "pending"))
+    }
     theory = {f"{e}_theory": np.array([r[f"{e}_theory"] for r in rows[::nd]], dtype=np.float64) for e in ERRORS}
-    attrs = {"command": command, "seeds": campaign.seeds, "n_test": -1 if campaign.n_test is None else campaign.n_test,
-             "teacher": campaign.points[0].teacher if campaign.axes is not None else "per point",
-             "failed_tasks": int(counts["seeds_failed"].sum())}
+    attrs = {
+        "command": command,
+        "seeds": campaign.seeds,
+        "n_test": -1 if campaign.n_test is None else campaign.n_test,
+        "teacher": campaign.points[0].teacher if campaign.axes is not None else "per point",
+        "failed_tasks": int(counts["seeds_failed"].sum()),
+    }
     if campaign.axes is not None:
         shape = tuple(len(v) for _, v in campaign.axes)
         swept = [(name, values) for name, values in campaign.axes if len(values) > 1]
@@ -152,6 +194,7 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
 
         def grid_of(values: np.ndarray, with_d: bool) -> np.ndarray:
             return values.reshape((len(campaign.points),) + ((nd,) if with_d else ()))
+
     coords["d"] = list(campaign.ds)
     data = {name: (dims + ["d"], grid_of(v, True)) for name, v in {**stats, **counts}.items()}
     data.update({name: (dims, grid_of(v, False)) for name, v in theory.items()})
@@ -179,8 +222,18 @@ def report_rows(rows: Sequence[dict[str, Any]], top: int = 10) -> list[dict[str,
         for e in REPORT_ERRORS:
             z = r[f"{e}_z"]
             if math.isfinite(z):
-                entries.append({"params": r["params"], "d": r["d"], "error": e, "theory": r[f"{e}_theory"],
-                                "mean": r[f"{e}_mean"], "se": r[f"{e}_se"], "z": z, "seeds": r["done"]})
+                entries.append(
+                    {
+                        "params": r["params"],
+                        "d": r["d"],
+                        "error": e,
+                        "theory": r[f"{e}_theory"],
+                        "mean": r[f"{e}_mean"],
+                        "se": r[f"{e}_se"],
+                        "z": z,
+                        "seeds": r["done"],
+                    }
+                )
     entries.sort(key=lambda x: -abs(x["z"]))
     return entries[:top]
 
@@ -189,22 +242,61 @@ def report_text(rows: Sequence[dict[str, Any]], top: int = 10) -> str:
     """A Markdown table of the largest |z| between simulation and theory, with a one-line digest."""
     entries = report_rows(rows, top)
     zs = [abs(r[f"{e}_z"]) for r in rows for e in REPORT_ERRORS if math.isfinite(r[f"{e}_z"])]
-    head = ["σ", "φ", "k", "τ", "p/d", "n/d", "λ", "Δ_f", "Δ_g", "ϖ", "d", "seeds", "error", "theory",
-            "simulation ± se", "rel. gap", "z"]
+    head = [
+        "σ",
+        "φ",
+        "k",
+        "τ",
+        "p/d",
+        "n/d",
+        "λ",
+        "Δ_f",
+        "Δ_g",
+        "ϖ",
+        "d",
+        "seeds",
+        "error",
+        "theory",
+        "simulation ± se",
+        "rel. gap",
+        "z",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for x in entries:
         p = x["params"]
         gap = (x["mean"] - x["theory"]) / x["theory"] if x["theory"] else math.nan
-        lines.append("| " + " | ".join(str(c) for c in (
-            p["activation"], p["teacher"], p["k"], p["tau"], f"{p['p_over_d']:.4g}", f"{p['n_over_d']:.4g}",
-            f"{p['lam']:.3g}", f"{p['noise_f']:.3g}", f"{p['noise_g']:.3g}",
-            ",".join(f"{a:g}" for a in p["alignment"]), x["d"], x["seeds"], x["error"], f"{x['theory']:.5g}",
-            f"{x['mean']:.5g} ± {x['se']:.2g}", f"{100 * gap:+.2f}%", f"{x['z']:+.2f}")) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                str(c)
+                for c in (
+                    p["activation"],
+                    p["teacher"],
+                    p["k"],
+                    p["tau"],
+                    f"{p['p_over_d']:.4g}",
+                    f"{p['n_over_d']:.4g}",
+                    f"{p['lam']:.3g}",
+                    f"{p['noise_f']:.3g}",
+                    f"{p['noise_g']:.3g}",
+                    ",".join(f"{a:g}" for a in p["alignment"]),
+                    x["d"],
+                    x["seeds"],
+                    x["error"],
+                    f"{x['theory']:.5g}",
+                    f"{x['mean']:.5g} ± {x['se']:.2g}",
+                    f"{100 * gap:+.2f}%",
+                    f"{x['z']:+.2f}",
+                )
+            )
+            + " |"
+        )
     failed = sum(r["failed"] for r in rows)
     pending = sum(r["pending"] for r in rows)
     theory_failed = len({json.dumps(r["params"], sort_keys=True) for r in rows if r["theory_status"] == "failed"})
-    digest = (f"{len(zs)} comparisons (point × d × error with ≥ 2 seeds and a theory value); "
-              + (f"max |z| = {max(zs):.2f}, |z| > 3 in {sum(z > 3 for z in zs)}" if zs else "none yet"))
+    digest = f"{len(zs)} comparisons (point × d × error with ≥ 2 seeds and a theory value); " + (
+        f"max |z| = {max(zs):.2f}, |z| > 3 in {sum(z > 3 for z in zs)}" if zs else "none yet"
+    )
     notes = [f"{failed} task(s) failed"] if failed else []
     notes += [f"{pending} task(s) pending"] if pending else []
     notes += [f"theory failed at {theory_failed} point(s)"] if theory_failed else []

@@ -18,6 +18,7 @@ not arrived yet. Only the client process writes; a ``flock`` on the database fil
 from running the same store at the same time (it goes with the process, also on SIGKILL).
 SQLite stores NaN as NULL; NULL errors read back as NaN.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ import os
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ...derive.errors import UserError
 
@@ -92,10 +94,17 @@ class Store:
     # -- opening -------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], spec: Mapping[str, Any] | None = None,
-             fingerprint: str | None = None, points: Sequence[tuple[str, Mapping[str, Any]]] = (),
-             tasks: Iterable[tuple[str, str, int, int]] = (), *, lock: bool = True,
-             readonly: bool = False) -> "Store":
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        spec: Mapping[str, Any] | None = None,
+        fingerprint: str | None = None,
+        points: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        tasks: Iterable[tuple[str, str, int, int]] = (),
+        *,
+        lock: bool = True,
+        readonly: bool = False,
+    ) -> Store:
         """Open the store at ``path``, creating it when it does not exist and ``spec`` is given.
 
         ``spec``/``fingerprint`` describe the campaign the caller means; an existing store must hold the
@@ -109,8 +118,10 @@ class Store:
             if fingerprint is not None and store.fingerprint != fingerprint:
                 why = describe_difference(store.spec, spec or {})
                 store.close()
-                raise UserError(f"{target} holds another campaign ({why}); give the same campaign options, omit "
-                                "them to resume the stored campaign, or use another --store.")
+                raise UserError(
+                    f"{target} holds another campaign ({why}); give the same campaign options, omit "
+                    "them to resume the stored campaign, or use another --store."
+                )
             return store
         if spec is None or fingerprint is None or readonly:
             raise UserError(f"{target} does not exist; give the campaign options to create it.")
@@ -118,30 +129,39 @@ class Store:
         return cls._open_existing(target, lock=lock, readonly=False)
 
     @classmethod
-    def _open_existing(cls, target: Path, *, lock: bool, readonly: bool) -> "Store":
+    def _open_existing(cls, target: Path, *, lock: bool, readonly: bool) -> Store:
         if not target.is_file():
             raise UserError(f"{target} is not a regular file, so it cannot be a campaign store.")
         lock_fd = None
         conn = None
         try:
             mode = "ro" if readonly else "rw"
-            conn = sqlite3.connect(f"file:{_uri_path(target)}?mode={mode}", uri=True, isolation_level=None,
-                                   timeout=30.0, check_same_thread=False)
+            conn = sqlite3.connect(
+                f"file:{_uri_path(target)}?mode={mode}",
+                uri=True,
+                isolation_level=None,
+                timeout=30.0,
+                check_same_thread=False,
+            )
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {"meta", "points", "tasks"} <= tables:
-                raise UserError(f"{target} is an SQLite database but not a sobolev-rf campaign store "
-                                "(no meta, points and tasks tables); use another --store.")
+                raise UserError(
+                    f"{target} is an SQLite database but not a sobolev-rf campaign store "
+                    "(no meta, points and tasks tables); use another --store."
+                )
             meta = dict(conn.execute("SELECT key, value FROM meta"))
             if meta.get("format") != FORMAT_MARKER or "fingerprint" not in meta or "spec" not in meta:
-                raise UserError(f"{target} is an SQLite database but not a sobolev-rf campaign store; "
-                                "use another --store.")
+                raise UserError(
+                    f"{target} is an SQLite database but not a sobolev-rf campaign store; use another --store."
+                )
             if meta.get("version") != FORMAT_VERSION:
-                raise UserError(f"{target} is a campaign store of format {meta.get('version')!r}, this version "
-                                f"reads format {FORMAT_VERSION!r}.")
+                raise UserError(
+                    f"{target} is a campaign store of format {meta.get('version')!r}, this version "
+                    f"reads format {FORMAT_VERSION!r}."
+                )
             check = " ".join(str(conn.execute("PRAGMA quick_check(1)").fetchone()[0]).split())
             if check != "ok":
-                raise UserError(f"{target} is a corrupt campaign store (SQLite: {check[:200]}); "
-                                "use another --store.")
+                raise UserError(f"{target} is a corrupt campaign store (SQLite: {check[:200]}); use another --store.")
             json.loads(meta["spec"])
             if lock and not readonly:
                 lock_fd = _take_lock(target)
@@ -151,8 +171,9 @@ class Store:
             return cls(target, conn, lock_fd)
         except sqlite3.DatabaseError as exc:
             _close_quietly(conn, lock_fd)
-            raise UserError(f"{target} is not a readable campaign store ({_one_line(exc)}); "
-                            "use another --store.") from None
+            raise UserError(
+                f"{target} is not a readable campaign store ({_one_line(exc)}); use another --store."
+            ) from None
         except json.JSONDecodeError:
             _close_quietly(conn, lock_fd)
             raise UserError(f"{target} is a corrupt campaign store (its campaign record is not JSON).") from None
@@ -161,8 +182,13 @@ class Store:
             raise
 
     @staticmethod
-    def _create(target: Path, spec: Mapping[str, Any], fingerprint: str,
-                points: Sequence[tuple[str, Mapping[str, Any]]], tasks: Iterable[tuple[str, str, int, int]]) -> None:
+    def _create(
+        target: Path,
+        spec: Mapping[str, Any],
+        fingerprint: str,
+        points: Sequence[tuple[str, Mapping[str, Any]]],
+        tasks: Iterable[tuple[str, str, int, int]],
+    ) -> None:
         """Build the store in a temporary file and link it into place (never over an existing file)."""
         parent = target.parent if str(target.parent) else Path(".")
         if not parent.is_dir():
@@ -184,12 +210,20 @@ class Store:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                    ("format", FORMAT_MARKER), ("version", FORMAT_VERSION), ("fingerprint", fingerprint),
-                    ("spec", json.dumps(spec, sort_keys=True)), ("created_at", repr(time.time()))])
-                conn.executemany("INSERT INTO points (point_key, idx, params) VALUES (?, ?, ?)",
-                                 [(key, i, json.dumps(dict(params), sort_keys=True))
-                                  for i, (key, params) in enumerate(points)])
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        ("format", FORMAT_MARKER),
+                        ("version", FORMAT_VERSION),
+                        ("fingerprint", fingerprint),
+                        ("spec", json.dumps(spec, sort_keys=True)),
+                        ("created_at", repr(time.time())),
+                    ],
+                )
+                conn.executemany(
+                    "INSERT INTO points (point_key, idx, params) VALUES (?, ?, ?)",
+                    [(key, i, json.dumps(dict(params), sort_keys=True)) for i, (key, params) in enumerate(points)],
+                )
                 conn.executemany("INSERT INTO tasks (task_key, point_key, d, seed) VALUES (?, ?, ?, ?)", tasks)
                 conn.execute("COMMIT")
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -222,23 +256,37 @@ class Store:
         """(task_key, point_key, d, seed) of the tasks still to run, in campaign order."""
         statuses = ("pending", "failed") if retry_failed else ("pending",)
         marks = ", ".join("?" * len(statuses))
-        return list(self._conn.execute(
-            f"SELECT t.task_key, t.point_key, t.d, t.seed FROM tasks t JOIN points p USING (point_key) "
-            f"WHERE t.status IN ({marks}) ORDER BY p.idx, t.d, t.seed", statuses))
+        return list(
+            self._conn.execute(
+                f"SELECT t.task_key, t.point_key, t.d, t.seed FROM tasks t JOIN points p USING (point_key) "
+                f"WHERE t.status IN ({marks}) ORDER BY p.idx, t.d, t.seed",
+                statuses,
+            )
+        )
 
     def pending_theory(self) -> list[str]:
         """Point keys whose theory value is not stored yet (failed ones count as stored)."""
-        return [row[0] for row in self._conn.execute(
-            "SELECT point_key FROM points WHERE theory_status = 'pending' ORDER BY idx")]
+        return [
+            row[0]
+            for row in self._conn.execute("SELECT point_key FROM points WHERE theory_status = 'pending' ORDER BY idx")
+        ]
 
     def points(self) -> list[dict[str, Any]]:
         """Every point in order: ``key``, ``params`` (dict), ``theory_status``, ``theory_message``, ``theory``."""
         cols = ", ".join(ERRORS)
         out = []
         for row in self._conn.execute(
-                f"SELECT point_key, params, theory_status, theory_message, {cols} FROM points ORDER BY idx"):
-            out.append({"key": row[0], "params": json.loads(row[1]), "theory_status": row[2],
-                        "theory_message": row[3], "theory": {e: _real(v) for e, v in zip(ERRORS, row[4:])}})
+            f"SELECT point_key, params, theory_status, theory_message, {cols} FROM points ORDER BY idx"
+        ):
+            out.append(
+                {
+                    "key": row[0],
+                    "params": json.loads(row[1]),
+                    "theory_status": row[2],
+                    "theory_message": row[3],
+                    "theory": {e: _real(v) for e, v in zip(ERRORS, row[4:])},
+                }
+            )
         return out
 
     def tasks(self) -> list[dict[str, Any]]:
@@ -246,12 +294,23 @@ class Store:
         cols = ", ".join(f"t.{e}" for e in ERRORS)
         out = []
         for row in self._conn.execute(
-                f"SELECT t.task_key, t.point_key, t.d, t.seed, t.status, {cols}, t.message, t.seconds, t.worker "
-                "FROM tasks t JOIN points p USING (point_key) ORDER BY p.idx, t.d, t.seed"):
+            f"SELECT t.task_key, t.point_key, t.d, t.seed, t.status, {cols}, t.message, t.seconds, t.worker "
+            "FROM tasks t JOIN points p USING (point_key) ORDER BY p.idx, t.d, t.seed"
+        ):
             n = len(ERRORS)
-            out.append({"key": row[0], "point_key": row[1], "d": row[2], "seed": row[3], "status": row[4],
-                        "errors": {e: _real(v) for e, v in zip(ERRORS, row[5:5 + n])},
-                        "message": row[5 + n], "seconds": row[6 + n], "worker": row[7 + n]})
+            out.append(
+                {
+                    "key": row[0],
+                    "point_key": row[1],
+                    "d": row[2],
+                    "seed": row[3],
+                    "status": row[4],
+                    "errors": {e: _real(v) for e, v in zip(ERRORS, row[5 : 5 + n])},
+                    "message": row[5 + n],
+                    "seconds": row[6 + n],
+                    "worker": row[7 + n],
+                }
+            )
         return out
 
     # -- writing (client only) -----------------------------------------------------------------------
@@ -264,10 +323,18 @@ class Store:
         errors = result.get("errors") or {}
         sets = ", ".join(f"{e} = ?" for e in ERRORS)
         self._write(
-                f"UPDATE tasks SET status = ?, {sets}, message = ?, seconds = ?, worker = ?, finished_at = ? "
-                "WHERE task_key = ?",
-                (status, *[_sql_value(errors.get(e)) for e in ERRORS], result.get("message"),
-                 _sql_value(result.get("seconds")), result.get("worker"), time.time(), task_key))
+            f"UPDATE tasks SET status = ?, {sets}, message = ?, seconds = ?, worker = ?, finished_at = ? "
+            "WHERE task_key = ?",
+            (
+                status,
+                *[_sql_value(errors.get(e)) for e in ERRORS],
+                result.get("message"),
+                _sql_value(result.get("seconds")),
+                result.get("worker"),
+                time.time(),
+                task_key,
+            ),
+        )
 
     def _write(self, sql: str, values: Sequence[Any]) -> None:
         """One statement in its own committed transaction."""
@@ -283,15 +350,16 @@ class Store:
         """Store a point's theory value (``status`` done/failed, ``errors``, ``message``)."""
         errors = result.get("errors") or {}
         sets = ", ".join(f"{e} = ?" for e in ERRORS)
-        self._write(f"UPDATE points SET theory_status = ?, theory_message = ?, {sets} WHERE point_key = ?",
-                    (result["status"], result.get("message"), *[_sql_value(errors.get(e)) for e in ERRORS],
-                     point_key))
+        self._write(
+            f"UPDATE points SET theory_status = ?, theory_message = ?, {sets} WHERE point_key = ?",
+            (result["status"], result.get("message"), *[_sql_value(errors.get(e)) for e in ERRORS], point_key),
+        )
 
     def close(self) -> None:
         _close_quietly(self._conn, self._lock_fd)
         self._lock_fd = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -332,8 +400,9 @@ def _take_lock(target: Path) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(f"{target} is in use by another running campaign; wait for it or use another --store.") \
-            from None
+        raise UserError(
+            f"{target} is in use by another running campaign; wait for it or use another --store."
+        ) from None
     return fd
 
 

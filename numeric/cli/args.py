@@ -1,11 +1,12 @@
 """Command-line arguments shared by every subcommand that takes a model point (MODEL.md)."""
+
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 import numpy as np
-from typing import Callable
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams, parse_alignment
@@ -16,28 +17,57 @@ _DEFAULTS = ModelParams()
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--activation --teacher --k --tau --p-over-d --n-over-d --lam --noise-f --noise-g --alignment``."""
     g = parser.add_argument_group("model (MODEL.md)")
-    g.add_argument("--activation", default=_DEFAULTS.activation, metavar="EXPR",
-                   help="student activation σ: a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) "
-                        "or a SymPy expression in x, e.g. 'Max(0, x)' (default: %(default)s)")
-    g.add_argument("--teacher", default=_DEFAULTS.teacher, metavar="EXPR",
-                   help="teacher link φ, same syntax as --activation (default: %(default)s)")
-    g.add_argument("--k", default=str(_DEFAULTS.k), metavar="K",
-                   help="number of gradient projections per sample (default: %(default)s)")
-    g.add_argument("--tau", default=str(_DEFAULTS.tau), metavar="T",
-                   help="Sobolev weight τ >= 0 of the gradient term, any real number: 0 is plain L2 training, "
-                        "1 Sobolev training; gradient rows and labels enter scaled by √τ, so Δ_g enters with "
-                        "weight τ; for every τ > 0 the interpolation threshold is p = (1 + k)n "
-                        "(default: %(default)s)")
-    g.add_argument("--p-over-d", default=str(_DEFAULTS.p_over_d), metavar="X",
-                   help="features per input dimension p/d (default: %(default)s)")
-    g.add_argument("--n-over-d", default=str(_DEFAULTS.n_over_d), metavar="Y",
-                   help="samples per input dimension n/d (default: %(default)s)")
-    g.add_argument("--lam", default=str(_DEFAULTS.lam), metavar="L",
-                   help="ridge λ >= 0; 0 means λ → 0⁺ (default: %(default)s)")
+    g.add_argument(
+        "--activation",
+        default=_DEFAULTS.activation,
+        metavar="EXPR",
+        help="student activation σ: a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) "
+        "or a SymPy expression in x, e.g. 'Max(0, x)' (default: %(default)s)",
+    )
+    g.add_argument(
+        "--teacher",
+        default=_DEFAULTS.teacher,
+        metavar="EXPR",
+        help="teacher link φ, same syntax as --activation (default: %(default)s)",
+    )
+    g.add_argument(
+        "--k",
+        default=str(_DEFAULTS.k),
+        metavar="K",
+        help="number of gradient projections per sample (default: %(default)s)",
+    )
+    g.add_argument(
+        "--tau",
+        default=str(_DEFAULTS.tau),
+        metavar="T",
+        help="Sobolev weight τ >= 0 of the gradient term, any real number: 0 is plain L2 training, "
+        "1 Sobolev training; gradient rows and labels enter scaled by √τ, so Δ_g enters with "
+        "weight τ; for every τ > 0 the interpolation threshold is p = (1 + k)n "
+        "(default: %(default)s)",
+    )
+    g.add_argument(
+        "--p-over-d",
+        default=str(_DEFAULTS.p_over_d),
+        metavar="X",
+        help="features per input dimension p/d (default: %(default)s)",
+    )
+    g.add_argument(
+        "--n-over-d",
+        default=str(_DEFAULTS.n_over_d),
+        metavar="Y",
+        help="samples per input dimension n/d (default: %(default)s)",
+    )
+    g.add_argument(
+        "--lam", default=str(_DEFAULTS.lam), metavar="L", help="ridge λ >= 0; 0 means λ → 0⁺ (default: %(default)s)"
+    )
     g.add_argument("--noise-f", default="0", metavar="DF", help="function-label noise variance Δ_f (default: 0)")
     g.add_argument("--noise-g", default="0", metavar="DG", help="gradient-label noise variance Δ_g (default: 0)")
-    g.add_argument("--alignment", default=None, metavar="A1,...,AK",
-                   help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)")
+    g.add_argument(
+        "--alignment",
+        default=None,
+        metavar="A1,...,AK",
+        help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)",
+    )
 
 
 def parse_range(name: str, text: str) -> np.ndarray:
@@ -59,8 +89,9 @@ def parse_range(name: str, text: str) -> np.ndarray:
         else:
             raise ValueError
     except ValueError:
-        raise UserError(f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, "
-                        f"got {text!r}.") from None
+        raise UserError(
+            f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, got {text!r}."
+        ) from None
     if not np.all(np.isfinite(values)):
         raise UserError(f"--{name.replace('_', '-')} must be finite, got {text!r}.")
     return values

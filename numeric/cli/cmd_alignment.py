@@ -1,7 +1,8 @@
 """``sobolev-rf alignment``: the law of each test error over the alignment ϖ = Vᵀθ₀ ~ N(0, I_k).
 
 The alignment does not average out (MODEL.md): at fixed p/d, n/d, λ, … each asymptotic error is an exact
-quadratic form e(ϖ) = c + bᵀϖ + ϖᵀAϖ (:func:`sobolev_rf.numeric.studies.alignment.alignment_laws`), so with ϖ ~ N(0, I_k)
+quadratic form e(ϖ) = c + bᵀϖ + ϖᵀAϖ (:func:`sobolev_rf.numeric.studies.alignment.alignment_laws`), so with
+ϖ ~ N(0, I_k)
 it is a generalised non-central χ² whose distribution function :meth:`QuadraticLaw.cdf` evaluates without
 sampling. This command draws the picture of that law for eps_L2, eps_H1 and eps_grad and checks it against the
 finite-size model: ``--samples`` independent draws ϖ_i ~ N(0, I_k), each simulated once (one seed, fresh Θ, V,
@@ -21,22 +22,24 @@ Outputs (into ``--out``, all or nothing; PNG metadata and the first CSV line hol
   the finite-d model cannot realise (ϖᵀ(VᵀV)⁻¹ϖ ≥ 1, so no unit θ₀ has Vᵀθ₀ = ϖ) are listed as skipped and
   replaced by a fresh draw.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
-from ..studies.alignment import QuadraticLaw, alignment_laws
 from ..artifacts import csv_text, fmt, png_bytes, write_outputs
+from ..studies.alignment import QuadraticLaw, alignment_laws
 from .args import add_model_arguments, describe_options, int_range, params_from_args
 from .progress import Progress
 
@@ -54,8 +57,11 @@ with the simulation mean ± SE, Kolmogorov–Smirnov distances and the per-draw 
 """
 
 #: The errors whose law is drawn, with their plot labels.
-ERRORS: tuple[tuple[str, str], ...] = (("eps_L2", r"$\varepsilon_{L^2}$"), ("eps_H1", r"$\varepsilon_{H^1}$"),
-                                       ("eps_grad", r"$\varepsilon_{\nabla}$"))
+ERRORS: tuple[tuple[str, str], ...] = (
+    ("eps_L2", r"$\varepsilon_{L^2}$"),
+    ("eps_H1", r"$\varepsilon_{H^1}$"),
+    ("eps_grad", r"$\varepsilon_{\nabla}$"),
+)
 KEYS = tuple(key for key, _ in ERRORS)
 QUANTILES = (0.05, 0.5, 0.95)
 #: The largest k (the law needs 1 + 2k + k(k−1)/2 solves; k = 8: 45).
@@ -68,22 +74,48 @@ SKIP_MESSAGE = "too small for alignment"  # the simulator's message for an unrea
 
 def add_parser(subparsers: Any) -> None:
     """Register ``alignment`` and its options."""
-    parser = subparsers.add_parser("alignment", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "alignment", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(parser)
     describe_options(parser, alignment="not accepted by this command: ϖ ~ N(0, I_k) is drawn (use 'solve --alignment')")
-    parser.add_argument("--out", default="sobolev-rf-out/alignment", metavar="DIR",
-                        help="output folder, created if missing (default: %(default)s)")
-    parser.add_argument("--sim-d", type=int_range(10, 100_000), default=None, metavar="D",
-                        help="input dimension of the simulations (default: 300, --quick: 60)")
-    parser.add_argument("--samples", type=int_range(2, 100_000), default=None, metavar="N",
-                        help="number of simulated draws ϖ ~ N(0, I_k), one seed each (default: 80, --quick: 12)")
-    parser.add_argument("--n-test", type=int_range(1, 10_000_000), default=None, metavar="T",
-                        help="test points per simulation (default: max(2000, 2p))")
-    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, metavar="S",
-                        help="seed of the ϖ draws and of the simulations (default: %(default)s)")
-    parser.add_argument("--no-sim", action="store_true",
-                        help="exact law only: no simulations, no alignment_samples.csv")
+    parser.add_argument(
+        "--out",
+        default="sobolev-rf-out/alignment",
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sim-d",
+        type=int_range(10, 100_000),
+        default=None,
+        metavar="D",
+        help="input dimension of the simulations (default: 300, --quick: 60)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int_range(2, 100_000),
+        default=None,
+        metavar="N",
+        help="number of simulated draws ϖ ~ N(0, I_k), one seed each (default: 80, --quick: 12)",
+    )
+    parser.add_argument(
+        "--n-test",
+        type=int_range(1, 10_000_000),
+        default=None,
+        metavar="T",
+        help="test points per simulation (default: max(2000, 2p))",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int_range(0, 2**32 - 1),
+        default=0,
+        metavar="S",
+        help="seed of the ϖ draws and of the simulations (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-sim", action="store_true", help="exact law only: no simulations, no alignment_samples.csv"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny run for tests: d = 60, 12 draws")
     # p/d = 4: the shared default p/d = 2 is the interpolation threshold p = 2n of τ = 1, k = 1
     parser.set_defaults(func=run, p_over_d="4")
@@ -100,8 +132,10 @@ def exact_laws(params: ModelParams) -> dict[str, QuadraticLaw]:
     for key in KEYS:
         law = laws.get(key)
         if law is None or not (math.isfinite(law.c) and np.all(np.isfinite(law.b)) and np.all(np.isfinite(law.A))):
-            raise UserError(f"the asymptotic {key} is not finite at this point (interpolation threshold with "
-                            "λ = 0?); change --p-over-d, --n-over-d or use --lam > 0.")
+            raise UserError(
+                f"the asymptotic {key} is not finite at this point (interpolation threshold with "
+                "λ = 0?); change --p-over-d, --n-over-d or use --lam > 0."
+            )
     return laws
 
 
@@ -156,8 +190,9 @@ class LawSummary:
     above: float
 
 
-def summarise(key: str, law: QuadraticLaw, grid_points: int, bins: int,
-              samples: np.ndarray | None = None) -> LawSummary:
+def summarise(
+    key: str, law: QuadraticLaw, grid_points: int, bins: int, samples: np.ndarray | None = None
+) -> LawSummary:
     """Quantiles, an x-range from the lower edge (or the 0.2 % quantile) to the 99.5 % quantile (widened to the
     simulated values up to their 97th percentile), the exact CDF on a grid over it and the exact bin masses."""
     minimum = support_minimum(law)
@@ -200,8 +235,9 @@ def simulation_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def simulate_draws(params: ModelParams, d: int, samples: int, seed: int = 0, n_test: int | None = None,
-                   progress: bool = True) -> Draws:
+def simulate_draws(
+    params: ModelParams, d: int, samples: int, seed: int = 0, n_test: int | None = None, progress: bool = True
+) -> Draws:
     """``samples`` draws ϖ_i ~ N(0, I_k), each simulated once (one seed) at input dimension d.
 
     A draw the finite-d model cannot realise (ϖᵀ(VᵀV)⁻¹ϖ ≥ 1: no unit θ₀ with Vᵀθ₀ = ϖ) is recorded as skipped
@@ -220,14 +256,21 @@ def simulate_draws(params: ModelParams, d: int, samples: int, seed: int = 0, n_t
     with Progress(samples, f"simulate {samples} draws of ϖ at d={d}", enabled=None if progress else False) as bar:
         while len(varpis) < samples:
             if len(skipped) > max(10, samples // 2):
-                raise UserError(f"d = {d} is too small for ϖ ~ N(0, I_{params.k}): {len(skipped)} of {index} draws "
-                                "have no unit θ₀ with Vᵀθ₀ = ϖ; increase --sim-d.")
+                raise UserError(
+                    f"d = {d} is too small for ϖ ~ N(0, I_{params.k}): {len(skipped)} of {index} draws "
+                    "have no unit θ₀ with Vᵀθ₀ = ϖ; increase --sim-d."
+                )
             varpi = rng.standard_normal(params.k)
             sim_seed = simulation_seed(seed, index)
             index += 1
             try:
-                result = simulate(params.with_(alignment=tuple(float(a) for a in varpi)), d, seeds=[sim_seed],
-                                  n_test=n_test, progress=False)
+                result = simulate(
+                    params.with_(alignment=tuple(float(a) for a in varpi)),
+                    d,
+                    seeds=[sim_seed],
+                    n_test=n_test,
+                    progress=False,
+                )
             except UserError as exc:
                 if SKIP_MESSAGE not in str(exc):
                     raise
@@ -240,8 +283,16 @@ def simulate_draws(params: ModelParams, d: int, samples: int, seed: int = 0, n_t
                 sim[key].append(float(result.mean[key]))
             bar.update()
     assert meta is not None
-    return Draws(d=d, p=meta[0], n=meta[1], n_test=meta[2], varpi=np.array(varpis), seeds=seeds,
-                 sim={key: np.array(values) for key, values in sim.items()}, skipped=skipped)
+    return Draws(
+        d=d,
+        p=meta[0],
+        n=meta[1],
+        n_test=meta[2],
+        varpi=np.array(varpis),
+        seeds=seeds,
+        sim={key: np.array(values) for key, values in sim.items()},
+        skipped=skipped,
+    )
 
 
 @dataclass(frozen=True)
@@ -267,17 +318,25 @@ def compare(law: QuadraticLaw, varpi: np.ndarray, sim: np.ndarray) -> Comparison
     rel = sim / theory - 1.0
     ks, pvalue = ks_distance(sim, law)
     ks_theory, _ = ks_distance(theory, law)
-    return Comparison(sim_mean=float(sim.mean()), sim_se=float(sim.std(ddof=1) / math.sqrt(count)),
-                      theory_at_draws_mean=float(theory.mean()), ks=ks, ks_pvalue=pvalue, ks_theory_draws=ks_theory,
-                      rel_dev_mean=float(rel.mean()), rel_dev_se=float(rel.std(ddof=1) / math.sqrt(count)),
-                      rel_dev_rms=float(np.sqrt(np.mean(rel**2))))
+    return Comparison(
+        sim_mean=float(sim.mean()),
+        sim_se=float(sim.std(ddof=1) / math.sqrt(count)),
+        theory_at_draws_mean=float(theory.mean()),
+        ks=ks,
+        ks_pvalue=pvalue,
+        ks_theory_draws=ks_theory,
+        rel_dev_mean=float(rel.mean()),
+        rel_dev_se=float(rel.std(ddof=1) / math.sqrt(count)),
+        rel_dev_rms=float(np.sqrt(np.mean(rel**2))),
+    )
 
 
 # ----------------------------------------------------------------------------------------------- outputs
 
 
-def law_csv(command: str, summaries: Sequence[LawSummary], draws: Draws | None,
-            comparisons: dict[str, Comparison]) -> str:
+def law_csv(
+    command: str, summaries: Sequence[LawSummary], draws: Draws | None, comparisons: dict[str, Comparison]
+) -> str:
     """Long-format CSV: rows of kind cdf, bin, quantile, mean, sd, ks, coef per error (see :data:`LAW_COLUMNS`)."""
     rows: list[list[Any]] = []
     for s in summaries:
@@ -290,17 +349,54 @@ def law_csv(command: str, summaries: Sequence[LawSummary], draws: Draws | None,
         for lo, hi, mass in zip(s.edges[:-1], s.edges[1:], s.masses):
             frac = "" if sim is None else fmt(np.count_nonzero((sim >= lo) & (sim < hi)) / len(sim))
             rows.append([s.key, "bin", "", fmt(lo), fmt(hi), fmt(mass), frac])
-        rows.append([s.key, "bin", "below", "", fmt(s.edges[0]), fmt(s.below),
-                     "" if sim is None else fmt(np.count_nonzero(sim < s.edges[0]) / len(sim))])
-        rows.append([s.key, "bin", "above", fmt(s.edges[-1]), "", fmt(s.above),
-                     "" if sim is None else fmt(np.count_nonzero(sim >= s.edges[-1]) / len(sim))])
+        rows.append(
+            [
+                s.key,
+                "bin",
+                "below",
+                "",
+                fmt(s.edges[0]),
+                fmt(s.below),
+                "" if sim is None else fmt(np.count_nonzero(sim < s.edges[0]) / len(sim)),
+            ]
+        )
+        rows.append(
+            [
+                s.key,
+                "bin",
+                "above",
+                fmt(s.edges[-1]),
+                "",
+                fmt(s.above),
+                "" if sim is None else fmt(np.count_nonzero(sim >= s.edges[-1]) / len(sim)),
+            ]
+        )
         for q, x in s.quantiles.items():
-            rows.append([s.key, "quantile", f"q{round(100 * q):02d}", fmt(x), "", fmt(q),
-                         "" if sim is None else fmt(float(np.quantile(sim, q)))])
-        rows.append([s.key, "mean", "mean", fmt(law.mean), "", fmt(law.cdf(law.mean)),
-                     "" if c is None else fmt(c.sim_mean)])
-        rows.append([s.key, "sd", "sd", fmt(math.sqrt(law.variance)), "", "",
-                     "" if sim is None else fmt(float(np.std(sim, ddof=1)))])
+            rows.append(
+                [
+                    s.key,
+                    "quantile",
+                    f"q{round(100 * q):02d}",
+                    fmt(x),
+                    "",
+                    fmt(q),
+                    "" if sim is None else fmt(float(np.quantile(sim, q))),
+                ]
+            )
+        rows.append(
+            [s.key, "mean", "mean", fmt(law.mean), "", fmt(law.cdf(law.mean)), "" if c is None else fmt(c.sim_mean)]
+        )
+        rows.append(
+            [
+                s.key,
+                "sd",
+                "sd",
+                fmt(math.sqrt(law.variance)),
+                "",
+                "",
+                "" if sim is None else fmt(float(np.std(sim, ddof=1))),
+            ]
+        )
         if s.minimum is not None:
             rows.append([s.key, "support_min", "min", fmt(s.minimum), "", "0", ""])
         if c is not None:
@@ -320,21 +416,37 @@ def law_csv(command: str, summaries: Sequence[LawSummary], draws: Draws | None,
 def samples_csv(command: str, params: ModelParams, laws: dict[str, QuadraticLaw], draws: Draws) -> str:
     """One row per draw (retained draws first, then skipped ones): ϖ, seed, e(ϖ) and simulated errors."""
     k = params.k
-    columns = (["draw", "status", "sim_seed", "d", "p", "n", "n_test"] + [f"varpi_{i + 1}" for i in range(k)]
-               + [f"theory_{key}" for key in KEYS] + [f"sim_{key}" for key in KEYS])
+    columns = (
+        ["draw", "status", "sim_seed", "d", "p", "n", "n_test"]
+        + [f"varpi_{i + 1}" for i in range(k)]
+        + [f"theory_{key}" for key in KEYS]
+        + [f"sim_{key}" for key in KEYS]
+    )
     rows: list[list[Any]] = []
     for i, (varpi, seed) in enumerate(zip(draws.varpi, draws.seeds)):
-        rows.append([i, "ok", seed, draws.d, draws.p, draws.n, draws.n_test] + [fmt(a) for a in varpi]
-                    + [fmt(laws[key](varpi)[0]) for key in KEYS] + [fmt(draws.sim[key][i]) for key in KEYS])
+        rows.append(
+            [i, "ok", seed, draws.d, draws.p, draws.n, draws.n_test]
+            + [fmt(a) for a in varpi]
+            + [fmt(laws[key](varpi)[0]) for key in KEYS]
+            + [fmt(draws.sim[key][i]) for key in KEYS]
+        )
     for varpi, seed in draws.skipped:
-        rows.append(["", f"skipped: no unit θ₀ with Vᵀθ₀ = ϖ at d = {draws.d}", seed, draws.d, draws.p, draws.n,
-                     draws.n_test] + [fmt(a) for a in varpi] + [fmt(laws[key](varpi)[0]) for key in KEYS]
-                    + [""] * len(KEYS))
+        rows.append(
+            ["", f"skipped: no unit θ₀ with Vᵀθ₀ = ϖ at d = {draws.d}", seed, draws.d, draws.p, draws.n, draws.n_test]
+            + [fmt(a) for a in varpi]
+            + [fmt(laws[key](varpi)[0]) for key in KEYS]
+            + [""] * len(KEYS)
+        )
     return csv_text(command, columns, rows)
 
 
-def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws | None,
-            comparisons: dict[str, Comparison], description: str) -> bytes:
+def law_png(
+    params: ModelParams,
+    summaries: Sequence[LawSummary],
+    draws: Draws | None,
+    comparisons: dict[str, Comparison],
+    description: str,
+) -> bytes:
     """The figure: per error a column of (mass per bin + histogram, CDF + empirical CDF, sim vs e(ϖ))."""
     from matplotlib.figure import Figure
 
@@ -356,17 +468,29 @@ def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws |
         if sim is not None:
             counts, _ = np.histogram(sim, bins=s.edges)
             sim_height = counts / (len(sim) * widths)
-            ax.stairs(sim_height, s.edges, fill=True, color="C1", alpha=0.35,
-                      label=f"simulation, d = {draws.d}, {len(sim)} draws")
+            ax.stairs(
+                sim_height,
+                s.edges,
+                fill=True,
+                color="C1",
+                alpha=0.35,
+                label=f"simulation, d = {draws.d}, {len(sim)} draws",
+            )
             top = max(top, float(np.max(sim_height)))
         # the CDF is exact (k = 1) or accurate to ~1e-9 (k ≥ 2), so its derivative on the grid is the density
         fine_x = 0.5 * (s.grid[1:] + s.grid[:-1])
-        ax.plot(fine_x, np.diff(s.cdf) / np.diff(s.grid), color="C0", lw=0.8, alpha=0.6,
-                label="exact density dF/dx")
+        ax.plot(fine_x, np.diff(s.cdf) / np.diff(s.grid), color="C0", lw=0.8, alpha=0.6, label="exact density dF/dx")
         ax.set_ylim(0, 1.3 * top)
         if s.minimum is not None and params.k == 1 and float(np.abs(law.A).max()) > 0:
-            ax.annotate("integrable 1/√ singularity\nat the lower edge", (s.minimum, 1.2 * top),
-                        xytext=(8, -4), textcoords="offset points", fontsize=8, color="C0", va="top")
+            ax.annotate(
+                "integrable 1/√ singularity\nat the lower edge",
+                (s.minimum, 1.2 * top),
+                xytext=(8, -4),
+                textcoords="offset points",
+                fontsize=8,
+                color="C0",
+                va="top",
+            )
         tail = f"P({s.key} > {s.edges[-1]:.3g}) = {s.above:.3f}"
         if sim is not None:
             tail += f"; simulation {np.count_nonzero(sim >= s.edges[-1])}/{len(sim)}"
@@ -380,19 +504,36 @@ def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws |
         ax.plot(s.grid, s.cdf, color="C0", lw=2.0, label="exact CDF (d → ∞)")
         if sim is not None and draws is not None:
             xs = np.sort(sim)
-            ax.step(np.concatenate([[s.grid[0]], xs, [max(s.grid[-1], xs[-1])]]),
-                    np.concatenate([[0.0], np.arange(1, len(xs) + 1) / len(xs), [1.0]]), where="post", color="C1",
-                    lw=1.5, label=f"simulation (KS distance {comparisons[s.key].ks:.3f})")
+            ax.step(
+                np.concatenate([[s.grid[0]], xs, [max(s.grid[-1], xs[-1])]]),
+                np.concatenate([[0.0], np.arange(1, len(xs) + 1) / len(xs), [1.0]]),
+                where="post",
+                color="C1",
+                lw=1.5,
+                label=f"simulation (KS distance {comparisons[s.key].ks:.3f})",
+            )
             theory = np.sort(law(draws.varpi))
-            ax.step(np.concatenate([[s.grid[0]], theory, [max(s.grid[-1], theory[-1])]]),
-                    np.concatenate([[0.0], np.arange(1, len(theory) + 1) / len(theory), [1.0]]), where="post",
-                    color="0.55", lw=1.0, ls="--",
-                    label=f"e(ϖ) at the same draws (KS {comparisons[s.key].ks_theory_draws:.3f})")
+            ax.step(
+                np.concatenate([[s.grid[0]], theory, [max(s.grid[-1], theory[-1])]]),
+                np.concatenate([[0.0], np.arange(1, len(theory) + 1) / len(theory), [1.0]]),
+                where="post",
+                color="0.55",
+                lw=1.0,
+                ls="--",
+                label=f"e(ϖ) at the same draws (KS {comparisons[s.key].ks_theory_draws:.3f})",
+            )
         ax.axvline(law.mean, color="C3", ls="--", lw=1.2, label=f"mean {law.mean:.3g}")
         for q, x in s.quantiles.items():
             ax.axvline(x, **qstyle)
-            ax.annotate(f"q{round(100 * q)}", (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
-                        textcoords="offset points", fontsize=8, color="0.3")
+            ax.annotate(
+                f"q{round(100 * q)}",
+                (x, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -10),
+                textcoords="offset points",
+                fontsize=8,
+                color="0.3",
+            )
         ax.plot([], [], **qstyle, label="5 / 50 / 95 % quantiles")
         ax.set_xlim(s.grid[0], s.grid[-1])
         ax.set_ylim(0, 1.05)
@@ -405,8 +546,15 @@ def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws |
             ax = axes[2, col]
             theory = law(draws.varpi)
             c = comparisons[s.key]
-            ax.scatter(theory, sim, s=14, color="C1", alpha=0.75, edgecolor="none",
-                       label=f"one draw ϖ_i, one seed, d = {draws.d}")
+            ax.scatter(
+                theory,
+                sim,
+                s=14,
+                color="C1",
+                alpha=0.75,
+                edgecolor="none",
+                label=f"one draw ϖ_i, one seed, d = {draws.d}",
+            )
             low, high = min(theory.min(), sim.min()), max(theory.max(), sim.max())
             log = low > 0 and high / low > 4  # a χ²-like spread: log axes show the bulk and the tail
             lim = [low / 1.1, high * 1.1] if log else [low - 0.05 * (high - low), high + 0.05 * (high - low)]
@@ -424,53 +572,81 @@ def law_png(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws |
             ax.set_ylim(lim)
             ax.set_xlabel("theory e(ϖ_i)  (d → ∞, same ϖ_i)")
             ax.set_ylabel(f"simulated {name}")
-            ax.text(0.03, 0.97, f"sim/e(ϖ) − 1: mean {100 * c.rel_dev_mean:+.1f} % ± {100 * c.rel_dev_se:.1f} %"
-                                f"\nrms {100 * c.rel_dev_rms:.1f} % per draw", transform=ax.transAxes, va="top",
-                    fontsize=8.5)
+            ax.text(
+                0.03,
+                0.97,
+                f"sim/e(ϖ) − 1: mean {100 * c.rel_dev_mean:+.1f} % ± {100 * c.rel_dev_se:.1f} %"
+                f"\nrms {100 * c.rel_dev_rms:.1f} % per draw",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8.5,
+            )
             ax.legend(fontsize=8, loc="lower right")
             ax.grid(True, alpha=0.25)
-    sim_line = ("exact law (lines) vs finite-size simulation at a fresh draw ϖ_i ~ N(0, I$_{k}$) "
-                f"(d = {draws.d}, p = {draws.p}, n = {draws.n}, {len(draws.seeds)} draws, one seed each)"
-                .replace("$_{k}$", f"$_{{{params.k}}}$")
-                if draws is not None else "exact law (no simulation)")
-    fig.suptitle(f"Law of the test errors over the alignment ϖ ~ N(0, I$_{params.k}$)\n{params.describe()}\n"
-                 f"{sim_line}", fontsize=11)
+    sim_line = (
+        "exact law (lines) vs finite-size simulation at a fresh draw ϖ_i ~ N(0, I$_{k}$) "
+        f"(d = {draws.d}, p = {draws.p}, n = {draws.n}, {len(draws.seeds)} draws, one seed each)".replace(
+            "$_{k}$", f"$_{{{params.k}}}$"
+        )
+        if draws is not None
+        else "exact law (no simulation)"
+    )
+    fig.suptitle(
+        f"Law of the test errors over the alignment ϖ ~ N(0, I$_{params.k}$)\n{params.describe()}\n{sim_line}",
+        fontsize=11,
+    )
     return png_bytes(fig, description)
 
 
-def summary_table(params: ModelParams, summaries: Sequence[LawSummary], draws: Draws | None,
-                  comparisons: dict[str, Comparison]) -> str:
+def summary_table(
+    params: ModelParams, summaries: Sequence[LawSummary], draws: Draws | None, comparisons: dict[str, Comparison]
+) -> str:
     """The printed table: theory mean, sd, quantiles; simulation mean ± SE, KS distances, per-draw deviation."""
     lines = [f"Law of the test errors over ϖ ~ N(0, I_{params.k})   ({params.describe()})"]
     if draws is not None:
-        lines.append(f"simulation: {len(draws.seeds)} draws of ϖ, one seed each, d = {draws.d}, p = {draws.p}, "
-                     f"n = {draws.n}, {draws.n_test} test points")
+        lines.append(
+            f"simulation: {len(draws.seeds)} draws of ϖ, one seed each, d = {draws.d}, p = {draws.p}, "
+            f"n = {draws.n}, {draws.n_test} test points"
+        )
     head = f"{'error':<9}{'mean':>9}{'sd':>9}" + "".join(f"{f'q{round(100 * q):02d}':>9}" for q in QUANTILES)
     if draws is not None:
-        head += f"  |{'sim mean ± SE':>19}{'e(ϖ_i) mean':>13}{'KS sim':>8}{'(p)':>7}{'KS e(ϖ_i)':>11}" \
-                f"{'sim/e(ϖ_i) − 1 per draw':>29}"
+        head += (
+            f"  |{'sim mean ± SE':>19}{'e(ϖ_i) mean':>13}{'KS sim':>8}{'(p)':>7}{'KS e(ϖ_i)':>11}"
+            f"{'sim/e(ϖ_i) − 1 per draw':>29}"
+        )
     lines += [head, "-" * len(head)]
     for s in summaries:
         law = s.law
         line = f"{s.key:<9}{law.mean:>9.4f}{math.sqrt(law.variance):>9.4f}" + "".join(
-            f"{s.quantiles[q]:>9.4f}" for q in QUANTILES)
+            f"{s.quantiles[q]:>9.4f}" for q in QUANTILES
+        )
         c = comparisons.get(s.key)
         if c is not None:
-            line += (f"  |{f'{c.sim_mean:.4f} ± {c.sim_se:.4f}':>19}{c.theory_at_draws_mean:>13.4f}{c.ks:>8.3f}"
-                     f"{c.ks_pvalue:>7.2f}{c.ks_theory_draws:>11.3f}"
-                     f"{f'{100 * c.rel_dev_mean:+.1f}% ± {100 * c.rel_dev_se:.1f}% (rms {100 * c.rel_dev_rms:.0f}%)':>29}")
+            line += (
+                f"  |{f'{c.sim_mean:.4f} ± {c.sim_se:.4f}':>19}{c.theory_at_draws_mean:>13.4f}{c.ks:>8.3f}"
+                f"{c.ks_pvalue:>7.2f}{c.ks_theory_draws:>11.3f}"
+                f"{f'{100 * c.rel_dev_mean:+.1f}% ± {100 * c.rel_dev_se:.1f}% (rms {100 * c.rel_dev_rms:.0f}%)':>29}"
+            )
         lines.append(line)
     if draws is not None:
-        lines.append("KS sim: distance between the simulated errors and the exact law (p: its p-value); KS e(ϖ_i): the "
-                     "same for the exact e(ϖ) at the drawn ϖ_i (pure sampling of ϖ, no finite-size effect).")
-        lines.append("The finite-d scatter of each draw around e(ϖ_i) (rms column) smears the law, most visibly at its "
-                     "lower edge, so KS sim > KS e(ϖ_i) at finite d; the per-draw deviation is the sharp check.")
+        lines.append(
+            "KS sim: distance between the simulated errors and the exact law (p: its p-value); KS e(ϖ_i): the "
+            "same for the exact e(ϖ) at the drawn ϖ_i (pure sampling of ϖ, no finite-size effect)."
+        )
+        lines.append(
+            "The finite-d scatter of each draw around e(ϖ_i) (rms column) smears the law, most visibly at its "
+            "lower edge, so KS sim > KS e(ϖ_i) at finite d; the per-draw deviation is the sharp check."
+        )
         if draws.skipped:
-            lines.append(f"note: {len(draws.skipped)} draw(s) of ϖ were skipped and redrawn: at d = {draws.d} no unit "
-                         "θ₀ has Vᵀθ₀ = ϖ (ϖᵀ(VᵀV)⁻¹ϖ ≥ 1); the samples are conditioned on |ϖ| being realisable.")
+            lines.append(
+                f"note: {len(draws.skipped)} draw(s) of ϖ were skipped and redrawn: at d = {draws.d} no unit "
+                "θ₀ has Vᵀθ₀ = ϖ (ϖᵀ(VᵀV)⁻¹ϖ ≥ 1); the samples are conditioned on |ϖ| being realisable."
+            )
     if params.tau == 0:
-        lines.append("note: for τ = 0 eps_H1 does not self-average over V; the theory gives its expectation over V, so "
-                     "the per-draw eps_H1 scatter includes O(1) fluctuations.")
+        lines.append(
+            "note: for τ = 0 eps_H1 does not self-average over V; the theory gives its expectation over V, so "
+            "the per-draw eps_H1 scatter includes O(1) fluctuations."
+        )
     return "\n".join(lines)
 
 
@@ -481,12 +657,16 @@ def run(args: argparse.Namespace) -> int:
     """Validate, compute the exact laws, simulate, build every file, then write them all and print the table."""
     start = time.perf_counter()
     if args.alignment is not None:
-        raise UserError("--alignment is not used by 'alignment': ϖ is drawn from N(0, I_k); drop --alignment "
-                        "(use 'solve --alignment' for one fixed ϖ).")
+        raise UserError(
+            "--alignment is not used by 'alignment': ϖ is drawn from N(0, I_k); drop --alignment "
+            "(use 'solve --alignment' for one fixed ϖ)."
+        )
     params = params_from_args(args)
     if not 1 <= params.k <= MAX_K:
-        raise UserError(f"'alignment' needs k from 1 to {MAX_K} (k = 0 has no alignment; for k > {MAX_K} the law "
-                        f"needs too many solves), got k = {params.k}.")
+        raise UserError(
+            f"'alignment' needs k from 1 to {MAX_K} (k = 0 has no alignment; for k > {MAX_K} the law "
+            f"needs too many solves), got k = {params.k}."
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {args.out!r} exists and is not a folder; choose another --out.")

@@ -4,6 +4,7 @@ A thin layer: it parses the options, builds a :class:`~sobolev_rf.numeric.campai
 :func:`~sobolev_rf.numeric.campaign.engine.run_campaign` and writes what was asked (numeric/campaign_results.py).
 Dask, NumPy and the simulator are imported only when the command runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,20 +34,34 @@ largest |z| between simulation and theory).
 """
 
 #: Grid options and their defaults (MODEL.md's defaults, as in every other command).
-GRID_DEFAULTS = {"activation": "relu", "teacher": "tanh", "k": "1", "tau": "1", "p_over_d": "2",
-                 "n_over_d": "1", "lam": "0.001", "noise_f": "0", "noise_g": "0"}
+GRID_DEFAULTS = {
+    "activation": "relu",
+    "teacher": "tanh",
+    "k": "1",
+    "tau": "1",
+    "p_over_d": "2",
+    "n_over_d": "1",
+    "lam": "0.001",
+    "noise_f": "0",
+    "noise_g": "0",
+}
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("campaign", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "campaign", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--store", required=True, metavar="F.sqlite", help="the SQLite store (created if missing)")
     g = parser.add_argument_group("grid (default: MODEL.md's point; omit all to use the store's campaign)")
     g.add_argument("--activation", default=None, metavar="LIST", help="student activations σ (default: relu)")
     g.add_argument("--teacher", default=None, metavar="EXPR", help="teacher link φ (default: tanh)")
     g.add_argument("--k", default=None, metavar="LIST", help="numbers of gradient projections, e.g. 1,2 (default: 1)")
-    g.add_argument("--tau", default=None, metavar="RANGES",
-                   help="Sobolev weights τ >= 0 (0: L2 training, 1: Sobolev training; default: 1)")
+    g.add_argument(
+        "--tau",
+        default=None,
+        metavar="RANGES",
+        help="Sobolev weights τ >= 0 (0: L2 training, 1: Sobolev training; default: 1)",
+    )
     g.add_argument("--p-over-d", default=None, metavar="RANGES", help="p/d values (default: 2)")
     g.add_argument("--n-over-d", default=None, metavar="RANGES", help="n/d values (default: 1)")
     g.add_argument("--lam", default=None, metavar="RANGES", help="ridge λ >= 0, 0 meaning λ → 0⁺ (default: 0.001)")
@@ -57,17 +72,31 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--seeds", default=None, metavar="S", help="seeds 0..S-1 per point and d (default: 1)")
     g.add_argument("--n-test", default=None, metavar="N", help="test points per task (default: max(2000, 2p))")
     r = parser.add_argument_group("execution")
-    r.add_argument("--workers", default=None, metavar="N",
-                   help="worker processes of the embedded local cluster (default: the number of cores)")
-    r.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                   help="attach to this running Dask scheduler instead of starting a local cluster")
+    r.add_argument(
+        "--workers",
+        default=None,
+        metavar="N",
+        help="worker processes of the embedded local cluster (default: the number of cores)",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="attach to this running Dask scheduler instead of starting a local cluster",
+    )
     r.add_argument("--retry-failed", action="store_true", help="run failed tasks again")
     r.add_argument("--no-run", action="store_true", help="run nothing; only export, summarise or report the store")
     o = parser.add_argument_group("outputs")
     o.add_argument("--export", default=None, metavar="F.csv", help="write one row per task")
     o.add_argument("--summary", default=None, metavar="F.csv|F.nc", help="write one row per point and d")
-    o.add_argument("--report", nargs="?", const="10", default=None, metavar="N",
-                   help="print the N (default 10) largest |z| between simulation and theory")
+    o.add_argument(
+        "--report",
+        nargs="?",
+        const="10",
+        default=None,
+        metavar="N",
+        help="print the N (default 10) largest |z| between simulation and theory",
+    )
     parser.set_defaults(func=run)
 
 
@@ -121,16 +150,20 @@ def build_campaign(args: argparse.Namespace) -> Any:
     options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test")
     if all(getattr(args, name) is None for name in options):
         return None
-    value = {name: getattr(args, name) if getattr(args, name) is not None else default
-             for name, default in GRID_DEFAULTS.items()}
+    value = {
+        name: getattr(args, name) if getattr(args, name) is not None else default
+        for name, default in GRID_DEFAULTS.items()
+    }
     activations = split_list(value["activation"])
     if not all(activations):
         raise UserError(f"--activation must be comma-separated expressions, got {value['activation']!r}.")
     points, axes = grid(
-        activation=activations, k=_integers("--k", value["k"], 0),
+        activation=activations,
+        k=_integers("--k", value["k"], 0),
         **{name: _ranges(name, value[name]) for name in RANGE_AXES},
         teacher=value["teacher"],
-        alignment=None if args.alignment is None else parse_alignment(args.alignment))
+        alignment=None if args.alignment is None else parse_alignment(args.alignment),
+    )
     ds = _integers("--d", args.d if args.d is not None else "200", 2)
     seeds = _integer("--seeds", args.seeds if args.seeds is not None else "1", 1)
     n_test = None if args.n_test is None else _integer("--n-test", args.n_test, 1)
@@ -168,8 +201,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.store} does not exist; give the campaign options (e.g. --d, --seeds) to create it.")
         stats = _run_with_bar(wanted, args.store, scheduler, workers, args.retry_failed)
         where = f"scheduler {scheduler}" if scheduler else f"{stats.workers} local worker(s)"
-        line = (f"sobolev-rf campaign: {stats.done} of {stats.total} tasks done ({stats.ran} run now"
-                + (f" on {where}, {stats.run_s:.1f} s" if stats.ran else "") + ")")
+        line = (
+            f"sobolev-rf campaign: {stats.done} of {stats.total} tasks done ({stats.ran} run now"
+            + (f" on {where}, {stats.run_s:.1f} s" if stats.ran else "")
+            + ")"
+        )
         if stats.failed:
             line += f"; {stats.failed} failed (e.g. {stats.first_failure})"
         print(line + f"; store {args.store}", file=sys.stderr)
@@ -196,9 +232,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int | None, retry_failed: bool) -> Any:
     import logging
 
-    from ..campaign.engine import run_campaign
-
     import distributed  # noqa: F401 (it sets its loggers up on import; set them after)
+
+    from ..campaign.engine import run_campaign
 
     # the command reports a lost scheduler in its own one line; Dask's client would add tracebacks
     for name in ("distributed.client", "distributed.comm", "distributed.core"):
@@ -218,8 +254,9 @@ def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int
         bar.refresh()
 
     try:
-        return run_campaign(campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed,
-                            progress=update)
+        return run_campaign(
+            campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed, progress=update
+        )
     finally:
         if bar is not None:
             bar.close()

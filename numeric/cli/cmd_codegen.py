@@ -1,4 +1,5 @@
 """``sobolev-rf codegen``: write the generated NumPy module or C source of the fixed point for k directions."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "codegen",
         description="Generate the residual, Jacobian, outputs and batch solver of the fixed point for k "
-                    "directions and write them to DIR/<system name>.py (--target numpy) or .c (--target c).",
+        "directions and write them to DIR/<system name>.py (--target numpy) or .c (--target c).",
     )
     p.add_argument("--k", type=int, default=1, metavar="K", help="number of gradient directions (default: 1)")
     p.add_argument("--tau", default="1", metavar="TAU", help="0: L2 training, > 0: Sobolev (default: 1)")

@@ -18,23 +18,24 @@ All theory on grids comes from the generated solver (λ > 0); c* at the printed 
 solver. Every file is computed first and then written atomically; the PNG metadata and the first CSV line
 hold the command line.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
 from ..artifacts import csv_text, fmt, plus_minus, write_outputs
+from ..studies.cost import C_MAX, H1_NOTE, QUANTITIES, CostGrid, break_even_cost, cost_grid, l2_samples
 from .args import add_model_arguments, describe_options, int_range, nonnegative_numbers, params_from_args
-from ..studies.cost import (C_MAX, H1_NOTE, QUANTITIES, CostGrid, break_even_cost, cost_grid,
-                                     l2_samples)
 from .progress import Progress
 
 HELP = "is Sobolev training worth its cost? Sobolev vs L2 training at an equal evaluation budget"
@@ -56,16 +57,21 @@ MAX_COSTS = 4
 MAX_K = 6
 #: Relative distance kept between a simulated p/d and an interpolation threshold.
 THRESHOLD_GAP = 0.12
-LABELS = {"eps_L2": r"$\varepsilon_{L^2}$", "eps_H1": r"$\varepsilon_{H^1}$",
-          "eps_grad": r"$\varepsilon_{\nabla}$"}
-NAMES = {"eps_L2": "test error ε_L2", "eps_H1": "gradient error ε_H1 (k directions)",
-         "eps_grad": "full-gradient error ε_grad"}
+LABELS = {"eps_L2": r"$\varepsilon_{L^2}$", "eps_H1": r"$\varepsilon_{H^1}$", "eps_grad": r"$\varepsilon_{\nabla}$"}
+NAMES = {
+    "eps_L2": "test error ε_L2",
+    "eps_H1": "gradient error ε_H1 (k directions)",
+    "eps_grad": "full-gradient error ε_grad",
+}
 MAP_COLUMNS = ("c", "p_over_d", "n_over_d", "n_l2_over_d") + tuple(
-    f"{q}_{part}" for q in QUANTITIES for part in ("sobolev", "l2", "log10_ratio", "winner"))
+    f"{q}_{part}" for q in QUANTITIES for part in ("sobolev", "l2", "log10_ratio", "winner")
+)
 BREAKEVEN_COLUMNS = ("p_over_d", "n_over_d", "k", "c_max") + tuple(
-    f"{q}_{part}" for q in QUANTITIES for part in ("c_star", "status"))
+    f"{q}_{part}" for q in QUANTITIES for part in ("c_star", "status")
+)
 CURVE_COLUMNS = ("kind", "training", "c", "p_over_d", "n_over_d", "budget_over_d", "d", "seeds") + tuple(
-    name for q in QUANTITIES for name in (q, f"{q}_se"))
+    name for q in QUANTITIES for name in (q, f"{q}_se")
+)
 
 
 @dataclass(frozen=True)
@@ -87,36 +93,73 @@ class Settings:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``cost`` and its options."""
-    parser = subparsers.add_parser("cost", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "cost", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(parser)
     # τ is fixed by the comparison (τ = 1 against τ = 0): --tau stays parseable only to be rejected clearly
     parser.set_defaults(tau=None)
     describe_options(
-        parser, tau="not used: the comparison fixes τ = 1 (Sobolev) against τ = 0 (L2); passing it is an error",
+        parser,
+        tau="not used: the comparison fixes τ = 1 (Sobolev) against τ = 0 (L2); passing it is an error",
         p_over_d="features per input dimension p/d of the model point starred on the maps and of the first row of "
-                 "the break-even table",
-        n_over_d="the Sobolev sample ratio n/d of the model point and of the 1-D cut along p/d")
+        "the break-even table",
+        n_over_d="the Sobolev sample ratio n/d of the model point and of the 1-D cut along p/d",
+    )
     g = parser.add_argument_group("comparison")
-    g.add_argument("--c", default="1", metavar="C1,C2,...",
-                   help=f"cost of one gradient projection in function evaluations, >= 0; up to {MAX_COSTS} "
-                        "comma-separated values (default: %(default)s)")
-    g.add_argument("--c-max", default=str(C_MAX), metavar="CMAX",
-                   help="largest cost searched for the break-even c*; beyond it c* is reported as CMAX with "
-                        "status 'capped' (default: %(default)s)")
-    g.add_argument("--grid", type=int_range(4, 200), default=None, metavar="G",
-                   help="map grid G×G over (p/d, n/d) in [0.2, 5]², widened to hold the model point "
-                        "(default: 40, --quick: 8)")
-    g.add_argument("--d", type=int_range(20, 1000), default=None, metavar="D",
-                   help="input dimension of the simulation checks (default: 200, --quick: 100)")
-    g.add_argument("--seeds", type=int_range(1, 20), default=None, metavar="S",
-                   help="simulation seeds per point (default: 3, --quick: 2)")
-    g.add_argument("--sim-points", type=int_range(0, 20), default=None, metavar="M",
-                   help="simulated p/d values along the cut, 0: none (default: 5, --quick: 2)")
-    g.add_argument("--out", default="sobolev-rf-out/cost", metavar="DIR",
-                   help="output folder, created if missing (default: %(default)s)")
-    g.add_argument("--quick", action="store_true", help="small run (for tests): 8×8 map, 2 simulated points "
-                                                        "at d = 100 with 2 seeds")
+    g.add_argument(
+        "--c",
+        default="1",
+        metavar="C1,C2,...",
+        help=f"cost of one gradient projection in function evaluations, >= 0; up to {MAX_COSTS} "
+        "comma-separated values (default: %(default)s)",
+    )
+    g.add_argument(
+        "--c-max",
+        default=str(C_MAX),
+        metavar="CMAX",
+        help="largest cost searched for the break-even c*; beyond it c* is reported as CMAX with "
+        "status 'capped' (default: %(default)s)",
+    )
+    g.add_argument(
+        "--grid",
+        type=int_range(4, 200),
+        default=None,
+        metavar="G",
+        help="map grid G×G over (p/d, n/d) in [0.2, 5]², widened to hold the model point (default: 40, --quick: 8)",
+    )
+    g.add_argument(
+        "--d",
+        type=int_range(20, 1000),
+        default=None,
+        metavar="D",
+        help="input dimension of the simulation checks (default: 200, --quick: 100)",
+    )
+    g.add_argument(
+        "--seeds",
+        type=int_range(1, 20),
+        default=None,
+        metavar="S",
+        help="simulation seeds per point (default: 3, --quick: 2)",
+    )
+    g.add_argument(
+        "--sim-points",
+        type=int_range(0, 20),
+        default=None,
+        metavar="M",
+        help="simulated p/d values along the cut, 0: none (default: 5, --quick: 2)",
+    )
+    g.add_argument(
+        "--out",
+        default="sobolev-rf-out/cost",
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
+    )
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run (for tests): 8×8 map, 2 simulated points at d = 100 with 2 seeds",
+    )
     parser.set_defaults(func=run)
 
 
@@ -142,8 +185,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if base.k > MAX_K:
         raise UserError(f"the cost command supports k <= {MAX_K}, got --k {base.k}.")
     if base.lam <= 0:
-        raise UserError("the cost maps need --lam > 0: at λ → 0⁺ the equal-budget L2 error is infinite at "
-                        "p = n(1 + ck), which every scan over c crosses; pass e.g. --lam 1e-4.")
+        raise UserError(
+            "the cost maps need --lam > 0: at λ → 0⁺ the equal-budget L2 error is infinite at "
+            "p = n(1 + ck), which every scan over c crosses; pass e.g. --lam 1e-4."
+        )
     costs = parse_costs(args.c)
     try:
         c_max = float(args.c_max)
@@ -158,11 +203,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise UserError(f"--out {str(out)!r} exists and is not a folder; pass a folder name.")
     quick = bool(args.quick)
     command = getattr(args, "command_line", None) or "sobolev-rf cost"
-    return Settings(base=base, costs=costs, c_max=c_max, out=out, grid=args.grid or (8 if quick else 40),
-                    points=24 if quick else 120, d=args.d or (100 if quick else 200),
-                    seeds=args.seeds or (2 if quick else 3),
-                    sim_points=args.sim_points if args.sim_points is not None else (2 if quick else 5),
-                    quick=quick, command=command)
+    return Settings(
+        base=base,
+        costs=costs,
+        c_max=c_max,
+        out=out,
+        grid=args.grid or (8 if quick else 40),
+        points=24 if quick else 120,
+        d=args.d or (100 if quick else 200),
+        seeds=args.seeds or (2 if quick else 3),
+        sim_points=args.sim_points if args.sim_points is not None else (2 if quick else 5),
+        quick=quick,
+        command=command,
+    )
 
 
 def _axis_range(value: float) -> tuple[float, float]:
@@ -172,11 +225,13 @@ def _axis_range(value: float) -> tuple[float, float]:
 
 def _notes(settings: Settings) -> list[str]:
     k = settings.base.k
-    return [f"Sobolev: tau=1, n samples, k={k} projections each, budget n(1+ck); L2: tau=0, n(1+ck) samples; "
-            "log10_ratio = log10(eps_sobolev/eps_l2) < 0: Sobolev wins",
-            f"c_star: largest c in [0, {settings.c_max:g}] at which Sobolev wins; status crossing | window "
-            f"(Sobolev also loses at some smaller c) | never (c_star = 0) | capped (wins up to c_max)",
-            H1_NOTE]
+    return [
+        f"Sobolev: tau=1, n samples, k={k} projections each, budget n(1+ck); L2: tau=0, n(1+ck) samples; "
+        "log10_ratio = log10(eps_sobolev/eps_l2) < 0: Sobolev wins",
+        f"c_star: largest c in [0, {settings.c_max:g}] at which Sobolev wins; status crossing | window "
+        f"(Sobolev also loses at some smaller c) | never (c_star = 0) | capped (wins up to c_max)",
+        H1_NOTE,
+    ]
 
 
 def _csv(settings: Settings, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -231,14 +286,21 @@ def simulate_cut(settings: Settings, targets: Sequence[float]) -> list[SimRow]:
     for x in targets:
         jobs.append(("sobolev", None, base.with_(tau=1, p_over_d=x)))
         for c in settings.costs:
-            jobs.append(("l2", c, base.with_(tau=0, p_over_d=x,
-                                             n_over_d=float(l2_samples(base.n_over_d, base.k, c)))))
+            jobs.append(("l2", c, base.with_(tau=0, p_over_d=x, n_over_d=float(l2_samples(base.n_over_d, base.k, c)))))
     rows = []
     with Progress(len(jobs), f"simulation d={settings.d}") as bar:
         for training, c, params in jobs:
             res = simulate(params, settings.d, seeds=settings.seeds, progress=False)
-            rows.append(SimRow(training, c, res.p / settings.d, res.n / settings.d,
-                               {q: float(res.mean[q]) for q in QUANTITIES}, {q: float(res.se[q]) for q in QUANTITIES}))
+            rows.append(
+                SimRow(
+                    training,
+                    c,
+                    res.p / settings.d,
+                    res.n / settings.d,
+                    {q: float(res.mean[q]) for q in QUANTITIES},
+                    {q: float(res.se[q]) for q in QUANTITIES},
+                )
+            )
             bar.update()
     return rows
 
@@ -264,8 +326,16 @@ def _threshold_lines(ax: Any, k: int, c: float | None, ylim: tuple[float, float]
     ns = np.array(ylim)
     handles = [ax.plot((k + 1) * ns, ns, color="0.1", ls=":", lw=1.8, label=f"p = {k + 1}n (Sobolev threshold)")[0]]
     if c is not None:
-        handles.append(ax.plot((1 + c * k) * ns, ns, color="0.1", ls="--", lw=1.2,
-                               label="p = n(1 + ck): L2 threshold at equal budget (each row's c)")[0])
+        handles.append(
+            ax.plot(
+                (1 + c * k) * ns,
+                ns,
+                color="0.1",
+                ls="--",
+                lw=1.2,
+                label="p = n(1 + ck): L2 threshold at equal budget (each row's c)",
+            )[0]
+        )
     return handles
 
 
@@ -290,18 +360,33 @@ def cost_map_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.ndar
             values = grid.log_ratio[c][q]
             finite = np.abs(values[np.isfinite(values)])
             span = float(min(max(finite.max() if finite.size else 1.0, 0.05), 1.0))
-            mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(values), cmap="RdBu_r",
-                                 norm=TwoSlopeNorm(0.0, -span, span), shading="flat")
-            fig.colorbar(mesh, ax=ax, extend="both",
-                         label=r"$\log_{10}$(" + LABELS[q] + r"$_{\rm Sobolev}$ / " + LABELS[q] + r"$_{\rm L2}$)")
+            mesh = ax.pcolormesh(
+                xe, ye, np.ma.masked_invalid(values), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -span, span), shading="flat"
+            )
+            fig.colorbar(
+                mesh,
+                ax=ax,
+                extend="both",
+                label=r"$\log_{10}$(" + LABELS[q] + r"$_{\rm Sobolev}$ / " + LABELS[q] + r"$_{\rm L2}$)",
+            )
             from matplotlib.lines import Line2D
 
             handles = [Line2D([], [], color="k", lw=1.6, label="break-even: ratio 1 (contour 0)")]
             if np.nanmin(values) < 0 < np.nanmax(values):
                 ax.contour(ps, ns, values, levels=[0.0], colors="k", linewidths=1.6)
             handles += _threshold_lines(ax, base.k, c, (ye[0], ye[-1]))
-            handles.append(ax.plot([base.p_over_d], [base.n_over_d], marker="*", ms=13, color="gold", mec="k",
-                                   ls="none", label=f"model point ({base.p_over_d:g}, {base.n_over_d:g})")[0])
+            handles.append(
+                ax.plot(
+                    [base.p_over_d],
+                    [base.n_over_d],
+                    marker="*",
+                    ms=13,
+                    color="gold",
+                    mec="k",
+                    ls="none",
+                    label=f"model point ({base.p_over_d:g}, {base.n_over_d:g})",
+                )[0]
+            )
             ax.set_xlim(xe[0], xe[-1])
             ax.set_ylim(ye[0], ye[-1])
             _log_axes(ax)
@@ -311,12 +396,21 @@ def cost_map_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.ndar
             ax.set_title(f"{NAMES[q]}, c = {c:g}: Sobolev wins on {100 * share:.0f} % (blue)", fontsize=10)
             if r == 0 and j == 0:
                 legend = handles
-    fig.legend(handles=[h for h in legend if "break-even" not in h.get_label()] + [
-        h for h in legend if "break-even" in h.get_label()] if legend else [], loc="outside lower center",
-        ncol=4, fontsize=9)
-    fig.suptitle(f"Sobolev (τ = 1, n samples, k = {base.k} projections) vs L2 training (τ = 0, n(1 + ck) samples) "
-                 f"at equal budget n(1 + ck), d → ∞ theory\n{base.describe(omit=('tau', 'ratios'))};  blue: Sobolev better.  "
-                 f"Note: {H1_NOTE}.", fontsize=11)
+    fig.legend(
+        handles=[h for h in legend if "break-even" not in h.get_label()]
+        + [h for h in legend if "break-even" in h.get_label()]
+        if legend
+        else [],
+        loc="outside lower center",
+        ncol=4,
+        fontsize=9,
+    )
+    fig.suptitle(
+        f"Sobolev (τ = 1, n samples, k = {base.k} projections) vs L2 training (τ = 0, n(1 + ck) samples) "
+        f"at equal budget n(1 + ck), d → ∞ theory\n{base.describe(omit=('tau', 'ratios'))};  blue: Sobolev better.  "
+        f"Note: {H1_NOTE}.",
+        fontsize=11,
+    )
     return png_bytes(fig, settings.command)
 
 
@@ -341,32 +435,55 @@ def breakeven_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.nda
         vals = np.where(inner, cs, np.nan)
         vmin = float(np.nanmin(vals)) if inner.any() else 1e-2
         vmin = 10 ** math.floor(math.log10(max(min(vmin, settings.c_max / 10), 1e-4)))
-        mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(vals), cmap="viridis",
-                             norm=LogNorm(vmin=vmin, vmax=settings.c_max), shading="flat")
+        mesh = ax.pcolormesh(
+            xe,
+            ye,
+            np.ma.masked_invalid(vals),
+            cmap="viridis",
+            norm=LogNorm(vmin=vmin, vmax=settings.c_max),
+            shading="flat",
+        )
         fig.colorbar(mesh, ax=ax, label="break-even cost c* (evaluations per projection)")
         for mask, color in ((st == "never", "0.72"), (st == "capped", "#5b0a3c")):
             if mask.any():
-                ax.pcolormesh(xe, ye, np.ma.masked_where(~mask, np.ones_like(cs)), cmap=ListedColormap([color]),
-                              shading="flat")
-        handles = [Patch(color="0.72", label="c* = 0: L2 wins at every c (even c = 0)"),
-                   Patch(color="#5b0a3c", label=f"c* ≥ {settings.c_max:g}: Sobolev wins up to c_max (capped)")]
+                ax.pcolormesh(
+                    xe, ye, np.ma.masked_where(~mask, np.ones_like(cs)), cmap=ListedColormap([color]), shading="flat"
+                )
+        handles = [
+            Patch(color="0.72", label="c* = 0: L2 wins at every c (even c = 0)"),
+            Patch(color="#5b0a3c", label=f"c* ≥ {settings.c_max:g}: Sobolev wins up to c_max (capped)"),
+        ]
         window = st == "window"
         if window.any():
             ax.contourf(ps, ns, window.astype(float), levels=[0.5, 1.5], colors="none", hatches=[".."])
-            handles.append(Patch(facecolor="none", edgecolor="0.2", hatch="..",
-                                 label="window (dots): Sobolev also loses at some c < c*"))
+            handles.append(
+                Patch(
+                    facecolor="none",
+                    edgecolor="0.2",
+                    hatch="..",
+                    label="window (dots): Sobolev also loses at some c < c*",
+                )
+            )
         for c, style in zip(settings.costs, ("-", "--", "-.", ":")):
             ok = np.isfinite(cs)
             if c > 0 and ok.any() and np.nanmin(cs) < c < np.nanmax(cs):
-                ax.contour(ps, ns, np.where(ok, cs, 0.0), levels=[c], colors="white", linewidths=1.5,
-                           linestyles=style)
+                ax.contour(ps, ns, np.where(ok, cs, 0.0), levels=[c], colors="white", linewidths=1.5, linestyles=style)
                 from matplotlib.lines import Line2D
 
-                handles.append(Line2D([], [], color="white", ls=style, lw=1.5,
-                                      label=f"contour c* = {c:g} (white)"))
+                handles.append(Line2D([], [], color="white", ls=style, lw=1.5, label=f"contour c* = {c:g} (white)"))
         handles += _threshold_lines(ax, base.k, None, (ye[0], ye[-1]))
-        handles.append(ax.plot([base.p_over_d], [base.n_over_d], marker="*", ms=13, color="gold", mec="k",
-                               ls="none", label="model point")[0])
+        handles.append(
+            ax.plot(
+                [base.p_over_d],
+                [base.n_over_d],
+                marker="*",
+                ms=13,
+                color="gold",
+                mec="k",
+                ls="none",
+                label="model point",
+            )[0]
+        )
         ax.set_xlim(xe[0], xe[-1])
         ax.set_ylim(ye[0], ye[-1])
         _log_axes(ax)
@@ -376,9 +493,13 @@ def breakeven_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.nda
         ax.set_title(f"break-even cost for {NAMES[q]}", fontsize=10)
         legend = {h.get_label(): h for h in [*legend.values(), *handles]}
     fig.legend(handles=list(legend.values()), loc="outside lower center", ncol=4, fontsize=9, facecolor="0.93")
-    fig.suptitle(f"Break-even cost c*: the largest cost of one gradient projection at which Sobolev training "
-                 f"(budget n(1 + c·{base.k})) still beats L2 training with the same budget\n{base.describe(omit=('tau', 'ratios'))}; "
-                 f"d → ∞ theory.  Note: {H1_NOTE}.", fontsize=11)
+    fig.suptitle(
+        f"Break-even cost c*: the largest cost of one gradient projection at which Sobolev training "
+        f"(budget n(1 + c·{base.k})) still beats L2 training with the same budget\n"
+        f"{base.describe(omit=('tau', 'ratios'))}; "
+        f"d → ∞ theory.  Note: {H1_NOTE}.",
+        fontsize=11,
+    )
     return png_bytes(fig, settings.command)
 
 
@@ -408,18 +529,35 @@ def curve_png(settings: Settings, cut: CostGrid, xs: np.ndarray, sims: Sequence[
         ax.plot(xs, cut.sobolev[q], color="C3", lw=2, label=f"Sobolev τ=1, n/d = {n:g}, k = {base.k} (theory)")
         s_rows = [s for s in sims if s.training == "sobolev"]
         if s_rows:
-            ax.errorbar([s.p_over_d for s in s_rows], [s.mean[q] for s in s_rows],
-                        yerr=[s.se[q] for s in s_rows] if have_se else None, fmt="o", ms=5, capsize=3,
-                        color="C3", mfc="white", mew=1.4, label=f"Sobolev (simulation d = {settings.d})")
+            ax.errorbar(
+                [s.p_over_d for s in s_rows],
+                [s.mean[q] for s in s_rows],
+                yerr=[s.se[q] for s in s_rows] if have_se else None,
+                fmt="o",
+                ms=5,
+                capsize=3,
+                color="C3",
+                mfc="white",
+                mew=1.4,
+                label=f"Sobolev (simulation d = {settings.d})",
+            )
         for color, c in zip(l2_colors, settings.costs):
             nn = float(l2_samples(n, base.k, c))
-            ax.plot(xs, cut.l2[c][q], color=color, lw=1.6, ls="--",
-                    label=f"L2 τ=0, n/d = {nn:g} (c = {c:g}, theory)")
+            ax.plot(xs, cut.l2[c][q], color=color, lw=1.6, ls="--", label=f"L2 τ=0, n/d = {nn:g} (c = {c:g}, theory)")
             rows = [s for s in sims if s.training == "l2" and s.c == c]
             if rows:
-                ax.errorbar([s.p_over_d for s in rows], [s.mean[q] for s in rows],
-                            yerr=[s.se[q] for s in rows] if have_se else None, fmt="s", ms=5, capsize=3,
-                            color=color, mfc="white", mew=1.4, label=f"L2 c = {c:g} (simulation)")
+                ax.errorbar(
+                    [s.p_over_d for s in rows],
+                    [s.mean[q] for s in rows],
+                    yerr=[s.se[q] for s in rows] if have_se else None,
+                    fmt="s",
+                    ms=5,
+                    capsize=3,
+                    color=color,
+                    mfc="white",
+                    mew=1.4,
+                    label=f"L2 c = {c:g} (simulation)",
+                )
             ax.axvline(nn, color=color, ls=":", lw=1)
         ax.axvline((base.k + 1) * n, color="C3", ls=":", lw=1)
         ax.set_yscale("log")
@@ -437,28 +575,45 @@ def curve_png(settings: Settings, cut: CostGrid, xs: np.ndarray, sims: Sequence[
         ax.plot(xs, cs, color=color, lw=1.8, label=f"c* for {NAMES[q]}")
         never = cut.status[q] == "never"
         if never.any():
-            ax.plot(xs[never], np.full(never.sum(), 0.0), "|", color=color, ms=10, mew=2,
-                    label=f"c* = 0 ({q}): L2 wins at every c", clip_on=False)
+            ax.plot(
+                xs[never],
+                np.full(never.sum(), 0.0),
+                "|",
+                color=color,
+                ms=10,
+                mew=2,
+                label=f"c* = 0 ({q}): L2 wins at every c",
+                clip_on=False,
+            )
     for c in settings.costs:
         if c > 0:
             ax.axhline(c, color="0.35", ls="-.", lw=1)
             ax.annotate(f"c = {c:g}", (xs[0], c), xytext=(2, 2), textcoords="offset points", fontsize=8)
     ax.axhline(settings.c_max, color="k", ls=":", lw=1)
-    ax.annotate(f"c_max = {settings.c_max:g} (capped)", (xs[0], settings.c_max), xytext=(2, -10),
-                textcoords="offset points", fontsize=8)
+    ax.annotate(
+        f"c_max = {settings.c_max:g} (capped)",
+        (xs[0], settings.c_max),
+        xytext=(2, -10),
+        textcoords="offset points",
+        fontsize=8,
+    )
     ax.set_yscale("symlog", linthresh=0.01)
     ax.set_ylim(0, settings.c_max * 2)
     _log_axes(ax, y=False)
     ax.set_xlabel("features per input dimension  p/d")
     ax.set_ylabel("break-even cost c*")
-    ax.set_title("largest c at which Sobolev still wins (above a c line: wins at that c, unless in a window)",
-                 fontsize=9)
+    ax.set_title(
+        "largest c at which Sobolev still wins (above a c line: wins at that c, unless in a window)", fontsize=9
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7.5, loc="best")
     seeds = f"{settings.seeds} seed{'s' if settings.seeds > 1 else ''}" + (" (± SE)" if have_se else "")
-    fig.suptitle(f"Equal budget n(1 + ck) at Sobolev n/d = {n:g}: lines d → ∞ theory, points d = {settings.d}, "
-                 f"{seeds}; dotted verticals: interpolation thresholds\n{base.describe(omit=('tau', 'ratios'))}.  Note: {H1_NOTE}.",
-                 fontsize=10)
+    fig.suptitle(
+        f"Equal budget n(1 + ck) at Sobolev n/d = {n:g}: lines d → ∞ theory, points d = {settings.d}, "
+        f"{seeds}; dotted verticals: interpolation thresholds\n"
+        f"{base.describe(omit=('tau', 'ratios'))}.  Note: {H1_NOTE}.",
+        fontsize=10,
+    )
     return png_bytes(fig, settings.command)
 
 
@@ -486,8 +641,12 @@ def map_csv(settings: Settings, grid: CostGrid) -> str:
 def breakeven_csv(settings: Settings, grid: CostGrid) -> str:
     rows = []
     for index in np.ndindex(*grid.p_over_d.shape):
-        row: list[Any] = [fmt(float(grid.p_over_d[index])), fmt(float(grid.n_over_d[index])), settings.base.k,
-                          fmt(settings.c_max)]
+        row: list[Any] = [
+            fmt(float(grid.p_over_d[index])),
+            fmt(float(grid.n_over_d[index])),
+            settings.base.k,
+            fmt(settings.c_max),
+        ]
         for q in QUANTITIES:
             row += [fmt(float(grid.c_star[q][index])), str(grid.status[q][index])]
         rows.append(row)
@@ -499,43 +658,67 @@ def curve_csv(settings: Settings, cut: CostGrid, xs: np.ndarray, sims: Sequence[
     n = base.n_over_d
     rows: list[list[Any]] = []
     for i, x in enumerate(xs):
-        rows.append(["theory", "sobolev", "", fmt(x), fmt(n), "", "", ""]
-                    + [v for q in QUANTITIES for v in (fmt(float(cut.sobolev[q][i])), "")])
+        rows.append(
+            ["theory", "sobolev", "", fmt(x), fmt(n), "", "", ""]
+            + [v for q in QUANTITIES for v in (fmt(float(cut.sobolev[q][i])), "")]
+        )
         for c in settings.costs:
             nn = float(l2_samples(n, base.k, c))
-            rows.append(["theory", "l2", fmt(c), fmt(x), fmt(nn), fmt(nn), "", ""]
-                        + [v for q in QUANTITIES for v in (fmt(float(cut.l2[c][q][i])), "")])
+            rows.append(
+                ["theory", "l2", fmt(c), fmt(x), fmt(nn), fmt(nn), "", ""]
+                + [v for q in QUANTITIES for v in (fmt(float(cut.l2[c][q][i])), "")]
+            )
     for s in sims:
-        rows.append(["simulation", s.training, "" if s.c is None else fmt(s.c), fmt(s.p_over_d), fmt(s.n_over_d),
-                     fmt(s.n_over_d) if s.training == "l2" else "", settings.d, settings.seeds]
-                    + [fmt(v) for q in QUANTITIES for v in (s.mean[q], s.se[q])])
+        rows.append(
+            [
+                "simulation",
+                s.training,
+                "" if s.c is None else fmt(s.c),
+                fmt(s.p_over_d),
+                fmt(s.n_over_d),
+                fmt(s.n_over_d) if s.training == "l2" else "",
+                settings.d,
+                settings.seeds,
+            ]
+            + [fmt(v) for q in QUANTITIES for v in (s.mean[q], s.se[q])]
+        )
     return _csv(settings, CURVE_COLUMNS, rows)
 
 
-def summary(settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float, dict[str, Any]]],
-            sims: Sequence[SimRow]) -> str:
+def summary(
+    settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float, dict[str, Any]]], sims: Sequence[SimRow]
+) -> str:
     """The table printed on stdout."""
     from ..theory.solve import solve
 
     base = settings.base
-    lines = [f"Sobolev (τ = 1, n samples, k = {base.k}) vs L2 (τ = 0, n(1 + ck) samples) at equal budget; "
-             f"{base.describe(omit=('tau', 'ratios'))}", "",
-             f"Share of the map p/d ∈ [{grid.p_over_d.min():.3g}, {grid.p_over_d.max():.3g}], n/d ∈ "
-             f"[{grid.n_over_d.min():.3g}, {grid.n_over_d.max():.3g}] where Sobolev wins (d → ∞ theory):"]
+    lines = [
+        f"Sobolev (τ = 1, n samples, k = {base.k}) vs L2 (τ = 0, n(1 + ck) samples) at equal budget; "
+        f"{base.describe(omit=('tau', 'ratios'))}",
+        "",
+        f"Share of the map p/d ∈ [{grid.p_over_d.min():.3g}, {grid.p_over_d.max():.3g}], n/d ∈ "
+        f"[{grid.n_over_d.min():.3g}, {grid.n_over_d.max():.3g}] where Sobolev wins (d → ∞ theory):",
+    ]
     lines.append(f"{'c':>8}" + "".join(f"{q:>12}" for q in QUANTITIES))
     for c in settings.costs:
         lines.append(f"{c:>8g}" + "".join(f"{100 * grid.win_share(c, q):>11.0f}%" for q in QUANTITIES))
-    lines += ["", f"Break-even cost c* (brentq on the point solver; capped at c_max = {settings.c_max:g}; "
-              "'window': Sobolev also loses at some smaller c):",
-              f"{'p/d':>8}{'n/d':>7}" + "".join(f"{q:>18}" for q in QUANTITIES)]
+    lines += [
+        "",
+        f"Break-even cost c* (brentq on the point solver; capped at c_max = {settings.c_max:g}; "
+        "'window': Sobolev also loses at some smaller c):",
+        f"{'p/d':>8}{'n/d':>7}" + "".join(f"{q:>18}" for q in QUANTITIES),
+    ]
     for p, values in breakevens:
         lines.append(f"{p:>8.3g}{base.n_over_d:>7.3g}" + "".join(f"{values[q]:>18}" for q in QUANTITIES))
     if sims:
         se_note = f"{settings.seeds} seeds, mean ± SE" if settings.seeds > 1 else "1 seed"
-        lines += ["", f"Theory (d → ∞) vs simulation (d = {settings.d}, {se_note}) at equal budget, "
-                  f"Sobolev n/d = {base.n_over_d:g}:",
-                  f"{'p/d':>7}  {'training':<16}{'eps_L2 theory':>14}{'simulation':>20}"
-                  f"{'eps_H1 theory':>15}{'simulation':>20}"]
+        lines += [
+            "",
+            f"Theory (d → ∞) vs simulation (d = {settings.d}, {se_note}) at equal budget, "
+            f"Sobolev n/d = {base.n_over_d:g}:",
+            f"{'p/d':>7}  {'training':<16}{'eps_L2 theory':>14}{'simulation':>20}"
+            f"{'eps_H1 theory':>15}{'simulation':>20}",
+        ]
         for s in sims:
             params = base.with_(tau=1 if s.training == "sobolev" else 0, p_over_d=s.p_over_d, n_over_d=s.n_over_d)
             try:
@@ -544,10 +727,14 @@ def summary(settings: Settings, grid: CostGrid, breakevens: Sequence[tuple[float
             except UserError:
                 t_l2 = t_h1 = "n/a"
             name = "Sobolev" if s.training == "sobolev" else f"L2 c={s.c:g} n/d={s.n_over_d:.3g}"
-            lines.append(f"{s.p_over_d:>7.3g}  {name:<16}{t_l2:>14}{plus_minus(s.mean['eps_L2'], s.se['eps_L2']):>20}"
-                         f"{t_h1:>15}{plus_minus(s.mean['eps_H1'], s.se['eps_H1']):>20}")
-        lines.append(f"(L2 eps_H1: {H1_NOTE}. Its law over V is right-skewed: with few seeds the simulated mean "
-                     "usually falls below the expectation and the SE understates the spread.)")
+            lines.append(
+                f"{s.p_over_d:>7.3g}  {name:<16}{t_l2:>14}{plus_minus(s.mean['eps_L2'], s.se['eps_L2']):>20}"
+                f"{t_h1:>15}{plus_minus(s.mean['eps_H1'], s.se['eps_H1']):>20}"
+            )
+        lines.append(
+            f"(L2 eps_H1: {H1_NOTE}. Its law over V is right-skewed: with few seeds the simulated mean "
+            "usually falls below the expectation and the SE understates the spread.)"
+        )
     return "\n".join(lines)
 
 

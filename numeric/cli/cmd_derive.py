@@ -1,4 +1,5 @@
 """``sobolev-rf derive``: print the symbolically derived fixed point and error formulas for k directions."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,10 @@ examples:
 
 
 #: Help text of ``--branch`` (shared with ``codegen``).
-BRANCH_HELP = ("ridge: lam > 0 (default); interpolating / underparameterised: the limit lam -> 0+ for "
-               "p > r n / p < r n (r = 1 + k for tau > 0, 1 for tau = 0)")
+BRANCH_HELP = (
+    "ridge: lam > 0 (default); interpolating / underparameterised: the limit lam -> 0+ for "
+    "p > r n / p < r n (r = 1 + k for tau > 0, 1 for tau = 0)"
+)
 
 
 def _k(text: str) -> int:
@@ -77,9 +80,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``derive``."""
     p = subparsers.add_parser("derive", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--k", required=True, metavar="K", help=f"number of gradient directions, 0 to {MAX_K}")
-    p.add_argument("--tau", default="1", metavar="TAU",
-                   help="> 0: Sobolev training (tau a symbol), 0: plain L2 training (default: %(default)s)")
+    p.add_argument(
+        "--tau",
+        default="1",
+        metavar="TAU",
+        help="> 0: Sobolev training (tau a symbol), 0: plain L2 training (default: %(default)s)",
+    )
     p.add_argument("--branch", choices=BRANCHES, default="ridge", help=BRANCH_HELP)
-    p.add_argument("--format", choices=("text", "latex", "json"), default="text",
-                   help="output format (default: %(default)s)")
+    p.add_argument(
+        "--format", choices=("text", "latex", "json"), default="text", help="output format (default: %(default)s)"
+    )
     p.set_defaults(func=run)

@@ -1,4 +1,5 @@
 """``sobolev-rf hermite``: the Hermite coefficients κ₀, κ₁, κ_*, κ₀′, κ₁′, κ_*′ (and c_σ) of an activation."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,7 @@ import sympy as sp
 
 from ...derive.activations import describe, parse_activation
 from ...derive.errors import UserError
-from ...derive.hermite import (MAX_DIGITS, MAX_ORDER, Coefficient, hermite_coefficients,
-                                       hermite_sequence)
+from ...derive.hermite import MAX_DIGITS, MAX_ORDER, Coefficient, hermite_coefficients, hermite_sequence
 
 DESCRIPTION = """\
 Gaussian (Hermite) coefficients of an activation σ and of its derivative σ′, for ξ ~ N(0, 1):
@@ -91,8 +91,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     print(f"σ(x) = {describe(expr)}   ({digits} significant digits; ξ ~ N(0, 1))")
-    table = [(name, symbol, decimal_string(c.value, digits), "" if c.exact is None else sp.sstr(c.exact))
-             for name, symbol, _, c in rows]
+    table = [
+        (name, symbol, decimal_string(c.value, digits), "" if c.exact is None else sp.sstr(c.exact))
+        for name, symbol, _, c in rows
+    ]
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     for name, symbol, value, exact in table:
         print(f"{name:<{widths[0]}}  {symbol:<{widths[1]}}  {value:>{widths[2]}}  {exact}".rstrip())
@@ -101,17 +103,33 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``hermite``."""
-    p = subparsers.add_parser("hermite", help="Hermite coefficients κ₀, κ₁, κ_* of σ and σ′",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--activation", default="relu", metavar="EXPR",
-                   help="a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) or a SymPy "
-                        "expression in x, e.g. 'Max(0, x)' (default: %(default)s)")
-    p.add_argument("--digits", default="30", metavar="N",
-                   help=f"significant digits, 1 to {MAX_DIGITS} (default: %(default)s)")
-    p.add_argument("--order", default=None, metavar="M",
-                   help=f"also print the Hermite sequence a_j = E σ(ξ)He_j(ξ) for j = 0..M (M <= {MAX_ORDER})")
+    p = subparsers.add_parser(
+        "hermite",
+        help="Hermite coefficients κ₀, κ₁, κ_* of σ and σ′",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--activation",
+        default="relu",
+        metavar="EXPR",
+        help="a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) or a SymPy "
+        "expression in x, e.g. 'Max(0, x)' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--digits", default="30", metavar="N", help=f"significant digits, 1 to {MAX_DIGITS} (default: %(default)s)"
+    )
+    p.add_argument(
+        "--order",
+        default=None,
+        metavar="M",
+        help=f"also print the Hermite sequence a_j = E σ(ξ)He_j(ξ) for j = 0..M (M <= {MAX_ORDER})",
+    )
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true",
-                     help="print a JSON object {name: {value: decimal string, exact: SymPy string or null}}")
+    fmt.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON object {name: {value: decimal string, exact: SymPy string or null}}",
+    )
     fmt.add_argument("--latex", action="store_true", help="print the exact forms as LaTeX")
     p.set_defaults(func=run)

@@ -18,14 +18,16 @@ law, :func:`sobolev_rf.numeric.studies.alignment.alignment_laws`) as lines; the 
 ϖ of the seeds. It writes ``informed.png`` and ``informed.csv`` (command line in the PNG metadata and on the
 CSV's first line) into ``--out`` and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,13 +50,15 @@ and prints a table. --alignment is refused (ϖ is drawn or realised) and τ is s
 
 #: The compared arms: (name, τ, subspace).
 ARMS: tuple[tuple[str, int, str], ...] = (("random", 1, "random"), ("informed", 1, "informed"), ("L2", 0, "random"))
-LABELS = {"random": "Sobolev, random V (the model)", "informed": "Sobolev, informed V",
-          "L2": "L2 training (τ = 0)"}
+LABELS = {"random": "Sobolev, random V (the model)", "informed": "Sobolev, informed V", "L2": "L2 training (τ = 0)"}
 ERRORS = ("eps_L2", "eps_H1", "eps_grad")
-COLUMNS = (("arm", "tau", "subspace", "outside_theory", "d", "p", "n", "pilot", "seeds")
-           + tuple(name for key in ERRORS for name in (key, f"{key}_se"))
-           + ("varpi1_over_sqrt_d", "varpi1_over_sqrt_d_se", "varpi_sq_mean")
-           + tuple(f"theory_{key}_mean" for key in ERRORS) + tuple(f"theory_{key}_realised" for key in ERRORS))
+COLUMNS = (
+    ("arm", "tau", "subspace", "outside_theory", "d", "p", "n", "pilot", "seeds")
+    + tuple(name for key in ERRORS for name in (key, f"{key}_se"))
+    + ("varpi1_over_sqrt_d", "varpi1_over_sqrt_d_se", "varpi_sq_mean")
+    + tuple(f"theory_{key}_mean" for key in ERRORS)
+    + tuple(f"theory_{key}_realised" for key in ERRORS)
+)
 OUTSIDE = "informed: outside the theory (ϖ₁ ~ √d)"
 #: Stream tag of the per-seed alignment draws of the random arms.
 _ALIGNMENT_STREAM = 0x1F0
@@ -98,19 +102,33 @@ def _ratio(name: str, text: str) -> float:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``informed`` with the model arguments and the study options."""
-    parser = subparsers.add_parser("informed", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "informed", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(parser)
     g = parser.add_argument_group("study")
-    g.add_argument("--d", default=None, metavar="D1,D2,...",
-                   help="input dimensions, each >= 10 (default: 100,200,400; --quick: 40,60)")
+    g.add_argument(
+        "--d",
+        default=None,
+        metavar="D1,D2,...",
+        help="input dimensions, each >= 10 (default: 100,200,400; --quick: 40,60)",
+    )
     g.add_argument("--seeds", default=None, metavar="S", help="seeds per d and arm (default: 8, --quick: 2)")
-    g.add_argument("--pilot-ratio", default="1", metavar="R",
-                   help="pilot gradients per input dimension m/d of the informed subspace (default: %(default)s)")
-    g.add_argument("--n-test", default=None, metavar="N", help="test points per seed (default: max(2000, 2p), "
-                   "--quick: 400)")
-    g.add_argument("--out", default="sobolev-rf-out/informed", metavar="DIR",
-                   help="output folder, created if missing (default: %(default)s)")
+    g.add_argument(
+        "--pilot-ratio",
+        default="1",
+        metavar="R",
+        help="pilot gradients per input dimension m/d of the informed subspace (default: %(default)s)",
+    )
+    g.add_argument(
+        "--n-test", default=None, metavar="N", help="test points per seed (default: max(2000, 2p), --quick: 400)"
+    )
+    g.add_argument(
+        "--out",
+        default="sobolev-rf-out/informed",
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
+    )
     g.add_argument("--quick", action="store_true", help="tiny run for tests: d = 40,60, 2 seeds, 400 test points")
     # p/d = 4: the shared default p/d = 2 is the interpolation threshold p = 2n of τ = 1, k = 1
     parser.set_defaults(func=run, p_over_d="4")
@@ -128,12 +146,16 @@ class Settings:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate everything before any work (bad input writes nothing)."""
     if args.alignment is not None:
-        raise UserError("--alignment does not apply to the informed study: the random arms draw ϖ ~ N(0, I_k) per "
-                        "seed and the informed arm realises ϖ = Vᵀθ₀ from data.")
+        raise UserError(
+            "--alignment does not apply to the informed study: the random arms draw ϖ ~ N(0, I_k) per "
+            "seed and the informed arm realises ϖ = Vᵀθ₀ from data."
+        )
     params = params_from_args(args)
     if params.tau != 1:
-        raise UserError(f"--tau is set by the informed study (τ = 1 for random and informed V, τ = 0 for the L2 "
-                        f"reference), got --tau {args.tau}.")
+        raise UserError(
+            f"--tau is set by the informed study (τ = 1 for random and informed V, τ = 0 for the L2 "
+            f"reference), got --tau {args.tau}."
+        )
     if params.k < 1:
         raise UserError("the informed study needs k >= 1 gradient directions, got --k 0.")
     quick = bool(args.quick)
@@ -141,9 +163,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if params.k >= min(ds):
         raise UserError(f"k = {params.k} gradient directions need d > k, got d = {min(ds)}.")
     seeds = _integer("--seeds", args.seeds, 2, 10_000) if args.seeds is not None else (2 if quick else 8)
-    n_test = (_integer("--n-test", args.n_test, 1, 10**7) if args.n_test is not None else (400 if quick else None))
-    return Settings(params=params.with_(alignment=None), ds=ds, seeds=seeds,
-                    pilot_ratio=_ratio("--pilot-ratio", args.pilot_ratio), n_test=n_test)
+    n_test = _integer("--n-test", args.n_test, 1, 10**7) if args.n_test is not None else (400 if quick else None)
+    return Settings(
+        params=params.with_(alignment=None),
+        ds=ds,
+        seeds=seeds,
+        pilot_ratio=_ratio("--pilot-ratio", args.pilot_ratio),
+        n_test=n_test,
+    )
 
 
 def _alignment(d: int, seed: int, k: int) -> tuple[float, ...]:
@@ -189,14 +216,23 @@ def _check_sizes(settings: Settings) -> None:
     pilot = max(1, round(settings.pilot_ratio * d))
     need = memory_estimate(d, p, n, params.k, 1, params.lam, min(1000, settings.n_test or 2000), pilot)
     if need > MEMORY_LIMIT_BYTES:
-        raise UserError(f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
-                        f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce --d or the ratios p/d, n/d.")
-    total = sum(3 * settings.seeds * ((settings.n_test or max(2000, 2 * sizes(params, x)[0]))
-                                      + sizes(params, x)[1] * (1 + params.k)) * sizes(params, x)[0] * x
-                for x in settings.ds)
+        raise UserError(
+            f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
+            f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce --d or the ratios p/d, n/d."
+        )
+    total = sum(
+        3
+        * settings.seeds
+        * ((settings.n_test or max(2000, 2 * sizes(params, x)[0])) + sizes(params, x)[1] * (1 + params.k))
+        * sizes(params, x)[0]
+        * x
+        for x in settings.ds
+    )
     if total > 5e13:
-        raise UserError(f"the study needs about {total:.1e} floating-point operations (limit 5e13, hours on a "
-                        "laptop); reduce --d, --seeds or --n-test.")
+        raise UserError(
+            f"the study needs about {total:.1e} floating-point operations (limit 5e13, hours on a "
+            "laptop); reduce --d, --seeds or --n-test."
+        )
 
 
 def simulate_arms(settings: Settings) -> list[ArmResult]:
@@ -213,8 +249,15 @@ def simulate_arms(settings: Settings) -> list[ArmResult]:
                 aligns = []
                 for seed in range(settings.seeds):
                     if subspace == "informed":
-                        res = simulate(params.with_(tau=tau), d, seeds=[seed], n_test=settings.n_test,
-                                       progress=False, subspace="informed", pilot=pilot)
+                        res = simulate(
+                            params.with_(tau=tau),
+                            d,
+                            seeds=[seed],
+                            n_test=settings.n_test,
+                            progress=False,
+                            subspace="informed",
+                            pilot=pilot,
+                        )
                     else:
                         point = params.with_(tau=tau, alignment=_alignment(d, seed, params.k))
                         res = simulate(point, d, seeds=[seed], n_test=settings.n_test, progress=False)
@@ -222,8 +265,19 @@ def simulate_arms(settings: Settings) -> list[ArmResult]:
                         per[key].append(float(res.mean[key]))
                     aligns.append(np.asarray(res.mean["alignment"], dtype=float))
                     bar.update()
-                out.append(ArmResult(arm, tau, subspace, d, res.p, res.n, pilot if subspace == "informed" else None,
-                                     {key: np.array(v) for key, v in per.items()}, np.array(aligns)))
+                out.append(
+                    ArmResult(
+                        arm,
+                        tau,
+                        subspace,
+                        d,
+                        res.p,
+                        res.n,
+                        pilot if subspace == "informed" else None,
+                        {key: np.array(v) for key, v in per.items()},
+                        np.array(aligns),
+                    )
+                )
     return out
 
 
@@ -241,8 +295,11 @@ def theory_laws(params: ModelParams) -> dict[int, dict[str, Any]]:
             laws[tau] = {}
         bad = [key for key in ERRORS if key not in laws[tau] or not math.isfinite(laws[tau][key].mean)]
         if bad:
-            print(f"sobolev-rf informed: warning: the d → ∞ theory (τ = {tau}) did not resolve {', '.join(bad)} "
-                  "at this point (left blank)", file=sys.stderr)
+            print(
+                f"sobolev-rf informed: warning: the d → ∞ theory (τ = {tau}) did not resolve {', '.join(bad)} "
+                "at this point (left blank)",
+                file=sys.stderr,
+            )
     return laws
 
 
@@ -260,17 +317,31 @@ def csv_rows(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], seed
     rows = []
     for r in results:
         mean, realised = _theory(laws, r)
-        rows.append([r.arm, r.tau, r.subspace, int(r.subspace == "informed"), r.d, r.p, r.n,
-                     "" if r.pilot is None else r.pilot, seeds]
-                    + [fmt(v) for key in ERRORS for v in (r.mean(key), r.se(key))]
-                    + [fmt(float(np.mean(r.ratio))), fmt(float(np.std(r.ratio, ddof=1) / math.sqrt(len(r.ratio)))),
-                       fmt(float(np.mean(r.alignment ** 2)))]
-                    + [fmt(mean[key]) for key in ERRORS] + [fmt(realised[key]) for key in ERRORS])
+        rows.append(
+            [
+                r.arm,
+                r.tau,
+                r.subspace,
+                int(r.subspace == "informed"),
+                r.d,
+                r.p,
+                r.n,
+                "" if r.pilot is None else r.pilot,
+                seeds,
+            ]
+            + [fmt(v) for key in ERRORS for v in (r.mean(key), r.se(key))]
+            + [
+                fmt(float(np.mean(r.ratio))),
+                fmt(float(np.std(r.ratio, ddof=1) / math.sqrt(len(r.ratio)))),
+                fmt(float(np.mean(r.alignment**2))),
+            ]
+            + [fmt(mean[key]) for key in ERRORS]
+            + [fmt(realised[key]) for key in ERRORS]
+        )
     return rows
 
 
-def figure(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settings: Settings,
-           command: str) -> bytes:
+def figure(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settings: Settings, command: str) -> bytes:
     """Three panels (eps_L2, eps_H1, eps_grad) against d: simulation means ± SE of the three arms, the random
     model's d → ∞ theory (mean over ϖ ~ N(0, I_k)) as lines; the informed arm is marked outside the theory."""
     from matplotlib.figure import Figure
@@ -282,17 +353,29 @@ def figure(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settin
     style = {"random": ("C0", "o", 1), "informed": ("C3", "s", 1), "L2": ("C2", "^", 0)}
     ds = np.array(settings.ds, dtype=float)
     span = np.array([ds[0] / 1.15, ds[-1] * 1.15])
-    panels = (("eps_L2", r"test error $\varepsilon_{L^2}$"),
-              ("eps_H1", r"projected-gradient error $\varepsilon_{H^1}$" + "\n(informed: along v₁ ≈ √d θ₀, grows ∝ d)"),
-              ("eps_grad", r"full-gradient error $\varepsilon_{\nabla}$"))
+    panels = (
+        ("eps_L2", r"test error $\varepsilon_{L^2}$"),
+        ("eps_H1", r"projected-gradient error $\varepsilon_{H^1}$" + "\n(informed: along v₁ ≈ √d θ₀, grows ∝ d)"),
+        ("eps_grad", r"full-gradient error $\varepsilon_{\nabla}$"),
+    )
     offsets = {"random": 0.97, "informed": 1.0, "L2": 1.03}
     for ax, (key, ylabel) in zip(axes, panels):
         for arm, _, _ in ARMS:
             color, marker, tau = style[arm]
             rs = [r for r in results if r.arm == arm]
             x = np.array([r.d for r in rs]) * offsets[arm]
-            ax.errorbar(x, [r.mean(key) for r in rs], yerr=[r.se(key) for r in rs], fmt=marker, ms=6, capsize=3,
-                        color=color, mfc="white" if arm != "informed" else color, mew=1.4, lw=1.2)
+            ax.errorbar(
+                x,
+                [r.mean(key) for r in rs],
+                yerr=[r.se(key) for r in rs],
+                fmt=marker,
+                ms=6,
+                capsize=3,
+                color=color,
+                mfc="white" if arm != "informed" else color,
+                mew=1.4,
+                lw=1.2,
+            )
             if arm != "informed" and key in laws.get(tau, {}):
                 ax.plot(span, [laws[tau][key].mean] * 2, color=color, lw=1.6, ls="-" if tau else "--")
         ax.set_xscale("log")
@@ -305,19 +388,37 @@ def figure(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settin
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.25)
     handles = [
-        Line2D([], [], color="C0", marker="o", mfc="white", lw=1.6, label=f"{LABELS['random']}: sim. ± SE, theory line"),
-        Line2D([], [], color="C2", marker="^", mfc="white", lw=1.6, ls="--",
-               label=f"{LABELS['L2']}: sim. ± SE, theory line"),
-        Line2D([], [], color="C3", marker="s", ls="none", label=f"{LABELS['informed']} (pilot m = "
-               f"{settings.pilot_ratio:g}·d): sim. ± SE"),
+        Line2D(
+            [], [], color="C0", marker="o", mfc="white", lw=1.6, label=f"{LABELS['random']}: sim. ± SE, theory line"
+        ),
+        Line2D(
+            [],
+            [],
+            color="C2",
+            marker="^",
+            mfc="white",
+            lw=1.6,
+            ls="--",
+            label=f"{LABELS['L2']}: sim. ± SE, theory line",
+        ),
+        Line2D(
+            [],
+            [],
+            color="C3",
+            marker="s",
+            ls="none",
+            label=f"{LABELS['informed']} (pilot m = {settings.pilot_ratio:g}·d): sim. ± SE",
+        ),
         Line2D([], [], color="none", label=OUTSIDE + ", no theory line"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     informed = [r for r in results if r.arm == "informed"]
     realised = ", ".join(f"d = {r.d}: {np.mean(r.ratio):.3f}" for r in informed)
-    fig.suptitle(f"Data-informed vs random gradient subspaces ({settings.params.describe(omit=('tau', 'alignment'))})\n"
-                 f"lines: d → ∞ theory of the random model, mean over ϖ ~ N(0, I_k); points: {settings.seeds} seeds "
-                 f"(± SE); informed realised ϖ₁/√d — {realised}")
+    fig.suptitle(
+        f"Data-informed vs random gradient subspaces ({settings.params.describe(omit=('tau', 'alignment'))})\n"
+        f"lines: d → ∞ theory of the random model, mean over ϖ ~ N(0, I_k); points: {settings.seeds} seeds "
+        f"(± SE); informed realised ϖ₁/√d — {realised}"
+    )
     return png_bytes(fig, command)
 
 
@@ -326,15 +427,23 @@ def _pm(mean: float, se: float) -> str:
 
 
 def table(results: Sequence[ArmResult], laws: dict[int, dict[str, Any]], settings: Settings) -> str:
-    head = (f"{'d':>5}  {'arm':<9}{'eps_L2':>20}{'eps_H1':>20}{'eps_grad':>20}{'ϖ₁/√d':>9}"
-            f"{'theory eps_L2':>15}")
-    lines = [f"Informed vs random gradient subspaces ({settings.params.describe(omit=('tau', 'alignment'))}), {settings.seeds} seeds, "
-             f"mean ± SE", f"theory: d → ∞, random V, mean over ϖ ~ N(0, I_k); {OUTSIDE}", head, "-" * len(head)]
+    head = f"{'d':>5}  {'arm':<9}{'eps_L2':>20}{'eps_H1':>20}{'eps_grad':>20}{'ϖ₁/√d':>9}{'theory eps_L2':>15}"
+    lines = [
+        f"Informed vs random gradient subspaces ({settings.params.describe(omit=('tau', 'alignment'))}), "
+        f"{settings.seeds} seeds, "
+        f"mean ± SE",
+        f"theory: d → ∞, random V, mean over ϖ ~ N(0, I_k); {OUTSIDE}",
+        head,
+        "-" * len(head),
+    ]
     for r in results:
         mean, _ = _theory(laws, r)
         th = "outside" if r.subspace == "informed" else f"{mean['eps_L2']:.4g}"
-        lines.append(f"{r.d:>5}  {r.arm:<9}" + "".join(f"{_pm(r.mean(k), r.se(k)):>20}" for k in ERRORS)
-                     + f"{np.mean(r.ratio):>9.3f}{th:>15}")
+        lines.append(
+            f"{r.d:>5}  {r.arm:<9}"
+            + "".join(f"{_pm(r.mean(k), r.se(k)):>20}" for k in ERRORS)
+            + f"{np.mean(r.ratio):>9.3f}{th:>15}"
+        )
     return "\n".join(lines)
 
 
@@ -346,8 +455,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = simulate_arms(settings)
     laws = theory_laws(settings.params)
-    files = {"informed.csv": csv_text(command, COLUMNS, csv_rows(results, laws, settings.seeds)),
-             "informed.png": figure(results, laws, settings, command)}
+    files = {
+        "informed.csv": csv_text(command, COLUMNS, csv_rows(results, laws, settings.seeds)),
+        "informed.png": figure(results, laws, settings, command),
+    }
     write_outputs(args.out, files)
     print(table(results, laws, settings))
     print(f"\nwrote informed.png, informed.csv to {args.out}/ in {time.perf_counter() - start:.1f} s")

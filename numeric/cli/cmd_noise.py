@@ -15,14 +15,16 @@ n/d = 1) it writes into ``--out`` (default ``./sobolev-rf-out/noise/``):
 With τ = 0 (or k = 0) the gradient labels are not in the training loss, so Δ_g has no effect: the gradient
 study is skipped and the output says so. Nothing is written unless every result was computed.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,11 +58,37 @@ MAP_P_RANGE = (0.1, 20.0)
 #: The map's smallest positive Δ relative to --delta-max (log-spaced in between, plus a row Δ = 0).
 MAP_DELTA_SPAN = 1e-3
 
-LAMBDA_COLUMNS = ("kind", "noise", "delta", "noise_f", "noise_g", "lam", "eps_L2", "eps_L2_se", "eps_H1",
-                  "eps_H1_se", "benign", "d", "seeds")
-BENIGN_COLUMNS = ("noise", "quantity", "delta", "noise_f", "noise_g", "p_over_d", "n_over_d", "eps_lam0",
-                  "lam_star", "eps_star", "lam_best_positive", "eps_best_positive", "benign",
-                  "lam_at_upper_edge")
+LAMBDA_COLUMNS = (
+    "kind",
+    "noise",
+    "delta",
+    "noise_f",
+    "noise_g",
+    "lam",
+    "eps_L2",
+    "eps_L2_se",
+    "eps_H1",
+    "eps_H1_se",
+    "benign",
+    "d",
+    "seeds",
+)
+BENIGN_COLUMNS = (
+    "noise",
+    "quantity",
+    "delta",
+    "noise_f",
+    "noise_g",
+    "p_over_d",
+    "n_over_d",
+    "eps_lam0",
+    "lam_star",
+    "eps_star",
+    "lam_best_positive",
+    "eps_best_positive",
+    "benign",
+    "lam_at_upper_edge",
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +103,8 @@ class Settings:
     levels: tuple[float, ...]
     delta_max: float
     grid: int
-    lam_grid: np.ndarray        # λ grid of the maps (ascending)
-    curve_lams: np.ndarray      # λ grid of the drawn curves
+    lam_grid: np.ndarray  # λ grid of the maps (ascending)
+    curve_lams: np.ndarray  # λ grid of the drawn curves
     bracket: tuple[float, float]
     xatol: float
     sim_d: int
@@ -93,30 +121,68 @@ class Settings:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``noise`` and its options."""
-    parser = subparsers.add_parser("noise", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "noise", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(parser)
     parser.set_defaults(p_over_d="4", lam=None)
-    describe_options(parser, lam="not used for the errors (λ is swept); if given, marked on the λ curves",
-                     noise_f="Δ_f held fixed in the gradient-noise study (default: 0)",
-                     noise_g="Δ_g held fixed in the function-noise study (default: 0)")
+    describe_options(
+        parser,
+        lam="not used for the errors (λ is swept); if given, marked on the λ curves",
+        noise_f="Δ_f held fixed in the gradient-noise study (default: 0)",
+        noise_g="Δ_g held fixed in the function-noise study (default: 0)",
+    )
     g = parser.add_argument_group("noise study")
-    g.add_argument("--out", default="sobolev-rf-out/noise", metavar="DIR",
-                   help="output folder, created if missing (default: %(default)s)")
-    g.add_argument("--levels", default=None, metavar="D1,D2,...",
-                   help="noise levels Δ of the λ curves, 1 to 6 values >= 0 (default: 0,0.1,0.5; --quick: 0,0.5)")
-    g.add_argument("--delta-max", default="1", metavar="DMAX",
-                   help="largest Δ of the maps; rows are Δ = 0 and log-spaced [DMAX/1000, DMAX] (default: 1)")
-    g.add_argument("--grid", type=int_range(3, 200), default=None, metavar="G",
-                   help="map size: G values of p/d × G values of Δ, 3 to 200 (default: 20, --quick: 4)")
-    g.add_argument("--quantity", choices=("eps_L2", "eps_H1"), default="eps_L2",
-                   help="error whose optimal λ and benign region the map figure shows (default: %(default)s)")
-    g.add_argument("--sim-d", type=int_range(0), default=None, metavar="D",
-                   help="input dimension of the simulation points, 0 = none (default: 200, --quick: 40)")
-    g.add_argument("--seeds", type=int_range(1), default=None, metavar="S",
-                   help="simulation seeds per point (default: 2, --quick: 1)")
-    g.add_argument("--quick", action="store_true",
-                   help="tiny run for tests: 4×4 map, coarse λ grids, levels 0 and 0.5, one simulation λ at d = 40")
+    g.add_argument(
+        "--out",
+        default="sobolev-rf-out/noise",
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
+    )
+    g.add_argument(
+        "--levels",
+        default=None,
+        metavar="D1,D2,...",
+        help="noise levels Δ of the λ curves, 1 to 6 values >= 0 (default: 0,0.1,0.5; --quick: 0,0.5)",
+    )
+    g.add_argument(
+        "--delta-max",
+        default="1",
+        metavar="DMAX",
+        help="largest Δ of the maps; rows are Δ = 0 and log-spaced [DMAX/1000, DMAX] (default: 1)",
+    )
+    g.add_argument(
+        "--grid",
+        type=int_range(3, 200),
+        default=None,
+        metavar="G",
+        help="map size: G values of p/d × G values of Δ, 3 to 200 (default: 20, --quick: 4)",
+    )
+    g.add_argument(
+        "--quantity",
+        choices=("eps_L2", "eps_H1"),
+        default="eps_L2",
+        help="error whose optimal λ and benign region the map figure shows (default: %(default)s)",
+    )
+    g.add_argument(
+        "--sim-d",
+        type=int_range(0),
+        default=None,
+        metavar="D",
+        help="input dimension of the simulation points, 0 = none (default: 200, --quick: 40)",
+    )
+    g.add_argument(
+        "--seeds",
+        type=int_range(1),
+        default=None,
+        metavar="S",
+        help="simulation seeds per point (default: 2, --quick: 1)",
+    )
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny run for tests: 4×4 map, coarse λ grids, levels 0 and 0.5, one simulation λ at d = 40",
+    )
     parser.set_defaults(func=run)
 
 
@@ -129,8 +195,8 @@ def _levels(text: str) -> tuple[float, ...]:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Validate the command line (cheaply, before any heavy work) and fill in the defaults."""
-    from ..theory.coefficients import coefficients
     from ..studies.noise import DEFAULT_BRACKET, check_quantity
+    from ..theory.coefficients import coefficients
 
     quick = bool(args.quick)
     out = Path(args.out)
@@ -142,7 +208,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     args_copy = argparse.Namespace(**vars(args))
     args_copy.lam = "0"
     params = params_from_args(args_copy)
-    coefficients(params.activation)   # parses and validates σ and φ now, not after minutes of work
+    coefficients(params.activation)  # parses and validates σ and φ now, not after minutes of work
     coefficients(params.teacher)
     quantities = ("eps_L2", "eps_H1") if params.k >= 1 else ("eps_L2",)
     check_quantity(params, args.quantity)
@@ -161,15 +227,29 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     per_decade = 1 if quick else 4
     lam_grid = np.geomspace(lo, hi, int(round(decades * per_decade)) + 1)
     curve_lams = np.geomspace(lo, hi, int(round(decades * (2 if quick else 8))) + 1)
-    return Settings(out=out, params=params, user_lam=user_lam, quantity=args.quantity,
-                    quantities=quantities, levels=levels, delta_max=delta_max,
-                    grid=args.grid or (4 if quick else 20), lam_grid=lam_grid, curve_lams=curve_lams,
-                    bracket=(lo, hi), xatol=1e-2 if quick else 1e-3, sim_d=sim_d,
-                    seeds=args.seeds or (1 if quick else 2), sim_lams=(SIM_LAMS[1],) if quick else SIM_LAMS,
-                    quick=quick, command=getattr(args, "command_line", None) or "sobolev-rf noise")
+    return Settings(
+        out=out,
+        params=params,
+        user_lam=user_lam,
+        quantity=args.quantity,
+        quantities=quantities,
+        levels=levels,
+        delta_max=delta_max,
+        grid=args.grid or (4 if quick else 20),
+        lam_grid=lam_grid,
+        curve_lams=curve_lams,
+        bracket=(lo, hi),
+        xatol=1e-2 if quick else 1e-3,
+        sim_d=sim_d,
+        seeds=args.seeds or (1 if quick else 2),
+        sim_lams=(SIM_LAMS[1],) if quick else SIM_LAMS,
+        quick=quick,
+        command=getattr(args, "command_line", None) or "sobolev-rf noise",
+    )
 
 
 # --------------------------------------------------------------------------------------------- computing
+
 
 @dataclass(frozen=True)
 class SimPoint:
@@ -199,8 +279,15 @@ def run_simulations(settings: Settings, kinds: Sequence[str]) -> list[SimPoint]:
         for kind, delta, lam in jobs:
             point = _study_point(settings.params, kind, delta).with_(lam=lam)
             result = simulate(point, settings.sim_d, seeds=settings.seeds, progress=False)
-            out.append(SimPoint(kind, delta, lam, {q: float(result.mean[q]) for q in settings.quantities},
-                                {q: float(result.se[q]) for q in settings.quantities}))
+            out.append(
+                SimPoint(
+                    kind,
+                    delta,
+                    lam,
+                    {q: float(result.mean[q]) for q in settings.quantities},
+                    {q: float(result.se[q]) for q in settings.quantities},
+                )
+            )
             bar.update()
     return out
 
@@ -209,12 +296,14 @@ def map_axes(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
     """(p/d values, Δ values) of the maps: p/d log-spaced over :data:`MAP_P_RANGE` × threshold, Δ = 0 plus
     ``grid − 1`` log-spaced values up to --delta-max."""
     ps = settings.threshold * np.geomspace(*MAP_P_RANGE, settings.grid)
-    deltas = np.concatenate([[0.0], np.geomspace(settings.delta_max * MAP_DELTA_SPAN, settings.delta_max,
-                                                 settings.grid - 1)])
+    deltas = np.concatenate(
+        [[0.0], np.geomspace(settings.delta_max * MAP_DELTA_SPAN, settings.delta_max, settings.grid - 1)]
+    )
     return ps, deltas
 
 
 # --------------------------------------------------------------------------------------------- CSV, table
+
 
 def lambda_csv(settings: Settings, curves: Sequence[Any], sims: Sequence[SimPoint]) -> str:
     """noise_lambda.csv: theory curves (kind=theory), λ → 0⁺ values (kind=theory_lam0, lam = 0), optima
@@ -238,8 +327,20 @@ def lambda_csv(settings: Settings, curves: Sequence[Any], sims: Sequence[SimPoin
             rows.append([f"optimum_{q}", *head, fmt(opt.lam), *errors({q: opt.value}), int(opt.benign), "", ""])
     for s in sims:
         nf, ng = (s.delta, settings.params.noise_g) if s.kind == "function" else (settings.params.noise_f, s.delta)
-        rows.append(["simulation", s.kind, fmt(s.delta), fmt(nf), fmt(ng), fmt(s.lam), *errors(s.mean, s.se), "",
-                     settings.sim_d, settings.seeds])
+        rows.append(
+            [
+                "simulation",
+                s.kind,
+                fmt(s.delta),
+                fmt(nf),
+                fmt(ng),
+                fmt(s.lam),
+                *errors(s.mean, s.se),
+                "",
+                settings.sim_d,
+                settings.seeds,
+            ]
+        )
     return csv_text(settings.command, LAMBDA_COLUMNS, rows)
 
 
@@ -251,10 +352,24 @@ def benign_csv(settings: Settings, maps: dict[tuple[str, str], Any]) -> str:
         for i, delta in enumerate(m.deltas):
             nf, ng = (delta, m.background) if kind == "function" else (m.background, delta)
             for j, pd in enumerate(m.p_over_d):
-                rows.append([kind, q, fmt(delta), fmt(nf), fmt(ng), fmt(pd), fmt(settings.params.n_over_d),
-                             fmt(m.eps_zero[i, j]), fmt(lam_star[i, j]), fmt(eps_star[i, j]),
-                             fmt(m.lam_positive[i, j]), fmt(m.eps_positive[i, j]), int(m.benign[i, j]),
-                             int(m.at_upper_edge[i, j])])
+                rows.append(
+                    [
+                        kind,
+                        q,
+                        fmt(delta),
+                        fmt(nf),
+                        fmt(ng),
+                        fmt(pd),
+                        fmt(settings.params.n_over_d),
+                        fmt(m.eps_zero[i, j]),
+                        fmt(lam_star[i, j]),
+                        fmt(eps_star[i, j]),
+                        fmt(m.lam_positive[i, j]),
+                        fmt(m.eps_positive[i, j]),
+                        int(m.benign[i, j]),
+                        int(m.at_upper_edge[i, j]),
+                    ]
+                )
     return csv_text(settings.command, BENIGN_COLUMNS, rows)
 
 
@@ -284,12 +399,16 @@ def summary_table(settings: Settings, curves: Sequence[Any], maps: dict[tuple[st
             row += f"  {_lam_text(opt):>14}{opt.value:>14.4f}{zero:>14}"
         lines.append(row)
     if not any(c.kind == "gradient" for c in curves):
-        lines.append("gradient noise: not studied, τ = 0 or k = 0 means the gradient labels are not in the "
-                     "training loss (Δ_g has no effect).")
+        lines.append(
+            "gradient noise: not studied, τ = 0 or k = 0 means the gradient labels are not in the "
+            "training loss (Δ_g has no effect)."
+        )
     lines.append("")
-    lines.append(f"Benign regimes ({settings.quantity}, λ → 0⁺ at least as good as every λ > 0) over "
-                 f"p/d ∈ [{MAP_P_RANGE[0] * settings.threshold:.3g}, {MAP_P_RANGE[1] * settings.threshold:.3g}], "
-                 f"n/d = {settings.params.n_over_d:g}, threshold p/d = {settings.threshold:g}:")
+    lines.append(
+        f"Benign regimes ({settings.quantity}, λ → 0⁺ at least as good as every λ > 0) over "
+        f"p/d ∈ [{MAP_P_RANGE[0] * settings.threshold:.3g}, {MAP_P_RANGE[1] * settings.threshold:.3g}], "
+        f"n/d = {settings.params.n_over_d:g}, threshold p/d = {settings.threshold:g}:"
+    )
     for (kind, q), m in maps.items():
         if q != settings.quantity:
             continue
@@ -301,13 +420,16 @@ def summary_table(settings: Settings, curves: Sequence[Any], maps: dict[tuple[st
             continue
         first = m.p_over_d[noiseless].min()
         j = int(np.nanargmax(np.where(np.isfinite(best), best, -1.0)))
-        lines.append(f"  {KIND_TITLES[kind]}: {sym} = 0 is benign for p/d ≥ {first:.3g} "
-                     f"({int(noiseless.sum())} of {len(noiseless)} columns); the widest benign range is "
-                     f"{sym} ≤ {best[j]:.3g} at p/d = {m.p_over_d[j]:.3g}.")
+        lines.append(
+            f"  {KIND_TITLES[kind]}: {sym} = 0 is benign for p/d ≥ {first:.3g} "
+            f"({int(noiseless.sum())} of {len(noiseless)} columns); the widest benign range is "
+            f"{sym} ≤ {best[j]:.3g} at p/d = {m.p_over_d[j]:.3g}."
+        )
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------- figures
+
 
 def _plain_log_label(ax: Any) -> Any:
     """Tick labels of a log y axis as plain numbers (0.3, not 3×10⁻¹); on axes spanning more than 1.5
@@ -342,21 +464,33 @@ def lambda_png(settings: Settings, curves: Sequence[Any], sims: Sequence[SimPoin
             ax = axes[r, col]
             for color, c in zip(("C0", "C1", "C3", "C2", "C4", "C5"), rows):
                 opt = c.optima[q]
-                lam_txt = "λ* → 0⁺ (benign)" if opt.benign else (
-                    f"λ* ≥ {opt.lam:g} (end of search range)" if opt.at_upper_edge else f"λ* = {opt.lam:.2g}")
-                ax.plot(c.lams, c.values[q], color=color, lw=1.8,
-                        label=f"{KIND_SYMBOL[kind]} = {c.delta:g}: {lam_txt}")
+                lam_txt = (
+                    "λ* → 0⁺ (benign)"
+                    if opt.benign
+                    else (f"λ* ≥ {opt.lam:g} (end of search range)" if opt.at_upper_edge else f"λ* = {opt.lam:.2g}")
+                )
+                ax.plot(c.lams, c.values[q], color=color, lw=1.8, label=f"{KIND_SYMBOL[kind]} = {c.delta:g}: {lam_txt}")
                 if math.isfinite(c.zero[q]):
                     ax.axhline(c.zero[q], color=color, ls="--", lw=1.1, alpha=0.8)
                 x_star = lo if opt.benign else opt.lam
-                ax.plot([x_star], [opt.value], marker="*", ms=13, color=color, mec="black", mew=0.7, zorder=5,
-                        clip_on=False)
+                ax.plot(
+                    [x_star], [opt.value], marker="*", ms=13, color=color, mec="black", mew=0.7, zorder=5, clip_on=False
+                )
                 pts = [s for s in sims if s.kind == kind and s.delta == c.delta]
                 if pts:
                     se = np.array([s.se[q] for s in pts])
-                    ax.errorbar([s.lam for s in pts], [s.mean[q] for s in pts],
-                                yerr=se if np.isfinite(se).any() else None, fmt="o", ms=5, capsize=3, color=color,
-                                mfc="white", mew=1.3, zorder=4)
+                    ax.errorbar(
+                        [s.lam for s in pts],
+                        [s.mean[q] for s in pts],
+                        yerr=se if np.isfinite(se).any() else None,
+                        fmt="o",
+                        ms=5,
+                        capsize=3,
+                        color=color,
+                        mfc="white",
+                        mew=1.3,
+                        zorder=4,
+                    )
             if settings.user_lam is not None and settings.user_lam > 0:
                 ax.axvline(settings.user_lam, color="0.3", ls=":", lw=1.2)
             ax.set_xscale("log")
@@ -371,24 +505,46 @@ def lambda_png(settings: Settings, curves: Sequence[Any], sims: Sequence[SimPoin
             ax.set_title(f"{KIND_TITLES[kind]} ({other} = {background:g}): {q}")
             ax.grid(True, which="both", alpha=0.25)
             handles, _ = ax.get_legend_handles_labels()
-            style = [Line2D([], [], color="0.3", ls="--", lw=1.1, label="λ → 0⁺ level (dashed)"),
-                     Line2D([], [], color="0.3", marker="*", ms=11, ls="none", mec="black", label="optimal λ*")]
+            style = [
+                Line2D([], [], color="0.3", ls="--", lw=1.1, label="λ → 0⁺ level (dashed)"),
+                Line2D([], [], color="0.3", marker="*", ms=11, ls="none", mec="black", label="optimal λ*"),
+            ]
             if sims:
-                style.append(Line2D([], [], color="0.3", marker="o", mfc="white", ls="none",
-                                    label=f"simulation d = {settings.sim_d} (± SE)"))
+                style.append(
+                    Line2D(
+                        [],
+                        [],
+                        color="0.3",
+                        marker="o",
+                        mfc="white",
+                        ls="none",
+                        label=f"simulation d = {settings.sim_d} (± SE)",
+                    )
+                )
             if settings.user_lam is not None and settings.user_lam > 0:
                 style.append(Line2D([], [], color="0.3", ls=":", label=f"given λ = {settings.user_lam:g}"))
             ax.legend(handles=handles + style, fontsize=8, loc="best", framealpha=0.85)
-    sim_text = (f"points: simulation d = {settings.sim_d}, {settings.seeds} seed{'s' if settings.seeds > 1 else ''}"
-                f" (mean ± SE)" if sims else "no simulation points")
-    note = "" if "gradient" in kinds else ("\nτ = 0 (or k = 0): gradient labels are not in the training loss, "
-                                           "Δ_g has no effect; gradient-noise study skipped")
+    sim_text = (
+        f"points: simulation d = {settings.sim_d}, {settings.seeds} seed{'s' if settings.seeds > 1 else ''} (mean ± SE)"
+        if sims
+        else "no simulation points"
+    )
+    note = (
+        ""
+        if "gradient" in kinds
+        else (
+            "\nτ = 0 (or k = 0): gradient labels are not in the training loss, "
+            "Δ_g has no effect; gradient-noise study skipped"
+        )
+    )
     if settings.params.tau == 0 and "eps_H1" in qs:
         note += "\nτ = 0: eps_H1 does not self-average over V; theory gives its mean over V, one simulation seed "
         note += "scatters around it"
-    fig.suptitle(f"Test errors against the ridge λ at {settings.params.describe(omit=('lam', 'noise'))}\n"
-                 f"lines: d → ∞ theory; dashed: λ → 0⁺ limit; stars: optimal λ* (at the left edge when "
-                 f"λ* → 0⁺); {sim_text}{note}")
+    fig.suptitle(
+        f"Test errors against the ridge λ at {settings.params.describe(omit=('lam', 'noise'))}\n"
+        f"lines: d → ∞ theory; dashed: λ → 0⁺ limit; stars: optimal λ* (at the left edge when "
+        f"λ* → 0⁺); {sim_text}{note}"
+    )
     return png_bytes(fig, settings.command)
 
 
@@ -459,27 +615,46 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
         loglam = np.log10(np.where(m.lam_positive > 0, m.lam_positive, np.nan))[order]
         ratio_sorted = np.where(np.isinf(ratio), rmax, ratio)[order]
         panels = (
-            (np.ma.masked_where(benign | ~np.isfinite(loglam), loglam), "viridis", lam_norm,
-             r"optimal ridge $\log_{10}\lambda^*$", f"optimal ridge λ* for {settings.quantity}"),
-            (np.ma.masked_where(benign | ~np.isfinite(ratio_sorted), np.maximum(ratio_sorted, rmin)), "plasma",
-             ratio_norm, sym_q + r"$(\lambda\to0^+)\,/\,$" + sym_q + r"$(\lambda^*) - 1$",
-             f"cost of interpolating (λ → 0⁺ vs λ*), {settings.quantity}"),
+            (
+                np.ma.masked_where(benign | ~np.isfinite(loglam), loglam),
+                "viridis",
+                lam_norm,
+                r"optimal ridge $\log_{10}\lambda^*$",
+                f"optimal ridge λ* for {settings.quantity}",
+            ),
+            (
+                np.ma.masked_where(benign | ~np.isfinite(ratio_sorted), np.maximum(ratio_sorted, rmin)),
+                "plasma",
+                ratio_norm,
+                sym_q + r"$(\lambda\to0^+)\,/\,$" + sym_q + r"$(\lambda^*) - 1$",
+                f"cost of interpolating (λ → 0⁺ vs λ*), {settings.quantity}",
+            ),
         )
         for row, (values, cmap, norm, clabel, title) in enumerate(panels):
             ax = axes[row, col]
             mesh = ax.pcolormesh(xe, ye, values, cmap=cmap, norm=norm, shading="flat")
             fig.colorbar(mesh, ax=ax, label=clabel, extend="max" if row == 1 else "neither")
-            cells = [[(xe[j], ye[i]), (xe[j + 1], ye[i]), (xe[j + 1], ye[i + 1]), (xe[j], ye[i + 1])]
-                     for i, j in zip(*np.nonzero(benign))]
-            ax.add_collection(PolyCollection(cells, facecolors=BENIGN_FACE, edgecolors="0.55", linewidths=0,
-                                             hatch=BENIGN_HATCH))
+            cells = [
+                [(xe[j], ye[i]), (xe[j + 1], ye[i]), (xe[j + 1], ye[i + 1]), (xe[j], ye[i + 1])]
+                for i, j in zip(*np.nonzero(benign))
+            ]
+            ax.add_collection(
+                PolyCollection(cells, facecolors=BENIGN_FACE, edgecolors="0.55", linewidths=0, hatch=BENIGN_HATCH)
+            )
             if benign.any():
                 ax.add_collection(LineCollection(_outline(benign, xe, ye), colors="black", linewidths=1.8))
             ax.axvline(settings.threshold, color="white" if row == 0 else "0.85", ls="--", lw=1.6)
             factor = settings.params.training_rows
-            ax.annotate("p = n" if factor == 1 else f"p = {factor}n", (settings.threshold, 0.0),
-                        xycoords=("data", "axes fraction"), xytext=(4, 22), textcoords="offset points",
-                        fontsize=9, color="black", bbox=dict(boxstyle="round,pad=0.2", fc="white", alpha=0.8))
+            ax.annotate(
+                "p = n" if factor == 1 else f"p = {factor}n",
+                (settings.threshold, 0.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, 22),
+                textcoords="offset points",
+                fontsize=9,
+                color="black",
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", alpha=0.8),
+            )
             ax.axvline(settings.params.p_over_d, color="0.6", ls=":", lw=1.4)
             ax.set_xscale("log")
             ax.set_xlim(xe[0], xe[-1])
@@ -489,26 +664,40 @@ def benign_png(settings: Settings, maps: dict[tuple[str, str], Any]) -> bytes:
                 ax.axhline(ye[1], color="0.3", lw=0.8)
             ticks = [float(ys[0])] + [float(t) for t in range(math.ceil(ys[1] - 1e-9), math.floor(ys[-1] + 1e-9) + 1)]
             ax.yaxis.set_major_locator(FixedLocator(ticks))
-            ax.yaxis.set_major_formatter(FuncFormatter(
-                lambda v, _, z=ticks[0]: "0" if abs(v - z) < 1e-9 else f"{10.0 ** v:g}"))
+            ax.yaxis.set_major_formatter(
+                FuncFormatter(lambda v, _, z=ticks[0]: "0" if abs(v - z) < 1e-9 else f"{10.0**v:g}")
+            )
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_xlabel("features per input dimension  p/d")
             ax.set_ylabel(f"noise variance {KIND_TEX[kind]}")
             other = "Δ_g" if kind == "function" else "Δ_f"
             ax.set_title(f"{KIND_TITLES[kind]} ({other} = {m.background:g})\n{title}", fontsize=10)
-    handles = [Patch(facecolor=BENIGN_FACE, edgecolor="0.45", hatch=BENIGN_HATCH,
-                     label=f"benign: λ → 0⁺ at least as good as every λ ∈ [{lo:g}, {hi:g}] (black outline)"),
-               Line2D([], [], color="0.5", ls="--", lw=1.6, label="interpolation threshold p = rn"),
-               Line2D([], [], color="0.6", ls=":", lw=1.4, label=f"p/d = {settings.params.p_over_d:g} of noise_lambda.png")]
+    handles = [
+        Patch(
+            facecolor=BENIGN_FACE,
+            edgecolor="0.45",
+            hatch=BENIGN_HATCH,
+            label=f"benign: λ → 0⁺ at least as good as every λ ∈ [{lo:g}, {hi:g}] (black outline)",
+        ),
+        Line2D([], [], color="0.5", ls="--", lw=1.6, label="interpolation threshold p = rn"),
+        Line2D([], [], color="0.6", ls=":", lw=1.4, label=f"p/d = {settings.params.p_over_d:g} of noise_lambda.png"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=3 if ncols > 1 else 1, fontsize=9)
-    note = "" if any(k == "gradient" for k, _ in chosen) else (
-        "\nτ = 0 (or k = 0): gradient labels are not in the training loss, so Δ_g has no effect (no map)")
-    fig.suptitle(f"Where is interpolating the noise benign?  d → ∞ theory at {settings.params.describe(omit=('lam', 'noise', 'p_over_d'))}\n"
-                 f"λ* minimises {settings.quantity} over λ > 0; the bottom row of each map is Δ = 0{note}")
+    note = (
+        ""
+        if any(k == "gradient" for k, _ in chosen)
+        else ("\nτ = 0 (or k = 0): gradient labels are not in the training loss, so Δ_g has no effect (no map)")
+    )
+    fig.suptitle(
+        "Where is interpolating the noise benign?  d → ∞ theory at "
+        f"{settings.params.describe(omit=('lam', 'noise', 'p_over_d'))}\n"
+        f"λ* minimises {settings.quantity} over λ > 0; the bottom row of each map is Δ = 0{note}"
+    )
     return png_bytes(fig, settings.command)
 
 
 # --------------------------------------------------------------------------------------------- run
+
 
 def run(args: argparse.Namespace) -> int:
     """Validate, compute everything (simulations first: they fail fast on bad sizes), then write the four
@@ -521,8 +710,15 @@ def run(args: argparse.Namespace) -> int:
     kinds = ["function"] + (["gradient"] if gradient_noise_enters(params) else [])
     sims = run_simulations(settings, kinds)
     with Progress(len(kinds) * len(settings.levels) * len(settings.quantities), "theory: optimal λ") as bar:
-        curves = lambda_curves(params, settings.levels, settings.curve_lams, settings.quantities, kinds,
-                               settings.xatol, progress=bar.update)
+        curves = lambda_curves(
+            params,
+            settings.levels,
+            settings.curve_lams,
+            settings.quantities,
+            kinds,
+            settings.xatol,
+            progress=bar.update,
+        )
     ps, deltas = map_axes(settings)
     with Progress(len(ps), "theory: noise maps") as bar:
         maps = noise_maps(params, ps, deltas, settings.lam_grid, settings.quantities, kinds, progress=bar.update)

@@ -1,4 +1,5 @@
 """``sobolev-rf pencil``: the linear pencil of a rational matrix expression and its fixed-point equations."""
+
 from __future__ import annotations
 
 import argparse
@@ -46,23 +47,40 @@ Examples:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``pencil``."""
-    parser = subparsers.add_parser("pencil", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "pencil", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("expr", metavar="EXPR", help="the rational matrix expression (syntax above)")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME=ROWS,COLS",
-                        help="declare a Gaussian matrix (repeatable)")
-    parser.add_argument("--symmetric", action="append", default=[], metavar="NAME",
-                        help="make a declared square Gaussian matrix symmetric (Wigner)")
-    parser.add_argument("--diag", action="append", default=[], metavar="NAME[,NAME]=DIM[@LAW]",
-                        help="declare a diagonal random matrix, or several with a joint law (repeatable)")
-    parser.add_argument("--format", choices=("text", "latex", "json"), default="text",
-                        help="output format (default: %(default)s)")
-    parser.add_argument("--self-adjoint", action="store_true",
-                        help="also print the self-adjoint (hermitised) pencil")
+    parser.add_argument(
+        "--shape", action="append", default=[], metavar="NAME=ROWS,COLS", help="declare a Gaussian matrix (repeatable)"
+    )
+    parser.add_argument(
+        "--symmetric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="make a declared square Gaussian matrix symmetric (Wigner)",
+    )
+    parser.add_argument(
+        "--diag",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]=DIM[@LAW]",
+        help="declare a diagonal random matrix, or several with a joint law (repeatable)",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "latex", "json"), default="text", help="output format (default: %(default)s)"
+    )
+    parser.add_argument("--self-adjoint", action="store_true", help="also print the self-adjoint (hermitised) pencil")
     parser.add_argument("--solve", action="store_true", help="solve the fixed point numerically")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a scalar parameter (real, or complex such as z=1+0.01j) or dimension "
-                             "(dimensions may be ratios, e.g. p=2 d=1)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a scalar parameter (real, or complex such as z=1+0.01j) or dimension "
+        "(dimensions may be ratios, e.g. p=2 d=1)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -92,8 +110,9 @@ def _text_number(value: float | complex) -> str:
     return f"{value:.15g}"
 
 
-def declarations(args: argparse.Namespace) -> tuple[dict[str, MatrixSymbol], dict[str, sp.Symbol], list[Any],
-                                                   dict[str, bool], dict[str, float | complex]]:
+def declarations(
+    args: argparse.Namespace,
+) -> tuple[dict[str, MatrixSymbol], dict[str, sp.Symbol], list[Any], dict[str, bool], dict[str, float | complex]]:
     """Matrices, dimensions, diagonal laws, Gaussian names (→ symmetric?) and parameter values of a command
     line with --shape, --symmetric, --diag and --param (shared by ``pencil`` and ``spectrum``)."""
     from ...derive.laws import declare_diagonals
@@ -129,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
     scalars = {**dims, **{k: sp.Symbol(k) for k in complex_names if k not in dims}}
     expr = parse_expression(args.expr, mats, scalars)
     pencil = linearize(expr)
-    system = derive_system(pencil, [GaussianMatrix(n, 1, sym) for n, sym in gaussians.items()
-                                    if n in pencil.symbols], laws)
+    system = derive_system(
+        pencil, [GaussianMatrix(n, 1, sym) for n, sym in gaussians.items() if n in pencil.symbols], laws
+    )
     herglotz: dict[str, int] = {}
     if args.solve and len(complex_names) == 1:
         import numpy as np
@@ -146,10 +166,13 @@ def run(args: argparse.Namespace) -> int:
         if args.self_adjoint:
             data["self_adjoint_pencil"] = pencil.self_adjoint().as_dict()
         if solution is not None:
-            data["solution"] = {"unknowns": {k: json_number(v) for k, v in solution.unknowns.items()},
-                                "traces": {k: json_number(v) for k, v in solution.outputs.items()},
-                                "residual": solution.residual, "method": solution.method,
-                                "quadrature_error": solution.quadrature_error}
+            data["solution"] = {
+                "unknowns": {k: json_number(v) for k, v in solution.unknowns.items()},
+                "traces": {k: json_number(v) for k, v in solution.outputs.items()},
+                "residual": solution.residual,
+                "method": solution.method,
+                "quadrature_error": solution.quadrature_error,
+            }
             if herglotz:
                 data["solution"]["imaginary_sign_checked"] = herglotz
         print(json.dumps(data, indent=2))

@@ -1,4 +1,5 @@
 """``sobolev-rf simulate``: the exact finite-size simulation of one model point (numeric/simulate.py)."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,8 @@ import math
 from typing import Any
 
 from ...derive.errors import UserError
-from .args import add_model_arguments, params_from_args
 from ..simulate.exact import SCALAR_KEYS, SUBSPACES, VECTOR_KEYS, SimulationResult, simulate
+from .args import add_model_arguments, params_from_args
 
 HELP = "exact finite-size simulation: test errors and order parameters over seeds"
 
@@ -41,21 +42,29 @@ def _integer(name: str, text: str, minimum: int) -> int:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``simulate`` with its model arguments and simulation options."""
-    parser = subparsers.add_parser("simulate", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "simulate", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_model_arguments(parser)
     g = parser.add_argument_group("simulation")
     g.add_argument("--d", default="200", metavar="D", help="input dimension d >= 2 (default: %(default)s)")
-    g.add_argument("--seeds", default="1", metavar="S",
-                   help="number of independent draws, seeds 0..S-1 (default: %(default)s)")
-    g.add_argument("--n-test", default=None, metavar="N",
-                   help="test points per seed (default: max(2000, 2p))")
-    g.add_argument("--subspace", default="random", choices=SUBSPACES,
-                   help="random: V iid Gaussian with Vᵀθ₀ = ϖ (the model); informed: V from the top eigenvectors of "
-                        "a pilot gradient covariance, outside the theory (default: %(default)s)")
-    g.add_argument("--pilot", default=None, metavar="M",
-                   help="pilot gradients that estimate the informed subspace (only with --subspace informed; "
-                        "default: d)")
+    g.add_argument(
+        "--seeds", default="1", metavar="S", help="number of independent draws, seeds 0..S-1 (default: %(default)s)"
+    )
+    g.add_argument("--n-test", default=None, metavar="N", help="test points per seed (default: max(2000, 2p))")
+    g.add_argument(
+        "--subspace",
+        default="random",
+        choices=SUBSPACES,
+        help="random: V iid Gaussian with Vᵀθ₀ = ϖ (the model); informed: V from the top eigenvectors of "
+        "a pilot gradient covariance, outside the theory (default: %(default)s)",
+    )
+    g.add_argument(
+        "--pilot",
+        default=None,
+        metavar="M",
+        help="pilot gradients that estimate the informed subspace (only with --subspace informed; default: d)",
+    )
     g.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -66,11 +75,14 @@ def _number(value: float | None) -> str:
 
 def format_table(result: SimulationResult) -> str:
     """A readable table: one line per quantity (per direction for the vector ones), mean ± standard error."""
-    extra = (f", pilot = {result.pilot} (informed V: outside the d → ∞ theory, ϖ₁ ~ √d)"
-             if result.pilot is not None else "")
-    lines = [f"d = {result.d}, p = {result.p}, n = {result.n}, seeds = {len(result.seeds)}, "
-             f"n_test = {result.n_test}, subspace = {result.subspace}{extra}",
-             f"{'quantity':<16}{'mean':>14}{'std. error':>14}"]
+    extra = (
+        f", pilot = {result.pilot} (informed V: outside the d → ∞ theory, ϖ₁ ~ √d)" if result.pilot is not None else ""
+    )
+    lines = [
+        f"d = {result.d}, p = {result.p}, n = {result.n}, seeds = {len(result.seeds)}, "
+        f"n_test = {result.n_test}, subspace = {result.subspace}{extra}",
+        f"{'quantity':<16}{'mean':>14}{'std. error':>14}",
+    ]
     rows: list[tuple[str, float, float]] = [(key, result.mean[key], result.se[key]) for key in SCALAR_KEYS]
     for key in VECTOR_KEYS:
         rows += [(f"{key}[{l + 1}]", result.mean[key][l], result.se[key][l]) for l in range(result.params.k)]
@@ -82,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
     """Simulate and print JSON (``--json``) or a table on stdout; a progress bar on stderr for several seeds."""
     params = params_from_args(args)
     if args.subspace == "informed" and args.alignment is not None:
-        raise UserError("--alignment cannot be combined with --subspace informed: there ϖ = Vᵀθ₀ is an output "
-                        "of the data-informed draw (it is reported), not an input.")
+        raise UserError(
+            "--alignment cannot be combined with --subspace informed: there ϖ = Vᵀθ₀ is an output "
+            "of the data-informed draw (it is reported), not an input."
+        )
     if args.pilot is not None and args.subspace != "informed":
         raise UserError(f"--pilot only applies to --subspace informed, got --subspace {args.subspace}.")
     d = _integer("--d", args.d, 2)
@@ -93,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from .progress import Progress
 
     with Progress(seeds, f"simulate d={d}", enabled=None if seeds > 1 else False) as bar:
-        result = simulate(params, d, seeds=seeds, n_test=n_test, progress=bar.update, subspace=args.subspace,
-                          pilot=pilot)
+        result = simulate(
+            params, d, seeds=seeds, n_test=n_test, progress=bar.update, subspace=args.subspace, pilot=pilot
+        )
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))
     return 0

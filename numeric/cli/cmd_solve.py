@@ -1,4 +1,5 @@
 """``sobolev-rf solve``: the asymptotic test errors of one model point."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,15 @@ def _distribution(params: ModelParams) -> dict:
     from ..theory.solve import solve
 
     laws = alignment_laws(params, lambda p: solve(p).to_dict())
-    return {key: {"mean": law.mean, "std": law.variance ** 0.5,
-                  "quantiles": {f"{q:g}": law.quantile(q) for q in _QUANTILES},
-                  "quadratic_form": {"c": law.c, "b": law.b.tolist(), "A": law.A.tolist()}}
-            for key, law in laws.items()}
+    return {
+        key: {
+            "mean": law.mean,
+            "std": law.variance**0.5,
+            "quantiles": {f"{q:g}": law.quantile(q) for q in _QUANTILES},
+            "quadratic_form": {"c": law.c, "b": law.b.tolist(), "A": law.A.tolist()},
+        }
+        for key, law in laws.items()
+    }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,13 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "solve",
         help="asymptotic test errors (d, n, p → ∞) of one model point",
         description="Solve the replica-symmetric fixed point of Sobolev training for the given model point "
-                    "and print eps_L2, eps_H1, eps_grad, train_loss, train_error_L2 and the order parameters.",
+        "and print eps_L2, eps_H1, eps_grad, train_loss, train_error_L2 and the order parameters.",
     )
     add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--alignment-distribution", action="store_true",
-                   help="also give the mean and quantiles of each error over ϖ ~ N(0, I_k) "
-                        "(exact quadratic form in ϖ)")
+    p.add_argument(
+        "--alignment-distribution",
+        action="store_true",
+        help="also give the mean and quantiles of each error over ϖ ~ N(0, I_k) (exact quadratic form in ϖ)",
+    )
     p.set_defaults(func=run)
 
 

@@ -1,4 +1,5 @@
 """``sobolev-rf spectrum``: the limiting spectral density of a self-adjoint rational matrix expression."""
+
 from __future__ import annotations
 
 import argparse
@@ -72,24 +73,51 @@ def _size(text: str) -> int:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``spectrum``."""
-    parser = subparsers.add_parser("spectrum", help=HELP, description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "spectrum", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("expr", metavar="EXPR", help="a self-adjoint (symmetric) rational matrix expression")
-    parser.add_argument("--shape", action="append", default=[], metavar="NAME=ROWS,COLS",
-                        help="declare a Gaussian matrix (repeatable)")
-    parser.add_argument("--symmetric", action="append", default=[], metavar="NAME",
-                        help="make a declared square Gaussian matrix symmetric (Wigner)")
-    parser.add_argument("--diag", action="append", default=[], metavar="NAME[,NAME]=DIM[@LAW]",
-                        help="declare a diagonal random matrix, or several with a joint law (repeatable)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a real scalar parameter or a dimension ratio (repeatable)")
-    parser.add_argument("--x", default="0:4:400", metavar="A:B:NUM",
-                        help="the grid of x, NUM points from A to B (default: %(default)s)")
-    parser.add_argument("--eta", type=_positive, default=1e-4, metavar="E",
-                        help="the distance from the real axis, z = x + i*eta (default: %(default)s)")
-    parser.add_argument("--n", type=_size, default=1000, metavar="N",
-                        help="size of the finite draw whose eigenvalue histogram goes on the figure "
-                             "(0: none; default: %(default)s)")
+    parser.add_argument(
+        "--shape", action="append", default=[], metavar="NAME=ROWS,COLS", help="declare a Gaussian matrix (repeatable)"
+    )
+    parser.add_argument(
+        "--symmetric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="make a declared square Gaussian matrix symmetric (Wigner)",
+    )
+    parser.add_argument(
+        "--diag",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]=DIM[@LAW]",
+        help="declare a diagonal random matrix, or several with a joint law (repeatable)",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a real scalar parameter or a dimension ratio (repeatable)",
+    )
+    parser.add_argument(
+        "--x", default="0:4:400", metavar="A:B:NUM", help="the grid of x, NUM points from A to B (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--eta",
+        type=_positive,
+        default=1e-4,
+        metavar="E",
+        help="the distance from the real axis, z = x + i*eta (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--n",
+        type=_size,
+        default=1000,
+        metavar="N",
+        help="size of the finite draw whose eigenvalue histogram goes on the figure (0: none; default: %(default)s)",
+    )
     parser.add_argument("--seed", type=_size, default=0, help="seed of the finite draw (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--out", metavar="DIR", help="write spectrum.png and CSV files into DIR")
@@ -98,6 +126,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
     import matplotlib
+
     matplotlib.use("Agg")
     import numpy as np
     from matplotlib.figure import Figure
@@ -113,9 +142,11 @@ def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
     if eigs is not None and len(eigs):
         nb = int(np.clip(2.5 * math.sqrt(len(eigs)), 30, 120))
         edges = np.linspace(x[0], x[-1], nb + 1)
-        tol = 1e-8 * (1 + float(np.max(np.abs(eigs))))   # rounding: exact zero eigenvalues come out as ±1e-15
-        counts, _ = np.histogram(np.clip(eigs, np.where(eigs > x[0] - tol, x[0], -np.inf),
-                                         np.where(eigs < x[-1] + tol, x[-1], np.inf)), bins=edges)
+        tol = 1e-8 * (1 + float(np.max(np.abs(eigs))))  # rounding: exact zero eigenvalues come out as ±1e-15
+        counts, _ = np.histogram(
+            np.clip(eigs, np.where(eigs > x[0] - tol, x[0], -np.inf), np.where(eigs < x[-1] + tol, x[-1], np.inf)),
+            bins=edges,
+        )
         heights = counts / (len(eigs) * np.diff(edges))
         in_atom = np.zeros(nb, bool)
         for a, _ in spec.atoms:
@@ -124,14 +155,29 @@ def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
         if np.any(~in_atom):
             hist_top = float(np.max(heights[~in_atom]))
             top = max(min(theory_top, 1.5 * hist_top), hist_top)
-        ax.bar(edges[:-1], heights, width=np.diff(edges), align="edge", color="0.80", edgecolor="0.65",
-               linewidth=0.4, label=f"eigenvalues of one draw, N = {len(eigs)}")
+        ax.bar(
+            edges[:-1],
+            heights,
+            width=np.diff(edges),
+            align="edge",
+            color="0.80",
+            edgecolor="0.65",
+            linewidth=0.4,
+            label=f"eigenvalues of one draw, N = {len(eigs)}",
+        )
     ax.plot(x, rho, color="C0", lw=1.8, label=f"limiting density (eta = {spec.eta:g})")
     ymax = 1.25 * top if top > 0 else 1.0
     for a, w in spec.atoms:
         ax.axvline(a, color="C3", lw=1.5, ls="--")
-        ax.annotate(f"atom at {a:.4g}\nmass {w:.4g}", xy=(a, 0.88 * ymax), xytext=(6, 0),
-                    textcoords="offset points", color="C3", fontsize=9, va="top")
+        ax.annotate(
+            f"atom at {a:.4g}\nmass {w:.4g}",
+            xy=(a, 0.88 * ymax),
+            xytext=(6, 0),
+            textcoords="offset points",
+            color="C3",
+            fontsize=9,
+            va="top",
+        )
     if spec.atoms:
         ax.plot([], [], color="C3", ls="--", label="atoms (mass annotated)")
     ax.set_ylim(0, ymax)
@@ -152,9 +198,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ...derive.laws import is_self_adjoint
     from ...derive.pencil import parse_expression
+    from ..studies.spectrum import StieltjesSolver, finite_eigenvalues, resolvent_system, spectral_density
     from .cmd_pencil import declarations
     from .progress import Progress
-    from ..studies.spectrum import StieltjesSolver, finite_eigenvalues, resolvent_system, spectral_density
 
     a, b, num = _grid(args.x)
     mats, dims, laws, gaussians, values = declarations(args)
@@ -174,13 +220,19 @@ def run(args: argparse.Namespace) -> int:
     if args.out and args.n > 0:
         eigs = finite_eigenvalues(expr, mats, gaussians, laws, real, args.n, np.random.default_rng(args.seed))
     with Progress(num, "spectrum") as bar:
+
         def report(done: int, total: int) -> None:
             bar.update(done - bar.count)
+
         spec = spectral_density(solver, x, args.eta, callback=report)
     if spec.stats.get("unresolved"):
         import sys
-        print(f"sobolev-rf: warning: {spec.stats['unresolved']} of {num} points did not converge on the "
-              "physical branch (left empty).", file=sys.stderr)
+
+        print(
+            f"sobolev-rf: warning: {spec.stats['unresolved']} of {num} points did not converge on the "
+            "physical branch (left empty).",
+            file=sys.stderr,
+        )
     expr_text = sp.sstr(expr)
     if args.out:
         from ..artifacts import csv_text, fmt, write_outputs
@@ -192,9 +244,11 @@ def run(args: argparse.Namespace) -> int:
         title = "\n".join(textwrap.wrap(f"spectrum of {expr_text}" + (f"  ({pars})" if pars else ""), 90))
         files: dict[str, str | bytes] = {
             "spectrum.png": _figure(spec, eigs, title, command),
-            "spectrum.csv": csv_text(command, ["x", "density", "stieltjes_re", "stieltjes_im"],
-                                     [[fmt(xi), fmt(r), fmt(m.real), fmt(m.imag)]
-                                      for xi, r, m in zip(spec.x, spec.density, spec.stieltjes)]),
+            "spectrum.csv": csv_text(
+                command,
+                ["x", "density", "stieltjes_re", "stieltjes_im"],
+                [[fmt(xi), fmt(r), fmt(m.real), fmt(m.imag)] for xi, r, m in zip(spec.x, spec.density, spec.stieltjes)],
+            ),
             "spectrum_atoms.csv": csv_text(command, ["x", "mass"], [[fmt(p), fmt(w)] for p, w in spec.atoms]),
         }
         if eigs is not None:
@@ -208,15 +262,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(spec.as_dict()))
         return 0
-    mass = float(np.trapezoid(np.nan_to_num(spec.density), spec.x)) if hasattr(np, "trapezoid") else \
-        float(np.trapz(np.nan_to_num(spec.density), spec.x))
-    print(f"spectrum of {expr_text}: {num} points on [{a:g}, {b:g}], eta = {args.eta:g} "
-          f"({spec.stats['anchors']} anchors from z -> i*inf, {spec.stats['continued_along_x']} continued along x, "
-          f"{spec.stats['fallback_from_infinity']} re-solved)")
+    mass = (
+        float(np.trapezoid(np.nan_to_num(spec.density), spec.x))
+        if hasattr(np, "trapezoid")
+        else float(np.trapz(np.nan_to_num(spec.density), spec.x))
+    )
+    print(
+        f"spectrum of {expr_text}: {num} points on [{a:g}, {b:g}], eta = {args.eta:g} "
+        f"({spec.stats['anchors']} anchors from z -> i*inf, {spec.stats['continued_along_x']} continued along x, "
+        f"{spec.stats['fallback_from_infinity']} re-solved)"
+    )
     for p, w in spec.atoms:
         print(f"  atom at x = {p:.8g}: mass {w:.8g}")
-    print(f"  mass of the continuous part on the grid: {mass:.6f}; with the atoms: "
-          f"{mass + sum(w for _, w in spec.atoms):.6f}")
+    print(
+        f"  mass of the continuous part on the grid: {mass:.6f}; with the atoms: "
+        f"{mass + sum(w for _, w in spec.atoms):.6f}"
+    )
     step = max(1, num // 20)
     print(f"  {'x':>12}  {'density':>14}")
     for i in range(0, num, step):

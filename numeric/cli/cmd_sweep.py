@@ -1,4 +1,5 @@
 """``sobolev-rf sweep``: the asymptotic errors on a grid of (p/d, n/d, λ, Δ_f, Δ_g, τ) by the generated solver."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,8 @@ from ...codegen.atomic import atomic_write_text
 from ...derive.errors import UserError
 from ...derive.params import ModelParams, parse_alignment
 from ..artifacts import csv_columns
-from .args import add_model_arguments, parse_range
 from ..theory.solve import BACKENDS, solve_grid
+from .args import add_model_arguments, parse_range
 from .progress import Progress
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.
@@ -42,12 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="asymptotic errors on a grid of p/d, n/d, lam, noises and tau (generated C or NumPy solver)",
         description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g, --tau takes one value, a linear "
-                    "range start:stop:num or a geometric range log:start:stop:num (e.g. --tau log:0.01:100:41); "
-                    "the grid is their outer product. lam = 0 is the limit λ → 0⁺, whose interpolation threshold "
-                    "is p = (1 + k)n for every tau > 0 and p = n for tau = 0. Every point is first solved from its cold start (vectorised, "
-                    "with a progress bar); points that fail are then re-solved from a converged neighbour along "
-                    "the first swept axis (continuation). Prints CSV (or writes it to --out): the swept values, "
-                    "every output, converged.",
+        "range start:stop:num or a geometric range log:start:stop:num (e.g. --tau log:0.01:100:41); "
+        "the grid is their outer product. lam = 0 is the limit λ → 0⁺, whose interpolation threshold "
+        "is p = (1 + k)n for every tau > 0 and p = n for tau = 0. Every point is first solved from its cold start "
+        "(vectorised, "
+        "with a progress bar); points that fail are then re-solved from a converged neighbour along "
+        "the first swept axis (continuation). Prints CSV (or writes it to --out): the swept values, "
+        "every output, converged.",
     )
     add_model_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="solver backend (default: auto)")
@@ -65,16 +67,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"k must be an integer, got {args.k!r}.") from None
     for name, values in axes.items():  # validate every value, not only the first
         for v in (values.min(), values.max()):
-            ModelParams(activation=args.activation, teacher=args.teacher, k=k,
-                        alignment=alignment, **{**first, name: float(v)})
+            ModelParams(
+                activation=args.activation, teacher=args.teacher, k=k, alignment=alignment, **{**first, name: float(v)}
+            )
     size = math.prod(len(v) for v in axes.values())
     if size > MAX_POINTS:
         raise UserError(f"the grid has {size} points, more than {MAX_POINTS}.")
     mesh = np.meshgrid(*axes.values(), indexing="ij")
     grid = dict(zip(AXES, mesh))
     tau = grid.pop("tau")
-    params = dict(grid, activation=args.activation, teacher=args.teacher,
-                  alignment=None if alignment is None else list(alignment))
+    params = dict(
+        grid, activation=args.activation, teacher=args.teacher, alignment=None if alignment is None else list(alignment)
+    )
     start = time.perf_counter()
     with Progress(size, "sweep") as bar:
         result = solve_grid(k, tau, params, backend=args.backend, progress=bar.update)
@@ -82,19 +86,31 @@ def run(args: argparse.Namespace) -> int:
     on_threshold = int(np.count_nonzero(result.extra["branch"] == "threshold"))
     bad = int(np.size(result.converged) - np.count_nonzero(result.converged)) - on_threshold
     notes = ([f"{bad} did not converge (converged = 0 in the CSV)"] if bad else []) + (
-        [f"{on_threshold} point(s) with lam = 0 on the interpolation threshold ({_threshold_text(axes['tau'], k)}), "
-         "where the errors are infinite (converged = 0)"] if on_threshold else [])
+        [
+            f"{on_threshold} point(s) with lam = 0 on the interpolation threshold ({_threshold_text(axes['tau'], k)}), "
+            "where the errors are infinite (converged = 0)"
+        ]
+        if on_threshold
+        else []
+    )
     if np.any(mesh[AXES.index("lam")] == 0):
-        notes.append(f"lam = 0 is the limit λ → 0⁺: interpolating above and underparameterised below "
-                     f"{_threshold_text(axes['tau'], k)}")
-    print(f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s, {result.backend} "
-          f"backend, continuation along --{AXES[_first_swept(axes)].replace('_', '-')})"
-          f"{'; ' + '; '.join(notes) if notes else ''}", file=sys.stderr)
+        notes.append(
+            f"lam = 0 is the limit λ → 0⁺: interpolating above and underparameterised below "
+            f"{_threshold_text(axes['tau'], k)}"
+        )
+    print(
+        f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s, {result.backend} "
+        f"backend, continuation along --{AXES[_first_swept(axes)].replace('_', '-')})"
+        f"{'; ' + '; '.join(notes) if notes else ''}",
+        file=sys.stderr,
+    )
     names = list(result.outputs)
     shape = mesh[0].shape
-    text = csv_columns([*AXES, *names, "converged"],
-                       [m.ravel() for m in mesh] + [np.broadcast_to(result.outputs[n], shape).ravel() for n in names],
-                       [np.broadcast_to(result.converged, shape).ravel()])
+    text = csv_columns(
+        [*AXES, *names, "converged"],
+        [m.ravel() for m in mesh] + [np.broadcast_to(result.outputs[n], shape).ravel() for n in names],
+        [np.broadcast_to(result.converged, shape).ravel()],
+    )
     if args.out:
         atomic_write_text(args.out, text)
         print(f"wrote {size} points ({result.backend} backend) to {args.out}", file=sys.stderr)

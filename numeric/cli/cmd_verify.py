@@ -1,12 +1,13 @@
 """``sobolev-rf verify``: re-solve one model point with mpmath and report the agreeing digits."""
+
 from __future__ import annotations
 
 import argparse
 import json
 
 from ...derive.errors import UserError
-from .args import add_model_arguments, params_from_args
 from ..theory.verify import verify_point
+from .args import add_model_arguments, params_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="check the double-precision solution of one point against an mpmath solve at N digits",
         description="Solve the model point with the generated double-precision solver, then run Newton's "
-                    "method on the same equations with mpmath at --digits digits, and print the agreeing "
-                    "digits of every output and the high-precision residual.",
+        "method on the same equations with mpmath at --digits digits, and print the agreeing "
+        "digits of every output and the high-precision residual.",
     )
     add_model_arguments(p)
     p.add_argument("--digits", type=int, default=50, metavar="N", help="mpmath precision (default: 50)")
@@ -31,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"mpmath at {report['digits']} digits: residual {report['residual']:.1e}, "
-          f"{report['newton_iterations']} Newton iterations; agreeing digits (min) {report['agreeing_digits']:.1f}")
+    print(
+        f"mpmath at {report['digits']} digits: residual {report['residual']:.1e}, "
+        f"{report['newton_iterations']} Newton iterations; agreeing digits (min) {report['agreeing_digits']:.1f}"
+    )
     for name, row in report["outputs"].items():
         print(f"  {name:15s} {row['double']:<24.17g} {row['agreeing_digits']:5.1f} digits")
     if "note" in report:

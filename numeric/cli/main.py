@@ -7,6 +7,7 @@ matplotlib unless ``solve`` needs them. Bad input raises
 :class:`~sobolev_rf.derive.errors.UserError`, which becomes one line on stderr and exit code 2
 (``--debug`` shows the traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,8 @@ import importlib
 import re
 import shlex
 import sys
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from ...derive.errors import UserError
 
@@ -32,20 +34,40 @@ COMMANDS: dict[str, Command] = {
     "simulate": Command("cmd_simulate", "exact finite-size simulation: test errors and order parameters over seeds"),
     "solve": Command("cmd_solve", "asymptotic test errors (d, n, p → ∞) of one model point"),
     "pencil": Command("cmd_pencil", "linear pencil and operator-valued fixed point of a rational matrix expression"),
-    "spectrum": Command("cmd_spectrum", "limiting spectral density of a self-adjoint matrix expression: Stieltjes inversion, atoms"),
+    "spectrum": Command(
+        "cmd_spectrum", "limiting spectral density of a self-adjoint matrix expression: Stieltjes inversion, atoms"
+    ),
     "derive": Command("cmd_derive", "symbolic fixed point and error formulas for k directions"),
     "demo": Command("cmd_demo", "the main job: double-descent curves, phase diagrams and a theory-vs-simulation table"),
-    "codegen": Command("cmd_codegen", "write the generated solver (NumPy module or C source) of the derived fixed point"),
-    "verify": Command("cmd_verify", "check the double-precision solution of one point against an mpmath solve at N digits"),
-    "sweep": Command("cmd_sweep", "asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)"),
-    "alignment": Command("cmd_alignment", "law of eps_L2, eps_H1, eps_grad over the alignment ϖ ~ N(0, I_k): exact CDF, "
-                                          "quantiles, simulation"),
-    "informed": Command("cmd_informed", "data-informed gradient subspaces (outside the theory): random vs informed V vs "
-                                        "L2 training over d"),
-    "noise": Command("cmd_noise", "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"),
-    "cost": Command("cmd_cost", "is Sobolev training worth its cost? Sobolev vs L2 training at an equal evaluation budget"),
-    "tau": Command("cmd_tau", "the optimal Sobolev weight τ*: maps of τ* and of its gain over τ = 0 and τ = 1 (figures + CSV)"),
-    "campaign": Command("cmd_campaign", "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"),
+    "codegen": Command(
+        "cmd_codegen", "write the generated solver (NumPy module or C source) of the derived fixed point"
+    ),
+    "verify": Command(
+        "cmd_verify", "check the double-precision solution of one point against an mpmath solve at N digits"
+    ),
+    "sweep": Command(
+        "cmd_sweep", "asymptotic errors on a grid of p/d, n/d, lam and noises (generated C or NumPy solver)"
+    ),
+    "alignment": Command(
+        "cmd_alignment",
+        "law of eps_L2, eps_H1, eps_grad over the alignment ϖ ~ N(0, I_k): exact CDF, quantiles, simulation",
+    ),
+    "informed": Command(
+        "cmd_informed",
+        "data-informed gradient subspaces (outside the theory): random vs informed V vs L2 training over d",
+    ),
+    "noise": Command(
+        "cmd_noise", "label noise vs ridge: optimal λ, the λ → 0⁺ limit and benign regimes (figures + CSV)"
+    ),
+    "cost": Command(
+        "cmd_cost", "is Sobolev training worth its cost? Sobolev vs L2 training at an equal evaluation budget"
+    ),
+    "tau": Command(
+        "cmd_tau", "the optimal Sobolev weight τ*: maps of τ* and of its gain over τ = 0 and τ = 1 (figures + CSV)"
+    ),
+    "campaign": Command(
+        "cmd_campaign", "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"
+    ),
 }
 
 DESCRIPTION = """\
@@ -82,8 +104,7 @@ def selected_command(words: Sequence[str]) -> str | None:
 
 def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; only the module of the subcommand named in ``words`` is imported."""
-    parser = _Parser(prog="sobolev-rf", description=DESCRIPTION,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="sobolev-rf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     chosen = selected_command(words)

@@ -4,6 +4,7 @@ Library functions never draw: they take a ``progress`` callback (called with the
 done), and the commands pass :meth:`Progress.update`. A bar is shown when stderr is a terminal;
 ``SOBOLEV_RF_PROGRESS=1`` forces it, ``=0`` silences it.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,9 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, desc=self.label, file=sys.stderr, dynamic_ncols=True,
-                             mininterval=0.1, leave=True)
+            self._bar = tqdm(
+                total=self.total, desc=self.label, file=sys.stderr, dynamic_ncols=True, mininterval=0.1, leave=True
+            )
         return self
 
     def update(self, n: int = 1) -> None:

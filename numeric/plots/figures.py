@@ -4,10 +4,11 @@ No pyplot: each figure is a private :class:`~matplotlib.figure.Figure` on a
 :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`, so importing this module changes no global
 matplotlib state. Every PNG carries the command that produced it in its ``Description`` metadata.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from matplotlib.axis import Axis
@@ -46,8 +47,9 @@ def log_ticks(axis: Axis, ticks: Sequence[float]) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: int, lam: float,
-                       title: str, description: str) -> bytes:
+def double_descent_png(
+    curves: Sequence[Curve], n_over_d: float, d: int, seeds: int, lam: float, title: str, description: str
+) -> bytes:
     """Two panels (eps_L2, eps_H1) against p/d on log-log axes: theory lines, simulation points with
     standard-error bars, and dashed vertical lines at every configuration's interpolation threshold."""
     fig = Figure(figsize=(12, 5), layout="constrained")
@@ -59,13 +61,30 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
         for color, curve in zip(colors, curves):
             ax.plot(curve.theory_x, curve.theory[key], color=color, lw=1.8, label=f"{curve.label} (theory)")
             se = curve.sim_se[key]
-            ax.errorbar(curve.sim_x, curve.sim_mean[key], yerr=se if np.isfinite(se).any() else None, fmt="o",
-                        ms=4.5, capsize=3, color=color, mfc="white", mew=1.3, label=f"{curve.label} (simulation)")
+            ax.errorbar(
+                curve.sim_x,
+                curve.sim_mean[key],
+                yerr=se if np.isfinite(se).any() else None,
+                fmt="o",
+                ms=4.5,
+                capsize=3,
+                color=color,
+                mfc="white",
+                mew=1.3,
+                label=f"{curve.label} (simulation)",
+            )
         for x in thresholds:
             name = "p = n" if np.isclose(x, n_over_d) else f"p = {x / n_over_d:g}n"
             ax.axvline(x, color="0.4", ls="--", lw=1)
-            ax.annotate(name, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
-                        textcoords="offset points", fontsize=8, color="0.3")
+            ax.annotate(
+                name,
+                (x, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color="0.3",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 3, 6])
@@ -73,8 +92,10 @@ def double_descent_png(curves: Sequence[Curve], n_over_d: float, d: int, seeds: 
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.25)
     axes[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(f"{title}\nn/d = {n_over_d:g}, λ = {lam:g}; lines: d → ∞ theory, points: d = {d}, "
-                 f"{seeds} seed{'s' if seeds > 1 else ''} (± SE)")
+    fig.suptitle(
+        f"{title}\nn/d = {n_over_d:g}, λ = {lam:g}; lines: d → ∞ theory, points: d = {d}, "
+        f"{seeds} seed{'s' if seeds > 1 else ''} (± SE)"
+    )
     return png_bytes(fig, description)
 
 
@@ -87,8 +108,9 @@ def log_cell_edges(centres: Array) -> Array:
     return np.exp(np.concatenate([[2 * logc[0] - mid[0]], mid, [2 * logc[-1] - mid[-1]]]))
 
 
-def phase_png(p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Array, title: str,
-              description: str) -> bytes:
+def phase_png(
+    p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Array, title: str, description: str
+) -> bytes:
     """Three panels over the (p/d, n/d) grid: eps_L2 of L2 training, of Sobolev training (shared log colour
     scale) and their difference Sobolev − L2 (diverging, centred at 0), each with the lines p = n and p = 2n.
 
@@ -104,17 +126,23 @@ def phase_png(p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Arra
     diff = eps_sobolev - eps_l2
     finite = diff[np.isfinite(diff)]
     span = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
-    panels = ((eps_l2, "L2 training (τ = 0)", "viridis", lognorm, r"$\varepsilon_{L^2}$"),
-              (eps_sobolev, "Sobolev training (τ = 1, k = 1)", "viridis", lognorm, r"$\varepsilon_{L^2}$"),
-              (diff, "difference: Sobolev − L2", "RdBu_r", TwoSlopeNorm(0.0, -span, span),
-               r"$\Delta\varepsilon_{L^2}$ (blue: Sobolev better)"))
+    panels = (
+        (eps_l2, "L2 training (τ = 0)", "viridis", lognorm, r"$\varepsilon_{L^2}$"),
+        (eps_sobolev, "Sobolev training (τ = 1, k = 1)", "viridis", lognorm, r"$\varepsilon_{L^2}$"),
+        (
+            diff,
+            "difference: Sobolev − L2",
+            "RdBu_r",
+            TwoSlopeNorm(0.0, -span, span),
+            r"$\Delta\varepsilon_{L^2}$ (blue: Sobolev better)",
+        ),
+    )
     n_line = np.array([ye[0], ye[-1]])
     for ax, (values, name, cmap, norm, clabel) in zip(axes, panels):
         mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(values), cmap=cmap, norm=norm, shading="flat")
         fig.colorbar(mesh, ax=ax, label=clabel)
         ax.plot(n_line, n_line, color="white" if cmap == "viridis" else "black", ls="--", lw=1.3, label="p = n")
-        ax.plot(2 * n_line, n_line, color="white" if cmap == "viridis" else "black", ls=":", lw=1.6,
-                label="p = 2n")
+        ax.plot(2 * n_line, n_line, color="white" if cmap == "viridis" else "black", ls=":", lw=1.6, label="p = 2n")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(xe[0], xe[-1])

@@ -21,17 +21,20 @@ on a fresh noiseless test set (:func:`estimate_test_errors`)
 - eps_grad = E_x ‖θ₀ φ′(ω) − ∇_x f_w(x)‖²,  ∇_x f_w(x) = Θ(w ⊙ σ′(h))/√d,
 
 together with the training loss, the training L2 error, the order parameters of THEORY.md §2
-(:func:`order_parameters`) and the realised alignment ϖ = Vᵀθ₀. :func:`simulate` averages over seeds and reports means and standard errors.
+(:func:`order_parameters`) and the realised alignment ϖ = Vᵀθ₀. :func:`simulate` averages over seeds and reports
+means and standard errors.
 
 The features are pluggable (:class:`FeatureMap`): :class:`ExactFeatures` applies σ, σ′, φ, φ′ themselves;
 :class:`GaussianEquivalentFeatures` replaces them by their Gaussian-equivalent linearisations (THEORY.md §1),
 which separates the Gaussian-equivalence error from the other finite-size effects.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.linalg
@@ -69,8 +72,7 @@ class FeatureMap(Protocol):
     equivalents, which need the generator. Callers never modify the returned arrays.
     """
 
-    def __call__(self, h: Array, omega: Array, rng: np.random.Generator) -> tuple[Array, Array, Array, Array]:
-        ...
+    def __call__(self, h: Array, omega: Array, rng: np.random.Generator) -> tuple[Array, Array, Array, Array]: ...
 
 
 def _as_shape(value: Any, shape: tuple[int, ...], name: str) -> Array:
@@ -95,8 +97,12 @@ class ExactFeatures:
 
     def __call__(self, h: Array, omega: Array, rng: np.random.Generator) -> tuple[Array, Array, Array, Array]:
         """(σ(h), σ′(h), φ(ω), φ′(ω)); ``rng`` is unused (the exact model has no extra randomness)."""
-        return (_as_shape(self.sigma(h), h.shape, "sigma"), _as_shape(self.dsigma(h), h.shape, "sigma'"),
-                _as_shape(self.phi(omega), omega.shape, "phi"), _as_shape(self.dphi(omega), omega.shape, "phi'"))
+        return (
+            _as_shape(self.sigma(h), h.shape, "sigma"),
+            _as_shape(self.dsigma(h), h.shape, "sigma'"),
+            _as_shape(self.phi(omega), omega.shape, "phi"),
+            _as_shape(self.dphi(omega), omega.shape, "phi'"),
+        )
 
 
 def _ge_coefficients(coeffs: Mapping[str, float] | None, who: str) -> tuple[float, ...]:
@@ -120,13 +126,17 @@ def _ge_coefficients(coeffs: Mapping[str, float] | None, who: str) -> tuple[floa
         values.append(x)
     k0, k1, ks, k0p, k1p, ksp, cross = values
     if ks < 0 or ksp < 0:
-        raise UserError(f"{who} coefficients kappa_star and kappa_star_prime must be >= 0 (they are standard "
-                        f"deviations), got {ks} and {ksp}.")
+        raise UserError(
+            f"{who} coefficients kappa_star and kappa_star_prime must be >= 0 (they are standard "
+            f"deviations), got {ks} and {ksp}."
+        )
     scale = ks * ksp
     rho = cross / scale if scale > 0 else 0.0
     if abs(rho) > 1 + 1e-9 or (scale == 0 and abs(cross) > 1e-12):
-        raise UserError(f"{who} coefficient cross = {cross} is not a covariance of residuals with standard "
-                        f"deviations {ks} and {ksp} (need |cross| <= kappa_star * kappa_star_prime).")
+        raise UserError(
+            f"{who} coefficient cross = {cross} is not a covariance of residuals with standard "
+            f"deviations {ks} and {ksp} (need |cross| <= kappa_star * kappa_star_prime)."
+        )
     return k0, k1, ks, k0p, k1p, ksp, min(max(rho, -1.0), 1.0)
 
 
@@ -258,9 +268,16 @@ def _informed_basis(rng: np.random.Generator, grads: Array, k: int) -> Array:
     return basis
 
 
-def draw_directions(rng: np.random.Generator, d: int, alignment: Sequence[float],
-                    subspace: str = "random", *, pilot: int | None = None, noise_g: float = 0.0,
-                    dphi: VectorFn | None = None) -> tuple[Array, Array]:
+def draw_directions(
+    rng: np.random.Generator,
+    d: int,
+    alignment: Sequence[float],
+    subspace: str = "random",
+    *,
+    pilot: int | None = None,
+    noise_g: float = 0.0,
+    dphi: VectorFn | None = None,
+) -> tuple[Array, Array]:
     """Draw (V, θ₀) with ‖θ₀‖ = 1.
 
     ``subspace="random"`` (the model, MODEL.md): Vᵀθ₀ = ϖ exactly. V has iid N(0, 1) entries (columns of
@@ -305,8 +322,10 @@ def draw_directions(rng: np.random.Generator, d: int, alignment: Sequence[float]
     coef = scipy.linalg.solve_triangular(r, varpi, trans="T") if k else varpi
     radius2 = float(coef @ coef)  # ϖᵀ(VᵀV)⁻¹ϖ
     if radius2 >= 1.0:
-        raise UserError(f"d = {d} is too small for alignment {tuple(varpi.tolist())}: ϖᵀ(VᵀV)⁻¹ϖ = "
-                        f"{radius2:.3g} >= 1, so no unit θ₀ has Vᵀθ₀ = ϖ; increase d or reduce |ϖ|.")
+        raise UserError(
+            f"d = {d} is too small for alignment {tuple(varpi.tolist())}: ϖᵀ(VᵀV)⁻¹ϖ = "
+            f"{radius2:.3g} >= 1, so no unit θ₀ has Vᵀθ₀ = ϖ; increase d or reduce |ϖ|."
+        )
     theta0 = q @ coef + math.sqrt(1.0 - radius2) * _unit_orthogonal(rng, q)
     return v, theta0
 
@@ -316,9 +335,19 @@ def _teacher_derivative(features: FeatureMap, rng: np.random.Generator) -> Vecto
     return lambda omega: features(np.zeros((omega.shape[0], 1)), omega, rng)[3]
 
 
-def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequence[float], tau: float,
-                 noise_f: float, noise_g: float, rng: np.random.Generator, subspace: str = "random",
-                 pilot: int | None = None) -> Problem:
+def draw_problem(
+    features: FeatureMap,
+    d: int,
+    p: int,
+    n: int,
+    alignment: Sequence[float],
+    tau: float,
+    noise_f: float,
+    noise_g: float,
+    rng: np.random.Generator,
+    subspace: str = "random",
+    pilot: int | None = None,
+) -> Problem:
     """Draw Θ, (V, θ₀) (:func:`draw_directions`), X and the noisy labels y, ỹ of one training set.
 
     The noises ε, ε_l are always drawn (also when Δ = 0), so Δ_f, Δ_g change nothing else in the draw.
@@ -326,8 +355,9 @@ def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequen
     ``pilot`` is the number m of pilot gradients (default d), whose noise variance is Δ_g.
     """
     if subspace == "informed":
-        v, theta0 = draw_directions(rng, d, alignment, subspace, pilot=pilot, noise_g=noise_g,
-                                    dphi=_teacher_derivative(features, rng))
+        v, theta0 = draw_directions(
+            rng, d, alignment, subspace, pilot=pilot, noise_g=noise_g, dphi=_teacher_derivative(features, rng)
+        )
         varpi = v.T @ theta0
     else:
         v, theta0 = draw_directions(rng, d, alignment, subspace)
@@ -343,8 +373,19 @@ def draw_problem(features: FeatureMap, d: int, p: int, n: int, alignment: Sequen
     del h
     y = phi + math.sqrt(noise_f) * rng.standard_normal(n)
     y_grad = np.outer(dphi, varpi) + math.sqrt(noise_g) * rng.standard_normal((n, varpi.shape[0]))
-    return Problem(theta=theta, v=v, theta0=theta0, zeta=zeta, alignment=varpi, x=x, feat=feat, dfeat=dfeat,
-                   y=y, y_grad=y_grad, tau=_weight(tau))
+    return Problem(
+        theta=theta,
+        v=v,
+        theta0=theta0,
+        zeta=zeta,
+        alignment=varpi,
+        x=x,
+        feat=feat,
+        dfeat=dfeat,
+        y=y,
+        y_grad=y_grad,
+        tau=_weight(tau),
+    )
 
 
 def _weight(tau: Any) -> float:
@@ -372,7 +413,7 @@ def design(problem: Problem) -> tuple[Array, Array]:
     a = np.empty((problem.rows, problem.p))
     a[:n] = problem.feat
     for l in range(k):
-        block = a[(l + 1) * n:(l + 2) * n]
+        block = a[(l + 1) * n : (l + 2) * n]
         np.multiply(problem.dfeat, problem.zeta[:, l], out=block)
         if scale != 1.0:
             block *= scale
@@ -402,8 +443,9 @@ def fit(problem: Problem, lam: float) -> Array:
     if lam == 0:
         a, b = design(problem)
         cond = np.finfo(np.float64).eps * max(a.shape)
-        w, *_ = scipy.linalg.lstsq(a, b, cond=cond, lapack_driver="gelsd", overwrite_a=True, overwrite_b=True,
-                                   check_finite=False)
+        w, *_ = scipy.linalg.lstsq(
+            a, b, cond=cond, lapack_driver="gelsd", overwrite_a=True, overwrite_b=True, check_finite=False
+        )
         return w
     if p <= rows:
         gram = dsyrk(1.0, problem.feat.T)
@@ -435,8 +477,7 @@ def student_gradient(dfeat: Array, w: Array, theta: Array) -> Array:
     return grad
 
 
-def batch_error_sums(problem: Problem, w: Array, features: FeatureMap, x: Array,
-                     rng: np.random.Generator) -> Array:
+def batch_error_sums(problem: Problem, w: Array, features: FeatureMap, x: Array, rng: np.random.Generator) -> Array:
     """Σ over the batch ``x`` (B×d) of the three noiseless test losses.
 
     Returns [Σ (φ(ω) − f_w(x))², Σ (1/k)Σ_l (ϖ_l φ′(ω) − v_lᵀ∇f_w(x))² (NaN when k = 0),
@@ -450,16 +491,17 @@ def batch_error_sums(problem: Problem, w: Array, features: FeatureMap, x: Array,
     err_l2 = float(np.sum((phi - f) ** 2))
     if problem.k:
         grad_proj -= np.outer(dphi, problem.alignment)
-        err_h1 = float(np.sum(grad_proj ** 2)) / problem.k
+        err_h1 = float(np.sum(grad_proj**2)) / problem.k
     else:
         err_h1 = math.nan
     grad = student_gradient(dfeat, w, problem.theta)
     grad -= np.outer(dphi, problem.theta0)
-    return np.array([err_l2, err_h1, float(np.sum(grad ** 2))])
+    return np.array([err_l2, err_h1, float(np.sum(grad**2))])
 
 
-def estimate_test_errors(problem: Problem, w: Array, features: FeatureMap, n_test: int, rng: np.random.Generator,
-                batch: int = TEST_BATCH) -> dict[str, float]:
+def estimate_test_errors(
+    problem: Problem, w: Array, features: FeatureMap, n_test: int, rng: np.random.Generator, batch: int = TEST_BATCH
+) -> dict[str, float]:
     """eps_L2, eps_H1, eps_grad as averages over ``n_test`` fresh inputs x ~ N(0, I_d), in batches."""
     sums = np.zeros(3)
     for start in range(0, n_test, batch):
@@ -473,8 +515,7 @@ def train_errors(problem: Problem, w: Array, lam: float) -> dict[str, float]:
     """train_loss = L(w) (gradient term weighted by τ) and train_error_L2 = (1/n)Σ_i (y_i − f_w(x_i))²."""
     f, grad_proj = student_predictions(problem.feat, problem.dfeat, w, problem.zeta)
     err_l2 = float(np.mean((problem.y - f) ** 2))
-    grad_term = (problem.tau * float(np.sum((problem.y_grad - grad_proj) ** 2)) / problem.n
-                 if problem.tau > 0 else 0.0)
+    grad_term = problem.tau * float(np.sum((problem.y_grad - grad_proj) ** 2)) / problem.n if problem.tau > 0 else 0.0
     return {"train_loss": err_l2 + grad_term + lam * float(w @ w), "train_error_L2": err_l2}
 
 
@@ -496,8 +537,8 @@ def order_parameters(problem: Problem, w: Array) -> dict[str, Any]:
         "s_a": float(np.sum(w)),
         "s_l": problem.zeta.T @ w,
         "m_l": (problem.theta0 @ tzw) / sqrt_d,
-        "q_s_l": np.sum(tzw ** 2, axis=0) / d,
-        "q_w_l": np.sum(zw ** 2, axis=0),
+        "q_s_l": np.sum(tzw**2, axis=0) / d,
+        "q_w_l": np.sum(zw**2, axis=0),
     }
 
 
@@ -512,8 +553,9 @@ def default_n_test(p: int) -> int:
     return max(2000, 2 * p)
 
 
-def memory_estimate(d: int, p: int, n: int, k: int, tau: float, lam: float, batch: int = TEST_BATCH,
-                    pilot: int = 0) -> int:
+def memory_estimate(
+    d: int, p: int, n: int, k: int, tau: float, lam: float, batch: int = TEST_BATCH, pilot: int = 0
+) -> int:
     """Working memory in bytes of one seed (an upper estimate, float64).
 
     Θ, X, three n×p feature arrays (H, σ(H), σ′(H); two more noise arrays for Gaussian-equivalent
@@ -549,11 +591,16 @@ def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
         if seeds < 1:
             raise UserError(f"seeds must be >= 1, got {seeds}.")
         return tuple(range(int(seeds)))
-    if isinstance(seeds, Sequence) and not isinstance(seeds, str) and seeds \
-            and all(_is_int(s) and s >= 0 for s in seeds):
+    if (
+        isinstance(seeds, Sequence)
+        and not isinstance(seeds, str)
+        and seeds
+        and all(_is_int(s) and s >= 0 for s in seeds)
+    ):
         return tuple(int(s) for s in seeds)
-    raise UserError(f"seeds must be a positive integer or a non-empty sequence of non-negative integers, "
-                    f"got {seeds!r}.")
+    raise UserError(
+        f"seeds must be a positive integer or a non-empty sequence of non-negative integers, got {seeds!r}."
+    )
 
 
 def _positive_int(name: str, value: Any, minimum: int) -> int:
@@ -562,8 +609,16 @@ def _positive_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def run_seed(features: FeatureMap, params: ModelParams, d: int, seed: int, n_test: int,
-             subspace: str = "random", batch: int = TEST_BATCH, pilot: int | None = None) -> dict[str, Any]:
+def run_seed(
+    features: FeatureMap,
+    params: ModelParams,
+    d: int,
+    seed: int,
+    n_test: int,
+    subspace: str = "random",
+    batch: int = TEST_BATCH,
+    pilot: int | None = None,
+) -> dict[str, Any]:
     """All reported quantities (:data:`SCALAR_KEYS`, :data:`VECTOR_KEYS`) of one seed.
 
     The seed's ``SeedSequence`` spawns two streams: the training draw and the test set, so the training
@@ -571,8 +626,19 @@ def run_seed(features: FeatureMap, params: ModelParams, d: int, seed: int, n_tes
     """
     train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
     p, n = sizes(params, d)
-    problem = draw_problem(features, d, p, n, params.alignment or (), params.tau, params.noise_f,
-                           params.noise_g, np.random.default_rng(train_seq), subspace, pilot)
+    problem = draw_problem(
+        features,
+        d,
+        p,
+        n,
+        params.alignment or (),
+        params.tau,
+        params.noise_f,
+        params.noise_g,
+        np.random.default_rng(train_seq),
+        subspace,
+        pilot,
+    )
     w = fit(problem, params.lam)
     out: dict[str, Any] = estimate_test_errors(problem, w, features, n_test, np.random.default_rng(test_seq), batch)
     out.update(train_errors(problem, w, params.lam))
@@ -622,8 +688,15 @@ class SimulationResult:
         for key in SCALAR_KEYS + VECTOR_KEYS:
             out[key] = clean(self.mean[key])
             out[f"{key}_se"] = clean(self.se[key])
-        out["config"] = {"d": self.d, "p": self.p, "n": self.n, "seeds": len(self.seeds), "n_test": self.n_test,
-                         "subspace": self.subspace, "model": self.model}
+        out["config"] = {
+            "d": self.d,
+            "p": self.p,
+            "n": self.n,
+            "seeds": len(self.seeds),
+            "n_test": self.n_test,
+            "subspace": self.subspace,
+            "model": self.model,
+        }
         if self.pilot is not None:
             out["config"]["pilot"] = self.pilot
             out["config"]["outside_theory"] = True
@@ -631,10 +704,18 @@ class SimulationResult:
         return out
 
 
-def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: int | Sequence[int] = 1,
-                      n_test: int | None = None, progress: Callable[[int], None] | None = None,
-                      subspace: str = "random",
-                      model: str = "exact", batch: int = TEST_BATCH, pilot: int | None = None) -> SimulationResult:
+def simulate_features(
+    features: FeatureMap,
+    params: ModelParams,
+    d: int,
+    seeds: int | Sequence[int] = 1,
+    n_test: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    subspace: str = "random",
+    model: str = "exact",
+    batch: int = TEST_BATCH,
+    pilot: int | None = None,
+) -> SimulationResult:
     """Simulate ``params`` at input dimension d with the given feature map (``params.activation`` and
     ``params.teacher`` are ignored: ``features`` defines σ, σ′, φ, φ′). ``model`` only labels the result.
 
@@ -653,21 +734,26 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
     if subspace == "informed":
         pilot = d if pilot is None else _positive_int("pilot", pilot, 1)
     elif pilot is not None:
-        raise UserError(f"pilot (the number of pilot gradients) only applies to subspace='informed', "
-                        f"got pilot = {pilot!r} with subspace = {subspace!r}.")
+        raise UserError(
+            f"pilot (the number of pilot gradients) only applies to subspace='informed', "
+            f"got pilot = {pilot!r} with subspace = {subspace!r}."
+        )
     if params.k >= d:
         raise UserError(f"k = {params.k} gradient directions need d > k, got d = {d}.")
     need = memory_estimate(d, p, n, params.k, params.tau, params.lam, min(batch, n_test), pilot or 0)
     if need > MEMORY_LIMIT_BYTES:
-        raise UserError(f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
-                        f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d.")
+        raise UserError(
+            f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
+            f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d."
+        )
     rows = n * params.training_rows
-    work = len(seed_list) * ((n_test + rows) * p * d + p**3
-                             + (pilot or 0) * d * min(pilot or 0, d))
+    work = len(seed_list) * ((n_test + rows) * p * d + p**3 + (pilot or 0) * d * min(pilot or 0, d))
     if work > WORK_LIMIT_FLOPS:
-        raise UserError(f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
-                        f"{work:.1e} floating-point operations (limit {WORK_LIMIT_FLOPS:.0e}, hours on a laptop); "
-                        "reduce seeds, n_test or d.")
+        raise UserError(
+            f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
+            f"{work:.1e} floating-point operations (limit {WORK_LIMIT_FLOPS:.0e}, hours on a laptop); "
+            "reduce seeds, n_test or d."
+        )
     runs = []
     for seed in seed_list:
         runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot))
@@ -682,14 +768,35 @@ def simulate_features(features: FeatureMap, params: ModelParams, d: int, seeds: 
         se[key] = values.std(axis=0, ddof=1) / math.sqrt(count) if count > 1 else np.full_like(values[0], np.nan)
         if values.ndim == 1:
             mean[key], se[key] = float(mean[key]), float(se[key])
-    return SimulationResult(params=params, d=d, p=p, n=n, n_test=n_test, seeds=seed_list, subspace=subspace,
-                            model=model, per_seed=per_seed, mean=mean, se=se, pilot=pilot)
+    return SimulationResult(
+        params=params,
+        d=d,
+        p=p,
+        n=n,
+        n_test=n_test,
+        seeds=seed_list,
+        subspace=subspace,
+        model=model,
+        per_seed=per_seed,
+        mean=mean,
+        se=se,
+        pilot=pilot,
+    )
 
 
-def simulate(params: ModelParams, d: int, seeds: int | Sequence[int] = 1, n_test: int | None = None,
-             progress: Callable[[int], None] | None = None, subspace: str = "random", model: str = "exact",
-             ge_student: Mapping[str, float] | None = None, ge_teacher: Mapping[str, float] | None = None,
-             batch: int = TEST_BATCH, pilot: int | None = None) -> SimulationResult:
+def simulate(
+    params: ModelParams,
+    d: int,
+    seeds: int | Sequence[int] = 1,
+    n_test: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    subspace: str = "random",
+    model: str = "exact",
+    ge_student: Mapping[str, float] | None = None,
+    ge_teacher: Mapping[str, float] | None = None,
+    batch: int = TEST_BATCH,
+    pilot: int | None = None,
+) -> SimulationResult:
     """Simulate the model point ``params`` at input dimension d (see :func:`simulate_features`).
 
     ``model="exact"`` resolves ``params.activation`` and ``params.teacher`` to vectorised (σ, σ′) and

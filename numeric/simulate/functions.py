@@ -1,8 +1,9 @@
 """Vectorised NumPy versions of an activation σ and its derivative σ′ (for the simulator)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 import sympy as sp
@@ -15,8 +16,11 @@ ArrayFunction = Callable[[np.ndarray], np.ndarray]
 #: which does not overflow for large u.
 _HEAVISIDE = sp.Function("heaviside_half")
 _SOFTPLUS = sp.Function("softplus")
-_MODULES = [{"heaviside_half": lambda t: np.heaviside(t, 0.5), "softplus": lambda t: np.logaddexp(0.0, t)},
-            "numpy", "scipy"]
+_MODULES = [
+    {"heaviside_half": lambda t: np.heaviside(t, 0.5), "softplus": lambda t: np.logaddexp(0.0, t)},
+    "numpy",
+    "scipy",
+]
 _U = sp.Wild("u")
 
 

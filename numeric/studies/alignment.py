@@ -6,11 +6,12 @@ A, b, c are recovered exactly from 1 + 2k + k(k−1)/2 solves. With A = UΛUᵀ 
 e = c′ + Σ_i λ_i (y_i + δ_i)² + Σ_{λ_i = 0} β_i y_i: a generalised non-central χ² whose distribution
 function is exact for k = 1 and a Gil-Pelaez inversion of its characteristic function for k ≥ 2 (no sampling).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -114,8 +115,10 @@ class QuadraticLaw:
             w = abs(omega)
             sign = 1.0 if omega > 0 else -1.0
             fourier = dict(epsabs=1e-11, limlst=200)
-            tail = (sign * integrate.quad(lambda t: g(t).real / t, T, np.inf, weight="sin", wvar=w, **fourier)[0]
-                    + integrate.quad(lambda t: g(t).imag / t, T, np.inf, weight="cos", wvar=w, **fourier)[0])
+            tail = (
+                sign * integrate.quad(lambda t: g(t).real / t, T, np.inf, weight="sin", wvar=w, **fourier)[0]
+                + integrate.quad(lambda t: g(t).imag / t, T, np.inf, weight="cos", wvar=w, **fourier)[0]
+            )
         return 0.5 - (head + tail) / math.pi
 
     def quantile(self, q: float) -> float:
@@ -157,9 +160,11 @@ def fit_quadratic(error: Callable[[np.ndarray], float], k: int) -> QuadraticLaw:
     return QuadraticLaw(A=A, b=b, c=c)
 
 
-def alignment_laws(params: ModelParams, solve: Callable[[ModelParams], dict],
-                   keys: tuple[str, ...] = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"),
-                   ) -> dict[str, QuadraticLaw]:
+def alignment_laws(
+    params: ModelParams,
+    solve: Callable[[ModelParams], dict],
+    keys: tuple[str, ...] = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"),
+) -> dict[str, QuadraticLaw]:
     """The quadratic law of each error in ϖ, from exact solves at 1 + 2k + k(k−1)/2 alignments."""
     cache: dict[tuple[float, ...], dict] = {}
 
@@ -169,5 +174,8 @@ def alignment_laws(params: ModelParams, solve: Callable[[ModelParams], dict],
             cache[key] = solve(params.with_(alignment=key))
         return cache[key]
 
-    return {key: fit_quadratic(lambda v, key=key: at(v)[key], params.k) for key in keys
-            if at(np.zeros(params.k))[key] is not None}
+    return {
+        key: fit_quadratic(lambda v, key=key: at(v)[key], params.k)
+        for key in keys
+        if at(np.zeros(params.k))[key] is not None
+    }

@@ -37,12 +37,14 @@ For τ = 0 the error eps_H1 along the k directions v_l is not self-averaging ove
 V); it is reported, as by :func:`~sobolev_rf.numeric.theory.solve.solve`, as its expectation over V at fixed
 ϖ. The Sobolev eps_H1 is self-averaging.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -61,8 +63,7 @@ SCAN_POINTS = 96
 #: Statuses of a break-even cost (module docstring).
 STATUSES = ("crossing", "window", "never", "capped")
 #: Note written into every CSV and figure of the cost command.
-H1_NOTE = ("for L2 training (τ = 0) eps_H1 is not self-averaging over V; the value is its expectation over V "
-           "at fixed ϖ")
+H1_NOTE = "for L2 training (τ = 0) eps_H1 is not self-averaging over V; the value is its expectation over V at fixed ϖ"
 #: Steps of the vectorised (Illinois) break-even refinement before the point solver takes over.
 REFINE_STEPS = 30
 
@@ -121,8 +122,9 @@ def _point_values(params: ModelParams) -> dict[str, float]:
 MAX_FALLBACK = 400
 
 
-def evaluate(base: ModelParams, tau: int, p_over_d: Any, n_over_d: Any, backend: str = "auto"
-             ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def evaluate(
+    base: ModelParams, tau: int, p_over_d: Any, n_over_d: Any, backend: str = "auto"
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The quantities of τ-training at the broadcast arrays (p/d, n/d), other parameters from ``base``.
 
     Uses :func:`~sobolev_rf.numeric.theory.solve.solve_grid` (needs λ > 0); points it does not resolve are solved
@@ -136,8 +138,16 @@ def evaluate(base: ModelParams, tau: int, p_over_d: Any, n_over_d: Any, backend:
     if base.lam > 0 and p.size:
         from ..theory.solve import solve_grid
 
-        arrays = {"activation": base.activation, "teacher": base.teacher, "p_over_d": p, "n_over_d": n,
-                  "lam": base.lam, "noise_f": base.noise_f, "noise_g": base.noise_g, "alignment": base.alignment}
+        arrays = {
+            "activation": base.activation,
+            "teacher": base.teacher,
+            "p_over_d": p,
+            "n_over_d": n,
+            "lam": base.lam,
+            "noise_f": base.noise_f,
+            "noise_g": base.noise_g,
+            "alignment": base.alignment,
+        }
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             result = solve_grid(base.k, tau, arrays, backend)
@@ -194,20 +204,21 @@ class BreakEven:
         return f"{self.c_star:.4g}" + (" (window)" if self.status == "window" else "")
 
 
-def scan_costs(p_over_d: Any, n_over_d: Any, k: int, c_max: float = C_MAX, points: int = SCAN_POINTS
-               ) -> np.ndarray:
+def scan_costs(p_over_d: Any, n_over_d: Any, k: int, c_max: float = C_MAX, points: int = SCAN_POINTS) -> np.ndarray:
     """The scan grid of c for each point, shape (points + 2, *broadcast shape), sorted along axis 0:
     0, a geometric grid on [:data:`C_MIN`, c_max] and the L2 peak c_peak = (p/n − 1)/k (clipped into range)."""
     p, n = np.broadcast_arrays(np.asarray(p_over_d, dtype=float), np.asarray(n_over_d, dtype=float))
     grid = np.concatenate([[0.0], np.geomspace(min(C_MIN, c_max), c_max, points)])
     peak = np.clip((p / n - 1.0) / k, 0.0, c_max)
-    scan = np.concatenate([np.broadcast_to(grid.reshape((-1,) + (1,) * p.ndim), (len(grid),) + p.shape),
-                           peak[None]], axis=0)
+    scan = np.concatenate(
+        [np.broadcast_to(grid.reshape((-1,) + (1,) * p.ndim), (len(grid),) + p.shape), peak[None]], axis=0
+    )
     return np.sort(scan, axis=0)
 
 
-def _classify(g: np.ndarray, scan: np.ndarray, c_max: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _classify(
+    g: np.ndarray, scan: np.ndarray, c_max: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """From g on the scan grid (axis 0): (status, c* where decided, bracket low, bracket high, g(low), g(high)).
 
     NaN entries of g (unresolved points) are skipped. c* is c_max for "capped", 0 for "never" and NaN (to be
@@ -239,8 +250,9 @@ def _classify(g: np.ndarray, scan: np.ndarray, c_max: float
     return status, c_star, lo, hi, glo, ghi
 
 
-def break_even_cost(params: ModelParams, quantity: str = "eps_L2", c_max: float = C_MAX,
-                    points: int = SCAN_POINTS, rtol: float = 1e-11) -> BreakEven:
+def break_even_cost(
+    params: ModelParams, quantity: str = "eps_L2", c_max: float = C_MAX, points: int = SCAN_POINTS, rtol: float = 1e-11
+) -> BreakEven:
     """Break-even cost c* of the point ``params`` (its τ is ignored) for ``quantity``.
 
     ε_S = ε[τ = 1] at (p/d, n/d); g(c) = log ε[τ = 0, n/d·(1 + ck)] − log ε_S is scanned on
@@ -259,8 +271,10 @@ def break_even_cost(params: ModelParams, quantity: str = "eps_L2", c_max: float 
     try:
         eps_s = float(getattr(solve(sob), quantity))
     except UserError as exc:
-        raise UserError(f"Sobolev training at p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g} could not be "
-                        f"solved ({exc}); move the point off the threshold p = (k+1)n or raise λ.") from None
+        raise UserError(
+            f"Sobolev training at p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g} could not be "
+            f"solved ({exc}); move the point off the threshold p = (k+1)n or raise λ."
+        ) from None
     scan = scan_costs(params.p_over_d, params.n_over_d, params.k, c_max, points)
     values, _ = evaluate(params, 0, params.p_over_d, l2_samples(params.n_over_d, params.k, scan))
     with np.errstate(all="ignore"):
@@ -268,22 +282,31 @@ def break_even_cost(params: ModelParams, quantity: str = "eps_L2", c_max: float 
     status, c_star, lo, hi, _, _ = _classify(g, scan, c_max)
     st, cs = str(status[()]), float(c_star[()])
     if st == "nan":
-        raise UserError(f"L2 training at p/d = {params.p_over_d:g} could not be solved at any scanned budget; "
-                        "raise λ.")
+        raise UserError(f"L2 training at p/d = {params.p_over_d:g} could not be solved at any scanned budget; raise λ.")
 
     def eps_l2(c: float) -> float:
-        return float(getattr(solve(params.with_(tau=0, n_over_d=float(l2_samples(params.n_over_d, params.k, c)))),
-                             quantity))
+        return float(
+            getattr(solve(params.with_(tau=0, n_over_d=float(l2_samples(params.n_over_d, params.k, c)))), quantity)
+        )
 
     if st in ("crossing", "window"):
+
         def gfun(c: float) -> float:
             return math.log(eps_l2(c)) - math.log(eps_s)
 
         cs = float(optimize.brentq(gfun, float(lo[()]), float(hi[()]), xtol=1e-14, rtol=rtol, maxiter=200))
     at_star = eps_l2(cs)
-    return BreakEven(quantity=quantity, c_star=cs, status=st, c_max=c_max, eps_sobolev=eps_s,
-                     eps_l2_at_c_star=at_star, eps_l2_at_zero=float(np.exp(g[0]) * eps_s) if math.isfinite(g[0])
-                     else eps_l2(0.0), scan_c=scan, scan_g=g)
+    return BreakEven(
+        quantity=quantity,
+        c_star=cs,
+        status=st,
+        c_max=c_max,
+        eps_sobolev=eps_s,
+        eps_l2_at_c_star=at_star,
+        eps_l2_at_zero=float(np.exp(g[0]) * eps_s) if math.isfinite(g[0]) else eps_l2(0.0),
+        scan_c=scan,
+        scan_g=g,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -318,16 +341,27 @@ class CostGrid:
         return float(np.mean(r[good] < 0)) if good.any() else math.nan
 
 
-def _refine(base: ModelParams, p: np.ndarray, n: np.ndarray, eps_s: np.ndarray, quantity_index: np.ndarray,
-            lo: np.ndarray, hi: np.ndarray, glo: np.ndarray, ghi: np.ndarray, backend: str,
-            steps: int = REFINE_STEPS, rtol: float = 1e-11) -> np.ndarray:
+def _refine(
+    base: ModelParams,
+    p: np.ndarray,
+    n: np.ndarray,
+    eps_s: np.ndarray,
+    quantity_index: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    glo: np.ndarray,
+    ghi: np.ndarray,
+    backend: str,
+    steps: int = REFINE_STEPS,
+    rtol: float = 1e-11,
+) -> np.ndarray:
     """Solve g(c) = 0 on [lo, hi] (g(lo) > 0 >= g(hi)) for flat arrays of items at once: the Illinois variant of
     regula falsi, one grid-solver call per step for all unfinished items. An item whose step the grid solver
     cannot resolve, or that is unfinished after ``steps`` steps, is solved by brentq on the point solver."""
     from ..theory.solve import solve
 
     lo, hi, glo, ghi = lo.copy(), hi.copy(), glo.copy(), ghi.copy()
-    side = np.zeros(len(p), dtype=int)            # +1: lo moved last, −1: hi moved last
+    side = np.zeros(len(p), dtype=int)  # +1: lo moved last, −1: hi moved last
     done = ghi == 0
     bad = np.zeros(len(p), dtype=bool)
     root = np.where(done, hi, np.nan)
@@ -368,9 +402,16 @@ def _refine(base: ModelParams, p: np.ndarray, n: np.ndarray, eps_s: np.ndarray, 
     return root
 
 
-def cost_grid(base: ModelParams, p_over_d: Any, n_over_d: Any, costs: Sequence[float], c_max: float = C_MAX,
-              points: int = SCAN_POINTS, backend: str = "auto",
-              step: Callable[[str], None] | None = None) -> CostGrid:
+def cost_grid(
+    base: ModelParams,
+    p_over_d: Any,
+    n_over_d: Any,
+    costs: Sequence[float],
+    c_max: float = C_MAX,
+    points: int = SCAN_POINTS,
+    backend: str = "auto",
+    step: Callable[[str], None] | None = None,
+) -> CostGrid:
     """ε_S, ε_0(c) for every c of ``costs``, log ratios and break-even costs over the broadcast (p/d, n/d).
 
     ``base`` supplies σ, φ, k, λ (> 0 for speed; λ = 0 falls back to the point solver), Δ_f, Δ_g and ϖ; its τ,
@@ -411,16 +452,36 @@ def cost_grid(base: ModelParams, p_over_d: Any, n_over_d: Any, costs: Sequence[f
         todo = np.argwhere(np.isin(st, ("crossing", "window")))
         brackets.append((qi, todo, lo, hi, glo, ghi))
     tick("brackets")
-    flat = [(qi, tuple(ix), lo[tuple(ix)], hi[tuple(ix)], glo[tuple(ix)], ghi[tuple(ix)])
-            for qi, todo, lo, hi, glo, ghi in brackets for ix in todo]
+    flat = [
+        (qi, tuple(ix), lo[tuple(ix)], hi[tuple(ix)], glo[tuple(ix)], ghi[tuple(ix)])
+        for qi, todo, lo, hi, glo, ghi in brackets
+        for ix in todo
+    ]
     if flat:
         qidx = np.array([f[0] for f in flat])
         idx = [f[1] for f in flat]
-        roots = _refine(base, np.array([p[i] for i in idx]), np.array([n[i] for i in idx]),
-                        np.array([sob[QUANTITIES[qi]][i] for qi, i in zip(qidx, idx)]), qidx,
-                        *(np.array([f[j] for f in flat]) for j in (2, 3, 4, 5)), backend=backend)
+        roots = _refine(
+            base,
+            np.array([p[i] for i in idx]),
+            np.array([n[i] for i in idx]),
+            np.array([sob[QUANTITIES[qi]][i] for qi, i in zip(qidx, idx)]),
+            qidx,
+            *(np.array([f[j] for f in flat]) for j in (2, 3, 4, 5)),
+            backend=backend,
+        )
         for qi, i, r in zip(qidx, idx, roots):
             c_star[QUANTITIES[qi]][i] = r
     tick("break-even refinement")
-    return CostGrid(p_over_d=p, n_over_d=n, k=base.k, costs=costs, c_max=c_max, sobolev=sob, l2=l2,
-                    log_ratio=ratio, c_star=c_star, status=status, resolved=ok_s)
+    return CostGrid(
+        p_over_d=p,
+        n_over_d=n,
+        k=base.k,
+        costs=costs,
+        c_max=c_max,
+        sobolev=sob,
+        l2=l2,
+        log_ratio=ratio,
+        c_star=c_star,
+        status=status,
+        resolved=ok_s,
+    )

@@ -26,11 +26,12 @@ errors can have two local minima near thresholds, then bounded Brent on log₁�
 its lower edge and the λ → 0⁺ value is below it. For τ = 0 the gradient noise Δ_g does not enter the
 training at all, so "benign for Δ_g" carries no information; :func:`noise_map` then skips that study.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -121,8 +122,14 @@ def _benign(value_zero: float, value_positive: float, rtol: float) -> bool:
     return bool(math.isfinite(value_zero) and value_zero <= value_positive * (1.0 + rtol))
 
 
-def optimal_lambda(params: ModelParams, bracket: Sequence[float] = DEFAULT_BRACKET, quantity: str = "eps_L2",
-                   scan: int = 25, xatol: float = 1e-3, rtol: float = BENIGN_RTOL) -> Optimum:
+def optimal_lambda(
+    params: ModelParams,
+    bracket: Sequence[float] = DEFAULT_BRACKET,
+    quantity: str = "eps_L2",
+    scan: int = 25,
+    xatol: float = 1e-3,
+    rtol: float = BENIGN_RTOL,
+) -> Optimum:
     """λ* = argmin over λ ∈ [lo, hi] ∪ {0⁺} of the asymptotic error ``quantity`` at ``params`` (its λ ignored).
 
     1. Coarse scan: ε at ``scan`` log-spaced λ in the bracket (continuation from large to small λ); the grid
@@ -140,22 +147,30 @@ def optimal_lambda(params: ModelParams, bracket: Sequence[float] = DEFAULT_BRACK
     if scan < 3:
         raise UserError(f"scan must be >= 3 points, got {scan}.")
     xs = np.linspace(math.log10(lo), math.log10(hi), scan)
-    results = solve_path([params.with_(lam=float(10.0 ** x)) for x in xs[::-1]])[::-1]
+    results = solve_path([params.with_(lam=float(10.0**x)) for x in xs[::-1]])[::-1]
     values = np.array([_value(r, quantity) for r in results])
     solved = [(float(x), r) for x, r in zip(xs, results) if isinstance(r, TheoryResult)]
     return refine_optimum(params, quantity, xs, values, error_at_zero(params, quantity), solved, xatol, rtol)
 
 
-def refine_optimum(params: ModelParams, quantity: str, xs: Array, values: Array, value_zero: float,
-                   starts: Sequence[tuple[float, TheoryResult]] = (), xatol: float = 1e-3,
-                   rtol: float = BENIGN_RTOL) -> Optimum:
+def refine_optimum(
+    params: ModelParams,
+    quantity: str,
+    xs: Array,
+    values: Array,
+    value_zero: float,
+    starts: Sequence[tuple[float, TheoryResult]] = (),
+    xatol: float = 1e-3,
+    rtol: float = BENIGN_RTOL,
+) -> Optimum:
     """Steps 2–3 of :func:`optimal_lambda` from a scan already made: ε = ``values`` at λ = 10^``xs``
     (ascending x = log₁₀ λ spanning the bracket, NaN where unsolved) and ε(0⁺) = ``value_zero``.
     ``starts``: (x, solver result) pairs used as warm starts of the Brent evaluations (optional)."""
     values = np.asarray(values, dtype=float)
     if not np.isfinite(values).any():
-        raise SolverError(f"no λ in [{10.0 ** xs[0]:g}, {10.0 ** xs[-1]:g}] could be solved at this point; "
-                          "move p/d or n/d.")
+        raise SolverError(
+            f"no λ in [{10.0 ** xs[0]:g}, {10.0 ** xs[-1]:g}] could be solved at this point; move p/d or n/d."
+        )
     evaluations = len(xs) + 1
     i = int(np.nanargmin(values))
     a, b = xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]
@@ -165,7 +180,7 @@ def refine_optimum(params: ModelParams, quantity: str, xs: Array, values: Array,
         evaluations += 1
         start = min(starts, key=lambda pair: abs(pair[0] - x))[1] if starts else None  # nearest scan point
         try:
-            value = _value(solve(params.with_(lam=float(10.0 ** x)), start=start), quantity)
+            value = _value(solve(params.with_(lam=float(10.0**x)), start=start), quantity)
         except UserError:
             value = math.nan
         return value if math.isfinite(value) else math.inf
@@ -176,11 +191,19 @@ def refine_optimum(params: ModelParams, quantity: str, xs: Array, values: Array,
         if math.isfinite(res.fun) and res.fun < best:
             best_x, best = float(res.x), float(res.fun)
     benign = _benign(value_zero, best, rtol)
-    lam_pos = float(10.0 ** best_x)
-    return Optimum(quantity=quantity, lam=0.0 if benign else lam_pos, value=value_zero if benign else best,
-                   lam_positive=lam_pos, value_positive=best, value_zero=value_zero, benign=benign,
-                   at_upper_edge=bool(best_x >= xs[-1] - 2 * xatol),
-                   bracket=(float(10.0 ** xs[0]), float(10.0 ** xs[-1])), evaluations=evaluations)
+    lam_pos = float(10.0**best_x)
+    return Optimum(
+        quantity=quantity,
+        lam=0.0 if benign else lam_pos,
+        value=value_zero if benign else best,
+        lam_positive=lam_pos,
+        value_positive=best,
+        value_zero=value_zero,
+        benign=benign,
+        at_upper_edge=bool(best_x >= xs[-1] - 2 * xatol),
+        bracket=(float(10.0 ** xs[0]), float(10.0 ** xs[-1])),
+        evaluations=evaluations,
+    )
 
 
 @dataclass(frozen=True)
@@ -214,8 +237,9 @@ class NoiseResponse:
         return base + noise_f * self.zero_slope_f[quantity] + noise_g * self.zero_slope_g[quantity]
 
 
-def noise_response(params: ModelParams, lams: Sequence[float],
-                   quantities: Sequence[str] = ("eps_L2", "eps_H1")) -> NoiseResponse:
+def noise_response(
+    params: ModelParams, lams: Sequence[float], quantities: Sequence[str] = ("eps_L2", "eps_H1")
+) -> NoiseResponse:
     """ε₀, ε_f, ε_g of the affine noise law on the λ grid ``lams`` and at λ → 0⁺ (``params``' own λ and noise
     levels are ignored). Costs 3 continuation sweeps (2 when Δ_g does not enter training)."""
     for q in quantities:
@@ -246,8 +270,17 @@ def noise_response(params: ModelParams, lams: Sequence[float],
     else:
         slope_g = {q: np.zeros_like(base[q]) for q in quantities}
         zg = {q: 0.0 for q in quantities}
-    return NoiseResponse(params=params, lams=grid, quantities=tuple(quantities), base=base, slope_f=slope_f,
-                         slope_g=slope_g, zero_base=zb, zero_slope_f=zf, zero_slope_g=zg)
+    return NoiseResponse(
+        params=params,
+        lams=grid,
+        quantities=tuple(quantities),
+        base=base,
+        slope_f=slope_f,
+        slope_g=slope_g,
+        zero_base=zb,
+        zero_slope_f=zf,
+        zero_slope_g=zg,
+    )
 
 
 def minimise_on_grid(lams: Array, values: Array) -> tuple[float, float]:
@@ -268,11 +301,12 @@ def minimise_on_grid(lams: Array, values: Array) -> tuple[float, float]:
         spline = interpolate.CubicSpline(x, y)
         a, b = x[max(i - 1, 0)], x[min(i + 1, len(x) - 1)]
         if b > a:
-            res = optimize.minimize_scalar(lambda t: float(spline(t)), bounds=(a, b), method="bounded",
-                                           options={"xatol": 1e-4})
+            res = optimize.minimize_scalar(
+                lambda t: float(spline(t)), bounds=(a, b), method="bounded", options={"xatol": 1e-4}
+            )
             if res.fun < best:
                 best_x, best = float(res.x), float(res.fun)
-    return float(10.0 ** best_x), best
+    return float(10.0**best_x), best
 
 
 @dataclass(frozen=True)
@@ -304,9 +338,16 @@ class NoiseMap:
         return np.where(self.benign, self.eps_zero, self.eps_positive)
 
 
-def noise_maps(params: ModelParams, p_over_d: Sequence[float], deltas: Sequence[float], lams: Sequence[float],
-               quantities: Sequence[str] = ("eps_L2", "eps_H1"), kinds: Sequence[str] = ("function", "gradient"),
-               rtol: float = BENIGN_RTOL, progress: Callable[[int], None] | None = None) -> dict[tuple[str, str], NoiseMap]:
+def noise_maps(
+    params: ModelParams,
+    p_over_d: Sequence[float],
+    deltas: Sequence[float],
+    lams: Sequence[float],
+    quantities: Sequence[str] = ("eps_L2", "eps_H1"),
+    kinds: Sequence[str] = ("function", "gradient"),
+    rtol: float = BENIGN_RTOL,
+    progress: Callable[[int], None] | None = None,
+) -> dict[tuple[str, str], NoiseMap]:
     """Noise maps over (Δ, p/d) at ``params``' n/d, σ, φ, k, τ, ϖ for each noise study and error.
 
     "function": Δ_f = Δ with Δ_g fixed at ``params.noise_g``; "gradient": Δ_g = Δ with Δ_f fixed at
@@ -319,8 +360,9 @@ def noise_maps(params: ModelParams, p_over_d: Sequence[float], deltas: Sequence[
     ds = np.asarray([float(v) for v in deltas])
     grid = np.sort(np.asarray(lams, dtype=float))
     shape = (len(ds), len(ps))
-    store = {(k, q): {name: np.full(shape, math.nan) for name in ("zero", "lam", "eps")}
-             for k in kinds for q in quantities}
+    store = {
+        (k, q): {name: np.full(shape, math.nan) for name in ("zero", "lam", "eps")} for k in kinds for q in quantities
+    }
     for j, pd in enumerate(ps):
         response = noise_response(params.with_(p_over_d=float(pd)), grid, quantities)
         for kind in kinds:
@@ -335,13 +377,22 @@ def noise_maps(params: ModelParams, p_over_d: Sequence[float], deltas: Sequence[
             progress(1)
     out = {}
     for (kind, q), cell in store.items():
-        benign = np.array([[_benign(z, e, rtol) for z, e in zip(rz, re)]
-                           for rz, re in zip(cell["zero"], cell["eps"])], dtype=bool).reshape(shape)
+        benign = np.array(
+            [[_benign(z, e, rtol) for z, e in zip(rz, re)] for rz, re in zip(cell["zero"], cell["eps"])], dtype=bool
+        ).reshape(shape)
         upper = cell["lam"] >= grid[-1] * (1 - 1e-6)
-        out[(kind, q)] = NoiseMap(kind=kind, quantity=q, deltas=ds, p_over_d=ps,
-                                  background=params.noise_g if kind == "function" else params.noise_f,
-                                  eps_zero=cell["zero"], lam_positive=cell["lam"], eps_positive=cell["eps"],
-                                  benign=benign, at_upper_edge=upper)
+        out[(kind, q)] = NoiseMap(
+            kind=kind,
+            quantity=q,
+            deltas=ds,
+            p_over_d=ps,
+            background=params.noise_g if kind == "function" else params.noise_f,
+            eps_zero=cell["zero"],
+            lam_positive=cell["lam"],
+            eps_positive=cell["eps"],
+            benign=benign,
+            at_upper_edge=upper,
+        )
     return out
 
 
@@ -359,9 +410,15 @@ class LambdaCurve:
     optima: dict[str, Optimum]
 
 
-def lambda_curves(params: ModelParams, levels: Sequence[float], lams: Sequence[float],
-                  quantities: Sequence[str] = ("eps_L2", "eps_H1"), kinds: Sequence[str] = ("function", "gradient"),
-                  xatol: float = 1e-3, progress: Callable[[int], None] | None = None) -> list[LambdaCurve]:
+def lambda_curves(
+    params: ModelParams,
+    levels: Sequence[float],
+    lams: Sequence[float],
+    quantities: Sequence[str] = ("eps_L2", "eps_H1"),
+    kinds: Sequence[str] = ("function", "gradient"),
+    xatol: float = 1e-3,
+    progress: Callable[[int], None] | None = None,
+) -> list[LambdaCurve]:
     """ε(λ) on the log-spaced grid ``lams`` (which is also the search bracket of λ*) at the noise levels
     ``levels`` for each noise study, all from one :func:`noise_response`, and the optimum of every curve and
     error: the affine curve is the scan of :func:`optimal_lambda`, refined by Brent with direct solves
@@ -377,13 +434,23 @@ def lambda_curves(params: ModelParams, levels: Sequence[float], lams: Sequence[f
             point = params.with_(noise_f=nf, noise_g=ng)
             optima = {}
             for q in quantities:
-                optima[q] = refine_optimum(point, q, xs, response.curve(q, nf, ng),
-                                           response.at_zero(q, nf, ng), xatol=xatol)
+                optima[q] = refine_optimum(
+                    point, q, xs, response.curve(q, nf, ng), response.at_zero(q, nf, ng), xatol=xatol
+                )
                 if progress is not None:
                     progress(1)
-            out.append(LambdaCurve(kind=kind, delta=float(delta), noise_f=nf, noise_g=ng, lams=response.lams,
-                                   values={q: response.curve(q, nf, ng) for q in quantities},
-                                   zero={q: response.at_zero(q, nf, ng) for q in quantities}, optima=optima))
+            out.append(
+                LambdaCurve(
+                    kind=kind,
+                    delta=float(delta),
+                    noise_f=nf,
+                    noise_g=ng,
+                    lams=response.lams,
+                    values={q: response.curve(q, nf, ng) for q in quantities},
+                    zero={q: response.at_zero(q, nf, ng) for q in quantities},
+                    optima=optima,
+                )
+            )
     return out
 
 

@@ -26,11 +26,13 @@ is subtracted; at grid points inside an atom's core, where the uncertainty this 
 the Lorentzian times the mass's relative error, estimated by the size of the extrapolation step) exceeds
 10⁻³ of the density's maximum, the continuous part is not determined at this η and is left empty (NaN).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -62,13 +64,18 @@ class Spectrum:
 
     def as_dict(self) -> dict[str, Any]:
         """``{"x", "density", "atoms"}`` (unresolved points as null) plus the η and the Stieltjes transform."""
+
         def num(v: float) -> float | None:
             return float(v) if math.isfinite(v) else None
 
-        return {"x": [float(v) for v in self.x], "density": [num(v) for v in self.density],
-                "atoms": [{"x": float(a), "mass": float(w)} for a, w in self.atoms], "eta": self.eta,
-                "stieltjes": [{"re": num(v.real), "im": num(v.imag)} for v in self.stieltjes],
-                "unresolved": int((~self.converged).sum())}
+        return {
+            "x": [float(v) for v in self.x],
+            "density": [num(v) for v in self.density],
+            "atoms": [{"x": float(a), "mass": float(w)} for a, w in self.atoms],
+            "eta": self.eta,
+            "stieltjes": [{"re": num(v.real), "im": num(v.imag)} for v in self.stieltjes],
+            "unresolved": int((~self.converged).sum()),
+        }
 
 
 class StieltjesSolver:
@@ -112,8 +119,13 @@ class StieltjesSolver:
         return g, m, ok
 
 
-def stieltjes_grid(solver: StieltjesSolver, x: np.ndarray, eta: float, stride: int = 8,
-                   callback: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+def stieltjes_grid(
+    solver: StieltjesSolver,
+    x: np.ndarray,
+    eta: float,
+    stride: int = 8,
+    callback: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """m(x + iη) on the grid ``x`` (anchors from z → i∞, continuation along x, fallback from i∞)."""
     size = len(x)
     z = np.asarray(x, dtype=float) + 1j * eta
@@ -160,8 +172,9 @@ def stieltjes_grid(solver: StieltjesSolver, x: np.ndarray, eta: float, stride: i
     return m, ok, stats
 
 
-def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float,
-               with_error: bool = False) -> list[tuple[float, ...]]:
+def find_atoms(
+    solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float, with_error: bool = False
+) -> list[tuple[float, ...]]:
     """Point masses (location, mass) of the limiting law inside [x₀, x_end] (module docstring); with
     ``with_error`` a third entry, an estimate of the mass's error (the size of the extrapolation step)."""
     x = np.asarray(x, dtype=float)
@@ -174,7 +187,7 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
     finite = np.isfinite(m)
     for j in range(x.size):
         if not finite[j]:
-            cands.append(float(x[j]))   # an unresolved point: often the pole itself
+            cands.append(float(x[j]))  # an unresolved point: often the pole itself
             continue
         left = im[j - 1] if j > 0 and finite[j - 1] else -np.inf
         right = im[j + 1] if j + 1 < x.size and finite[j + 1] else -np.inf
@@ -189,18 +202,18 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         return []
     xc = np.unique(np.round(np.array(cands), 12))
     found = np.zeros(xc.size, bool)
-    closest = np.full(xc.size, np.inf)   # the closest distance of a converged pole fit
-    for eps in EPS_FIT * scale:   # pole fit 1/m(z) ≈ −(z − x₀)/w, ever closer to the axis
+    closest = np.full(xc.size, np.inf)  # the closest distance of a converged pole fit
+    for eps in EPS_FIT * scale:  # pole fit 1/m(z) ≈ −(z − x₀)/w, ever closer to the axis
         z1 = xc + 1j * eps
         z2 = xc + 2j * eps
         _, mm, ok = solver.from_infinity(np.concatenate([z1, z2]))
-        m1, m2 = mm[: xc.size], mm[xc.size:]
+        m1, m2 = mm[: xc.size], mm[xc.size :]
         with np.errstate(all="ignore"):
             w = -(z2 - z1) / (1 / m2 - 1 / m1)
             x0 = (z1 + w / m1).real
-        good = ok[: xc.size] & ok[xc.size:] & np.isfinite(x0) & (w.real > 0) & (np.abs(x0 - xc) < 10 * h + 1e3 * eps)
-        settled = bool(np.all(~good | (np.abs(x0 - xc) <= 1e-3 * eps)))   # the fit no longer moves
-        xc = np.where(good, x0, xc)      # where the solve failed this close to the axis, keep the last fit
+        good = ok[: xc.size] & ok[xc.size :] & np.isfinite(x0) & (w.real > 0) & (np.abs(x0 - xc) < 10 * h + 1e3 * eps)
+        settled = bool(np.all(~good | (np.abs(x0 - xc) <= 1e-3 * eps)))  # the fit no longer moves
+        xc = np.where(good, x0, xc)  # where the solve failed this close to the axis, keep the last fit
         closest = np.where(good, eps, closest) if found.size else closest
         found |= good
         keep = (xc >= x[0] - h) & (xc <= x[-1] + h)
@@ -208,14 +221,14 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         if xc.size == 0:
             return []
         if not good.any() or settled:
-            break                        # closer still would fail too, or change nothing
+            break  # closer still would fail too, or change nothing
     xc, closest = xc[found], closest[found]
     if xc.size == 0:
         return []
     levels = EPS_MASS * scale
-    levels = levels[levels >= 0.99 * float(np.min(closest))]   # no closer than the fits could go
+    levels = levels[levels >= 0.99 * float(np.min(closest))]  # no closer than the fits could go
     _, mm, ok = solver.from_infinity(np.concatenate([xc + 1j * e for e in levels]))
-    mu = (levels[:, None] * mm.reshape(levels.size, xc.size).imag)
+    mu = levels[:, None] * mm.reshape(levels.size, xc.size).imag
     ok = ok.reshape(levels.size, xc.size)
     atoms: list[tuple[float, float]] = []
     for c in range(xc.size):
@@ -225,18 +238,25 @@ def find_atoms(solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float
         ma, mb = mu[valid[-2], c], mu[valid[-1], c]
         if not (mb >= MIN_ATOM_MASS and abs(ma - mb) <= ATOM_STABILITY * mb):
             continue
-        a = 0.0 if abs(xc[c]) <= 1e-2 * closest[c] else float(xc[c])   # below the resolution of the pole fit
-        use = valid[-3:]                           # μ(ε) = w + c₁ε + c₂ε² …: polynomial extrapolation to ε = 0
+        a = 0.0 if abs(xc[c]) <= 1e-2 * closest[c] else float(xc[c])  # below the resolution of the pole fit
+        use = valid[-3:]  # μ(ε) = w + c₁ε + c₂ε² …: polynomial extrapolation to ε = 0
         e, v = levels[use], mu[use, c]
-        w = float(sum(v[i] * np.prod([e[k] / (e[k] - e[i]) for k in range(len(use)) if k != i])
-                      for i in range(len(use))))
+        w = float(
+            sum(v[i] * np.prod([e[k] / (e[k] - e[i]) for k in range(len(use)) if k != i]) for i in range(len(use)))
+        )
         if not any(abs(a - b[0]) <= 1e-6 * scale for b in atoms):
             atoms.append((a, float(w), abs(float(w) - float(mb)) + RELATIVE_PRECISION * abs(float(w))))
     return sorted(atoms) if with_error else sorted((a, w) for a, w, _ in atoms)
 
 
-def spectral_density(solver: StieltjesSolver, x: Sequence[float], eta: float, stride: int = 8,
-                     atoms: bool = True, callback: Callable[[int, int], None] | None = None) -> Spectrum:
+def spectral_density(
+    solver: StieltjesSolver,
+    x: Sequence[float],
+    eta: float,
+    stride: int = 8,
+    atoms: bool = True,
+    callback: Callable[[int, int], None] | None = None,
+) -> Spectrum:
     """The limiting spectral density on the grid ``x`` at η > 0: m(x + iη), atoms, and ρ = Im m/π minus the
     atoms' Lorentzians."""
     x = np.asarray(x, dtype=float)
@@ -245,22 +265,23 @@ def spectral_density(solver: StieltjesSolver, x: Sequence[float], eta: float, st
     m, ok, stats = stieltjes_grid(solver, x, eta, stride, callback)
     found = find_atoms(solver, x, m, eta, with_error=True) if atoms else []
     density = m.imag / math.pi
-    error = RELATIVE_PRECISION * np.abs(m) / math.pi      # what the solve leaves uncertain
+    error = RELATIVE_PRECISION * np.abs(m) / math.pi  # what the solve leaves uncertain
     for a, w, dw in found:
-        lorentz = w * eta / (math.pi * ((x - a) ** 2 + eta ** 2))
+        lorentz = w * eta / (math.pi * ((x - a) ** 2 + eta**2))
         density = density - lorentz
-        error = error + (dw / w) * lorentz                # and what the mass leaves uncertain
+        error = error + (dw / w) * lorentz  # and what the mass leaves uncertain
     density = np.where(ok, np.maximum(density, 0.0), np.nan)
     scale = float(np.nanmax(density)) if np.any(np.isfinite(density)) else 1.0
-    core = ok & (error > 1e-3 * max(scale, 1e-300))   # inside an atom's core: Im m is all atom
+    core = ok & (error > 1e-3 * max(scale, 1e-300))  # inside an atom's core: Im m is all atom
     density[core] = np.nan
     stats["atom_core"] = int(core.sum())
     return Spectrum(x, float(eta), m, density, [(a, w) for a, w, _ in found], ok, stats)
 
 
 # ======================================================================================= building
-def resolvent_system(expr: Any, gaussians: Mapping[str, bool], laws: Sequence[Any],
-                     taken: Sequence[str] = ()) -> tuple[Any, str]:
+def resolvent_system(
+    expr: Any, gaussians: Mapping[str, bool], laws: Sequence[Any], taken: Sequence[str] = ()
+) -> tuple[Any, str]:
     """The fixed-point system of (M − zI)⁻¹ (output ``m``) and the name chosen for z."""
     import sympy as sp
     from sympy import Identity, Inverse
@@ -273,13 +294,21 @@ def resolvent_system(expr: Any, gaussians: Mapping[str, bool], laws: Sequence[An
     z = sp.Symbol(name)
     R = Inverse(expr - z * Identity(expr.rows))
     pencil = linearize({"m": R})
-    system = derive_system(pencil, [GaussianMatrix(g, 1, sym) for g, sym in gaussians.items()
-                                    if g in pencil.symbols], laws)
+    system = derive_system(
+        pencil, [GaussianMatrix(g, 1, sym) for g, sym in gaussians.items() if g in pencil.symbols], laws
+    )
     return system, name
 
 
-def finite_eigenvalues(expr: Any, symbols: Mapping[str, Any], gaussians: Mapping[str, bool], laws: Sequence[Any],
-                       values: Mapping[str, float], size: int, rng: np.random.Generator) -> np.ndarray:
+def finite_eigenvalues(
+    expr: Any,
+    symbols: Mapping[str, Any],
+    gaussians: Mapping[str, bool],
+    laws: Sequence[Any],
+    values: Mapping[str, float],
+    size: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Eigenvalues of one finite draw of the expression, scaled so that it is ``size`` × ``size`` (every
     dimension keeps its ratio to the others, as given in ``values``)."""
     import sympy as sp

@@ -36,11 +36,13 @@ and τ = 1.
 same constraints for every τ > 0 (rescaling rows and labels does not change them), so ε does not depend
 on τ > 0 at all there, and below it the limits τ → 0⁺ and λ → 0⁺ do not commute.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -77,8 +79,10 @@ def check_point(params: ModelParams) -> None:
     if params.k < 1:
         raise UserError("the optimal Sobolev weight needs k >= 1 gradient directions (with k = 0 τ has no effect).")
     if params.lam <= 0:
-        raise UserError("the optimal Sobolev weight needs λ > 0: at λ → 0⁺ the interpolant above p = (1 + k)n is the "
-                        "same for every τ > 0, and below it the limits τ → 0⁺ and λ → 0⁺ do not commute; give --lam > 0.")
+        raise UserError(
+            "the optimal Sobolev weight needs λ > 0: at λ → 0⁺ the interpolant above p = (1 + k)n is the "
+            "same for every τ > 0, and below it the limits τ → 0⁺ and λ → 0⁺ do not commute; give --lam > 0."
+        )
 
 
 def check_bracket(bracket: Sequence[float]) -> tuple[float, float]:
@@ -94,9 +98,16 @@ def check_bracket(bracket: Sequence[float]) -> tuple[float, float]:
 
 def _cells_of(params: ModelParams) -> dict[str, Any]:
     """The grid mapping of one model point (everything but k and τ)."""
-    return dict(activation=params.activation, teacher=params.teacher, p_over_d=params.p_over_d,
-                n_over_d=params.n_over_d, lam=params.lam, noise_f=params.noise_f, noise_g=params.noise_g,
-                alignment=params.alignment)
+    return dict(
+        activation=params.activation,
+        teacher=params.teacher,
+        p_over_d=params.p_over_d,
+        n_over_d=params.n_over_d,
+        lam=params.lam,
+        noise_f=params.noise_f,
+        noise_g=params.noise_g,
+        alignment=params.alignment,
+    )
 
 
 def _broadcast_cells(k: int, cells: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
@@ -110,14 +121,16 @@ def _broadcast_cells(k: int, cells: Mapping[str, Any]) -> tuple[dict[str, Any], 
     arrays += [np.asarray(a, dtype=float) for a in align]
     shape = np.broadcast_shapes(*[a.shape for a in arrays])
     flat = [np.broadcast_to(a, shape).ravel().copy() for a in arrays]
-    out: dict[str, Any] = dict(zip(numeric, flat[:len(numeric)]))
-    out["alignment"] = flat[len(numeric):]
+    out: dict[str, Any] = dict(zip(numeric, flat[: len(numeric)]))
+    out["alignment"] = flat[len(numeric) :]
     out["activation"] = str(cells.get("activation", "relu"))
     out["teacher"] = str(cells.get("teacher", "tanh"))
     lam = out["lam"]
     if np.any(~np.isfinite(lam)) or np.any(lam <= 0):
-        raise UserError("the optimal Sobolev weight needs λ > 0 in every cell (λ → 0⁺ makes ε independent of τ > 0 "
-                        "above p = (1 + k)n).")
+        raise UserError(
+            "the optimal Sobolev weight needs λ > 0 in every cell (λ → 0⁺ makes ε independent of τ > 0 "
+            "above p = (1 + k)n)."
+        )
     return out, shape
 
 
@@ -132,7 +145,7 @@ def zero_plus_jump(k: int, cells: Mapping[str, Any], m: Array, q_s: Array) -> Ar
     varpi2 = sum(np.asarray(a, dtype=float) ** 2 for a in align) / k
     if abs(k0p) <= 1e-14:
         return np.zeros(np.broadcast(m, q_s, varpi2).shape)
-    return varpi2 * (mu0p - k0p * m) ** 2 + k0p ** 2 * (q_s - m * m)
+    return varpi2 * (mu0p - k0p * m) ** 2 + k0p**2 * (q_s - m * m)
 
 
 @dataclass
@@ -170,15 +183,22 @@ class TauOptima:
             return ref / self.value[quantity] - 1.0
 
 
-def classify(value_zero: Array, value_zero_plus: Array, value_best: Array, value_infinity: Array,
-             rtol: float = TIE_RTOL) -> tuple[NDArray[np.str_], Array]:
+def classify(
+    value_zero: Array, value_zero_plus: Array, value_best: Array, value_infinity: Array, rtol: float = TIE_RTOL
+) -> tuple[NDArray[np.str_], Array]:
     """(status, value) per cell from the four candidates ε(0), ε(0⁺), the best finite τ > 0 and ε(∞).
 
     An end wins when its value is within a factor (1 + rtol) of the smallest candidate, in the order
     zero, infinity, zero_plus; otherwise the optimum is interior. NaN candidates never win; cells with no
     finite candidate get status "" and value NaN."""
-    cands = np.stack([np.asarray(value_zero, float), np.asarray(value_infinity, float),
-                      np.asarray(value_zero_plus, float), np.asarray(value_best, float)])
+    cands = np.stack(
+        [
+            np.asarray(value_zero, float),
+            np.asarray(value_infinity, float),
+            np.asarray(value_zero_plus, float),
+            np.asarray(value_best, float),
+        ]
+    )
     shape = cands.shape[1:]
     finite = np.isfinite(cands)
     best = np.where(finite, cands, np.inf).min(axis=0)
@@ -192,16 +212,25 @@ def classify(value_zero: Array, value_zero_plus: Array, value_best: Array, value
     return status, value
 
 
-def _evaluate(k: int, flat: Mapping[str, Any], taus: Array, quantities: Sequence[str], backend: str,
-              mask: NDArray[np.bool_] | None = None) -> dict[str, Array]:
+def _evaluate(
+    k: int,
+    flat: Mapping[str, Any],
+    taus: Array,
+    quantities: Sequence[str],
+    backend: str,
+    mask: NDArray[np.bool_] | None = None,
+) -> dict[str, Array]:
     """ε at one τ per cell (``taus`` of the cells' length) for the cells in ``mask`` (NaN elsewhere)."""
     n = len(taus)
     idx = np.arange(n) if mask is None else np.flatnonzero(mask)
     out = {q: np.full(n, np.nan) for q in quantities}
     if not len(idx):
         return out
-    sub = {name: (value[idx] if isinstance(value, np.ndarray) else value) for name, value in flat.items()
-           if name != "alignment"}
+    sub = {
+        name: (value[idx] if isinstance(value, np.ndarray) else value)
+        for name, value in flat.items()
+        if name != "alignment"
+    }
     sub["alignment"] = [a[idx] for a in flat["alignment"]]
     result = solve_grid(k, taus[idx], sub, backend=backend, continuation=False)
     for q in quantities:
@@ -210,8 +239,9 @@ def _evaluate(k: int, flat: Mapping[str, Any], taus: Array, quantities: Sequence
     return out
 
 
-def golden_minimise(func: Callable[[Array, NDArray[np.bool_]], Array], lo: Array, hi: Array, xatol: float = XATOL
-                    ) -> tuple[Array, Array]:
+def golden_minimise(
+    func: Callable[[Array, NDArray[np.bool_]], Array], lo: Array, hi: Array, xatol: float = XATOL
+) -> tuple[Array, Array]:
     """Vectorised golden-section search: per cell the minimiser of ``func`` on [lo, hi] (bounded).
 
     ``func(x, active)`` returns values at x (NaN = not solvable, treated as +∞) for the active cells. Every
@@ -234,7 +264,7 @@ def golden_minimise(func: Callable[[Array, NDArray[np.bool_]], Array], lo: Array
     fc, fd = call(c, everyone), call(d, everyone)
     active = (hi - lo) > xatol
     while active.any():
-        left = fc < fd          # the minimum lies in [lo, d]
+        left = fc < fd  # the minimum lies in [lo, d]
         new_hi = np.where(left, d, hi)
         new_lo = np.where(left, lo, c)
         lo, hi = np.where(active, new_lo, lo), np.where(active, new_hi, hi)
@@ -250,8 +280,13 @@ def golden_minimise(func: Callable[[Array, NDArray[np.bool_]], Array], lo: Array
     return best_x, np.where(np.isfinite(best_v), best_v, np.nan)
 
 
-def expected_work(cells: int, bracket: Sequence[float] = DEFAULT_BRACKET, per_decade: int = PER_DECADE,
-                  xatol: float = XATOL, quantities: int = len(QUANTITIES)) -> int:
+def expected_work(
+    cells: int,
+    bracket: Sequence[float] = DEFAULT_BRACKET,
+    per_decade: int = PER_DECADE,
+    xatol: float = XATOL,
+    quantities: int = len(QUANTITIES),
+) -> int:
     """An upper estimate of the model points :func:`optimal_tau_cells` solves for ``cells`` cells (the total
     of its ``progress`` calls): the scan plus, per error, the longest golden-section search."""
     xs = _scan_nodes(check_bracket(bracket), per_decade)
@@ -267,10 +302,17 @@ def _scan_nodes(bracket: tuple[float, float], per_decade: int) -> Array:
     return np.linspace(math.log10(lo), math.log10(hi), count)
 
 
-def optimal_tau_cells(k: int, cells: Mapping[str, Any], quantities: Sequence[str] = QUANTITIES,
-                      bracket: Sequence[float] = DEFAULT_BRACKET, per_decade: int = PER_DECADE,
-                      xatol: float = XATOL, rtol: float = TIE_RTOL, backend: str = "auto",
-                      progress: Callable[[int], None] | None = None) -> TauOptima:
+def optimal_tau_cells(
+    k: int,
+    cells: Mapping[str, Any],
+    quantities: Sequence[str] = QUANTITIES,
+    bracket: Sequence[float] = DEFAULT_BRACKET,
+    per_decade: int = PER_DECADE,
+    xatol: float = XATOL,
+    rtol: float = TIE_RTOL,
+    backend: str = "auto",
+    progress: Callable[[int], None] | None = None,
+) -> TauOptima:
     """τ* of every cell of the broadcast parameter arrays ``cells`` (``activation``, ``teacher``, ``p_over_d``,
     ``n_over_d``, ``lam`` > 0, ``noise_f``, ``noise_g``, ``alignment``; see
     :func:`~sobolev_rf.numeric.theory.solve.parameter_columns`) for each error in ``quantities``.
@@ -299,15 +341,20 @@ def optimal_tau_cells(k: int, cells: Mapping[str, Any], quantities: Sequence[str
     n = len(flat["lam"])
     xs = _scan_nodes((lo, hi), per_decade)
     specials = np.array([0.0, 1.0, TAU_LARGE / 10, TAU_LARGE])
-    taus = np.concatenate([10.0 ** xs, specials])
-    grid_params = {name: (value[None, :] if isinstance(value, np.ndarray) else value)
-                   for name, value in flat.items() if name != "alignment"}
+    taus = np.concatenate([10.0**xs, specials])
+    grid_params = {
+        name: (value[None, :] if isinstance(value, np.ndarray) else value)
+        for name, value in flat.items()
+        if name != "alignment"
+    }
     grid_params["alignment"] = [a[None, :] for a in flat["alignment"]]
     scan = solve_grid(k, taus[:, None], grid_params, backend=backend, progress=None)
     if progress is not None:
         progress(len(taus) * n)
-    values = {q: np.where(scan.converged, np.broadcast_to(scan.outputs[q], (len(taus), n)), np.nan)
-              for q in set(quantities) | {"m", "q_s"}}
+    values = {
+        q: np.where(scan.converged, np.broadcast_to(scan.outputs[q], (len(taus), n)), np.nan)
+        for q in set(quantities) | {"m", "q_s"}
+    }
     m_s = len(xs)
     zero = {q: values[q][m_s] for q in quantities}
     one = {q: values[q][m_s + 1] for q in quantities}
@@ -320,11 +367,11 @@ def optimal_tau_cells(k: int, cells: Mapping[str, Any], quantities: Sequence[str
     for q in quantities:
         grid_q = values[q][:m_s]
         finite = np.isfinite(grid_q).any(axis=0)
-        i = np.argmin(np.where(np.isfinite(grid_q), grid_q, np.inf), axis=0)     # scan minimiser per cell
-        a, b = nodes[i], nodes[i + 2]          # its neighbours (nodes is the scan padded by one at each end)
+        i = np.argmin(np.where(np.isfinite(grid_q), grid_q, np.inf), axis=0)  # scan minimiser per cell
+        a, b = nodes[i], nodes[i + 2]  # its neighbours (nodes is the scan padded by one at each end)
 
         def func(x: Array, active: NDArray[np.bool_]) -> Array:
-            result = _evaluate(k, flat, 10.0 ** x, (q,), backend, active & finite)[q]
+            result = _evaluate(k, flat, 10.0**x, (q,), backend, active & finite)[q]
             if progress is not None:
                 progress(int(np.count_nonzero(active & finite)))
             return result
@@ -335,20 +382,37 @@ def optimal_tau_cells(k: int, cells: Mapping[str, Any], quantities: Sequence[str
         bx = np.where(use_scan, xs[i], bx)
         bv = np.where(use_scan, scan_best, bv)
         status, value = classify(zero[q], zero_plus[q], bv, large[q], rtol)
-        tau_star = np.where(status == "interior", 10.0 ** bx, np.where(status == "infinity", np.inf, 0.0))
+        tau_star = np.where(status == "interior", 10.0**bx, np.where(status == "infinity", np.inf, 0.0))
         tau_star = np.where(status == "", np.nan, tau_star)
-        for name, arr in (("tau_star", tau_star), ("status", status), ("value", value),
-                          ("tau_best", 10.0 ** bx), ("value_best", bv)):
+        for name, arr in (
+            ("tau_star", tau_star),
+            ("status", status),
+            ("value", value),
+            ("tau_best", 10.0**bx),
+            ("value_best", bv),
+        ):
             out[name][q] = arr.reshape(shape)
 
     def shaped(d: dict[str, Array]) -> dict[str, Array]:
         return {q: v.reshape(shape) for q, v in d.items()}
 
-    return TauOptima(quantities=tuple(quantities), shape=shape, tau_star=out["tau_star"], status=out["status"],
-                     value=out["value"], value_zero=shaped(zero), value_zero_plus=shaped(zero_plus),
-                     value_one=shaped(one), value_infinity=shaped(large), value_large_trend=shaped(trend),
-                     tau_best=out["tau_best"], value_best=out["value_best"], scan_taus=10.0 ** xs,
-                     scan={q: values[q][:m_s].reshape((m_s,) + shape) for q in quantities}, rtol=rtol)
+    return TauOptima(
+        quantities=tuple(quantities),
+        shape=shape,
+        tau_star=out["tau_star"],
+        status=out["status"],
+        value=out["value"],
+        value_zero=shaped(zero),
+        value_zero_plus=shaped(zero_plus),
+        value_one=shaped(one),
+        value_infinity=shaped(large),
+        value_large_trend=shaped(trend),
+        tau_best=out["tau_best"],
+        value_best=out["value_best"],
+        scan_taus=10.0**xs,
+        scan={q: values[q][:m_s].reshape((m_s,) + shape) for q in quantities},
+        rtol=rtol,
+    )
 
 
 @dataclass(frozen=True)
@@ -376,8 +440,14 @@ class TauOptimum:
         return self.value_one / self.value - 1.0
 
 
-def optimal_tau(params: ModelParams, quantity: str = "eps_L2", bracket: Sequence[float] = DEFAULT_BRACKET,
-                per_decade: int = PER_DECADE, xatol: float = 1e-5, rtol: float = TIE_RTOL) -> TauOptimum:
+def optimal_tau(
+    params: ModelParams,
+    quantity: str = "eps_L2",
+    bracket: Sequence[float] = DEFAULT_BRACKET,
+    per_decade: int = PER_DECADE,
+    xatol: float = 1e-5,
+    rtol: float = TIE_RTOL,
+) -> TauOptimum:
     """τ* of one model point (``params.tau`` ignored) for one error: the scan of :func:`optimal_tau_cells`
     (τ = 0, 0⁺, 1, the bracket, ∞), then bounded Brent (:func:`scipy.optimize.minimize_scalar`) on
     x = log₁₀ τ between the scan neighbours of the minimiser, each evaluation a :func:`solve` of the point."""
@@ -390,13 +460,14 @@ def optimal_tau(params: ModelParams, quantity: str = "eps_L2", bracket: Sequence
     xs = _scan_nodes((lo, hi), per_decade)
     cells = _cells_of(params)
     specials = np.array([0.0, 1.0, TAU_LARGE])
-    taus = np.concatenate([10.0 ** xs, specials])
+    taus = np.concatenate([10.0**xs, specials])
     scan = solve_grid(params.k, taus, cells)
     vals = np.where(scan.converged, scan.outputs[quantity], np.nan)
     m_s = len(xs)
     zero, one, large = (float(v) for v in vals[m_s:])
-    jump = float(zero_plus_jump(params.k, cells, np.asarray(scan.outputs["m"][m_s]),
-                                np.asarray(scan.outputs["q_s"][m_s])))
+    jump = float(
+        zero_plus_jump(params.k, cells, np.asarray(scan.outputs["m"][m_s]), np.asarray(scan.outputs["q_s"][m_s]))
+    )
     zero_plus = zero - jump if quantity == "eps_H1" else zero
     grid_q = vals[:m_s]
     evaluations = len(taus)
@@ -410,24 +481,34 @@ def optimal_tau(params: ModelParams, quantity: str = "eps_L2", bracket: Sequence
             nonlocal evaluations
             evaluations += 1
             try:
-                value = getattr(solve(params.with_(tau=float(10.0 ** x))), quantity)
+                value = getattr(solve(params.with_(tau=float(10.0**x))), quantity)
             except UserError:
                 return math.inf
             return float(value) if value is not None and math.isfinite(value) else math.inf
 
-        res = optimize.minimize_scalar(objective, bounds=(nodes[i], nodes[i + 2]), method="bounded",
-                                       options={"xatol": xatol})
+        res = optimize.minimize_scalar(
+            objective, bounds=(nodes[i], nodes[i + 2]), method="bounded", options={"xatol": xatol}
+        )
         bx, bv = (float(res.x), float(res.fun)) if res.fun <= grid_q[i] else (float(xs[i]), float(grid_q[i]))
     status, value = classify(np.array(zero), np.array(zero_plus), np.array(bv), np.array(large), rtol)
     st = str(status)
-    tau_star = 10.0 ** bx if st == "interior" else (math.inf if st == "infinity" else (0.0 if st else math.nan))
-    return TauOptimum(quantity=quantity, tau_star=tau_star, status=st, value=float(value), value_zero=zero,
-                      value_zero_plus=zero_plus, value_one=one, value_infinity=large, tau_best=10.0 ** bx,
-                      value_best=bv, evaluations=evaluations)
+    tau_star = 10.0**bx if st == "interior" else (math.inf if st == "infinity" else (0.0 if st else math.nan))
+    return TauOptimum(
+        quantity=quantity,
+        tau_star=tau_star,
+        status=st,
+        value=float(value),
+        value_zero=zero,
+        value_zero_plus=zero_plus,
+        value_one=one,
+        value_infinity=large,
+        tau_best=10.0**bx,
+        value_best=bv,
+        evaluations=evaluations,
+    )
 
 
-def tau_curve(params: ModelParams, taus: Sequence[float], quantities: Sequence[str] = QUANTITIES
-              ) -> dict[str, Array]:
+def tau_curve(params: ModelParams, taus: Sequence[float], quantities: Sequence[str] = QUANTITIES) -> dict[str, Array]:
     """ε(τ) at ``params`` (its τ ignored) for every τ of ``taus`` (NaN where unresolved)."""
     check_point(params)
     grid = np.asarray([float(t) for t in taus], dtype=float)

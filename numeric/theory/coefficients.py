@@ -7,11 +7,13 @@ under the canonical expression, the digits and the derive package's source hash.
 typed is an alias: a second record, keyed by the text, holds the canonical form and a copy of the
 values, so ``relu`` and ``Max(0, x)`` are computed once and a warm lookup reads one JSON file.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from ...codegen import cache
 from ...codegen.jit import package_source_hash
@@ -30,6 +32,7 @@ def _record(kind: str, text: str, compute: Callable[[], str]) -> dict[str, Any]:
 @lru_cache(maxsize=64)
 def coefficients(text: str) -> tuple[float, ...]:
     """(κ₀, κ₁, κ_*, κ₀′, κ₁′, κ_*′, c) of an activation text, as floats (UserError for bad text)."""
+
     def by_text() -> str:
         from ...derive.activations import describe, parse_activation
         from ...derive.hermite import hermite_coefficients
@@ -41,8 +44,9 @@ def coefficients(text: str) -> tuple[float, ...]:
             import mpmath
 
             values = hermite_coefficients(expr, digits=DIGITS).coefficients()
-            return json.dumps({"canonical": canonical,
-                               "values": {n: mpmath.nstr(values[n].value, DIGITS) for n in NAMES}})
+            return json.dumps(
+                {"canonical": canonical, "values": {n: mpmath.nstr(values[n].value, DIGITS) for n in NAMES}}
+            )
 
         return json.dumps({"text": text, **_record("canonical", canonical, by_expression)})
 

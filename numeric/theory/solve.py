@@ -12,11 +12,13 @@ chunks, then continuation from converged neighbours along the first swept axis. 
 same code on one point (optionally warm-started from a neighbour's :class:`TheoryResult`), and
 :func:`solve_path` chains such warm starts along a sweep.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,15 +30,36 @@ from .coefficients import coefficients
 BACKENDS = jit.BACKENDS
 BRANCHES = ("ridge", "interpolating", "underparameterised")
 #: Every parameter a derived system may take, in the column order of a grid; each system takes a subset.
-COLUMNS = ("kappa0", "kappa1", "kappa_s", "kappa0p", "kappa1p", "kappa_sp", "c_sigma",
-           "mu0", "mu1", "mu_s", "mu0p", "mu1p", "mu_sp", "c_phi",
-           "lam", "psi", "phi", "Delta_f", "Delta_g", "tau", "varpi2", "varpi_l")
+COLUMNS = (
+    "kappa0",
+    "kappa1",
+    "kappa_s",
+    "kappa0p",
+    "kappa1p",
+    "kappa_sp",
+    "c_sigma",
+    "mu0",
+    "mu1",
+    "mu_s",
+    "mu0p",
+    "mu1p",
+    "mu_sp",
+    "c_phi",
+    "lam",
+    "psi",
+    "phi",
+    "Delta_f",
+    "Delta_g",
+    "tau",
+    "varpi2",
+    "varpi_l",
+)
 #: The model parameters (ModelParams names) behind the system parameters that are not coefficients.
 _FROM_MODEL = {"lam": "lam", "psi": "p_over_d", "phi": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g"}
 _DEFAULTS = {"lam": 1e-3, "p_over_d": 2.0, "n_over_d": 1.0, "noise_f": 0.0, "noise_g": 0.0}
 #: λ values along which the cold start of a λ → 0⁺ point follows the λ > 0 solution (down to 1e-12: for a small τ
 #: the λ > 0 solution reaches its limit only for λ ≪ τ, e.g. τ = 1e-3 at p/d = 1.5, n/d = 1).
-LAMBDA_PATH = tuple(10.0 ** -e for e in range(1, 13))
+LAMBDA_PATH = tuple(10.0**-e for e in range(1, 13))
 #: Points per call of a kernel in the cold pass (bounds memory; one progress step each).
 CHUNK = 4096
 #: The reported errors.
@@ -88,8 +111,9 @@ class TheoryResult:
             "residual": self.residual,
             "iterations": self.iterations,
             "converged": self.converged,
-            "eps_H1_note": None if self.eps_H1_self_averaging else
-            "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
+            "eps_H1_note": None
+            if self.eps_H1_self_averaging
+            else "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
             "notes": list(self.notes),
         }
 
@@ -100,14 +124,20 @@ def degeneracy_notes(kappa: Sequence[float], k: int, tau: float) -> tuple[str, .
     tiny = 1e-12 * (max(abs(v) for v in kappa[:6]) or 1.0)
     notes = []
     if ks <= tiny:
-        notes.append("κ_* = 0: σ is linear, the features carry no nonlinear part and the model is a linear "
-                     "regression on ΘᵀΘ-correlated inputs.")
+        notes.append(
+            "κ_* = 0: σ is linear, the features carry no nonlinear part and the model is a linear "
+            "regression on ΘᵀΘ-correlated inputs."
+        )
     if abs(k1) <= tiny:
-        notes.append("κ₁ = κ₀′ = 0: σ has no linear part (e.g. an even σ), so neither function values nor "
-                     "projected gradients carry the linear signal of the teacher.")
+        notes.append(
+            "κ₁ = κ₀′ = 0: σ has no linear part (e.g. an even σ), so neither function values nor "
+            "projected gradients carry the linear signal of the teacher."
+        )
     if k >= 1 and tau > 0 and abs(k1p) <= tiny:
-        notes.append("κ₁′ = 0 (e.g. an odd σ): the gradient rows carry no linear signal θ₀ᵀx; gradient data "
-                     "only constrain w through their mean κ₀′ζ_l and the residual part κ_*′.")
+        notes.append(
+            "κ₁′ = 0 (e.g. an odd σ): the gradient rows carry no linear signal θ₀ᵀx; gradient data "
+            "only constrain w through their mean κ₀′ζ_l and the residual part κ_*′."
+        )
     return tuple(notes)
 
 
@@ -115,8 +145,10 @@ def degeneracy_notes(kappa: Sequence[float], k: int, tau: float) -> tuple[str, .
 # kernels of one system
 # --------------------------------------------------------------------------------------------------
 
+
 def system_record(k: int, sobolev: bool, branch: str) -> dict[str, Any]:
     """The cached derived system of k directions, τ > 0 (``sobolev``) or τ = 0, and a branch."""
+
     def derive() -> Any:
         from ...derive.saddle import derive_system
 
@@ -128,7 +160,7 @@ def system_record(k: int, sobolev: bool, branch: str) -> dict[str, Any]:
 class _Solver:
     """The kernel of one system on rows of grid points (all :data:`COLUMNS`)."""
 
-    def __init__(self, k: int, sobolev: bool, branch: str, backend: str, ridge: "_Solver | None" = None) -> None:
+    def __init__(self, k: int, sobolev: bool, branch: str, backend: str, ridge: _Solver | None = None) -> None:
         self.record = system_record(k, sobolev, branch)
         self.kernel = jit.load_kernel(self.record, backend)
         self.branch, self.ridge = branch, ridge
@@ -160,8 +192,12 @@ class _Solver:
         lam_col = COLUMNS.index("lam")
         n = len(rows)
         u = np.full((n, len(ridge.unknowns)), 0.5)
-        result = (np.full((n, len(self.unknowns)), np.nan), np.full((n, len(self.kernel.output_names)), np.nan),
-                  np.zeros(n, dtype=bool), np.full(n, np.nan))
+        result = (
+            np.full((n, len(self.unknowns)), np.nan),
+            np.full((n, len(self.kernel.output_names)), np.nan),
+            np.zeros(n, dtype=bool),
+            np.full(n, np.nan),
+        )
         todo = np.arange(n)
         for lam in LAMBDA_PATH:
             trial = rows[todo].copy()
@@ -190,6 +226,7 @@ class _Solver:
 # --------------------------------------------------------------------------------------------------
 # grids
 # --------------------------------------------------------------------------------------------------
+
 
 def parameter_columns(k: int, tau: Any, params: Mapping[str, Any]) -> list[Any]:
     """Values (scalars or broadcastable arrays) of every :data:`COLUMNS` entry from a parameter mapping.
@@ -234,12 +271,21 @@ def _solvers(k: int, keys: np.ndarray, backend: str) -> dict[int, _Solver]:
         return ridges[sobolev]
 
     needed = sorted({int(x) for x in np.unique(keys)} - {-1})
-    return {key: ridge(key >= 3) if key % 3 == 0 else _Solver(k, key >= 3, BRANCHES[key % 3], backend, ridge(key >= 3))
-            for key in needed}
+    return {
+        key: ridge(key >= 3) if key % 3 == 0 else _Solver(k, key >= 3, BRANCHES[key % 3], backend, ridge(key >= 3))
+        for key in needed
+    }
 
 
-def solve_grid(k: int, tau: Any, params_arrays: Mapping[str, Any], backend: str = "auto", tol: float = 1e-13,
-               continuation: bool = True, progress: Callable[[int], None] | None = None) -> GridResult:
+def solve_grid(
+    k: int,
+    tau: Any,
+    params_arrays: Mapping[str, Any],
+    backend: str = "auto",
+    tol: float = 1e-13,
+    continuation: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> GridResult:
     """Solve the fixed point of k directions and Sobolev weight τ (scalar or array, ≥ 0) on every point
     of the broadcast parameter arrays (see :func:`parameter_columns`).
 
@@ -264,8 +310,9 @@ def solve_grid(k: int, tau: Any, params_arrays: Mapping[str, Any], backend: str 
     lines = np.empty((length, width, len(COLUMNS)))
     for j, column in enumerate(columns):
         target = lines[..., j].reshape(moved)
-        np.copyto(target, np.moveaxis(np.broadcast_to(np.asarray(column, dtype=float), shape), axis, 0)
-                  if shape else column)
+        np.copyto(
+            target, np.moveaxis(np.broadcast_to(np.asarray(column, dtype=float), shape), axis, 0) if shape else column
+        )
     rows = lines.reshape(-1, len(COLUMNS))
     keys = _system_keys(k, rows)
     solvers = _solvers(k, keys, used)
@@ -286,7 +333,7 @@ def solve_grid(k: int, tau: Any, params_arrays: Mapping[str, Any], backend: str 
     for key, solver in solvers.items():
         members = np.flatnonzero(keys == key)
         for start in range(0, len(members), CHUNK):
-            idx = members[start:start + CHUNK]
+            idx = members[start : start + CHUNK]
             store(key, idx, solver.solve_cold(rows[idx], tol))
             if progress is not None:
                 progress(len(idx))
@@ -299,22 +346,37 @@ def solve_grid(k: int, tau: Any, params_arrays: Mapping[str, Any], backend: str 
 
     names = np.array(BRANCHES + ("threshold",))
     systems = np.array([solvers[x].name if x in solvers else "" for x in range(6)] + [""])
-    return GridResult(used, {n: unflatten(O[:, j]) for j, n in enumerate(o_names)},
-                      {n: unflatten(U[:, j]) for j, n in enumerate(u_names)}, unflatten(ok), unflatten(norm),
-                      extra={"branch": unflatten(names[np.where(keys >= 0, keys % 3, 3)]),
-                             "system": unflatten(systems[keys]),
-                             "continuation_axis": axis})
+    return GridResult(
+        used,
+        {n: unflatten(O[:, j]) for j, n in enumerate(o_names)},
+        {n: unflatten(U[:, j]) for j, n in enumerate(u_names)},
+        unflatten(ok),
+        unflatten(norm),
+        extra={
+            "branch": unflatten(names[np.where(keys >= 0, keys % 3, 3)]),
+            "system": unflatten(systems[keys]),
+            "continuation_axis": axis,
+        },
+    )
 
 
-def _continue(rows: np.ndarray, keys: np.ndarray, solvers: Mapping[int, _Solver], U: np.ndarray,
-              u_names: list[str], ok: np.ndarray, width: int, tol: float,
-              store: Callable[[int, np.ndarray, tuple[np.ndarray, ...]], None],
-              progress: Callable[[int], None] | None) -> None:
+def _continue(
+    rows: np.ndarray,
+    keys: np.ndarray,
+    solvers: Mapping[int, _Solver],
+    U: np.ndarray,
+    u_names: list[str],
+    ok: np.ndarray,
+    width: int,
+    tol: float,
+    store: Callable[[int, np.ndarray, tuple[np.ndarray, ...]], None],
+    progress: Callable[[int], None] | None,
+) -> None:
     """Re-solve failed points from a converged neighbour (rows i ± ``width``) of the same system, in
     rounds, until a round gains nothing."""
     while True:
         gained = 0
-        for step in (-width, width):            # the neighbour before, then after, along the axis
+        for step in (-width, width):  # the neighbour before, then after, along the axis
             todo = np.flatnonzero(~ok & (keys >= 0))
             src = todo + step
             inside = (src >= 0) & (src < len(rows))
@@ -341,14 +403,23 @@ def _continue(rows: np.ndarray, keys: np.ndarray, solvers: Mapping[int, _Solver]
 # one point, a path
 # --------------------------------------------------------------------------------------------------
 
+
 def _model_mapping(params: ModelParams) -> dict[str, Any]:
-    return dict(activation=params.activation, teacher=params.teacher, p_over_d=params.p_over_d,
-                n_over_d=params.n_over_d, lam=params.lam, noise_f=params.noise_f, noise_g=params.noise_g,
-                alignment=params.alignment)
+    return dict(
+        activation=params.activation,
+        teacher=params.teacher,
+        p_over_d=params.p_over_d,
+        n_over_d=params.n_over_d,
+        lam=params.lam,
+        noise_f=params.noise_f,
+        noise_g=params.noise_g,
+        alignment=params.alignment,
+    )
 
 
-def solve(params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = None,
-          backend: str = "auto") -> TheoryResult:
+def solve(
+    params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = None, backend: str = "auto"
+) -> TheoryResult:
     """The asymptotic errors and order parameters of one model point (generated kernel of its system).
 
     λ = 0 means the limit λ → 0⁺ (minimum-norm interpolant when overparameterised). ``start``: the
@@ -359,9 +430,11 @@ def solve(params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = 
     key = int(_system_keys(k, rows)[0])
     rows_per_sample = params.training_rows
     if key < 0:
-        raise SolverError(f"lam = 0 at the interpolation threshold p = {rows_per_sample}n "
-                          f"(p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g}): the errors are infinite there; "
-                          "move p/d or n/d, or use λ > 0.")
+        raise SolverError(
+            f"lam = 0 at the interpolation threshold p = {rows_per_sample}n "
+            f"(p/d = {params.p_over_d:g}, n/d = {params.n_over_d:g}): the errors are infinite there; "
+            "move p/d or n/d, or use λ > 0."
+        )
     solver = _solvers(k, np.array([key]), jit.resolve_backend(backend))[key]
     result = None
     if start is not None and start.state is not None and start.state[0] == solver.name:
@@ -372,29 +445,39 @@ def solve(params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = 
         result = solver.solve_cold(rows, tol)
     u, out, good, res = result
     if not good[0]:
-        raise SolverError(f"the fixed point did not converge at this point (residual {res[0]:.2e}); the point may "
-                          f"be too close to the interpolation threshold p = {rows_per_sample}n for this λ: "
-                          "try a larger λ or a nearby p/d.")
+        raise SolverError(
+            f"the fixed point did not converge at this point (residual {res[0]:.2e}); the point may "
+            f"be too close to the interpolation threshold p = {rows_per_sample}n for this λ: "
+            "try a larger λ or a nearby p/d."
+        )
     return _result(params, solver, rows, u[0], dict(zip(solver.kernel.output_names, out[0])), float(res[0]))
 
 
 def ridgeless_note(params: ModelParams, branch: str) -> str:
     """What λ = 0 means at this point: the branch of λ → 0⁺ and the interpolation threshold."""
-    where = (f"p = (1 + k)n = {params.training_rows}n for every τ > 0" if params.training_rows > 1
-             else "p = n for τ = 0" if params.k else "p = n")
+    where = (
+        f"p = (1 + k)n = {params.training_rows}n for every τ > 0"
+        if params.training_rows > 1
+        else "p = n for τ = 0"
+        if params.k
+        else "p = n"
+    )
     return f"lam = 0 is the limit λ → 0⁺, here on its {branch} branch; the interpolation threshold is {where}."
 
 
-def _result(params: ModelParams, solver: _Solver, rows: np.ndarray, u: np.ndarray, out: Mapping[str, float],
-            residual: float) -> TheoryResult:
+def _result(
+    params: ModelParams, solver: _Solver, rows: np.ndarray, u: np.ndarray, out: Mapping[str, float], residual: float
+) -> TheoryResult:
     """A :class:`TheoryResult` from a kernel's solution; per-direction order parameters (M_l, S_l) are the
     kernel's outputs at each ϖ_l."""
     k = params.k
     sobolev = params.tau > 0 and k >= 1
     values = [out.get(name) for name in ERRORS]
     if not all(v is None or math.isfinite(v) for v in values):
-        raise SolverError("the solution produced a non-finite error; the point is at or too close to the "
-                          "interpolation threshold for this λ.")
+        raise SolverError(
+            "the solution produced a non-finite error; the point is at or too close to the "
+            "interpolation threshold for this λ."
+        )
     unknowns = dict(zip(solver.unknowns, map(float, u)))
     per_direction: dict[str, list[float]] = {}
     if k:
@@ -409,20 +492,29 @@ def _result(params: ModelParams, solver: _Solver, rows: np.ndarray, u: np.ndarra
     else:
         V = [None] * R
     order = {
-        "m": float(out["m"]), "q_s": float(out["q_s"]), "q_w": float(out["q_w"]),
+        "m": float(out["m"]),
+        "q_s": float(out["q_s"]),
+        "q_w": float(out["q_w"]),
         "V": V,
         "Omega": [unknowns["Omega_0"]] + [unknowns.get("Omega_1", math.nan)] * k,
         "M": [float(out["M_0"])] + per_direction.get("M_l", [0.0] * k),
         "S": [float(out["S_0"])] + per_direction.get("S_l", []),
     }
     eps_H1 = float(out["eps_H1"]) if k else None
-    return TheoryResult(eps_L2=float(out["eps_L2"]), eps_H1=eps_H1, eps_grad=float(out["eps_grad"]),
-                        train_loss=float(out["train_loss"]), train_error_L2=float(out["train_error_L2"]),
-                        order=order, residual=residual, converged=True,
-                        eps_H1_self_averaging=sobolev or k == 0,
-                        notes=degeneracy_notes(coefficients(params.activation), k, params.tau)
-                        + ((ridgeless_note(params, solver.branch),) if solver.branch != "ridge" else ()),
-                        state=(solver.name, np.asarray(u, dtype=float)))
+    return TheoryResult(
+        eps_L2=float(out["eps_L2"]),
+        eps_H1=eps_H1,
+        eps_grad=float(out["eps_grad"]),
+        train_loss=float(out["train_loss"]),
+        train_error_L2=float(out["train_error_L2"]),
+        order=order,
+        residual=residual,
+        converged=True,
+        eps_H1_self_averaging=sobolev or k == 0,
+        notes=degeneracy_notes(coefficients(params.activation), k, params.tau)
+        + ((ridgeless_note(params, solver.branch),) if solver.branch != "ridge" else ()),
+        state=(solver.name, np.asarray(u, dtype=float)),
+    )
 
 
 def solve_path(points: Sequence[ModelParams], tol: float = 1e-13) -> list[TheoryResult | UserError]:

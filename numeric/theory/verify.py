@@ -8,10 +8,12 @@ double-precision solve alone. Reported: agreeing digits of every output and unkn
 high-precision residual max|u − G(u)|. λ = 0 (the limit λ → 0⁺) is verified on the System of its branch
 (:func:`~sobolev_rf.derive.saddle.derive_system`).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -45,17 +47,28 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
     """Solve ``params`` in double precision (the generated kernel users get) and with mpmath at ``digits`` digits."""
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
-    grid_params = dict(activation=params.activation, teacher=params.teacher, p_over_d=params.p_over_d,
-                       n_over_d=params.n_over_d, lam=params.lam, noise_f=params.noise_f, noise_g=params.noise_g,
-                       alignment=params.alignment)
+    grid_params = dict(
+        activation=params.activation,
+        teacher=params.teacher,
+        p_over_d=params.p_over_d,
+        n_over_d=params.n_over_d,
+        lam=params.lam,
+        noise_f=params.noise_f,
+        noise_g=params.noise_g,
+        alignment=params.alignment,
+    )
     double = solve_grid(params.k, params.tau, grid_params)
     branch = str(double.extra["branch"])
     if branch not in BRANCHES:
-        raise UserError(f"lam = 0 at the interpolation threshold p = {params.training_rows}n: the errors are infinite there; move "
-                        "p/d or n/d, or use λ > 0.")
+        raise UserError(
+            f"lam = 0 at the interpolation threshold p = {params.training_rows}n: the errors are infinite there; move "
+            "p/d or n/d, or use λ > 0."
+        )
     if not bool(double.converged):
-        raise UserError("the double-precision generated solver did not converge at this point, so there is no "
-                        "solution to verify; check the point with `sobolev-rf solve`.")
+        raise UserError(
+            "the double-precision generated solver did not converge at this point, so there is no "
+            "solution to verify; check the point with `sobolev-rf solve`."
+        )
     system = derive_system(params.k, params.tau, branch)
     columns = dict(zip(COLUMNS, parameter_columns(params.k, params.tau, grid_params)))
     theta = [float(columns[name]) for name in system.parameter_names]
@@ -68,7 +81,7 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
         u = mpmath.matrix([mpmath.mpf(v) for v in u_double])
         target = mpmath.mpf(10) ** (-(digits + 5))
         iterations = 0
-        for iterations in range(1, max_iter + 1):
+        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
             r = mpmath.matrix(residual(list(u), th))
             if mpmath.norm(r, mpmath.inf) < target:
                 break
@@ -85,11 +98,17 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
         }
         for name, exact in zip(system.outputs, out_mp):
             value = float(np.asarray(double.outputs[name]))
-            result["outputs"][name] = {"double": value, "mpmath": mpmath.nstr(exact, digits),
-                                       "agreeing_digits": agreeing_digits(value, exact, digits)}
+            result["outputs"][name] = {
+                "double": value,
+                "mpmath": mpmath.nstr(exact, digits),
+                "agreeing_digits": agreeing_digits(value, exact, digits),
+            }
         for i, sym in enumerate(system.unknowns):
-            result["unknowns"][str(sym)] = {"double": u_double[i], "mpmath": mpmath.nstr(u[i], digits),
-                                            "agreeing_digits": agreeing_digits(u_double[i], u[i], digits)}
+            result["unknowns"][str(sym)] = {
+                "double": u_double[i],
+                "mpmath": mpmath.nstr(u[i], digits),
+                "agreeing_digits": agreeing_digits(u_double[i], u[i], digits),
+            }
     result["branch"] = branch
     if branch != "ridge":
         result["note"] = ridgeless_note(params, branch)

@@ -7,6 +7,7 @@ no traceback, and no file left in the (fresh, empty) working directory. Most cas
 through :func:`sobolev_rf.numeric.cli.main.main`; a handful run as real subprocesses. The case list is
 generated from a fixed seed, and every case fails at validation, before any heavy work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ MARKER = "PWNED_MARKER"
 
 INJECTIONS = (
     f"__import__('os').system('touch {MARKER}')",
-    f"__import__(\"os\").system(\"touch {MARKER}\")",
+    f'__import__("os").system("touch {MARKER}")',
     "x.__class__",
     "x.__class__.__mro__[-1].__subclasses__()",
     "lambda: 1",
@@ -46,16 +47,60 @@ INJECTIONS = (
 )
 
 BAD_ACTIVATIONS = INJECTIONS + (
-    "", "   ", "nonsense", "relux", "x^2", "x**x", "1/x", "log(x)", "sqrt(x)", "Heaviside(x)",
-    "sign(x)", "exp(exp(x))", "x**1000", "10**10**10", "y", "x +", "(x", "x)", "Max(", "x $ 1",
-    "x @ x", "x % 2", "x // 2", "1 if x else 0", "x\nx", "é", "'x'", "x.real", "x[0]", "{x}",
-    "Piecewise((x, x > 0))", "1/0", "0**-1", "0/0", "x + 1/0", "x*(1/0)", "exp(1/(0*x))", "True", "x > 0", "exp(x)**2 * exp(x**2)", "tanh(x, x)",
+    "",
+    "   ",
+    "nonsense",
+    "relux",
+    "x^2",
+    "x**x",
+    "1/x",
+    "log(x)",
+    "sqrt(x)",
+    "Heaviside(x)",
+    "sign(x)",
+    "exp(exp(x))",
+    "x**1000",
+    "10**10**10",
+    "y",
+    "x +",
+    "(x",
+    "x)",
+    "Max(",
+    "x $ 1",
+    "x @ x",
+    "x % 2",
+    "x // 2",
+    "1 if x else 0",
+    "x\nx",
+    "é",
+    "'x'",
+    "x.real",
+    "x[0]",
+    "{x}",
+    "Piecewise((x, x > 0))",
+    "1/0",
+    "0**-1",
+    "0/0",
+    "x + 1/0",
+    "x*(1/0)",
+    "exp(1/(0*x))",
+    "True",
+    "x > 0",
+    "exp(x)**2 * exp(x**2)",
+    "tanh(x, x)",
 )
 
 COMMANDS = ("hermite", "simulate", "solve", "pencil")
 
-PENCIL_BASE = ["pencil", "inv(lam*I + Ft*F/n)", "--shape=F=n,p", "--solve",
-               "--param=lam=0.5", "--param=n=1", "--param=p=2"]
+PENCIL_BASE = [
+    "pencil",
+    "inv(lam*I + Ft*F/n)",
+    "--shape=F=n,p",
+    "--solve",
+    "--param=lam=0.5",
+    "--param=n=1",
+    "--param=p=2",
+]
 BASE = {
     "hermite": ["hermite", "--activation=relu", "--digits=10"],
     "simulate": ["simulate", "--d=20", "--n-test=50"],
@@ -73,8 +118,32 @@ JUNK_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789.,;:+-*/()[]{}'\"!?$%&=_ "
 
 def _bad_reals(rng: random.Random, positive: bool) -> list[str]:
     """Values that are invalid for a real parameter that must be > 0 (``positive``) or >= 0."""
-    fixed = ["-1", "-0.5", "-1e-300", "nan", "NaN", "-nan", "inf", "-inf", "Infinity", "1e400", "-1e400",
-             "", " ", "abc", "1,5", "1.2.3", "0x10", "1/2", "one", "2 3", "--", "1e", "e5", "None"]
+    fixed = [
+        "-1",
+        "-0.5",
+        "-1e-300",
+        "nan",
+        "NaN",
+        "-nan",
+        "inf",
+        "-inf",
+        "Infinity",
+        "1e400",
+        "-1e400",
+        "",
+        " ",
+        "abc",
+        "1,5",
+        "1.2.3",
+        "0x10",
+        "1/2",
+        "one",
+        "2 3",
+        "--",
+        "1e",
+        "e5",
+        "None",
+    ]
     if positive:
         fixed += ["0", "0.0", "-0", "0e10"]
     fixed += [f"-{rng.uniform(1e-6, 1e6):.6g}" for _ in range(6)]
@@ -86,7 +155,7 @@ def _bad_integers(rng: random.Random, minimum: int) -> list[str]:
     """Values that are invalid for an integer option >= ``minimum``."""
     fixed = ["nan", "inf", "-inf", "1e400", "abc", "", "1.5", "2.25", "0.999", "seven", "3x", "--1"]
     fixed += [str(minimum - 1), str(minimum - 1000), f"{minimum - 1}.0"]
-    fixed += [str(rng.randint(-10**6, minimum - 1)) for _ in range(4)]
+    fixed += [str(rng.randint(-(10**6), minimum - 1)) for _ in range(4)]
     fixed += [f"{rng.randint(minimum, 100)}.{rng.randint(1, 9)}" for _ in range(3)]
     fixed += [_junk(rng, JUNK_ALPHABET) for _ in range(3)]
     return fixed
@@ -114,12 +183,30 @@ def _model_cases(rng: random.Random, base: list[str]) -> list[list[str]]:
     for opt in ("--lam", "--noise-f", "--noise-g"):
         cases += [base + [f"{opt}={v}"] for v in _bad_reals(rng, positive=False)]
     cases += [base + [f"--k={v}"] for v in _bad_integers(rng, 0) + ["1e30", "1e300", str(10**40)]]
-    cases += [base + [f"--tau={v}"] for v in ["-1", "-0.5", "nan", "inf", "", "x", "True", "1e400"]
-              + [str(-rng.randint(1, 10**6)) for _ in range(5)]]
-    alignments = ["", "1,2", "a", "a,b", "1,,2", "nan", "inf", "-inf", "1;2", "(1)", "[1]", "1 2", "0x",
-                  ",", "1,", ",1"]
-    alignments += [",".join(f"{rng.uniform(-0.5, 0.5):.3f}" for _ in range(rng.choice([0, 2, 3, 5])))
-                   for _ in range(5)]
+    cases += [
+        base + [f"--tau={v}"]
+        for v in ["-1", "-0.5", "nan", "inf", "", "x", "True", "1e400"]
+        + [str(-rng.randint(1, 10**6)) for _ in range(5)]
+    ]
+    alignments = [
+        "",
+        "1,2",
+        "a",
+        "a,b",
+        "1,,2",
+        "nan",
+        "inf",
+        "-inf",
+        "1;2",
+        "(1)",
+        "[1]",
+        "1 2",
+        "0x",
+        ",",
+        "1,",
+        ",1",
+    ]
+    alignments += [",".join(f"{rng.uniform(-0.5, 0.5):.3f}" for _ in range(rng.choice([0, 2, 3, 5]))) for _ in range(5)]
     cases += [base + [f"--alignment={a}"] for a in alignments]
     cases += [base + ["--k=3", f"--alignment={a}"] for a in ("0.1,0.2", "0.1,0.2,0.3,0.4", "0.1,nan,0.2")]
     for opt in ("--activation", "--teacher"):
@@ -129,16 +216,16 @@ def _model_cases(rng: random.Random, base: list[str]) -> list[list[str]]:
 
 def _unknown_options(rng: random.Random, base: list[str]) -> list[list[str]]:
     cases = [base + [opt] for opt in ("--bogus", "--lamda=1", "-z", "--json=1", "---k")]
-    cases += [base + ["--" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz-") for _ in range(8)) + "q"]
-              for _ in range(3)]
+    cases += [
+        base + ["--" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz-") for _ in range(8)) + "q"] for _ in range(3)
+    ]
     return cases
 
 
 def generate_cases(commands: tuple[str, ...]) -> list[list[str]]:
     """The deterministic list of bad command lines for the available ``commands``."""
     rng = random.Random(SEED)
-    cases: list[list[str]] = [["nosuchcommand"], ["--bogus"], ["--debug=1", "solve"],
-                              ["SOLVE"], ["hermite " + "x"]]
+    cases: list[list[str]] = [["nosuchcommand"], ["--bogus"], ["--debug=1", "solve"], ["SOLVE"], ["hermite " + "x"]]
     if "hermite" in commands:
         base = BASE["hermite"]
         cases += [["hermite", f"--activation={a}"] for a in _bad_activations(rng)]
@@ -160,22 +247,78 @@ def generate_cases(commands: tuple[str, ...]) -> list[list[str]]:
         cases += _unknown_options(rng, base)
     if "pencil" in commands:
         head, tail = PENCIL_BASE[:2], PENCIL_BASE[2:]
-        exprs = list(INJECTIONS) + ["", "inv(", "F*F", "F + I", "inv(G)", "lam*", "F.T", "F'", "I/0",
-                                    "inv(lam*I + Ft*F/n))", "inv(lam*I + Ft*F/n) ; 1",
-                                    "F*0", "F - F", "0*inv(lam*I + Ft*F/n)"]
+        exprs = list(INJECTIONS) + [
+            "",
+            "inv(",
+            "F*F",
+            "F + I",
+            "inv(G)",
+            "lam*",
+            "F.T",
+            "F'",
+            "I/0",
+            "inv(lam*I + Ft*F/n))",
+            "inv(lam*I + Ft*F/n) ; 1",
+            "F*0",
+            "F - F",
+            "0*inv(lam*I + Ft*F/n)",
+        ]
         cases += [["pencil", e] + tail for e in exprs]
-        shapes = ["F", "F=", "=n,p", "F=n,p,q", "I=n,p", "inv=n", "F=n,", "F=-1,p", "F=n p", "1F=n,p",
-                  "F=n,p;import os"]
-        cases += [head + [f"--shape={s}", "--solve", "--param=lam=0.5", "--param=n=1", "--param=p=2"]
-                  for s in shapes]
-        params = ["lam=x", "lam", "=1", "lam=nan", "lam=inf", "lam=-inf", "lam=", "lam=1=2", "1lam=1",
-                  "lam=__import__('os')", "n=0", "n=-1", "p=0", "p=nan", "n=inf"]
-        cases += [head + ["--shape=F=n,p", "--solve"] + [f"--param={q}" for q in ("lam=0.5", "n=1", "p=2")
-                                                          if q.split("=")[0] != prm.split("=")[0]]
-                  + [f"--param={prm}"] for prm in params]
+        shapes = [
+            "F",
+            "F=",
+            "=n,p",
+            "F=n,p,q",
+            "I=n,p",
+            "inv=n",
+            "F=n,",
+            "F=-1,p",
+            "F=n p",
+            "1F=n,p",
+            "F=n,p;import os",
+        ]
+        cases += [head + [f"--shape={s}", "--solve", "--param=lam=0.5", "--param=n=1", "--param=p=2"] for s in shapes]
+        params = [
+            "lam=x",
+            "lam",
+            "=1",
+            "lam=nan",
+            "lam=inf",
+            "lam=-inf",
+            "lam=",
+            "lam=1=2",
+            "1lam=1",
+            "lam=__import__('os')",
+            "n=0",
+            "n=-1",
+            "p=0",
+            "p=nan",
+            "n=inf",
+        ]
+        cases += [
+            head
+            + ["--shape=F=n,p", "--solve"]
+            + [f"--param={q}" for q in ("lam=0.5", "n=1", "p=2") if q.split("=")[0] != prm.split("=")[0]]
+            + [f"--param={prm}"]
+            for prm in params
+        ]
         diag_head = ["pencil", "inv(lam*I + D)", "--solve", "--param=lam=0.5", "--param=n=1"]
-        diags = ["D", "D=", "D=n@", "D=n@a", "D=n@1:", "D=n@1:2:3", "D=n@1:nan", "D=n@nan", "D=n@inf",
-                 "D=n@1:inf", "D=n@1:-1", "D=n@1:0.3", "D=n@1:0.5,2", "I=n"]
+        diags = [
+            "D",
+            "D=",
+            "D=n@",
+            "D=n@a",
+            "D=n@1:",
+            "D=n@1:2:3",
+            "D=n@1:nan",
+            "D=n@nan",
+            "D=n@inf",
+            "D=n@1:inf",
+            "D=n@1:-1",
+            "D=n@1:0.3",
+            "D=n@1:0.5,2",
+            "I=n",
+        ]
         cases += [diag_head + [f"--diag={s}"] for s in diags]
         cases += [PENCIL_BASE + [f"--format={f}"] for f in ("", "html", "JSON", _junk(rng, JUNK_ALPHABET))]
         cases += [PENCIL_BASE + ["--symmetric=F"], PENCIL_BASE + ["--symmetric=G"], ["pencil"]]
@@ -228,8 +371,9 @@ def test_enough_cases() -> None:
 
 
 @pytest.mark.parametrize("argv", CASES, ids=[f"{i:03d}-{c[0]}" for i, c in enumerate(CASES)])
-def test_bad_input_in_process(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_in_process(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     try:
         code: object = cli.main(argv)
@@ -248,8 +392,13 @@ def test_bad_input_as_subprocess(tmp_path: Path) -> None:
     for i, argv in enumerate(cases):
         cwd = tmp_path / f"case{i}"
         cwd.mkdir()
-        proc = subprocess.Popen([sys.executable, "-m", "sobolev_rf.numeric.cli", *argv], cwd=cwd,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sobolev_rf.numeric.cli", *argv],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         runs.append((argv, cwd, proc))
     for argv, cwd, proc in runs:
         out, err = proc.communicate(timeout=120)

@@ -3,6 +3,7 @@
 The exact law (quantiles, mass per bin) is checked against its definition and against Monte Carlo samples of the
 quadratic form; the per-draw simulations against e(ϖ) at the same ϖ; the command against its file contract.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,16 +16,24 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
+from sobolev_rf.numeric.cli.cmd_alignment import (
+    KEYS,
+    LAW_COLUMNS,
+    bin_masses,
+    compare,
+    exact_laws,
+    simulate_draws,
+    summarise,
+    support_minimum,
+)
 from sobolev_rf.numeric.studies.alignment import QuadraticLaw
-from sobolev_rf.numeric.cli.cmd_alignment import (KEYS, LAW_COLUMNS, bin_masses, compare, exact_laws, simulate_draws,
-                                              summarise, support_minimum)
 
 FILES = {"alignment_law.png", "alignment_law.csv", "alignment_samples.csv"}
 
 LAWS = [
-    QuadraticLaw(A=np.array([[0.8]]), b=np.array([0.0]), c=0.9),           # scaled χ²₁: 1/√ edge singularity
-    QuadraticLaw(A=np.array([[0.5]]), b=np.array([0.7]), c=0.2),           # non-central χ²₁
-    QuadraticLaw(A=np.array([[-0.3]]), b=np.array([0.4]), c=2.0),          # bounded above, unbounded below
+    QuadraticLaw(A=np.array([[0.8]]), b=np.array([0.0]), c=0.9),  # scaled χ²₁: 1/√ edge singularity
+    QuadraticLaw(A=np.array([[0.5]]), b=np.array([0.7]), c=0.2),  # non-central χ²₁
+    QuadraticLaw(A=np.array([[-0.3]]), b=np.array([0.4]), c=2.0),  # bounded above, unbounded below
     QuadraticLaw(A=np.array([[0.5, 0.1], [0.1, 0.2]]), b=np.array([0.3, -0.1]), c=1.0),
 ]
 
@@ -111,8 +120,7 @@ def _read_csv(path: Path) -> tuple[str, list[dict[str, str]], list[str]]:
         return comment, list(reader), list(reader.fieldnames or [])
 
 
-def test_cli_writes_the_three_files_with_the_command_line(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_three_files_with_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "al"
     argv = ["alignment", "--quick", "--samples", "6", "--sim-d", "40", "--out", str(out)]
     code, stdout, _ = _run(argv, capsys)
@@ -143,19 +151,23 @@ def test_cli_writes_the_three_files_with_the_command_line(tmp_path: Path,
     assert "eps_H1" in stdout and "KS" in stdout
 
 
-@pytest.mark.parametrize("extra", [
-    ["--alignment", "0.5"],             # ϖ is random here
-    ["--k", "0"],                       # no alignment
-    ["--k", "9"],                       # more than MAX_K = 8
-    ["--samples", "1"],
-    ["--samples", "x"],
-    ["--sim-d", "5"],
-    ["--p-over-d", "-1"],
-    ["--activation", "log(x)"],
-    ["--lam", "0", "--p-over-d", "2"],  # p = 2n is the interpolation threshold of k = 1, τ = 1: infinite error
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(extra: list[str], tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--alignment", "0.5"],  # ϖ is random here
+        ["--k", "0"],  # no alignment
+        ["--k", "9"],  # more than MAX_K = 8
+        ["--samples", "1"],
+        ["--samples", "x"],
+        ["--sim-d", "5"],
+        ["--p-over-d", "-1"],
+        ["--activation", "log(x)"],
+        ["--lam", "0", "--p-over-d", "2"],  # p = 2n is the interpolation threshold of k = 1, τ = 1: infinite error
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    extra: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "never"
     code, stdout, stderr = _run(["alignment", "--quick", "--no-sim", "--out", str(out), *extra], capsys)
     assert code == 2

@@ -1,4 +1,5 @@
 """The ``sobolev-rf hermite`` subcommand (numeric/cmd_hermite.py)."""
+
 from __future__ import annotations
 
 import json
@@ -44,14 +45,17 @@ def test_table_and_latex(capsys: pytest.CaptureFixture[str]) -> None:
     assert r"\kappa_1 = \frac{1}{2}" in latex and "a_{2}" in latex
 
 
-@pytest.mark.parametrize("argv", [
-    ["hermite", "--activation", "foo(x)"],
-    ["hermite", "--activation", "__import__('os')"],
-    ["hermite", "--activation", "exp(x**2)"],
-    ["hermite", "--digits", "0"],
-    ["hermite", "--digits", "many"],
-    ["hermite", "--order", "-1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["hermite", "--activation", "foo(x)"],
+        ["hermite", "--activation", "__import__('os')"],
+        ["hermite", "--activation", "exp(x**2)"],
+        ["hermite", "--digits", "0"],
+        ["hermite", "--digits", "many"],
+        ["hermite", "--order", "-1"],
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == 2
     err = capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The README's Python snippets run as written."""
+
 from __future__ import annotations
 
 import re

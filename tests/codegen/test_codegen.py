@@ -1,4 +1,5 @@
 """Generated NumPy/C solvers against the hand-written oracle, the artifact cache, mpmath verification."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -69,10 +70,17 @@ def test_generated_source_is_deterministic() -> None:
 def test_c_backend_matches_numpy_backend() -> None:
     rng = np.random.default_rng(1)
     m = 1000
-    params = dict(activation="relu", teacher="tanh", p_over_d=rng.uniform(0.3, 4, m), n_over_d=rng.uniform(0.3, 4, m),
-                  lam=10 ** rng.uniform(-2.5, 0, m), noise_f=rng.uniform(0, 0.5, m), noise_g=rng.uniform(0, 0.5, m),
-                  alignment=[rng.uniform(0.3, 2.0, m)])
-    a = solve_grid(1, 1, params, backend="numpy", continuation=False)   # scattered points: nothing to continue
+    params = dict(
+        activation="relu",
+        teacher="tanh",
+        p_over_d=rng.uniform(0.3, 4, m),
+        n_over_d=rng.uniform(0.3, 4, m),
+        lam=10 ** rng.uniform(-2.5, 0, m),
+        noise_f=rng.uniform(0, 0.5, m),
+        noise_g=rng.uniform(0, 0.5, m),
+        alignment=[rng.uniform(0.3, 2.0, m)],
+    )
+    a = solve_grid(1, 1, params, backend="numpy", continuation=False)  # scattered points: nothing to continue
     b = solve_grid(1, 1, params, backend="c", continuation=False)
     assert b.backend == "c" and a.converged.all() and b.converged.all()
     for name, value in a.outputs.items():
@@ -153,7 +161,7 @@ def test_mpmath_verification_away_from_the_peak(tau: int) -> None:
 
     report = verify_point(ModelParams(k=1, tau=tau, p_over_d=4.0, n_over_d=1.0, lam=1e-2, noise_f=0.1), digits=50)
     assert report["residual"] <= 1e-45
-    assert report["agreeing_digits"] >= 14      # the issue asks for 12; the final Newton polish gives ~15
+    assert report["agreeing_digits"] >= 14  # the issue asks for 12; the final Newton polish gives ~15
     assert set(report["outputs"]) >= {"eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"}
 
 
@@ -165,12 +173,15 @@ def test_cli_codegen_verify_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["codegen", "--k", "1", "--target", "numpy", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "sobolev_rf_k1_tau.py").read_text() == generate_numpy_source(derive_system(1, 1))
     capsys.readouterr()
-    assert main(["verify", "--k", "1", "--p-over-d", "4", "--n-over-d", "1", "--lam", "0.01", "--digits", "30",
-                 "--json"]) == 0
+    assert (
+        main(["verify", "--k", "1", "--p-over-d", "4", "--n-over-d", "1", "--lam", "0.01", "--digits", "30", "--json"])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["agreeing_digits"] >= 12 and report["residual"] < 1e-25
-    assert main(["sweep", "--p-over-d", "log:0.5:4:3", "--n-over-d", "1:2:2", "--lam", "0.01",
-                 "--backend", "numpy"]) == 0
+    assert (
+        main(["sweep", "--p-over-d", "log:0.5:4:3", "--n-over-d", "1:2:2", "--lam", "0.01", "--backend", "numpy"]) == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 7 and lines[0].startswith("p_over_d,n_over_d,lam")
     assert all(line.endswith(",1") for line in lines[1:])
@@ -182,22 +193,33 @@ RIDGELESS = [("relu", "tanh", 1, 1), ("tanh", "x + x**2/2", 2, 0), ("erf", "tanh
 
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("c", marks=needs_cc)])
 @pytest.mark.parametrize("activation, teacher, k, tau", RIDGELESS)
-def test_generated_ridgeless_limit_matches_reference(backend: str, activation: str, teacher: str, k: int,
-                                                      tau: int) -> None:
+def test_generated_ridgeless_limit_matches_reference(
+    backend: str, activation: str, teacher: str, k: int, tau: int
+) -> None:
     """λ = 0 on both sides of the threshold p = (1 + τk)n, and on it (infinite, not converged)."""
     threshold = 1 + tau * k
     p = np.array([0.3, 0.7, 1.0, 1.6, 3.0]) * threshold
-    point = dict(activation=activation, teacher=teacher, p_over_d=p, n_over_d=1.0, lam=0.0, noise_f=0.1,
-                 noise_g=0.2)
+    point = dict(activation=activation, teacher=teacher, p_over_d=p, n_over_d=1.0, lam=0.0, noise_f=0.1, noise_g=0.2)
     grid = solve_grid(k, tau, point, backend=backend)
     assert list(grid.extra["branch"]) == ["underparameterised"] * 2 + ["threshold"] + ["interpolating"] * 2
     assert grid.converged.tolist() == [True, True, False, True, True]
     for i in (0, 1, 3, 4):
-        ref = solve(ModelParams(activation=activation, teacher=teacher, k=k, tau=tau, p_over_d=float(p[i]),
-                                n_over_d=1.0, lam=0.0, noise_f=0.1, noise_g=0.2))
+        ref = solve(
+            ModelParams(
+                activation=activation,
+                teacher=teacher,
+                k=k,
+                tau=tau,
+                p_over_d=float(p[i]),
+                n_over_d=1.0,
+                lam=0.0,
+                noise_f=0.1,
+                noise_g=0.2,
+            )
+        )
         for name in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):
             assert float(grid.outputs[name][i]) == pytest.approx(getattr(ref, name), rel=1e-9, abs=1e-12), name
-    assert np.all(grid.outputs["train_loss"][3:] == 0.0)      # interpolation: no training residual
+    assert np.all(grid.outputs["train_loss"][3:] == 0.0)  # interpolation: no training residual
 
 
 def test_continuation_rescues_points_next_to_the_peak_and_reports_progress() -> None:
@@ -209,19 +231,30 @@ def test_continuation_rescues_points_next_to_the_peak_and_reports_progress() -> 
     calls: list[int] = []
     warm = solve_grid(1, 1, point, backend="numpy", progress=calls.append)
     cold = solve_grid(1, 1, point, backend="numpy", continuation=False)
-    assert sum(calls) == warm.converged.size and calls[-1] == 0     # chunks, then continuation rounds
+    assert sum(calls) == warm.converged.size and calls[-1] == 0  # chunks, then continuation rounds
     rescued = np.argwhere(warm.converged & ~cold.converged)
     assert len(rescued) >= 2 and warm.converged.all()
     for i, j in rescued[:4]:
-        ref = solve(ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=float(p[i, 0]),
-                                n_over_d=float(n[0, j]), lam=1e-7))
+        ref = solve(
+            ModelParams(
+                activation="relu",
+                teacher="tanh",
+                k=1,
+                tau=1,
+                p_over_d=float(p[i, 0]),
+                n_over_d=float(n[0, j]),
+                lam=1e-7,
+            )
+        )
         assert float(warm.outputs["eps_L2"][i, j]) == pytest.approx(ref.eps_L2, rel=1e-8)
     both = cold.converged
     np.testing.assert_allclose(warm.outputs["eps_L2"][both], cold.outputs["eps_L2"][both], rtol=1e-12)
     # the continuation axis is the first with more than one value
     assert solve_grid(1, 1, dict(point, p_over_d=2.0, n_over_d=n[0]), backend="numpy").extra["continuation_axis"] == 0
-    assert warm.extra["continuation_axis"] == 0 and solve_grid(
-        1, 1, dict(point, p_over_d=2.0, n_over_d=n), backend="numpy").extra["continuation_axis"] == 1
+    assert (
+        warm.extra["continuation_axis"] == 0
+        and solve_grid(1, 1, dict(point, p_over_d=2.0, n_over_d=n), backend="numpy").extra["continuation_axis"] == 1
+    )
 
 
 @pytest.mark.parametrize("p_over_d", [0.6, 4.0])
@@ -238,8 +271,10 @@ def test_ridgeless_branch_option_and_errors(tmp_path: Path, capsys: pytest.Captu
     from sobolev_rf.numeric.cli.main import main
 
     names = {derive_system(1, 1, b).name for b in ("ridge", "interpolating", "underparameterised")}
-    assert len(names) == 3 and len({derive_system(1, 1, b).fingerprint() for b in
-                                    ("ridge", "interpolating", "underparameterised")}) == 3
+    assert (
+        len(names) == 3
+        and len({derive_system(1, 1, b).fingerprint() for b in ("ridge", "interpolating", "underparameterised")}) == 3
+    )
     with pytest.raises(UserError, match="branch must be one of"):
         derive_system(1, 1, "ridgeless")
     assert main(["codegen", "--k", "1", "--branch", "interpolating", "--out", str(tmp_path)]) == 0
@@ -265,7 +300,12 @@ def test_runtime_resolvents_match_mpmath(s: float) -> None:
     from sobolev_rf.derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, mp_gamma_resolvent, mp_gamma_resolvent2
 
     namespace: dict = {}
-    exec(template("sobolev_rf.codegen.numpy", "runtime.py.tmpl").format(threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER), namespace)
+    exec(
+        template("sobolev_rf.codegen.numpy", "runtime.py.tmpl").format(
+            threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER
+        ),
+        namespace,
+    )
     nodes, weights = (np.array(v) for v in quadrature_rule(sp.nsimplify(s)))
     ys = np.array([1e-8, 1e-3, 0.4, 7.0, 29.0, 31.0, 300.0, 1e4])
     h, h2 = namespace["_resolvents"](s, ys, nodes, weights)
@@ -299,7 +339,7 @@ def test_system_records_load_without_code_and_are_rebuilt_when_corrupted(private
     path.write_text(path.read_text().replace('"Symbol"', '"__import__"', 1))
     with pytest.raises(ValueError, match="not an expression tree"):
         System.from_dict(json.loads(path.read_text()))
-    assert system_record(2, True, "ridge") == record            # the marker no longer matches: derived again
+    assert system_record(2, True, "ridge") == record  # the marker no longer matches: derived again
 
 
 def test_kernel_key_holds_the_compiler_and_platform(monkeypatch: pytest.MonkeyPatch, private_cache: Path) -> None:
@@ -319,13 +359,15 @@ def test_warm_solve_imports_neither_sympy_nor_scipy(private_cache: Path) -> None
     import subprocess
     import sys
 
-    code = ("import sys; from sobolev_rf.numeric.cli.main import main; main(['solve', '--k', '3', '--json']); "
-            "print([m for m in ('sympy', 'scipy', 'matplotlib') if m in sys.modules], file=sys.stderr)")
+    code = (
+        "import sys; from sobolev_rf.numeric.cli.main import main; main(['solve', '--k', '3', '--json']); "
+        "print([m for m in ('sympy', 'scipy', 'matplotlib') if m in sys.modules], file=sys.stderr)"
+    )
     env = dict(os.environ, SOBOLEV_RF_CACHE=str(private_cache))
     for _ in range(2):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
-    if find_compiler() is not None:      # the NumPy fallback needs SciPy's special functions
+    if find_compiler() is not None:  # the NumPy fallback needs SciPy's special functions
         assert proc.stderr.strip().endswith("[]"), proc.stderr
     else:
         assert "sympy" not in proc.stderr

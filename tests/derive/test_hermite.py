@@ -1,4 +1,5 @@
 """Hermite coefficients (derive/hermite.py): closed forms, identities and an independent quadrature."""
+
 from __future__ import annotations
 
 import time
@@ -49,7 +50,7 @@ def test_linear_and_cubic() -> None:
     assert_exact(lin.kappa_star_prime, sp.S.Zero)
     cubic = coeffs("x**3")
     assert_exact(cubic.kappa1, sp.Integer(3))
-    assert_exact(cubic.kappa_star, sp.sqrt(6))          # E x⁶ − 9 = 6
+    assert_exact(cubic.kappa_star, sp.sqrt(6))  # E x⁶ − 9 = 6
     assert_exact(cubic.kappa_star_prime, 3 * sp.sqrt(2))  # E 9x⁴ − 9 = 18
     seq = hermite_sequence(parse_activation("x**3"), 4, DIGITS)
     assert [c.exact for c in seq] == [0, 3, 0, 6, 0]
@@ -93,9 +94,25 @@ def test_gaussian_windowed_trigonometric_forms() -> None:
     assert_exact(e.cross, q * (q - sp.Rational(5, 4)) / 2)
 
 
-@pytest.mark.parametrize("text", ["relu", "tanh", "erf", "sigmoid", "softplus", "gelu", "abs", "x**3",
-                                  "sin(x)", "Max(0, x - 1/3)", "Max(0.1*x, x)", "Abs(x**2 - 2)",
-                                  "x*exp(-x**2)", "atan(x) + x**2/3"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "relu",
+        "tanh",
+        "erf",
+        "sigmoid",
+        "softplus",
+        "gelu",
+        "abs",
+        "x**3",
+        "sin(x)",
+        "Max(0, x - 1/3)",
+        "Max(0.1*x, x)",
+        "Abs(x**2 - 2)",
+        "x*exp(-x**2)",
+        "atan(x) + x**2/3",
+    ],
+)
 def test_stein_identity(text: str) -> None:
     h = coeffs(text)
     assert agree(h.kappa0_prime.value, h.kappa1.value, scale=float(h.second_moment.value) ** 0.5)
@@ -108,11 +125,18 @@ def _reference_moments(text: str, dps: int = 45, half_width: int = 16) -> dict[s
     s = sp.lambdify(X, expr, "mpmath")
     d = sp.lambdify(X, derivative(expr), "mpmath")
     cache: dict[mpmath.mpf, tuple] = {}
-    integrands = {"s": lambda t, a, b: a, "xs": lambda t, a, b: t * a, "ss": lambda t, a, b: a * a,
-                  "d": lambda t, a, b: b, "xd": lambda t, a, b: t * b, "dd": lambda t, a, b: b * b,
-                  "sd": lambda t, a, b: a * b}
+    integrands = {
+        "s": lambda t, a, b: a,
+        "xs": lambda t, a, b: t * a,
+        "ss": lambda t, a, b: a * a,
+        "d": lambda t, a, b: b,
+        "xd": lambda t, a, b: t * b,
+        "dd": lambda t, a, b: b * b,
+        "sd": lambda t, a, b: a * b,
+    }
     out = {}
     with mpmath.workdps(dps):
+
         def at(t: mpmath.mpf) -> tuple:
             if t not in cache:
                 cache[t] = (s(t), d(t), mpmath.exp(-t * t / 2) / mpmath.sqrt(2 * mpmath.pi))
@@ -125,11 +149,28 @@ def _reference_moments(text: str, dps: int = 45, half_width: int = 16) -> dict[s
     return out
 
 
-@pytest.mark.parametrize("text", [
-    "tanh", "sigmoid", "softplus", "gelu", "erf",  # tanh–sinh quadrature or closed form
-    "relu", "abs", "Max(0, x - 1/3)", "Abs(x**2 - 2)", "Max(0.1*x, x)", "x*erf(x)", "erfc(x/2)",
-    "sin(x)", "cos(2*x) + x", "exp(x/2)", "Max(0, x)*exp(x)", "Piecewise((0, x < -1), (x + 1, x < 2), (3, True))",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tanh",
+        "sigmoid",
+        "softplus",
+        "gelu",
+        "erf",  # tanh–sinh quadrature or closed form
+        "relu",
+        "abs",
+        "Max(0, x - 1/3)",
+        "Abs(x**2 - 2)",
+        "Max(0.1*x, x)",
+        "x*erf(x)",
+        "erfc(x/2)",
+        "sin(x)",
+        "cos(2*x) + x",
+        "exp(x/2)",
+        "Max(0, x)*exp(x)",
+        "Piecewise((0, x < -1), (x + 1, x < 2), (3, True))",
+    ],
+)
 def test_two_independent_quadratures_agree_to_30_digits(text: str) -> None:
     ref = _reference_moments(text)
     h = coeffs(text)
@@ -137,9 +178,17 @@ def test_two_independent_quadratures_agree_to_30_digits(text: str) -> None:
         star2 = ref["ss"] - ref["s"] ** 2 - ref["xs"] ** 2
         star2p = ref["dd"] - ref["d"] ** 2 - ref["xd"] ** 2
         cross = ref["sd"] - ref["s"] * ref["d"] - ref["xs"] * ref["xd"]
-        expected = {"kappa0": ref["s"], "kappa1": ref["xs"], "kappa_star": mpmath.sqrt(star2),
-                    "kappa0_prime": ref["d"], "kappa1_prime": ref["xd"], "kappa_star_prime": mpmath.sqrt(star2p),
-                    "cross": cross, "second_moment": ref["ss"], "second_moment_prime": ref["dd"]}
+        expected = {
+            "kappa0": ref["s"],
+            "kappa1": ref["xs"],
+            "kappa_star": mpmath.sqrt(star2),
+            "kappa0_prime": ref["d"],
+            "kappa1_prime": ref["xd"],
+            "kappa_star_prime": mpmath.sqrt(star2p),
+            "cross": cross,
+            "second_moment": ref["ss"],
+            "second_moment_prime": ref["dd"],
+        }
     for name, c in h.coefficients().items():
         assert agree(c.value, expected[name]), (name, c.value, expected[name])
 
@@ -199,8 +248,17 @@ def test_named_activations_are_fast(name: str) -> None:
 
 def test_as_floats_and_digits_validation() -> None:
     floats = coeffs("relu").as_floats()
-    assert set(floats) == {"kappa0", "kappa1", "kappa_star", "kappa0_prime", "kappa1_prime",
-                           "kappa_star_prime", "cross", "second_moment", "second_moment_prime"}
+    assert set(floats) == {
+        "kappa0",
+        "kappa1",
+        "kappa_star",
+        "kappa0_prime",
+        "kappa1_prime",
+        "kappa_star_prime",
+        "cross",
+        "second_moment",
+        "second_moment_prime",
+    }
     assert floats["kappa1"] == 0.5 and isinstance(floats["kappa0"], float)
     for bad in (0, 1001, 2.5, True):
         with pytest.raises(UserError):

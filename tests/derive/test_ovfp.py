@@ -1,14 +1,15 @@
 """Operator-valued fixed points derived from pencils, against closed forms, known systems and finite matrices."""
+
 from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import scipy.integrate
 import scipy.optimize
 import scipy.special
-import mpmath
 import sympy as sp
 from sympy import Identity, Inverse, MatrixSymbol
 
@@ -66,8 +67,9 @@ def test_anisotropic_marchenko_pastur_two_atoms() -> None:
     gamma, lv = 0.5, 0.2  # γ = d/n
     got = system.solve({"lam": lv, "d": gamma, "n": 1.0}).outputs["r"]
     # Silverstein: m = Σ_a w_a / (t_a (1 − γ + γλm) + λ)
-    ref = _solve_scalar(lambda m: 0.3 / (1 * (1 - gamma + gamma * lv * m) + lv)
-                        + 0.7 / (3 * (1 - gamma + gamma * lv * m) + lv), 1.0)
+    ref = _solve_scalar(
+        lambda m: 0.3 / (1 * (1 - gamma + gamma * lv * m) + lv) + 0.7 / (3 * (1 - gamma + gamma * lv * m) + lv), 1.0
+    )
     assert abs(got - ref) < 1e-12
     rng = np.random.default_rng(1)
     dd, nn = 1000, 2000
@@ -88,8 +90,8 @@ def _rf_tau_system(lv: float, p_over_d: float, p_over_n: float, kap1: float, kap
     """
     t = np.array([1.0 / lv, 0.0])
     for _ in range(100000):
-        delta = p_over_n * (kaps ** 2 * t[0] + kap1 ** 2 * t[1])
-        alpha, beta = lv + kaps ** 2 / (1 + delta), kap1 ** 2 / (1 + delta)
+        delta = p_over_n * (kaps**2 * t[0] + kap1**2 * t[1])
+        alpha, beta = lv + kaps**2 / (1 + delta), kap1**2 / (1 + delta)
         t1 = 1 / (alpha + beta / (1 + beta * p_over_d * t[0]))
         new = np.array([t1, (1 - alpha * t1) / beta])
         if np.max(np.abs(new - t)) < 1e-16:
@@ -127,13 +129,17 @@ def _sobolev_reference(k: int, pd_: float, a: float, b: float, c: float, e: floa
     M₀ = 1/(1/b + T₀), M₁ = 1/(1/c + T₁), T₀ = (p/d)E q, T₁ = (p/d)E[q ζ₁²]; E over χ²_k by quadrature.
     Traces: (1/p)tr Q = E q, (1/p)tr(QD₁²) = E[qζ₁²], (1/p)tr(QW) = M₀ E q / b, (1/p)tr(QD₁WD₁) = M₁ E[qζ₁²]/c.
     """
+
     def moments(M0: float, M1: float) -> tuple[float, float]:
         # Laplace representation E[1/(A + Bχ²_k)] = ∫₀^∞ e^{−tA} (1 + 2tB)^{−k/2} dt (smooth integrand)
         A, B = a + M0, M1 + e
         with mpmath.workdps(25):
-            Eq = float(mpmath.quad(lambda t: mpmath.exp(-t * A) * (1 + 2 * t * B) ** (-mpmath.mpf(k) / 2),
-                                   [0, 1, 10, mpmath.inf]))
-        return Eq, (1 - A * Eq) / B / k   # E[qζ₁²] = E[q‖ζ‖²]/k and q(A + B‖ζ‖²) = 1
+            Eq = float(
+                mpmath.quad(
+                    lambda t: mpmath.exp(-t * A) * (1 + 2 * t * B) ** (-mpmath.mpf(k) / 2), [0, 1, 10, mpmath.inf]
+                )
+            )
+        return Eq, (1 - A * Eq) / B / k  # E[qζ₁²] = E[q‖ζ‖²]/k and q(A + B‖ζ‖²) = 1
 
     def residual(v: np.ndarray) -> np.ndarray:
         M0, M1 = v
@@ -145,12 +151,15 @@ def _sobolev_reference(k: int, pd_: float, a: float, b: float, c: float, e: floa
     return {"trQ": Eq, "trQW": M0 * Eq / b, "trQD1WD1": M1 * Eqz / c, "trQD1sq": Eqz}
 
 
-@pytest.mark.parametrize("k, point", [
-    (1, (2.0, 0.3, 1.0, 0.7, 0.0)),
-    (1, (0.5, 1.2, 0.4, 1.5, 0.3)),
-    (2, (2.0, 0.3, 1.0, 0.7, 0.0)),
-    (2, (1.0, 0.5, 0.8, 0.6, 0.2)),
-])
+@pytest.mark.parametrize(
+    "k, point",
+    [
+        (1, (2.0, 0.3, 1.0, 0.7, 0.0)),
+        (1, (0.5, 1.2, 0.4, 1.5, 0.3)),
+        (2, (2.0, 0.3, 1.0, 0.7, 0.0)),
+        (2, (1.0, 0.5, 0.8, 0.6, 0.2)),
+    ],
+)
 def test_sobolev_traces_match_independent_derivation(k: int, point: tuple[float, ...]) -> None:
     got = sobolev_traces(k, *point)
     ref = _sobolev_reference(k, *point)
@@ -187,9 +196,12 @@ def test_sobolev_traces_against_finite_matrices(k: int) -> None:
         inner += c * zeta[:, l, None] * W * zeta[None, :, l] + e * np.diag(zeta[:, l] ** 2)
     Q = np.linalg.inv(inner)
     z1 = zeta[:, 0]
-    finite = {"trQ": np.trace(Q) / pp, "trQW": np.sum(Q * W.T) / pp,
-              "trQD1WD1": np.sum((Q * z1[None, :]) * (W * z1[None, :]).T) / pp,
-              "trQD1sq": np.sum(np.diag(Q) * z1 ** 2) / pp}
+    finite = {
+        "trQ": np.trace(Q) / pp,
+        "trQW": np.sum(Q * W.T) / pp,
+        "trQD1WD1": np.sum((Q * z1[None, :]) * (W * z1[None, :]).T) / pp,
+        "trQD1sq": np.sum(np.diag(Q) * z1**2) / pp,
+    }
     got = sobolev_traces(k, pd_, a, b, c, e)
     for key, val in finite.items():
         assert abs(val / got[key] - 1) < 0.01, key
@@ -200,11 +212,11 @@ def test_normal_expectation_closed_forms() -> None:
     zeta = sp.symbols("z1:4", real=True)
     A, B = sp.Rational(3, 2), sp.Rational(1, 2)
     for m in (1, 2, 3):
-        h = zeta[0] ** 2 / (A + B * sum(zj ** 2 for zj in zeta[:m]))
+        h = zeta[0] ** 2 / (A + B * sum(zj**2 for zj in zeta[:m]))
         closed = normal_expectation(h, zeta[:m]).rewrite(sp.erfc).rewrite(sp.expint).evalf(30)
         with mpmath.workdps(30):
             half = mpmath.mpf(m) / 2
-            dens = lambda x: x ** (half - 1) * mpmath.exp(-x / 2) / (2 ** half * mpmath.gamma(half))  # noqa: E731
+            dens = lambda x: x ** (half - 1) * mpmath.exp(-x / 2) / (2**half * mpmath.gamma(half))  # noqa: E731
             ref = mpmath.quad(lambda x: x / m / (mpmath.mpf(3) / 2 + x / 2) * dens(x), [0, 1, 10, mpmath.inf])
             assert abs(mpmath.mpf(str(closed)) - ref) < 1e-25
     assert normal_expectation(zeta[0] ** 3 + zeta[1] ** 2, zeta) == 1
@@ -229,7 +241,7 @@ def test_gauss_hermite_fallback_for_cross_terms() -> None:
     grid = scipy.special.ndtri((np.arange(pp) + 0.5) / pp)
     z1, z2 = rng.permutation(grid), rng.permutation(grid)
     Tm = rng.standard_normal((pp, pp))
-    Qm = np.linalg.inv(np.diag(1 + z1 ** 2 + z1 * z2 + z2 ** 2) + Tm.T @ Tm / pp)
+    Qm = np.linalg.inv(np.diag(1 + z1**2 + z1 * z2 + z2**2) + Tm.T @ Tm / pp)
     assert abs(np.trace(Qm) / pp / sol.outputs["r"] - 1) < 0.01
 
 
@@ -254,7 +266,7 @@ def test_scaled_expint_vectorised_against_mpmath() -> None:
         got = scaled_expint(nu, xs)
         ref = np.array([complex(mpmath.expint(nu, complex(x)) * mpmath.exp(complex(x))) for x in xs])
         assert np.max(np.abs(got / ref - 1)) < 1e-11, nu
-    assert np.isnan(scaled_expint(1.0, np.array([-1.0, 0.0]))).all()   # real x ≤ 0: outside the solver's domain
+    assert np.isnan(scaled_expint(1.0, np.array([-1.0, 0.0]))).all()  # real x ≤ 0: outside the solver's domain
 
 
 def test_mixed_normal_and_empirical_law_in_one_class() -> None:
@@ -268,21 +280,39 @@ def test_mixed_normal_and_empirical_law_in_one_class() -> None:
     Th = MatrixSymbol("Theta", d, p)
     S, D = MatrixSymbol("S", p, p), MatrixSymbol("D", p, p)
     law = DiagonalLaw(("S",), "discrete", tuple((float(v),) for v in svals), tuple([1 / 40] * 40))
-    system = derive_system(linearize(Inverse(Identity(p) + S + D * D + Th.T * Th / d)), [GaussianMatrix("Theta")],
-                           [law, DiagonalLaw(("D",))])
+    system = derive_system(
+        linearize(Inverse(Identity(p) + S + D * D + Th.T * Th / d)),
+        [GaussianMatrix("Theta")],
+        [law, DiagonalLaw(("D",))],
+    )
     assert any(eq.has(LawExpectation) for eq in system.equations.values())
     got = system.solve({"p": 2.0, "d": 1.0}).outputs["r"]
 
     def Eq(M0: float) -> float:
-        return float(np.mean([scipy.integrate.quad(
-            lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi) / (1 + s + z * z + M0), -np.inf, np.inf,
-            epsabs=1e-14, epsrel=1e-12)[0] for s in svals]))
+        return float(
+            np.mean(
+                [
+                    scipy.integrate.quad(
+                        lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi) / (1 + s + z * z + M0),
+                        -np.inf,
+                        np.inf,
+                        epsabs=1e-14,
+                        epsrel=1e-12,
+                    )[0]
+                    for s in svals
+                ]
+            )
+        )
+
     M0 = scipy.optimize.brentq(lambda M: M - 1 / (1 + 2.0 * Eq(M)), 1e-6, 1.0, xtol=1e-15)
     assert abs(got - Eq(M0)) < 1e-10
     # a diagonal that is a function of S enters through the same atoms: S² written as B = S^2
-    sq = derive_system(linearize(MatrixSymbol("B", p, p) * Identity(p)), [],
-                       [law, DiagonalFunction("B", sp.Symbol("zeta_S", real=True) ** 2)])
-    assert abs(sq.solve({}).outputs["r"] - float(np.mean(svals ** 2))) < 1e-12
+    sq = derive_system(
+        linearize(MatrixSymbol("B", p, p) * Identity(p)),
+        [],
+        [law, DiagonalFunction("B", sp.Symbol("zeta_S", real=True) ** 2)],
+    )
+    assert abs(sq.solve({}).outputs["r"] - float(np.mean(svals**2))) < 1e-12
 
 
 def test_law_declarations_are_validated() -> None:
@@ -296,8 +326,9 @@ def test_law_declarations_are_validated() -> None:
         DiagonalLaw(("S",), "discrete", ((math.nan,),), (1.0,))
     A, B = MatrixSymbol("A", p, p), MatrixSymbol("B", p, p)
     with pytest.raises(UserError, match="cycle"):
-        derive_system(linearize(A * B), [], [DiagonalFunction("A", zeta_symbol("B")),
-                                              DiagonalFunction("B", zeta_symbol("A"))])
+        derive_system(
+            linearize(A * B), [], [DiagonalFunction("A", zeta_symbol("B")), DiagonalFunction("B", zeta_symbol("A"))]
+        )
     with pytest.raises(UserError, match="both Gaussian and diagonal"):
         derive_system(linearize(A * B), [GaussianMatrix("A")], [DiagonalLaw(("A", "B"))])
 
@@ -315,6 +346,6 @@ def test_complex_parameter_follows_the_branch_from_infinity() -> None:
     Th = rng.standard_normal((dd, pp))
     W = Th.T @ Th / dd
     zeta = rng.permutation(scipy.special.ndtri((np.arange(pp) + 0.5) / pp))
-    M = W + 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta ** 2)
+    M = W + 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta**2)
     finite = np.mean(1 / (np.linalg.eigvalsh(M) - zv))
     assert abs(finite / m - 1) < 1e-2

@@ -4,6 +4,7 @@ Valid parameters construct and round-trip through ``as_dict``; every invalid one
 :class:`ParameterError` with a one-line message naming the parameter. Random text given as an
 activation either parses to an expression in x alone or raises :class:`UserError`, never anything else.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,11 +65,17 @@ def test_valid_values_construct_and_round_trip(values: dict[str, Any]) -> None:
 bad_real = st.sampled_from([math.nan, math.inf, -math.inf, "abc", "", None, [1.0], "1,5"])
 bad_positive = bad_real | st.floats(max_value=0.0, allow_nan=False) | st.just(-0.0)
 bad_nonnegative = bad_real | st.floats(max_value=-1e-300, allow_nan=False)
-bad_k = (st.integers(max_value=-1) | st.integers(min_value=MAX_K + 1)
-         | st.floats(allow_nan=True).filter(lambda v: not (math.isfinite(v) and v.is_integer() and 0 <= v <= MAX_K))
-         | st.sampled_from([True, False, "1", None, [1], 1 + 0j]))
-bad_tau = (st.integers(max_value=-1) | st.floats(max_value=-1e-300, allow_nan=False)
-           | st.sampled_from([True, False, math.nan, math.inf, -math.inf, "abc", "", None, [1]]))
+bad_k = (
+    st.integers(max_value=-1)
+    | st.integers(min_value=MAX_K + 1)
+    | st.floats(allow_nan=True).filter(lambda v: not (math.isfinite(v) and v.is_integer() and 0 <= v <= MAX_K))
+    | st.sampled_from([True, False, "1", None, [1], 1 + 0j])
+)
+bad_tau = (
+    st.integers(max_value=-1)
+    | st.floats(max_value=-1e-300, allow_nan=False)
+    | st.sampled_from([True, False, math.nan, math.inf, -math.inf, "abc", "", None, [1]])
+)
 bad_text = st.sampled_from(["", "   ", "\t\n", None, 3, 1.5, ["x"]])
 
 #: (field, strategy of invalid values, text the message must contain)
@@ -101,7 +108,8 @@ def invalid_alignments(draw: st.DrawFn) -> dict[str, Any]:
     k = int(values["k"])
     wrong_length = st.lists(finite, max_size=8).filter(lambda a: len(a) != k)
     bad_entry = st.lists(finite | bad_real, min_size=max(k, 1), max_size=max(k, 1)).filter(
-        lambda a: any(not isinstance(v, float) or not math.isfinite(v) for v in a))
+        lambda a: any(not isinstance(v, float) or not math.isfinite(v) for v in a)
+    )
     if draw(st.booleans()):
         values["alignment"] = draw(wrong_length)
     else:
@@ -153,15 +161,29 @@ def test_with_validates_too(entry: tuple[str, st.SearchStrategy[Any], str], data
 
 #: Characters of expression text, of Python syntax that must be refused, and a few others.
 ALPHABET = "x0123456789.+-*/() ,<>=&|eE" + "abcdfghilmnoprstuwzMHPAS_" + "'\"[]{};:!@#$%^~`\\\t" + "é∞"
-FUNCTIONS = ("exp", "tanh", "erf", "sin", "cos", "atan", "asinh", "Abs", "sqrt", "log", "sinh", "cosh",
-             "erfc", "sign", "Heaviside")
+FUNCTIONS = (
+    "exp",
+    "tanh",
+    "erf",
+    "sin",
+    "cos",
+    "atan",
+    "asinh",
+    "Abs",
+    "sqrt",
+    "log",
+    "sinh",
+    "cosh",
+    "erfc",
+    "sign",
+    "Heaviside",
+)
 leaves = st.sampled_from(["x", "x", "1", "2", "0.5", "pi", "E", "3e-1", "0"])
 
 
 def _compose(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     unary = st.builds(lambda f, a: f"{f}({a})", st.sampled_from(FUNCTIONS), children)
-    binary = st.builds(lambda a, op, b: f"({a}){op}({b})", children, st.sampled_from(["+", "-", "*", "/"]),
-                       children)
+    binary = st.builds(lambda a, op, b: f"({a}){op}({b})", children, st.sampled_from(["+", "-", "*", "/"]), children)
     power = st.builds(lambda a, n: f"({a})**{n}", children, st.integers(min_value=-3, max_value=5))
     pair = st.builds(lambda f, a, b: f"{f}({a}, {b})", st.sampled_from(["Max", "Min"]), children, children)
     return unary | binary | power | pair
@@ -170,9 +192,52 @@ def _compose(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 expressions = st.recursive(leaves, _compose, max_leaves=5)
 junk = st.text(alphabet=ALPHABET, max_size=40)
 #: Token soup: mostly whitelisted tokens in random order, so that much of it reaches SymPy's parser.
-TOKENS = ("x", "x", "1", "0.5", "2", "1e3", "pi", "E", "True", "+", "-", "*", "/", "**", "(", ")", "(", ")",
-          ",", "<", ">", "<=", "&", "|", " ", "Max", "Min", "Abs", "exp", "log", "sqrt", "Piecewise",
-          "Heaviside", "sign", "tanh", "erf", "y", "__", ".", "=", "==", "if", "[", "'")
+TOKENS = (
+    "x",
+    "x",
+    "1",
+    "0.5",
+    "2",
+    "1e3",
+    "pi",
+    "E",
+    "True",
+    "+",
+    "-",
+    "*",
+    "/",
+    "**",
+    "(",
+    ")",
+    "(",
+    ")",
+    ",",
+    "<",
+    ">",
+    "<=",
+    "&",
+    "|",
+    " ",
+    "Max",
+    "Min",
+    "Abs",
+    "exp",
+    "log",
+    "sqrt",
+    "Piecewise",
+    "Heaviside",
+    "sign",
+    "tanh",
+    "erf",
+    "y",
+    "__",
+    ".",
+    "=",
+    "==",
+    "if",
+    "[",
+    "'",
+)
 soup = st.lists(st.sampled_from(TOKENS), max_size=14).map("".join)
 
 
@@ -205,8 +270,24 @@ def test_composed_expressions_parse_or_raise_user_error(text: str) -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(expressions, st.sampled_from(["__import__('os')", "x.__class__", "lambda: 1", "exec('1')", "y", "os",
-                                     "x; x", "x^2", "import", "[x]", "x if x else 1"]))
+@given(
+    expressions,
+    st.sampled_from(
+        [
+            "__import__('os')",
+            "x.__class__",
+            "lambda: 1",
+            "exec('1')",
+            "y",
+            "os",
+            "x; x",
+            "x^2",
+            "import",
+            "[x]",
+            "x if x else 1",
+        ]
+    ),
+)
 def test_expressions_with_forbidden_parts_are_refused(text: str, bad: str) -> None:
     try:
         parse_activation(f"{text} + {bad}")

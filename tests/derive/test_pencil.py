@@ -1,4 +1,5 @@
 """Linear pencils: every pencil reproduces its expression on random finite matrices."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ EXPRESSIONS = {
     "rf_resolvent": Inverse(lam * Identity(p) + FEAT.T * FEAT / n),
     "sobolev_k1": Inverse(a * Identity(p) + b * W + c * D1 * W * D1 + e * D1 * D1),
     "sobolev_k2": Inverse(a * Identity(p) + b * W + c * (D1 * W * D1 + D2 * W * D2) + e * (D1 * D1 + D2 * D2)),
-    "sobolev_gradient_rows": Inverse(lam * Identity(p) + FEAT.T * FEAT / n
-                                     + D1 * (X * Th / sp.sqrt(d) + E2).T * (X * Th / sp.sqrt(d) + E2) * D1 / n),
+    "sobolev_gradient_rows": Inverse(
+        lam * Identity(p) + FEAT.T * FEAT / n + D1 * (X * Th / sp.sqrt(d) + E2).T * (X * Th / sp.sqrt(d) + E2) * D1 / n
+    ),
     "nested_inverse": Inverse(Identity(p) + F.T * Inverse(Identity(n) + F * F.T) * F),
     "sum_of_products": A * B - 2 * B * A.T + A * A * B,
     "power": (A + B) ** 3,
@@ -102,19 +104,22 @@ def test_parser_builds_the_same_pencil() -> None:
     assert check_pencil(linearize(expr2), expr2, {"n": 6, "p": 8}, np.random.default_rng(5)) <= 1e-10
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("inv(F)", "non-square"),
-    ("F + Ft", "cannot add"),
-    ("F*F", "cannot multiply"),
-    ("lam", "scalar"),
-    ("F / F", "scalars only"),
-    ("__import__('os')", "unknown function"),
-    ("F @ F", "unexpected character"),
-    ("inv(lam*I + Ft*F", "ends too early"),
-    ("F^0.5", "integers"),
-    ("exp(F)", "unknown function"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("inv(F)", "non-square"),
+        ("F + Ft", "cannot add"),
+        ("F*F", "cannot multiply"),
+        ("lam", "scalar"),
+        ("F / F", "scalars only"),
+        ("__import__('os')", "unknown function"),
+        ("F @ F", "unexpected character"),
+        ("inv(lam*I + Ft*F", "ends too early"),
+        ("F^0.5", "integers"),
+        ("exp(F)", "unknown function"),
+        ("", "empty"),
+    ],
+)
 def test_parser_rejects_bad_input(text: str, fragment: str) -> None:
     mats, dims = declare_shapes(["F=n,p"])
     with pytest.raises(UserError, match=fragment):
@@ -132,35 +137,69 @@ def test_cli_pencil_text_json_and_latex(capsys: pytest.CaptureFixture[str]) -> N
 
     from sobolev_rf.numeric.cli.main import main
 
-    argv = ["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve",
-            "--param", "lam=0.5", "--param", "n=1", "--param", "p=2"]
+    argv = [
+        "pencil",
+        "inv(lam*I + Ft*F/n)",
+        "--shape",
+        "F=n,p",
+        "--solve",
+        "--param",
+        "lam=0.5",
+        "--param",
+        "n=1",
+        "--param",
+        "p=2",
+    ]
     assert main(argv) == 0
     assert "2 blocks" in capsys.readouterr().out
     assert main(argv + ["--format", "json", "--self-adjoint"]) == 0
     data = json.loads(capsys.readouterr().out)
     # Marchenko–Pastur at λ = 0.5, p/n = 2: γλm² + (λ + 1 − γ)m − 1 = 0
-    assert abs(data["solution"]["traces"]["r"] - (0.5 + 17 ** 0.5 / 2) / 2) < 1e-13
+    assert abs(data["solution"]["traces"]["r"] - (0.5 + 17**0.5 / 2) / 2) < 1e-13
     assert data["self_adjoint_pencil"]["size"] == 4
-    sob = ["pencil", "inv(a + b*Thetat*Theta/d + c*D*Thetat*Theta*D/d + e*D*D)", "--shape", "Theta=d,p",
-           "--diag", "D=p", "--format", "latex"]
+    sob = [
+        "pencil",
+        "inv(a + b*Thetat*Theta/d + c*D*Thetat*Theta*D/d + e*D*D)",
+        "--shape",
+        "Theta=d,p",
+        "--diag",
+        "D=p",
+        "--format",
+        "latex",
+    ]
     assert main(sob) == 0
     assert "erfcx" in capsys.readouterr().out
-    amp = ["pencil", "inv(z + S*Xt*X*S/n)", "--shape", "X=n,d", "--diag", "S=d@1:0.3,2:0.7", "--solve",
-           "--param", "z=0.2", "--param", "d=0.5", "--param", "n=1"]
+    amp = [
+        "pencil",
+        "inv(z + S*Xt*X*S/n)",
+        "--shape",
+        "X=n,d",
+        "--diag",
+        "S=d@1:0.3,2:0.7",
+        "--solve",
+        "--param",
+        "z=0.2",
+        "--param",
+        "d=0.5",
+        "--param",
+        "n=1",
+    ]
     assert main(amp) == 0
     assert "tr(r)/m" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["pencil", "inv(F)", "--shape", "F=n,p"], "non-square"),
-    (["pencil", "inv(lam*I + Ft*F)", "--shape", "F=n,p"], "proportional regime"),
-    (["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve"], "missing parameter"),
-    (["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve", "--param", "lam"], "NAME=VALUE"),
-    (["pencil", "inv(z + S)", "--diag", "S=d@1:0.5,2"], "weight for every value"),
-    (["pencil", "inv(z + H)", "--shape", "H=n,n", "--symmetric", "G"], "--symmetric G"),
-])
-def test_cli_pencil_errors_are_one_line(argv: list[str], fragment: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["pencil", "inv(F)", "--shape", "F=n,p"], "non-square"),
+        (["pencil", "inv(lam*I + Ft*F)", "--shape", "F=n,p"], "proportional regime"),
+        (["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve"], "missing parameter"),
+        (["pencil", "inv(lam*I + Ft*F/n)", "--shape", "F=n,p", "--solve", "--param", "lam"], "NAME=VALUE"),
+        (["pencil", "inv(z + S)", "--diag", "S=d@1:0.5,2"], "weight for every value"),
+        (["pencil", "inv(z + H)", "--shape", "H=n,n", "--symmetric", "G"], "--symmetric G"),
+    ],
+)
+def test_cli_pencil_errors_are_one_line(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     from sobolev_rf.numeric.cli.main import main
 
     assert main(argv) == 2

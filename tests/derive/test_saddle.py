@@ -1,9 +1,10 @@
 """The symbolically derived system against the hand-written oracle (tests/oracle.py)."""
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -30,18 +31,39 @@ MODULES = [{"GammaResolvent": gamma_resolvent, "GammaResolvent2": gamma_resolven
 def compile_system(system: System, exprs: list[sp.Expr]) -> Callable[..., list[float]]:
     """f(unknowns, parameters) → values of ``exprs``, evaluating the definitions once, in order."""
     pairs = system.definition_pairs(exprs)
-    return sp.lambdify([system.unknowns, system.parameters], exprs, modules=MODULES,
-                       cse=lambda e: (pairs, e))
+    return sp.lambdify([system.unknowns, system.parameters], exprs, modules=MODULES, cse=lambda e: (pairs, e))
 
 
 def parameter_values(system: System, p: ModelParams) -> list[float]:
     """Numbers for the parameter symbols, in the order of ``system.parameters``."""
     align = np.asarray(p.alignment if p.alignment is not None else (1.0,) * p.k)
-    names = ("kappa0", "kappa1", "kappa_s", "kappa0p", "kappa1p", "kappa_sp", "c_sigma",
-             "mu0", "mu1", "mu_s", "mu0p", "mu1p", "mu_sp", "c_phi")
+    names = (
+        "kappa0",
+        "kappa1",
+        "kappa_s",
+        "kappa0p",
+        "kappa1p",
+        "kappa_sp",
+        "c_sigma",
+        "mu0",
+        "mu1",
+        "mu_s",
+        "mu0p",
+        "mu1p",
+        "mu_sp",
+        "c_phi",
+    )
     values = dict(zip(names, [*coefficients(p.activation), *coefficients(p.teacher)]))
-    values.update(lam=p.lam, psi=p.p_over_d, phi=p.n_over_d, Delta_f=p.noise_f, Delta_g=p.noise_g, tau=p.tau,
-                  varpi2=float(np.mean(align**2)) if p.k else 0.0, varpi_l=float(align[0]) if p.k else 0.0)
+    values.update(
+        lam=p.lam,
+        psi=p.p_over_d,
+        phi=p.n_over_d,
+        Delta_f=p.noise_f,
+        Delta_g=p.noise_g,
+        tau=p.tau,
+        varpi2=float(np.mean(align**2)) if p.k else 0.0,
+        varpi_l=float(align[0]) if p.k else 0.0,
+    )
     return [values[name] for name in system.parameter_names]
 
 
@@ -74,17 +96,27 @@ def test_derived_system_matches_numeric_theory(k: int, tau: int, point: int) -> 
         if np.max(np.abs(r)) < 1e-6 * np.max(np.abs(u)):
             break
         u = u - 0.3 * r
-    sol = optimize.root(lambda v: residual(v, theta), u,
-                        jac=lambda v: np.asarray(jac(v, theta), float), method="hybr", tol=1e-14)
+    sol = optimize.root(
+        lambda v: residual(v, theta), u, jac=lambda v: np.asarray(jac(v, theta), float), method="hybr", tol=1e-14
+    )
     assert np.max(np.abs(residual(sol.x, theta))) < 1e-11 * np.max(np.abs(sol.x))
     np.testing.assert_allclose(sol.x, u_ref, rtol=1e-9)
     names = list(system.outputs)
     values = dict(zip(names, compile_system(system, list(system.outputs.values()))(sol.x, theta)))
-    expected = {"eps_L2": ref.eps_L2, "eps_grad": ref.eps_grad, "train_loss": ref.train_loss,
-                "train_error_L2": ref.train_error_L2, "m": order["m"], "q_s": order["q_s"], "q_w": order["q_w"],
-                "eps_H1": ref.eps_H1, "M_0": order["M"][0], "S_0": np.diag(order["S"])[0]}
+    expected = {
+        "eps_L2": ref.eps_L2,
+        "eps_grad": ref.eps_grad,
+        "train_loss": ref.train_loss,
+        "train_error_L2": ref.train_error_L2,
+        "m": order["m"],
+        "q_s": order["q_s"],
+        "q_w": order["q_w"],
+        "eps_H1": ref.eps_H1,
+        "M_0": order["M"][0],
+        "S_0": np.diag(order["S"])[0],
+    }
     if k:
-        expected["M_l"] = order["M"][1]                     # direction l = 1: varpi_l = ϖ_1
+        expected["M_l"] = order["M"][1]  # direction l = 1: varpi_l = ϖ_1
     if k and tau:
         expected["S_l"] = np.diag(order["S"])[1]
     worst = max(abs(values[n] - expected[n]) / max(abs(expected[n]), 1e-300) for n in names)
@@ -109,7 +141,7 @@ def test_derivation_time_and_structure(k: int) -> None:
         assert len(system.parameters) == len(derive_system(1, 1).parameters)
     assert set(system.outputs) >= {"eps_L2", "eps_grad", "train_loss", "train_error_L2", "m", "q_s", "q_w"}
     known = set(system.unknowns) | set(system.parameters)
-    for name, expr in system.definitions.items():      # each definition uses only earlier ones
+    for name, expr in system.definitions.items():  # each definition uses only earlier ones
         assert expr.free_symbols <= known, name
         known.add(sp.Symbol(name))
     for expr in [*system.residuals, *system.outputs.values()]:

@@ -1,4 +1,5 @@
 """The law of the errors over ϖ ~ N(0, I_k): exact quadratic form and its distribution function."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 
 from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.numeric.cli.main import main
 from sobolev_rf.numeric.studies.alignment import QuadraticLaw, alignment_laws
 from sobolev_rf.numeric.theory.solve import solve
-from sobolev_rf.numeric.cli.main import main
 
 
 def test_quadratic_form_reproduces_solves_at_new_alignments() -> None:
@@ -21,11 +22,14 @@ def test_quadratic_form_reproduces_solves_at_new_alignments() -> None:
             assert law(np.array(varpi))[0] == pytest.approx(direct[key], rel=1e-9)
 
 
-@pytest.mark.parametrize("law", [
-    QuadraticLaw(A=np.array([[0.7]]), b=np.array([0.4]), c=0.2),
-    QuadraticLaw(A=np.array([[0.5, 0.1], [0.1, 0.2]]), b=np.array([0.3, -0.1]), c=1.0),
-    QuadraticLaw(A=np.diag([0.5, -0.2, 0.1]), b=np.array([0.3, 0.0, 1.0]), c=0.0),
-])
+@pytest.mark.parametrize(
+    "law",
+    [
+        QuadraticLaw(A=np.array([[0.7]]), b=np.array([0.4]), c=0.2),
+        QuadraticLaw(A=np.array([[0.5, 0.1], [0.1, 0.2]]), b=np.array([0.3, -0.1]), c=1.0),
+        QuadraticLaw(A=np.diag([0.5, -0.2, 0.1]), b=np.array([0.3, 0.0, 1.0]), c=0.0),
+    ],
+)
 def test_distribution_function_matches_sampling(law: QuadraticLaw) -> None:
     z = np.random.default_rng(1).standard_normal((400_000, len(law.b)))
     e = law(z)
@@ -56,7 +60,7 @@ def test_k2_cdf_matches_a_one_dimensional_adaptive_integral(c: float, b: tuple[f
 
     def reference(x: float) -> float:
         def given(y2: float) -> float:
-            rest = c + b[1] * y2 + 0.12 * y2**2 - x          # 0.3 y₁² + b₁y₁ + rest ≤ 0
+            rest = c + b[1] * y2 + 0.12 * y2**2 - x  # 0.3 y₁² + b₁y₁ + rest ≤ 0
             disc = b[0] ** 2 - 4 * 0.3 * rest
             if disc <= 0:
                 return 0.0
@@ -66,8 +70,9 @@ def test_k2_cdf_matches_a_one_dimensional_adaptive_integral(c: float, b: tuple[f
         # kinks where disc = 0: 0.12 y² + b₁y + (c − x − b₀²/1.2) = 0
         roots = np.roots([0.12, b[1], c - x - b[0] ** 2 / 1.2])
         kinks = sorted(float(r.real) for r in roots if abs(r.imag) < 1e-12)
-        value = integrate.quad(given, -12, 12, points=[k for k in kinks if -12 < k < 12] or None,
-                               epsabs=1e-13, epsrel=1e-12, limit=400)[0]
+        value = integrate.quad(
+            given, -12, 12, points=[k for k in kinks if -12 < k < 12] or None, epsabs=1e-13, epsrel=1e-12, limit=400
+        )[0]
         return value / math.sqrt(2 * math.pi)
 
     for x in np.quantile(law(np.random.default_rng(0).standard_normal((20000, 2))), [0.02, 0.3, 0.7, 0.98]):

@@ -1,4 +1,5 @@
 """The asymptotic theory: exact special functions, structure, and agreement with the exact simulator."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,8 @@ import pytest
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.theory.solve import solve
 from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.theory.solve import solve
 
 
 def test_errors_are_quadratic_in_the_alignment() -> None:
@@ -22,8 +23,10 @@ def test_errors_are_quadratic_in_the_alignment() -> None:
 @pytest.mark.parametrize("tau,k,ratio", [(0, 1, 1.0), (1, 1, 2.0), (1, 2, 3.0)])
 def test_interpolation_peak(tau: int, k: int, ratio: float) -> None:
     ps = np.linspace(0.3, 4.0, 38)
-    errs = [solve(ModelParams(activation="tanh", teacher="tanh", k=k, tau=tau, p_over_d=p, n_over_d=1.0,
-                              lam=1e-5)).eps_L2 for p in ps]
+    errs = [
+        solve(ModelParams(activation="tanh", teacher="tanh", k=k, tau=tau, p_over_d=p, n_over_d=1.0, lam=1e-5)).eps_L2
+        for p in ps
+    ]
     assert ps[int(np.argmax(errs))] == pytest.approx(ratio, abs=0.1)
 
 
@@ -35,8 +38,15 @@ def test_sobolev_helps_underparameterised_and_hurts_overparameterised() -> None:
     assert over[1] > over[0]
 
 
-@pytest.mark.parametrize("cfg", [dict(tau=0, p_over_d=0.5), dict(tau=0, p_over_d=3.0), dict(tau=1, k=1, p_over_d=1.0),
-                                 dict(tau=1, k=2, p_over_d=5.0, alignment=(0.5, -1.0), noise_g=0.2)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(tau=0, p_over_d=0.5),
+        dict(tau=0, p_over_d=3.0),
+        dict(tau=1, k=1, p_over_d=1.0),
+        dict(tau=1, k=2, p_over_d=5.0, alignment=(0.5, -1.0), noise_g=0.2),
+    ],
+)
 def test_ridgeless_limit_is_the_limit_of_small_ridge(cfg: dict) -> None:
     params = ModelParams(**{"n_over_d": 1.0, **cfg, "lam": 0.0})
     exact = solve(params).to_dict()
@@ -56,10 +66,19 @@ def test_ridgeless_at_the_interpolation_threshold_is_a_clear_error() -> None:
 CASES = [
     dict(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=2.0, n_over_d=1.0, lam=1e-2),
     dict(activation="relu", teacher="tanh", k=1, tau=0, p_over_d=2.0, n_over_d=1.0, lam=1e-2),
-    dict(activation="tanh", teacher="tanh", k=2, tau=1, p_over_d=1.0, n_over_d=1.0, lam=1e-1,
-         noise_f=0.1, noise_g=0.1, alignment=(0.5, -1.5)),
-    dict(activation="erf", teacher="x + x**2/2", k=1, tau=1, p_over_d=0.6, n_over_d=1.2, lam=1e-3,
-         alignment=(1.3,)),
+    dict(
+        activation="tanh",
+        teacher="tanh",
+        k=2,
+        tau=1,
+        p_over_d=1.0,
+        n_over_d=1.0,
+        lam=1e-1,
+        noise_f=0.1,
+        noise_g=0.1,
+        alignment=(0.5, -1.5),
+    ),
+    dict(activation="erf", teacher="x + x**2/2", k=1, tau=1, p_over_d=0.6, n_over_d=1.2, lam=1e-3, alignment=(1.3,)),
     dict(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=4.0, n_over_d=1.0, lam=0.0),
 ]
 

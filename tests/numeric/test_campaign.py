@@ -4,6 +4,7 @@ The cluster tests start Dask's LocalCluster (bound to 127.0.0.1, ephemeral ports
 :func:`run_campaign`; fault cases (killed workers and clients, an attached ``dask scheduler``) are in
 tests/numeric/test_campaign_faults.py.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +17,16 @@ import pytest
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.campaign.engine import (Campaign, grid, open_store, point_key, run_campaign, simulate_task,
-                                         task_key)
-from sobolev_rf.numeric.campaign.results import (export_rows, report_rows, report_text, summarize,
-                                                 write_summary)
+from sobolev_rf.numeric.campaign.engine import (
+    Campaign,
+    grid,
+    open_store,
+    point_key,
+    run_campaign,
+    simulate_task,
+    task_key,
+)
+from sobolev_rf.numeric.campaign.results import export_rows, report_rows, report_text, summarize, write_summary
 from sobolev_rf.numeric.campaign.store import ERRORS, Store
 from sobolev_rf.numeric.cli.cmd_campaign import split_list
 
@@ -35,8 +42,7 @@ def small_campaign() -> Campaign:
 
 def rows_by_key(store: Path) -> dict[str, tuple]:
     with sqlite3.connect(store) as conn:
-        return {r[0]: r[1:] for r in conn.execute(
-            f"SELECT task_key, status, {', '.join(ERRORS)}, message FROM tasks")}
+        return {r[0]: r[1:] for r in conn.execute(f"SELECT task_key, status, {', '.join(ERRORS)}, message FROM tasks")}
 
 
 def digest(path: Path) -> str:
@@ -45,10 +51,10 @@ def digest(path: Path) -> str:
 
 # -- grid and keys ---------------------------------------------------------------------------------------
 
+
 def test_grid_is_the_outer_product_in_axis_order() -> None:
     points, axes = grid(activation=["relu", "tanh"], k=[1, 2], p_over_d=[0.5, 1.0, 1.0, 2.0], lam=[0.0, 1e-3])
-    assert [name for name, _ in axes] == ["activation", "k", "tau", "p_over_d", "n_over_d", "lam", "noise_f",
-                                          "noise_g"]
+    assert [name for name, _ in axes] == ["activation", "k", "tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g"]
     assert dict(axes)["p_over_d"] == (0.5, 1.0, 2.0)  # repeated values dropped
     assert len(points) == 2 * 2 * 3 * 2
     assert (points[0].activation, points[0].k, points[0].p_over_d, points[0].lam) == ("relu", 1, 0.5, 0.0)
@@ -107,6 +113,7 @@ def test_campaign_validation() -> None:
 
 # -- the store -------------------------------------------------------------------------------------------
 
+
 def test_store_round_trip_lock_and_resume_bookkeeping(tmp_path: Path) -> None:
     c = small_campaign()
     path = tmp_path / "c.sqlite"
@@ -116,8 +123,13 @@ def test_store_round_trip_lock_and_resume_bookkeeping(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="in use"):
             open_store(c, path)  # a second client is refused while the first runs
         first, second = st.pending_tasks()[:2]
-        values = {"eps_L2": 0.1 + 1e-17, "eps_H1": math.nan, "eps_grad": 3.0, "train_loss": 1e-300,
-                  "train_error_L2": 0.5}
+        values = {
+            "eps_L2": 0.1 + 1e-17,
+            "eps_H1": math.nan,
+            "eps_grad": 3.0,
+            "train_loss": 1e-300,
+            "train_error_L2": 0.5,
+        }
         st.record_task(first[0], {"status": "done", "errors": values, "seconds": 0.1, "worker": "h:1"})
         st.record_task(second[0], {"status": "failed", "message": "too big", "errors": {}})
     finally:
@@ -147,7 +159,7 @@ def test_store_of_another_campaign_or_corrupt_is_refused_untouched(tmp_path: Pat
         conn.execute("CREATE TABLE t (x)")
     damaged = tmp_path / "damaged.sqlite"
     data = bytearray(path.read_bytes())
-    data[len(data) // 2:len(data) // 2 + 2048] = b"\xff" * 2048
+    data[len(data) // 2 : len(data) // 2 + 2048] = b"\xff" * 2048
     damaged.write_bytes(bytes(data))
     for bad in (garbage, foreign, damaged, tmp_path):
         snapshot = sorted(p.name for p in tmp_path.iterdir())
@@ -162,7 +174,7 @@ def test_store_of_another_campaign_or_corrupt_is_refused_untouched(tmp_path: Pat
 # -- the command line ------------------------------------------------------------------------------------
 
 BAD_COMMAND_LINES = [
-    ["campaign"],                                              # --store is required
+    ["campaign"],  # --store is required
     ["campaign", "--store=s.sqlite", "--p-over-d=0"],
     ["campaign", "--store=s.sqlite", "--p-over-d=1:2"],
     ["campaign", "--store=s.sqlite", "--lam=-1"],
@@ -182,16 +194,16 @@ BAD_COMMAND_LINES = [
     ["campaign", "--store=s.sqlite", "--export=out.txt"],
     ["campaign", "--store=s.sqlite", "--summary=out.json"],
     ["campaign", "--store=s.sqlite", "--report=0"],
-    ["campaign", "--store=s.sqlite"],                          # a new store needs the campaign
+    ["campaign", "--store=s.sqlite"],  # a new store needs the campaign
     ["campaign", "--store=s.sqlite", "--no-run", "--report"],  # --no-run needs an existing store
     ["campaign", "--store=s.sqlite", "--bogus"],
 ]
 
 
 @pytest.mark.parametrize("argv", BAD_COMMAND_LINES, ids=[" ".join(a[1:]) or "bare" for a in BAD_COMMAND_LINES])
-def test_bad_command_lines_fail_in_one_line_and_write_nothing(argv: list[str], tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_command_lines_fail_in_one_line_and_write_nothing(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     try:
         code: object = cli.main(argv)
@@ -204,6 +216,7 @@ def test_bad_command_lines_fail_in_one_line_and_write_nothing(argv: list[str], t
 
 
 # -- real local clusters -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def one_worker_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -219,7 +232,7 @@ def one_worker_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_local_campaign_records_failures_and_resumes(one_worker_store: Path, tmp_path: Path) -> None:
     rows = rows_by_key(one_worker_store)
     c = small_campaign()
-    for key, _, d, seed in c.tasks():
+    for key, _, d, _seed in c.tasks():
         status, *errors, message = rows[key]
         if d == D_HUGE:
             assert status == "failed" and "GiB" in message and "\n" not in message
@@ -267,8 +280,9 @@ def test_results_do_not_depend_on_the_number_of_workers(one_worker_store: Path, 
     assert rows_by_key(path) == rows_by_key(one_worker_store)
 
 
-def test_cli_runs_exports_and_reports(one_worker_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_runs_exports_and_reports(
+    one_worker_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The command line on an existing store: no grid options means the store's own campaign."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SOBOLEV_RF_PROGRESS", "1")  # the bar, also off a terminal

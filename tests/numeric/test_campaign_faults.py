@@ -4,6 +4,7 @@ a worker killed in mid-task, and a client killed with SIGKILL and run again.
 Everything binds to 127.0.0.1 on ephemeral ports. Every process started here runs in its own session and
 is killed with its whole process group when the test ends, also when it fails.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -36,8 +37,14 @@ class Processes:
 
     def start(self, argv: list[str], name: str, cwd: Path | None = None) -> subprocess.Popen:
         log = open(self.folder / f"{name}.log", "wb")
-        proc = subprocess.Popen(argv, cwd=cwd or self.folder, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **SINGLE_THREAD}, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd or self.folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **SINGLE_THREAD},
+            start_new_session=True,
+        )
         log.close()
         self.procs.append(proc)
         return proc
@@ -62,8 +69,10 @@ def campaign(ds: tuple[int, ...], seeds: int, p_over_d: tuple[float, ...] = (1.0
 
 def rows_by_key(store: Path) -> dict[str, tuple]:
     with sqlite3.connect(store) as conn:
-        return {r[0]: r[1:] for r in conn.execute(
-            f"SELECT task_key, status, {', '.join(ERRORS)}, message, worker FROM tasks")}
+        return {
+            r[0]: r[1:]
+            for r in conn.execute(f"SELECT task_key, status, {', '.join(ERRORS)}, message, worker FROM tasks")
+        }
 
 
 def listening_hosts(procs: Processes) -> set[str]:
@@ -87,9 +96,22 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     procs = Processes(folder)
     try:
         info = folder / "scheduler.json"
-        procs.start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                     "--dashboard-address", "127.0.0.1:0",
-                     "--scheduler-file", str(info)], "scheduler")
+        procs.start(
+            [
+                str(DASK),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(info),
+            ],
+            "scheduler",
+        )
         deadline = time.monotonic() + 60
         while not info.exists() or not info.read_text().strip():
             assert time.monotonic() < deadline, (folder / "scheduler.log").read_text()
@@ -98,9 +120,28 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         address = json.loads(info.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
         for i in range(2):
-            procs.start([str(DASK), "worker", "--scheduler-file", str(info), "--host", "127.0.0.1", "--nthreads", "1",
-                         "--nworkers", "1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0", "--death-timeout", "60", "--name", f"w{i}"],
-                        f"worker{i}")
+            procs.start(
+                [
+                    str(DASK),
+                    "worker",
+                    "--scheduler-file",
+                    str(info),
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--no-dashboard",
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                    "--death-timeout",
+                    "60",
+                    "--name",
+                    f"w{i}",
+                ],
+                f"worker{i}",
+            )
         with Client(address, timeout="30s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=60)
         assert listening_hosts(procs) == {"127.0.0.1"}
@@ -109,8 +150,9 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         procs.kill_all()
 
 
-def test_attach_to_dask_scheduler_and_workers(scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_attach_to_dask_scheduler_and_workers(
+    scheduler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``--scheduler`` runs the campaign on the attached workers, with the same bits as a local cluster."""
     monkeypatch.chdir(tmp_path)
     argv = ["campaign", "--p-over-d=1,2", "--n-over-d=1", "--lam=0.01", "--d=200", "--seeds=4", "--report=3"]
@@ -144,8 +186,9 @@ def test_worker_killed_in_mid_task(scheduler: str, tmp_path: Path) -> None:
                     os.kill(pids[address], signal.SIGKILL)
                     return
 
-        stats = run_campaign(c, tmp_path / "killed.sqlite", scheduler=scheduler, progress=kill_busy_worker,
-                             theory=False)
+        stats = run_campaign(
+            c, tmp_path / "killed.sqlite", scheduler=scheduler, progress=kill_busy_worker, theory=False
+        )
         assert killed, "no worker was running a task when the first result came back"
         assert (stats.done, stats.failed) == (c.size, 0)
         rows = rows_by_key(tmp_path / "killed.sqlite")
@@ -162,8 +205,16 @@ def test_client_killed_then_run_again(tmp_path: Path) -> None:
     result that had arrived, and the same command completes exactly the missing tasks."""
     import psutil
 
-    argv = ["campaign", "--store=s.sqlite", "--p-over-d=1", "--n-over-d=1", "--lam=0.01", "--d=300",
-            "--seeds=12", "--workers=1"]
+    argv = [
+        "campaign",
+        "--store=s.sqlite",
+        "--p-over-d=1",
+        "--n-over-d=1",
+        "--lam=0.01",
+        "--d=300",
+        "--seeds=12",
+        "--workers=1",
+    ]
     procs = Processes(tmp_path)
     try:
         client = procs.start([sys.executable, "-m", "sobolev_rf.numeric.cli", *argv], "client", cwd=tmp_path)
@@ -195,7 +246,9 @@ def test_client_killed_then_run_again(tmp_path: Path) -> None:
     assert len(after) == 12 and all(v[0] == "done" for v in after.values())
     assert {k: after[k] for k in done_before} == done_before  # nothing run twice, nothing rewritten
     with sqlite3.connect(store) as conn:
-        assert conn.execute("SELECT COUNT(DISTINCT point_key || ':' || d || ':' || seed) FROM tasks").fetchone()[0] == 12
+        assert (
+            conn.execute("SELECT COUNT(DISTINCT point_key || ':' || d || ':' || seed) FROM tasks").fetchone()[0] == 12
+        )
     ran_now = {k for k in after if k not in done_before}
     assert len(ran_now) == 12 - len(done_before)
     assert {after[k][-1] for k in ran_now}.isdisjoint({v[-1] for v in done_before.values()})  # a new worker ran them

@@ -4,6 +4,7 @@ Sobolev training (τ = 1, n samples, k projections, budget n(1 + ck)) against L2
 samples): break-even costs, their statuses, the grid maps, the command's files and errors, and one
 theory-vs-simulation check at equal budget.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,15 +20,21 @@ from PIL import Image
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.theory.solve import solve
 from sobolev_rf.numeric.cli.cmd_cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
-from sobolev_rf.numeric.studies.cost import (C_MAX, QUANTITIES, STATUSES, break_even_cost, cost_grid, equal_budget,
-                                     l2_samples)
 from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.studies.cost import (
+    C_MAX,
+    QUANTITIES,
+    STATUSES,
+    break_even_cost,
+    cost_grid,
+    equal_budget,
+    l2_samples,
+)
+from sobolev_rf.numeric.theory.solve import solve
 
 BASE = ModelParams(activation="relu", teacher="tanh", k=1, tau=1, lam=1e-3)
-FILES = {"cost_map.png", "cost_map.csv", "cost_breakeven.png", "cost_breakeven.csv", "cost_curve.png",
-         "cost_curve.csv"}
+FILES = {"cost_map.png", "cost_map.csv", "cost_breakeven.png", "cost_breakeven.csv", "cost_curve.png", "cost_curve.csv"}
 
 
 def eps(params: ModelParams, quantity: str) -> float:
@@ -52,8 +59,9 @@ CROSSINGS = [  # (p/d, n/d, k, quantity, expected status)
 
 
 @pytest.mark.parametrize("p, n, k, quantity, status", CROSSINGS)
-def test_break_even_errors_equal_and_winner_flips(p: float, n: float, k: int, quantity: str,
-                                                    status: str | None) -> None:
+def test_break_even_errors_equal_and_winner_flips(
+    p: float, n: float, k: int, quantity: str, status: str | None
+) -> None:
     params = BASE.with_(k=k, p_over_d=p, n_over_d=n)
     b = break_even_cost(params, quantity)
     if status is not None:
@@ -70,7 +78,7 @@ def test_break_even_errors_equal_and_winner_flips(p: float, n: float, k: int, qu
     assert eps_s > eps_l2_at(params, 1.1 * b.c_star, quantity)
     if b.status == "crossing":  # Sobolev wins on all of [0, c*)
         assert eps_s < eps_l2_at(params, 0.0, quantity)
-    else:                       # a window: L2 wins at some smaller scanned c
+    else:  # a window: L2 wins at some smaller scanned c
         assert np.any(b.scan_g[b.scan_c < b.c_star] <= 0)
 
 
@@ -204,7 +212,8 @@ def test_command_csv_contents(quick_run) -> None:
     assert tuple(header) == CURVE_COLUMNS
     kinds = {(r["kind"], r["training"], r["c"]) for r in rows}
     assert kinds == {(kind, "sobolev", "") for kind in ("theory", "simulation")} | {
-        (kind, "l2", c) for kind in ("theory", "simulation") for c in ("1", "3")}
+        (kind, "l2", c) for kind in ("theory", "simulation") for c in ("1", "3")
+    }
     sims = [r for r in rows if r["kind"] == "simulation"]
     assert all(r["d"] == "100" and r["seeds"] == "2" and float(r["eps_L2_se"]) >= 0 for r in sims)
 
@@ -232,8 +241,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("extra", BAD, ids=[" ".join(b) for b in BAD])
-def test_bad_input_one_line_exit_2_no_files(extra: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_one_line_exit_2_no_files(
+    extra: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     try:

@@ -1,4 +1,5 @@
 """The ``sobolev-rf demo`` command (numeric/cmd_demo.py, numeric/figures.py) in its ``--quick`` form."""
+
 from __future__ import annotations
 
 import contextlib

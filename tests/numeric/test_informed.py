@@ -1,5 +1,6 @@
 """Data-informed gradient subspaces (numeric/simulate.py ``subspace="informed"``, outside the theory) and the
 ``sobolev-rf informed`` study (numeric/cmd_informed.py)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,9 @@ def realised_ratio(d: int, pilot: int, noise: float, seeds: int = 4) -> float:
     """Mean over seeds of the realised ϖ₁/√d = u₁ᵀθ₀ of an informed draw."""
     values = []
     for seed in range(seeds):
-        v, theta0 = sim.draw_directions(np.random.default_rng(seed), d, (0.0,), "informed", pilot=pilot,
-                                        noise_g=noise, dphi=dtanh)
+        v, theta0 = sim.draw_directions(
+            np.random.default_rng(seed), d, (0.0,), "informed", pilot=pilot, noise_g=noise, dphi=dtanh
+        )
         values.append(v[:, 0] @ theta0 / math.sqrt(d))
     return float(np.mean(values))
 
@@ -45,6 +47,7 @@ def bbp_overlap(signal: float, noise: float, d_over_m: float) -> float:
 
 
 # ------------------------------------------------------------------------------------- the informed draw
+
 
 def test_realised_alignment_grows_like_sqrt_d_and_tends_to_one() -> None:
     nodes, weights = np.polynomial.hermite_e.hermegauss(80)
@@ -68,8 +71,7 @@ def test_realised_alignment_grows_like_sqrt_d_and_tends_to_one() -> None:
 
 
 def test_realised_alignment_is_reported_by_simulate() -> None:
-    params = ModelParams(activation="tanh", teacher="tanh", k=2, tau=1, p_over_d=1, n_over_d=1, lam=1e-2,
-                         noise_g=0.05)
+    params = ModelParams(activation="tanh", teacher="tanh", k=2, tau=1, p_over_d=1, n_over_d=1, lam=1e-2, noise_g=0.05)
     res = sim.simulate_features(TANH, params, 64, seeds=3, n_test=100, progress=False, subspace="informed")
     assert res.pilot == 64 and res.outside_theory
     aligns = res.per_seed["alignment"]
@@ -83,18 +85,35 @@ def test_realised_alignment_is_reported_by_simulate() -> None:
 
 # ------------------------------------------------------------------------------------------ sign invariance
 
+
 def flipped(problem: sim.Problem, signs: np.ndarray) -> sim.Problem:
     """The same draw with v_l → s_l v_l: ζ_l, ϖ_l and the gradient labels ỹ_l (noise included, an equally
     likely noise draw) change sign with it."""
-    return dataclasses.replace(problem, v=problem.v * signs, zeta=problem.zeta * signs,
-                               alignment=problem.alignment * signs, y_grad=problem.y_grad * signs)
+    return dataclasses.replace(
+        problem,
+        v=problem.v * signs,
+        zeta=problem.zeta * signs,
+        alignment=problem.alignment * signs,
+        y_grad=problem.y_grad * signs,
+    )
 
 
 @pytest.mark.parametrize("p,lam", [(40, 1e-2), (150, 1e-2), (40, 0.0), (150, 0.0)])  # primal, dual, λ → 0⁺
 @pytest.mark.parametrize("subspace", ["informed", "random"])
 def test_training_is_invariant_under_flipping_a_direction(p: int, lam: float, subspace: str) -> None:
-    problem = sim.draw_problem(TANH, 30, p, 25, (0.7, -0.4), 1, 0.1, 0.2, np.random.default_rng(5), subspace,
-                               pilot=None if subspace == "random" else 30)
+    problem = sim.draw_problem(
+        TANH,
+        30,
+        p,
+        25,
+        (0.7, -0.4),
+        1,
+        0.1,
+        0.2,
+        np.random.default_rng(5),
+        subspace,
+        pilot=None if subspace == "random" else 30,
+    )
     signs = np.array([-1.0, 1.0])
     other = flipped(problem, signs)
     assert not np.array_equal(problem.v, other.v)
@@ -107,6 +126,7 @@ def test_training_is_invariant_under_flipping_a_direction(p: int, lam: float, su
 
 
 # ------------------------------------------------------------------------------ informed vs random: findings
+
 
 def arms(params: ModelParams, d: int, seeds: int) -> dict[str, study.ArmResult]:
     settings = study.Settings(params=params, ds=(d,), seeds=seeds, pilot_ratio=1.0, n_test=1000)
@@ -121,8 +141,10 @@ def test_informed_beats_random_for_a_linear_model() -> None:
     res = arms(params, 100, 6)
     inf, rnd = res["informed"], res["random"]
     gap = rnd.mean("eps_L2") - inf.mean("eps_L2")
-    assert gap > 3 * math.hypot(rnd.se("eps_L2"), inf.se("eps_L2")) and gap > 0.15, (inf.mean("eps_L2"),
-                                                                                       rnd.mean("eps_L2"))
+    assert gap > 3 * math.hypot(rnd.se("eps_L2"), inf.se("eps_L2")) and gap > 0.15, (
+        inf.mean("eps_L2"),
+        rnd.mean("eps_L2"),
+    )
 
 
 def test_informed_is_much_worse_than_random_for_relu_features_and_tanh_teacher() -> None:
@@ -136,6 +158,7 @@ def test_informed_is_much_worse_than_random_for_relu_features_and_tanh_teacher()
 
 
 # --------------------------------------------------------------------------------------------- command line
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
@@ -171,13 +194,30 @@ def test_cli_writes_csv_and_png_with_the_command(quick_run: tuple[Path, str]) ->
     assert "outside the theory" in stdout and "informed" in stdout and "eps_grad" in stdout
 
 
-@pytest.mark.parametrize("argv", [
-    ["--alignment", "1"], ["--tau", "0"], ["--k", "0"], ["--d", "5"], ["--d", "40,40"], ["--d", "4o"],
-    ["--seeds", "1"], ["--seeds", "2.5"], ["--pilot-ratio", "0"], ["--pilot-ratio", "x"], ["--pilot-ratio", "nan"],
-    ["--n-test", "0"], ["--lam", "-1"], ["--d", "20", "--k", "20"], ["--d", "100000"], ["--bogus"],
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv: list[str], tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--alignment", "1"],
+        ["--tau", "0"],
+        ["--k", "0"],
+        ["--d", "5"],
+        ["--d", "40,40"],
+        ["--d", "4o"],
+        ["--seeds", "1"],
+        ["--seeds", "2.5"],
+        ["--pilot-ratio", "0"],
+        ["--pilot-ratio", "x"],
+        ["--pilot-ratio", "nan"],
+        ["--n-test", "0"],
+        ["--lam", "-1"],
+        ["--d", "20", "--k", "20"],
+        ["--d", "100000"],
+        ["--bogus"],
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     try:
         code: object = cli.main(["informed", "--quick", "--out", str(out), *argv])

@@ -10,6 +10,7 @@ The physical statements were found by computing, at ReLU features, tanh teacher,
   reaches Δ_f ≈ 0.035–0.04 for function noise but Δ_g ≈ 0.14–0.17 for gradient noise, so Δ = 0.1 is
   benign for gradient noise and not for function noise.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,6 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.theory.solve import solve
 from sobolev_rf.numeric.cli.cmd_noise import BENIGN_COLUMNS, LAMBDA_COLUMNS
 from sobolev_rf.numeric.studies.noise import (
     lambda_curves,
@@ -33,12 +33,14 @@ from sobolev_rf.numeric.studies.noise import (
     noise_response,
     optimal_lambda,
 )
+from sobolev_rf.numeric.theory.solve import solve
 
 BASE = ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=4.0, n_over_d=1.0, lam=1e-3)
 FILES = {"noise_lambda.png", "noise_lambda.csv", "noise_benign.png", "noise_benign.csv"}
 
 
 # ------------------------------------------------------------------------------------------ library
+
 
 @pytest.fixture(scope="module")
 def noisy_optimum():
@@ -48,13 +50,13 @@ def noisy_optimum():
 
 def test_optimal_lambda_is_a_true_minimum(noisy_optimum) -> None:
     point, opt = noisy_optimum
-    lam, value = opt                                   # unpacks as (λ*, ε(λ*))
+    lam, value = opt  # unpacks as (λ*, ε(λ*))
     assert not opt.benign and not opt.at_upper_edge
     assert 0.3 < lam < 1.0
     assert value == pytest.approx(solve(point.with_(lam=lam)).eps_L2, rel=1e-9)
     for factor in (0.95, 1.05, 0.8, 1.25):
         assert solve(point.with_(lam=lam * factor)).eps_L2 >= value - 1e-10
-    assert value < opt.value_zero                      # noise makes λ* > 0 strictly better than λ → 0⁺
+    assert value < opt.value_zero  # noise makes λ* > 0 strictly better than λ → 0⁺
 
 
 def test_lambda_curves_reuse_the_affine_scan_for_the_same_optimum(noisy_optimum) -> None:
@@ -169,6 +171,7 @@ def test_bad_quantity_and_bracket() -> None:
 
 # ------------------------------------------------------------------------------------------ command
 
+
 def read_csv(path: Path) -> tuple[str, list[dict[str, str]], list[str]]:
     with path.open(encoding="utf-8") as fh:
         comment = fh.readline()
@@ -199,7 +202,7 @@ def test_cli_writes_the_files_with_the_command_line(quick_run) -> None:
     comment, rows, header = read_csv(out / "noise_benign.csv")
     assert comment.strip() == f"# command: {command}"
     assert tuple(header) == BENIGN_COLUMNS
-    assert len(rows) == 2 * 2 * 4 * 4          # studies × errors × Δ × p/d
+    assert len(rows) == 2 * 2 * 4 * 4  # studies × errors × Δ × p/d
     for row in rows:
         if row["benign"] == "1":
             assert float(row["lam_star"]) == 0.0
@@ -211,23 +214,27 @@ def test_cli_writes_the_files_with_the_command_line(quick_run) -> None:
     assert "λ*(eps_L2)" in stdout and "Benign regimes" in stdout
 
 
-@pytest.mark.parametrize("bad, word", [
-    (["--levels", "0,-1"], "--levels"),
-    (["--levels", "0,nan"], "--levels"),
-    (["--delta-max", "0"], "--delta-max"),
-    (["--quantity", "eps_H1", "--k", "0"], "k"),
-    (["--activation", "bogus"], ""),
-    (["--sim-d", "5"], "--sim-d"),
-    (["--p-over-d", "-1"], "p_over_d"),
-    (["--lam", "-1"], "lam"),
-    (["--grid", "2"], "--grid"),
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(bad: list[str], word: str, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "bad, word",
+    [
+        (["--levels", "0,-1"], "--levels"),
+        (["--levels", "0,nan"], "--levels"),
+        (["--delta-max", "0"], "--delta-max"),
+        (["--quantity", "eps_H1", "--k", "0"], "k"),
+        (["--activation", "bogus"], ""),
+        (["--sim-d", "5"], "--sim-d"),
+        (["--p-over-d", "-1"], "p_over_d"),
+        (["--lam", "-1"], "lam"),
+        (["--grid", "2"], "--grid"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    bad: list[str], word: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     try:
         code = cli.main(["noise", "--quick", "--out", str(out), *bad])
-    except SystemExit as exc:                  # argparse errors
+    except SystemExit as exc:  # argparse errors
         code = exc.code
     captured = capsys.readouterr()
     assert code == 2

@@ -4,6 +4,7 @@ The oracle is an independent implementation of the theory with full (k+1)×(k+1)
 parameters and a general alignment vector; the product solves the derived System through generated
 code (tests/codegen/test_codegen.py and tests/derive/test_saddle.py compare the two).
 """
+
 from __future__ import annotations
 
 import mpmath as mp
@@ -44,8 +45,8 @@ def test_zeta_moments_match_radial_quadrature(k: int) -> None:
 def test_first_order_traces_agree_with_the_pencil_route(k: int) -> None:
     """Two independent derivations of the same traces: leave-one-out (this module) and the pencil +
     operator-valued fixed point of sobolev_rf.derive.ovfp."""
-    from sobolev_rf.derive.ovfp import sobolev_traces
     from oracle import resolvent_traces
+    from sobolev_rf.derive.ovfp import sobolev_traces
 
     psi, a, b, c, e = 1.7, 0.3, 1.0, 0.7, 0.2
     E = np.diag([a] + [e] * k)
@@ -62,8 +63,17 @@ def test_residual_correlations_do_not_change_the_errors() -> None:
     """c_σ = E[σσ′] − κ₀κ₀′ − κ₁κ₁′ (and c_φ) only enter the off-diagonal training-residual covariance S_0l,
     which by the ζ → −ζ parity never feeds back into the reported errors."""
     act = "x + x**2/2 + x**3/6"
-    params = ModelParams(activation=act, teacher=act, k=2, tau=1, p_over_d=1.3, n_over_d=0.8, lam=0.05,
-                         noise_f=0.2, alignment=(0.5, -1.0))
+    params = ModelParams(
+        activation=act,
+        teacher=act,
+        k=2,
+        tau=1,
+        p_over_d=1.3,
+        n_over_d=0.8,
+        lam=0.05,
+        noise_f=0.2,
+        alignment=(0.5, -1.0),
+    )
     with_c = solve(params).to_dict()
     coeffs = oracle.coefficients(act)
     assert abs(coeffs[6]) > 0.1
@@ -81,8 +91,7 @@ def test_residual_correlations_do_not_change_the_errors() -> None:
 def test_errors_depend_on_the_alignment_only_through_its_norm() -> None:
     """V's law is rotation invariant in ℝ^k, so the errors are functions of ‖ϖ‖ alone; the derived System
     builds this in (it takes ‖ϖ‖²/k), the oracle, with general matrices, must find it."""
-    base = dict(activation="relu", teacher="x + x**2/2", k=2, tau=1, p_over_d=1.7, n_over_d=0.9, lam=0.02,
-                noise_g=0.1)
+    base = dict(activation="relu", teacher="x + x**2/2", k=2, tau=1, p_over_d=1.7, n_over_d=0.9, lam=0.02, noise_g=0.1)
     a = solve(ModelParams(alignment=(1.0, 0.0), **base)).to_dict()
     b = solve(ModelParams(alignment=(0.6, -0.8), **base)).to_dict()
     for key in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2"):

@@ -1,4 +1,5 @@
 """The finite-size simulator (numeric/simulate.py) and its command line (numeric/cmd_simulate.py)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,12 @@ def dtanh(x: np.ndarray) -> np.ndarray:
 
 TANH = sim.ExactFeatures(np.tanh, dtanh, np.tanh, dtanh)
 # A teacher with φ′(0) ≠ 0 and φ(0) ≠ 0 and a non-odd student exercise every term of the errors.
-MIXED = sim.ExactFeatures(lambda h: np.log1p(np.exp(h)), lambda h: 1.0 / (1.0 + np.exp(-h)),
-                          lambda w: np.sin(w) + 0.5 * w ** 2, lambda w: np.cos(w) + w)
+MIXED = sim.ExactFeatures(
+    lambda h: np.log1p(np.exp(h)),
+    lambda h: 1.0 / (1.0 + np.exp(-h)),
+    lambda w: np.sin(w) + 0.5 * w**2,
+    lambda w: np.cos(w) + w,
+)
 
 
 def reference_design(problem: sim.Problem) -> tuple[np.ndarray, np.ndarray]:
@@ -32,13 +37,15 @@ def reference_design(problem: sim.Problem) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(blocks), np.concatenate(targets)
 
 
-def draw(d: int, p: int, n: int, k: int, tau: int, seed: int = 0, features: sim.FeatureMap = MIXED,
-         noise: float = 0.1) -> sim.Problem:
+def draw(
+    d: int, p: int, n: int, k: int, tau: int, seed: int = 0, features: sim.FeatureMap = MIXED, noise: float = 0.1
+) -> sim.Problem:
     alignment = np.linspace(-1.2, 0.9, k) if k else ()
     return sim.draw_problem(features, d, p, n, alignment, tau, noise, noise, np.random.default_rng(seed))
 
 
 # ---------------------------------------------------------------------------------------------- directions
+
 
 @pytest.mark.parametrize("alignment", [(), (1.0,), (2.5, -0.3), (0.0, 1.7, -1.1)])
 def test_alignment_is_exact_and_teacher_is_unit(alignment: tuple[float, ...]) -> None:
@@ -68,17 +75,25 @@ def test_informed_directions_are_orthogonal_with_norm_sqrt_d(k: int, pilot: int 
 
 
 def test_informed_problem_uses_the_realised_alignment() -> None:
-    problem = sim.draw_problem(MIXED, 30, 20, 15, (5.0, 5.0), 1, 0.0, 0.0, np.random.default_rng(2), "informed",
-                               pilot=12)
+    problem = sim.draw_problem(
+        MIXED, 30, 20, 15, (5.0, 5.0), 1, 0.0, 0.0, np.random.default_rng(2), "informed", pilot=12
+    )
     np.testing.assert_allclose(problem.alignment, problem.v.T @ problem.theta0, rtol=1e-14)
-    np.testing.assert_allclose(problem.y_grad, np.outer(MIXED.dphi(problem.x @ problem.theta0), problem.alignment),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        problem.y_grad, np.outer(MIXED.dphi(problem.x @ problem.theta0), problem.alignment), rtol=1e-12, atol=1e-12
+    )
     assert problem.alignment[0] == pytest.approx(np.sqrt(30), rel=1e-12)  # noiseless pilot: ϖ₁ = √d
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"pilot": 0}, "pilot"), ({"pilot": 2.5}, "pilot"), ({"dphi": None}, "dphi"), ({"k": 40}, "d > k"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"pilot": 0}, "pilot"),
+        ({"pilot": 2.5}, "pilot"),
+        ({"dphi": None}, "dphi"),
+        ({"k": 40}, "d > k"),
+    ],
+)
 def test_informed_draw_validates(kwargs: dict, match: str) -> None:
     args = {"pilot": None, "dphi": dtanh, "k": 1} | kwargs
     k = args.pop("k")
@@ -88,7 +103,7 @@ def test_informed_draw_validates(kwargs: dict, match: str) -> None:
 
 def test_random_directions_are_unnormalised_gaussians() -> None:
     v, _ = sim.draw_directions(np.random.default_rng(1), 2000, (1.0, -1.0))
-    norms2 = np.sum(v ** 2, axis=0) / 2000
+    norms2 = np.sum(v**2, axis=0) / 2000
     assert np.all(np.abs(norms2 - 1.0) < 0.1)  # ‖v_l‖² ≈ d, not 1
 
 
@@ -101,13 +116,17 @@ def test_alignment_too_large_for_d_is_a_user_error() -> None:
 
 # ------------------------------------------------------------------------------------------------ training
 
-@pytest.mark.parametrize("tau,k,p,n", [
-    (0, 1, 20, 40),   # primal, p < N = n
-    (0, 2, 70, 40),   # dual, p > N = n
-    (1, 1, 50, 30),   # primal, p < N = 2n
-    (1, 2, 80, 30),   # primal, p < N = 3n
-    (1, 2, 130, 30),  # dual, p > N = 3n
-])
+
+@pytest.mark.parametrize(
+    "tau,k,p,n",
+    [
+        (0, 1, 20, 40),  # primal, p < N = n
+        (0, 2, 70, 40),  # dual, p > N = n
+        (1, 1, 50, 30),  # primal, p < N = 2n
+        (1, 2, 80, 30),  # primal, p < N = 3n
+        (1, 2, 130, 30),  # dual, p > N = 3n
+    ],
+)
 @pytest.mark.parametrize("lam", [1e-3, 0.7])
 def test_ridge_solution_is_stationary(tau: int, k: int, p: int, n: int, lam: float) -> None:
     problem = draw(25, p, n, k, tau)
@@ -152,6 +171,7 @@ def test_ridgeless_overparameterised_is_min_norm_interpolant(tau: int, k: int, p
 
 # ------------------------------------------------------------------------------------ student derivatives
 
+
 def student(problem: sim.Problem, w: np.ndarray, features: sim.ExactFeatures, x: np.ndarray) -> float:
     return float(features.sigma(problem.theta.T @ x / np.sqrt(problem.d)) @ w)
 
@@ -180,8 +200,12 @@ def test_test_error_sums_match_finite_differences() -> None:
     l2 = h1 = grad_err = 0.0
     for xi in x:
         omega = problem.theta0 @ xi
-        grad = np.array([(student(problem, w, MIXED, xi + step * e) - student(problem, w, MIXED, xi - step * e))
-                         / (2 * step) for e in eye])
+        grad = np.array(
+            [
+                (student(problem, w, MIXED, xi + step * e) - student(problem, w, MIXED, xi - step * e)) / (2 * step)
+                for e in eye
+            ]
+        )
         l2 += (MIXED.phi(omega) - student(problem, w, MIXED, xi)) ** 2
         h1 += np.mean((problem.alignment * MIXED.dphi(omega) - problem.v.T @ grad) ** 2)
         grad_err += np.sum((problem.theta0 * MIXED.dphi(omega) - grad) ** 2)
@@ -209,13 +233,16 @@ def test_order_parameters_match_definitions() -> None:
 
 # ------------------------------------------------------------------------------------------- simulate()
 
+
 @pytest.mark.parametrize("tau,k", [(0, 1), (1, 1), (0, 2), (1, 2)])
 def test_interpolation_peak_moves_to_k_plus_one_n(tau: int, k: int) -> None:
     """THEORY.md §4: with λ → 0⁺ eps_L2 peaks at p = n (τ = 0) and at p = (k+1)n (τ = 1)."""
     ratios = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
     base = ModelParams(activation="tanh", teacher="tanh", k=k, tau=tau, n_over_d=1.0, lam=1e-6)
-    eps = [sim.simulate_features(TANH, base.with_(p_over_d=r), 60, seeds=3, n_test=1000,
-                                 progress=False).mean["eps_L2"] for r in ratios]
+    eps = [
+        sim.simulate_features(TANH, base.with_(p_over_d=r), 60, seeds=3, n_test=1000, progress=False).mean["eps_L2"]
+        for r in ratios
+    ]
     assert ratios[int(np.argmax(eps))] == (1 + tau * k)
 
 
@@ -239,16 +266,32 @@ def test_single_seed_and_k_zero_report_nan() -> None:
     assert np.isnan(result.mean["eps_H1"]) and np.isnan(result.se["eps_L2"])
     out = json.loads(json.dumps(result.to_dict()))
     assert out["eps_H1"] is None and out["eps_L2_se"] is None and out["s_l"] == []
-    assert out["config"] == {"d": 20, "p": 40, "n": 20, "seeds": 1, "n_test": 100, "subspace": "random",
-                             "model": "exact"}
+    assert out["config"] == {
+        "d": 20,
+        "p": 40,
+        "n": 20,
+        "seeds": 1,
+        "n_test": 100,
+        "subspace": "random",
+        "model": "exact",
+    }
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"d": 1}, "d must be"), ({"d": 2.5}, "d must be"), ({"seeds": 0}, "seeds"), ({"seeds": [1, -2]}, "seeds"),
-    ({"n_test": 0}, "n_test"), ({"subspace": "clever"}, "subspace"), ({"d": 200_000}, "GiB"),
-    ({"pilot": 5}, "only applies"), ({"pilot": 0, "subspace": "informed"}, "pilot"),
-    ({"pilot": 10**9, "subspace": "informed"}, "GiB"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"d": 1}, "d must be"),
+        ({"d": 2.5}, "d must be"),
+        ({"seeds": 0}, "seeds"),
+        ({"seeds": [1, -2]}, "seeds"),
+        ({"n_test": 0}, "n_test"),
+        ({"subspace": "clever"}, "subspace"),
+        ({"d": 200_000}, "GiB"),
+        ({"pilot": 5}, "only applies"),
+        ({"pilot": 0, "subspace": "informed"}, "pilot"),
+        ({"pilot": 10**9, "subspace": "informed"}, "GiB"),
+    ],
+)
 def test_simulate_validates_its_arguments(kwargs: dict, match: str) -> None:
     args = {"d": 10, "seeds": 1, "n_test": 10, "progress": False} | kwargs
     with pytest.raises(UserError, match=match):
@@ -257,9 +300,17 @@ def test_simulate_validates_its_arguments(kwargs: dict, match: str) -> None:
 
 # --------------------------------------------------------------------------------- Gaussian equivalence
 
+
 def ge_coefficients(kappa_star: float, kappa_star_prime: float, cross: float) -> dict[str, float]:
-    return {"kappa0": 0.3, "kappa1": 0.8, "kappa_star": kappa_star, "kappa0_prime": 0.8,
-            "kappa1_prime": -0.2, "kappa_star_prime": kappa_star_prime, "cross": cross}
+    return {
+        "kappa0": 0.3,
+        "kappa1": 0.8,
+        "kappa_star": kappa_star,
+        "kappa0_prime": 0.8,
+        "kappa1_prime": -0.2,
+        "kappa_star_prime": kappa_star_prime,
+        "cross": cross,
+    }
 
 
 def test_gaussian_equivalent_features_have_the_prescribed_law() -> None:
@@ -275,9 +326,14 @@ def test_gaussian_equivalent_features_have_the_prescribed_law() -> None:
     assert np.corrcoef(u, u_prime)[0, 1] == pytest.approx(-0.5, abs=0.01)
 
 
-@pytest.mark.parametrize("student,match", [
-    ({"kappa0": 0.0}, "lack"), (ge_coefficients(0.5, 0.4, 0.3), "cross"), (ge_coefficients(-0.1, 0.4, 0.0), ">= 0"),
-])
+@pytest.mark.parametrize(
+    "student,match",
+    [
+        ({"kappa0": 0.0}, "lack"),
+        (ge_coefficients(0.5, 0.4, 0.3), "cross"),
+        (ge_coefficients(-0.1, 0.4, 0.0), ">= 0"),
+    ],
+)
 def test_gaussian_equivalent_coefficients_are_validated(student: dict, match: str) -> None:
     with pytest.raises(UserError, match=match):
         sim.GaussianEquivalentFeatures(student, ge_coefficients(1, 1, 0))
@@ -285,20 +341,37 @@ def test_gaussian_equivalent_coefficients_are_validated(student: dict, match: st
 
 def test_gaussian_equivalent_linear_model_matches_exact_linear_model() -> None:
     """σ(h) = h has κ_* = κ_*′ = 0: its Gaussian equivalent is the model itself, up to the random stream."""
-    linear = {"kappa0": 0.0, "kappa1": 1.0, "kappa_star": 0.0, "kappa0_prime": 1.0, "kappa1_prime": 0.0,
-              "kappa_star_prime": 0.0, "cross": 0.0}
+    linear = {
+        "kappa0": 0.0,
+        "kappa1": 1.0,
+        "kappa_star": 0.0,
+        "kappa0_prime": 1.0,
+        "kappa1_prime": 0.0,
+        "kappa_star_prime": 0.0,
+        "cross": 0.0,
+    }
     params = ModelParams(activation="x", teacher="x", k=1, tau=1, p_over_d=0.5, n_over_d=2.0, lam=1e-3)
     ones = lambda h: np.ones_like(h)  # noqa: E731
-    exact = sim.simulate_features(sim.ExactFeatures(lambda h: h, ones, lambda h: h, ones), params, 40, seeds=4,
-                                  n_test=500, progress=False)
-    ge = sim.simulate(params, 40, seeds=4, n_test=500, progress=False, model="gaussian_equivalent",
-                      ge_student=linear, ge_teacher=linear)
+    exact = sim.simulate_features(
+        sim.ExactFeatures(lambda h: h, ones, lambda h: h, ones), params, 40, seeds=4, n_test=500, progress=False
+    )
+    ge = sim.simulate(
+        params,
+        40,
+        seeds=4,
+        n_test=500,
+        progress=False,
+        model="gaussian_equivalent",
+        ge_student=linear,
+        ge_teacher=linear,
+    )
     assert ge.model == "gaussian_equivalent"
     for key in ("eps_L2", "eps_grad", "q_w"):
         assert ge.mean[key] == pytest.approx(exact.mean[key], rel=1e-9)
 
 
 # -------------------------------------------------------------------------------------------- command line
+
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     from sobolev_rf.numeric.cli.main import main
@@ -311,29 +384,84 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, captured.out, captured.err
 
 
-CLI_POINT = ("--activation", "relu", "--teacher", "tanh", "--k", "2", "--tau", "1", "--d", "30", "--p-over-d", "2",
-             "--n-over-d", "1", "--lam", "1e-2", "--noise-f", "0.1", "--noise-g", "0.2", "--alignment", "1,-0.5",
-             "--seeds", "2", "--n-test", "200")
+CLI_POINT = (
+    "--activation",
+    "relu",
+    "--teacher",
+    "tanh",
+    "--k",
+    "2",
+    "--tau",
+    "1",
+    "--d",
+    "30",
+    "--p-over-d",
+    "2",
+    "--n-over-d",
+    "1",
+    "--lam",
+    "1e-2",
+    "--noise-f",
+    "0.1",
+    "--noise-g",
+    "0.2",
+    "--alignment",
+    "1,-0.5",
+    "--seeds",
+    "2",
+    "--n-test",
+    "200",
+)
 
 
 def test_cli_prints_json_with_the_required_keys(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, *CLI_POINT, "--json")
     assert code == 0
     data = json.loads(out)
-    for key in ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2", "m", "q_s", "q_w", "s_a",
-                "s_l", "m_l", "q_s_l", "q_w_l"):
+    for key in (
+        "eps_L2",
+        "eps_H1",
+        "eps_grad",
+        "train_loss",
+        "train_error_L2",
+        "m",
+        "q_s",
+        "q_w",
+        "s_a",
+        "s_l",
+        "m_l",
+        "q_s_l",
+        "q_w_l",
+    ):
         assert key in data and f"{key}_se" in data
-    assert data["config"] == {"d": 30, "p": 60, "n": 30, "seeds": 2, "n_test": 200, "subspace": "random",
-                              "model": "exact"}
+    assert data["config"] == {
+        "d": 30,
+        "p": 60,
+        "n": 30,
+        "seeds": 2,
+        "n_test": 200,
+        "subspace": "random",
+        "model": "exact",
+    }
     assert len(data["s_l"]) == 2 and all(isinstance(data[k], float) for k in ("eps_H1", "eps_L2_se"))
-    params = ModelParams(activation="relu", teacher="tanh", k=2, tau=1, p_over_d=2, n_over_d=1, lam=1e-2,
-                         noise_f=0.1, noise_g=0.2, alignment=(1, -0.5))
+    params = ModelParams(
+        activation="relu",
+        teacher="tanh",
+        k=2,
+        tau=1,
+        p_over_d=2,
+        n_over_d=1,
+        lam=1e-2,
+        noise_f=0.1,
+        noise_g=0.2,
+        alignment=(1, -0.5),
+    )
     direct = sim.simulate(params, 30, seeds=2, n_test=200, progress=False)
     assert data["eps_grad"] == direct.mean["eps_grad"] and data["q_w_se"] == direct.se["q_w"]
 
 
 def test_cli_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
-    informed = tuple(a for i, a in enumerate(CLI_POINT) if "--alignment" not in CLI_POINT[max(i - 1, 0):i + 1])
+    informed = tuple(a for i, a in enumerate(CLI_POINT) if "--alignment" not in CLI_POINT[max(i - 1, 0) : i + 1])
     assert "--alignment" not in informed and len(informed) == len(CLI_POINT) - 2
     code, out, _ = run_cli(capsys, *informed, "--subspace", "informed", "--pilot", "40")
     assert code == 0
@@ -342,8 +470,9 @@ def test_cli_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_cli_informed_json_reports_the_realised_alignment(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "--d", "36", "--k", "1", "--seeds", "2", "--n-test", "100", "--subspace",
-                           "informed", "--json")
+    code, out, _ = run_cli(
+        capsys, "--d", "36", "--k", "1", "--seeds", "2", "--n-test", "100", "--subspace", "informed", "--json"
+    )
     assert code == 0
     data = json.loads(out)
     assert data["config"]["pilot"] == 36 and data["config"]["outside_theory"] is True
@@ -353,12 +482,26 @@ def test_cli_informed_json_reports_the_realised_alignment(capsys: pytest.Capture
     assert data["eps_L2"] == direct.mean["eps_L2"] and direct.pilot == 36
 
 
-@pytest.mark.parametrize("argv", [
-    ("--d", "1"), ("--d", "ten"), ("--tau", "-2"), ("--k", "-1"), ("--seeds", "0"), ("--n-test", "2.5"),
-    ("--lam", "-1"), ("--alignment", "1,2"), ("--subspace", "clever"), ("--d", "3", "--alignment", "9"),
-    ("--subspace", "informed", "--alignment", "1"), ("--pilot", "5"), ("--subspace", "informed", "--pilot", "0"),
-    ("--subspace", "informed", "--pilot", "x"), ("--subspace", "informed", "--pilot", "1e12"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--d", "1"),
+        ("--d", "ten"),
+        ("--tau", "-2"),
+        ("--k", "-1"),
+        ("--seeds", "0"),
+        ("--n-test", "2.5"),
+        ("--lam", "-1"),
+        ("--alignment", "1,2"),
+        ("--subspace", "clever"),
+        ("--d", "3", "--alignment", "9"),
+        ("--subspace", "informed", "--alignment", "1"),
+        ("--pilot", "5"),
+        ("--subspace", "informed", "--pilot", "0"),
+        ("--subspace", "informed", "--pilot", "x"),
+        ("--subspace", "informed", "--pilot", "1e12"),
+    ],
+)
 def test_cli_rejects_invalid_values_with_one_line(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
     code, out, err = run_cli(capsys, "--d", "10", "--n-test", "10", *argv)
     assert code == 2 and out == ""

@@ -7,6 +7,7 @@ at 0 has mass 1 − (k + 1)n/p above the threshold p = (k + 1)n and vanishes bel
 with the largest dimension 1200 (Stieltjes transform at η = 0.3 to 1e-2; the pencil examples of
 ``test_pencil_autofpt.py`` use N = 2000).
 """
+
 from __future__ import annotations
 
 import json
@@ -76,16 +77,16 @@ def test_marchenko_pastur_closed_form(mp: tuple[Any, str, Any, dict, list]) -> N
     assert np.isnan(spec.density[0]) and np.all(np.isfinite(spec.density[1:])) and spec.stats["atom_core"] == 1
     assert np.max(np.abs(spec.density[1:] - rho[1:])) < 1e-6
     assert len(spec.atoms) == 1
-    (x0, w), = spec.atoms
+    ((x0, w),) = spec.atoms
     assert x0 == 0.0 and abs(w - (1 - 1 / g)) < 1e-8
-    assert np.all(spec.stieltjes.imag > 0)   # the physical branch: Im m > 0 for Im z > 0
+    assert np.all(spec.stieltjes.imag > 0)  # the physical branch: Im m > 0 for Im z > 0
 
 
 def test_marchenko_pastur_finite_draw(mp: tuple[Any, str, Any, dict, list]) -> None:
     system, z, expr, mats, laws = mp
     eigs = finite_eigenvalues(expr, mats, {"F": False}, laws, {"n": 1.0, "p": 2.0}, 1200, np.random.default_rng(0))
     assert eigs.shape == (1200,)
-    assert abs(np.mean(np.abs(eigs) < 1e-8) - 0.5) < 1e-3   # rank n = p/2: the atom at 0
+    assert abs(np.mean(np.abs(eigs) < 1e-8) - 0.5) < 1e-3  # rank n = p/2: the atom at 0
     ref = mp_stieltjes(Z_CHECK, 2.0)
     assert np.max(np.abs(finite_stieltjes(eigs, Z_CHECK) / ref - 1)) < 1e-2
 
@@ -98,8 +99,12 @@ def silverstein_two_point(z: np.ndarray, t: tuple[float, float], w: tuple[float,
     for zz in z:
         u = [ta * (1 - g) - zz for ta in t]
         v = [-g * zz * ta for ta in t]
-        coef = [v[0] * v[1], u[0] * v[1] + u[1] * v[0], u[0] * u[1] - w[0] * v[1] - w[1] * v[0],
-                -(w[0] * u[1] + w[1] * u[0])]
+        coef = [
+            v[0] * v[1],
+            u[0] * v[1] + u[1] * v[0],
+            u[0] * u[1] - w[0] * v[1] - w[1] * v[0],
+            -(w[0] * u[1] + w[1] * u[0]),
+        ]
         roots = np.roots(coef)
         out.append(roots[np.argmax(roots.imag)])
     return np.array(out)
@@ -134,8 +139,9 @@ def test_random_features_gram() -> None:
     assert len(spec.atoms) == 1 and spec.atoms[0][0] == 0.0 and abs(spec.atoms[0][1] - 0.5) < 1e-6
     rng = np.random.default_rng(2)
     p, n = 1200, 600
-    Am = 0.5 * rng.standard_normal((n, n)) @ rng.standard_normal((n, p)) / math.sqrt(n) \
-        + 0.3 * rng.standard_normal((n, p))
+    Am = 0.5 * rng.standard_normal((n, n)) @ rng.standard_normal((n, p)) / math.sqrt(n) + 0.3 * rng.standard_normal(
+        (n, p)
+    )
     eigs = np.linalg.eigvalsh(Am.T @ Am / n)
     zc = np.array([0.05, 0.2, 0.6, 1.5]) + 0.3j
     got = solver.from_infinity(zc)[1]
@@ -160,8 +166,9 @@ _SYSTEMS: dict[int, tuple[Any, str]] = {}
 
 def sobolev_gram(k: int) -> tuple[Any, str]:
     if k not in _SYSTEMS:
-        _SYSTEMS[k] = build(sobolev_gram_expression(k), ["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"],
-                            [f"D{l}=p" for l in range(1, k + 1)])[:2]
+        _SYSTEMS[k] = build(
+            sobolev_gram_expression(k), ["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"], [f"D{l}=p" for l in range(1, k + 1)]
+        )[:2]
     return _SYSTEMS[k]
 
 
@@ -196,8 +203,20 @@ def test_sobolev_gram_threshold(k: int, p_over_n: float) -> None:
 
 
 # ----------------------------------------------------------------------------------- command line
-MP_ARGV = ["spectrum", "Ft*F/n", "--shape", "F=n,p", "--param", "n=1", "--param", "p=2", "--x", "0:6:100",
-           "--eta", "1e-6"]
+MP_ARGV = [
+    "spectrum",
+    "Ft*F/n",
+    "--shape",
+    "F=n,p",
+    "--param",
+    "n=1",
+    "--param",
+    "p=2",
+    "--x",
+    "0:6:100",
+    "--eta",
+    "1e-6",
+]
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -227,22 +246,26 @@ def test_cli_out_writes_png_and_csv(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert Image.open(out / "spectrum.png").info["Description"].startswith("sobolev-rf spectrum")
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["--x", "1:0:10"], "a < b"),
-    (["--x", "0:1"], "a:b:num"),
-    (["--x", "0:1:1"], "between 2"),
-    (["--x", "0:nan:10"], "a < b"),
-    (["--eta", "0"], "> 0"),
-    (["--eta", "-1"], "> 0"),
-    (["--param", "z=1+1j"], "real"),
-    (["--n", "-3"], "integer"),
-])
-def test_cli_bad_input_one_line(extra: list[str], fragment: str, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--x", "1:0:10"], "a < b"),
+        (["--x", "0:1"], "a:b:num"),
+        (["--x", "0:1:1"], "between 2"),
+        (["--x", "0:nan:10"], "a < b"),
+        (["--eta", "0"], "> 0"),
+        (["--eta", "-1"], "> 0"),
+        (["--param", "z=1+1j"], "real"),
+        (["--n", "-3"], "integer"),
+    ],
+)
+def test_cli_bad_input_one_line(
+    extra: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "never"
     try:
         code = main(MP_ARGV + extra + ["--out", str(out)])
-    except SystemExit as exc:   # argparse type errors
+    except SystemExit as exc:  # argparse type errors
         code = exc.code
     assert code == 2
     err = capsys.readouterr().err
@@ -250,12 +273,17 @@ def test_cli_bad_input_one_line(extra: list[str], fragment: str, tmp_path: Path,
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["spectrum", "F*Ft/n*D", "--shape", "F=n,p", "--diag", "D=n", "--param", "n=1", "--param", "p=2"],
-     "not self-adjoint"),
-    (["spectrum", "Ft*F/n", "--shape", "F=n,p", "--param", "n=1"], "missing parameter"),
-    (["spectrum", "F", "--shape", "F=n,p", "--param", "n=1", "--param", "p=2"], "square"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (
+            ["spectrum", "F*Ft/n*D", "--shape", "F=n,p", "--diag", "D=n", "--param", "n=1", "--param", "p=2"],
+            "not self-adjoint",
+        ),
+        (["spectrum", "Ft*F/n", "--shape", "F=n,p", "--param", "n=1"], "missing parameter"),
+        (["spectrum", "F", "--shape", "F=n,p", "--param", "n=1", "--param", "p=2"], "square"),
+    ],
+)
 def test_cli_bad_expressions(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -264,23 +292,54 @@ def test_cli_bad_expressions(argv: list[str], fragment: str, capsys: pytest.Capt
 
 def _bad_spectrum_cases() -> list[list[str]]:
     base = MP_ARGV[:2] + ["--shape", "F=n,p", "--param", "n=1", "--param", "p=2"]
-    cases = [base + ["--x", v] for v in ("", ":", "0:1:", "0:1:2:3", "0:1:x", "0:1:-5", "0:1:1e3", "1:1:10",
-                                         "-inf:1:10", "0:1e400:10", "a:1:10", "0:1:100001")]
+    cases = [
+        base + ["--x", v]
+        for v in (
+            "",
+            ":",
+            "0:1:",
+            "0:1:2:3",
+            "0:1:x",
+            "0:1:-5",
+            "0:1:1e3",
+            "1:1:10",
+            "-inf:1:10",
+            "0:1e400:10",
+            "a:1:10",
+            "0:1:100001",
+        )
+    ]
     cases += [base + [f"--eta={v}"] for v in ("", "0", "-0", "-1e-3", "nan", "inf", "1e400", "x", "1/2")]
     cases += [base + [f"--n={v}"] for v in ("-1", "1.5", "x", "1e3", "20001", "nan")]
     cases += [base + [f"--seed={v}"] for v in ("-1", "x")]
     cases += [base + [f"--param={v}"] for v in ("q=1+1j", "q=nan", "q", "=1", "n=0", "p=-2", "p=1+2j", "q=1e400")]
-    cases += [base + [f"--diag={v}"] for v in ("D", "D=n@", "D=n@1:", "D=n@x", "D=n@sqrt(", "D=n@exp(F)",
-                                               "D,E=n@1,2", "D=n@uniform(1)", "D=n@nosuchfile.csv", "F=n")]
-    cases += [["spectrum", e] + base[2:] for e in ("", "x.__class__", "__import__('os')", "F", "F*F", "Ft*F",
-                                                   "lam", "inv(Ft*F/n)*F'")]
+    cases += [
+        base + [f"--diag={v}"]
+        for v in (
+            "D",
+            "D=n@",
+            "D=n@1:",
+            "D=n@x",
+            "D=n@sqrt(",
+            "D=n@exp(F)",
+            "D,E=n@1,2",
+            "D=n@uniform(1)",
+            "D=n@nosuchfile.csv",
+            "F=n",
+        )
+    ]
+    cases += [
+        ["spectrum", e] + base[2:]
+        for e in ("", "x.__class__", "__import__('os')", "F", "F*F", "Ft*F", "lam", "inv(Ft*F/n)*F'")
+    ]
     cases += [base + ["--bogus"], base + ["--json=1"], ["spectrum"]]
     return cases
 
 
 @pytest.mark.parametrize("argv", _bad_spectrum_cases())
-def test_cli_fuzz_one_line_errors(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fuzz_one_line_errors(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     try:
         code: object = main(argv + ["--out", "figs"])

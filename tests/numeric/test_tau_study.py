@@ -12,6 +12,7 @@ Found by computing (ReLU features, tanh teacher, k = 1, ϖ = 1, n/d = 1):
 - τ* falls with the gradient-label noise Δ_g (1.41 → 0.19 for eps_L2 from Δ_g = 0 to 1 at p/d = 0.5) and rises
   with the function-label noise Δ_f (1.41 → 10.5).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,6 +47,7 @@ FILES = {"tau_curve.png", "tau_curve.csv", "tau_maps.png", "tau_maps.csv", "tau_
 
 # ------------------------------------------------------------------------------------------ library
 
+
 def test_classify_prefers_the_ends_within_the_tie_tolerance() -> None:
     zero = np.array([1.0, 2.0, 2.0, 2.0, 1.00001, np.nan])
     zero_plus = np.array([1.0, 1.5, 2.0, 2.0, 1.00001, np.nan])
@@ -72,9 +74,9 @@ def test_underparameterised_point_has_an_interior_optimum(quantity: str, expecte
     assert opt.status == "interior" and opt.tau_star == pytest.approx(expected, rel=0.01)
     value = getattr(solve(UNDER.with_(tau=opt.tau_star)), quantity)
     assert opt.value == pytest.approx(value, rel=1e-10)
-    for factor in (0.9, 1.1, 0.5, 2.0):                       # a true minimum
+    for factor in (0.9, 1.1, 0.5, 2.0):  # a true minimum
         assert getattr(solve(UNDER.with_(tau=opt.tau_star * factor)), quantity) >= opt.value * (1 - 1e-9)
-    assert opt.value < opt.value_one < opt.value_zero         # beats both τ = 1 and L2 training
+    assert opt.value < opt.value_one < opt.value_zero  # beats both τ = 1 and L2 training
     assert opt.value_zero == pytest.approx(getattr(solve(UNDER.with_(tau=0)), quantity), rel=1e-12)
 
 
@@ -93,8 +95,8 @@ def test_overparameterised_point_prefers_l2_training_for_the_function() -> None:
     cells = optimal_tau_cells(1, dict(p_over_d=4.0, n_over_d=1.0, lam=1e-3))
     for q in ("eps_L2", "eps_grad"):
         assert cells.status[q] == "zero" and cells.tau_star[q] == 0.0
-        assert np.nanmin(cells.scan[q]) >= cells.value_zero[q] * (1 - cells.rtol)   # no τ > 0 of the scan is better
-        assert cells.gain(q, "one") > 0.3                                           # τ = 1 costs > 30 %
+        assert np.nanmin(cells.scan[q]) >= cells.value_zero[q] * (1 - cells.rtol)  # no τ > 0 of the scan is better
+        assert cells.gain(q, "one") > 0.3  # τ = 1 costs > 30 %
     assert cells.status["eps_H1"] == "interior" and 1e-4 < cells.tau_star["eps_H1"] < 3e-3
     # eps_H1's τ → 0⁺ limit lies below its τ = 0 value (the spike), and the tiny-τ optimum below both
     assert cells.value["eps_H1"] < cells.value_zero_plus["eps_H1"] < cells.value_zero["eps_H1"]
@@ -105,7 +107,7 @@ def test_infinity_and_zero_plus_are_reported_not_clipped() -> None:
     opt = optimal_tau(linear, "eps_H1")
     assert opt.status == "infinity" and opt.tau_star == math.inf
     assert opt.value == opt.value_infinity < 1e-6 < opt.value_one
-    assert solve(linear.with_(tau=TAU_LARGE / 10)).eps_H1 > opt.value_infinity      # still falling at 1e7 → 1e8
+    assert solve(linear.with_(tau=TAU_LARGE / 10)).eps_H1 > opt.value_infinity  # still falling at 1e7 → 1e8
     far = ModelParams(p_over_d=10.0, n_over_d=0.1, lam=1e-3)
     opt = optimal_tau(far, "eps_H1")
     assert opt.status == "zero_plus" and opt.tau_star == 0.0
@@ -115,17 +117,18 @@ def test_infinity_and_zero_plus_are_reported_not_clipped() -> None:
 def test_tau_star_depends_on_the_label_noise() -> None:
     res = optimal_tau_cells(1, dict(p_over_d=0.5, n_over_d=1.0, lam=1e-3, noise_g=np.array([0.0, 0.1, 1.0])))
     for q in res.quantities:
-        assert np.all(np.diff(res.tau_star[q]) < 0), q          # gradient noise pushes τ* down
+        assert np.all(np.diff(res.tau_star[q]) < 0), q  # gradient noise pushes τ* down
     res = optimal_tau_cells(1, dict(p_over_d=0.5, n_over_d=1.0, lam=1e-3, noise_f=np.array([0.0, 0.1, 1.0])))
     for q in res.quantities:
-        assert np.all(np.diff(res.tau_star[q]) > 0), q          # function noise pushes it up
+        assert np.all(np.diff(res.tau_star[q]) > 0), q  # function noise pushes it up
     assert res.tau_star["eps_L2"][-1] > 5
 
 
 def test_progress_reports_at_most_the_expected_work() -> None:
     calls: list[int] = []
-    optimal_tau_cells(1, dict(p_over_d=np.array([0.5, 1.5, 4.0]), lam=1e-2), per_decade=2, xatol=1e-2,
-                      progress=calls.append)
+    optimal_tau_cells(
+        1, dict(p_over_d=np.array([0.5, 1.5, 4.0]), lam=1e-2), per_decade=2, xatol=1e-2, progress=calls.append
+    )
     assert len(calls) > 5 and 0 < sum(calls) <= expected_work(3, per_decade=2, xatol=1e-2)
 
 
@@ -138,6 +141,7 @@ def test_library_refuses_lambda_zero_and_k_zero(bad: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------ sweep, simulate
+
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
@@ -159,7 +163,7 @@ def test_sweep_takes_tau_as_an_axis() -> None:
         assert float(row["eps_L2"]) == pytest.approx(solve(point).eps_L2, rel=1e-10)
     code, out, err = _run(["sweep", "--tau", "0:1:3", "--p-over-d", "2", "--lam", "0"])
     assert code == 0 and "p = (1 + k)n = 2n for every tau > 0" in err and "p = n for tau = 0" in err
-    assert [r["converged"] for r in csv.DictReader(io.StringIO(out))] == ["1", "0", "0"]   # p = 2n: threshold
+    assert [r["converged"] for r in csv.DictReader(io.StringIO(out))] == ["1", "0", "0"]  # p = 2n: threshold
 
 
 @pytest.mark.parametrize("text", ["log:0:1:3", "-1:1:3", "x"])
@@ -181,6 +185,7 @@ def test_simulate_and_solve_take_a_real_tau() -> None:
 
 # ------------------------------------------------------------------------------------------ the command
 
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[str]]:
     out = tmp_path_factory.mktemp("tau")
@@ -194,8 +199,11 @@ def test_cli_writes_the_files_with_the_command_line(quick_run) -> None:
     out, stdout, argv = quick_run
     assert {p.name for p in out.iterdir()} == FILES
     command = "sobolev-rf " + " ".join(argv)
-    for name, columns in (("tau_curve.csv", CURVE_COLUMNS), ("tau_maps.csv", MAP_COLUMNS),
-                          ("tau_noise.csv", NOISE_COLUMNS)):
+    for name, columns in (
+        ("tau_curve.csv", CURVE_COLUMNS),
+        ("tau_maps.csv", MAP_COLUMNS),
+        ("tau_noise.csv", NOISE_COLUMNS),
+    ):
         lines = (out / name).read_text().splitlines()
         assert lines[0] == f"# command: {command}"
         assert lines[1].split(",") == list(columns)
@@ -221,8 +229,18 @@ def test_cli_tables_match_the_library(quick_run) -> None:
             assert float(r["tau_star"]) == 0.0 and float(r["gain_over_tau0"]) == 0.0
 
 
-@pytest.mark.parametrize("bad", [["--lam", "0"], ["--k", "0"], ["--grid", "2"], ["--sim-d", "5"],
-                                 ["--delta-max", "0"], ["--tau", "-1"], ["--p-over-d", "nan"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--lam", "0"],
+        ["--k", "0"],
+        ["--grid", "2"],
+        ["--sim-d", "5"],
+        ["--delta-max", "0"],
+        ["--tau", "-1"],
+        ["--p-over-d", "nan"],
+    ],
+)
 def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, bad: list[str]) -> None:
     out = tmp_path / "out"
     code, stdout, err = _run(["tau", "--quick", "--out", str(out), *bad])

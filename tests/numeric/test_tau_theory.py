@@ -15,6 +15,7 @@ Measured when these tests were written (ReLU features, tanh teacher, k = 1, n/d 
 - the 50-digit mpmath solve of the derived system agrees with the double-precision kernel to ≥ 14 digits
   at τ = 0.3 (ridge) and τ = 7.5 (λ → 0⁺).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,19 +35,22 @@ from sobolev_rf.numeric.theory.verify import verify_point
 ERRORS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2")
 
 
-@pytest.mark.parametrize("point", [
-    dict(),
-    dict(lam=0.0, p_over_d=3.0),
-    dict(k=2, lam=1e-2, noise_g=0.3, noise_f=0.1, alignment=(1.2, -0.5)),
-    dict(activation="tanh", teacher="x + x**2/2", lam=0.1, p_over_d=0.7),
-])
+@pytest.mark.parametrize(
+    "point",
+    [
+        dict(),
+        dict(lam=0.0, p_over_d=3.0),
+        dict(k=2, lam=1e-2, noise_g=0.3, noise_f=0.1, alignment=(1.2, -0.5)),
+        dict(activation="tanh", teacher="x + x**2/2", lam=0.1, p_over_d=0.7),
+    ],
+)
 def test_tau_one_reproduces_the_oracle(point: dict) -> None:
     params = ModelParams(tau=1, **point)
     ours, ref = solve(params), oracle_solve(params, tol=1e-14)
     for key in ERRORS:
         a, b = getattr(ours, key), getattr(ref, key)
         assert abs(a - b) <= 1e-12 * max(abs(b), 1e-3), (key, a, b)
-    assert solve(params.with_(tau=1.0)).eps_L2 == ours.eps_L2     # 1 and 1.0 are the same point
+    assert solve(params.with_(tau=1.0)).eps_L2 == ours.eps_L2  # 1 and 1.0 are the same point
 
 
 def _slope(taus: np.ndarray, gaps: np.ndarray) -> float:
@@ -57,17 +61,16 @@ def _slope(taus: np.ndarray, gaps: np.ndarray) -> float:
 def test_tau_to_zero_plus_is_linear_and_reaches_tau_zero_except_for_the_spike_of_eps_h1(p_over_d: float) -> None:
     base = ModelParams(p_over_d=p_over_d, lam=1e-2, noise_f=0.05, noise_g=0.1)
     taus = np.geomspace(1e-4, 1e-6, 5)
-    grid = solve_grid(1, np.concatenate([[0.0], taus]), dict(p_over_d=p_over_d, lam=1e-2, noise_f=0.05,
-                                                              noise_g=0.1))
+    grid = solve_grid(1, np.concatenate([[0.0], taus]), dict(p_over_d=p_over_d, lam=1e-2, noise_f=0.05, noise_g=0.1))
     assert grid.converged.all()
     out = {key: np.asarray(grid.outputs[key]) for key in ERRORS + ("m", "q_s")}
     jump = float(zero_plus_jump(1, dict(activation="relu", teacher="tanh"), out["m"][0], out["q_s"][0]))
     assert 0.05 < jump < 1.0
     for key in ("eps_L2", "eps_grad", "train_error_L2"):
         gaps = out[key][1:] - out[key][0]
-        assert abs(_slope(taus, gaps) - 1.0) < 0.05, key          # |ε(τ) − ε(0)| = O(τ)
+        assert abs(_slope(taus, gaps) - 1.0) < 0.05, key  # |ε(τ) − ε(0)| = O(τ)
         assert np.all(np.abs(gaps) < 50 * taus)
-    limit = out["eps_H1"][0] - jump                               # ε_H1(0⁺) = ε_H1(0) − J
+    limit = out["eps_H1"][0] - jump  # ε_H1(0⁺) = ε_H1(0) − J
     gaps = out["eps_H1"][1:] - limit
     assert abs(_slope(taus, gaps) - 1.0) < 0.05
     assert abs(gaps[-1]) < 1e-4 < jump
@@ -92,7 +95,7 @@ def test_simulator_trains_on_rows_and_labels_scaled_by_sqrt_tau(tau: float) -> N
     sigma, dsigma = numpy_pair("tanh")
     phi, dphi = numpy_pair("tanh")
     features = sim.ExactFeatures(sigma, dsigma, phi, dphi)
-    for p in (12, 40):                                     # primal (p <= N = 30) and dual (p > N) systems
+    for p in (12, 40):  # primal (p <= N = 30) and dual (p > N) systems
         problem = sim.draw_problem(features, 16, p, 15, (0.8,), tau, 0.1, 0.2, np.random.default_rng(3))
         assert problem.rows == 30
         a = np.vstack([problem.feat, math.sqrt(tau) * problem.dfeat * problem.zeta[:, 0]])
@@ -106,7 +109,7 @@ def test_simulator_trains_on_rows_and_labels_scaled_by_sqrt_tau(tau: float) -> N
         g = (problem.dfeat * problem.zeta[:, 0]) @ w
         direct = np.mean((problem.y - f) ** 2) + tau * np.mean((problem.y_grad[:, 0] - g) ** 2) + lam * w @ w
         assert loss == pytest.approx(direct, rel=1e-12)
-        w0 = sim.fit(problem, 0.0)                          # λ → 0⁺: minimum-norm least squares of the design
+        w0 = sim.fit(problem, 0.0)  # λ → 0⁺: minimum-norm least squares of the design
         assert np.allclose(w0, np.linalg.pinv(a) @ b, rtol=1e-6, atol=1e-8)
 
 
@@ -135,8 +138,9 @@ def test_theory_matches_the_exact_simulator_at_real_tau(base: ModelParams, tau: 
         assert abs(m - t) <= 3 * se + 0.06 * t, (key, tau, t, m, se)
 
 
-@pytest.mark.parametrize("point", [dict(tau=0.3, p_over_d=1.5, lam=1e-2, noise_g=0.1),
-                                   dict(tau=7.5, p_over_d=3.0, lam=0.0)])
+@pytest.mark.parametrize(
+    "point", [dict(tau=0.3, p_over_d=1.5, lam=1e-2, noise_g=0.1), dict(tau=7.5, p_over_d=3.0, lam=0.0)]
+)
 def test_fifty_digit_verification_at_a_real_tau(point: dict) -> None:
     report = verify_point(ModelParams(**point), digits=50)
     assert report["residual"] < 1e-45
