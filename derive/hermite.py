@@ -422,7 +422,7 @@ def _combine(
     resolution 10^{−(digits+3)}·scale are returned as 0."""
     with mpmath.workdps(dps):
         if all(a.exact is not None and (b is None or b.exact is not None) for _, a, b in parts):
-            exact = _tidy(sum(sg * a.exact * (1 if b is None else b.exact) for sg, a, b in parts))
+            exact = _tidy(sum(sg * a.exact * (1 if b is None else b.exact) for sg, a, b in parts))  # type: ignore[operator, misc]
             return Coefficient(_value(exact, dps), exact)
         value = mpmath.fsum(sg * a.value * (1 if b is None else b.value) for sg, a, b in parts)
         return Coefficient(_snap(value, scale, digits), None)

@@ -464,7 +464,7 @@ def herglotz_sign(
     if not any(str(s) == param for s in B.free_symbols):
         return 0
     values, dims = _small_instance(B, symbols, gaussians, items, rng)
-    base = {**dims}
+    base: dict[Any, Any] = {**dims}
     for s in B.free_symbols:
         if str(s) in params and str(s) != param and s not in base:
             base[s] = params[str(s)]

@@ -167,6 +167,12 @@ CANCEL_OPS = 400
 CANCEL_SYMBOLS = 12
 
 
+def _entry_index(u: sp.Symbol) -> tuple[int, int]:
+    """(i, j) of an unknown named ``g_i_j`` (an entry of the operator-valued resolvent)."""
+    i, j = (int(part) for part in str(u)[2:].split("_"))
+    return i, j
+
+
 def zeta_symbol(name: str) -> sp.Symbol:
     """The scalar ζ standing for the diagonal entries of the diagonal matrix ``name``."""
     return sp.Symbol(f"zeta_{name}", real=True)
@@ -1307,10 +1313,7 @@ def derive_system(
         return sp.cancel(num / den, *zs) if zs else num / den
 
     unknowns = tuple(reps[c] for c in sorted(reps))
-    equations = {
-        u: expectation(reduce_entry(tuple(map(int, str(u)[2:].split("_")))), zeta_normal, discrete, zeta_numeric)
-        for u in unknowns
-    }
+    equations = {u: expectation(reduce_entry(_entry_index(u)), zeta_normal, discrete, zeta_numeric) for u in unknowns}
     outputs = {}
     for o, pairs in zip(bal_outputs, out_pairs):
         h = sp.Add(*[c * reduce_entry((i, j)) for i, j, c in pairs])
@@ -1399,9 +1402,5 @@ def sobolev_traces(k: int, p_over_d: float, a: float, b: float, c: float, e: flo
     """
     system = sobolev_system(int(k))
     sol = system.solve({"a": a, "b": b, "c": c, "e": e, "p": p_over_d, "d": 1.0})
-    return {
-        "trQ": sol.outputs["Q"],
-        "trQW": sol.outputs["QW"],
-        "trQD1WD1": sol.outputs["QD1WD1"],
-        "trQD1sq": sol.outputs["QD1sq"],
-    }
+    names = {"trQ": "Q", "trQW": "QW", "trQD1WD1": "QD1WD1", "trQD1sq": "QD1sq"}
+    return {key: float(sol.outputs[name].real) for key, name in names.items()}

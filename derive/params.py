@@ -87,7 +87,7 @@ class ModelParams:
             if not isinstance(v, str) or not v.strip():
                 raise ParameterError(f"{name} must be a non-empty expression in x or a known name, got {v!r}.")
             set_(name, v.strip())
-        k = self.k
+        k: Any = self.k
         if isinstance(k, bool) or not isinstance(k, (int, float)) or (isinstance(k, float) and not k.is_integer()):
             raise ParameterError(f"k must be a non-negative integer, got {k!r}.")
         if not 0 <= k <= MAX_K:

@@ -580,7 +580,7 @@ def evaluate_expression(
             m = np.linalg.matrix_power(ev(base), abs(int(k)))
             return np.linalg.inv(m) if k < 0 else m
         if isinstance(e, MatAdd):
-            return sum(ev(t) for t in e.args)
+            return sum((ev(t) for t in e.args[1:]), ev(e.args[0]))
         if isinstance(e, MatMul):
             coeff, mats = e.as_coeff_matrices()
             out = ev(mats[0])
@@ -643,7 +643,7 @@ def check_pencil(
     err = 0.0
     for g, (_, e) in zip(got, exprs.items()):
         ref = evaluate_expression(e, values, subs)
-        err = max(err, float(np.linalg.norm(g - ref) / max(np.linalg.norm(ref), 1e-300)))
+        err = max(err, float(np.linalg.norm(g - ref)) / max(float(np.linalg.norm(ref)), 1e-300))
     return err
 
 
@@ -703,8 +703,9 @@ class _Parser:
         if not self.tokens:
             raise UserError("the expression is empty.")
         out = self.expr()
-        if self.peek() is not None:
-            raise UserError(f"unexpected {self.peek()[1]!r} after a complete expression.")
+        extra = self.peek()
+        if extra is not None:
+            raise UserError(f"unexpected {extra[1]!r} after a complete expression.")
         return out
 
     @staticmethod

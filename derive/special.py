@@ -27,6 +27,7 @@ Evaluation in double precision (the rule every generated backend implements, wit
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import mpmath
 import sympy as sp
@@ -71,7 +72,7 @@ def _mp_laplace(s: mpmath.mpf, y: mpmath.mpf, power: int) -> mpmath.mpf:
     return mpmath.quad(lambda x: x**power * mpmath.exp(-y * x - s * mpmath.log1p(x)), points)
 
 
-def mp_gamma_resolvent(s: object, y: object) -> mpmath.mpf:
+def mp_gamma_resolvent(s: Any, y: Any) -> mpmath.mpf:
     """H_s(y) at the current mpmath precision: for 2s an integer up to 2·LARGE_ORDER, the closed form and the
     upward recursion (which loses about s·log₁₀(y) digits to cancellation; they are carried as guard
     digits); otherwise the Laplace integral by quadrature."""
@@ -91,7 +92,7 @@ def mp_gamma_resolvent(s: object, y: object) -> mpmath.mpf:
     return +h
 
 
-def mp_gamma_resolvent2(s: object, y: object) -> mpmath.mpf:
+def mp_gamma_resolvent2(s: Any, y: Any) -> mpmath.mpf:
     """H⁽²⁾_s(y) = E[1/(t+y)²] at the current mpmath precision: the Laplace integral for s > LARGE_ORDER or
     2s not an integer, else (1 − (y + s − 1)H_s(y))/y with the cancellation (about 2·log₁₀(s + y) − log₁₀ y
     digits) carried as guard digits."""

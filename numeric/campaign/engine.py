@@ -212,7 +212,7 @@ def grid(
         elif name == "k":
             values = [_integer_value(name, v) for v in values]
         else:
-            values = [float(v) for v in values]
+            values = [float(v) for v in values]  # type: ignore[arg-type]
         axes.append((name, tuple(dict.fromkeys(values))))
     for text in {*(a for a in axes[0][1]), teacher}:
         parse_activation(text)
@@ -221,7 +221,7 @@ def grid(
         raise UserError(f"the grid has {size} points, more than {MAX_TASKS}.")
     al = None if alignment is None else tuple(alignment)
     points = tuple(
-        ModelParams(teacher=teacher, alignment=al, **dict(zip(GRID_AXES, combo)))
+        ModelParams(teacher=teacher, alignment=al, **dict(zip(GRID_AXES, combo)))  # type: ignore[arg-type]
         for combo in itertools.product(*(v for _, v in axes))
     )
     return points, tuple(axes)
@@ -265,7 +265,7 @@ def simulate_task(point: Mapping[str, Any], d: int, seed: int, n_test: int | Non
     start = time.perf_counter()
     try:
         params = ModelParams(**{**point, "alignment": tuple(point["alignment"])})
-        result = simulate(params, d=d, seeds=[seed], n_test=n_test, progress=False)
+        result = simulate(params, d=d, seeds=[seed], n_test=n_test)
         out: dict[str, Any] = {
             "status": "done",
             "message": None,

@@ -187,10 +187,10 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
         dims = ["point"]
         coords = {"point": np.arange(len(campaign.points))}
         for name in PARAM_COLUMNS:
-            values = [p.as_dict()[name] for p in campaign.points]
+            column: list[Any] = [p.as_dict()[name] for p in campaign.points]
             if name == "alignment":
-                values = [";".join(f"{a:.17g}" for a in v) for v in values]
-            coords[name] = ("point", values)
+                column = [";".join(f"{a:.17g}" for a in v) for v in column]
+            coords[name] = ("point", column)
 
         def grid_of(values: np.ndarray, with_d: bool) -> np.ndarray:
             return values.reshape((len(campaign.points),) + ((nd,) if with_d else ()))

@@ -153,20 +153,20 @@ def support_minimum(law: QuadraticLaw) -> float | None:
     return float(law.c - np.sum(beta[pos] ** 2 / (4 * lam[pos])))
 
 
-def cdf_values(law: QuadraticLaw, xs: Sequence[float]) -> np.ndarray:
+def cdf_values(law: QuadraticLaw, xs: Sequence[float] | np.ndarray) -> np.ndarray:
     """The exact CDF at every x, made monotone (the quadratures for k ≥ 2 are accurate to ~1e-9, not to the
     last bit, so neighbouring values could otherwise dip by rounding)."""
     return np.maximum.accumulate(law.cdf_many(np.asarray(xs, dtype=float)))
 
 
-def bin_masses(law: QuadraticLaw, edges: Sequence[float]) -> tuple[float, np.ndarray, float]:
+def bin_masses(law: QuadraticLaw, edges: Sequence[float] | np.ndarray) -> tuple[float, np.ndarray, float]:
     """(P(e < e₀), [P(e_j ≤ e < e_{j+1})]_j, P(e ≥ e_last)) for increasing ``edges``: exact probability mass
     per bin as CDF differences; the three parts sum to 1."""
     cdf = cdf_values(law, edges)
     return float(cdf[0]), np.diff(cdf), float(1.0 - cdf[-1])
 
 
-def ks_distance(samples: Sequence[float], law: QuadraticLaw) -> tuple[float, float]:
+def ks_distance(samples: Sequence[float] | np.ndarray, law: QuadraticLaw) -> tuple[float, float]:
     """Kolmogorov–Smirnov distance sup |F_N − F| between samples and the exact law, and its p-value."""
     from scipy import stats
 
@@ -269,7 +269,6 @@ def simulate_draws(
                     d,
                     seeds=[sim_seed],
                     n_test=n_test,
-                    progress=False,
                 )
             except UserError as exc:
                 if SKIP_MESSAGE not in str(exc):
@@ -474,7 +473,7 @@ def law_png(
                 fill=True,
                 color="C1",
                 alpha=0.35,
-                label=f"simulation, d = {draws.d}, {len(sim)} draws",
+                label=f"simulation, d = {draws.d if draws else 0}, {len(sim)} draws",
             )
             top = max(top, float(np.max(sim_height)))
         # the CDF is exact (k = 1) or accurate to ~1e-9 (k ≥ 2), so its derivative on the grid is the density

@@ -289,12 +289,12 @@ def simulate_cut(settings: Settings, targets: Sequence[float]) -> list[SimRow]:
             jobs.append(("l2", c, base.with_(tau=0, p_over_d=x, n_over_d=float(l2_samples(base.n_over_d, base.k, c)))))
     rows = []
     with Progress(len(jobs), f"simulation d={settings.d}") as bar:
-        for training, c, params in jobs:
-            res = simulate(params, settings.d, seeds=settings.seeds, progress=False)
+        for training, job_cost, params in jobs:
+            res = simulate(params, settings.d, seeds=settings.seeds)
             rows.append(
                 SimRow(
                     training,
-                    c,
+                    job_cost,
                     res.p / settings.d,
                     res.n / settings.d,
                     {q: float(res.mean[q]) for q in QUANTITIES},
@@ -449,7 +449,7 @@ def breakeven_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.nda
                 ax.pcolormesh(
                     xe, ye, np.ma.masked_where(~mask, np.ones_like(cs)), cmap=ListedColormap([color]), shading="flat"
                 )
-        handles = [
+        handles: list[Any] = [
             Patch(color="0.72", label="c* = 0: L2 wins at every c (even c = 0)"),
             Patch(color="#5b0a3c", label=f"c* ≥ {settings.c_max:g}: Sobolev wins up to c_max (capped)"),
         ]

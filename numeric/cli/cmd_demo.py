@@ -208,7 +208,7 @@ def double_descent(settings: Settings) -> tuple[list[Curve], list[SimPoint], str
         for index, (_, tau, k) in enumerate(CONFIGS):
             for x in sim_targets:
                 params = base.with_(tau=tau, k=k, p_over_d=float(x))
-                result = simulate(params, settings.d, seeds=settings.seeds, progress=False)
+                result = simulate(params, settings.d, seeds=settings.seeds)
                 sims.append(
                     SimPoint(
                         index,

@@ -254,13 +254,12 @@ def simulate_arms(settings: Settings) -> list[ArmResult]:
                             d,
                             seeds=[seed],
                             n_test=settings.n_test,
-                            progress=False,
                             subspace="informed",
                             pilot=pilot,
                         )
                     else:
                         point = params.with_(tau=tau, alignment=_alignment(d, seed, params.k))
-                        res = simulate(point, d, seeds=[seed], n_test=settings.n_test, progress=False)
+                        res = simulate(point, d, seeds=[seed], n_test=settings.n_test)
                     for key in ERRORS:
                         per[key].append(float(res.mean[key]))
                     aligns.append(np.asarray(res.mean["alignment"], dtype=float))
@@ -455,7 +454,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = simulate_arms(settings)
     laws = theory_laws(settings.params)
-    files = {
+    files: dict[str, str | bytes] = {
         "informed.csv": csv_text(command, COLUMNS, csv_rows(results, laws, settings.seeds)),
         "informed.png": figure(results, laws, settings, command),
     }

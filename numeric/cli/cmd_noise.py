@@ -278,7 +278,7 @@ def run_simulations(settings: Settings, kinds: Sequence[str]) -> list[SimPoint]:
     with Progress(len(jobs), f"simulation d={settings.sim_d}") as bar:
         for kind, delta, lam in jobs:
             point = _study_point(settings.params, kind, delta).with_(lam=lam)
-            result = simulate(point, settings.sim_d, seeds=settings.seeds, progress=False)
+            result = simulate(point, settings.sim_d, seeds=settings.seeds)
             out.append(
                 SimPoint(
                     kind,
@@ -724,7 +724,7 @@ def run(args: argparse.Namespace) -> int:
         maps = noise_maps(params, ps, deltas, settings.lam_grid, settings.quantities, kinds, progress=bar.update)
     if not all(np.isfinite(m.eps_positive).any() for m in maps.values()):
         raise UserError("the asymptotic solver resolved no cell of a noise map; try other p/d, n/d or activations.")
-    files = {
+    files: dict[str, str | bytes] = {
         "noise_lambda.png": lambda_png(settings, curves, sims),
         "noise_lambda.csv": lambda_csv(settings, curves, sims),
         "noise_benign.png": benign_png(settings, maps),

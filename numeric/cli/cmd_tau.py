@@ -254,7 +254,7 @@ def run_simulations(settings: Settings) -> list[SimPoint]:
     out = []
     with Progress(len(settings.sim_taus), f"simulation d={settings.sim_d}") as bar:
         for tau in settings.sim_taus:
-            result = simulate(settings.params.with_(tau=tau), settings.sim_d, seeds=settings.seeds, progress=False)
+            result = simulate(settings.params.with_(tau=tau), settings.sim_d, seeds=settings.seeds)
             out.append(
                 SimPoint(
                     tau,
@@ -631,7 +631,7 @@ def maps_png(settings: Settings, study: Study) -> bytes:
             ax.set_xlabel("features per input dimension  p/d")
             ax.set_ylabel("samples per input dimension  n/d")
             ax.set_title(title, fontsize=10)
-    handles = [
+    handles: list[Any] = [
         Patch(facecolor=s["face"], edgecolor="0.4", hatch=s["hatch"], label=s["label"]) for s in STATUS_STYLE.values()
     ]
     handles += [
@@ -850,7 +850,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     start = time.perf_counter()
     study = compute(settings)
-    files = {
+    files: dict[str, str | bytes] = {
         "tau_curve.png": curve_png(settings, study),
         "tau_curve.csv": curve_csv(settings, study),
         "tau_maps.png": maps_png(settings, study),

@@ -235,9 +235,9 @@ class Problem:
 
 def _unit_orthogonal(rng: np.random.Generator, q: Array) -> Array:
     """A uniformly random unit vector orthogonal to the columns of the orthonormal ``q`` (d×r, r < d)."""
-    g = rng.standard_normal(q.shape[0])
-    g -= q @ (q.T @ g)
-    return g / np.linalg.norm(g)
+    g: Array = np.asarray(rng.standard_normal(q.shape[0]))
+    g = g - q @ (q.T @ g)
+    return g / float(np.linalg.norm(g))
 
 
 def _informed_basis(rng: np.random.Generator, grads: Array, k: int) -> Array:
@@ -587,7 +587,7 @@ def _is_int(value: Any) -> bool:
 
 def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
     """``seeds`` as a tuple: an int S means the seeds 0, …, S−1; a sequence is taken as given."""
-    if _is_int(seeds):
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
             raise UserError(f"seeds must be >= 1, got {seeds}.")
         return tuple(range(int(seeds)))

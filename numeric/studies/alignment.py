@@ -9,9 +9,11 @@ function is exact for k = 1 and a Gil-Pelaez inversion of its characteristic fun
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -80,7 +82,7 @@ class QuadraticLaw:
         if a == 0.0:
             kinks: list[float] = []
         else:
-            roots = np.roots([4 * a * l2, 4 * a * b2, 4 * a * (self.c - x) - b1 * b1]) if l2 or b2 else []
+            roots: Any = np.roots([4 * a * l2, 4 * a * b2, 4 * a * (self.c - x) - b1 * b1]) if l2 or b2 else []
             kinks = sorted(float(r.real) for r in roots if abs(r.imag) < 1e-12 and -40 < r.real < 40)
         value = integrate.quad(given, -40.0, 40.0, points=kinks or None, epsabs=1e-13, epsrel=1e-12, limit=400)[0]
         return value / math.sqrt(2 * math.pi)
@@ -160,6 +162,11 @@ def fit_quadratic(error: Callable[[np.ndarray], float], k: int) -> QuadraticLaw:
     return QuadraticLaw(A=A, b=b, c=c)
 
 
+def _entry(at: Callable[[np.ndarray], dict], key: str, v: np.ndarray) -> float:
+    """One error of the solve at alignment v."""
+    return float(at(v)[key])
+
+
 def alignment_laws(
     params: ModelParams,
     solve: Callable[[ModelParams], dict],
@@ -175,7 +182,7 @@ def alignment_laws(
         return cache[key]
 
     return {
-        key: fit_quadratic(lambda v, key=key: at(v)[key], params.k)
+        key: fit_quadratic(functools.partial(_entry, at, key), params.k)
         for key in keys
         if at(np.zeros(params.k))[key] is not None
     }

@@ -460,13 +460,17 @@ def cost_grid(
     if flat:
         qidx = np.array([f[0] for f in flat])
         idx = [f[1] for f in flat]
+        c_lo, c_hi, g_lo, g_hi = (np.array([f[j] for f in flat]) for j in (2, 3, 4, 5))
         roots = _refine(
             base,
             np.array([p[i] for i in idx]),
             np.array([n[i] for i in idx]),
             np.array([sob[QUANTITIES[qi]][i] for qi, i in zip(qidx, idx)]),
             qidx,
-            *(np.array([f[j] for f in flat]) for j in (2, 3, 4, 5)),
+            c_lo,
+            c_hi,
+            g_lo,
+            g_hi,
             backend=backend,
         )
         for qi, i, r in zip(qidx, idx, roots):

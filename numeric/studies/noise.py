@@ -238,7 +238,7 @@ class NoiseResponse:
 
 
 def noise_response(
-    params: ModelParams, lams: Sequence[float], quantities: Sequence[str] = ("eps_L2", "eps_H1")
+    params: ModelParams, lams: Sequence[float] | np.ndarray, quantities: Sequence[str] = ("eps_L2", "eps_H1")
 ) -> NoiseResponse:
     """ε₀, ε_f, ε_g of the affine noise law on the λ grid ``lams`` and at λ → 0⁺ (``params``' own λ and noise
     levels are ignored). Costs 3 continuation sweeps (2 when Δ_g does not enter training)."""
@@ -340,9 +340,9 @@ class NoiseMap:
 
 def noise_maps(
     params: ModelParams,
-    p_over_d: Sequence[float],
-    deltas: Sequence[float],
-    lams: Sequence[float],
+    p_over_d: Sequence[float] | np.ndarray,
+    deltas: Sequence[float] | np.ndarray,
+    lams: Sequence[float] | np.ndarray,
     quantities: Sequence[str] = ("eps_L2", "eps_H1"),
     kinds: Sequence[str] = ("function", "gradient"),
     rtol: float = BENIGN_RTOL,
@@ -412,8 +412,8 @@ class LambdaCurve:
 
 def lambda_curves(
     params: ModelParams,
-    levels: Sequence[float],
-    lams: Sequence[float],
+    levels: Sequence[float] | np.ndarray,
+    lams: Sequence[float] | np.ndarray,
     quantities: Sequence[str] = ("eps_L2", "eps_H1"),
     kinds: Sequence[str] = ("function", "gradient"),
     xatol: float = 1e-3,

@@ -230,7 +230,7 @@ def find_atoms(
     _, mm, ok = solver.from_infinity(np.concatenate([xc + 1j * e for e in levels]))
     mu = levels[:, None] * mm.reshape(levels.size, xc.size).imag
     ok = ok.reshape(levels.size, xc.size)
-    atoms: list[tuple[float, float]] = []
+    atoms: list[tuple[float, float, float]] = []
     for c in range(xc.size):
         valid = np.flatnonzero(ok[:, c] & np.isfinite(mu[:, c]))
         if valid.size < 2 or levels[valid[-1]] > 1e-4 * scale:
@@ -251,7 +251,7 @@ def find_atoms(
 
 def spectral_density(
     solver: StieltjesSolver,
-    x: Sequence[float],
+    x_values: Sequence[float] | np.ndarray,
     eta: float,
     stride: int = 8,
     atoms: bool = True,
@@ -259,7 +259,7 @@ def spectral_density(
 ) -> Spectrum:
     """The limiting spectral density on the grid ``x`` at η > 0: m(x + iη), atoms, and ρ = Im m/π minus the
     atoms' Lorentzians."""
-    x = np.asarray(x, dtype=float)
+    x = np.asarray(x_values, dtype=float)
     if not eta > 0:
         raise UserError(f"eta must be > 0, got {eta:g}.")
     m, ok, stats = stieltjes_grid(solver, x, eta, stride, callback)

@@ -363,7 +363,7 @@ def optimal_tau_cells(
     jump = zero_plus_jump(k, flat, values["m"][m_s], values["q_s"][m_s])
     zero_plus = {q: zero[q] - jump if q == "eps_H1" else zero[q].copy() for q in quantities}
     nodes = np.concatenate([[xs[0] - LOWER_EXTENSION], xs, [math.log10(TAU_LARGE)]])
-    out: dict[str, dict[str, Array]] = {name: {} for name in ("tau_star", "status", "value", "tau_best", "value_best")}
+    out: dict[str, dict[str, Any]] = {name: {} for name in ("tau_star", "status", "value", "tau_best", "value_best")}
     for q in quantities:
         grid_q = values[q][:m_s]
         finite = np.isfinite(grid_q).any(axis=0)
@@ -508,7 +508,9 @@ def optimal_tau(
     )
 
 
-def tau_curve(params: ModelParams, taus: Sequence[float], quantities: Sequence[str] = QUANTITIES) -> dict[str, Array]:
+def tau_curve(
+    params: ModelParams, taus: Sequence[float] | np.ndarray, quantities: Sequence[str] = QUANTITIES
+) -> dict[str, Array]:
     """ε(τ) at ``params`` (its τ ignored) for every τ of ``taus`` (NaN where unresolved)."""
     check_point(params)
     grid = np.asarray([float(t) for t in taus], dtype=float)

@@ -487,10 +487,9 @@ def _result(
         names = solver.kernel.output_names
         per_direction = {n: table[:, names.index(n)].tolist() for n in ("M_l", "S_l") if n in names}
     R = 1 + k if sobolev else 1
+    V: list[float | None] = [None] * R
     if solver.branch == "ridge":
-        V: list[float | None] = [unknowns["V_0"]] + [unknowns.get("V_1")] * (R - 1)
-    else:
-        V = [None] * R
+        V = [unknowns["V_0"], *[unknowns.get("V_1")] * (R - 1)]
     order = {
         "m": float(out["m"]),
         "q_s": float(out["q_s"]),
