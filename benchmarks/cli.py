@@ -8,7 +8,8 @@ checkout's environment), measured in one run of this script:
 * the cold cost at k = 1000: derive, generate and compile into an empty cache (``derive --k 1000``,
   then ``solve --k 1000``), each in a fresh cache folder;
 * ``sweep`` of a 128 × 128 and a 1024 × 1024 (p/d, n/d) grid to a CSV file, warm: points per second of
-  wall time, start-up and writing the CSV included.
+  wall time, start-up and writing the CSV included;
+* the same 1024 × 1024 grid through the Python API (``solve_grid`` in this process, no CSV).
 
     .venv/bin/python benchmarks/cli.py [--repeats 5]      # writes benchmarks/results/cli.json
 """
@@ -86,6 +87,18 @@ def main() -> None:
         for n, target in ((128, "≥ 2e4 points/s"), (1024, "≥ 2e5 points/s")):
             cmd = [EXE, "sweep", "--p-over-d", f"0.1:10:{n}", "--n-over-d", f"log:0.1:10:{n}", "--out", out]
             add(f"sweep {n}×{n} to CSV (warm)", median(cmd, r if n == 128 else max(1, r // 2)), target, n * n)
+    import numpy as np
+
+    from sobolev_rf.numeric import solve_grid
+
+    grid = dict(p_over_d=np.linspace(0.1, 10, 1024)[:, None], n_over_d=np.geomspace(0.1, 10, 1024)[None, :])
+    solve_grid(1, 1, dict(grid, p_over_d=grid["p_over_d"][:4]))
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        solve_grid(1, 1, grid)
+        times.append(time.perf_counter() - start)
+    add("solve_grid 1024×1024 (API, no CSV)", statistics.median(times), "≥ 2e5 points/s", 1024 * 1024)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / "cli.json").write_text(

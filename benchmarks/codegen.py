@@ -49,7 +49,7 @@ def measure(backend: str, continuation: bool, lam: float) -> dict[str, float]:
 def monte_carlo_seconds() -> float:
     """Median wall time of one exact simulation seed at d = 400 for a mid-grid point (p/d = 2, n/d = 1)."""
     from sobolev_rf.derive.params import ModelParams
-    from sobolev_rf.numeric.simulate.exact import simulate
+    from sobolev_rf.numeric.simulation.exact import simulate
 
     params = ModelParams(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=2.0, n_over_d=1.0, lam=1e-2)
     times = []

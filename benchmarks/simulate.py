@@ -24,7 +24,7 @@ import numpy as np
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate.exact import (
+from sobolev_rf.numeric.simulation.exact import (
     ExactFeatures,
     default_n_test,
     draw_problem,
@@ -34,7 +34,7 @@ from sobolev_rf.numeric.simulate.exact import (
     sizes,
     train_errors,
 )
-from sobolev_rf.numeric.simulate.functions import numpy_pair
+from sobolev_rf.numeric.simulation.functions import numpy_pair
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "simulate.json"
 

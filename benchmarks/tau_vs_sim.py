@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.theory.solve import solve
 
 KEYS = ("eps_L2", "eps_H1", "eps_grad")

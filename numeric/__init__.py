@@ -22,7 +22,7 @@ _EXPORTS = {
     "solve": (".theory.solve", "solve"),
     "solve_path": (".theory.solve", "solve_path"),
     "solve_grid": (".theory.solve", "solve_grid"),
-    "simulate": (".simulate.exact", "simulate"),
+    "simulate": (".simulation.exact", "simulate"),
     "derive": ("..derive.saddle", "derive_system"),
     "verify": (".theory.verify", "verify_point"),
     "pencil": ("..derive.pencil", "linearize"),

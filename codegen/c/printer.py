@@ -60,7 +60,7 @@ def generate_c_source(system: System) -> str:
         f"#define SR_M {m}",
         f"#define SR_LAGUERRE_THRESHOLD {LAGUERRE_THRESHOLD!r}",
         f"#define SR_LARGE_ORDER {LARGE_ORDER!r}",
-        f"#define SR_FP_SWITCH {FIXED_POINT_SWITCH!r}",
+        f"#define SR_FP_SWITCH {FIXED_POINT_SWITCH['c']!r}",
         template(__package__, "runtime.c.tmpl"),
     ]
     for i, s in enumerate(orders):

@@ -107,5 +107,5 @@ def generate_numpy_source(system: System) -> str:
     return (
         "\n".join(lines)
         + "\n\n"
-        + template(__package__, "solver.py.tmpl").replace("FIXED_POINT_SWITCH", repr(FIXED_POINT_SWITCH))
+        + template(__package__, "solver.py.tmpl").replace("FIXED_POINT_SWITCH", repr(FIXED_POINT_SWITCH["numpy"]))
     )

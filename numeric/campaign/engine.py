@@ -2,7 +2,7 @@
 
 A :class:`Campaign` is a list of model points (usually the outer product of a :func:`grid`), a list of input
 dimensions d and a number of seeds S. One *task* is one (point, d, seed): one call of the exact simulator
-(:func:`sobolev_rf.numeric.simulate.exact.simulate` with ``seeds=[seed]``), so its random stream is the one
+(:func:`sobolev_rf.numeric.simulation.exact.simulate` with ``seeds=[seed]``), so its random stream is the one
 ``simulate`` draws for that seed, which depends on nothing but (point, d, seed); a campaign task gives what
 ``sobolev-rf simulate`` gives for that seed. Next to the simulations each point gets its d → ∞ theory value
 (:func:`sobolev_rf.numeric.theory.solve.solve`), computed as a task too.
@@ -260,7 +260,7 @@ def _worker_name() -> str:
 def simulate_task(point: Mapping[str, Any], d: int, seed: int, n_test: int | None) -> dict[str, Any]:
     """One (point, d, seed) by the exact simulator: ``status`` done with the five ``errors``, or failed with
     the exception's one-line ``message``; ``seconds`` and ``worker`` (host:pid) for the record."""
-    from ..simulate.exact import simulate
+    from ..simulation.exact import simulate
 
     start = time.perf_counter()
     try:
@@ -299,8 +299,8 @@ def theory_task(point: Mapping[str, Any]) -> dict[str, Any]:
 def warm_worker(expressions: Sequence[str], theory: bool = False) -> str:
     """Import the simulator (and the theory, with ``theory``) and build σ, φ of every expression once per
     worker, so that the first tasks do not pay for it; returns the package version."""
-    from ..simulate.exact import simulate  # noqa: F401
-    from ..simulate.functions import numpy_pair
+    from ..simulation.exact import simulate  # noqa: F401
+    from ..simulation.functions import numpy_pair
 
     if theory:
         try:

@@ -244,7 +244,7 @@ def simulate_draws(
     and replaced by a fresh draw; the retained draws are then ϖ conditioned on being realisable, which at
     d ≫ k is an event of probability ≈ 1 − P(χ²_k ≥ d). Too many skips raise a :class:`UserError`.
     """
-    from ..simulate.exact import simulate
+    from ..simulation.exact import simulate
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2**31]))
     varpis: list[np.ndarray] = []

@@ -279,7 +279,7 @@ class SimRow:
 
 def simulate_cut(settings: Settings, targets: Sequence[float]) -> list[SimRow]:
     """Both trainings at each target p/d (Sobolev once, L2 once per c) at dimension d."""
-    from ..simulate.exact import simulate
+    from ..simulation.exact import simulate
 
     base = settings.base
     jobs: list[tuple[str, float | None, ModelParams]] = []

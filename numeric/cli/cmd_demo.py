@@ -6,7 +6,7 @@ Default model: ReLU features σ, tanh teacher φ, λ = 1e-3, noiseless labels, a
 1. ``double_descent.png`` / ``.csv``: eps_L2 and eps_H1 along p/d ∈ [0.1, 6] at n/d = 1 for L2 training
    (τ = 0), Sobolev training with k = 1 and with k = 2: d → ∞ theory lines
    (:func:`sobolev_rf.numeric.theory.solve.solve`) and finite-size simulation points
-   (:func:`sobolev_rf.numeric.simulate.exact.simulate`, mean ± standard error over seeds).
+   (:func:`sobolev_rf.numeric.simulation.exact.simulate`, mean ± standard error over seeds).
 2. ``phase_L2.png`` / ``phase_diagram.csv``: theory eps_L2 of L2 and Sobolev (τ = 1, k = 1) training over
    a log-spaced (p/d, n/d) grid in [0.2, 5]², and their difference.
 3. A summary table on stdout: theory against simulation at a few points.
@@ -32,7 +32,7 @@ from ...codegen.atomic import atomic_write_bytes, atomic_write_text
 from ...derive.errors import UserError
 from ...derive.params import ModelParams, training_rows
 from ..artifacts import csv_text, fmt, plus_minus
-from ..simulate.exact import simulate
+from ..simulation.exact import simulate
 from .args import int_range
 from .progress import Progress
 

@@ -3,7 +3,7 @@
 MODEL.md draws the projection directions v_l ~ N(0, I_d) independently of the teacher, so the alignment
 ϖ = Vᵀθ₀ stays O(1) and the theory is stated at fixed ϖ. Active-subspace and derivative-informed methods
 instead take V from data: the dominant eigenvectors of the gradient covariance estimated from m pilot samples
-(:func:`sobolev_rf.numeric.simulate.exact.draw_directions` with ``subspace="informed"``). Then v₁ ≈ √d·θ₀ and
+(:func:`sobolev_rf.numeric.simulation.exact.draw_directions` with ``subspace="informed"``). Then v₁ ≈ √d·θ₀ and
 ϖ₁ ≈ √d grows with d — a different regime, for which only the simulator speaks.
 
 At one model point and for each d in ``--d`` this command simulates, over the same seeds,
@@ -208,7 +208,7 @@ class ArmResult:
 
 def _check_sizes(settings: Settings) -> None:
     """Refuse runs beyond the simulator's memory/work limits before any work (via a dry validation)."""
-    from ..simulate.exact import MEMORY_LIMIT_BYTES, memory_estimate, sizes
+    from ..simulation.exact import MEMORY_LIMIT_BYTES, memory_estimate, sizes
 
     params = settings.params
     d = max(settings.ds)
@@ -237,7 +237,7 @@ def _check_sizes(settings: Settings) -> None:
 
 def simulate_arms(settings: Settings) -> list[ArmResult]:
     """Every arm at every d, over seeds 0..S−1."""
-    from ..simulate.exact import simulate
+    from ..simulation.exact import simulate
 
     params = settings.params
     out = []

@@ -269,7 +269,7 @@ def _study_point(params: ModelParams, kind: str, delta: float) -> ModelParams:
 
 def run_simulations(settings: Settings, kinds: Sequence[str]) -> list[SimPoint]:
     """Finite-size simulation (d = --sim-d, --seeds seeds) at :data:`SIM_LAMS` on every λ curve."""
-    from ..simulate.exact import simulate
+    from ..simulation.exact import simulate
 
     if settings.sim_d == 0:
         return []

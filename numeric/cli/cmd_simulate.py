@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ...derive.errors import UserError
-from ..simulate.exact import SCALAR_KEYS, SUBSPACES, VECTOR_KEYS, SimulationResult, simulate
+from ..simulation.exact import SCALAR_KEYS, SUBSPACES, VECTOR_KEYS, SimulationResult, simulate
 from .args import add_model_arguments, params_from_args
 
 HELP = "exact finite-size simulation: test errors and order parameters over seeds"

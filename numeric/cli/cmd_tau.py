@@ -247,7 +247,7 @@ class SimPoint:
 
 def run_simulations(settings: Settings) -> list[SimPoint]:
     """Finite-size simulation (d = --sim-d, --seeds seeds) at :data:`SIM_TAUS` at the model point."""
-    from ..simulate.exact import simulate
+    from ..simulation.exact import simulate
 
     if settings.sim_d == 0:
         return []

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sobolev_rf.derive.activations import NAMED, X, derivative, describe, is_even, is_odd, kinks, parse_activation
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.numeric.simulate.functions import numpy_pair
+from sobolev_rf.numeric.simulation.functions import numpy_pair
 
 x = X
 

@@ -9,7 +9,7 @@ import pytest
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.theory.solve import solve
 
 

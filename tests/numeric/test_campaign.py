@@ -88,7 +88,7 @@ def test_task_keys_depend_on_point_d_and_seed_only() -> None:
 
 
 def test_a_task_is_the_simulator_at_its_seed() -> None:
-    from sobolev_rf.numeric.simulate.exact import simulate
+    from sobolev_rf.numeric.simulation.exact import simulate
 
     point = ModelParams(k=2, p_over_d=1.5, n_over_d=0.8, lam=1e-2, noise_f=0.1)
     sim = simulate(point, d=40, seeds=[0, 3], progress=False)

@@ -21,7 +21,7 @@ from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
 from sobolev_rf.numeric.cli.cmd_cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
-from sobolev_rf.numeric.simulate.exact import simulate
+from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.studies.cost import (
     C_MAX,
     QUANTITIES,

@@ -17,7 +17,7 @@ from PIL import Image
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
 from sobolev_rf.numeric.cli import cmd_informed as study
-from sobolev_rf.numeric.simulate import exact as sim
+from sobolev_rf.numeric.simulation import exact as sim
 
 
 def dtanh(x: np.ndarray) -> np.ndarray:

@@ -147,7 +147,7 @@ def test_map_agrees_with_optimal_lambda() -> None:
 def test_simulation_matches_theory_at_the_optimal_lambda(noisy_optimum) -> None:
     """Theory (d → ∞) vs the exact simulator at λ* of Δ_f = 0.1: within 3 standard errors plus a 6 %
     finite-size allowance (the O(1/√d) effects at d = 300; cf. tests/numeric/test_asymptotics.py)."""
-    from sobolev_rf.numeric.simulate.exact import simulate
+    from sobolev_rf.numeric.simulation.exact import simulate
 
     point, opt = noisy_optimum
     at = point.with_(lam=opt.lam)

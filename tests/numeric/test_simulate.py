@@ -10,7 +10,7 @@ import scipy.linalg
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate import exact as sim
+from sobolev_rf.numeric.simulation import exact as sim
 
 
 def dtanh(x: np.ndarray) -> np.ndarray:

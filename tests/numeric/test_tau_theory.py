@@ -26,8 +26,8 @@ import scipy.linalg
 
 from oracle import solve as oracle_solve
 from sobolev_rf.derive.params import ModelParams
-from sobolev_rf.numeric.simulate import exact as sim
-from sobolev_rf.numeric.simulate.functions import numpy_pair
+from sobolev_rf.numeric.simulation import exact as sim
+from sobolev_rf.numeric.simulation.functions import numpy_pair
 from sobolev_rf.numeric.studies.tau import zero_plus_jump
 from sobolev_rf.numeric.theory.solve import solve, solve_grid
 from sobolev_rf.numeric.theory.verify import verify_point

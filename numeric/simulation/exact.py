@@ -800,7 +800,7 @@ def simulate(
     """Simulate the model point ``params`` at input dimension d (see :func:`simulate_features`).
 
     ``model="exact"`` resolves ``params.activation`` and ``params.teacher`` to vectorised (σ, σ′) and
-    (φ, φ′) through :func:`sobolev_rf.numeric.simulate.functions.numpy_pair`. ``model="gaussian_equivalent"`` uses
+    (φ, φ′) through :func:`sobolev_rf.numeric.simulation.functions.numpy_pair`. ``model="gaussian_equivalent"`` uses
     :class:`GaussianEquivalentFeatures` with the coefficient dicts ``ge_student`` (κ's) and ``ge_teacher``
     (μ's), keys :data:`GE_KEYS`.
     """
