@@ -1078,18 +1078,52 @@ def _diagonal_values(laws: Sequence[DiagonalLaw], functions: Sequence[DiagonalFu
     return out
 
 
-def derive_system(
-    pencil: Pencil,
-    gaussians: Iterable[GaussianMatrix],
-    diagonals: Iterable[DiagonalLaw | DiagonalFunction] = (),
-    seed: int = 0,
-) -> OVSystem:
-    """Derive the reduced matrix-Dyson fixed point of ``pencil`` (see the module docstring).
+#: Class id of the block traces proven to vanish during the reduction.
+_ZERO_CLASS = -1
 
-    Every matrix symbol of the pencil must be declared either in ``gaussians`` or in ``diagonals``
-    (a :class:`DiagonalLaw`, or a :class:`DiagonalFunction` of other diagonals with the same index).
-    ``seed`` fixes the random points of the numerical identity tests.
-    """
+
+def _trace_symbol(k: int, l: int) -> sp.Symbol:
+    """The unknown normalised block trace g_{kl}."""
+    return sp.Symbol(f"g_{k}_{l}")
+
+
+@dataclass(frozen=True)
+class _Declarations:
+    """The checked atoms of a pencil: Gaussian matrices, diagonal laws, ζ values and dimension symbols."""
+
+    random: dict[str, GaussianMatrix]
+    laws: list[DiagonalLaw]
+    zeta_value: dict[str, sp.Expr]
+    diag_law: dict[str, DiagonalLaw]
+    dims: set[sp.Symbol]
+
+    @property
+    def zeta_normal(self) -> list[sp.Symbol]:
+        """Base coordinates ζ with a standard normal law."""
+        return [zeta_symbol(n) for n, law in self.diag_law.items() if law.kind == "normal"]
+
+    @property
+    def discrete(self) -> list[tuple[tuple[sp.Symbol, ...], DiagonalLaw]]:
+        """Coordinate groups of the small discrete laws, summed exactly."""
+        return [
+            (tuple(zeta_symbol(n) for n in law.names), law) for law in self.laws if law.kind == "discrete" and law.exact
+        ]
+
+    @property
+    def zeta_numeric(self) -> list[sp.Symbol]:
+        """Base coordinates ζ whose expectations are taken numerically."""
+        return [zeta_symbol(n) for n, law in self.diag_law.items() if not law.exact]
+
+    @property
+    def base_zetas(self) -> set[sp.Symbol]:
+        """Every base coordinate ζ."""
+        return {zeta_symbol(n) for n in self.diag_law}
+
+
+def _declarations(
+    pencil: Pencil, gaussians: Iterable[GaussianMatrix], diagonals: Iterable[DiagonalLaw | DiagonalFunction]
+) -> _Declarations:
+    """The atom declarations of ``pencil``, checked against its matrix symbols, and its dimension symbols."""
     random = {g.name: g for g in gaussians}
     items = list(diagonals)
     laws = [x for x in items if isinstance(x, DiagonalLaw)]
@@ -1113,49 +1147,61 @@ def derive_system(
         dims |= sp.sympify(s).free_symbols
     for sym in pencil.symbols.values():
         dims |= sp.sympify(sym.rows).free_symbols | sp.sympify(sym.cols).free_symbols
+    return _Declarations(random, laws, zeta_value, diag_law, dims)
 
-    # 1. balance -------------------------------------------------------------------------------------
-    ex = _balance(pencil, random, dims)
-    R = _reference_dimension(pencil, dims)
 
-    def scaled(c: sp.Expr, power: sp.Rational) -> sp.Expr:
-        return sp.powsimp(sp.expand_power_base(sp.sympify(c) * R**power, force=True), force=True)
+def _rescaled(c: sp.Expr, R: sp.Expr, power: sp.Rational) -> sp.Expr:
+    """c · R^power with the powers of R collected."""
+    return sp.powsimp(sp.expand_power_base(sp.sympify(c) * R**power, force=True), force=True)
 
-    bal_entries = {(i, j): {a: scaled(c, ex[i] - ex[j]) for a, c in e.items()} for (i, j), e in pencil.entries.items()}
+
+def _balanced(pencil: Pencil, decl: _Declarations) -> tuple[list[sp.Rational], sp.Expr, Pencil]:
+    """Step 1: block exponents e_i, reference dimension R and the pencil under the similarity s_i = R^{e_i}."""
+    ex = _balance(pencil, decl.random, decl.dims)
+    R = _reference_dimension(pencil, decl.dims)
+    bal_entries = {
+        (i, j): {a: _rescaled(c, R, ex[i] - ex[j]) for a, c in e.items()} for (i, j), e in pencil.entries.items()
+    }
     bal_outputs = tuple(
         type(o)(
             o.name,
-            {i: scaled(c, -ex[i]) for i, c in o.u.items()},
-            {j: scaled(c, ex[j]) for j, c in o.v.items()},
+            {i: _rescaled(c, R, -ex[i]) for i, c in o.u.items()},
+            {j: _rescaled(c, R, ex[j]) for j, c in o.v.items()},
             o.shape,
         )
         for o in pencil.outputs
     )
-    balanced = Pencil(pencil.sizes, bal_entries, bal_outputs, pencil.symbols)
+    return ex, R, Pencil(pencil.sizes, bal_entries, bal_outputs, pencil.symbols)
 
-    # 2. covariance map and class matrices -----------------------------------------------------------
-    def g(k: int, l: int) -> sp.Symbol:
-        return sp.Symbol(f"g_{k}_{l}")
 
+def _covariance_map(
+    pencil: Pencil, balanced: Pencil, decl: _Declarations
+) -> tuple[dict[tuple[int, int], sp.Expr], dict[tuple[int, int], sp.Expr]]:
+    """Step 2: the deterministic blocks Λ (ζ's substituted) and the covariance map η(G) in the block traces."""
     rand_occ: list[tuple[int, int, str, bool, sp.Expr]] = []
     lam: dict[tuple[int, int], sp.Expr] = {}
-    for (i, j), e in bal_entries.items():
+    for (i, j), e in balanced.entries.items():
         for atom, c in e.items():
-            if atom is not None and atom[0] in random:
+            if atom is not None and atom[0] in decl.random:
                 rand_occ.append((i, j, atom[0], atom[1], c))
             else:
-                val = c if atom is None else c * zeta_value[atom[0]]
+                val = c if atom is None else c * decl.zeta_value[atom[0]]
                 lam[(i, j)] = lam.get((i, j), sp.S.Zero) + val
+    random = decl.random
     reach = _structural_reach(pencil)
     eta: dict[tuple[int, int], sp.Expr] = {}
     for (i, k, a, ta, ca), (l, j, b, tb, cb) in itertools.product(rand_occ, rand_occ):
         if a != b or (ta == tb and not random[a].symmetric) or l not in reach[k]:
             continue
         coef = sp.powsimp(sp.expand_power_base(ca * cb * random[a].variance * pencil.sizes[k], force=True), force=True)
-        eta[(i, j)] = eta.get((i, j), sp.S.Zero) + coef * g(k, l)
-    classes: dict[str, list[int]] = {}
-    for i, s in enumerate(pencil.sizes):
-        classes.setdefault(sp.srepr(s), []).append(i)
+        eta[(i, j)] = eta.get((i, j), sp.S.Zero) + coef * _trace_symbol(k, l)
+    return lam, eta
+
+
+def _needed_pairs(
+    eta: Mapping[tuple[int, int], sp.Expr], balanced: Pencil, dims: set[sp.Symbol]
+) -> tuple[set[tuple[int, int]], list[list[tuple[int, int, sp.Expr]]]]:
+    """Block pairs (k, l) whose G entry is needed (by η or an output), and each output's (i, j, coefficient) terms."""
     needed = {
         (k, l)
         for (i, j), val in eta.items()
@@ -1164,7 +1210,7 @@ def derive_system(
         ]
     }
     out_pairs: list[list[tuple[int, int, sp.Expr]]] = []
-    for o in bal_outputs:
+    for o in balanced.outputs:
         if o.shape[0] != o.shape[1]:
             raise UserError(f"output {o.name!r} is not square, so it has no normalised trace.")
         pairs = [(i, j, cu * cv) for i, cu in o.u.items() for j, cv in o.v.items()]
@@ -1173,6 +1219,19 @@ def derive_system(
                 raise UserError(f"the normalised trace of output {o.name!r} is not of order one.")
         out_pairs.append(pairs)
         needed |= {(i, j) for i, j, _ in pairs}
+    return needed, out_pairs
+
+
+def _class_inverses(
+    pencil: Pencil,
+    lam: Mapping[tuple[int, int], sp.Expr],
+    eta: Mapping[tuple[int, int], sp.Expr],
+    needed: set[tuple[int, int]],
+) -> tuple[dict[tuple[int, int], tuple[sp.Expr, sp.Expr]], dict[str, sp.Matrix], dict[int, str]]:
+    """Step 2: (num, den) of the needed entries of G = (Λ − η)⁻¹ per class, the class matrices, each block's class."""
+    classes: dict[str, list[int]] = {}
+    for i, s in enumerate(pencil.sizes):
+        classes.setdefault(sp.srepr(s), []).append(i)
     entries: dict[tuple[int, int], tuple[sp.Expr, sp.Expr]] = {}
     class_matrices: dict[str, sp.Matrix] = {}
     class_of: dict[int, str] = {}
@@ -1189,63 +1248,77 @@ def derive_system(
         local = [(blocks.index(k), blocks.index(l)) for (k, l) in needed if k in blocks]
         for (a_, b_), val in _cofactor_inverse(M, local).items():
             entries[(blocks[a_], blocks[b_])] = val
+    return entries, class_matrices, class_of
 
-    # laws: normal coordinates, small discrete groups (exact sums), the rest numerical
-    zeta_normal = [zeta_symbol(n) for n, law in diag_law.items() if law.kind == "normal"]
-    discrete = [(tuple(zeta_symbol(n) for n in law.names), law) for law in laws if law.kind == "discrete" and law.exact]
-    zeta_numeric = [zeta_symbol(n) for n, law in diag_law.items() if not law.exact]
-    zeta_laws = {str(zeta_symbol(n)): (law, law.names.index(n)) for n, law in diag_law.items()}
 
-    unknown_pairs = sorted({(k, l) for (i, j), val in eta.items() for (k, l) in needed if g(k, l) in val.free_symbols})
-    unknowns_all = [g(k, l) for k, l in unknown_pairs]
+def _unknown_pairs(
+    eta: Mapping[tuple[int, int], sp.Expr],
+    needed: set[tuple[int, int]],
+    entries: Mapping[tuple[int, int], tuple[sp.Expr, sp.Expr]],
+    decl: _Declarations,
+) -> tuple[list[tuple[int, int]], list[sp.Symbol]]:
+    """The block pairs whose traces η involves (the unknowns), and the parameters of the G entries."""
+    unknown_pairs = sorted(
+        {(k, l) for (i, j), val in eta.items() for (k, l) in needed if _trace_symbol(k, l) in val.free_symbols}
+    )
+    unknowns_all = [_trace_symbol(k, l) for k, l in unknown_pairs]
     params = sorted(
         {s for (num, den) in entries.values() for s in (num.free_symbols | den.free_symbols)}
         - set(unknowns_all)
-        - {zeta_symbol(n) for n in diag_law},
+        - decl.base_zetas,
         key=str,
     )
+    return unknown_pairs, params
 
-    # 3. reduction by partition refinement -----------------------------------------------------------
-    rng = np.random.default_rng(seed)
-    allz = zeta_normal + [z for syms, _ in discrete for z in syms] + zeta_numeric
-    arg_syms = allz + unknowns_all + params
-    ratios = [entries[pq][0] / entries[pq][1] for pq in unknown_pairs]
-    all_values = sp.lambdify(arg_syms, ratios, modules="numpy", cse=True)
-    npts = 4
-    zpts = rng.standard_normal((len(allz), npts))
-    zpts[len(zeta_normal) :] = rng.uniform(0.3, 1.7, (len(allz) - len(zeta_normal), npts))  # inside sqrt, log
-    ppts = rng.uniform(0.5, 1.5, (len(params), npts))
-    perms = (
-        list(itertools.permutations(range(len(zeta_normal))))
-        if len(zeta_normal) <= 5
-        else [tuple(range(len(zeta_normal)))]
-    )
-    normal_pair = {pq: _class_has_normal(pq, class_of, pencil, diag_law) for pq in unknown_pairs}
 
-    def evaluate(uvals: np.ndarray, zp: np.ndarray) -> np.ndarray:
+class _Probe:
+    """The G entries of the unknowns evaluated at a few fixed random points (ζ's and parameters)."""
+
+    NPTS = 4
+
+    def __init__(
+        self,
+        entries: Mapping[tuple[int, int], tuple[sp.Expr, sp.Expr]],
+        unknown_pairs: Sequence[tuple[int, int]],
+        params: Sequence[sp.Symbol],
+        decl: _Declarations,
+        rng: np.random.Generator,
+    ) -> None:
+        npts = self.NPTS
+        self.zeta_normal = decl.zeta_normal
+        self.allz = self.zeta_normal + [z for syms, _ in decl.discrete for z in syms] + decl.zeta_numeric
+        unknowns_all = [_trace_symbol(k, l) for k, l in unknown_pairs]
+        arg_syms = self.allz + unknowns_all + list(params)
+        ratios = [entries[pq][0] / entries[pq][1] for pq in unknown_pairs]
+        self.all_values = sp.lambdify(arg_syms, ratios, modules="numpy", cse=True)
+        n_normal = len(self.zeta_normal)
+        self.zpts = rng.standard_normal((len(self.allz), npts))
+        self.zpts[n_normal:] = rng.uniform(0.3, 1.7, (len(self.allz) - n_normal, npts))  # inside sqrt, log
+        self.ppts = rng.uniform(0.5, 1.5, (len(params), npts))
+        self.perms = list(itertools.permutations(range(n_normal))) if n_normal <= 5 else [tuple(range(n_normal))]
+
+    def evaluate(self, uvals: np.ndarray, zp: np.ndarray) -> np.ndarray:
         """Values of every unknown's G entry (rows) at the npts random points (columns)."""
         with np.errstate(all="ignore"):
-            vals = all_values(*zp, *uvals, *ppts)
-        return np.array([np.broadcast_to(np.asarray(v, dtype=float), (npts,)) for v in vals])
+            vals = self.all_values(*zp, *uvals, *self.ppts)
+        return np.array([np.broadcast_to(np.asarray(v, dtype=float), (self.NPTS,)) for v in vals])
 
-    ZERO = -1
-    cls = {pq: ZERO for pq in unknown_pairs}
-    while True:
-        ids = sorted({c for c in cls.values() if c != ZERO})
-        cval = {c: rng.uniform(0.3, 1.3, npts) for c in ids}
-        uvals = np.array([np.zeros(npts) if cls[pq] == ZERO else cval[cls[pq]] for pq in unknown_pairs])
-        base = evaluate(uvals, zpts)
+    def signatures(
+        self, uvals: np.ndarray, unknown_pairs: Sequence[tuple[int, int]], normal_pair: Mapping[tuple[int, int], bool]
+    ) -> dict[tuple[int, int], list[np.ndarray] | None]:
+        """Per unknown: None if its G entry vanishes (identically or by oddness), else its values per permutation."""
+        base = self.evaluate(uvals, self.zpts)
         flipped = []
-        for zi, zsym in enumerate(allz):
-            if zsym in zeta_normal:
-                zf = zpts.copy()
+        for zi, zsym in enumerate(self.allz):
+            if zsym in self.zeta_normal:
+                zf = self.zpts.copy()
                 zf[zi] *= -1
-                flipped.append(evaluate(uvals, zf))
+                flipped.append(self.evaluate(uvals, zf))
         permuted = []
-        for perm in perms:
-            zp = zpts.copy()
-            zp[: len(zeta_normal)] = zpts[list(perm)]
-            permuted.append(evaluate(uvals, zp))
+        for perm in self.perms:
+            zp = self.zpts.copy()
+            zp[: len(self.zeta_normal)] = self.zpts[list(perm)]
+            permuted.append(self.evaluate(uvals, zp))
         signature: dict[tuple[int, int], list[np.ndarray] | None] = {}
         for r, pq in enumerate(unknown_pairs):
             scale = max(1.0, float(np.max(np.abs(base[r]))))  # a non-finite value never compares equal
@@ -1255,70 +1328,137 @@ def derive_system(
                 signature[pq] = None  # identically zero, or odd in some normal ζ_l: zero expectation
             else:
                 signature[pq] = [v[r] for v in permuted]
+        return signature
 
-        def same(x: list[np.ndarray] | None, y: list[np.ndarray] | None) -> bool:
-            if x is None or y is None:
-                return x is None and y is None
-            return any(np.allclose(s, y[0], rtol=1e-9, atol=1e-12) for s in x)
 
-        new_cls: dict[tuple[int, int], int] = {}
-        leaders: list[tuple[int, tuple[int, int], int]] = []  # (old class, leader pair, new id)
-        for pq in unknown_pairs:
-            if signature[pq] is None and cls[pq] == ZERO:
-                new_cls[pq] = ZERO
-                continue
-            found = next(
-                (
-                    nid
-                    for old, lead, nid in leaders
-                    if old == cls[pq] and class_of[lead[0]] == class_of[pq[0]] and same(signature[pq], signature[lead])
-                ),
-                None,
-            )
-            if found is None:
-                found = len(leaders)
-                leaders.append((cls[pq], pq, found))
-            new_cls[pq] = found
-        stable = all((cls[pq] == ZERO) == (new_cls[pq] == ZERO) for pq in unknown_pairs) and len(
-            {c for c in new_cls.values() if c != ZERO}
-        ) == len({c for c in cls.values() if c != ZERO})
-        cls = new_cls
+def _same_signature(x: list[np.ndarray] | None, y: list[np.ndarray] | None) -> bool:
+    """True when two signatures agree: both vanish, or y's values equal x's under some permutation."""
+    if x is None or y is None:
+        return x is None and y is None
+    return any(np.allclose(s, y[0], rtol=1e-9, atol=1e-12) for s in x)
+
+
+def _refine(
+    cls: Mapping[tuple[int, int], int],
+    signature: Mapping[tuple[int, int], list[np.ndarray] | None],
+    unknown_pairs: Sequence[tuple[int, int]],
+    class_of: Mapping[int, str],
+) -> tuple[dict[tuple[int, int], int], bool]:
+    """One partition refinement of the unknowns by their signatures, and whether the partition is stable."""
+    new_cls: dict[tuple[int, int], int] = {}
+    leaders: list[tuple[int, tuple[int, int], int]] = []  # (old class, leader pair, new id)
+    for pq in unknown_pairs:
+        if signature[pq] is None and cls[pq] == _ZERO_CLASS:
+            new_cls[pq] = _ZERO_CLASS
+            continue
+        found = next(
+            (
+                nid
+                for old, lead, nid in leaders
+                if old == cls[pq]
+                and class_of[lead[0]] == class_of[pq[0]]
+                and _same_signature(signature[pq], signature[lead])
+            ),
+            None,
+        )
+        if found is None:
+            found = len(leaders)
+            leaders.append((cls[pq], pq, found))
+        new_cls[pq] = found
+    stable = all((cls[pq] == _ZERO_CLASS) == (new_cls[pq] == _ZERO_CLASS) for pq in unknown_pairs) and len(
+        {c for c in new_cls.values() if c != _ZERO_CLASS}
+    ) == len({c for c in cls.values() if c != _ZERO_CLASS})
+    return new_cls, stable
+
+
+def _reduction_classes(
+    pencil: Pencil,
+    entries: Mapping[tuple[int, int], tuple[sp.Expr, sp.Expr]],
+    unknown_pairs: Sequence[tuple[int, int]],
+    params: Sequence[sp.Symbol],
+    class_of: Mapping[int, str],
+    decl: _Declarations,
+    seed: int,
+) -> dict[tuple[int, int], int]:
+    """Step 3: class of every unknown (:data:`_ZERO_CLASS`: vanishes) by refinement from "all unknowns zero"."""
+    rng = np.random.default_rng(seed)
+    probe = _Probe(entries, unknown_pairs, params, decl, rng)
+    npts = probe.NPTS
+    normal_pair = {pq: _class_has_normal(pq, class_of, pencil, decl.diag_law) for pq in unknown_pairs}
+    cls = {pq: _ZERO_CLASS for pq in unknown_pairs}
+    while True:
+        ids = sorted({c for c in cls.values() if c != _ZERO_CLASS})
+        cval = {c: rng.uniform(0.3, 1.3, npts) for c in ids}
+        uvals = np.array([np.zeros(npts) if cls[pq] == _ZERO_CLASS else cval[cls[pq]] for pq in unknown_pairs])
+        signature = probe.signatures(uvals, unknown_pairs, normal_pair)
+        cls, stable = _refine(cls, signature, unknown_pairs, class_of)
         if stable:
-            break
+            return cls
 
+
+def _substitutions(
+    unknown_pairs: Sequence[tuple[int, int]], cls: Mapping[tuple[int, int], int]
+) -> tuple[dict[int, sp.Symbol], dict[sp.Symbol, list[sp.Symbol]], dict[sp.Symbol, sp.Expr], list[sp.Symbol]]:
+    """Representative of each class, its members, the substitution g_{kl} → representative or 0, the zeros."""
     reps: dict[int, sp.Symbol] = {}
     members: dict[sp.Symbol, list[sp.Symbol]] = {}
     subs: dict[sp.Symbol, sp.Expr] = {}
     zeros = []
     for p in unknown_pairs:
-        if cls[p] == ZERO:
-            subs[g(*p)] = sp.S.Zero
-            zeros.append(g(*p))
+        if cls[p] == _ZERO_CLASS:
+            subs[_trace_symbol(*p)] = sp.S.Zero
+            zeros.append(_trace_symbol(*p))
         else:
-            rep = reps.setdefault(cls[p], g(*p))
-            subs[g(*p)] = rep
-            members.setdefault(rep, []).append(g(*p))
+            rep = reps.setdefault(cls[p], _trace_symbol(*p))
+            subs[_trace_symbol(*p)] = rep
+            members.setdefault(rep, []).append(_trace_symbol(*p))
+    return reps, members, subs, zeros
 
-    # 4. integrate -----------------------------------------------------------------------------------
-    base_zetas = {zeta_symbol(n) for n in diag_law}
 
-    def reduce_entry(pair: tuple[int, int]) -> sp.Expr:
-        num, den = entries[pair]
-        num, den = num.xreplace(subs), den.xreplace(subs)
-        free = (num.free_symbols | den.free_symbols) - base_zetas
-        if len(free) <= CANCEL_SYMBOLS and sp.count_ops(num) + sp.count_ops(den) <= CANCEL_OPS:
-            return sp.cancel(num / den)
-        # large cofactors (big pencils): a full multivariate gcd can take minutes; cancel in the ζ's only
-        zs = sorted((num.free_symbols | den.free_symbols) & base_zetas, key=str)
-        return sp.cancel(num / den, *zs) if zs else num / den
+def _reduced_entry(
+    entry: tuple[sp.Expr, sp.Expr], subs: Mapping[sp.Symbol, sp.Expr], base_zetas: set[sp.Symbol]
+) -> sp.Expr:
+    """The G entry num/den with the reduction substituted, cancelled (in the ζ's only when large)."""
+    num, den = entry
+    num, den = num.xreplace(subs), den.xreplace(subs)
+    free = (num.free_symbols | den.free_symbols) - base_zetas
+    if len(free) <= CANCEL_SYMBOLS and sp.count_ops(num) + sp.count_ops(den) <= CANCEL_OPS:
+        return sp.cancel(num / den)
+    # large cofactors (big pencils): a full multivariate gcd can take minutes; cancel in the ζ's only
+    zs = sorted((num.free_symbols | den.free_symbols) & base_zetas, key=str)
+    return sp.cancel(num / den, *zs) if zs else num / den
 
-    unknowns = tuple(reps[c] for c in sorted(reps))
-    equations = {u: expectation(reduce_entry(_entry_index(u)), zeta_normal, discrete, zeta_numeric) for u in unknowns}
+
+def _integrated(
+    entries: Mapping[tuple[int, int], tuple[sp.Expr, sp.Expr]],
+    subs: Mapping[sp.Symbol, sp.Expr],
+    unknowns: Sequence[sp.Symbol],
+    balanced: Pencil,
+    out_pairs: Sequence[Sequence[tuple[int, int, sp.Expr]]],
+    decl: _Declarations,
+) -> tuple[dict[sp.Symbol, sp.Expr], dict[str, sp.Expr]]:
+    """Step 4: right-hand sides E_ζ[G_{kl}] of the unknowns and the output traces, integrated over the ζ's."""
+    zeta_normal, discrete, zeta_numeric, base_zetas = (
+        decl.zeta_normal,
+        decl.discrete,
+        decl.zeta_numeric,
+        decl.base_zetas,
+    )
+    equations = {
+        u: expectation(_reduced_entry(entries[_entry_index(u)], subs, base_zetas), zeta_normal, discrete, zeta_numeric)
+        for u in unknowns
+    }
     outputs = {}
-    for o, pairs in zip(bal_outputs, out_pairs):
-        h = sp.Add(*[c * reduce_entry((i, j)) for i, j, c in pairs])
+    for o, pairs in zip(balanced.outputs, out_pairs):
+        h = sp.Add(*[c * _reduced_entry(entries[(i, j)], subs, base_zetas) for i, j, c in pairs])
         outputs[o.name] = expectation(sp.cancel(h), zeta_normal, discrete, zeta_numeric)
-    # prune unknowns whose equation no longer involves any unknown (e.g. g = 1 for an identity block)
+    return equations, outputs
+
+
+def _pruned(
+    equations: dict[sp.Symbol, sp.Expr], outputs: dict[str, sp.Expr]
+) -> tuple[dict[sp.Symbol, sp.Expr], dict[str, sp.Expr], dict[sp.Symbol, sp.Expr]]:
+    """Equations and outputs without the unknowns whose equation involves no unknown (e.g. g = 1); those constants."""
     constants: dict[sp.Symbol, sp.Expr] = {}
     while True:
         fixed = {u: rhs for u, rhs in equations.items() if not (rhs.free_symbols & set(equations))}
@@ -1331,11 +1471,37 @@ def derive_system(
             if u not in fixed
         }
     outputs = {k: v.xreplace(constants) for k, v in outputs.items()}
-    unknowns = tuple(u for u in unknowns if u in equations)
+    return equations, outputs, constants
+
+
+def derive_system(
+    pencil: Pencil,
+    gaussians: Iterable[GaussianMatrix],
+    diagonals: Iterable[DiagonalLaw | DiagonalFunction] = (),
+    seed: int = 0,
+) -> OVSystem:
+    """Derive the reduced matrix-Dyson fixed point of ``pencil`` (see the module docstring).
+
+    Every matrix symbol of the pencil must be declared either in ``gaussians`` or in ``diagonals``
+    (a :class:`DiagonalLaw`, or a :class:`DiagonalFunction` of other diagonals with the same index).
+    ``seed`` fixes the random points of the numerical identity tests.
+    """
+    decl = _declarations(pencil, gaussians, diagonals)
+    ex, R, balanced = _balanced(pencil, decl)
+    lam, eta = _covariance_map(pencil, balanced, decl)
+    needed, out_pairs = _needed_pairs(eta, balanced, decl.dims)
+    entries, class_matrices, class_of = _class_inverses(pencil, lam, eta, needed)
+    unknown_pairs, params = _unknown_pairs(eta, needed, entries, decl)
+    cls = _reduction_classes(pencil, entries, unknown_pairs, params, class_of, decl, seed)
+    reps, members, subs, zeros = _substitutions(unknown_pairs, cls)
+    equations, outputs = _integrated(entries, subs, tuple(reps[c] for c in sorted(reps)), balanced, out_pairs, decl)
+    equations, outputs, constants = _pruned(equations, outputs)
+    unknowns = tuple(reps[c] for c in sorted(reps) if reps[c] in equations)
     free = set()
     for expr in list(equations.values()) + list(outputs.values()):
         free |= expr.free_symbols
-    parameters = tuple(sorted(free - set(unknowns) - {zeta_symbol(n) for n in diag_law}, key=str))
+    parameters = tuple(sorted(free - set(unknowns) - decl.base_zetas, key=str))
+    zeta_laws = {str(zeta_symbol(n)): (law, law.names.index(n)) for n, law in decl.diag_law.items()}
     return OVSystem(
         pencil,
         balanced,
