@@ -173,3 +173,24 @@ def params_from_args(args: argparse.Namespace) -> ModelParams:
         noise_g=args.noise_g,
         alignment=alignment,
     )
+
+
+def add_declaration_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--shape``, ``--symmetric`` and ``--diag``: the random matrices of an expression (pencil and spectrum)."""
+    parser.add_argument(
+        "--shape", action="append", default=[], metavar="NAME=ROWS,COLS", help="declare a Gaussian matrix (repeatable)"
+    )
+    parser.add_argument(
+        "--symmetric",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="make a declared square Gaussian matrix symmetric (Wigner)",
+    )
+    parser.add_argument(
+        "--diag",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]=DIM[@LAW]",
+        help="declare a diagonal random matrix, or several with a joint law (repeatable)",
+    )

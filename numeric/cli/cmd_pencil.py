@@ -13,6 +13,7 @@ from sympy import MatrixSymbol
 from ...derive.errors import UserError
 from ...derive.ovfp import GaussianMatrix, derive_system
 from ...derive.pencil import SYNTAX_HELP, declare_shapes, linearize, parse_expression
+from .args import add_declaration_arguments
 
 HELP = "linear pencil and operator-valued fixed point of a rational matrix expression"
 
@@ -51,23 +52,7 @@ def add_parser(subparsers: Any) -> None:
         "pencil", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("expr", metavar="EXPR", help="the rational matrix expression (syntax above)")
-    parser.add_argument(
-        "--shape", action="append", default=[], metavar="NAME=ROWS,COLS", help="declare a Gaussian matrix (repeatable)"
-    )
-    parser.add_argument(
-        "--symmetric",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="make a declared square Gaussian matrix symmetric (Wigner)",
-    )
-    parser.add_argument(
-        "--diag",
-        action="append",
-        default=[],
-        metavar="NAME[,NAME]=DIM[@LAW]",
-        help="declare a diagonal random matrix, or several with a joint law (repeatable)",
-    )
+    add_declaration_arguments(parser)
     parser.add_argument(
         "--format", choices=("text", "latex", "json"), default="text", help="output format (default: %(default)s)"
     )

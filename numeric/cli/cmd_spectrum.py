@@ -73,27 +73,13 @@ def _size(text: str) -> int:
 
 def add_parser(subparsers: Any) -> None:
     """Register ``spectrum``."""
+    from .args import add_declaration_arguments
+
     parser = subparsers.add_parser(
         "spectrum", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("expr", metavar="EXPR", help="a self-adjoint (symmetric) rational matrix expression")
-    parser.add_argument(
-        "--shape", action="append", default=[], metavar="NAME=ROWS,COLS", help="declare a Gaussian matrix (repeatable)"
-    )
-    parser.add_argument(
-        "--symmetric",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="make a declared square Gaussian matrix symmetric (Wigner)",
-    )
-    parser.add_argument(
-        "--diag",
-        action="append",
-        default=[],
-        metavar="NAME[,NAME]=DIM[@LAW]",
-        help="declare a diagonal random matrix, or several with a joint law (repeatable)",
-    )
+    add_declaration_arguments(parser)
     parser.add_argument(
         "--param",
         action="append",
