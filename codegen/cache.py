@@ -49,16 +49,21 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+_FOLDERS: dict[str | None, Path] = {}
+
+
 def cache_dir() -> Path:
-    """The cache folder: ``$SOBOLEV_RF_CACHE`` or ``~/.cache/sobolev-rf``, or a temp folder if read-only."""
+    """The cache folder: ``$SOBOLEV_RF_CACHE`` or ``~/.cache/sobolev-rf``, or a temp folder if read-only
+    (probed once per process and setting)."""
     configured = os.environ.get("SOBOLEV_RF_CACHE")
-    folder = Path(configured) if configured else Path.home() / ".cache" / "sobolev-rf"
-    if _writable(folder):
-        return folder
-    fallback = Path(tempfile.gettempdir()) / f"sobolev-rf-cache-{os.getuid()}"
-    if not _writable(fallback):
-        fallback = Path(tempfile.mkdtemp(prefix="sobolev-rf-cache-"))
-    return fallback
+    if configured not in _FOLDERS:
+        folder = Path(configured) if configured else Path.home() / ".cache" / "sobolev-rf"
+        if not _writable(folder):
+            folder = Path(tempfile.gettempdir()) / f"sobolev-rf-cache-{os.getuid()}"
+            if not _writable(folder):
+                folder = Path(tempfile.mkdtemp(prefix="sobolev-rf-cache-"))
+        _FOLDERS[configured] = folder
+    return _FOLDERS[configured]
 
 
 def artifact_key(fingerprint: str, generator_version: str, backend: str) -> str:
@@ -89,12 +94,29 @@ def artifact_paths(folder: Path, key: str, source_ext: str, artifact_ext: str) -
     return ArtifactPaths(folder / f"{key}.{source_ext}", folder / f"{key}.{artifact_ext}", folder / f"{key}.ready")
 
 
+#: Artifact → (size and mtime of it and of its marker, its sha256) when its hash last matched the marker.
+_VERIFIED: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+
+
 def _valid(paths: ArtifactPaths) -> bool:
-    """The ready marker exists and matches the artifact's hash."""
+    """The ready marker exists and matches the artifact's hash (not hashed again while neither file changed)."""
     try:
-        return paths.ready.read_text().strip() == file_hash(paths.artifact)
+        a, r = paths.artifact.stat(), paths.ready.stat()
+        stamp = (a.st_size, a.st_mtime_ns, r.st_size, r.st_mtime_ns)
+        if paths.artifact in _VERIFIED and _VERIFIED[paths.artifact][0] == stamp:
+            return True
+        digest = file_hash(paths.artifact)
+        if paths.ready.read_text().strip() != digest:
+            return False
     except OSError:
         return False
+    _VERIFIED[paths.artifact] = (stamp, digest)
+    return True
+
+
+def verified_hash(artifact: Path) -> str:
+    """The sha256 of an artifact that :func:`get_artifact` just returned."""
+    return _VERIFIED[artifact][1]
 
 
 def _discard(paths: ArtifactPaths) -> None:
@@ -144,6 +166,7 @@ def get_artifact(
                     if tmp.exists():
                         tmp.unlink()
             atomic_write_text(paths.ready, file_hash(paths.artifact))
+            _valid(paths)  # records the verified hash
         except UserError:
             # bad input found while generating (e.g. an activation that does not parse): not a failed
             # build; release the lock and leave nothing behind

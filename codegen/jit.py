@@ -113,8 +113,14 @@ def system_record(producer: str, args: Mapping[str, Any], derive: Callable[[], A
         package_source_hash("sobolev_rf.derive"), json.dumps({"producer": producer, **args}, sort_keys=True), "system"
     )
     path = cache.get_artifact(cache.cache_dir(), key, "json", "json", lambda: json.dumps(derive().to_dict()))
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    digest = cache.verified_hash(path)
+    if digest not in _RECORDS:
+        _RECORDS[digest] = json.loads(path.read_text())
+    return _RECORDS[digest]
+
+
+#: Parsed system records, by the sha256 of their verified file.
+_RECORDS: dict[str, dict[str, Any]] = {}
 
 
 def record_names(record: Mapping[str, Any], part: str) -> tuple[str, ...]:
@@ -148,7 +154,7 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
             return generate_c_source(system_from_record(record))
 
         path = cache.get_artifact(cache.cache_dir(), key, "c", "so", generate_c, compile_shared)
-        digest = cache.file_hash(path)
+        digest = cache.verified_hash(path)
         if digest not in _LOADED:
             _LOADED[digest] = CKernel(path, *names)
         return _LOADED[digest]
@@ -160,8 +166,7 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
         return generate_numpy_source(system_from_record(record))
 
     path = cache.get_artifact(cache.cache_dir(), key, "py", "py", generate_numpy)
-    source = path.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()
+    digest = cache.verified_hash(path)
     if digest not in _LOADED:
-        _LOADED[digest] = NumpyKernel(source.decode(), f"sobolev_rf_generated_{key[:16]}")
+        _LOADED[digest] = NumpyKernel(path.read_text(), f"sobolev_rf_generated_{key[:16]}")
     return _LOADED[digest]

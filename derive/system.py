@@ -57,10 +57,6 @@ class System:
     def unknown_names(self) -> tuple[str, ...]:
         return tuple(str(u) for u in self.unknowns)
 
-    def parameter_index(self, name: str) -> int:
-        """Position of the parameter ``name`` (ValueError if the system has none)."""
-        return self.parameter_names.index(name)
-
     def definition_pairs(self, exprs: Iterable[sp.Expr] | None = None) -> list[tuple[sp.Symbol, sp.Expr]]:
         """(symbol, expression) of the definitions, in order; with ``exprs``, only those they need."""
         pairs = [(sp.Symbol(n), e) for n, e in self.definitions.items()]

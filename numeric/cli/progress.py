@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 def _enabled(enabled: bool | None) -> bool:
@@ -53,11 +50,3 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-def progress(items: Iterable[T], total: int, label: str = "", enabled: bool | None = None) -> Iterator[T]:
-    """Iterate over ``items`` while drawing a :class:`Progress` bar."""
-    with Progress(total, label, enabled) as bar:
-        for item in items:
-            yield item
-            bar.update()
