@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import sympy as sp
 from sympy import Inverse, MatrixSymbol
 
 from .errors import UserError
-from .ovfp import DiagonalFunction, DiagonalLaw, zeta_symbol
+from .syntax import DescentParser, tokenize
 
 RESERVED = ("I", "inv", "t", "sqrt", "exp", "log", "abs", "uniform")
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
@@ -37,40 +38,121 @@ _FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".dat")
 MAX_ROWS = 1_000_000
 
 
+# ======================================================================================= atoms
+@dataclass(frozen=True)
+class GaussianMatrix:
+    """A Gaussian matrix symbol: iid centred entries of variance ``variance`` (symmetric: a Wigner matrix)."""
+
+    name: str
+    variance: sp.Expr | float = 1
+    symmetric: bool = False
+
+
+@dataclass(frozen=True)
+class DiagonalLaw:
+    """Diagonal matrix symbols D_l = diag(ζ_{·l}) sharing the index j, with ζ_j iid from one (joint) law.
+
+    ``kind="normal"``: the coordinates ζ_{jl} are iid N(0, 1) (so ζ_j ~ N(0, I_k)).
+    ``kind="discrete"``: ζ_j takes the value ``atoms[a]`` (one number per name) with probability ``weights[a]``;
+    a joint empirical law (rows of a data file, equal weights) is a discrete law with one atom per row.
+    ``kind="uniform"``: one name, ζ_j uniform on [``low``, ``high``] (Gauss–Legendre quadrature).
+    """
+
+    names: tuple[str, ...]
+    kind: str = "normal"
+    atoms: tuple[tuple[float, ...], ...] = ()
+    weights: tuple[float, ...] = ()
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("normal", "discrete", "uniform"):
+            raise UserError(f"diagonal law kind must be 'normal', 'discrete' or 'uniform', got {self.kind!r}.")
+        if len(set(self.names)) != len(self.names) or not self.names:
+            raise UserError("a diagonal law needs distinct matrix names.")
+        if self.kind == "discrete":
+            if not self.atoms or len(self.atoms) != len(self.weights):
+                raise UserError("a discrete diagonal law needs as many weights as atoms.")
+            if any(len(a) != len(self.names) for a in self.atoms):
+                raise UserError("every atom of a discrete diagonal law needs one value per diagonal matrix.")
+            if not all(math.isfinite(x) for a in self.atoms for x in a):
+                raise UserError("the atoms of a discrete diagonal law must be finite numbers.")
+            if any(not (w >= 0) for w in self.weights) or abs(sum(self.weights) - 1) > 1e-12:
+                raise UserError("the weights of a discrete diagonal law must be >= 0 and sum to 1.")
+        if self.kind == "uniform":
+            if len(self.names) != 1:
+                raise UserError("a uniform diagonal law describes one diagonal matrix.")
+            if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+                raise UserError(f"a uniform law needs finite a < b, got [{self.low:g}, {self.high:g}].")
+
+    @property
+    def exact(self) -> bool:
+        """True when expectations over this law are taken symbolically (normal, or a few atoms)."""
+        return self.kind == "normal" or (self.kind == "discrete" and len(self.atoms) <= EXACT_SUM_ATOMS)
+
+    def rule(self, coarse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes (M × len(names)) and weights (M) of the numerical expectation over this law.
+
+        Discrete laws are summed exactly (``coarse`` changes nothing); uniform laws use Gauss–Legendre with
+        :data:`LEGENDRE_NODES` nodes (half as many when ``coarse``, for the error estimate)."""
+        if self.kind == "discrete":
+            return np.asarray(self.atoms, dtype=float), np.asarray(self.weights, dtype=float)
+        if self.kind == "uniform":
+            x, w = np.polynomial.legendre.leggauss(LEGENDRE_NODES // 2 if coarse else LEGENDRE_NODES)
+            mid, half = (self.high + self.low) / 2, (self.high - self.low) / 2
+            return (mid + half * x)[:, None], w / 2
+        raise UserError("a normal law has no finite rule; it is integrated by Gauss–Hermite.")
+
+    def sample(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` iid draws of ζ_j (size × len(names)); an empirical law with exactly ``size`` rows is used
+        as it is (each row once, in random order)."""
+        if self.kind == "normal":
+            return rng.standard_normal((size, len(self.names)))
+        if self.kind == "uniform":
+            return rng.uniform(self.low, self.high, (size, 1))
+        atoms = np.asarray(self.atoms, dtype=float)
+        w = np.asarray(self.weights, dtype=float)
+        if len(atoms) == size and np.allclose(w, 1.0 / size):
+            return atoms[rng.permutation(size)]
+        return atoms[rng.choice(len(atoms), size=size, p=w / w.sum())]
+
+
+@dataclass(frozen=True)
+class DiagonalFunction:
+    """A diagonal matrix that is a function of other diagonal matrices with the same index j:
+    diag(f(ζ_{j,A}, ζ_{j,B}, …)); ``expr`` is written in the symbols :func:`zeta_symbol` of those matrices.
+    (``DiagonalFunction("B", zeta_symbol("A"))`` makes B the same matrix as A.)"""
+
+    name: str
+    expr: sp.Expr
+
+
+#: Discrete laws with at most this many atoms are summed symbolically; larger ones (e.g. a data file) numerically.
+EXACT_SUM_ATOMS = 16
+#: Gauss–Legendre nodes for continuous (uniform) laws.
+LEGENDRE_NODES = 96
+#: Rational functions with more operations or symbols than these are cancelled in the ζ's only (a full
+
+
+def zeta_symbol(name: str) -> sp.Symbol:
+    """The scalar ζ standing for the diagonal entries of the diagonal matrix ``name``."""
+    return sp.Symbol(f"zeta_{name}", real=True)
+
+
 # ======================================================================================= scalar functions
-_FTOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>\*\*|[-+*/^()]))"
-)
+#: Operators of the function syntax.
+_FOPERATORS = ("**", "+", "-", "*", "/", "^", "(", ")")
 _FUNCS = {"sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "abs": sp.Abs}
 
 
-class _FunctionParser:
+class _FunctionParser(DescentParser):
     """expr := term (('+'|'-') term)*; term := unary (('*'|'/') unary)*; unary := '-' unary | power;
     power := atom (('^'|'**') unary)?; atom := number | name | func '(' expr ')' | '(' expr ')'."""
 
     def __init__(self, text: str, variables: Mapping[str, sp.Symbol], owner: str):
+        super().__init__(tokenize(text, _FOPERATORS, f"the law of {owner}"), f"the law of {owner}")
         self.owner = owner
         self.variables = variables
-        self.tokens: list[tuple[str, str]] = []
-        pos, text = 0, text.rstrip()
-        while pos < len(text):
-            m = _FTOKEN.match(text, pos)
-            if not m or m.end() == pos:
-                raise UserError(f"unexpected character {text[pos:].strip()[:1]!r} in the law of {owner}.")
-            kind = m.lastgroup or ""
-            self.tokens.append((kind, m.group(kind)))
-            pos = m.end()
-        self.i = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str]:
-        if self.i >= len(self.tokens):
-            raise UserError(f"the law of {self.owner} ends too early.")
-        self.i += 1
-        return self.tokens[self.i - 1]
 
     def parse(self) -> sp.Expr:
         if not self.tokens:
@@ -81,12 +163,13 @@ class _FunctionParser:
         return out
 
     def expr(self) -> sp.Expr:
-        out = self.term()
-        while self.peek() in ("+", "-"):
-            op = self.take()[1]
-            rhs = self.term()
-            out = out + rhs if op == "+" else out - rhs
-        return out
+        with self.nested():
+            out = self.term()
+            while self.peek() in ("+", "-"):
+                op = self.take()[1]
+                rhs = self.term()
+                out = out + rhs if op == "+" else out - rhs
+            return out
 
     def term(self) -> sp.Expr:
         out = self.unary()
@@ -101,7 +184,8 @@ class _FunctionParser:
     def unary(self) -> sp.Expr:
         if self.peek() in ("+", "-"):
             op = self.take()[1]
-            x = self.unary()
+            with self.nested():
+                x = self.unary()
             return -x if op == "-" else x
         return self.power()
 
@@ -109,7 +193,8 @@ class _FunctionParser:
         base = self.atom()
         if self.peek() in ("^", "**"):
             self.take()
-            exponent = self.unary()
+            with self.nested():
+                exponent = self.unary()
             if exponent.free_symbols or abs(float(exponent)) > 64:
                 raise UserError(f"exponents in the law of {self.owner} must be numbers of size at most 64.")
             return base**exponent

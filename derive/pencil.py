@@ -61,6 +61,7 @@ from sympy.matrices.expressions import (
 )
 
 from .errors import UserError
+from .syntax import DescentParser, tokenize
 
 #: An atom of a block entry: ``None`` is the identity, ``(name, transposed)`` a matrix symbol or its transpose.
 Atom = tuple[str, bool] | None
@@ -648,10 +649,8 @@ def check_pencil(
 
 
 # ======================================================================================= syntax
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)|(?P<op>[-+*/^(),']))"
-)
+#: Operators of the matrix-expression syntax.
+_OPERATORS = ("+", "-", "*", "/", "^", "(", ")", ",", "'")
 
 #: Help text for the expression syntax (shown by ``sobolev-rf pencil --help``).
 SYNTAX_HELP = """\
@@ -663,7 +662,7 @@ Every other name is a scalar parameter (dimension names such as n, p, d are scal
 X^k takes an integer k (X^-1 = inv(X)); division is by scalars only."""
 
 
-class _Parser:
+class _Parser(DescentParser):
     """Recursive-descent parser over scalars and SymPy matrix expressions.
 
     Grammar: expr := term (('+'|'-') term)*;  term := unary (('*'|'/') unary)*;
@@ -672,32 +671,10 @@ class _Parser:
     """
 
     def __init__(self, text: str, matrices: Mapping[str, MatrixSymbol], scalars: Mapping[str, sp.Symbol]):
+        super().__init__(tokenize(text, _OPERATORS, "the expression"), "the expression")
         self.text = text
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        text = text.rstrip()
-        while pos < len(text):
-            m = _TOKEN.match(text, pos)
-            if not m or m.end() == pos:
-                raise UserError(f"unexpected character {text[pos:].strip()[:1]!r} at position {pos} of the expression.")
-            kind = m.lastgroup or ""
-            self.tokens.append((kind, m.group(kind)))
-            pos = m.end()
-        self.i = 0
         self.matrices = matrices
         self.scalars = dict(scalars)
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self, value: str | None = None) -> tuple[str, str]:
-        tok = self.peek()
-        if tok is None:
-            raise UserError("the expression ends too early.")
-        if value is not None and tok[1] != value:
-            raise UserError(f"expected {value!r} but found {tok[1]!r} in the expression.")
-        self.i += 1
-        return tok
 
     def parse(self) -> Any:
         if not self.tokens:
@@ -705,7 +682,7 @@ class _Parser:
         out = self.expr()
         extra = self.peek()
         if extra is not None:
-            raise UserError(f"unexpected {extra[1]!r} after a complete expression.")
+            raise UserError(f"unexpected {extra!r} after a complete expression.")
         return out
 
     @staticmethod
@@ -732,19 +709,20 @@ class _Parser:
         return a * b
 
     def expr(self) -> Any:
-        out = self.term()
-        while (tok := self.peek()) is not None and tok[1] in "+-":
-            self.take()
-            rhs = self.term()
-            out = self._add(out, rhs if tok[1] == "+" else -rhs)
-        return out
+        with self.nested():
+            out = self.term()
+            while (op := self.peek()) in ("+", "-"):
+                self.take()
+                rhs = self.term()
+                out = self._add(out, rhs if op == "+" else -rhs)
+            return out
 
     def term(self) -> Any:
         out = self.unary()
-        while (tok := self.peek()) is not None and tok[1] in "*/":
+        while (op := self.peek()) in ("*", "/"):
             self.take()
             rhs = self.unary()
-            if tok[1] == "*":
+            if op == "*":
                 out = self._mul(out, rhs)
             else:
                 if self._is_mat(rhs):
@@ -755,21 +733,22 @@ class _Parser:
         return out
 
     def unary(self) -> Any:
-        tok = self.peek()
-        if tok is not None and tok[1] in "+-":
+        op = self.peek()
+        if op in ("+", "-"):
             self.take()
-            x = self.unary()
-            return -x if tok[1] == "-" else x
+            with self.nested():
+                x = self.unary()
+            return -x if op == "-" else x
         return self.power()
 
     def power(self) -> Any:
         base = self.postfix()
-        if (tok := self.peek()) is not None and tok[1] == "^":
+        if self.peek() == "^":
             self.take()
             sign = 1
-            if (t2 := self.peek()) is not None and t2[1] in "+-":
+            if (op := self.peek()) in ("+", "-"):
                 self.take()
-                sign = -1 if t2[1] == "-" else 1
+                sign = -1 if op == "-" else 1
             kind, val = self.take()
             if kind != "num" or not re.fullmatch(r"\d+", val):
                 raise UserError(f"exponents must be integers, got {val!r}.")
@@ -785,7 +764,7 @@ class _Parser:
 
     def postfix(self) -> Any:
         x = self.atom()
-        while (tok := self.peek()) is not None and tok[1] == "'":
+        while self.peek() == "'":
             self.take()
             x = x.T if self._is_mat(x) else x
         return x
@@ -804,7 +783,7 @@ class _Parser:
         if kind == "num":
             return sp.Rational(val) if re.fullmatch(r"\d+", val) else sp.Float(val)
         if kind == "name":
-            if (tok := self.peek()) is not None and tok[1] == "(":
+            if self.peek() == "(":
                 if val not in ("inv", "t", "sqrt"):
                     raise UserError(f"unknown function {val!r}; use inv(...), t(...) or sqrt(...).")
                 self.take("(")
@@ -877,3 +856,18 @@ def declare_shapes(specs: Iterable[str]) -> tuple[dict[str, MatrixSymbol], dict[
                 shape.append(dims[d])
         mats[name] = MatrixSymbol(name, shape[0], shape[1])
     return mats, dims
+
+
+def pencil(expr: MatrixExpr | Mapping[str, MatrixExpr] | str, shapes: Iterable[str] = (), prune: bool = True) -> Pencil:
+    """The linear pencil of a SymPy matrix expression (or of several named ones, :func:`linearize`), or of an
+    expression written in the syntax of :data:`SYNTAX_HELP`, e.g. ``pencil('inv(lam*I + Ft*F/n)',
+    shapes=['F=n,p'])``: ``shapes`` declares its matrices as in ``--shape`` (a matrix must be declared to be
+    one; an undeclared name is a scalar)."""
+    if isinstance(expr, str):
+        mats, dims = declare_shapes(shapes)
+        if not mats:
+            raise UserError(
+                "declare the matrices of an expression string, e.g. pencil('inv(lam*I + Ft*F/n)', shapes=['F=n,p'])."
+            )
+        return linearize(parse_expression(expr, mats, dims), prune)
+    return linearize(expr, prune)

@@ -6,7 +6,8 @@
 * ``simulate(params, d, seeds)``: the exact finite-size simulation (the ground truth);
 * ``derive(k, tau, branch)``: the SymPy-derived fixed-point ``System``;
 * ``verify(params, digits)``: the double-precision solution against an mpmath solve at ``digits`` digits;
-* ``pencil(expr)``: the linear pencil of a rational matrix expression (``derive.pencil.linearize``).
+* ``pencil(expr, shapes)``: the linear pencil of a rational matrix expression (SymPy, or a string with its
+  matrices declared, ``derive.pencil.pencil``).
 
 Names are imported on first use, so ``import sobolev_rf.numeric`` stays cheap (the command line needs that).
 """
@@ -25,7 +26,7 @@ _EXPORTS = {
     "simulate": (".simulation.exact", "simulate"),
     "derive": ("..derive.saddle", "derive_system"),
     "verify": (".theory.verify", "verify_point"),
-    "pencil": ("..derive.pencil", "linearize"),
+    "pencil": ("..derive.pencil", "pencil"),
 }
 __all__ = list(_EXPORTS)
 

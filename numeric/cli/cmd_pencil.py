@@ -11,7 +11,8 @@ import sympy as sp
 from sympy import MatrixSymbol
 
 from ...derive.errors import UserError
-from ...derive.ovfp import GaussianMatrix, derive_system
+from ...derive.laws import GaussianMatrix
+from ...derive.ovfp import derive_system
 from ...derive.pencil import SYNTAX_HELP, declare_shapes, linearize, parse_expression
 from .args import add_declaration_arguments
 
@@ -145,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
         sign = herglotz_sign(expr, name, mats, gaussians, laws, real, np.random.default_rng(0))
         if sign:
             herglotz["r"] = sign * (1 if values[name].imag > 0 else -1)
-    solution = system.solve(values, herglotz=herglotz) if args.solve else None
+    solution = None
+    if args.solve:
+        from ..theory.ovfp import solve_system
+
+        solution = solve_system(system, values, herglotz)
     if args.format == "json":
         data: dict[str, Any] = {"expression": sp.sstr(expr), "pencil": pencil.as_dict(), "system": system.as_dict()}
         if args.self_adjoint:

@@ -184,7 +184,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ...derive.laws import is_self_adjoint
     from ...derive.pencil import parse_expression
-    from ..studies.spectrum import StieltjesSolver, finite_eigenvalues, resolvent_system, spectral_density
+    from ..studies.spectrum import (
+        StieltjesSolver,
+        check_finite_draw,
+        finite_eigenvalues,
+        resolvent_system,
+        spectral_density,
+    )
     from .cmd_pencil import declarations
     from .progress import Progress
 
@@ -199,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"the expression is {sp.sstr(expr.rows)} x {sp.sstr(expr.cols)}; it must be square.")
     if not is_self_adjoint(expr, mats, gaussians, laws, real, np.random.default_rng(0)):
         raise UserError("the expression is not self-adjoint (symmetric); e.g. write Ft*F/n, not F*F' * D.")
+    if args.out and args.n > 0:
+        check_finite_draw(expr, mats, real, args.n)  # before any work
     system, zname = resolvent_system(expr, gaussians, laws, taken=list(real))
     solver = StieltjesSolver(system, zname, real)
     x = np.linspace(a, b, num)

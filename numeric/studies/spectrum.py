@@ -8,7 +8,7 @@ The density is ρ(x) = lim_{η→0⁺} Im m(x + iη)/π, evaluated at the given 
 How the fixed point is followed:
 
 * *anchors*: every ``stride``-th grid point is solved by continuation from z → i∞ (the physical branch,
-  :meth:`OVSystem.continue_from_infinity`), all anchors at once;
+  :meth:`~sobolev_rf.numeric.theory.ovfp.FixedPoint.continue_from_infinity`), all anchors at once;
 * *continuation along x*: from each anchor, Newton steps to the next grid points (all chains at once), started
   from the previous solution (linearly extrapolated from the last two); a step is accepted when Newton
   converges, the solution moves continuously and Im m ≥ 0 (the sign of the imaginary part is checked);
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ...derive.errors import UserError
+from ..theory.ovfp import FixedPoint
 
 #: Atoms lighter than this are not reported.
 MIN_ATOM_MASS = 1e-6
@@ -45,6 +46,8 @@ EPS_FIT = np.array([1e-4, 1e-5, 1e-6])
 EPS_MASS = np.array([1e-2, 1e-3, 1e-4, 1e-5, 1e-6])
 #: An atom's mass estimates at the two closest distances must agree to this relative precision.
 ATOM_STABILITY = 0.02
+#: Largest side of a finite draw's matrices.
+MAX_DRAW_DIMENSION = 20000
 #: Relative precision assumed for m(z) (the solver's convergence test) when judging the continuous part.
 RELATIVE_PRECISION = 1e-9
 
@@ -86,6 +89,7 @@ class StieltjesSolver:
 
     def __init__(self, system: Any, z: str, values: Mapping[str, float], output: str = "m"):
         self.system = system
+        self.fixed_point = FixedPoint.of(system)
         self.z = z
         self.values = dict(values)
         self.output = list(system.outputs).index(output)
@@ -105,7 +109,7 @@ class StieltjesSolver:
         return out
 
     def trace(self, g: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return self.system.output_values(g, self.params(z))[self.output]
+        return self.fixed_point.output_values(g, self.params(z))[self.output]
 
     def from_infinity(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unknowns, m and a converged mask at the points ``z``, continued from z → i∞."""
@@ -113,7 +117,7 @@ class StieltjesSolver:
         if z.size == 0:
             n = len(self.system.unknowns)
             return np.zeros((n, 0), complex), np.zeros(0, complex), np.zeros(0, bool)
-        g, ok = self.system.continue_from_infinity(self.params(z))
+        g, ok = self.fixed_point.continue_from_infinity(self.params(z))
         m = self.trace(g, z)
         ok = ok & np.isfinite(m) & (m.imag * np.sign(z.imag) >= -1e-9 * np.abs(m))
         return g, m, ok
@@ -150,7 +154,7 @@ def stieltjes_grid(
         if k >= 2:
             prev2 = g[:, src - 1]
             pred = 2 * pred - prev2
-        gn, conv = solver.system.newton(pred, solver.params(z[idx]), max_iter=12)
+        gn, conv = solver.fixed_point.newton(pred, solver.params(z[idx]), max_iter=12)
         mn = solver.trace(gn, z[idx])
         jump = np.max(np.abs(gn - g[:, src]) / (1 + np.abs(g[:, src])), axis=0) if n else np.zeros(idx.size)
         good = conv & np.isfinite(mn) & (mn.imag >= -1e-9 * np.abs(mn)) & (jump < 0.5)
@@ -286,7 +290,8 @@ def resolvent_system(
     import sympy as sp
     from sympy import Identity, Inverse
 
-    from ...derive.ovfp import GaussianMatrix, derive_system
+    from ...derive.laws import GaussianMatrix
+    from ...derive.ovfp import derive_system
     from ...derive.pencil import linearize
 
     used = {str(s) for s in expr.free_symbols} | set(taken)
@@ -300,21 +305,10 @@ def resolvent_system(
     return system, name
 
 
-def finite_eigenvalues(
-    expr: Any,
-    symbols: Mapping[str, Any],
-    gaussians: Mapping[str, bool],
-    laws: Sequence[Any],
-    values: Mapping[str, float],
-    size: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Eigenvalues of one finite draw of the expression, scaled so that it is ``size`` × ``size`` (every
-    dimension keeps its ratio to the others, as given in ``values``)."""
+def finite_dimensions(expr: Any, symbols: Mapping[str, Any], values: Mapping[str, float], size: int) -> dict[Any, int]:
+    """The dimensions of a finite draw of ``expr`` that is ``size`` × ``size`` (every dimension keeps its ratio
+    to the others, as given in ``values``)."""
     import sympy as sp
-
-    from ...derive.laws import finite_instance
-    from ...derive.pencil import evaluate_expression
 
     dim_syms: set[Any] = set()
     for sym in symbols.values():
@@ -327,14 +321,75 @@ def finite_eigenvalues(
         ratios[d] = float(values[str(d)])
     rows = float(sp.sympify(expr.rows).xreplace(ratios))
     scale = size / rows
-    dims = {d: max(1, int(round(r * scale))) for d, r in ratios.items()}
+    return {d: max(1, int(round(r * scale))) for d, r in ratios.items()}
+
+
+def finite_draw_bytes(expr: Any, symbols: Mapping[str, Any], dims: Mapping[Any, int]) -> int:
+    """An upper estimate of the memory of one finite draw: every matrix, one intermediate of the largest size
+    per operation of the expression, and the eigensolver's copies and workspace (float64)."""
+    import sympy as sp
+    from sympy.matrices.expressions import Inverse, MatAdd, MatMul, Transpose
+
+    sizes = [int(sp.sympify(s.rows).xreplace(dims)) * int(sp.sympify(s.cols).xreplace(dims)) for s in symbols.values()]
+    biggest = max([int(v) for v in dims.values()] + [1]) ** 2
+    ops = sum(1 for node in sp.preorder_traversal(expr) if isinstance(node, (Inverse, MatAdd, MatMul, Transpose)))
+    return 8 * (sum(sizes) + (ops + 4) * biggest)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable; physical memory where unknown)."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+def check_finite_draw(expr: Any, symbols: Mapping[str, Any], values: Mapping[str, float], size: int) -> None:
+    """Refuse a finite draw whose matrices exceed :data:`MAX_DRAW_DIMENSION` or half the available memory."""
+    dims = finite_dimensions(expr, symbols, values, size)
     biggest = max([size] + list(dims.values()))
-    if biggest > 20000:
+    if biggest > MAX_DRAW_DIMENSION:
         raise UserError(f"the finite draw would need a {biggest} x {biggest} matrix; choose a smaller --n.")
+    need, have = finite_draw_bytes(expr, symbols, dims), available_memory()
+    if need > have // 2:
+        raise UserError(
+            f"the finite draw of size {size} would need about {need / 2**30:.1f} GiB of memory "
+            f"({have / 2**30:.1f} GiB available); choose a smaller --n."
+        )
+
+
+def finite_eigenvalues(
+    expr: Any,
+    symbols: Mapping[str, Any],
+    gaussians: Mapping[str, bool],
+    laws: Sequence[Any],
+    values: Mapping[str, float],
+    size: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Eigenvalues of one finite draw of the expression, scaled so that it is ``size`` × ``size`` (every
+    dimension keeps its ratio to the others, as given in ``values``; refused beyond the memory at hand)."""
+
+    from ...derive.laws import finite_instance
+    from ...derive.pencil import evaluate_expression
+
+    check_finite_draw(expr, symbols, values, size)
+    dims = finite_dimensions(expr, symbols, values, size)
     mats = finite_instance({k: v for k, v in symbols.items()}, gaussians, laws, dims, rng)
     subs: dict[Any, Any] = dict(dims)
     for s in expr.free_symbols:
         if str(s) in values and s not in subs:
             subs[s] = float(values[str(s)])
     M = evaluate_expression(expr, mats, subs)
-    return np.linalg.eigvalsh((M + M.T) / 2)
+    del mats
+    M = (M + M.T) / 2
+    return np.linalg.eigvalsh(M)

@@ -27,3 +27,21 @@ def test_gallery_images_exist_and_carry_their_command() -> None:
         assert path.is_file(), relative
         description = Image.open(path).info.get("Description", "")
         assert description.startswith("sobolev-rf "), (relative, description)
+
+
+def test_ridge_bias_example_runs_as_written(tmp_path, monkeypatch, capsys) -> None:
+    """The pencil example with a data column: the README says how to write its file, and both lines run."""
+    import shlex
+
+    from sobolev_rf.numeric.cli.main import main
+
+    text = README.read_text(encoding="utf-8")
+    start = text.index("    printf 'S,T")
+    block = text[start : text.index("\n\n", start)].replace("\\\n", " ")
+    printf, command = (line.strip() for line in block.split("\n"))
+    fmt = shlex.split(printf.split(">")[0])[1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "spectrum.csv").write_text(fmt.encode().decode("unicode_escape"))
+    assert main(shlex.split(command)[1:]) == 0
+    out = capsys.readouterr().out
+    assert "tr(r)/m = " in out

@@ -14,16 +14,11 @@ import sympy as sp
 from sympy import Identity, Inverse, MatrixSymbol
 
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.ovfp import (
-    DiagonalLaw,
-    GaussExpectation,
-    GaussianMatrix,
-    derive_system,
-    normal_expectation,
-    sobolev_system,
-    sobolev_traces,
-)
+from sobolev_rf.derive.expectations import GaussExpectation, normal_expectation
+from sobolev_rf.derive.laws import DiagonalLaw, GaussianMatrix
+from sobolev_rf.derive.ovfp import derive_system, sobolev_system
 from sobolev_rf.derive.pencil import linearize
+from sobolev_rf.numeric.theory.ovfp import sobolev_traces, solve_system
 
 n, p, d = sp.symbols("n p d", positive=True, integer=True)
 lam, z, k1, ks = sp.symbols("lam z kappa1 kappastar", positive=True)
@@ -46,7 +41,7 @@ def test_marchenko_pastur_matches_closed_form_and_finite_matrices() -> None:
     system = derive_system(linearize(Inverse(lam * Identity(p) + F.T * F / n)), [GaussianMatrix("F")])
     assert len(system.unknowns) == 2
     gamma, lv = 2.0, 0.5
-    got = system.solve({"lam": lv, "p": gamma, "n": 1.0}).outputs["r"]
+    got = solve_system(system, {"lam": lv, "p": gamma, "n": 1.0}).outputs["r"]
     # m(−λ) of FᵀF/n (p×p, γ = p/n): γλm² + (λ + 1 − γ)m − 1 = 0, positive root
     A, B, C = gamma * lv, lv + 1 - gamma, -1.0
     closed = (-B + math.sqrt(B * B - 4 * A * C)) / (2 * A)
@@ -65,7 +60,7 @@ def test_anisotropic_marchenko_pastur_two_atoms() -> None:
     law = DiagonalLaw(("C",), "discrete", atoms=((1.0,), (math.sqrt(3.0),)), weights=(0.3, 0.7))
     system = derive_system(linearize(expr), [GaussianMatrix("X")], [law])
     gamma, lv = 0.5, 0.2  # γ = d/n
-    got = system.solve({"lam": lv, "d": gamma, "n": 1.0}).outputs["r"]
+    got = solve_system(system, {"lam": lv, "d": gamma, "n": 1.0}).outputs["r"]
     # Silverstein: m = Σ_a w_a / (t_a (1 − γ + γλm) + λ)
     ref = _solve_scalar(
         lambda m: 0.3 / (1 * (1 - gamma + gamma * lv * m) + lv) + 0.7 / (3 * (1 - gamma + gamma * lv * m) + lv), 1.0
@@ -109,7 +104,7 @@ def test_random_features_resolvent_equals_tau_system_and_finite_matrices() -> No
     exprs = {"R": R, "RW": R * Th.T * Th / d}
     system = derive_system(linearize(exprs), [GaussianMatrix(s) for s in ("X", "Theta", "E")])
     lv, pd_, pn, kap1, kaps = 0.1, 2.0, 1.5, 0.8, 0.6
-    sol = system.solve({"lam": lv, "p": pd_, "d": 1.0, "n": pd_ / pn, "kappa1": kap1, "kappastar": kaps})
+    sol = solve_system(system, {"lam": lv, "p": pd_, "d": 1.0, "n": pd_ / pn, "kappa1": kap1, "kappastar": kaps})
     tau1, tau2 = _rf_tau_system(lv, pd_, pn, kap1, kaps)
     assert abs(sol.outputs["R"] - tau1) < 1e-11
     assert abs(sol.outputs["RW"] - tau2) < 1e-11
@@ -234,7 +229,7 @@ def test_gauss_hermite_fallback_for_cross_terms() -> None:
     expr = Inverse(Identity(p) + D1 * D1 + D1 * D2 + D2 * D2 + Th.T * Th / d)
     system = derive_system(linearize(expr), [GaussianMatrix("Theta")], [DiagonalLaw(("D1", "D2"))])
     assert any(eq.has(GaussExpectation) for eq in system.equations.values())
-    sol = system.solve({"p": 1.0, "d": 1.0})
+    sol = solve_system(system, {"p": 1.0, "d": 1.0})
     assert sol.quadrature_error < 1e-6  # |Q_60 − Q_30|: a conservative estimate for Q_60
     rng = np.random.default_rng(5)
     pp = 2000
@@ -259,7 +254,7 @@ def test_undeclared_matrix_is_rejected() -> None:
 
 # ----------------------------------------------------------------------------------- laws, complex arguments
 def test_scaled_expint_vectorised_against_mpmath() -> None:
-    from sobolev_rf.derive.ovfp import scaled_expint
+    from sobolev_rf.numeric.theory.ovfp import scaled_expint
 
     xs = np.array([0.05, 1.0, 7.5, 59.0, 61.0, 300.0, 2 + 1j, -3 + 0.5j, 0.01 - 2j, 70 - 5j, -1e-3 + 1e-6j])
     for nu in (0.5, 1.0, 1.5, 2.0, 2.5):
@@ -273,7 +268,8 @@ def test_mixed_normal_and_empirical_law_in_one_class() -> None:
     """Q = (1 + S + D² + ΘᵀΘ/d)⁻¹ with S from 40 data values and D normal: one numerical expectation over
     atoms × Gauss–Hermite nodes; against q = 1/(1 + s + ζ² + M₀), M₀ = 1/(1 + (p/d) E q) (THEORY.md §3
     with b = 1), E over the atoms and ζ by adaptive quadrature."""
-    from sobolev_rf.derive.ovfp import DiagonalFunction, LawExpectation
+    from sobolev_rf.derive.expectations import LawExpectation
+    from sobolev_rf.derive.laws import DiagonalFunction
 
     rng = np.random.default_rng(3)
     svals = rng.uniform(0.0, 2.0, 40)
@@ -286,7 +282,7 @@ def test_mixed_normal_and_empirical_law_in_one_class() -> None:
         [law, DiagonalLaw(("D",))],
     )
     assert any(eq.has(LawExpectation) for eq in system.equations.values())
-    got = system.solve({"p": 2.0, "d": 1.0}).outputs["r"]
+    got = solve_system(system, {"p": 2.0, "d": 1.0}).outputs["r"]
 
     def Eq(M0: float) -> float:
         return float(
@@ -312,11 +308,11 @@ def test_mixed_normal_and_empirical_law_in_one_class() -> None:
         [],
         [law, DiagonalFunction("B", sp.Symbol("zeta_S", real=True) ** 2)],
     )
-    assert abs(sq.solve({}).outputs["r"] - float(np.mean(svals**2))) < 1e-12
+    assert abs(solve_system(sq, {}).outputs["r"] - float(np.mean(svals**2))) < 1e-12
 
 
 def test_law_declarations_are_validated() -> None:
-    from sobolev_rf.derive.ovfp import DiagonalFunction, zeta_symbol
+    from sobolev_rf.derive.laws import DiagonalFunction, zeta_symbol
 
     with pytest.raises(UserError, match="a < b"):
         DiagonalLaw(("S",), "uniform", low=2.0, high=1.0)
@@ -338,7 +334,7 @@ def test_complex_parameter_follows_the_branch_from_infinity() -> None:
     finite draw (p = 2000, ζ on a permuted normal quantile grid)."""
     system = sobolev_system(1)
     zv = 0.8 + 0.05j
-    sol = system.solve({"a": -zv, "b": 1.0, "c": 0.7, "e": 0.1, "p": 2.0, "d": 1.0})
+    sol = solve_system(system, {"a": -zv, "b": 1.0, "c": 0.7, "e": 0.1, "p": 2.0, "d": 1.0})
     m = sol.outputs["Q"]
     assert isinstance(m, complex) and m.imag > 0 and sol.residual < 1e-20
     rng = np.random.default_rng(9)

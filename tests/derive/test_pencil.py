@@ -126,6 +126,38 @@ def test_parser_rejects_bad_input(text: str, fragment: str) -> None:
         parse_expression(text, mats, dims)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["(" * 200 + "Ft*F/n" + ")" * 200, "-" * 2000 + "Ft*F/n", "inv(" * 200 + "lam + Ft*F/n" + ")" * 200, "F" * 30000],
+)
+def test_parser_refuses_deep_or_huge_input_in_one_line(text: str) -> None:
+    mats, dims = declare_shapes(["F=n,p"])
+    with pytest.raises(UserError) as info:
+        parse_expression(text, mats, dims)
+    assert "\n" not in str(info.value) and ("levels deep" in str(info.value) or "characters" in str(info.value))
+    parse_expression("(" * 30 + "Ft*F/n" + ")" * 30, mats, dims)  # a reasonable nesting still parses
+
+
+def test_law_function_refuses_deep_nesting() -> None:
+    from sobolev_rf.derive.laws import parse_function
+
+    a = sp.Symbol("a")
+    with pytest.raises(UserError, match="levels deep"):
+        parse_function("(" * 300 + "A" + ")" * 300, {"A": a}, "B")
+    assert parse_function("sqrt((A + 1)^2)", {"A": a}, "B") == sp.sqrt((a + 1) ** 2)
+
+
+def test_pencil_of_a_string() -> None:
+    from sobolev_rf.numeric import pencil
+
+    from_text = pencil("inv(lam*I + Ft*F/n)", shapes=["F=n,p"])
+    mats, dims = declare_shapes(["F=n,p"])
+    expr = parse_expression("inv(lam*I + Ft*F/n)", mats, dims)
+    assert from_text.as_dict() == linearize(expr).as_dict()
+    with pytest.raises(UserError, match="shapes="):
+        pencil("inv(lam*I + Ft*F/n)")
+
+
 def test_bad_shape_declaration() -> None:
     with pytest.raises(UserError, match="NAME=ROWS,COLS"):
         declare_shapes(["F n p"])

@@ -46,7 +46,7 @@ def test_first_order_traces_agree_with_the_pencil_route(k: int) -> None:
     """Two independent derivations of the same traces: leave-one-out (this module) and the pencil +
     operator-valued fixed point of sobolev_rf.derive.ovfp."""
     from oracle import resolvent_traces
-    from sobolev_rf.derive.ovfp import sobolev_traces
+    from sobolev_rf.numeric.theory.ovfp import sobolev_traces
 
     psi, a, b, c, e = 1.7, 0.3, 1.0, 0.7, 0.2
     E = np.diag([a] + [e] * k)

@@ -349,3 +349,18 @@ def test_cli_fuzz_one_line_errors(
     assert code == 2, (argv, err)
     assert len(err.splitlines()) == 1 and "Traceback" not in err and out == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_finite_draw_beyond_memory_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finite draw whose matrices would not fit is refused in one line, before the derivation starts."""
+    import sobolev_rf.numeric.studies.spectrum as study
+
+    monkeypatch.setattr(study, "available_memory", lambda: 1 << 30)
+    monkeypatch.setattr(study, "resolvent_system", lambda *a, **k: pytest.fail("derived before the check"))
+    out = tmp_path / "never"
+    assert main(MP_ARGV + ["--n", "9000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "memory" in err and "--n" in err and err.count("\n") == 1
+    assert not out.exists()
