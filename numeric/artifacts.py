@@ -1,5 +1,5 @@
 """Outputs of the figure commands: CSV text headed by the command line, PNG bytes carrying it in their
-metadata, and an all-or-nothing writer (every file is computed first, then each is written atomically).
+metadata, and an all-or-nothing writer (every file is computed first, then all are written atomically).
 """
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..codegen.atomic import atomic_write_bytes
+from ..codegen.atomic import atomic_write_files
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -27,10 +28,21 @@ def plus_minus(mean: float, se: float) -> str:
     return f"{mean:.4f} ± {se:.4f}" if math.isfinite(se) else f"{mean:.4f}"
 
 
+#: Characters that end a line for some reader (``str.splitlines``, pandas), written as escapes in headers.
+_LINE_BREAKS = {c: repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+_LINE_BREAK = re.compile("[" + "".join(_LINE_BREAKS) + "]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break written as its backslash escape, so it stays one line."""
+    return _LINE_BREAK.sub(lambda m: _LINE_BREAKS[m.group()], text)
+
+
 def csv_text(command: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """CSV text whose first line is the comment ``# command: ...``."""
+    """CSV text whose first line is the comment ``# command: ...`` (line breaks in the command escaped,
+    so that every header line is a comment)."""
     buf = io.StringIO()
-    buf.write(f"# command: {command}\n")
+    buf.write(f"# command: {one_line(command)}\n")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     writer.writerows(rows)
@@ -53,22 +65,22 @@ def csv_columns(header: Sequence[str], floats: Sequence[Any], integers: Sequence
 
 def png_bytes(fig: Figure, description: str) -> bytes:
     """Render ``fig`` with the Agg canvas to PNG bytes with ``description`` (the command line) in the
-    ``Description`` metadata."""
+    ``Description`` metadata (on one line, like the CSV header)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, metadata={"Description": description, "Software": "sobolev-rf"})
+    fig.savefig(buf, format="png", dpi=120, metadata={"Description": one_line(description), "Software": "sobolev-rf"})
     return buf.getvalue()
 
 
 def write_outputs(folder: str | Path, files: Mapping[str, str | bytes]) -> list[Path]:
-    """Write every ``name → content`` into ``folder`` (created if missing), each file atomically.
+    """Write every ``name → content`` into ``folder`` (created if missing), all or nothing.
 
-    Callers compute every content before calling, so a failure while computing leaves nothing on disk.
+    Callers compute every content before calling, so a failure while computing leaves nothing on disk;
+    a folder that cannot be written (read-only, full, a file in its place) raises
+    :class:`~sobolev_rf.codegen.atomic.WriteError` and leaves nothing either.
     """
-    paths = []
-    for name, content in files.items():
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        paths.append(atomic_write_bytes(Path(folder) / name, data))
-    return paths
+    return atomic_write_files(
+        {Path(folder) / name: c.encode("utf-8") if isinstance(c, str) else c for name, c in files.items()}
+    )

@@ -28,10 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...codegen.atomic import atomic_write_bytes, atomic_write_text
 from ...derive.errors import UserError
 from ...derive.params import ModelParams, training_rows
-from ..artifacts import csv_text, fmt, plus_minus
+from ..artifacts import csv_text, fmt, plus_minus, write_outputs
 from ..simulation.exact import simulate
 from .args import int_range
 from .progress import Progress
@@ -314,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
     curves, sims, dd_csv = double_descent(settings)
     ps, ns, eps_l2, eps_sob, phase_csv = phase_diagram(settings)
     model = f"ReLU features, tanh teacher, λ = {BASE.lam:g}, noiseless, ϖ = 1"
-    files = {
+    files: dict[str, str | bytes] = {
         "double_descent.png": double_descent_png(
             curves,
             DD_N_OVER_D,
@@ -328,10 +327,8 @@ def run(args: argparse.Namespace) -> int:
             ps, ns, eps_l2, eps_sob, f"Test error ε_L2 over (p/d, n/d), d → ∞ theory ({model})", command
         ),
     }
-    for name, data in files.items():
-        atomic_write_bytes(settings.out / name, data)
-    atomic_write_text(settings.out / "double_descent.csv", dd_csv)
-    atomic_write_text(settings.out / "phase_diagram.csv", phase_csv)
+    files |= {"double_descent.csv": dd_csv, "phase_diagram.csv": phase_csv}
+    write_outputs(settings.out, files)  # all or nothing
     print(summary_table(sims, settings.d, settings.seeds))
     print(
         f"\nwrote double_descent.png, double_descent.csv, phase_L2.png, phase_diagram.csv to {settings.out}/ "

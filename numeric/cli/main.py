@@ -4,8 +4,9 @@ Every subcommand module defines ``add_parser(subparsers)`` which registers itsel
 ``func(args) -> int``. Only the module of the subcommand being run is imported (the others are
 listed from :data:`COMMANDS` alone), so ``sobolev-rf solve`` does not pay for SymPy, SciPy or
 matplotlib unless ``solve`` needs them. Bad input raises
-:class:`~sobolev_rf.derive.errors.UserError`, which becomes one line on stderr and exit code 2
-(``--debug`` shows the traceback).
+:class:`~sobolev_rf.derive.errors.UserError` (an output that cannot be written too:
+:class:`~sobolev_rf.codegen.atomic.WriteError`), which becomes one line on stderr and exit code 2
+(``--debug``, before or after the subcommand, shows the traceback).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib
 import re
 import shlex
 import sys
+import unicodedata
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -79,6 +81,9 @@ in the limit d, n, p → ∞ and checks them against an exact finite-size simula
 """
 
 
+DEBUG_HELP = "show tracebacks on errors"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit code 2."""
 
@@ -94,7 +99,10 @@ class _Subparsers:
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         kwargs["help"] = COMMANDS[name].help
-        return self._sub.add_parser(name, **kwargs)
+        parser = self._sub.add_parser(name, **kwargs)
+        # also after the subcommand; SUPPRESS keeps a --debug given before it
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        return parser
 
 
 def selected_command(words: Sequence[str]) -> str | None:
@@ -105,7 +113,7 @@ def selected_command(words: Sequence[str]) -> str | None:
 def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; only the module of the subcommand named in ``words`` is imported."""
     parser = _Parser(prog="sobolev-rf", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     chosen = selected_command(words)
     for name, command in COMMANDS.items():
@@ -114,6 +122,35 @@ def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
         else:
             sub.add_parser(name, help=command.help)
     return parser
+
+
+_SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _control(c: str) -> bool:
+    """A control character or a line/paragraph separator."""
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
+
+
+def _quote(word: str) -> str:
+    """One shell word: shlex quoting, or bash's ``$'...'`` with escapes for a word holding a control
+    character or a line break (a multi-line expression), so that the command stays one line."""
+    if not any(map(_control, word)):
+        return shlex.quote(word)
+
+    def escape(c: str) -> str:
+        if c in _SHELL_ESCAPES:
+            return _SHELL_ESCAPES[c]
+        if _control(c):
+            return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        return c
+
+    return "$'" + "".join(map(escape, word)) + "'"
+
+
+def command_line(words: Sequence[str]) -> str:
+    """``sobolev-rf WORDS`` as one line that a shell runs again (written into every figure and CSV)."""
+    return " ".join(_quote(w) for w in ["sobolev-rf", *words])
 
 
 _NEGATIVE = re.compile(r"^-\.?\d")
@@ -154,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(words)
     args = parser.parse_args(join_negative_values(parser, words))
-    args.command_line = shlex.join(["sobolev-rf", *words])  # written into every figure and CSV
+    args.command_line = command_line(words)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
