@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -158,8 +159,109 @@ def _real_arg(name: str, text: str) -> float:
         raise ParameterError(f"{name} must be a real number, got {text!r}.") from None
 
 
+# --- the first-layer step of the one-step model (ONESTEP.md) -------------------------------------------
+
+#: Step options (dest → option) besides --step; each is refused unless --step is l2 or sobolev.
+STEP_OPTIONS = {
+    "eta": "--eta",
+    "alpha0": "--alpha0",
+    "tau_step": "--tau-step",
+    "k_step": "--k-step",
+    "step_dirs": "--step-dirs",
+    "second_layer": "--second-layer",
+}
+
+
+def add_step_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--step --eta --alpha0 --tau-step --k-step --step-dirs --second-layer`` (ONESTEP.md).
+
+    Every option defaults to None (not given), so that :func:`params_from_args` can refuse a step option
+    given with ``--step none`` instead of ignoring it; :class:`ModelParams` fills in the defaults."""
+    from ...derive.params import SECOND_LAYERS, STEP_DEFAULTS, STEP_DIRS, STEPS
+
+    g = parser.add_argument_group("first-layer step (ONESTEP.md)")
+    g.add_argument(
+        "--step",
+        default="none",
+        choices=STEPS,
+        help="one full-batch gradient step on the first layer W before the readout: none (random features), "
+        "an L2 step or a Sobolev step (default: %(default)s)",
+    )
+    g.add_argument(
+        "--eta",
+        default=None,
+        metavar="ETA",
+        help=f"normalised learning rate η̃ >= 0; 0 leaves W unchanged (default: {STEP_DEFAULTS['eta']:g})",
+    )
+    g.add_argument(
+        "--alpha0",
+        default=None,
+        metavar="A0",
+        help=f"step batch n₀ = α₀·d fresh samples, α₀ > 0 (default: {STEP_DEFAULTS['alpha0']:g})",
+    )
+    g.add_argument(
+        "--tau-step",
+        default=None,
+        metavar="T1",
+        help="weight τ₁ >= 0 of the step's gradient term (--step sobolev); with --step-dirs shared it must "
+        f"carry its 1/d scaling, written T/d (τ₁ = T/d) (default: {STEP_DEFAULTS['tau_step']:g}, shared: 1/d)",
+    )
+    g.add_argument(
+        "--k-step",
+        default=None,
+        metavar="K1",
+        help="gradient projections k₁ >= 0 per step sample (--step sobolev; shared: k₁ <= k) "
+        f"(default: {STEP_DEFAULTS['k_step']}, shared: k)",
+    )
+    g.add_argument(
+        "--step-dirs",
+        default=None,
+        choices=STEP_DIRS,
+        help="directions of the step's gradient projections: fresh N(0, I_d) per sample, or the readout's V "
+        f"(--step sobolev; default: {STEP_DEFAULTS['step_dirs']})",
+    )
+    g.add_argument(
+        "--second-layer",
+        default=None,
+        choices=SECOND_LAYERS,
+        help="second layer during the step: const a_j = 1/p, sign a_j = ±1/p (default: "
+        f"{STEP_DEFAULTS['second_layer']})",
+    )
+
+
+def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The step fields of :class:`ModelParams` from a command line (empty when the command has no step
+    options); a step option given with ``--step none`` is refused."""
+    if not hasattr(args, "step"):
+        return {}
+    from ...derive.params import ParameterError
+
+    given = [option for dest, option in STEP_OPTIONS.items() if getattr(args, dest) is not None]
+    if args.step == "none":
+        if given:
+            raise ParameterError(
+                f"{', '.join(given)} need{'s' if len(given) == 1 else ''} a first-layer step: add --step l2 or "
+                "--step sobolev (the default --step none has no step to configure)."
+            )
+        return {}
+    if args.step == "l2":
+        sobolev_only = [STEP_OPTIONS[d] for d in ("tau_step", "k_step", "step_dirs") if getattr(args, d) is not None]
+        if sobolev_only:
+            raise ParameterError(
+                f"{', '.join(sobolev_only)} need{'s' if len(sobolev_only) == 1 else ''} --step sobolev: an L2 "
+                "step has no gradient term."
+            )
+    out: dict[str, Any] = {"step": args.step, "step_dirs": args.step_dirs, "second_layer": args.second_layer}
+    for dest in ("eta", "alpha0"):
+        out[dest] = None if getattr(args, dest) is None else _real_arg(dest, getattr(args, dest))
+    out["tau_step"] = args.tau_step
+    out["k_step"] = None if args.k_step is None else _int_arg("k_step", args.k_step)
+    return out
+
+
 def params_from_args(args: argparse.Namespace) -> ModelParams:
-    """Build (and so validate) the :class:`ModelParams` of a parsed command line."""
+    """Build (and so validate) the :class:`ModelParams` of a parsed command line (with the step fields
+    where the command declares :func:`add_step_arguments`)."""
     alignment = None if args.alignment is None else parse_alignment(args.alignment)
     return ModelParams(
         activation=args.activation,
@@ -172,6 +274,7 @@ def params_from_args(args: argparse.Namespace) -> ModelParams:
         noise_f=args.noise_f,
         noise_g=args.noise_g,
         alignment=alignment,
+        **step_from_args(args),
     )
 
 

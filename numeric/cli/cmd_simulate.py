@@ -8,8 +8,8 @@ import math
 from typing import Any
 
 from ...derive.errors import UserError
-from ..simulation.exact import SCALAR_KEYS, SUBSPACES, VECTOR_KEYS, SimulationResult, simulate
-from .args import add_model_arguments, params_from_args
+from ..simulation.exact import SUBSPACES, SimulationResult, simulate
+from .args import add_model_arguments, add_step_arguments, params_from_args
 
 HELP = "exact finite-size simulation: test errors and order parameters over seeds"
 
@@ -46,6 +46,7 @@ def add_parser(subparsers: Any) -> None:
         "simulate", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_model_arguments(parser)
+    add_step_arguments(parser)
     g = parser.add_argument_group("simulation")
     g.add_argument("--d", default="200", metavar="D", help="input dimension d >= 2 (default: %(default)s)")
     g.add_argument(
@@ -83,8 +84,8 @@ def format_table(result: SimulationResult) -> str:
         f"n_test = {result.n_test}, subspace = {result.subspace}{extra}",
         f"{'quantity':<16}{'mean':>14}{'std. error':>14}",
     ]
-    rows: list[tuple[str, float, float]] = [(key, result.mean[key], result.se[key]) for key in SCALAR_KEYS]
-    for key in VECTOR_KEYS:
+    rows: list[tuple[str, float, float]] = [(key, result.mean[key], result.se[key]) for key in result.scalar_keys]
+    for key in result.vector_keys:
         rows += [(f"{key}[{l + 1}]", result.mean[key][l], result.se[key][l]) for l in range(result.params.k)]
     lines += [f"{name:<16}{_number(mean):>14}{_number(se):>14}" for name, mean, se in rows]
     return "\n".join(lines)

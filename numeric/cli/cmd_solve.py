@@ -7,7 +7,7 @@ import json
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
-from .args import add_model_arguments, params_from_args
+from .args import add_model_arguments, add_step_arguments, params_from_args
 
 _KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2")
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -39,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and print eps_L2, eps_H1, eps_grad, train_loss, train_error_L2 and the order parameters.",
     )
     add_model_arguments(p)
+    add_step_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--alignment-distribution",

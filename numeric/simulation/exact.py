@@ -43,6 +43,7 @@ from scipy.linalg.blas import dsyrk
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from .onestep import SPIKE_KEYS, SPIKE_VECTOR_KEYS, StepFunctions, seed_step, step_memory, step_work
 
 Array = NDArray[np.float64]
 VectorFn = Callable[[Array], Any]
@@ -347,8 +348,13 @@ def draw_problem(
     rng: np.random.Generator,
     subspace: str = "random",
     pilot: int | None = None,
+    step: Callable[[Array, Array, Array, Array], Array] | None = None,
 ) -> Problem:
     """Draw Θ, (V, θ₀) (:func:`draw_directions`), X and the noisy labels y, ỹ of one training set.
+
+    ``step`` (the one-step model, :mod:`.onestep`): called as step(Θ₀, V, θ₀, ϖ) right after Θ is drawn,
+    it returns the first layer Θ₁ the readout uses; it draws from its own generator, so the readout's
+    draw is the same with and without a step.
 
     The noises ε, ε_l are always drawn (also when Δ = 0), so Δ_f, Δ_g change nothing else in the draw.
     For ``subspace="informed"`` the alignment ϖ = Vᵀθ₀ is the realised one (``alignment`` only gives k) and
@@ -363,6 +369,8 @@ def draw_problem(
         v, theta0 = draw_directions(rng, d, alignment, subspace)
         varpi = np.asarray(alignment, dtype=np.float64)
     theta = rng.standard_normal((d, p))
+    if step is not None:
+        theta = step(theta, v, theta0, varpi)
     inv_sqrt_d = 1.0 / math.sqrt(d)
     zeta = theta.T @ v
     zeta *= inv_sqrt_d
@@ -618,14 +626,23 @@ def run_seed(
     subspace: str = "random",
     batch: int = TEST_BATCH,
     pilot: int | None = None,
+    step_functions: StepFunctions | None = None,
 ) -> dict[str, Any]:
-    """All reported quantities (:data:`SCALAR_KEYS`, :data:`VECTOR_KEYS`) of one seed.
+    """All reported quantities (:data:`SCALAR_KEYS`, :data:`VECTOR_KEYS`, and for a point with a
+    first-layer step :data:`~.onestep.SPIKE_KEYS`, :data:`~.onestep.SPIKE_VECTOR_KEYS`) of one seed.
 
-    The seed's ``SeedSequence`` spawns two streams: the training draw and the test set, so the training
-    draw does not depend on ``n_test``.
+    The seed's ``SeedSequence`` spawns three streams: the training draw, the test set and the first-layer
+    step, so the training draw depends neither on ``n_test`` nor on the step (η̃ = 0 gives the
+    random-features numbers bit for bit).
     """
-    train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
+    train_seq, test_seq, step_seq = np.random.SeedSequence(seed).spawn(3)
     p, n = sizes(params, d)
+    spike: dict[str, Any] = {}
+    step = None
+    if params.has_step:
+        if step_functions is None:
+            raise UserError("a model point with a first-layer step needs step_functions (σ, σ′, σ″, φ, φ′).")
+        step = seed_step(step_functions, params, d, np.random.default_rng(step_seq), spike)
     problem = draw_problem(
         features,
         d,
@@ -638,13 +655,22 @@ def run_seed(
         np.random.default_rng(train_seq),
         subspace,
         pilot,
+        step,
     )
     w = fit(problem, params.lam)
     out: dict[str, Any] = estimate_test_errors(problem, w, features, n_test, np.random.default_rng(test_seq), batch)
     out.update(train_errors(problem, w, params.lam))
     out.update(order_parameters(problem, w))
     out["alignment"] = problem.alignment.copy()
+    out.update(spike)
     return out
+
+
+def result_keys(params: ModelParams) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(scalar keys, vector keys) reported for ``params``: the spike's too when it has a first-layer step."""
+    if params.has_step:
+        return SCALAR_KEYS + SPIKE_KEYS, VECTOR_KEYS + SPIKE_VECTOR_KEYS
+    return SCALAR_KEYS, VECTOR_KEYS
 
 
 @dataclass(frozen=True)
@@ -671,6 +697,17 @@ class SimulationResult:
     pilot: int | None = None
 
     @property
+    def scalar_keys(self) -> tuple[str, ...]:
+        """The scalar quantities of this result: :data:`SCALAR_KEYS`, and the measured spike
+        (:data:`~.onestep.SPIKE_KEYS`) for a point with a first-layer step."""
+        return result_keys(self.params)[0]
+
+    @property
+    def vector_keys(self) -> tuple[str, ...]:
+        """The per-direction quantities: :data:`VECTOR_KEYS` (and :data:`~.onestep.SPIKE_VECTOR_KEYS`)."""
+        return result_keys(self.params)[1]
+
+    @property
     def outside_theory(self) -> bool:
         """True for informed V: ϖ₁ ≈ √d grows with d, a regime the fixed-ϖ d → ∞ theory does not describe."""
         return self.subspace == "informed"
@@ -685,7 +722,7 @@ class SimulationResult:
             return value if math.isfinite(value) else None
 
         out: dict[str, Any] = {}
-        for key in SCALAR_KEYS + VECTOR_KEYS:
+        for key in self.scalar_keys + self.vector_keys:
             out[key] = clean(self.mean[key])
             out[f"{key}_se"] = clean(self.se[key])
         out["config"] = {
@@ -715,9 +752,12 @@ def simulate_features(
     model: str = "exact",
     batch: int = TEST_BATCH,
     pilot: int | None = None,
+    step_functions: StepFunctions | None = None,
 ) -> SimulationResult:
     """Simulate ``params`` at input dimension d with the given feature map (``params.activation`` and
     ``params.teacher`` are ignored: ``features`` defines σ, σ′, φ, φ′). ``model`` only labels the result.
+    A point with a first-layer step (ONESTEP.md) needs ``step_functions`` (:class:`~.onestep.StepFunctions`)
+    and random V; the step runs on its own batch before the readout's data are drawn (:mod:`.onestep`).
 
     p = round(p_over_d·d), n = round(n_over_d·d); ``n_test`` defaults to :func:`default_n_test`. ``progress(1)``
     is called after each seed. Deterministic given seeds.
@@ -740,14 +780,25 @@ def simulate_features(
         )
     if params.k >= d:
         raise UserError(f"k = {params.k} gradient directions need d > k, got d = {d}.")
+    if params.has_step:
+        if step_functions is None:
+            raise UserError("a model point with a first-layer step needs step_functions (σ, σ′, σ″, φ, φ′).")
+        if subspace != "random":
+            raise UserError(
+                "a first-layer step is simulated with random directions V only (the model), "
+                f"got subspace = {subspace!r}."
+            )
     need = memory_estimate(d, p, n, params.k, params.tau, params.lam, min(batch, n_test), pilot or 0)
+    need += 8 * step_memory(params, d, p)
     if need > MEMORY_LIMIT_BYTES:
         raise UserError(
             f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
             f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d."
         )
     rows = n * params.training_rows
-    work = len(seed_list) * ((n_test + rows) * p * d + p**3 + (pilot or 0) * d * min(pilot or 0, d))
+    work = len(seed_list) * (
+        (n_test + rows) * p * d + p**3 + (pilot or 0) * d * min(pilot or 0, d) + step_work(params, d, p)
+    )
     if work > WORK_LIMIT_FLOPS:
         raise UserError(
             f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
@@ -756,10 +807,11 @@ def simulate_features(
         )
     runs = []
     for seed in seed_list:
-        runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot))
+        runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot, step_functions))
         if progress:
             progress(1)
-    per_seed = {key: np.array([run[key] for run in runs], dtype=np.float64) for key in SCALAR_KEYS + VECTOR_KEYS}
+    scalars, vectors = result_keys(params)
+    per_seed = {key: np.array([run[key] for run in runs], dtype=np.float64) for key in scalars + vectors}
     mean: dict[str, Any] = {}
     se: dict[str, Any] = {}
     count = len(seed_list)
@@ -799,19 +851,31 @@ def simulate(
 ) -> SimulationResult:
     """Simulate the model point ``params`` at input dimension d (see :func:`simulate_features`).
 
+    A point with a first-layer step (``params.step`` l2 or sobolev, ONESTEP.md) simulates both phases: the
+    step on its own batch of n₀ = α₀·d samples (:mod:`sobolev_rf.numeric.simulation.onestep`), then the
+    Sobolev ridge on σ(W₁x); the result then also holds the measured spike (``spike_r``, ``spike_gamma``,
+    ``row_scale``, ``row_scale_neg``, ``bulk_variance``, ``c_W``, ``spike_overlap_l``, ``zeta_shift_l``).
+    η̃ = 0 gives the random-features numbers of the same seeds bit for bit.
+
     ``model="exact"`` resolves ``params.activation`` and ``params.teacher`` to vectorised (σ, σ′) and
     (φ, φ′) through :func:`sobolev_rf.numeric.simulation.functions.numpy_pair`. ``model="gaussian_equivalent"`` uses
     :class:`GaussianEquivalentFeatures` with the coefficient dicts ``ge_student`` (κ's) and ``ge_teacher``
     (μ's), keys :data:`GE_KEYS`.
     """
+    step_functions = None
     if model == "exact":
         from .functions import numpy_pair
 
         sigma, dsigma = numpy_pair(params.activation)
         phi, dphi = numpy_pair(params.teacher)
         features: FeatureMap = ExactFeatures(sigma, dsigma, phi, dphi)
+        step_functions = StepFunctions.of(params) if params.has_step else None
+    elif params.has_step and model in MODELS:
+        raise UserError(f"a first-layer step is simulated with the exact model only, got model = {model!r}.")
     elif model == "gaussian_equivalent":
         features = GaussianEquivalentFeatures(ge_student, ge_teacher)
     else:
         raise UserError(f"model must be one of {', '.join(MODELS)}, got {model!r}.")
-    return simulate_features(features, params, d, seeds, n_test, progress, subspace, model, batch, pilot)
+    return simulate_features(
+        features, params, d, seeds, n_test, progress, subspace, model, batch, pilot, step_functions
+    )

@@ -1,4 +1,4 @@
-"""Vectorised NumPy versions of an activation σ and its derivative σ′ (for the simulator)."""
+"""Vectorised NumPy versions of an activation σ and its derivatives σ′, σ″ (for the simulator)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,11 @@ def numpy_pair(text: str) -> tuple[ArrayFunction, ArrayFunction]:
     Abs → np.sign; erf from scipy.special). Cached per text; invalid text raises UserError."""
     expr = parse_activation(text)
     return _vectorise(expr), _vectorise(derivative(expr))
+
+
+@lru_cache(maxsize=64)
+def numpy_second(text: str) -> ArrayFunction:
+    """σ″ of an activation name or expression text, the almost-everywhere second derivative (Dirac terms
+    dropped: 0 for ReLU, whose σ′ is a step), vectorised like :func:`numpy_pair`."""
+    expr = parse_activation(text)
+    return _vectorise(derivative(derivative(expr)))

@@ -66,6 +66,13 @@ CHUNK = 4096
 ERRORS = ("eps_L2", "eps_H1", "eps_grad", "train_loss", "train_error_L2")
 
 
+#: What a point of the one-step model (ONESTEP.md: ``step`` l2 or sobolev) gets from the theory for now.
+NO_STEP_THEORY = (
+    "the one-step model (a first-layer step before the readout) is not yet supported by the theory; "
+    "simulate it with `sobolev-rf simulate --step ...` or simulate()."
+)
+
+
 class SolverError(UserError):
     """The fixed point did not converge, or the point has infinite error; the message says which."""
 
@@ -234,6 +241,8 @@ def parameter_columns(k: int, tau: Any, params: Mapping[str, Any]) -> list[Any]:
     ``params`` may hold ``activation`` and ``teacher`` (texts), ``p_over_d``, ``n_over_d``, ``lam``,
     ``noise_f``, ``noise_g`` (scalars or arrays) and ``alignment`` (k scalars or arrays; default all ones).
     """
+    if params.get("step", "none") != "none":
+        raise UserError(NO_STEP_THEORY)
     alignment = params.get("alignment")
     align = [1.0] * k if alignment is None else list(alignment)
     if len(align) != k:
@@ -405,6 +414,9 @@ def _continue(
 
 
 def _model_mapping(params: ModelParams) -> dict[str, Any]:
+    """The parameter mapping of :func:`parameter_columns`, the step fields of the one-step model included."""
+    from ...derive.params import STEP_FIELDS
+
     return dict(
         activation=params.activation,
         teacher=params.teacher,
@@ -414,6 +426,8 @@ def _model_mapping(params: ModelParams) -> dict[str, Any]:
         noise_f=params.noise_f,
         noise_g=params.noise_g,
         alignment=params.alignment,
+        step=params.step,
+        **{name: getattr(params, name) for name in STEP_FIELDS},
     )
 
 
