@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     axes = {name: parse_range(name, getattr(args, name)) for name in AXES}
-    first = {name: float(v[0]) for name, v in axes.items()}
+    first: dict[str, Any] = {name: float(v[0]) for name, v in axes.items()}
     alignment = None if args.alignment is None else parse_alignment(args.alignment)
     try:
         k = int(args.k)
