@@ -8,7 +8,8 @@ Public API (used by :func:`sobolev_rf.numeric.simulation.exact.simulate` for a `
 - :func:`step_first_layer`: Θ₁ from Θ₀ by the step, on its own batch of n₀ = round(α₀·d) samples;
 - :func:`measure_spike`: r, γ, the row rescaling, the bulk variance, c_W, ⟨û, v_l⟩ and the ζ shift of a
   stepped Θ₁ (:data:`SPIKE_KEYS`, :data:`SPIKE_VECTOR_KEYS`);
-- :func:`seed_step`: the hook the simulator calls between drawing Θ and drawing the readout's data.
+- :func:`seed_step`: the hook the simulator calls between drawing Θ and drawing the readout's data;
+- :func:`simulate_spike` (and :func:`spike_seed`): phase 1 alone over seeds, the same draws as ``simulate``.
 
 Symbols. W₀ = Θ₀ᵀ/√d ∈ ℝ^{p×d} (rows w_j = θ_j/√d), second layer a_j = s_j/p with s_j = 1 (``const``) or
 fair independent signs (``sign``). On the step batch x_i ~ N(0, I_d), i ≤ n₀, h_ij = w_jᵀx_i, ω_i = θ₀ᵀx_i,
@@ -26,8 +27,10 @@ spike dominates it: its norm grows like √p), oriented so that r ≥ 0. The row
 with c_j = c₊ for s_j = +1 and c₋ for s_j = −1, each fitted by least squares on the part orthogonal to û;
 R = W₁ − diag(c)W₀, t = Rû,
 
-    r = (1/p) Σ_j s_j t_j,  γ = ⟨û, θ₀⟩,  bulk variance b² = ‖R(I − ûûᵀ)‖²_F/p,
-    c_W² = (1/p₊) Σ_{j: s_j = +1} ‖(I − ûûᵀ)w¹_j‖²,
+    r = (1/p) Σ_j s_j t_j,  γ = ⟨û, θ₀⟩,  bulk variance b² = (d/(d − 1))·‖R(I − ûûᵀ)‖²_F/p,
+    c_W² = (d/(d − 1))·(1/p₊) Σ_{j: s_j = +1} ‖(I − ûûᵀ)w¹_j‖²
+
+(d/(d − 1) restores the one dimension of the isotropic bulk that the projection removes),
     ⟨û, v_l⟩ and the ζ shift (1/p) Σ_j s_j (ζ¹_jl − c_j ζ⁰_jl), ζ = WV.
 
 The closed forms of the same quantities are :func:`sobolev_rf.derive.spike.spike_theory`.
@@ -36,7 +39,7 @@ The closed forms of the same quantities are :func:`sobolev_rf.derive.spike.spike
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,7 +258,9 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
     c = np.where(plus, c_plus, c_minus)
     resid = w1 - c[:, None] * w0
     t = resid @ u
-    bulk = (float(np.sum(resid * resid)) - float(t @ t)) / p
+    # the bulk is isotropic in d dimensions, one of which (û) is projected out: d/(d − 1) restores it
+    iso = d / (d - 1)
+    bulk = iso * (float(np.sum(resid * resid)) - float(t @ t)) / p
     zeta_0, zeta_1 = w0 @ v, w1 @ v
     zeta_shift = signs @ (zeta_1 - c[:, None] * zeta_0) / p
     return {
@@ -264,7 +269,7 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
         "row_scale": c_plus,
         "row_scale_neg": c_minus,
         "bulk_variance": bulk,
-        "c_W": math.sqrt(float(norm1[plus].mean())),
+        "c_W": math.sqrt(iso * float(norm1[plus].mean())),
         "spike_overlap_l": v.T @ u,
         "zeta_shift_l": zeta_shift,
     }
@@ -282,3 +287,42 @@ def seed_step(
         return theta1
 
     return hook
+
+
+def spike_seed(params: ModelParams, d: int, seed: int, fns: StepFunctions | None = None) -> dict[str, Any]:
+    """The measured spike of one seed without the readout: the same draws (V, θ₀, Θ₀, then the step
+    from its own stream) as :func:`sobolev_rf.numeric.simulation.exact.simulate` at this seed, so the
+    values equal the spike keys of its result."""
+    from .exact import draw_directions, sizes
+
+    train_seq, _test_seq, step_seq = np.random.SeedSequence(seed).spawn(3)
+    rng = np.random.default_rng(train_seq)
+    p, _n = sizes(params, d)
+    v, theta0 = draw_directions(rng, d, params.alignment or ())
+    theta = rng.standard_normal((d, p))
+    out: dict[str, Any] = {}
+    hook = seed_step(fns or StepFunctions.of(params), params, d, np.random.default_rng(step_seq), out)
+    hook(theta, v, theta0, np.asarray(params.alignment or (), dtype=np.float64))
+    return out
+
+
+def simulate_spike(params: ModelParams, d: int, seeds: int | Sequence[int] = 1) -> dict[str, dict[str, Any]]:
+    """Phase 1 alone over seeds: {"mean": …, "se": …, "per_seed": …} of :data:`SPIKE_KEYS` and
+    :data:`SPIKE_VECTOR_KEYS` (se = sample std/√S, NaN for one seed). Seeds as in ``simulate``."""
+    if not params.has_step:
+        raise UserError("simulate_spike needs a first-layer step (step = 'l2' or 'sobolev').")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 2 or params.k >= d:
+        raise UserError(f"d must be an integer >= 2 and > k, got {d!r}.")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise UserError("simulate_spike needs at least one seed.")
+    fns = StepFunctions.of(params)
+    runs = [spike_seed(params, d, s, fns) for s in seed_list]
+    per_seed = {key: np.array([run[key] for run in runs], dtype=np.float64) for key in SPIKE_KEYS + SPIKE_VECTOR_KEYS}
+    count = len(seed_list)
+    mean = {key: values.mean(axis=0) for key, values in per_seed.items()}
+    se = {
+        key: values.std(axis=0, ddof=1) / math.sqrt(count) if count > 1 else np.full_like(values[0], np.nan)
+        for key, values in per_seed.items()
+    }
+    return {"mean": mean, "se": se, "per_seed": per_seed}

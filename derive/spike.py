@@ -1,0 +1,258 @@
+"""The spike of one first-layer gradient step in closed form (ONESTEP.md), for any σ and φ.
+
+Public API: :func:`spike_theory` (from a :class:`~sobolev_rf.derive.params.ModelParams` with a step) and
+:func:`spike_coefficients` (from the parts) return a frozen :class:`Spike`; its fields are
+:class:`~sobolev_rf.derive.hermite.Coefficient` s (an mpmath value correct to the requested digits and a
+SymPy closed form when every Gaussian moment has one), :meth:`Spike.as_floats` gives floats. The measured
+counterparts are :func:`sobolev_rf.numeric.simulation.onestep.measure_spike`.
+
+Notation (MODEL.md, ONESTEP.md; ξ ~ N(0, 1)). Student: κ₀ = E σ, κ₁ = E σ′ = E ξσ, κ₁′ = E ξσ′ (the
+distributional E σ″; 1/√(2π) for ReLU), s_σ² = E σ′² − κ₁², and E σ″² with σ″ the almost-everywhere
+second derivative the step uses (0 for ReLU). Teacher: μ₁* = E ξφ = E φ′, E φ, E φ², E φ′². The step's
+residual r = y − f₀(x) has E r = E φ − κ₀ and E r² = E(φ − κ₀)² + Δ_f for a_j = 1/p (``const``: f₀ → κ₀),
+E r = E φ and E r² = E φ² + Δ_f for a_j = ±1/p (``sign``: f₀ → 0); the gradient residual of a fresh
+direction has E s² = E φ′² + Δ_g.
+
+Derivation (leading order in 1/d; s_j = p·a_j). Split σ′(h_ij) = κ₁ + (σ′(h_ij) − κ₁) in the update of
+ONESTEP.md. The κ₁ part moves every row by η̃κ₁s_j·g with one vector g = (1/n₀)Σ_i [r_i x_i + τ₁Σ_l s_il u_il]
+(a rank-one spike). For fresh directions E g = μ₁*(1 + τ₁k₁)θ₀ (Stein: E r x = μ₁*θ₀, E s u = E φ′·θ₀),
+and g − E g is a sum of n₀ independent vectors of squared norm d·(E r² + τ₁²k₁E s²)/n₀, so
+
+    m = μ₁*(1 + τ₁k₁),   ν² = (E r² + τ₁²k₁E s²)/α₀,   r = η̃|κ₁|√(m² + ν²),   γ = sgn(κ₁)·m/√(m² + ν²).
+
+The rest is row-specific. Its mean along w_j is η̃s_j E[r]κ₁′ w_j (Stein: E[r(σ′(h) − κ₁)x] = E[r]E[σ″]w_j
++ O(1/√d)): row j is rescaled by 1 + s_jδ, δ = η̃E[r]κ₁′ (the terms of the gradient part along w_j are
+O(1/p)). Its fluctuation is a bulk of per-row squared norm
+
+    b² = (η̃²/α₀)[E r²·s_σ² + τ₁²k₁E s²·(s_σ² + E σ″²)],
+
+from r_i(σ′ − κ₁)x_i, τ₁s_il(σ′ − κ₁)u_il and τ₁s_ilσ″⟨w_j, u_il⟩x_i, mutually uncorrelated at leading
+order. A bulk row has squared norm c_W² = (1 + δ)² + b² (rows with s_j = −1: (1 − δ)² + b²).
+
+Shared directions u_il = v_l with τ₁ = τ̃₁/d: every τ₁-term is O(1/√d) per row except its effect on the
+projections ζ_jl = ⟨w_j, v_l⟩ (‖v_l‖ = √d): the τ₁σ′u part moves row j by η̃s_jτ̃₁Σ_l T_jl v_l/d with
+T_jl = (1/n₀)Σ_i s_il σ′(h_ij) → κ₁μ₁*ϖ_l, so ζ_jl (l ≤ k₁) shifts by s_jψϖ_l, ψ = η̃τ̃₁κ₁μ₁*; the spike,
+rescaling and bulk are those of the L2 step. That shift is itself rank one along s, so it belongs to the
+measured spike: ⟨û, v_l⟩ = γϖ_l + √(1 − γ²)ν_l + (ψ/r)ϖ_l·[l ≤ k₁] with ν ~ N(0, I_k) (the direction of
+g − E g), and the ζ shift (1/p)Σ_j s_j(ζ¹_jl − c_jζ⁰_jl) = r⟨û, v_l⟩ has mean (rγ + ψ[l ≤ k₁])ϖ_l and
+standard deviation r√(1 − γ²) over draws (:meth:`Spike.zeta_shift_mean`, ``zeta_shift_spread``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mpmath
+import sympy as sp
+
+from .activations import derivative, parse_activation
+from .errors import UserError
+from .hermite import GUARD_DIGITS, Coefficient, hermite_coefficients
+from .params import ModelParams
+
+#: The quantities of a :class:`Spike`, in field order (all :class:`Coefficient`).
+SPIKE_FIELDS = (
+    "r",
+    "gamma",
+    "row_shift",
+    "row_scale",
+    "row_scale_neg",
+    "bulk_variance",
+    "c_W",
+    "zeta_shift",
+    "zeta_shift_spread",
+    "signal",
+    "noise",
+    "mean_residual",
+    "residual_energy",
+)
+
+
+@dataclass(frozen=True)
+class Spike:
+    """The first layer after one step, W₁ ≈ diag(1 + s_jδ)W₀ + r·s ûᵀ + bulk (module docstring).
+
+    ``r`` spike strength per row (≥ 0), ``gamma`` γ = ⟨û, θ₀⟩, ``row_shift`` δ = η̃E[r]κ₁′, ``row_scale``
+    1 + δ (rows with a_j > 0), ``row_scale_neg`` 1 − δ (rows with a_j < 0; NaN for ``const``),
+    ``bulk_variance`` b², ``c_W`` √((1 + δ)² + b²), ``zeta_shift`` ψ = η̃τ̃₁κ₁μ₁* (shared directions; 0
+    otherwise), ``zeta_shift_spread`` r√(1 − γ²), ``signal`` m and ``noise`` ν² of the spike vector g,
+    ``mean_residual`` E r and ``residual_energy`` E r². ``k_step`` k₁ (shared: the directions l ≤ k₁ that
+    shift), ``exact`` whether every field has a closed form.
+    """
+
+    r: Coefficient
+    gamma: Coefficient
+    row_shift: Coefficient
+    row_scale: Coefficient
+    row_scale_neg: Coefficient
+    bulk_variance: Coefficient
+    c_W: Coefficient
+    zeta_shift: Coefficient
+    zeta_shift_spread: Coefficient
+    signal: Coefficient
+    noise: Coefficient
+    mean_residual: Coefficient
+    residual_energy: Coefficient
+    step: str
+    step_dirs: str
+    second_layer: str
+    k_step: int
+    digits: int
+
+    @property
+    def exact(self) -> bool:
+        return all(getattr(self, name).exact is not None for name in SPIKE_FIELDS)
+
+    def as_floats(self) -> dict[str, float]:
+        """Every quantity of :data:`SPIKE_FIELDS` as a float."""
+        return {name: float(getattr(self, name).value) for name in SPIKE_FIELDS}
+
+    def zeta_shift_mean(self, alignment: Sequence[float]) -> list[float]:
+        """E over draws of the ζ shift (1/p)Σ_j s_j(ζ¹_jl − c_jζ⁰_jl) = r⟨û, v_l⟩ for alignment ϖ:
+        (rγ + ψ·[l ≤ k₁ for shared directions])ϖ_l."""
+        f = self.as_floats()
+        shared = self.step_dirs == "shared"
+        return [
+            (f["r"] * f["gamma"] + (f["zeta_shift"] if shared and l < self.k_step else 0.0)) * float(a)
+            for l, a in enumerate(alignment)
+        ]
+
+    def overlap_mean(self, alignment: Sequence[float]) -> list[float]:
+        """E over draws of ⟨û, v_l⟩: γϖ_l + (ψ/r)ϖ_l·[l ≤ k₁] (NaN when r = 0)."""
+        r = float(self.r.value)
+        return [s / r if r > 0 else math.nan for s in self.zeta_shift_mean(alignment)]
+
+
+def _number(value: float) -> sp.Expr:
+    """A user's number as an exact rational of its shortest decimal form (0.1 → 1/10)."""
+    return sp.Rational(repr(float(value)))
+
+
+def _input(c: Coefficient, dps: int) -> tuple[sp.Expr, bool]:
+    """A Gaussian moment as a SymPy number: its closed form, or a Float of ``dps`` digits."""
+    if c.exact is not None:
+        return c.exact, True
+    with mpmath.workdps(dps):
+        return sp.Float(c.value, dps), False
+
+
+def _output(expr: sp.Expr, exact: bool, dps: int) -> Coefficient:
+    value = sp.N(expr, dps)
+    with mpmath.workdps(dps):
+        number = mpmath.mpf(sp.Float(value, dps)._mpf_) if value.is_real and value.is_finite else mpmath.nan
+    closed = sp.simplify(expr) if exact and sp.count_ops(expr) < 200 else (expr if exact else None)
+    return Coefficient(number, closed)
+
+
+def spike_coefficients(
+    activation: str,
+    teacher: str,
+    *,
+    step: str,
+    eta: float,
+    alpha0: float,
+    tau_step: float = 0.0,
+    k_step: int = 0,
+    step_dirs: str = "fresh",
+    second_layer: str = "const",
+    noise_f: float = 0.0,
+    noise_g: float = 0.0,
+    digits: int = 30,
+) -> Spike:
+    """The spike of a step (module docstring) from its parts; ``tau_step`` is τ₁ (fresh) or τ̃₁ (shared),
+    ``activation``/``teacher`` are texts as in MODEL.md. Prefer :func:`spike_theory`, which validates."""
+    params = ModelParams(
+        activation=activation,
+        teacher=teacher,
+        k=max(1, int(k_step)) if step_dirs == "shared" else 1,
+        noise_f=noise_f,
+        noise_g=noise_g,
+        step=step,
+        eta=eta,
+        alpha0=alpha0,
+        tau_step=tau_step if step == "sobolev" else None,
+        k_step=k_step if step == "sobolev" else None,
+        step_dirs=step_dirs if step == "sobolev" else None,
+        second_layer=second_layer,
+    )
+    return spike_theory(params, digits)
+
+
+def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
+    """The spike of the first-layer step of ``params`` (``step`` l2 or sobolev) to ``digits`` digits.
+
+    Gaussian moments come from the Hermite engine (:func:`~sobolev_rf.derive.hermite.hermite_coefficients`
+    of σ, of σ′ for E σ″², and of φ): closed forms where they exist, else quadrature to ``digits`` digits."""
+    if not params.has_step:
+        raise UserError("the spike needs a first-layer step: step = 'l2' or 'sobolev', got step = 'none'.")
+    dps = digits + GUARD_DIGITS
+    sigma = parse_activation(params.activation)
+    phi = parse_activation(params.teacher)
+    hs = hermite_coefficients(sigma, digits)
+    hd = hermite_coefficients(derivative(sigma), digits)
+    hp = hermite_coefficients(phi, digits)
+    parts = {
+        "k0": hs.kappa0,
+        "k1": hs.kappa0_prime,
+        "k1p": hs.kappa1_prime,
+        "ds2": hs.second_moment_prime,
+        "dds2": hd.second_moment_prime,
+        "Ephi": hp.kappa0,
+        "mu1": hp.kappa1,
+        "phi2": hp.second_moment,
+        "dphi2": hp.second_moment_prime,
+    }
+    sym: dict[str, Any] = {}
+    exact = True
+    for name, c in parts.items():
+        sym[name], known = _input(c, dps)
+        exact = exact and known
+    eta, alpha0 = _number(float(params.eta or 0)), _number(float(params.alpha0 or 1))
+    nf, ng = _number(params.noise_f), _number(params.noise_g)
+    sobolev = params.step == "sobolev"
+    shared = sobolev and params.step_dirs == "shared"
+    k1 = int(params.k_step or 0) if sobolev else 0
+    tau = _number(float(params.tau_step or 0)) if sobolev else sp.S.Zero
+    tau1 = sp.S.Zero if shared else tau  # shared: τ₁ = τ̃₁/d → 0 in the spike and the bulk
+    const = params.second_layer == "const"
+    k0, k1_, k1p = sym["k0"], sym["k1"], sym["k1p"]
+    mean_r = sym["Ephi"] - k0 if const else sym["Ephi"]
+    energy_r = (sym["phi2"] - 2 * k0 * sym["Ephi"] + k0**2 if const else sym["phi2"]) + nf
+    energy_s = sym["dphi2"] + ng
+    signal = sym["mu1"] * (1 + tau1 * k1)
+    noise = (energy_r + tau1**2 * k1 * energy_s) / alpha0
+    norm = sp.sqrt(signal**2 + noise)
+    sgn = -1 if float(parts["k1"].value) < 0 else 1
+    r = eta * sgn * k1_ * norm
+    gamma = sgn * signal / norm if float(sp.N(norm, 20)) > 0 else sp.nan
+    delta = eta * mean_r * k1p
+    s2 = sym["ds2"] - k1_**2
+    bulk = eta**2 / alpha0 * (energy_r * s2 + tau1**2 * k1 * energy_s * (s2 + sym["dds2"]))
+    psi = eta * tau * k1_ * sym["mu1"] if shared else sp.S.Zero
+    values = {
+        "r": r,
+        "gamma": gamma,
+        "row_shift": delta,
+        "row_scale": 1 + delta,
+        "row_scale_neg": sp.nan if const else 1 - delta,
+        "bulk_variance": bulk,
+        "c_W": sp.sqrt((1 + delta) ** 2 + bulk),
+        "zeta_shift": psi,
+        "zeta_shift_spread": r * sp.sqrt(1 - gamma**2) if gamma is not sp.nan else sp.nan,
+        "signal": signal,
+        "noise": noise,
+        "mean_residual": mean_r,
+        "residual_energy": energy_r,
+    }
+    out = {name: _output(expr, exact and expr is not sp.nan, dps) for name, expr in values.items()}
+    return Spike(
+        **out,
+        step=params.step,
+        step_dirs=str(params.step_dirs or "fresh"),
+        second_layer=str(params.second_layer),
+        k_step=k1,
+        digits=digits,
+    )

@@ -1,0 +1,123 @@
+"""The spike of one first-layer step in closed form (derive/spike.py).
+
+- the τ = 0 anchor of ONESTEP.md (Cui et al.'s r, γ, c_W when E r = 0) from Gaussian moments integrated
+  here independently (mpmath quadrature), and closed forms where every moment has one;
+- every quantity against the simulator's measurement (numeric/simulation/onestep.py) at d = 200 over 6
+  seeds: |mean − theory| ≤ 4 SE + a finite-size allowance. The allowance is what the benchmark
+  (benchmarks/spike.py, d = 200…1600, Richardson) shows as the O(1/d) gap at d = 200: 3 % of r, 0.012 for γ,
+  0.01 for the rescalings and c_W, 6 % of the bulk variance; the ζ shift's mean gets 4 SE only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import pytest
+
+from sobolev_rf.derive.errors import UserError
+from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.derive.spike import spike_theory
+from sobolev_rf.numeric.simulation.onestep import simulate_spike
+
+
+def _gauss(f) -> mpmath.mpf:
+    return mpmath.quad(lambda t: f(t) * mpmath.exp(-t * t / 2), [-mpmath.inf, 0, mpmath.inf]) / mpmath.sqrt(
+        2 * mpmath.pi
+    )
+
+
+def test_l2_step_with_centred_residual_is_the_published_anchor() -> None:
+    eta, alpha0 = mpmath.mpf(3), mpmath.mpf(20)
+    params = ModelParams(activation="tanh", teacher="sin(x)", step="l2", eta=3, alpha0=20)
+    spike = spike_theory(params, digits=25)
+    with mpmath.workdps(30):
+        kappa1 = _gauss(lambda t: 1 - mpmath.tanh(t) ** 2)
+        mu1 = _gauss(lambda t: t * mpmath.sin(t))
+        mu2 = _gauss(lambda t: mpmath.sin(t) ** 2)
+        s2 = _gauss(lambda t: (1 - mpmath.tanh(t) ** 2 - kappa1) ** 2)
+        r = eta * kappa1 * mpmath.sqrt(mu2 / alpha0 + mu1**2)
+        gamma = mu1 / mpmath.sqrt(mu2 / alpha0 + mu1**2)
+        c_w = mpmath.sqrt(1 + eta**2 * mu2 * s2 / alpha0)
+        for name, value in (("r", r), ("gamma", gamma), ("c_W", c_w)):
+            assert abs(getattr(spike, name).value - value) < mpmath.mpf(10) ** -22, name
+    assert float(spike.row_shift.value) == 0 and float(spike.zeta_shift.value) == 0
+
+
+def test_closed_forms_and_digits() -> None:
+    params = ModelParams(
+        activation="erf", teacher="x**2", step="sobolev", eta=2, alpha0=3, tau_step=0.5, k_step=2, second_layer="sign"
+    )
+    spike = spike_theory(params, digits=40)
+    assert spike.exact
+    with mpmath.workdps(50):
+        for name in ("r", "gamma", "bulk_variance", "c_W"):
+            exact = mpmath.mpf(str(spike.__getattribute__(name).exact.evalf(45)))
+            assert abs(exact - getattr(spike, name).value) < mpmath.mpf(10) ** -38, name
+    # an even teacher has no linear part: no signal, γ = 0, the spike is all noise
+    assert float(spike.gamma.value) == 0 and float(spike.signal.value) == 0
+    short = spike_theory(params, digits=15).as_floats()
+    assert all(math.isclose(v, spike.as_floats()[k], rel_tol=1e-13) or k == "row_scale_neg" for k, v in short.items())
+    with pytest.raises(UserError, match="step"):
+        spike_theory(ModelParams())
+
+
+CASES = {
+    # σ″ ≠ 0, κ₁′ ≠ 0 and E r = −κ₀ ≠ 0: a rescaled row, a Sobolev bulk, k₁ = 2 with label noise
+    "gelu-fresh": ModelParams(
+        activation="gelu", teacher="tanh", step="sobolev", eta=1.5, alpha0=3, tau_step=0.5, k_step=2, noise_g=0.1
+    ),
+    # ±1/p second layer with E r = E φ ≠ 0: rows scaled by 1 ± δ
+    "softplus-sign": ModelParams(
+        activation="softplus",
+        teacher="sin(x) + 1/2",
+        step="sobolev",
+        eta=2,
+        alpha0=2,
+        tau_step=0.7,
+        second_layer="sign",
+        noise_f=0.1,
+    ),
+    # shared directions, τ₁ = τ̃₁/d, only the first of k = 2 directions in the step
+    "tanh-shared": ModelParams(
+        activation="tanh",
+        teacher="tanh",
+        k=2,
+        alignment=(1.0, -0.5),
+        step="sobolev",
+        step_dirs="shared",
+        tau_step="2/d",
+        k_step=1,
+        eta=1,
+        alpha0=4,
+    ),
+}
+ALLOWANCE = {
+    "spike_r": ("r", 0.03, True),
+    "spike_gamma": ("gamma", 0.012, False),
+    "row_scale": ("row_scale", 0.01, False),
+    "row_scale_neg": ("row_scale_neg", 0.01, False),
+    "bulk_variance": ("bulk_variance", 0.06, True),
+    "c_W": ("c_W", 0.01, False),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_theory_matches_the_simulated_spike(name: str) -> None:
+    params = CASES[name]
+    theory = spike_theory(params)
+    values = theory.as_floats()
+    sim = simulate_spike(params, 200, seeds=6)
+    for key, (field, allowance, relative) in ALLOWANCE.items():
+        expected = values[field]
+        if math.isnan(expected):
+            assert math.isnan(sim["mean"][key]), key
+            continue
+        slack = 4 * sim["se"][key] + allowance * (abs(expected) if relative else 1)
+        assert abs(sim["mean"][key] - expected) <= slack, (key, sim["mean"][key], expected, sim["se"][key])
+    shift = sim["per_seed"]["zeta_shift_l"]
+    for l, expected in enumerate(theory.zeta_shift_mean(params.alignment or ())):
+        column = shift[:, l]
+        se = column.std(ddof=1) / math.sqrt(len(column))
+        assert abs(column.mean() - expected) <= 4 * se, (l, column.mean(), expected, se)
