@@ -64,6 +64,7 @@ COLUMNS = (
     ("c₊", "row_scale", "row_scale"),
     ("c₋", "row_scale_neg", "row_scale_neg"),
     ("b²", "bulk_variance", "bulk_variance"),
+    ("b_lin²", "bulk_linear", "bulk_linear"),
     ("c_W", "c_W", "c_W"),
 )
 

@@ -29,6 +29,17 @@ O(1/p)). Its fluctuation is a bulk of per-row squared norm
 from r_i(σ′ − κ₁)x_i, τ₁s_il(σ′ − κ₁)u_il and τ₁s_ilσ″⟨w_j, u_il⟩x_i, mutually uncorrelated at leading
 order. A bulk row has squared norm c_W² = (1 + δ)² + b² (rows with s_j = −1: (1 − δ)² + b²).
 
+The bulk is not all independent of W₀: the parts linear in h_ij (σ′ − κ₁ → κ₁′h_ij, σ″ → E σ″) are
+diag(s)W₀A with a d×d matrix A of the step batch, A = η̃[κ₁′C̃ + τ₁(κ₁′M̃ + E[σ″]M̃ᵀ)],
+C̃ = (1/n₀)Σ_i r_i(x_ix_iᵀ − I) and M̃ = (1/n₀)Σ_{i,l} s_il u_il x_iᵀ (less their means, which went
+into δ and into low-rank O(1) terms).
+Its share of b² is
+
+    b_lin² = (η̃²/α₀)[κ₁′²E r² + τ₁²k₁E s²(κ₁′² + (E σ″)²)]   (E σ″ almost everywhere: 0 for ReLU),
+
+so the bulk rows of W₁ are Gaussian with covariance ((1 + δ)I + A)ᵀ((1 + δ)I + A)/d plus an isotropic
+(b² − b_lin²)/d: not isotropic unless κ₁′ = 0 (odd σ).
+
 Shared directions u_il = v_l with τ₁ = τ̃₁/d: every τ₁-term is O(1/√d) per row except its effect on the
 projections ζ_jl = ⟨w_j, v_l⟩ (‖v_l‖ = √d): the τ₁σ′u part moves row j by η̃s_jτ̃₁Σ_l T_jl v_l/d with
 T_jl = (1/n₀)Σ_i s_il σ′(h_ij) → κ₁μ₁*ϖ_l, so ζ_jl (l ≤ k₁) shifts by s_jψϖ_l, ψ = η̃τ̃₁κ₁μ₁*; the spike,
@@ -61,6 +72,7 @@ SPIKE_FIELDS = (
     "row_scale",
     "row_scale_neg",
     "bulk_variance",
+    "bulk_linear",
     "c_W",
     "zeta_shift",
     "zeta_shift_spread",
@@ -77,8 +89,9 @@ class Spike:
 
     ``r`` spike strength per row (≥ 0), ``gamma`` γ = ⟨û, θ₀⟩, ``row_shift`` δ = η̃E[r]κ₁′, ``row_scale``
     1 + δ (rows with a_j > 0), ``row_scale_neg`` 1 − δ (rows with a_j < 0; NaN for ``const``),
-    ``bulk_variance`` b², ``c_W`` √((1 + δ)² + b²), ``zeta_shift`` ψ = η̃τ̃₁κ₁μ₁* (shared directions; 0
-    otherwise), ``zeta_shift_spread`` r√(1 − γ²), ``signal`` m and ``noise`` ν² of the spike vector g,
+    ``bulk_variance`` b², ``bulk_linear`` b_lin² (the part of b² of the form diag(s)W₀A), ``c_W`` √((1 + δ)² + b²),
+    ``zeta_shift`` ψ = η̃τ̃₁κ₁μ₁* (shared directions; 0 otherwise), ``zeta_shift_spread`` r√(1 − γ²),
+    ``signal`` m and ``noise`` ν² of the spike vector g,
     ``mean_residual`` E r and ``residual_energy`` E r². ``k_step`` k₁ (shared: the directions l ≤ k₁ that
     shift), ``exact`` whether every field has a closed form.
     """
@@ -89,6 +102,7 @@ class Spike:
     row_scale: Coefficient
     row_scale_neg: Coefficient
     bulk_variance: Coefficient
+    bulk_linear: Coefficient
     c_W: Coefficient
     zeta_shift: Coefficient
     zeta_shift_spread: Coefficient
@@ -199,6 +213,7 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
         "k1": hs.kappa0_prime,
         "k1p": hs.kappa1_prime,
         "ds2": hs.second_moment_prime,
+        "dd": hd.kappa0_prime,
         "dds2": hd.second_moment_prime,
         "Ephi": hp.kappa0,
         "mu1": hp.kappa1,
@@ -231,6 +246,7 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
     delta = eta * mean_r * k1p
     s2 = sym["ds2"] - k1_**2
     bulk = eta**2 / alpha0 * (energy_r * s2 + tau1**2 * k1 * energy_s * (s2 + sym["dds2"]))
+    linear = eta**2 / alpha0 * (k1p**2 * energy_r + tau1**2 * k1 * energy_s * (k1p**2 + sym["dd"] ** 2))
     psi = eta * tau * k1_ * sym["mu1"] if shared else sp.S.Zero
     values = {
         "r": r,
@@ -239,6 +255,7 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
         "row_scale": 1 + delta,
         "row_scale_neg": sp.nan if const else 1 - delta,
         "bulk_variance": bulk,
+        "bulk_linear": linear,
         "c_W": sp.sqrt((1 + delta) ** 2 + bulk),
         "zeta_shift": psi,
         "zeta_shift_spread": r * sp.sqrt(1 - gamma**2) if gamma is not sp.nan else sp.nan,

@@ -30,7 +30,12 @@ R = W₁ − diag(c)W₀, t = Rû,
     r = (1/p) Σ_j s_j t_j,  γ = ⟨û, θ₀⟩,  bulk variance b² = (d/(d − 1))·‖R(I − ûûᵀ)‖²_F/p,
     c_W² = (d/(d − 1))·(1/p₊) Σ_{j: s_j = +1} ‖(I − ûûᵀ)w¹_j‖²
 
-(d/(d − 1) restores the one dimension of the isotropic bulk that the projection removes),
+(d/(d − 1) restores the one dimension of the isotropic bulk that the projection removes), the part of
+the bulk B = R(I − ûûᵀ) that is of the form diag(s)W₀A (A a d×d matrix),
+
+    bulk_linear = (d/(d − 1))·(‖Π B‖²_F − (d/p)‖B‖²_F)/((1 − d/p)·p),  Π the projection on diag(s)W₀'s columns
+
+(a noise independent of W₀ leaves d/p of its energy in Π's range; NaN unless p > d),
     ⟨û, v_l⟩ and the ζ shift (1/p) Σ_j s_j (ζ¹_jl − c_j ζ⁰_jl), ζ = WV.
 
 The closed forms of the same quantities are :func:`sobolev_rf.derive.spike.spike_theory`.
@@ -54,7 +59,7 @@ VectorFn = Callable[[Array], Any]
 
 #: Scalars measured on the stepped weights (per seed; mean and SE over seeds). ``row_scale_neg`` is the
 #: rescaling of the rows with a_j < 0 (NaN for the ``const`` second layer, which has none).
-SPIKE_KEYS = ("spike_r", "spike_gamma", "row_scale", "row_scale_neg", "bulk_variance", "c_W")
+SPIKE_KEYS = ("spike_r", "spike_gamma", "row_scale", "row_scale_neg", "bulk_variance", "bulk_linear", "c_W")
 #: Per-direction measurements (length k): ⟨û, v_l⟩ and the ζ shift (1/p)Σ_j s_j(ζ¹_jl − c_jζ⁰_jl).
 SPIKE_VECTOR_KEYS = ("spike_overlap_l", "zeta_shift_l")
 #: Power iterations for û at most (the spike's gap makes a handful enough).
@@ -235,6 +240,7 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
             "row_scale": 1.0,
             "row_scale_neg": 1.0 if minus.any() else math.nan,
             "bulk_variance": 0.0,
+            "bulk_linear": 0.0,
             "c_W": math.sqrt(float(np.sum(theta_0[:, plus] ** 2)) / (d * max(1, int(plus.sum())))),
             "spike_overlap_l": nan_k,
             "zeta_shift_l": np.zeros(k),
@@ -261,6 +267,13 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
     # the bulk is isotropic in d dimensions, one of which (û) is projected out: d/(d − 1) restores it
     iso = d / (d - 1)
     bulk = iso * (float(np.sum(resid * resid)) - float(t @ t)) / p
+    linear = math.nan
+    if p > d:
+        bulk_rows = resid - np.outer(t, u)
+        q = np.linalg.qr(signs[:, None] * w0)[0]
+        total = float(np.sum(bulk_rows * bulk_rows))
+        inside = float(np.sum((q.T @ bulk_rows) ** 2))
+        linear = iso * (inside - d / p * total) / ((1 - d / p) * p)
     zeta_0, zeta_1 = w0 @ v, w1 @ v
     zeta_shift = signs @ (zeta_1 - c[:, None] * zeta_0) / p
     return {
@@ -269,6 +282,7 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
         "row_scale": c_plus,
         "row_scale_neg": c_minus,
         "bulk_variance": bulk,
+        "bulk_linear": linear,
         "c_W": math.sqrt(iso * float(norm1[plus].mean())),
         "spike_overlap_l": v.T @ u,
         "zeta_shift_l": zeta_shift,
