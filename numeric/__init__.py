@@ -7,7 +7,10 @@
 * ``derive(k, tau, branch)``: the SymPy-derived fixed-point ``System``;
 * ``verify(params, digits)``: the double-precision solution against an mpmath solve at ``digits`` digits;
 * ``pencil(expr, shapes)``: the linear pencil of a rational matrix expression (SymPy, or a string with its
-  matrices declared, ``derive.pencil.pencil``).
+  matrices declared, ``derive.pencil.pencil``);
+* ``spike_theory(params)`` / ``simulate_spike(params, d, seeds)``: the spike of the one-step model's first-layer
+  step (ONESTEP.md) in closed form (``derive.spike``) and measured by the simulator alone
+  (``numeric.simulation.onestep``); ``simulate`` simulates both phases of a ``ModelParams`` with a ``step``.
 
 Names are imported on first use, so ``import sobolev_rf.numeric`` stays cheap (the command line needs that).
 """
@@ -27,6 +30,8 @@ _EXPORTS = {
     "derive": ("..derive.saddle", "derive_system"),
     "verify": (".theory.verify", "verify_point"),
     "pencil": ("..derive.pencil", "pencil"),
+    "spike_theory": ("..derive.spike", "spike_theory"),
+    "simulate_spike": (".simulation.onestep", "simulate_spike"),
 }
 __all__ = list(_EXPORTS)
 
