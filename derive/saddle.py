@@ -28,10 +28,15 @@ F_a = c_a P_a, A = diag(a_0, a_1, …) = E + F, q(ζ) = 1/(a_0 + a_1‖ζ‖²):
     Ω_0 = ψ E[q],   Ω_l = ψ E[q ζ_l²],   V_r = (ψ/φ)(κ̄_r² T^C_r + c_rr T^E_r),
     T^E_a = Ω_a/ψ,  T^C_a = Ω_a P_a/ψ,
 
-where E[q] = H/(2a_1) and E[q‖ζ‖²] = (1 − yH)/a_1 with y = a_0/(2a_1), H = H_{k/2}(y) (for τ = 0,
-a_1 = 0 and q = 1/a_0). The 4-moments E[q² ζ̃_aζ̃_aζ̃_cζ̃_c] are m4_0 (a = c = 0), m4_1 (one index 0),
-3·m4_2 (a = c = l) and m4_2 (a = l ≠ c = m), with m4_0 = E[q²], m4_1 = E[q²‖ζ‖²]/k,
-m4_2 = E[q²‖ζ‖⁴]/(k(k+2)).
+where, with z = 2a_1/a_0, s = k/2 and G⁽ᵐ⁾_s(z) = E_{t∼Gamma(s)}[(1 + zt)^{−m}] = y^m H⁽ᵐ⁾_s(y) at y = 1/z
+(:func:`~sobolev_rf.derive.special.scaled_resolvent`), E[q] = G_s/a_0 and E[q‖ζ‖²] = k G_{s+1}/a_0 (from
+t·Gamma(s) = s·Gamma(s+1)). The 4-moments E[q² ζ̃_aζ̃_aζ̃_cζ̃_c] are m4_0 (a = c = 0), m4_1 (one index 0),
+3·m4_2 (a = c = l) and m4_2 (a = l ≠ c = m), with m4_0 = E[q²] = G⁽²⁾_s/a_0², m4_1 = E[q²‖ζ‖²]/k =
+G⁽²⁾_{s+1}/a_0², m4_2 = E[q²‖ζ‖⁴]/(k(k+2)) = G⁽²⁾_{s+2}/a_0². Written in z, no moment loses digits as
+a_1 → 0, and a_1 = 0 is allowed: for τ = 0 (no gradient rows), and for an affine σ (σ′ constant,
+κ₁′ = κ_*′ = 0), whose gradient rows are the spikes √τκ₀′ζ_l alone, with no fluctuating part (V_l = 0,
+g_l = 1); then q = 1/a_0 (G = 1) and the spikes fix ζ_lᵀw = ϖ_lμ₁/κ₀′ at no cost: the function-row
+quantities are those of τ = 0 training and S_ll = τ(ϖ_l²(μ₁′² + μ_*′²) + Δ_g).
 
 Second order. Every quantity needed (q_s, q_w, the diagonal of S) involves only diagonal traces,
 and by parity a diagonal source (δE, δC) moves only the diagonal of Ω. Implicit differentiation gives
@@ -64,7 +69,7 @@ from functools import cache
 import sympy as sp
 
 from .errors import UserError
-from .special import GammaResolvent, GammaResolvent2
+from .special import scaled_resolvent
 from .system import System
 
 #: Symbols of the Hermite coefficients of σ (κ) and of the teacher φ (μ):
@@ -126,8 +131,11 @@ LATEX_NAMES = {
     "tau": r"\tau",
     "varpi2": r"\overline{\varpi^2}",
     "varpi_l": r"\varpi_l",
-    "H": r"\mathcal{H}",
-    "H_2": r"\mathcal{H}^{(2)}",
+    "G_0": r"G_{0}",
+    "G_1": r"G_{1}",
+    "G2_0": r"G^{(2)}_{0}",
+    "G2_1": r"G^{(2)}_{1}",
+    "G2_2": r"G^{(2)}_{2}",
     "m4_0": r"m^{(4)}_0",
     "m4_1": r"m^{(4)}_1",
     "m4_2": r"m^{(4)}_2",
@@ -272,11 +280,13 @@ class _Derivation:
         if sobolev:
             a1 = d("a_1", e[1] + self.F[1])
             s = sp.Rational(k, 2)
-            y = d("y", a0 / (2 * a1))
-            H = d("H", GammaResolvent(s, y))
-            H2 = d("H_2", GammaResolvent2(s, y))  # E[1/(t+y)²]
-            q1 = [H / (2 * a1), (1 - y * H) / a1]  # E[q], E[q‖ζ‖²]
-            self.q2 = [H2 / (4 * a1**2), (H - y * H2) / (2 * a1**2), (1 - 2 * y * H + y**2 * H2) / a1**2]
+            # z = 1/y = 0 when σ′ is constant (κ₁′ = κ_*′ = 0): the gradient rows are then the spikes κ₀′ζ_l
+            # alone, q does not depend on ζ and every moment below takes its τ = 0 form (its limit z → 0)
+            z = d("z", 2 * a1 / a0)
+            G1 = [d(f"G_{j}", scaled_resolvent(s + j, z, 1)) for j in (0, 1)]
+            G2 = [d(f"G2_{j}", scaled_resolvent(s + j, z, 2)) for j in (0, 1, 2)]
+            q1 = [G1[0] / a0, k * G1[1] / a0]  # E[q], E[q‖ζ‖²]
+            self.q2 = [G2[0] / a0**2, k * G2[1] / a0**2, k * (k + 2) * G2[2] / a0**2]
         else:
             q1 = [1 / a0, sp.Integer(k) / a0]
             self.q2 = [1 / a0**2, sp.Integer(k) / a0**2, sp.Integer(k * (k + 2)) / a0**2]

@@ -180,3 +180,22 @@ def expand_closed_form(expr: sp.Expr) -> sp.Expr:
         lambda e: (1 - (e.args[1] + e.args[0] - 1) * closed_form(*e.args)) / e.args[1],
     )
     return expr.replace(lambda e: isinstance(e, GammaResolvent) and e.args[0].is_number, lambda e: closed_form(*e.args))
+
+
+def scaled_resolvent(s: sp.Expr, z: sp.Expr, power: int) -> sp.Expr:
+    """G⁽ᵐ⁾_s(z) = E_{t∼Gamma(s,1)}[1/(1 + zt)^m] for m = ``power`` ∈ {1, 2}, z ≥ 0: y^m H⁽ᵐ⁾_s(y) at y = 1/z.
+
+    Bounded by 1 and equal to 1 at z = 0, the limit y → ∞ in which H_s and H⁽²⁾_s vanish: written with
+    z the ζ-moments of a resolvent q(ζ) = 1/(a₀ + a₁‖ζ‖²) stay finite at a₁ = 0. Below the switch
+    z₀(s) the Taylor series 1 − m s z + C(m+1, 2)(s)₂ z² is used (its first omitted term, C(m+2, 3)(s)₃z³,
+    is below 1e-17 there; (s)_j the rising factorial), elsewhere H⁽ᵐ⁾_s(1/z)/z^m, which at y = 1/z > 3
+    is the Gauss–Laguerre rule without cancellation.
+    """
+    if power not in (1, 2):
+        raise ValueError(f"power must be 1 or 2, got {power}.")
+    s = _check_order(s)
+    rising = [sp.Integer(1), s, s * (s + 1), s * (s + 1) * (s + 2)]
+    series = sum(sp.Integer(-1) ** j * sp.binomial(power + j - 1, j) * rising[j] * z**j for j in range(3))
+    switch = sp.Float((1e-17 / float(sp.binomial(power + 2, 3) * rising[3])) ** (1 / 3), 17)
+    exact = (GammaResolvent if power == 1 else GammaResolvent2)(s, 1 / z) / z**power
+    return sp.Piecewise((series, z < switch), (exact, True))
