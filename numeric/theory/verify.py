@@ -43,6 +43,57 @@ def agreeing_digits(approx: float, exact: mpmath.mpf, digits: int) -> float:
     return float(digits) if rel == 0 else min(float(digits), float(-mpmath.log10(rel)))
 
 
+def verify_system(
+    system: System,
+    theta: list[float],
+    u_double: list[float],
+    outputs_double: dict[str, float],
+    digits: int = 50,
+    max_iter: int = 60,
+) -> dict[str, Any]:
+    """Newton's method on ``system`` in mpmath at ``digits`` digits from the double-precision unknowns
+    ``u_double`` (parameters taken exactly as the doubles ``theta``), and the agreeing digits of every
+    output and unknown against their double values."""
+    residual = _mp_function(system, list(system.residuals))
+    outputs = _mp_function(system, list(system.outputs.values()))
+    jacobian = sp.lambdify([system.unknowns, system.parameters], system.jacobian, modules=_MODULES)
+    with mpmath.workdps(digits + 10):
+        th = [mpmath.mpf(t) for t in theta]
+        u = mpmath.matrix([mpmath.mpf(v) for v in u_double])
+        target = mpmath.mpf(10) ** (-(digits + 5))
+        iterations = 0
+        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
+            r = mpmath.matrix(residual(list(u), th))
+            if mpmath.norm(r, mpmath.inf) < target:
+                break
+            J = mpmath.matrix(jacobian(list(u), th))
+            u = u - mpmath.lu_solve(J, r)
+        r_final = mpmath.norm(mpmath.matrix(residual(list(u), th)), mpmath.inf)
+        out_mp = outputs(list(u), th)
+        result: dict[str, Any] = {
+            "digits": digits,
+            "newton_iterations": iterations,
+            "residual": float(r_final),
+            "outputs": {},
+            "unknowns": {},
+        }
+        for name, exact in zip(system.outputs, out_mp):
+            value = outputs_double[name]
+            result["outputs"][name] = {
+                "double": value,
+                "mpmath": mpmath.nstr(exact, digits),
+                "agreeing_digits": agreeing_digits(value, exact, digits),
+            }
+        for i, sym in enumerate(system.unknowns):
+            result["unknowns"][str(sym)] = {
+                "double": u_double[i],
+                "mpmath": mpmath.nstr(u[i], digits),
+                "agreeing_digits": agreeing_digits(u_double[i], u[i], digits),
+            }
+    result["agreeing_digits"] = min(v["agreeing_digits"] for v in result["outputs"].values())
+    return result
+
+
 def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> dict[str, Any]:
     """Solve ``params`` in double precision (the generated kernel users get) and with mpmath at ``digits`` digits."""
     if params.has_step:
@@ -75,44 +126,9 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> d
     columns = dict(zip(COLUMNS, parameter_columns(params.k, params.tau, grid_params)))
     theta = [float(columns[name]) for name in system.parameter_names]
     u_double = [float(double.unknowns[str(s)]) for s in system.unknowns]
-    residual = _mp_function(system, list(system.residuals))
-    outputs = _mp_function(system, list(system.outputs.values()))
-    jacobian = sp.lambdify([system.unknowns, system.parameters], system.jacobian, modules=_MODULES)
-    with mpmath.workdps(digits + 10):
-        th = [mpmath.mpf(t) for t in theta]
-        u = mpmath.matrix([mpmath.mpf(v) for v in u_double])
-        target = mpmath.mpf(10) ** (-(digits + 5))
-        iterations = 0
-        for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-            r = mpmath.matrix(residual(list(u), th))
-            if mpmath.norm(r, mpmath.inf) < target:
-                break
-            J = mpmath.matrix(jacobian(list(u), th))
-            u = u - mpmath.lu_solve(J, r)
-        r_final = mpmath.norm(mpmath.matrix(residual(list(u), th)), mpmath.inf)
-        out_mp = outputs(list(u), th)
-        result: dict[str, Any] = {
-            "digits": digits,
-            "newton_iterations": iterations,
-            "residual": float(r_final),
-            "outputs": {},
-            "unknowns": {},
-        }
-        for name, exact in zip(system.outputs, out_mp):
-            value = float(np.asarray(double.outputs[name]))
-            result["outputs"][name] = {
-                "double": value,
-                "mpmath": mpmath.nstr(exact, digits),
-                "agreeing_digits": agreeing_digits(value, exact, digits),
-            }
-        for i, sym in enumerate(system.unknowns):
-            result["unknowns"][str(sym)] = {
-                "double": u_double[i],
-                "mpmath": mpmath.nstr(u[i], digits),
-                "agreeing_digits": agreeing_digits(u_double[i], u[i], digits),
-            }
+    outputs_double = {name: float(np.asarray(double.outputs[name])) for name in system.outputs}
+    result = verify_system(system, theta, u_double, outputs_double, digits, max_iter)
     result["branch"] = branch
     if branch != "ridge":
         result["note"] = ridgeless_note(params, branch)
-    result["agreeing_digits"] = min(v["agreeing_digits"] for v in result["outputs"].values())
     return result

@@ -1,0 +1,226 @@
+"""The readout after one gradient step: node values of the κ-rule and the generated kernel's solve.
+
+The derived System (:func:`sobolev_rf.derive.onestep.derive_onestep_system`) takes, per Gauss–Hermite
+node κ_i, the conditional coefficients μ₀, μ₁, μ₂² of σ(rκ_i + c_W z) and h, h₁, hh of φ(γκ_i + ρz)
+(z ~ N(0, 1)) as parameters. They are computed here for any activation and teacher by a composite
+Gauss–Legendre rule in z on [−:data:`Z_MAX`, :data:`Z_MAX`], split at the kinks of σ resp. φ (so a
+ReLU is integrated as accurately as tanh), vectorised over nodes and points. Without a spike (r = 0,
+c_W = 1) the student coefficients are the Hermite coefficients (κ₀, κ₁, κ_*²) themselves, so η̃ = 0 is
+the random-features model exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ...codegen import jit
+from ...derive.errors import UserError
+from .coefficients import coefficients
+
+#: Half-width of the z-interval of the inner rule (the Gaussian mass beyond is below 1e-31).
+Z_MAX = 12.0
+#: Equal panels of the inner rule before the kinks are added, and Gauss–Legendre nodes per panel.
+PANELS, PANEL_NODES = 8, 24
+#: Default Gauss–Hermite nodes in κ (a parameter of the derived system).
+NODES = 48
+
+
+@dataclass(frozen=True)
+class Spike:
+    """The first layer after the step: spike strength r, bulk row variance c_W², overlap γ = ⟨û, θ₀⟩."""
+
+    r: Any
+    cW2: Any
+    gamma: Any
+
+
+def l2_spike(activation: str, teacher: str, eta: Any, alpha0: Any, noise_f: float = 0.0) -> Spike:
+    """The spike of an L2 step with a = 1/p (ONESTEP.md, closed forms for E r = 0):
+    r = η̃κ₁√(E r²/α₀ + μ₁*²), c_W² = 1 + η̃²E[r²]s²/α₀, γ = μ₁*/√(E r²/α₀ + μ₁*²), with
+    E r² = E(φ − κ₀)² + Δ_f and s² = E(σ′ − κ₁)² = κ₁′² + κ_*′²."""
+    k0, k1, _, _, k1p, ksp, _ = coefficients(activation)
+    m0, m1, ms, *_ = coefficients(teacher)
+    eta, alpha0 = np.asarray(eta, dtype=float), np.asarray(alpha0, dtype=float)
+    if np.any(eta < 0) or np.any(alpha0 <= 0):
+        raise UserError("the step needs eta >= 0 and alpha0 > 0.")
+    er2 = (m0 - k0) ** 2 + m1**2 + ms**2 + noise_f
+    norm = np.sqrt(er2 / alpha0 + m1**2)
+    return Spike(eta * k1 * norm, 1.0 + eta**2 * er2 * (k1p**2 + ksp**2) / alpha0, m1 / norm)
+
+
+@lru_cache(maxsize=32)
+def _function(text: str) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[float, ...]]:
+    """(vectorised f, kinks of f) of an activation text."""
+    from ...derive.activations import kinks, parse_activation
+    from ..simulation.functions import numpy_pair
+
+    return numpy_pair(text)[0], tuple(k for k in kinks(parse_activation(text)) if math.isfinite(k))
+
+
+@lru_cache(maxsize=8)
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(n)
+
+
+def hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilists' Gauss–Hermite nodes and weights for E over κ ~ N(0, 1)."""
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    return x, w / math.sqrt(2.0 * math.pi)
+
+
+def _gaussian_moments(
+    f: Callable[[np.ndarray], np.ndarray], kinks: tuple[float, ...], shift: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(E f(s + c z), E z f(s + c z), E f(s + c z)²) for z ~ N(0, 1), elementwise over shift s and scale c > 0
+    (broadcast), by the composite rule split where s + c z crosses a kink."""
+    shift, scale = np.broadcast_arrays(np.asarray(shift, dtype=float), np.asarray(scale, dtype=float))
+    base = np.linspace(-Z_MAX, Z_MAX, PANELS + 1)
+    cuts = [np.broadcast_to(b, shift.shape) for b in base]
+    safe = np.where(scale > 0, scale, 1.0)
+    cuts += [np.clip((kink - shift) / safe, -Z_MAX, Z_MAX) for kink in kinks]
+    edges = np.sort(np.stack(cuts, axis=-1), axis=-1)  # (..., panels + 1)
+    x, w = _legendre(PANEL_NODES)
+    lo, hi = edges[..., :-1, None], edges[..., 1:, None]
+    z = 0.5 * (hi + lo) + 0.5 * (hi - lo) * x
+    weight = 0.5 * (hi - lo) * w * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    values = f(shift[..., None, None] + scale[..., None, None] * z)
+    axes = (-2, -1)
+    return (
+        np.sum(weight * values, axis=axes),
+        np.sum(weight * z * values, axis=axes),
+        np.sum(weight * values * values, axis=axes),
+    )
+
+
+def node_values(activation: str, teacher: str, spike: Spike, nodes: int = NODES) -> dict[str, np.ndarray]:
+    """Per node i (last axis) and point (leading axes of the spike's arrays): the parameters w, k, s0, s1,
+    s2, t0, t1, t2 of the derived system."""
+    sigma, sigma_kinks = _function(activation)
+    phi, phi_kinks = _function(teacher)
+    kappa, weight = hermite_rule(nodes)
+    r = np.asarray(spike.r, dtype=float)[..., None]
+    cW = np.sqrt(np.asarray(spike.cW2, dtype=float))[..., None]
+    gamma = np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0)[..., None]
+    rho = np.sqrt(1.0 - gamma**2)
+    shape = np.broadcast_shapes(r.shape, cW.shape, gamma.shape, kappa.shape)
+    m0, m1, m2 = _gaussian_moments(sigma, sigma_kinks, r * kappa, cW)
+    k0, k1, ks, *_ = coefficients(activation)
+    plain = (r == 0) & (cW == 1)  # no step: the Hermite coefficients exactly
+    s0 = np.where(plain, k0, m0)
+    s1 = np.where(plain, k1, m1 / cW)
+    s2 = np.where(plain, ks**2, np.maximum(m2 - m0**2 - m1**2, 0.0))
+    t0, t1, t2 = _gaussian_moments(phi, phi_kinks, gamma * kappa, rho)
+    out = {"w": weight, "k": kappa, "s0": s0, "s1": s1, "s2": s2, "t0": t0, "t1": t1, "t2": t2}
+    return {name: np.broadcast_to(v, shape) for name, v in out.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# the kernel
+# --------------------------------------------------------------------------------------------------
+
+
+def system_record(nodes: int = NODES) -> dict[str, Any]:
+    """The cached derived system of the τ = 0 readout with a ``nodes``-point κ-rule."""
+
+    def derive() -> Any:
+        from ...derive.onestep import derive_onestep_system
+
+        return derive_onestep_system(nodes)
+
+    return jit.system_record("onestep", {"nodes": nodes, "readout": "l2"}, derive)
+
+
+def parameter_rows(
+    scalars: Mapping[str, Any], values: Mapping[str, np.ndarray], parameters: tuple[str, ...]
+) -> np.ndarray:
+    """Rows (points, parameters) in the kernel's order from the scalar columns and the node arrays."""
+    nodes = next(iter(values.values())).shape[-1]
+    shape = np.broadcast_shapes(*[np.shape(v) for v in scalars.values()], next(iter(values.values())).shape[:-1])
+    columns: dict[str, np.ndarray] = {n: np.broadcast_to(np.asarray(v, dtype=float), shape) for n, v in scalars.items()}
+    for field, array in values.items():
+        full = np.broadcast_to(array, shape + (nodes,))
+        for i in range(nodes):
+            columns[f"{field}_{i}"] = full[..., i]
+    return np.stack([columns[p].reshape(-1) for p in parameters], axis=-1)
+
+
+@dataclass
+class ReadoutResult:
+    """Outputs and unknowns of the readout on the points (flattened), with convergence flags."""
+
+    outputs: dict[str, np.ndarray]
+    unknowns: dict[str, np.ndarray]
+    converged: np.ndarray
+    residual: np.ndarray
+
+
+def solve_readout(
+    activation: str,
+    teacher: str,
+    spike: Spike,
+    p_over_d: Any,
+    n_over_d: Any,
+    lam: Any,
+    noise_f: Any = 0.0,
+    nodes: int = NODES,
+    backend: str = "auto",
+    tol: float = 1e-13,
+    bulk_overlap: bool = True,
+) -> ReadoutResult:
+    """The τ = 0 readout on σ(W₁x) after a step with the given spike, on every point of the broadcast
+    arrays (flattened in C order). ``bulk_overlap=False`` drops the bulk's component along û (θ ≡ 0), the
+    fixed point behind the published values of Cui et al. 2024 (for comparison only)."""
+    lam_a = np.asarray(lam, dtype=float)
+    if np.any(~np.isfinite(lam_a)) or np.any(lam_a <= 0):
+        raise UserError("the one-step readout needs lam > 0 (the limit lam -> 0+ is not derived for it).")
+    record = system_record(nodes)
+    kernel = jit.load_kernel(record, jit.resolve_backend(backend))
+    values = node_values(activation, teacher, spike, nodes)
+    scalars = {"lam": lam, "psi": p_over_d, "phi": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
+    scalars["bulk_overlap"] = float(bulk_overlap)
+    rows = parameter_rows(scalars, values, kernel.parameters)
+    u, out, ok, norm = kernel.solve(rows, np.full((len(rows), len(kernel.unknowns)), 0.5), tol)
+    ok = ok & np.all(u > 0, axis=1)
+    return ReadoutResult(
+        {n: out[:, j] for j, n in enumerate(kernel.output_names)},
+        {n: u[:, j] for j, n in enumerate(kernel.unknowns)},
+        ok,
+        norm,
+    )
+
+
+def verify_readout(
+    activation: str,
+    teacher: str,
+    spike: Spike,
+    p_over_d: float,
+    n_over_d: float,
+    lam: float,
+    noise_f: float = 0.0,
+    nodes: int = NODES,
+    digits: int = 50,
+) -> dict[str, Any]:
+    """One point solved by the generated kernel in double precision and by Newton's method in mpmath at
+    ``digits`` digits on the same derived System (the node values taken exactly as their doubles)."""
+    from ...derive.onestep import derive_onestep_system
+    from .verify import verify_system
+
+    if digits < 20:
+        raise UserError(f"digits must be at least 20, got {digits}.")
+    double = solve_readout(activation, teacher, spike, p_over_d, n_over_d, lam, noise_f, nodes)
+    if not bool(double.converged[0]):
+        raise UserError("the double-precision readout did not converge at this point, so there is nothing to verify.")
+    system = derive_onestep_system(nodes)
+    values = node_values(activation, teacher, spike, nodes)
+    scalars = {"lam": lam, "psi": p_over_d, "phi": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
+    scalars["bulk_overlap"] = 1.0
+    theta = [float(v) for v in parameter_rows(scalars, values, system.parameter_names)[0]]
+    u_double = [float(double.unknowns[name][0]) for name in system.unknown_names]
+    outputs_double = {name: float(double.outputs[name][0]) for name in system.outputs}
+    return verify_system(system, theta, u_double, outputs_double, digits)
