@@ -11,6 +11,7 @@ the random-features model exactly.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ...codegen import jit
+from ...codegen import cache, jit
+from ...codegen.jit import package_source_hash
 from ...derive.errors import UserError
+from ...derive.params import ModelParams
 from .coefficients import coefficients
 
 #: Half-width of the z-interval of the inner rule (the Gaussian mass beyond is below 1e-31).
@@ -32,7 +35,7 @@ NODES = 48
 
 
 @dataclass(frozen=True)
-class Spike:
+class ReadoutSpike:
     """The first layer after the step: spike strength r, bulk row variance c_W², overlap γ = ⟨û, θ₀⟩."""
 
     r: Any
@@ -40,18 +43,64 @@ class Spike:
     gamma: Any
 
 
-def l2_spike(activation: str, teacher: str, eta: Any, alpha0: Any, noise_f: float = 0.0) -> Spike:
-    """The spike of an L2 step with a = 1/p (ONESTEP.md, closed forms for E r = 0):
-    r = η̃κ₁√(E r²/α₀ + μ₁*²), c_W² = 1 + η̃²E[r²]s²/α₀, γ = μ₁*/√(E r²/α₀ + μ₁*²), with
-    E r² = E(φ − κ₀)² + Δ_f and s² = E(σ′ − κ₁)² = κ₁′² + κ_*′²."""
-    k0, k1, _, _, k1p, ksp, _ = coefficients(activation)
-    m0, m1, ms, *_ = coefficients(teacher)
-    eta, alpha0 = np.asarray(eta, dtype=float), np.asarray(alpha0, dtype=float)
-    if np.any(eta < 0) or np.any(alpha0 <= 0):
-        raise UserError("the step needs eta >= 0 and alpha0 > 0.")
-    er2 = (m0 - k0) ** 2 + m1**2 + ms**2 + noise_f
-    norm = np.sqrt(er2 / alpha0 + m1**2)
-    return Spike(eta * k1 * norm, 1.0 + eta**2 * er2 * (k1p**2 + ksp**2) / alpha0, m1 / norm)
+@dataclass(frozen=True)
+class SpikeScaling:
+    """The spike of a step as a function of (η̃, α₀), from :func:`sobolev_rf.derive.spike.spike_theory` at
+    η̃ = α₀ = 1 (whose closed forms have this dependence): r = η̃|κ₁|√(m² + ν₁²/α₀), γ = sgn(κ₁)m/√(m² + ν₁²/α₀),
+    row rescaling 1 + η̃δ₁, bulk b² = η̃²b₁²/α₀, c_W² = (1 + η̃δ₁)² + η̃²b₁²/α₀ (m the spike's signal, ν₁² its
+    noise, δ₁ the row shift and b₁² the bulk variance at η̃ = α₀ = 1)."""
+
+    signal: float
+    noise: float
+    kappa1: float
+    row_shift: float
+    bulk: float
+
+    def at(self, eta: Any, alpha0: Any) -> ReadoutSpike:
+        eta, alpha0 = np.asarray(eta, dtype=float), np.asarray(alpha0, dtype=float)
+        if np.any(~np.isfinite(eta)) or np.any(eta < 0) or np.any(~np.isfinite(alpha0)) or np.any(alpha0 <= 0):
+            raise UserError("the step needs eta >= 0 and alpha0 > 0 (finite).")
+        norm = np.sqrt(self.signal**2 + self.noise / alpha0)
+        gamma = math.copysign(1.0, self.kappa1) * self.signal / norm
+        cW2 = (1.0 + eta * self.row_shift) ** 2 + eta**2 * self.bulk / alpha0
+        return ReadoutSpike(eta * abs(self.kappa1) * norm, cW2, gamma)
+
+
+def spike_scaling(params: ModelParams) -> SpikeScaling:
+    """The :class:`SpikeScaling` of the step of ``params`` (its η̃ and α₀ aside), cached on disk."""
+    fields = {
+        "activation": params.activation,
+        "teacher": params.teacher,
+        "step": params.step,
+        "tau_step": params.tau_step if params.step == "sobolev" else 0.0,
+        "k_step": params.k_step if params.step == "sobolev" else 0,
+        "step_dirs": params.step_dirs if params.step == "sobolev" else "fresh",
+        "second_layer": params.second_layer,
+        "noise_f": params.noise_f,
+        "noise_g": params.noise_g,
+    }
+    return _spike_scaling(json.dumps(fields, sort_keys=True))
+
+
+@lru_cache(maxsize=64)
+def _spike_scaling(text: str) -> SpikeScaling:
+    def compute() -> str:
+        from ...derive.spike import spike_coefficients
+
+        f = spike_coefficients(**json.loads(text), eta=1.0, alpha0=1.0, digits=20).as_floats()
+        kappa1 = math.copysign(f["r"] / math.hypot(f["signal"], math.sqrt(f["noise"])), f["gamma"])
+        values = [f["signal"], f["noise"], kappa1, f["row_shift"], f["bulk_variance"]]
+        return json.dumps({"text": text, "values": values})
+
+    key = cache.artifact_key(package_source_hash("sobolev_rf.derive"), f"spike-scaling\0{text}", "spike")
+    record = json.loads(cache.get_artifact(cache.cache_dir(), key, "json", "json", compute).read_text())
+    return SpikeScaling(*map(float, record["values"]))
+
+
+def l2_spike(activation: str, teacher: str, eta: Any, alpha0: Any) -> ReadoutSpike:
+    """The spike of an L2 step with a_j = 1/p (no label noise) at η̃ and α₀ (arrays broadcast)."""
+    params = ModelParams(activation=activation, teacher=teacher, step="l2", eta=1.0, alpha0=1.0)
+    return spike_scaling(params).at(eta, alpha0)
 
 
 @lru_cache(maxsize=32)
@@ -98,7 +147,7 @@ def _gaussian_moments(
     )
 
 
-def node_values(activation: str, teacher: str, spike: Spike, nodes: int = NODES) -> dict[str, np.ndarray]:
+def node_values(activation: str, teacher: str, spike: ReadoutSpike, nodes: int = NODES) -> dict[str, np.ndarray]:
     """Per node i (last axis) and point (leading axes of the spike's arrays): the parameters w, k, s0, s1,
     s2, t0, t1, t2 of the derived system."""
     sigma, sigma_kinks = _function(activation)
@@ -163,7 +212,7 @@ class ReadoutResult:
 def solve_readout(
     activation: str,
     teacher: str,
-    spike: Spike,
+    spike: ReadoutSpike,
     p_over_d: Any,
     n_over_d: Any,
     lam: Any,
@@ -198,7 +247,7 @@ def solve_readout(
 def verify_readout(
     activation: str,
     teacher: str,
-    spike: Spike,
+    spike: ReadoutSpike,
     p_over_d: float,
     n_over_d: float,
     lam: float,
@@ -224,3 +273,100 @@ def verify_readout(
     u_double = [float(double.unknowns[name][0]) for name in system.unknown_names]
     outputs_double = {name: float(double.outputs[name][0]) for name in system.outputs}
     return verify_system(system, theta, u_double, outputs_double, digits)
+
+
+# --------------------------------------------------------------------------------------------------
+# model points (ModelParams with a step)
+# --------------------------------------------------------------------------------------------------
+
+
+def check_supported(params: ModelParams) -> None:
+    """UserError unless the theory covers ``params``: a step, the L2 readout (τ = 0), a_j = 1/p, λ > 0."""
+    if not params.has_step:
+        raise UserError("the one-step theory needs a first-layer step: step = 'l2' or 'sobolev'.")
+    if params.tau > 0 and params.k >= 1:
+        raise UserError(
+            "the one-step theory covers the L2 readout (tau = 0); a Sobolev readout after a step is not derived: "
+            "simulate it with `sobolev-rf simulate --step ...`."
+        )
+    if params.second_layer != "const":
+        raise UserError(
+            "the one-step theory is derived for second_layer = 'const' (a_j = 1/p); simulate the 'sign' layer."
+        )
+    if not params.lam > 0:
+        raise UserError("the one-step readout needs lam > 0 (the limit lam -> 0+ is not derived for it).")
+
+
+def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", nodes: int = NODES) -> Any:
+    """The :class:`~.solve.TheoryResult` of a model point with a step (τ = 0 readout): eps_L2,
+    train_error_L2 and train_loss = train_error_L2 + λ‖a‖²; eps_grad (and eps_H1) are not derived for the
+    one-step readout and are NaN (None). The spike is in ``order["spike"]``."""
+    from .solve import SolverError, TheoryResult
+
+    check_supported(params)
+    spike = spike_scaling(params).at(params.eta, params.alpha0)
+    res = solve_readout(
+        params.activation,
+        params.teacher,
+        spike,
+        params.p_over_d,
+        params.n_over_d,
+        params.lam,
+        params.noise_f,
+        nodes,
+        backend,
+        tol,
+    )
+    if not bool(res.converged[0]):
+        raise SolverError(f"the one-step readout did not converge at this point (residual {res.residual[0]:.2e}).")
+    out = {name: float(v[0]) for name, v in res.outputs.items()}
+    order: dict[str, Any] = {name: float(v[0]) for name, v in res.unknowns.items()} | {
+        name: out[name] for name in ("m", "theta", "chi", "q_1", "q_2", "Vhat_1", "Vhat_2")
+    }
+    order["spike"] = {"r": float(spike.r), "gamma": float(spike.gamma), "cW2": float(spike.cW2)}
+    notes = ["one-step readout (tau = 0): eps_grad and eps_H1 are not derived after a step (NaN / None)."]
+    return TheoryResult(
+        eps_L2=out["eps_L2"],
+        eps_H1=None,
+        eps_grad=math.nan,
+        train_loss=out["train_error_L2"] + params.lam * out["q_2"],
+        train_error_L2=out["train_error_L2"],
+        order=order,
+        residual=float(res.residual[0]),
+        converged=True,
+        notes=tuple(notes),
+    )
+
+
+def solve_map(params: ModelParams, eta: Any, alpha0: Any, backend: str = "auto", nodes: int = NODES) -> ReadoutResult:
+    """The one-step readout of ``params`` on every point of the broadcast (η̃, α₀) arrays (flattened)."""
+    check_supported(params)
+    spike = spike_scaling(params).at(*np.broadcast_arrays(np.asarray(eta, float), np.asarray(alpha0, float)))
+    return solve_readout(
+        params.activation,
+        params.teacher,
+        spike,
+        params.p_over_d,
+        params.n_over_d,
+        params.lam,
+        params.noise_f,
+        nodes,
+        backend,
+    )
+
+
+def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES) -> dict[str, Any]:
+    """:func:`verify_readout` at the point of ``params`` (with a step)."""
+    check_supported(params)
+    spike = spike_scaling(params).at(params.eta, params.alpha0)
+    return verify_readout(
+        params.activation,
+        params.teacher,
+        spike,
+        params.p_over_d,
+        params.n_over_d,
+        params.lam,
+        params.noise_f,
+        nodes,
+        digits,
+    )

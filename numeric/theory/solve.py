@@ -438,7 +438,12 @@ def solve(
 
     λ = 0 means the limit λ → 0⁺ (minimum-norm interpolant when overparameterised). ``start``: the
     result at a neighbouring point of the same system, used as the initial iterate (continuation).
+    A point with a first-layer step is solved by the one-step readout theory (:mod:`.onestep`).
     """
+    if params.has_step:
+        from .onestep import solve_point
+
+        return solve_point(params, tol, backend)
     k = params.k
     rows = np.stack([np.broadcast_to(c, ()) for c in parameter_columns(k, params.tau, _model_mapping(params))])[None]
     key = int(_system_keys(k, rows)[0])

@@ -24,7 +24,7 @@ from ...derive.params import ModelParams
 from ...derive.saddle import BRANCHES, derive_system
 from ...derive.special import mp_gamma_resolvent, mp_gamma_resolvent2
 from ...derive.system import System
-from .solve import COLUMNS, NO_STEP_THEORY, parameter_columns, ridgeless_note, solve_grid
+from .solve import COLUMNS, parameter_columns, ridgeless_note, solve_grid
 
 _MODULES = [{"GammaResolvent": mp_gamma_resolvent, "GammaResolvent2": mp_gamma_resolvent2}, "mpmath"]
 
@@ -97,7 +97,9 @@ def verify_system(
 def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> dict[str, Any]:
     """Solve ``params`` in double precision (the generated kernel users get) and with mpmath at ``digits`` digits."""
     if params.has_step:
-        raise UserError(NO_STEP_THEORY)
+        from .onestep import verify_point as verify_onestep
+
+        return verify_onestep(params, digits)
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
     grid_params = dict(

@@ -193,12 +193,16 @@ def test_cli_simulates_a_step(capsys: pytest.CaptureFixture[str]) -> None:
     assert '"spike_gamma"' in out and '"zeta_shift_l"' in out and '"step": "sobolev"' in out
 
 
-def test_theory_says_the_step_is_not_yet_supported(capsys: pytest.CaptureFixture[str]) -> None:
+def test_theory_of_a_step_covers_the_l2_readout(capsys: pytest.CaptureFixture[str]) -> None:
     from sobolev_rf.derive.errors import UserError
     from sobolev_rf.numeric import solve
 
-    with pytest.raises(UserError, match="not yet supported"):
-        solve(ModelParams(step="l2"))
+    result = solve(ModelParams(step="l2", tau=0, eta=2.0))
+    assert result.eps_L2 > 0 and result.order["spike"]["r"] > 0  # a ReLU student: the step hurts (≈ 1.41)
+    with pytest.raises(UserError, match="tau = 0"):
+        solve(ModelParams(step="l2", eta=2.0))
     assert cli.main(["solve", "--step", "l2", "--eta", "2"]) == 2
     err = capsys.readouterr().err
-    assert "not yet supported" in err and len(err.strip().splitlines()) == 1
+    assert "tau = 0" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["solve", "--step", "l2", "--eta", "2", "--tau", "0"]) == 0
+    assert "eps_L2" in capsys.readouterr().out

@@ -28,7 +28,8 @@ from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.onestep import derive_onestep_system
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.theory.coefficients import coefficients
-from sobolev_rf.numeric.theory.onestep import Spike, l2_spike, node_values, solve_readout, verify_readout
+from sobolev_rf.numeric.theory.onestep import ReadoutSpike as Spike
+from sobolev_rf.numeric.theory.onestep import l2_spike, node_values, solve_readout, verify_readout
 from sobolev_rf.numeric.theory.solve import solve
 
 
@@ -131,3 +132,34 @@ def test_bad_input() -> None:
         solve_readout("tanh", "tanh", l2_spike("tanh", "tanh", 1.0, 2.0), 1.0, 2.0, 0.0)
     with pytest.raises(UserError, match="nodes"):
         derive_onestep_system(2)
+
+
+def test_spike_scaling_follows_the_closed_forms() -> None:
+    """The (η̃, α₀) dependence used for maps against derive.spike at another point (ReLU: a row rescaling)."""
+    from sobolev_rf.derive.spike import spike_coefficients
+    from sobolev_rf.numeric.theory.onestep import spike_scaling
+
+    step = dict(step="sobolev", tau_step=0.5, k_step=2)
+    params = ModelParams(activation="relu", teacher="tanh", tau=0, eta=1.0, alpha0=1.0, **step)  # type: ignore[arg-type]
+    got = spike_scaling(params).at(2.5, 3.0)
+    ref = spike_coefficients("relu", "tanh", eta=2.5, alpha0=3.0, digits=20, **step).as_floats()  # type: ignore[arg-type]
+    assert float(got.r) == pytest.approx(ref["r"], rel=1e-12)
+    assert float(got.gamma) == pytest.approx(ref["gamma"], rel=1e-12)
+    assert float(got.cW2) == pytest.approx(ref["c_W"] ** 2, rel=1e-12)
+
+
+def test_solve_and_verify_a_model_point_with_a_step() -> None:
+    from sobolev_rf.numeric import solve, verify
+
+    params = ModelParams(activation="tanh", teacher="sin(x)", k=0, tau=0, p_over_d=1.0, n_over_d=3.0, lam=0.1 / 3)
+    stepped = params.with_(step="l2", eta=3.0, alpha0=20.0)
+    assert solve(stepped).eps_L2 == pytest.approx(0.032518, rel=1e-4)
+    assert solve(params.with_(step="l2", eta=0.0, alpha0=20.0)).eps_L2 == pytest.approx(solve(params).eps_L2, rel=1e-12)
+    for bad, match in (
+        (dict(tau=1.0, k=1), "tau = 0"),
+        (dict(second_layer="sign"), "const"),
+        (dict(lam=0.0), "lam > 0"),
+    ):
+        with pytest.raises(UserError, match=match):
+            solve(stepped.with_(**bad))
+    assert verify(stepped, digits=30)["agreeing_digits"] >= 12
