@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from ...derive.errors import UserError
@@ -270,9 +271,12 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
     linear = math.nan
     if p > d:
         bulk_rows = resid - np.outer(t, u)
-        q = np.linalg.qr(signs[:, None] * w0)[0]
+        basis = signs[:, None] * w0
+        # ‖ΠB‖² = ‖L⁻¹(diag(s)W₀)ᵀB‖² with LLᵀ = W₀ᵀW₀ (the Gram matrix of diag(s)W₀)
+        factor = scipy.linalg.cholesky(w0.T @ w0, lower=True, check_finite=False)
+        inside_rows = scipy.linalg.solve_triangular(factor, basis.T @ bulk_rows, lower=True, check_finite=False)
         total = float(np.sum(bulk_rows * bulk_rows))
-        inside = float(np.sum((q.T @ bulk_rows) ** 2))
+        inside = float(np.sum(inside_rows * inside_rows))
         linear = iso * (inside - d / p * total) / ((1 - d / p) * p)
     zeta_0, zeta_1 = w0 @ v, w1 @ v
     zeta_shift = signs @ (zeta_1 - c[:, None] * zeta_0) / p
