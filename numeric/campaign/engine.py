@@ -43,6 +43,9 @@ from .store import ERRORS, Store
 GRID_AXES = ("activation", "k", "tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
 #: The axes that take ``sweep``'s range syntax (those of ``sweep``, τ included).
 RANGE_AXES = ("tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
+#: Axes of a first-layer step (ONESTEP.md), after :data:`GRID_AXES`, each only when given: η̃, α₀, τ₁ (τ̃₁ for
+#: shared directions) are ranges, k₁ a list. A grid without them has the keys it had before steps existed.
+STEP_AXES = ("eta", "alpha0", "tau_step", "k_step")
 #: Largest number of tasks of one campaign.
 MAX_TASKS = 2_000_000
 #: Most simulation tasks handed to Dask at a time (more are submitted as results come back).
@@ -186,10 +189,17 @@ def grid(
     noise_g: Sequence[float] = (0.0,),
     teacher: str = "tanh",
     alignment: Sequence[float] | None = None,
+    step: str = "none",
+    step_axes: Mapping[str, Sequence[float]] | None = None,
+    step_dirs: str | None = None,
+    second_layer: str | None = None,
 ) -> tuple[tuple[ModelParams, ...], tuple[tuple[str, tuple], ...]]:
-    """The outer product of the axes (:data:`GRID_AXES`, in that order, the last fastest) as validated
-    model points, and the axes themselves (repeated values dropped). Every activation is checked once
-    here (``parse_activation``), so a bad one fails before any task runs."""
+    """The outer product of the axes (:data:`GRID_AXES`, in that order, then the given :data:`STEP_AXES`;
+    the last fastest) as validated model points, and the axes themselves (repeated values dropped). Every
+    activation is checked once here (``parse_activation``), so a bad one fails before any task runs.
+
+    ``step``, ``step_dirs`` and ``second_layer`` are the same for every point; ``step_axes`` maps step axes
+    to their values (``tau_step``: τ₁, or τ̃₁ for shared directions)."""
     from ...derive.activations import parse_activation
 
     given = dict(
@@ -202,14 +212,20 @@ def grid(
         noise_f=noise_f,
         noise_g=noise_g,
     )
+    extra = dict(step_axes or {})
+    unknown = sorted(set(extra) - set(STEP_AXES))
+    if unknown:
+        raise UserError(f"unknown step axes {', '.join(unknown)}; the step axes are {', '.join(STEP_AXES)}.")
+    given.update(extra)
+    names = GRID_AXES + tuple(name for name in STEP_AXES if name in extra)
     axes = []
-    for name in GRID_AXES:
+    for name in names:
         values = list(given[name])
         if not values:
             raise UserError(f"--{name.replace('_', '-')} needs at least one value.")
         if name == "activation":
             values = [str(v).strip() for v in values]
-        elif name == "k":
+        elif name in ("k", "k_step"):
             values = [_integer_value(name, v) for v in values]
         else:
             values = [float(v) for v in values]  # type: ignore[arg-type]
@@ -220,8 +236,13 @@ def grid(
     if size > MAX_TASKS:
         raise UserError(f"the grid has {size} points, more than {MAX_TASKS}.")
     al = None if alignment is None else tuple(alignment)
+    fixed: dict[str, Any] = {"teacher": teacher, "alignment": al, "step": step}
+    if step_dirs is not None:
+        fixed["step_dirs"] = step_dirs
+    if second_layer is not None:
+        fixed["second_layer"] = second_layer
     points = tuple(
-        ModelParams(teacher=teacher, alignment=al, **dict(zip(GRID_AXES, combo)))  # type: ignore[arg-type]
+        ModelParams(**fixed, **dict(zip(names, combo)))  # type: ignore[arg-type]
         for combo in itertools.product(*(v for _, v in axes))
     )
     return points, tuple(axes)

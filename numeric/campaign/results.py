@@ -22,6 +22,8 @@ from .store import ERRORS, Store
 
 #: Parameter columns of the CSV files: ``sweep``'s swept axes first, under ``sweep``'s names.
 PARAM_COLUMNS = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g", "tau", "activation", "k", "teacher", "alignment")
+#: Columns of a first-layer step (ONESTEP.md), after :data:`PARAM_COLUMNS` in a campaign with a step.
+STEP_COLUMNS = ("step", "eta", "alpha0", "tau_step", "k_step", "step_dirs", "second_layer")
 #: Errors the report ranks by |z| (eps_H1 is NaN for k = 0 and skipped there).
 REPORT_ERRORS = ERRORS
 
@@ -32,14 +34,20 @@ def _num(value: Any) -> str:
     return "nan" if value is None or not math.isfinite(float(value)) else f"{float(value):.17g}"
 
 
-def _param_cells(params: dict[str, Any]) -> list[str]:
+def param_columns(params: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The parameter columns of these points: :data:`PARAM_COLUMNS`, and :data:`STEP_COLUMNS` when a point
+    has a first-layer step (a campaign without one keeps the columns it had before steps existed)."""
+    return PARAM_COLUMNS + (STEP_COLUMNS if any("step" in p for p in params) else ())
+
+
+def _param_cells(params: dict[str, Any], columns: Sequence[str] = PARAM_COLUMNS) -> list[str]:
     cells = []
-    for name in PARAM_COLUMNS:
-        value = params[name]
+    for name in columns:
+        value = params.get(name, "none" if name == "step" else None)
         if name == "alignment":
             cells.append(";".join(f"{float(a):.17g}" for a in value))
-        elif name in ("activation", "teacher"):
-            cells.append(str(value))
+        elif name in ("activation", "teacher", "step", "step_dirs", "second_layer"):
+            cells.append("" if value is None else str(value))
         else:
             cells.append(_num(value))
     return cells
@@ -48,12 +56,13 @@ def _param_cells(params: dict[str, Any]) -> list[str]:
 def export_rows(st: Store) -> tuple[list[str], list[list[str]]]:
     """Columns and rows of the per-task table (campaign order; NaN for errors not available)."""
     points = {p["key"]: p for p in st.points()}
-    columns = [*PARAM_COLUMNS, "d", "seed", *ERRORS, "status", "message"]
+    names = param_columns([p["params"] for p in points.values()])
+    columns = [*names, "d", "seed", *ERRORS, "status", "message"]
     rows = []
     for t in st.tasks():
         rows.append(
             [
-                *_param_cells(points[t["point_key"]]["params"]),
+                *_param_cells(points[t["point_key"]]["params"], names),
                 str(t["d"]),
                 str(t["seed"]),
                 *(_num(t["errors"][e]) for e in ERRORS),
@@ -112,8 +121,9 @@ SUMMARY_STATS = ("mean", "se", "theory", "z")
 
 
 def summary_csv_text(rows: Sequence[dict[str, Any]], command: str = "sobolev-rf campaign") -> str:
+    names = param_columns([r["params"] for r in rows])
     columns = [
-        *PARAM_COLUMNS,
+        *names,
         "d",
         "seeds_done",
         "seeds_failed",
@@ -129,7 +139,7 @@ def summary_csv_text(rows: Sequence[dict[str, Any]], command: str = "sobolev-rf 
             note = (note + " | " if note else "") + f"theory: {r['theory_message']}"
         body.append(
             [
-                *_param_cells(r["params"]),
+                *_param_cells(r["params"], names),
                 str(r["d"]),
                 str(r["done"]),
                 str(r["failed"]),
@@ -175,7 +185,10 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
         for name, values in campaign.axes:
             if len(values) == 1:
                 coords[name] = values[0]
-        alignment = campaign.points[0].alignment
+        first = campaign.points[0]
+        if first.has_step:  # the same for every point of a grid
+            attrs.update({name: str(getattr(first, name)) for name in ("step", "step_dirs", "second_layer")})
+        alignment = first.alignment
         if all(p.alignment == alignment for p in campaign.points):
             attrs["alignment"] = ";".join(f"{a:.17g}" for a in alignment or ())
         squeeze = tuple(i for i, (_, v) in enumerate(campaign.axes) if len(v) == 1)
@@ -186,8 +199,10 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
     else:
         dims = ["point"]
         coords = {"point": np.arange(len(campaign.points))}
-        for name in PARAM_COLUMNS:
-            column: list[Any] = [p.as_dict()[name] for p in campaign.points]
+        for name in param_columns([p.as_dict() for p in campaign.points]):
+            column: list[Any] = [p.as_dict().get(name) for p in campaign.points]
+            if name in STEP_COLUMNS:
+                column = ["" if v is None else str(v) for v in column]
             if name == "alignment":
                 column = [";".join(f"{a:.17g}" for a in v) for v in column]
             coords[name] = ("point", column)

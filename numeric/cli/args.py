@@ -229,11 +229,9 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The step fields of :class:`ModelParams` from a command line (empty when the command has no step
-    options); a step option given with ``--step none`` is refused."""
-    if not hasattr(args, "step"):
-        return {}
+def check_step_options(args: argparse.Namespace) -> bool:
+    """Refuse step options that the chosen ``--step`` does not have (any with ``--step none``, the Sobolev
+    ones with ``--step l2``); True when there is a step."""
     from ...derive.params import ParameterError
 
     given = [option for dest, option in STEP_OPTIONS.items() if getattr(args, dest) is not None]
@@ -243,7 +241,7 @@ def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 f"{', '.join(given)} need{'s' if len(given) == 1 else ''} a first-layer step: add --step l2 or "
                 "--step sobolev (the default --step none has no step to configure)."
             )
-        return {}
+        return False
     if args.step == "l2":
         sobolev_only = [STEP_OPTIONS[d] for d in ("tau_step", "k_step", "step_dirs") if getattr(args, d) is not None]
         if sobolev_only:
@@ -251,6 +249,16 @@ def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 f"{', '.join(sobolev_only)} need{'s' if len(sobolev_only) == 1 else ''} --step sobolev: an L2 "
                 "step has no gradient term."
             )
+    return True
+
+
+def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The step fields of :class:`ModelParams` from a command line (empty when the command has no step
+    options); a step option given with ``--step none`` is refused."""
+    if not hasattr(args, "step"):
+        return {}
+    if not check_step_options(args):
+        return {}
     out: dict[str, Any] = {"step": args.step, "step_dirs": args.step_dirs, "second_layer": args.second_layer}
     for dest in ("eta", "alpha0"):
         out[dest] = None if getattr(args, dest) is None else _real_arg(dest, getattr(args, dest))

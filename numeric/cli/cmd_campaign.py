@@ -25,7 +25,9 @@ store are skipped (failed ones too, unless --retry-failed). With no grid options
 
 Grid: --p-over-d, --n-over-d, --lam, --noise-f, --noise-g and --tau take sweep's syntax, X, start:stop:num
 or log:start:stop:num, and comma-separated lists of these; --activation and --k take comma-separated lists
-(commas inside parentheses belong to the expression). The grid is their outer product.
+(commas inside parentheses belong to the expression). The grid is their outer product. With a first-layer
+step (--step l2|sobolev, ONESTEP.md), --eta, --alpha0 and --tau-step are ranges and --k-step a list, each a
+further axis when given (a shared step writes each --tau-step item with its scaling, e.g. 0:2:5/d).
 
 Outputs: --export F.csv (one row per task: the parameters under sweep's column names, d, seed, the five
 errors, status), --summary F.csv or F.nc (one row per point and d: means, standard errors, theory values and
@@ -71,6 +73,17 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--d", default=None, metavar="D1,D2", help="input dimensions d (default: 200)")
     g.add_argument("--seeds", default=None, metavar="S", help="seeds 0..S-1 per point and d (default: 1)")
     g.add_argument("--n-test", default=None, metavar="N", help="test points per task (default: max(2000, 2p))")
+    from .args import add_step_arguments, describe_options
+
+    add_step_arguments(parser)
+    describe_options(
+        parser,
+        eta="learning rates η̃ >= 0 (ranges; an axis of the grid; default: 1)",
+        alpha0="step batches α₀ > 0 (ranges; an axis; default: 4)",
+        tau_step="step weights τ₁ >= 0 (ranges; an axis; --step sobolev; shared directions: each item with its "
+        "1/d scaling, e.g. 0:2:5/d; default: 1)",
+        k_step="step projections k₁ (comma-separated integers; an axis; --step sobolev; default: 1, shared: k)",
+    )
     r = parser.add_argument_group("execution")
     r.add_argument(
         "--workers",
@@ -142,14 +155,46 @@ def _integers(option: str, text: str, minimum: int) -> list[int]:
     return [_integer(option, item, minimum) for item in items]
 
 
+def _step_axes(args: argparse.Namespace) -> dict[str, list[float]]:
+    """The step axes given on the command line (η̃, α₀, τ₁ or τ̃₁ as ranges, k₁ as a list)."""
+    from ...derive.params import ParameterError
+
+    axes: dict[str, list[float]] = {}
+    for name in ("eta", "alpha0"):
+        if getattr(args, name) is not None:
+            axes[name] = _ranges(name, getattr(args, name))
+    if args.tau_step is not None:
+        shared = args.step_dirs == "shared"
+        values: list[float] = []
+        for item in split_list(args.tau_step):
+            scaled = item.replace(" ", "").lower().endswith("/d")
+            if scaled != shared:
+                raise ParameterError(
+                    f"--tau-step item {item!r}: "
+                    + (
+                        "a shared-direction step moves every row by O(√d) unless τ₁ = τ̃₁/d; write each item "
+                        f"with its scaling, e.g. '{item}/d'."
+                        if shared
+                        else "the 1/d scaling belongs to --step-dirs shared; fresh directions take O(1) weights."
+                    )
+                )
+            values.extend(_ranges("tau_step", item.replace(" ", "")[:-2] if scaled else item))
+        axes["tau_step"] = values
+    if args.k_step is not None:
+        axes["k_step"] = [float(v) for v in _integers("--k-step", args.k_step, 0)]
+    return axes
+
+
 def build_campaign(args: argparse.Namespace) -> Any:
     """The campaign of the command line, or None when no grid option is given (the store's own campaign)."""
     from ...derive.params import parse_alignment
     from ..campaign.engine import RANGE_AXES, Campaign, grid
+    from .args import STEP_OPTIONS, check_step_options
 
-    options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test")
-    if all(getattr(args, name) is None for name in options):
+    options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test", *STEP_OPTIONS)
+    if all(getattr(args, name) is None for name in options) and args.step == "none":
         return None
+    check_step_options(args)
     value = {
         name: getattr(args, name) if getattr(args, name) is not None else default
         for name, default in GRID_DEFAULTS.items()
@@ -163,6 +208,10 @@ def build_campaign(args: argparse.Namespace) -> Any:
         **{name: _ranges(name, value[name]) for name in RANGE_AXES},
         teacher=value["teacher"],
         alignment=None if args.alignment is None else parse_alignment(args.alignment),
+        step=args.step,
+        step_axes=_step_axes(args),
+        step_dirs=args.step_dirs,
+        second_layer=args.second_layer,
     )
     ds = _integers("--d", args.d if args.d is not None else "200", 2)
     seeds = _integer("--seeds", args.seeds if args.seeds is not None else "1", 1)

@@ -206,3 +206,31 @@ def test_theory_of_a_step_covers_the_l2_readout(capsys: pytest.CaptureFixture[st
     assert "tau = 0" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["solve", "--step", "l2", "--eta", "2", "--tau", "0"]) == 0
     assert "eps_L2" in capsys.readouterr().out
+
+
+def test_campaign_grid_has_step_axes_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sobolev_rf.numeric.campaign.engine import GRID_AXES, grid, point_key
+
+    points, axes = grid(step="sobolev", step_axes={"eta": [0, 1], "k_step": [1, 2]}, second_layer="sign")
+    assert [name for name, _ in axes] == [*GRID_AXES, "eta", "k_step"] and len(points) == 4
+    assert {(p.eta, p.k_step, p.second_layer, p.step_dirs) for p in points} == {
+        (e, k, "sign", "fresh") for e in (0.0, 1.0) for k in (1, 2)
+    }
+    plain, _ = grid()
+    assert point_key(plain[0]) == point_key(ModelParams())  # a grid without a step keeps its keys
+    monkeypatch.chdir(tmp_path)
+    bad = ["campaign", "--store=s.sqlite", "--step", "sobolev", "--step-dirs", "shared", "--tau-step", "1,2"]
+    assert cli.main(bad) == 2 and "/d" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    assert cli.main(["campaign", "--store=s.sqlite", "--eta", "0:1:2"]) == 2
+    assert "--step" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    argv = ["campaign", "--store=s.sqlite", "--workers=1", "--d=12", "--activation=tanh", "--step=sobolev"]
+    argv += ["--eta=0,1", "--step-dirs=shared", "--tau-step=0:2:2/d", "--export=t.csv", "--summary=s.nc"]
+    assert cli.main(argv) == 0
+    header = (tmp_path / "t.csv").read_text().splitlines()[1].split(",")
+    assert header[-11:-9] == ["step_dirs", "second_layer"] and len((tmp_path / "t.csv").read_text().splitlines()) == 6
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "s.nc") as summary:
+        assert summary.attrs["step_dirs"] == "shared" and set(summary.sizes) >= {"eta", "tau_step"}
