@@ -43,7 +43,7 @@ def param_columns(params: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 def _param_cells(params: dict[str, Any], columns: Sequence[str] = PARAM_COLUMNS) -> list[str]:
     cells = []
     for name in columns:
-        value = params.get(name, "none" if name == "step" else None)
+        value: Any = params.get(name, "none" if name == "step" else None)
         if name == "alignment":
             cells.append(";".join(f"{float(a):.17g}" for a in value))
         elif name in ("activation", "teacher", "step", "step_dirs", "second_layer"):
