@@ -67,6 +67,10 @@ COMMANDS: dict[str, Command] = {
     "tau": Command(
         "cmd_tau", "the optimal Sobolev weight τ*: maps of τ* and of its gain over τ = 0 and τ = 1 (figures + CSV)"
     ),
+    "onestep": Command(
+        "cmd_onestep",
+        "one first-layer step (none / L2 / Sobolev) then an L2 or Sobolev readout: errors, gain map, overlap",
+    ),
     "campaign": Command(
         "cmd_campaign", "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"
     ),
