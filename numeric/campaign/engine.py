@@ -3,20 +3,23 @@
 A :class:`Campaign` is a list of model points (usually the outer product of a :func:`grid`), a list of input
 dimensions d and a number of seeds S. One *task* is one (point, d, seed): one call of the exact simulator
 (:func:`sobolev_rf.numeric.simulation.exact.simulate` with ``seeds=[seed]``), so its random stream is the one
-``simulate`` draws for that seed, which depends on nothing but (point, d, seed); a campaign task gives what
-``sobolev-rf simulate`` gives for that seed. Next to the simulations each point gets its d → ∞ theory value
+``simulate`` draws for that seed, which depends on nothing but (point, d, seed), and the simulator runs BLAS on
+one thread wherever it runs: a campaign task gives, bit for bit, what ``sobolev-rf simulate`` gives for that
+seed on the same machine. Next to the simulations each point gets its d → ∞ theory value
 (:func:`sobolev_rf.numeric.theory.solve.solve`), computed as a task too.
 
-:func:`run_campaign` executes the tasks that a store (:mod:`.campaign_store`) does not hold yet, with
+:func:`run_campaign` executes the tasks that a store (:mod:`.store`) does not hold yet, with
 dask.distributed: an embedded ``LocalCluster`` (worker processes, one thread and one BLAS thread each) or an
 existing cluster reached through its scheduler address. Dask does the scheduling, the transport and the
 rescheduling of the tasks of a worker that dies; the client writes each result into the store as it arrives,
 and workers never touch the store. A task that raises (a UserError of the simulator such as a point that
 needs too much memory, or any other exception) is recorded as failed with its one-line message; a task whose
-workers keep dying is recorded as failed with Dask's message. Results do not depend on the number of
-workers or on the order in which tasks run.
+workers keep dying is recorded as failed with Dask's message; failed tasks run again only when asked
+(``retry_failed``). Results do not depend on the number of workers or on the order in which tasks run.
+Resuming compares the grid with the store: task rows missing from it (deleted) are added back and run. At
+the end the store is read back from disk and checked, so a store damaged during the run is reported.
 
-Results leave the store through :mod:`.campaign_results` (CSV export, summary, report).
+Results leave the store through :mod:`.results` (CSV export, summary, report).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
-from .store import ERRORS, Store
+from .store import ERRORS, CorruptStore, Store
 
 #: Grid axes in the order of a grid's dimensions: lists (activation, k) and ranges (the rest).
 GRID_AXES = ("activation", "k", "tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
@@ -360,7 +363,8 @@ class CampaignProgress:
 class RunStats:
     """What :func:`run_campaign` did. ``startup_s``: starting or reaching the cluster and preparing the
     workers; ``run_s``: from the first submission to the last result; ``task_s``: the simulators' own time
-    (sum over this run's tasks, as measured on the workers); ``theory_s``: the same for the theory tasks."""
+    (sum over this run's tasks, as measured on the workers); ``theory_s``: the same for the theory tasks;
+    ``restored``: task rows that were missing from the store (deleted) and were added back as pending."""
 
     total: int
     done: int
@@ -374,15 +378,17 @@ class RunStats:
     first_failure: str | None
     scheduler: str | None
     theory_s: float = 0.0
+    restored: int = 0
 
 
 def open_store(
-    campaign: Campaign | None, store: str | os.PathLike[str], *, lock: bool = True
+    campaign: Campaign | None, store: str | os.PathLike[str], *, lock: bool = True, readonly: bool = False
 ) -> tuple[Campaign, Store]:
     """Open (or create) the store of ``campaign``; with ``campaign=None`` the store must exist and its own
-    campaign is used. UserError (nothing written) for a store of another campaign or a corrupt one."""
+    campaign is used. UserError (nothing written) for a store of another campaign or a corrupt one.
+    ``readonly`` opens an existing store without writing anything (also in a folder that cannot be written)."""
     if campaign is None:
-        st = Store.open(store, lock=lock)
+        st = Store.open(store, lock=lock, readonly=readonly)
         try:
             return Campaign.from_spec(st.spec), st
         except BaseException:
@@ -395,6 +401,7 @@ def open_store(
         points=[(k, p.as_dict()) for k, p in zip(campaign.point_keys, campaign.points)],
         tasks=campaign.tasks(),
         lock=lock,
+        readonly=readonly,
     )
     return campaign, st
 
@@ -461,48 +468,33 @@ def _run(
     connected: tuple[Any, Any, float] | None,
     with_theory: bool = True,
 ) -> RunStats:
-    """Run the pending tasks of an open store (closed on return); ``connected``: (client, cluster, start)
-    of a cluster already started."""
+    """Run the pending tasks of an open store (closed on return), then check the store as written on disk;
+    ``connected``: (client, cluster, start) of a cluster already started."""
     client = cluster = None
     try:
+        restored = 0
+        if not st.holds_grid(campaign.point_keys, campaign.ds, campaign.seeds):
+            restored = st.restore_rows(
+                list(zip(campaign.point_keys, (p.as_dict() for p in campaign.points))), campaign.tasks()
+            )
         pending = st.pending_tasks(retry_failed)
         theory = st.pending_theory() if with_theory else []
         by_key = dict(zip(campaign.point_keys, campaign.points))
         counts = st.counts()
         total = campaign.size
-
-        def stats(
-            ran: int,
-            failed_now: int,
-            nworkers: int,
-            startup: float,
-            run: float,
-            task_s: float,
-            first_failure: str | None,
-            theory_s: float = 0.0,
-        ) -> RunStats:
-            c = st.counts()
-            return RunStats(
-                total=total,
-                done=c["done"],
-                failed=c["failed"],
-                ran=ran,
-                failed_now=failed_now,
-                workers=nworkers,
-                startup_s=startup,
-                run_s=run,
-                task_s=task_s,
-                first_failure=first_failure or _first_failure(st),
-                scheduler=scheduler,
-                theory_s=theory_s,
-            )
-
         if progress is not None:
             progress(CampaignProgress(counts["done"], counts["failed"], 0, total))
+        if connected is None and not pending and not theory:
+            first = st.first_failure()
+            st.close()
+            return _checked(
+                RunStats(
+                    total, counts["done"], counts["failed"], 0, 0, 0, 0.0, 0.0, 0.0, first, scheduler, 0.0, restored
+                ),
+                st.path,
+            )
         if connected is not None:
             client, cluster, t0 = connected
-        elif not pending and not theory:
-            return stats(0, 0, 0, 0.0, 0.0, 0.0, None)
         else:
             t0 = time.perf_counter()
             client, cluster = _connect(scheduler, workers, connect_timeout)
@@ -605,13 +597,50 @@ def _run(
                 f"{lost} task(s) got no result from the Dask cluster ({lost_reason}); every result "
                 "that arrived is stored: run the same command again to finish."
             )
-        return stats(ran, failed_now, nworkers, startup, run, task_s, first_failure, theory_s)
+        first_failure = first_failure or st.first_failure()
     finally:
         try:
             if client is not None:
                 _close(client, cluster)
         finally:
             st.close()
+    stats = RunStats(
+        total,
+        done,
+        failed,
+        ran,
+        failed_now,
+        nworkers,
+        startup,
+        run,
+        task_s,
+        first_failure,
+        scheduler,
+        theory_s,
+        restored,
+    )
+    return _checked(stats, st.path)
+
+
+def _checked(stats: RunStats, path: Path) -> RunStats:
+    """``stats`` once the store, read afresh from disk, passes SQLite's check and holds as many done and failed
+    tasks as the run counted (a store damaged while the campaign ran, e.g. truncated, is reported, not
+    success); UserError otherwise."""
+    try:
+        with Store.open(path, lock=False, readonly=True) as st:
+            counts = st.counts()
+    except CorruptStore as exc:
+        raise UserError(
+            f"the store {path} was damaged while the campaign ran (SQLite: {exc.detail}); its results cannot be "
+            "trusted: move it aside and run the campaign again into a new --store."
+        ) from None
+    if (counts["done"], counts["failed"]) != (stats.done, stats.failed):
+        raise UserError(
+            f"the store {path} lost results while the campaign ran ({stats.done} done and {stats.failed} failed "
+            f"recorded, {counts['done']} and {counts['failed']} read back); its results cannot be trusted: move "
+            "it aside and run the campaign again into a new --store."
+        )
+    return stats
 
 
 def _takes_n_workers(client: Any) -> bool:
@@ -630,11 +659,6 @@ def _running(client: Any) -> int:
         return sum(min(len(keys), threads.get(w, 1)) for w, keys in client.processing().items())
     except Exception:
         return 0
-
-
-def _first_failure(st: Store) -> str | None:
-    row = st._conn.execute("SELECT message FROM tasks WHERE status = 'failed' LIMIT 1").fetchone()
-    return None if row is None else row[0]
 
 
 def _connect(scheduler: str | None, workers: int | None, timeout: float) -> tuple[Any, Any]:

@@ -17,6 +17,11 @@ every result is committed on its own, so a client killed at any moment loses at 
 not arrived yet. Only the client process writes; a ``flock`` on the database file keeps a second client
 from running the same store at the same time (it goes with the process, also on SIGKILL).
 SQLite stores NaN as NULL; NULL errors read back as NaN.
+
+Faults become one-line :class:`UserError` s: a write that fails (a full disk) is rolled back, so the store keeps
+every result committed before it; a store whose pages are damaged raises :class:`CorruptStore`; a value
+that is not a number where a number belongs names its row and column. A store in a folder that cannot be
+written is read with SQLite's ``immutable`` flag (its journal then cannot hold anything unmerged).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ...derive.errors import UserError
 
@@ -67,9 +72,40 @@ CREATE INDEX tasks_status ON tasks(status);
 """
 
 
-def _real(value: Any) -> float:
-    """A stored REAL (NULL → NaN)."""
-    return math.nan if value is None else float(value)
+class CorruptStore(UserError):
+    """A store whose SQLite pages are damaged; ``detail`` is SQLite's own word on it."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class _NotANumber(ValueError):
+    def __init__(self, column: str, value: Any) -> None:
+        super().__init__(column)
+        self.column = column
+        self.value = value
+
+
+def _reals(columns: Sequence[str], values: Sequence[Any]) -> dict[str, float]:
+    """Stored REALs by column (NULL → NaN); anything but a number raises :class:`_NotANumber`."""
+    out = {}
+    for column, value in zip(columns, values):
+        if value is None:
+            out[column] = math.nan
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[column] = float(value)
+        else:
+            raise _NotANumber(column, value)
+    return out
+
+
+def _damaged_value(path: Path, row: str, bad: _NotANumber) -> UserError:
+    shown = bad.value[:40] if isinstance(bad.value, (str, bytes)) else bad.value
+    return UserError(
+        f"{path}: the {bad.column} column of {row} holds {shown!r}, not a number: the store was edited or "
+        "damaged; delete that row (the next run computes it again) or use another --store."
+    )
 
 
 def _sql_value(value: Any) -> float | None:
@@ -135,15 +171,23 @@ class Store:
         lock_fd = None
         conn = None
         try:
-            mode = "ro" if readonly else "rw"
-            conn = sqlite3.connect(
-                f"file:{_uri_path(target)}?mode={mode}",
-                uri=True,
-                isolation_level=None,
-                timeout=30.0,
-                check_same_thread=False,
-            )
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            conn = _connect(target, "ro" if readonly else "rw")
+            try:
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            except sqlite3.OperationalError as exc:
+                if not (readonly and _cannot_write_beside(exc)):
+                    raise
+                # a WAL store in a folder that cannot be written: SQLite cannot make its shared-memory file,
+                # but a store closed cleanly (no -wal left) is complete in its main file
+                conn.close()
+                conn = None
+                if _has_journal(target):
+                    raise UserError(
+                        f"{target} has results in {target.name}-wal that are not merged yet, and its folder cannot "
+                        "be written; copy the store with its -wal file into a writable folder."
+                    ) from None
+                conn = _connect(target, "ro&immutable=1")
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {"meta", "points", "tasks"} <= tables:
                 raise UserError(
                     f"{target} is an SQLite database but not a sobolev-rf campaign store "
@@ -161,7 +205,9 @@ class Store:
                 )
             check = " ".join(str(conn.execute("PRAGMA quick_check(1)").fetchone()[0]).split())
             if check != "ok":
-                raise UserError(f"{target} is a corrupt campaign store (SQLite: {check[:200]}); use another --store.")
+                raise CorruptStore(
+                    f"{target} is a corrupt campaign store (SQLite: {check[:200]}); use another --store.", check[:200]
+                )
             json.loads(meta["spec"])
             if lock and not readonly:
                 lock_fd = _take_lock(target)
@@ -171,8 +217,16 @@ class Store:
             return cls(target, conn, lock_fd)
         except sqlite3.DatabaseError as exc:
             _close_quietly(conn, lock_fd)
-            raise UserError(
-                f"{target} is not a readable campaign store ({_one_line(exc)}); use another --store."
+            if not readonly and _cannot_write_beside(exc):
+                raise UserError(
+                    f"{target} cannot be written here ({_one_line(exc)}); read it with --no-run, or copy it into "
+                    "a writable folder to run it."
+                ) from None
+            if _errorname(exc) == "SQLITE_FULL":
+                raise UserError(f"{target} cannot be opened: the disk is full; free some space.") from None
+            detail = _one_line(exc)
+            raise CorruptStore(
+                f"{target} is not a readable campaign store ({detail}); use another --store.", detail
             ) from None
         except json.JSONDecodeError:
             _close_quietly(conn, lock_fd)
@@ -203,32 +257,11 @@ class Store:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            conn = sqlite3.connect(tmp, isolation_level=None)
             try:
-                conn.execute("PRAGMA journal_mode = DELETE")
-                conn.execute("BEGIN")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [
-                        ("format", FORMAT_MARKER),
-                        ("version", FORMAT_VERSION),
-                        ("fingerprint", fingerprint),
-                        ("spec", json.dumps(spec, sort_keys=True)),
-                        ("created_at", repr(time.time())),
-                    ],
-                )
-                conn.executemany(
-                    "INSERT INTO points (point_key, idx, params) VALUES (?, ?, ?)",
-                    [(key, i, json.dumps(dict(params), sort_keys=True)) for i, (key, params) in enumerate(points)],
-                )
-                conn.executemany("INSERT INTO tasks (task_key, point_key, d, seed) VALUES (?, ?, ?, ?)", tasks)
-                conn.execute("COMMIT")
-                conn.execute("PRAGMA journal_mode = WAL")
-            finally:
-                conn.close()
+                Store._fill(tmp, spec, fingerprint, points, tasks)
+            except sqlite3.Error as exc:
+                why = "the disk is full" if _errorname(exc) == "SQLITE_FULL" else _one_line(exc)
+                raise UserError(f"cannot create the store {target} ({why}); nothing was written.") from None
             try:
                 os.link(tmp, target)  # fails if the target appeared meanwhile: nothing is overwritten
             except FileExistsError:
@@ -243,6 +276,42 @@ class Store:
                     leftover.unlink()
                 except FileNotFoundError:
                     pass
+
+    @staticmethod
+    def _fill(
+        tmp: Path,
+        spec: Mapping[str, Any],
+        fingerprint: str,
+        points: Sequence[tuple[str, Mapping[str, Any]]],
+        tasks: Iterable[tuple[str, str, int, int]],
+    ) -> None:
+        """Write the schema, the campaign record and every point and task (pending) into the new file."""
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("BEGIN")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("format", FORMAT_MARKER),
+                    ("version", FORMAT_VERSION),
+                    ("fingerprint", fingerprint),
+                    ("spec", json.dumps(spec, sort_keys=True)),
+                    ("created_at", repr(time.time())),
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO points (point_key, idx, params) VALUES (?, ?, ?)",
+                [(key, i, json.dumps(dict(params), sort_keys=True)) for i, (key, params) in enumerate(points)],
+            )
+            conn.executemany("INSERT INTO tasks (task_key, point_key, d, seed) VALUES (?, ?, ?, ?)", tasks)
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -271,20 +340,39 @@ class Store:
             for row in self._conn.execute("SELECT point_key FROM points WHERE theory_status = 'pending' ORDER BY idx")
         ]
 
+    def first_failure(self) -> str | None:
+        """The message of one failed task (None when no task failed)."""
+        row = self._conn.execute("SELECT message FROM tasks WHERE status = 'failed' LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
     def points(self) -> list[dict[str, Any]]:
         """Every point in order: ``key``, ``params`` (dict), ``theory_status``, ``theory_message``, ``theory``."""
         cols = ", ".join(ERRORS)
         out = []
         for row in self._conn.execute(
-            f"SELECT point_key, params, theory_status, theory_message, {cols} FROM points ORDER BY idx"
+            f"SELECT point_key, params, theory_status, theory_message, {cols}, idx FROM points ORDER BY idx"
         ):
+            idx = row[-1]
+            try:
+                params = json.loads(row[1])
+                if not isinstance(params, dict):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"{self.path}: the parameters of point {idx} are not a JSON record: the store was edited or "
+                    "damaged; use another --store."
+                ) from None
+            try:
+                theory = _reals(ERRORS, row[4:-1])
+            except _NotANumber as bad:
+                raise _damaged_value(self.path, f"point {idx} (its theory value)", bad) from None
             out.append(
                 {
                     "key": row[0],
-                    "params": json.loads(row[1]),
+                    "params": params,
                     "theory_status": row[2],
                     "theory_message": row[3],
-                    "theory": {e: _real(v) for e, v in zip(ERRORS, row[4:])},
+                    "theory": theory,
                 }
             )
         return out
@@ -292,12 +380,18 @@ class Store:
     def tasks(self) -> list[dict[str, Any]]:
         """Every task in campaign order: keys, d, seed, status, the five errors, message, seconds, worker."""
         cols = ", ".join(f"t.{e}" for e in ERRORS)
+        n = len(ERRORS)
         out = []
         for row in self._conn.execute(
-            f"SELECT t.task_key, t.point_key, t.d, t.seed, t.status, {cols}, t.message, t.seconds, t.worker "
+            f"SELECT t.task_key, t.point_key, t.d, t.seed, t.status, {cols}, t.message, t.seconds, t.worker, p.idx "
             "FROM tasks t JOIN points p USING (point_key) ORDER BY p.idx, t.d, t.seed"
         ):
-            n = len(ERRORS)
+            try:
+                errors = _reals(ERRORS, row[5 : 5 + n])
+                seconds = None if row[6 + n] is None else _reals(("seconds",), (row[6 + n],))["seconds"]
+            except _NotANumber as bad:
+                where = f"the task of point {row[-1]}, d = {row[2]}, seed = {row[3]}"
+                raise _damaged_value(self.path, where, bad) from None
             out.append(
                 {
                     "key": row[0],
@@ -305,15 +399,49 @@ class Store:
                     "d": row[2],
                     "seed": row[3],
                     "status": row[4],
-                    "errors": {e: _real(v) for e, v in zip(ERRORS, row[5 : 5 + n])},
+                    "errors": errors,
                     "message": row[5 + n],
-                    "seconds": row[6 + n],
+                    "seconds": seconds,
                     "worker": row[7 + n],
                 }
             )
         return out
 
+    def holds_grid(self, point_keys: Sequence[str], ds: Sequence[int], seeds: int) -> bool:
+        """Whether the store holds a row for every point and every (point, d, seed) of the grid: every point
+        key, and as many task rows on those points, d values and seeds as the grid has (the row of a
+        (point, d, seed) is unique)."""
+        stored = {row[0] for row in self._conn.execute("SELECT point_key FROM points")}
+        if not stored >= set(point_keys):
+            return False
+        marks = ", ".join("?" * len(ds))
+        (count,) = self._conn.execute(
+            f"SELECT COUNT(*) FROM tasks WHERE d IN ({marks}) AND seed >= 0 AND seed < ?", (*ds, seeds)
+        ).fetchone()
+        return bool(count == len(point_keys) * len(ds) * seeds)
+
     # -- writing (client only) -----------------------------------------------------------------------
+
+    def restore_rows(
+        self, points: Sequence[tuple[str, Mapping[str, Any]]], tasks: Iterable[tuple[str, str, int, int]]
+    ) -> int:
+        """Add, as pending, the rows of ``points`` (point_key, params, in order) and ``tasks`` (task_key,
+        point_key, d, seed) that the store lacks (rows deleted from it); returns how many task rows were added."""
+        self._begin()
+        try:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO points (point_key, idx, params) VALUES (?, ?, ?)",
+                [(key, i, json.dumps(dict(params), sort_keys=True)) for i, (key, params) in enumerate(points)],
+            )
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO tasks (task_key, point_key, d, seed) VALUES (?, ?, ?, ?)", tasks
+            )
+            added = self._conn.total_changes - before
+        except BaseException as exc:
+            self._rollback(exc)
+        self._commit()
+        return added
 
     def record_task(self, task_key: str, result: Mapping[str, Any]) -> None:
         """Store one task's result (``status`` done/failed, ``errors``, ``message``, ``seconds``, ``worker``)."""
@@ -336,16 +464,6 @@ class Store:
             ),
         )
 
-    def _write(self, sql: str, values: Sequence[Any]) -> None:
-        """One statement in its own committed transaction."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.execute(sql, values)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
     def record_theory(self, point_key: str, result: Mapping[str, Any]) -> None:
         """Store a point's theory value (``status`` done/failed, ``errors``, ``message``)."""
         errors = result.get("errors") or {}
@@ -353,6 +471,56 @@ class Store:
         self._write(
             f"UPDATE points SET theory_status = ?, theory_message = ?, {sets} WHERE point_key = ?",
             (result["status"], result.get("message"), *[_sql_value(errors.get(e)) for e in ERRORS], point_key),
+        )
+
+    def _write(self, sql: str, values: Sequence[Any]) -> None:
+        """One statement in its own committed transaction."""
+        self._begin()
+        try:
+            self._conn.execute(sql, values)
+        except BaseException as exc:
+            self._rollback(exc)
+        self._commit()
+
+    def _begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from None
+
+    def _commit(self) -> None:
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(exc)
+
+    def _rollback(self, exc: BaseException) -> NoReturn:
+        """Undo the open transaction (SQLite may have undone it already) and raise ``exc``, a failed write
+        as a one-line UserError."""
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        if isinstance(exc, sqlite3.Error):
+            raise self._write_error(exc) from None
+        raise exc
+
+    def _write_error(self, exc: sqlite3.Error) -> UserError:
+        name = _errorname(exc)
+        if name == "SQLITE_FULL":
+            return UserError(
+                f"cannot write to the store {self.path}: the disk is full; every result stored before is kept: "
+                "free some space and run the same command again to finish."
+            )
+        if name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB":
+            return UserError(
+                f"the store {self.path} is damaged ({_one_line(exc)}); its results cannot be trusted: move it "
+                "aside and run the campaign again into a new --store."
+            )
+        return UserError(
+            f"cannot write to the store {self.path} ({_one_line(exc)}); every result stored before is kept: run "
+            "the same command again to finish."
         )
 
     def close(self) -> None:
@@ -387,6 +555,35 @@ def _uri_path(path: Path) -> str:
     from urllib.parse import quote
 
     return quote(str(path.resolve()))
+
+
+def _connect(target: Path, mode: str) -> sqlite3.Connection:
+    """A connection in autocommit mode; ``mode``: the URI's ``mode=`` value (``ro``, ``rw``, ``ro&immutable=1``)."""
+    return sqlite3.connect(
+        f"file:{_uri_path(target)}?mode={mode}",
+        uri=True,
+        isolation_level=None,
+        timeout=30.0,
+        check_same_thread=False,
+    )
+
+
+def _errorname(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlite_errorname", ""))
+
+
+def _cannot_write_beside(exc: BaseException) -> bool:
+    """SQLite could not write the file or create its journal files beside it (a read-only file or folder)."""
+    name = _errorname(exc)
+    return name.startswith("SQLITE_READONLY") or name.startswith("SQLITE_CANTOPEN")
+
+
+def _has_journal(target: Path) -> bool:
+    """A non-empty ``-wal`` file beside the store: results not merged into the main file yet."""
+    try:
+        return Path(f"{target}-wal").stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _take_lock(target: Path) -> int | None:

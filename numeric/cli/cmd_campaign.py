@@ -1,7 +1,7 @@
 """``sobolev-rf campaign``: a grid of model points × d × seeds on the exact simulator, run on Dask, kept in SQLite.
 
 A thin layer: it parses the options, builds a :class:`~sobolev_rf.numeric.campaign.engine.Campaign`, calls
-:func:`~sobolev_rf.numeric.campaign.engine.run_campaign` and writes what was asked (numeric/campaign_results.py).
+:func:`~sobolev_rf.numeric.campaign.engine.run_campaign` and writes what was asked (numeric/campaign/results.py).
 Dask, NumPy and the simulator are imported only when the command runs.
 """
 
@@ -20,8 +20,10 @@ DESCRIPTION = """\
 Runs the exact simulator on every (point, d, seed) of a grid of model points, on an embedded local Dask
 cluster (--workers processes) or on an existing one (--scheduler tcp://HOST:PORT), and writes each result
 into the SQLite store --store as it arrives. Running the same command again resumes: tasks already in the
-store are skipped (failed ones too, unless --retry-failed). With no grid options, an existing store runs
-(or reports) its own campaign. Each point's d → ∞ theory value is stored beside its simulations.
+store are skipped (failed ones too, unless --retry-failed), tasks missing from it are run. With no grid
+options, an existing store runs (or reports) its own campaign. Each point's d → ∞ theory value is stored
+beside its simulations. Exit status 1 while tasks stay failed (a point too large for the simulator, or a
+task whose workers kept dying); --retry-failed runs them again.
 
 Grid: --p-over-d, --n-over-d, --lam, --noise-f, --noise-g and --tau take sweep's syntax, X, start:stop:num
 or log:start:stop:num, and comma-separated lists of these; --activation and --k take comma-separated lists
@@ -31,8 +33,9 @@ further axis when given (a shared step writes each --tau-step item with its scal
 
 Outputs: --export F.csv (one row per task: the parameters under sweep's column names, d, seed, the five
 errors, status), --summary F.csv or F.nc (one row per point and d: means, standard errors, theory values and
-z-scores; NetCDF through xarray with the swept axes as dimensions), --report [N] (the N points with the
-largest |z| between simulation and theory).
+z-scores; NetCDF through xarray with the swept axes as dimensions), --report [N] (the N comparisons of
+simulation and theory least compatible with each other, by a t-test over the seeds). --no-run, --export
+and --report only read the store (also in a folder that cannot be written).
 """
 
 #: Grid options and their defaults (MODEL.md's defaults, as in every other command).
@@ -108,7 +111,7 @@ def add_parser(subparsers: Any) -> None:
         const="10",
         default=None,
         metavar="N",
-        help="print the N (default 10) largest |z| between simulation and theory",
+        help="print the N (default 10) comparisons least compatible with theory (smallest t-test p-value)",
     )
     parser.set_defaults(func=run)
 
@@ -240,42 +243,53 @@ def run(args: argparse.Namespace) -> int:
     if scheduler is not None and workers is not None:
         raise UserError("--workers applies to the embedded local cluster; an attached cluster has its own workers.")
     wanted = build_campaign(args)
+    failed = 0
     if args.no_run:
         if not Path(args.store).exists():
             raise UserError(f"{args.store} does not exist (--no-run reads an existing store).")
-        campaign, st = cp.open_store(wanted, args.store, lock=False)
+        campaign, st = cp.open_store(wanted, args.store, lock=False, readonly=True)
         st.close()
     else:
         if wanted is None and not Path(args.store).exists():
             raise UserError(f"{args.store} does not exist; give the campaign options (e.g. --d, --seeds) to create it.")
         stats = _run_with_bar(wanted, args.store, scheduler, workers, args.retry_failed)
-        where = f"scheduler {scheduler}" if scheduler else f"{stats.workers} local worker(s)"
-        line = (
-            f"sobolev-rf campaign: {stats.done} of {stats.total} tasks done ({stats.ran} run now"
-            + (f" on {where}, {stats.run_s:.1f} s" if stats.ran else "")
-            + ")"
-        )
-        if stats.failed:
-            line += f"; {stats.failed} failed (e.g. {stats.first_failure})"
-        print(line + f"; store {args.store}", file=sys.stderr)
+        print(run_line(stats, args.store), file=sys.stderr)
+        failed = stats.failed
         campaign = None
     from ..campaign.results import export_csv, report_text, summarize, write_summary
 
-    if args.export is None and args.summary is None and top is None:
-        return 0
-    campaign, st = cp.open_store(campaign or wanted, args.store, lock=False)
-    try:
-        if args.export is not None:
-            n = export_csv(st, args.export, command)
-            print(f"wrote {n} tasks to {args.export}", file=sys.stderr)
-        if args.summary is not None:
-            n = write_summary(campaign, st, args.summary, command)
-            print(f"wrote {n} point × d rows to {args.summary}", file=sys.stderr)
-        if top is not None:
-            sys.stdout.write(report_text(summarize(campaign, st), top))
-    finally:
-        st.close()
-    return 0
+    if args.export is not None or args.summary is not None or top is not None:
+        campaign, st = cp.open_store(campaign or wanted, args.store, lock=False, readonly=True)
+        try:
+            if args.export is not None:
+                n = export_csv(st, args.export, command)
+                print(f"wrote {n} tasks to {args.export}", file=sys.stderr)
+            if args.summary is not None:
+                n = write_summary(campaign, st, args.summary, command)
+                print(f"wrote {n} point × d rows to {args.summary}", file=sys.stderr)
+            if top is not None:
+                sys.stdout.write(report_text(summarize(campaign, st), top))
+        finally:
+            st.close()
+    return 1 if failed else 0
+
+
+def run_line(stats: Any, store: str) -> str:
+    """The one line that ends a run: tasks done of all, what ran now, rows restored, failures and their remedy."""
+    where = f"scheduler {stats.scheduler}" if stats.scheduler else f"{stats.workers} local worker(s)"
+    line = (
+        f"sobolev-rf campaign: {stats.done} of {stats.total} tasks done ({stats.ran} run now"
+        + (f" on {where}, {stats.run_s:.1f} s" if stats.ran else "")
+        + ")"
+    )
+    if stats.restored:
+        line += f"; {stats.restored} task row(s) missing from the store were added back"
+    if stats.failed:
+        line += (
+            f"; {stats.failed} failed (e.g. {stats.first_failure}): they stay failed in the store, run again with "
+            "--retry-failed to retry them"
+        )
+    return line + f"; store {store}"
 
 
 def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int | None, retry_failed: bool) -> Any:

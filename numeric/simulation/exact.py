@@ -24,6 +24,11 @@ together with the training loss, the training L2 error, the order parameters of 
 (:func:`order_parameters`) and the realised alignment ϖ = Vᵀθ₀. :func:`simulate` averages over seeds and reports
 means and standard errors.
 
+Determinism: with one BLAS library on one kind of CPU, a seed's result depends only on (point, d, seed), bit for
+bit. The random draws are fixed by the seed; the rounding of the BLAS products depends on how many threads split
+them, so the simulator runs BLAS on one thread (:data:`BLAS_THREADS`, through threadpoolctl) unless its caller
+asks otherwise (``blas_threads``).
+
 The features are pluggable (:class:`FeatureMap`): :class:`ExactFeatures` applies σ, σ′, φ, φ′ themselves;
 :class:`GaussianEquivalentFeatures` replaces them by their Gaussian-equivalent linearisations (THEORY.md §1),
 which separates the Gaussian-equivalence error from the other finite-size effects.
@@ -31,8 +36,10 @@ which separates the Gaussian-equivalence error from the other finite-size effect
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,6 +70,27 @@ MODELS = ("exact", "gaussian_equivalent")
 TEST_BATCH = 1000
 #: Problems whose estimated working memory exceeds this many bytes are refused.
 MEMORY_LIMIT_BYTES = 8 * 2**30
+#: BLAS threads of a simulation unless the caller chooses: one, so that results do not depend on the machine's
+#: core count (more threads round the same products differently, at the level of 1e-15).
+BLAS_THREADS = 1
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the BLAS libraries loaded with NumPy and SciPy (inspected once)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def blas_threads_limited(threads: int | None) -> Iterator[None]:
+    """Run the block with BLAS on ``threads`` threads (None: leave the BLAS setting as it is)."""
+    if threads is None:
+        yield
+        return
+    with _blas_controller().limit(limits=threads, user_api="blas"):
+        yield
 
 
 class FeatureMap(Protocol):
@@ -753,6 +781,7 @@ def simulate_features(
     batch: int = TEST_BATCH,
     pilot: int | None = None,
     step_functions: StepFunctions | None = None,
+    blas_threads: int | None = BLAS_THREADS,
 ) -> SimulationResult:
     """Simulate ``params`` at input dimension d with the given feature map (``params.activation`` and
     ``params.teacher`` are ignored: ``features`` defines σ, σ′, φ, φ′). ``model`` only labels the result.
@@ -763,8 +792,13 @@ def simulate_features(
     is called after each seed. Deterministic given seeds.
     ``subspace="informed"`` draws V from m = ``pilot`` (default d) noisy pilot gradients (:func:`draw_directions`;
     outside the theory, ``params.alignment`` is ignored); ``pilot`` is refused with random V.
+    ``blas_threads`` (default 1) pins the BLAS threads, so that the result does not depend on the process or
+    its core count (a campaign worker gives the same bits); None leaves BLAS's own setting, faster for one
+    large d on many cores, but then equal to the pinned result only to about 1e-15.
     """
     d = _positive_int("d", d, 2)
+    if blas_threads is not None:
+        blas_threads = _positive_int("blas_threads", blas_threads, 1)
     seed_list = _seed_list(seeds)
     p, n = sizes(params, d)
     n_test = default_n_test(p) if n_test is None else _positive_int("n_test", n_test, 1)
@@ -807,7 +841,8 @@ def simulate_features(
         )
     runs = []
     for seed in seed_list:
-        runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot, step_functions))
+        with blas_threads_limited(blas_threads):
+            runs.append(run_seed(features, params, d, seed, n_test, subspace, batch, pilot, step_functions))
         if progress:
             progress(1)
     scalars, vectors = result_keys(params)
@@ -848,6 +883,7 @@ def simulate(
     ge_teacher: Mapping[str, float] | None = None,
     batch: int = TEST_BATCH,
     pilot: int | None = None,
+    blas_threads: int | None = BLAS_THREADS,
 ) -> SimulationResult:
     """Simulate the model point ``params`` at input dimension d (see :func:`simulate_features`).
 
@@ -877,5 +913,5 @@ def simulate(
     else:
         raise UserError(f"model must be one of {', '.join(MODELS)}, got {model!r}.")
     return simulate_features(
-        features, params, d, seeds, n_test, progress, subspace, model, batch, pilot, step_functions
+        features, params, d, seeds, n_test, progress, subspace, model, batch, pilot, step_functions, blas_threads
     )
