@@ -62,7 +62,9 @@ def test_ridgeless_at_the_interpolation_threshold_is_a_clear_error() -> None:
 
 
 # Theory vs the exact simulator (real activation, real gradients): the simulation's standard error
-# over seeds plus a finite-size allowance of 6 % (O(1/√d) effects at d = 300).
+# over seeds plus a finite-size allowance of 6 % (O(1/√d) effects at d = 300), and a rounding floor of 1e-12
+# for what the theory puts at exactly 0 (the training error of an interpolator: about 1e-29 in the simulator).
+ROUNDING = 1e-12
 CASES = [
     dict(activation="relu", teacher="tanh", k=1, tau=1, p_over_d=2.0, n_over_d=1.0, lam=1e-2),
     dict(activation="relu", teacher="tanh", k=1, tau=0, p_over_d=2.0, n_over_d=1.0, lam=1e-2),
@@ -92,7 +94,7 @@ def test_theory_matches_simulation(case: dict) -> None:
     for key in keys:
         th, mean, se = theory[key], sim.mean[key], sim.se[key]
         assert math.isfinite(th)
-        assert abs(th - mean) <= 3 * se + 0.06 * abs(th), (key, th, mean, se)
+        assert abs(th - mean) <= 3 * se + 0.06 * abs(th) + ROUNDING, (key, th, mean, se)
 
 
 def test_degenerate_activations_are_explained() -> None:
