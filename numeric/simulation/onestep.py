@@ -334,8 +334,11 @@ def simulate_spike(params: ModelParams, d: int, seeds: int | Sequence[int] = 1) 
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise UserError("simulate_spike needs at least one seed.")
+    from .exact import BLAS_THREADS, blas_threads_limited
+
     fns = StepFunctions.of(params)
-    runs = [spike_seed(params, d, s, fns) for s in seed_list]
+    with blas_threads_limited(BLAS_THREADS):  # the bits of ``simulate``, whatever BLAS was given
+        runs = [spike_seed(params, d, s, fns) for s in seed_list]
     per_seed = {key: np.array([run[key] for run in runs], dtype=np.float64) for key in SPIKE_KEYS + SPIKE_VECTOR_KEYS}
     count = len(seed_list)
     mean = {key: values.mean(axis=0) for key, values in per_seed.items()}

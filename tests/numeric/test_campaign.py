@@ -289,6 +289,23 @@ def test_simulate_gives_the_bits_of_a_campaign_worker(one_worker_store: Path) ->
         assert [float(x).hex() for x in errors] == [float(sim.per_seed[e][seed]).hex() for e in ERRORS]
 
 
+def test_the_step_alone_has_the_bits_of_simulate() -> None:
+    """``simulate_spike`` (phase 1 of the one-step model alone) pins BLAS as ``simulate`` does: the same bits
+    as the step inside ``simulate`` at the same seed, whatever BLAS threads the caller set."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from sobolev_rf.numeric.simulation.exact import simulate
+    from sobolev_rf.numeric.simulation.onestep import simulate_spike
+
+    point = ModelParams(activation="tanh", step="sobolev", p_over_d=2.0, n_over_d=1.0, lam=1e-2)
+    with threadpool_limits(limits=4, user_api="blas"):
+        alone = simulate_spike(point, 100, [1])["per_seed"]
+    full = simulate(point, 100, [1]).per_seed
+    for key, values in alone.items():
+        assert np.array_equal(values, full[key], equal_nan=True), key
+
+
 def test_results_do_not_depend_on_the_number_of_workers(one_worker_store: Path, tmp_path: Path) -> None:
     """Two workers, tasks finishing in another order: the same bits in every row."""
     path = tmp_path / "two.sqlite"
