@@ -2,7 +2,8 @@
 numeric/simulation/onestep.py) at several d.
 
 For each configuration and d, the measured mean ± SE over seeds of r, γ, the row rescaling(s), the bulk
-variance, c_W and the ζ shift's mean over the directions (divided by ϖ_l), next to the theory; z = (mean −
+variance and its part linear in W₀, c_W, the first direction's ζ shift (divided by ϖ₁; mean rγ + ψ) and the
+spread of that shift over seeds (r√(1 − γ²), from ν ~ N(0, 1)), next to the theory; z = (mean −
 theory)/SE, and the Richardson extrapolation 2m(2d) − m(d) of the two largest sizes (which removes a 1/d
 finite-size effect). Prints a table (Markdown) and writes JSON and Markdown to benchmarks/results/.
 
@@ -93,6 +94,14 @@ def run(names: list[str], ds: list[int], seeds: int) -> list[dict]:
                 "se": float(ratio.std(ddof=1) / math.sqrt(seeds)),
                 "theory": theory_shift,
             }
+            shift = sim["per_seed"]["zeta_shift_l"][:, 0]
+            spread = float(shift.std(ddof=1))
+            # the sample std of S Gaussian draws has relative SE ≈ 1/√(2(S − 1))
+            row["zeta_spread_1"] = {
+                "mean": spread,
+                "se": spread / math.sqrt(2 * (seeds - 1)),
+                "theory": theory["zeta_shift_spread"],
+            }
             rows.append(row)
             print(f"  {name} d={d}: {elapsed:.1f} s", flush=True)
     return rows
@@ -105,8 +114,8 @@ def _z(entry: dict) -> float:
 
 
 def table(rows: list[dict]) -> str:
-    keys = [key for _, key, _ in COLUMNS] + ["zeta_shift_1"]
-    labels = [label for label, _, _ in COLUMNS] + ["ζ shift/ϖ₁"]
+    keys = [key for _, key, _ in COLUMNS] + ["zeta_shift_1", "zeta_spread_1"]
+    labels = [label for label, _, _ in COLUMNS] + ["ζ shift/ϖ₁", "ζ spread"]
     lines = [
         "| config | d | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),

@@ -827,7 +827,8 @@ def simulate_features(
     if need > MEMORY_LIMIT_BYTES:
         raise UserError(
             f"d = {d}, p = {p}, n = {n} needs about {need / 2**30:.1f} GiB (limit "
-            f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d."
+            f"{MEMORY_LIMIT_BYTES / 2**30:.0f} GiB); reduce d or the ratios p/d, n/d"
+            + (", or the step batch α₀." if params.has_step else ".")
         )
     rows = n * params.training_rows
     work = len(seed_list) * (
@@ -837,7 +838,7 @@ def simulate_features(
         raise UserError(
             f"{len(seed_list)} seed(s) at d = {d}, p = {p}, n = {n}, n_test = {n_test} need about "
             f"{work:.1e} floating-point operations (limit {WORK_LIMIT_FLOPS:.0e}, hours on a laptop); "
-            "reduce seeds, n_test or d."
+            "reduce seeds, n_test or d" + (", or the step batch α₀." if params.has_step else ".")
         )
     runs = []
     for seed in seed_list:

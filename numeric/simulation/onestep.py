@@ -65,6 +65,9 @@ SPIKE_KEYS = ("spike_r", "spike_gamma", "row_scale", "row_scale_neg", "bulk_vari
 SPIKE_VECTOR_KEYS = ("spike_overlap_l", "zeta_shift_l")
 #: Power iterations for û at most (the spike's gap makes a handful enough).
 POWER_ITERATIONS = 200
+#: A stepped row longer than this is refused: the step left the model's O(1) regime (η̃ far too large),
+#: and the readout would overflow.
+MAX_ROW_NORM = 1e6
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,15 @@ def step_first_layer(
                 s = alignment[l] * dphi + label_noise - (dfeat * a) @ zeta
                 grad += spec.tau1 * ((d2feat * zeta[None, :] * s[:, None]).T @ x)
                 grad += spec.tau1 * np.outer(dfeat.T @ s, v[:, l])
-    grad *= (spec.eta / n0) * signs[:, None]
-    theta1 = theta + math.sqrt(d) * grad.T
+    with np.errstate(over="ignore", invalid="ignore"):  # a far too large η̃ is refused just below
+        grad *= (spec.eta / n0) * signs[:, None]
+        theta1 = theta + math.sqrt(d) * grad.T
+        longest = float(np.sqrt(np.max(np.sum(theta1 * theta1, axis=0)) / d))
+    if not longest <= MAX_ROW_NORM:
+        raise UserError(
+            f"the first-layer step with η̃ = {spec.eta:g} moved a row of W to norm {longest:.3g} (rows start at norm "
+            f"≈ 1, limit {MAX_ROW_NORM:g}): far outside the model's O(1) step; use a smaller --eta."
+        )
     return theta1, signs
 
 

@@ -167,6 +167,8 @@ def test_parameters_refuse_bad_steps() -> None:
         (["--step", "l2", "--tau-step", "1"], "--step sobolev"),
         (["--step", "sobolev", "--step-dirs", "shared", "--k", "0"], "k"),
         (["--step", "sgd"], "step"),
+        (["--step", "l2", "--eta", "1e300"], "smaller --eta"),
+        (["--step", "sobolev", "--alpha0", "1e9"], "α₀"),
     ],
 )
 def test_cli_refuses_bad_step_options(
