@@ -20,8 +20,8 @@ from ..derive.errors import UserError
 class WriteError(UserError, OSError):
     """A file could not be written; the message names it, says why and what to do (an OSError too)."""
 
-    def __init__(self, path: Path, cause: OSError) -> None:
-        super().__init__(f"cannot write {path}: {_reason(path, cause)}; choose another output path.")
+    def __init__(self, path: Path, cause: OSError, hint: str = "choose another output path") -> None:
+        super().__init__(f"cannot write {path}: {_reason(path, cause)}; {hint}.")
         self.errno, self.strerror, self.filename = cause.errno, cause.strerror, str(path)
 
     def __str__(self) -> str:
@@ -71,10 +71,13 @@ def _stage(target: Path, data: bytes, mode: int) -> str:
     return tmp
 
 
-def atomic_write_files(files: Mapping[Path, bytes], mode: int | None = None) -> list[Path]:
+def atomic_write_files(
+    files: Mapping[Path, bytes], mode: int | None = None, hint: str = "choose another output path"
+) -> list[Path]:
     """Write every ``path → data``, all or nothing: each file is staged completely (folders created as
     needed), then all are moved into place. ``mode``: the files' permission bits (default ``0o666``
-    less the umask). Raises :class:`WriteError` with nothing left behind when a file cannot be written."""
+    less the umask). Raises :class:`WriteError` (ending in ``hint``, what to do) with nothing left
+    behind when a file cannot be written."""
     if mode is None:
         umask = os.umask(0)
         os.umask(umask)
@@ -103,17 +106,21 @@ def atomic_write_files(files: Mapping[Path, bytes], mode: int | None = None) -> 
             except OSError:
                 pass
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-            raise WriteError(current, exc) from exc
+            raise WriteError(current, exc, hint) from exc
         raise
     return targets
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, mode: int | None = None, hint: str = "choose another output path"
+) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``
     (:class:`WriteError` when it cannot be written)."""
-    return atomic_write_files({Path(path): data}, mode)[0]
+    return atomic_write_files({Path(path): data}, mode, hint)[0]
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, mode: int | None = None) -> Path:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, mode: int | None = None, hint: str = "choose another output path"
+) -> Path:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"), mode)
+    return atomic_write_bytes(path, text.encode("utf-8"), mode, hint)

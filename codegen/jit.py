@@ -1,7 +1,8 @@
 """Derived systems and compiled kernels, cached on disk and loaded without SymPy when warm.
 
-Two kinds of cache entry, both written through :func:`.cache.get_artifact` (exclusive-create lock,
-atomic writes, a ``.ready`` marker holding the artifact's sha256, rebuilt when it does not match):
+Two kinds of cache entry, both written through :func:`.cache.load_artifact` (an exclusive lock that
+names its owner, atomic writes, a ``.ready`` marker holding the artifact's sha256; rebuilt when it does
+not match, or when the entry does not load):
 
 * a **system record**: the JSON of :meth:`System.to_dict` (expressions as whitelisted trees, loaded
   without executing code), keyed by the sha256 of the derive package's sources and the derivation's
@@ -12,7 +13,9 @@ atomic writes, a ``.ready`` marker holding the artifact's sha256, rebuilt when i
   platform (the interpreter's SOABI).
 
 A warm call reads the record (JSON), checks both markers and loads the kernel; SymPy is imported only
-to derive, to generate or to rebuild.
+to derive, to generate or to rebuild. The C backend is used only when the compiler builds a trivial
+library (checked once per compiler, cached like a kernel); otherwise, or when a kernel does not build or
+load, the NumPy backend is used with one warning line.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import sysconfig
 from collections.abc import Callable, Mapping
 from importlib.util import find_spec
@@ -59,7 +61,8 @@ def compiler_identity() -> str:
 
 
 def compile_shared(source: Path, target: Path) -> None:
-    """``cc C_FLAGS -o target source -lm``; raises RuntimeError with the compiler output."""
+    """``cc C_FLAGS -o target source -lm``; raises RuntimeError with the compiler's exit status and output
+    (its first line says what failed)."""
     compiler = find_compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found")
@@ -69,22 +72,68 @@ def compile_shared(source: Path, target: Path) -> None:
         cmd.remove("-fopenmp")
         proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()}")
+        output = proc.stderr.strip() or proc.stdout.strip()
+        raise RuntimeError(
+            f"the C compiler {compiler} failed (exit status {proc.returncode})"
+            + (f": {output}" if output else "")
+            + f"\ncommand: {' '.join(cmd)}"
+        )
+
+
+#: A trivial library: the compiler works when it builds this.
+PROBE_SOURCE = "int sr_probe(void) { return 42; }\n"
+_COMPILER_PROBLEMS: dict[str, str | None] = {}
+
+
+def _platform() -> str:
+    """What besides the source decides a compiled library: compiler, flags, interpreter ABI."""
+    return f"{compiler_identity()}|{' '.join(C_FLAGS)}|{sysconfig.get_config_var('SOABI')}"
+
+
+def compiler_problem() -> str | None:
+    """Why no C kernel can be built here, in one line (None: the compiler works). The check builds
+    :data:`PROBE_SOURCE` once per compiler (kept in the cache; a failure is tried again next process)."""
+    platform = _platform()
+    if platform not in _COMPILER_PROBLEMS:
+        problem = None
+        if find_compiler() is None:
+            problem = "no C compiler found"
+        else:
+            key = cache.artifact_key(platform, CODEGEN_VERSION, "c-probe")
+            try:
+                cache.get_artifact(
+                    cache.cache_dir(), key, "c", "so", lambda: PROBE_SOURCE, compile_shared, what="a test library"
+                )
+            except cache.CodegenError as exc:
+                problem = str(exc.__cause__ or exc).splitlines()[0]
+        _COMPILER_PROBLEMS[platform] = problem
+    return _COMPILER_PROBLEMS[platform]
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        cache.warn(message)
 
 
 def resolve_backend(backend: str) -> str:
-    """``auto`` → ``c`` when a C compiler exists, else ``numpy`` (``c`` without one warns and uses NumPy)."""
+    """``auto`` → ``c`` when the C compiler works, else ``numpy``; with one warning line when a compiler
+    exists but does not work, or when ``c`` was asked for."""
     from ..derive.errors import UserError
 
     if backend not in BACKENDS:
         raise UserError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
     if backend == "numpy":
         return "numpy"
-    if find_compiler() is None:
-        if backend == "c":
-            print("sobolev-rf: warning: no C compiler found, using the NumPy backend", file=sys.stderr)
-        return "numpy"
-    return "c"
+    problem = compiler_problem()
+    if problem is None:
+        return "c"
+    if backend == "c" or find_compiler() is not None:
+        _warn_once(f"{problem}; using the NumPy backend")
+    return "numpy"
 
 
 _SOURCE_HASH: dict[str, str] = {}
@@ -109,18 +158,37 @@ def system_record(producer: str, args: Mapping[str, Any], derive: Callable[[], A
 
     The key holds the derive package's source hash, so a changed derivation is derived again.
     """
-    key = cache.artifact_key(
-        package_source_hash("sobolev_rf.derive"), json.dumps({"producer": producer, **args}, sort_keys=True), "system"
+    named = json.dumps({"producer": producer, **args}, sort_keys=True)
+    key = cache.artifact_key(package_source_hash("sobolev_rf.derive"), named, "system")
+    return cache.load_artifact(
+        cache.cache_dir(),
+        key,
+        "json",
+        "json",
+        lambda: json.dumps(derive().to_dict()),
+        _load_record,
+        what=f"the derived system {named}",
     )
-    path = cache.get_artifact(cache.cache_dir(), key, "json", "json", lambda: json.dumps(derive().to_dict()))
-    digest = cache.verified_hash(path)
-    if digest not in _RECORDS:
-        _RECORDS[digest] = json.loads(path.read_text())
-    return _RECORDS[digest]
 
 
 #: Parsed system records, by the sha256 of their verified file.
 _RECORDS: dict[str, dict[str, Any]] = {}
+
+
+def _load_record(path: Path) -> dict[str, Any]:
+    """The system record in ``path``, checked for what a warm call reads (anything else raises)."""
+    digest = cache.verified_hash(path)
+    if digest not in _RECORDS:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not all(
+            isinstance(record[k], str) for k in ("format", "name", "fingerprint")
+        ):
+            raise ValueError("not a system record")
+        names = [record_names(record, part) for part in ("unknowns", "parameters", "outputs")]
+        if not all(isinstance(n, str) for part in names for n in part):
+            raise ValueError("a system record whose names are not strings")
+        _RECORDS[digest] = record
+    return _RECORDS[digest]
 
 
 def record_names(record: Mapping[str, Any], part: str) -> tuple[str, ...]:
@@ -141,23 +209,37 @@ _LOADED: dict[str, Kernel] = {}
 
 
 def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
-    """The kernel of a system record for ``backend`` (``numpy`` or ``c``), generated and built if needed."""
+    """The kernel of a system record for ``backend`` (``numpy`` or ``c``), generated and built if needed
+    (a C kernel that does not build or load: the NumPy one, with one warning line)."""
     fingerprint = f"{record['fingerprint']}|{package_source_hash('sobolev_rf.codegen')}"
     names = record_names(record, "unknowns"), record_names(record, "parameters"), record_names(record, "outputs")
     if backend == "c":
-        platform = f"{compiler_identity()}|{' '.join(C_FLAGS)}|{sysconfig.get_config_var('SOABI')}"
-        key = cache.artifact_key(fingerprint, CODEGEN_VERSION, f"c|{platform}")
+        key = cache.artifact_key(fingerprint, CODEGEN_VERSION, f"c|{_platform()}")
 
         def generate_c() -> str:
             from .c.printer import generate_c_source
 
             return generate_c_source(system_from_record(record))
 
-        path = cache.get_artifact(cache.cache_dir(), key, "c", "so", generate_c, compile_shared)
-        digest = cache.verified_hash(path)
-        if digest not in _LOADED:
-            _LOADED[digest] = CKernel(path, *names)
-        return _LOADED[digest]
+        def load_c(path: Path) -> Kernel:
+            digest = cache.verified_hash(path)
+            if digest not in _LOADED:
+                _LOADED[digest] = CKernel(path, *names)
+            return _LOADED[digest]
+
+        try:
+            return cache.load_artifact(
+                cache.cache_dir(),
+                key,
+                "c",
+                "so",
+                generate_c,
+                load_c,
+                compile_shared,
+                f"the C kernel of {record['name']}",
+            )
+        except cache.CodegenError as exc:
+            _warn_once(f"{str(exc).splitlines()[0]}; using the NumPy backend")
     key = cache.artifact_key(fingerprint, CODEGEN_VERSION, "numpy")
 
     def generate_numpy() -> str:
@@ -165,8 +247,12 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
 
         return generate_numpy_source(system_from_record(record))
 
-    path = cache.get_artifact(cache.cache_dir(), key, "py", "py", generate_numpy)
-    digest = cache.verified_hash(path)
-    if digest not in _LOADED:
-        _LOADED[digest] = NumpyKernel(path.read_text(), f"sobolev_rf_generated_{key[:16]}")
-    return _LOADED[digest]
+    def load_numpy(path: Path) -> Kernel:
+        digest = cache.verified_hash(path)
+        if digest not in _LOADED:
+            _LOADED[digest] = NumpyKernel(path.read_text(), f"sobolev_rf_generated_{key[:16]}")
+        return _LOADED[digest]
+
+    return cache.load_artifact(
+        cache.cache_dir(), key, "py", "py", generate_numpy, load_numpy, what=f"the NumPy kernel of {record['name']}"
+    )

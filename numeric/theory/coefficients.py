@@ -2,7 +2,8 @@
 
 The coefficients (κ₀, κ₁, κ_*, κ₀′, κ₁′, κ_*′, c) of MODEL.md are computed by
 :func:`sobolev_rf.derive.hermite.hermite_coefficients` at :data:`DIGITS` digits and stored in the
-code cache (atomic writes, sha256-checked ``.ready`` markers; see :mod:`sobolev_rf.codegen.cache`)
+code cache (atomic writes, sha256-checked ``.ready`` markers, a record that does not read is computed
+again; see :mod:`sobolev_rf.codegen.cache`)
 under the canonical expression, the digits and the derive package's source hash. The text a user
 typed is an alias: a second record, keyed by the text, holds the canonical form and a copy of the
 values, so ``relu`` and ``Max(0, x)`` are computed once and a warm lookup reads one JSON file.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from ...codegen import cache
@@ -24,9 +26,18 @@ DIGITS = 20
 NAMES = ("kappa0", "kappa1", "kappa_star", "kappa0_prime", "kappa1_prime", "kappa_star_prime", "cross")
 
 
+def _load(path: Path) -> dict[str, Any]:
+    """A record, checked: every value present and a number (anything else raises, and it is rebuilt)."""
+    record = json.loads(path.read_text())
+    for name in NAMES:
+        float(record["values"][name])
+    return record
+
+
 def _record(kind: str, text: str, compute: Callable[[], str]) -> dict[str, Any]:
     key = cache.artifact_key(package_source_hash("sobolev_rf.derive"), f"{kind}\0{text}\0{DIGITS}", "hermite")
-    return json.loads(cache.get_artifact(cache.cache_dir(), key, "json", "json", compute).read_text())
+    what = f"the Hermite coefficients of {text!r}"
+    return cache.load_artifact(cache.cache_dir(), key, "json", "json", compute, _load, what=what)
 
 
 @lru_cache(maxsize=64)
