@@ -208,7 +208,9 @@ def main() -> None:
                 f"{row['diff']:+.5f} ± {row['diff_se']:.5f} |"
             )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "onestep.json").write_text(json.dumps(result, indent=2, default=str))
+    path = RESULTS / "onestep.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps(previous | result, indent=2, default=str))  # --skip-sim keeps the last tables
 
 
 if __name__ == "__main__":
