@@ -21,13 +21,13 @@ each piece (its error estimate is checked).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import mpmath
 import sympy as sp
 
-from .activations import X, derivative, exact_kinks, is_even, is_odd
+from .activations import X, derivative, exact_kinks, is_even, is_odd, parse_activation
 from .errors import UserError
 
 #: Extra working digits of the quadrature over the requested digits.
@@ -38,6 +38,18 @@ MAX_ORDER = 200
 _MAX_EXPANDED_POWER = 256
 
 _SQRT_2PI = sp.sqrt(2 * sp.pi)
+#: The LaTeX symbol of each coefficient (MODEL.md's notation).
+LATEX_SYMBOLS = {
+    "kappa0": r"\kappa_0",
+    "kappa1": r"\kappa_1",
+    "kappa_star": r"\kappa_*",
+    "kappa0_prime": r"\kappa_0'",
+    "kappa1_prime": r"\kappa_1'",
+    "kappa_star_prime": r"\kappa_*'",
+    "cross": r"c_\sigma",
+    "second_moment": r"\mathbb{E}\,\sigma(\xi)^2",
+    "second_moment_prime": r"\mathbb{E}\,\sigma'(\xi)^2",
+}
 #: A quadrature integrand g(x, σ(x), σ′(x)) (the Gaussian weight is applied separately).
 _Integrand = Callable[[mpmath.mpf, mpmath.mpf, mpmath.mpf], mpmath.mpf]
 
@@ -65,10 +77,30 @@ class HermiteCoefficients:
     second_moment: Coefficient
     second_moment_prime: Coefficient
     digits: int
+    #: σ itself (shown by :meth:`to_latex`)
+    activation: sp.Expr | None = field(default=None, compare=False)
 
     def coefficients(self) -> dict[str, Coefficient]:
         """The nine coefficients by field name, in declaration order."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "digits"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("digits", "activation")}
+
+    def to_latex(self) -> str:
+        """A LaTeX ``align*`` environment: σ, then each coefficient as its exact form (where one was found)
+        and its value to :attr:`digits` significant digits."""
+        rows = [] if self.activation is None else [rf"\sigma(x) &= {sp.latex(self.activation)}"]
+        for name, c in self.coefficients().items():
+            value = "0" if c.value == 0 else mpmath.nstr(c.value, self.digits)
+            if c.exact is None:
+                rhs = rf"\approx {value}"
+            elif c.exact.is_Rational:
+                rhs = sp.latex(c.exact)
+            else:
+                rhs = rf"{sp.latex(c.exact)} \approx {value}"
+            rows.append(f"{LATEX_SYMBOLS[name]} &= {rhs}")
+        return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex()
 
     def as_floats(self) -> dict[str, float]:
         """The nine coefficients as Python floats, by field name."""
@@ -471,7 +503,16 @@ def hermite_coefficients(expr: sp.Expr, digits: int = 30) -> HermiteCoefficients
             second_moment=m["ss"],
             second_moment_prime=m["dd"],
             digits=digits,
+            activation=expr,
         )
+
+
+def hermite(activation: str | sp.Expr, digits: int = 30) -> HermiteCoefficients:
+    """The coefficients of :func:`hermite_coefficients` for an activation given as text (a name such as
+    ``"relu"`` or a SymPy expression in x, checked by :func:`~.activations.parse_activation`) or as an
+    expression. In a notebook the result shows as LaTeX: exact forms and values."""
+    expr = parse_activation(activation) if isinstance(activation, str) else activation
+    return hermite_coefficients(expr, digits)
 
 
 @lru_cache(maxsize=64)

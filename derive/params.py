@@ -48,6 +48,13 @@ class ParameterError(UserError):
 
 
 def _finite(name: str, value: Any) -> float:
+    if isinstance(value, (list, tuple)) or len(getattr(value, "shape", ())) > 0:
+        hint = f"; for many values use solve_grid(params, {name}=values), which returns an xarray.Dataset"
+        raise ParameterError(
+            f"{name} must be one number, got {len(value)} values (a ModelParams is one point)"
+            + (hint * name.isidentifier())
+            + "."
+        )
     try:
         x = float(value)
     except (TypeError, ValueError):

@@ -113,6 +113,10 @@ class System:
         rows += [r"\mathrm{%s} &= %s" % (n.replace("_", r"\_"), tex(e)) for n, e in self.outputs.items()]
         return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 
+    def _repr_latex_(self) -> str:
+        """A notebook's display: :meth:`to_latex` (the text of ``sobolev-rf derive --format latex``)."""
+        return self.to_latex()
+
     def to_json(self) -> str:
         """JSON with every expression as a SymPy string (``sympy.sympify`` reads it back)."""
         data = {

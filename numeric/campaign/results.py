@@ -174,6 +174,8 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
     import numpy as np
     import xarray as xr
 
+    from ..theory.dataset import versions
+
     nd = len(campaign.ds)
     stats = {
         f"{e}_{s}": np.array([r[f"{e}_{s}"] for r in rows], dtype=np.float64)
@@ -191,6 +193,7 @@ def summary_dataset(campaign: Campaign, rows: Sequence[dict[str, Any]], command:
         "n_test": -1 if campaign.n_test is None else campaign.n_test,
         "teacher": campaign.points[0].teacher if campaign.axes is not None else "per point",
         "failed_tasks": int(counts["seeds_failed"].sum()),
+        **versions(),
     }
     if campaign.axes is not None:
         shape = tuple(len(v) for _, v in campaign.axes)

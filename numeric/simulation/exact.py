@@ -768,6 +768,47 @@ class SimulationResult:
         out["params"] = self.params.as_dict()
         return out
 
+    def to_dataset(self) -> Any:
+        """The per-seed values as an ``xarray.Dataset``: dimension ``seed`` (coordinate: the seeds) and, for the
+        per-direction quantities, ``direction`` (l = 0 … k−1); attributes: the model point, d, p, n, n_test, the
+        subspace, the model and the versions. ``ds.mean("seed")`` is :attr:`mean`; every attribute is a string
+        or a number, so ``ds.to_netcdf()`` keeps it all."""
+        import xarray as xr
+
+        from ..theory.dataset import point_attrs, versions
+
+        data = {
+            key: (("seed",) if key in SCALAR_KEYS else ("seed", "direction"), values)
+            for key, values in self.per_seed.items()
+        }
+        attrs: dict[str, Any] = {
+            "title": "sobolev-rf: exact finite-size simulation (simulate)",
+            **point_attrs(self.params),
+            "d": self.d,
+            "p": self.p,
+            "n": self.n,
+            "n_test": self.n_test,
+            "subspace": self.subspace,
+            "model": self.model,
+            **versions(),
+        }
+        if self.pilot is not None:
+            attrs["pilot"] = self.pilot
+        coords = {"seed": list(self.seeds), "direction": np.arange(self.params.k)}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def _repr_html_(self) -> str:
+        """Mean ± standard error over the seeds of every quantity (a notebook's display)."""
+        from ..display import html_table, number
+
+        rows = [(key, number(self.mean[key]), number(self.se[key], 2)) for key in SCALAR_KEYS + VECTOR_KEYS]
+        caption = (
+            f"exact simulation (sobolev-rf simulate): d = {self.d}, p = {self.p}, n = {self.n}, "
+            f"{len(self.seeds)} seed(s), n_test = {self.n_test}, {self.subspace} V, {self.model} features"
+        )
+        notes = ["informed V: outside the d → ∞ theory (ϖ₁ grows like √d)."] if self.outside_theory else []
+        return html_table(caption, ("quantity", "mean", "standard error"), rows, notes)
+
 
 def simulate_features(
     features: FeatureMap,

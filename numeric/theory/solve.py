@@ -7,8 +7,10 @@ values: τ = 0 or τ > 0 (with k ≥ 1), and λ > 0 ("ridge") or, at λ = 0, the
 on its side of the interpolation threshold p = r·n, r = 1 + k training rows per sample for τ > 0 and
 r = 1 for τ = 0 ("interpolating" above, "underparameterised" below; on it the errors are infinite).
 
-:func:`solve_grid` solves every point of broadcast parameter arrays: a vectorised cold pass in
-chunks, then continuation from converged neighbours along the first swept axis. :func:`solve` is the
+:func:`solve_arrays` solves every point of broadcast parameter arrays: a vectorised cold pass in
+chunks, then continuation from converged neighbours along the first swept axis. :func:`solve_grid` is
+the same with named axes, ``solve_grid(params, p_over_d=array, ...)``, returning an ``xarray.Dataset``
+(:mod:`.dataset`), or, called as ``solve_grid(k, tau, arrays)``, exactly :func:`solve_arrays`. :func:`solve` is the
 same code on one point (optionally warm-started from a neighbour's :class:`TheoryResult`), and
 :func:`solve_path` chains such warm starts along a sweep.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -26,6 +28,9 @@ from ...codegen import jit
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
 from .coefficients import coefficients
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 BACKENDS = jit.BACKENDS
 BRANCHES = ("ridge", "interpolating", "underparameterised")
@@ -104,6 +109,8 @@ class TheoryResult:
     converged: bool = False
     eps_H1_self_averaging: bool = True
     notes: tuple[str, ...] = ()
+    #: "ridge" (λ > 0) or the branch of the limit λ → 0⁺ ("interpolating", "underparameterised")
+    branch: str = "ridge"
     #: (system name, unknowns): a warm start for a neighbouring point (continuation)
     state: tuple[str, np.ndarray] | None = field(default=None, repr=False)
 
@@ -122,7 +129,24 @@ class TheoryResult:
             if self.eps_H1_self_averaging
             else "tau = 0: eps_H1 is not self-averaging over V; the value is its expectation over V at fixed alignment",
             "notes": list(self.notes),
+            "branch": self.branch,
         }
+
+    def _repr_html_(self) -> str:
+        """The errors, order parameters, residual and branch as a table (a notebook's display)."""
+        from ..display import html_table, number
+
+        errors = [(name, number(getattr(self, name))) for name in ERRORS]
+        order = [(name, number(value)) for name, value in self.order.items()]
+        diagnostics = [
+            ("residual", number(self.residual, 3)),
+            ("converged", str(self.converged)),
+            ("branch", self.branch),
+        ]
+        notes = list(self.notes)
+        if not self.eps_H1_self_averaging:
+            notes.append("τ = 0: eps_H1 is its expectation over V at fixed alignment (not self-averaging).")
+        return html_table("d → ∞ theory (sobolev-rf solve)", ("quantity", "value"), errors + order + diagnostics, notes)
 
 
 def degeneracy_notes(kappa: Sequence[float], k: int, tau: float) -> tuple[str, ...]:
@@ -286,7 +310,50 @@ def _solvers(k: int, keys: np.ndarray, backend: str) -> dict[int, _Solver]:
     }
 
 
+@overload
+def solve_grid(params: ModelParams, /, **axes: Any) -> xr.Dataset: ...
+
+
+@overload
 def solve_grid(
+    k: int,
+    tau: Any,
+    params_arrays: Mapping[str, Any],
+    backend: str = "auto",
+    tol: float = 1e-13,
+    continuation: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> GridResult: ...
+
+
+def solve_grid(*args: Any, **kwargs: Any) -> Any:
+    """The theory on a grid, in one of two forms.
+
+    ``solve_grid(params, p_over_d=array, n_over_d=array, ...)``: ``params`` (a :class:`ModelParams`) with
+    any of its fields as an axis, named by keyword (``activation``, ``teacher``, ``k``, ``tau``, ``p_over_d``,
+    ``n_over_d``, ``lam``, ``noise_f``, ``noise_g``, and ``alignment`` for k = 1), each a one-dimensional
+    sequence (a scalar just sets the field). Returns an ``xarray.Dataset`` with one dimension per axis in
+    the order given (coordinates: the axis values), one variable per error, order parameter and unknown,
+    ``converged``, ``residual`` and ``branch``, and the fixed parameters and versions as attributes
+    (:func:`~.dataset.grid_dataset`). The keywords ``backend``, ``tol``, ``continuation`` and ``progress``
+    are passed on as in :func:`solve_arrays`.
+
+    ``solve_grid(k, tau, params_arrays, ...)``: exactly :func:`solve_arrays` (broadcast arrays in, a
+    :class:`GridResult` of arrays out).
+    """
+    if args and isinstance(args[0], ModelParams):
+        if len(args) > 1:
+            raise UserError(
+                "solve_grid(params, **axes) takes the axes by name, e.g. solve_grid(params, p_over_d=[1, 2])."
+            )
+        from .dataset import grid_dataset
+
+        options = {name: kwargs.pop(name) for name in ("backend", "tol", "continuation", "progress") if name in kwargs}
+        return grid_dataset(args[0], kwargs, **options)
+    return solve_arrays(*args, **kwargs)
+
+
+def solve_arrays(
     k: int,
     tau: Any,
     params_arrays: Mapping[str, Any],
@@ -529,6 +596,7 @@ def _result(
         residual=residual,
         converged=True,
         eps_H1_self_averaging=sobolev or k == 0,
+        branch=solver.branch,
         notes=degeneracy_notes(coefficients(params.activation), k, params.tau)
         + ((ridgeless_note(params, solver.branch),) if solver.branch != "ridge" else ()),
         state=(solver.name, np.asarray(u, dtype=float)),

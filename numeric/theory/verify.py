@@ -43,6 +43,26 @@ def agreeing_digits(approx: float, exact: mpmath.mpf, digits: int) -> float:
     return float(digits) if rel == 0 else min(float(digits), float(-mpmath.log10(rel)))
 
 
+class VerifyResult(dict[str, Any]):
+    """The report of :func:`verify_point` (a plain dict, JSON-ready) that a notebook shows as a table."""
+
+    def _repr_html_(self) -> str:
+        from ..display import html_table, number
+
+        rows = [
+            (f"{kind[:-1]} {name}", number(entry["double"], 17), entry["mpmath"], number(entry["agreeing_digits"], 3))
+            for kind in ("outputs", "unknowns")
+            for name, entry in self.get(kind, {}).items()
+        ]
+        caption = (
+            f"double precision against mpmath at {self['digits']} digits: {number(self['agreeing_digits'], 3)} "
+            f"agreeing digits; residual {number(self['residual'], 3)}, {self.get('newton_iterations')} Newton steps, "
+            f"branch {self.get('branch', '–')}"
+        )
+        notes = [self["note"]] if "note" in self else []
+        return html_table(caption, ("quantity", "double", "mpmath", "agreeing digits"), rows, notes)
+
+
 def verify_system(
     system: System,
     theta: list[float],
@@ -50,7 +70,7 @@ def verify_system(
     outputs_double: dict[str, float],
     digits: int = 50,
     max_iter: int = 60,
-) -> dict[str, Any]:
+) -> VerifyResult:
     """Newton's method on ``system`` in mpmath at ``digits`` digits from the double-precision unknowns
     ``u_double`` (parameters taken exactly as the doubles ``theta``), and the agreeing digits of every
     output and unknown against their double values."""
@@ -70,13 +90,15 @@ def verify_system(
             u = u - mpmath.lu_solve(J, r)
         r_final = mpmath.norm(mpmath.matrix(residual(list(u), th)), mpmath.inf)
         out_mp = outputs(list(u), th)
-        result: dict[str, Any] = {
-            "digits": digits,
-            "newton_iterations": iterations,
-            "residual": float(r_final),
-            "outputs": {},
-            "unknowns": {},
-        }
+        result = VerifyResult(
+            {
+                "digits": digits,
+                "newton_iterations": iterations,
+                "residual": float(r_final),
+                "outputs": {},
+                "unknowns": {},
+            }
+        )
         for name, exact in zip(system.outputs, out_mp):
             value = outputs_double[name]
             result["outputs"][name] = {
@@ -94,12 +116,12 @@ def verify_system(
     return result
 
 
-def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> dict[str, Any]:
+def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> VerifyResult:
     """Solve ``params`` in double precision (the generated kernel users get) and with mpmath at ``digits`` digits."""
     if params.has_step:
         from .onestep import verify_point as verify_onestep
 
-        return verify_onestep(params, digits)
+        return VerifyResult(verify_onestep(params, digits))
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
     grid_params = dict(
