@@ -15,7 +15,7 @@ from ...derive.errors import UserError
 from ...derive.params import ModelParams, parse_alignment
 from ..artifacts import csv_columns
 from ..theory.solve import BACKENDS, solve_grid
-from .args import add_model_arguments, parse_range
+from .args import add_model_arguments, add_step_arguments, params_from_args, parse_range
 from .progress import Progress
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.
@@ -53,12 +53,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "every output, converged.",
     )
     add_model_arguments(p)
+    add_step_arguments(p)
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="solver backend (default: auto)")
     p.add_argument("--out", default=None, metavar="FILE", help="write the CSV here instead of stdout")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.step != "none":
+        return _run_step(args)
     axes = {name: parse_range(name, getattr(args, name)) for name in AXES}
     first: dict[str, Any] = {name: float(v[0]) for name, v in axes.items()}
     alignment = None if args.alignment is None else parse_alignment(args.alignment)
@@ -115,6 +118,61 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         atomic_write_text(args.out, text)
         print(f"wrote {size} points ({result.backend} backend) to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+#: Swept axes of a sweep with a first-layer step (the one-step readout theory: τ = 0).
+STEP_AXES = ("p_over_d", "n_over_d", "lam", "eta", "alpha0")
+
+
+def _run_step(args: argparse.Namespace) -> int:
+    """A sweep with --step l2|sobolev: η̃ and α₀ (and p/d, n/d, λ) as axes of the one-step readout theory."""
+    from ..theory.onestep import solve_step_grid
+
+    fixed = [name for name in ("noise_f", "noise_g", "tau") if len(parse_range(name, getattr(args, name))) > 1]
+    if fixed:
+        raise UserError(
+            f"with --step, sweep {', '.join('--' + a.replace('_', '-') for a in STEP_AXES)}; "
+            f"{', '.join('--' + a.replace('_', '-') for a in fixed)} take one value."
+        )
+    axes = {name: parse_range(name, getattr(args, name) or "1") for name in STEP_AXES}
+    if args.eta is None or args.alpha0 is None:
+        from ...derive.params import STEP_DEFAULTS
+
+        for name in ("eta", "alpha0"):
+            if getattr(args, name) is None:
+                axes[name] = np.array([float(STEP_DEFAULTS[name])])
+    first = argparse.Namespace(**{**vars(args), **{name: repr(float(v[0])) for name, v in axes.items()}})
+    base = params_from_args(first)
+    for name, values in axes.items():  # validate every value, not only the first
+        for v in (values.min(), values.max()):
+            base.with_(**{name: float(v)})
+    size = math.prod(len(v) for v in axes.values())
+    if size > MAX_POINTS:
+        raise UserError(f"the grid has {size} points, more than {MAX_POINTS}.")
+    mesh = np.meshgrid(*axes.values(), indexing="ij")
+    start = time.perf_counter()
+    with Progress(1, "sweep") as bar:
+        result = solve_step_grid(base, backend=args.backend, **dict(zip(STEP_AXES, mesh)))
+        bar.update()
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    bad = int(np.size(result.converged) - np.count_nonzero(result.converged))
+    print(
+        f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s), one-step readout "
+        f"(tau = 0) after a {base.step} step{f'; {bad} did not converge (converged = 0 in the CSV)' if bad else ''}",
+        file=sys.stderr,
+    )
+    names = list(result.outputs)
+    text = csv_columns(
+        [*STEP_AXES, *names, "converged"],
+        [m.ravel() for m in mesh] + [result.outputs[n] for n in names],
+        [result.converged],
+    )
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {size} points to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

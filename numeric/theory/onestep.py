@@ -363,19 +363,40 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
 
 def solve_map(params: ModelParams, eta: Any, alpha0: Any, backend: str = "auto", nodes: int = NODES) -> ReadoutResult:
     """The one-step readout of ``params`` on every point of the broadcast (η̃, α₀) arrays (flattened)."""
+    return solve_step_grid(params, eta=eta, alpha0=alpha0, backend=backend, nodes=nodes)
+
+
+def solve_step_grid(
+    params: ModelParams,
+    *,
+    eta: Any,
+    alpha0: Any,
+    p_over_d: Any = None,
+    n_over_d: Any = None,
+    lam: Any = None,
+    backend: str = "auto",
+    nodes: int = NODES,
+) -> ReadoutResult:
+    """The one-step readout of ``params`` on the broadcast arrays of η̃, α₀ and (when given) p/d, n/d, λ
+    (flattened in C order); the other fields of ``params`` are fixed."""
     check_supported(params)
-    spike = spike_scaling(params).at(*np.broadcast_arrays(np.asarray(eta, float), np.asarray(alpha0, float)))
-    return solve_readout(
-        params.activation,
-        params.teacher,
-        spike,
-        params.p_over_d,
-        params.n_over_d,
-        params.lam,
-        params.noise_f,
-        nodes,
-        backend,
+    arrays = np.broadcast_arrays(
+        *[
+            np.asarray(getattr(params, name) if value is None else value, dtype=float)
+            for name, value in (
+                ("eta", eta),
+                ("alpha0", alpha0),
+                ("p_over_d", p_over_d),
+                ("n_over_d", n_over_d),
+                ("lam", lam),
+            )
+        ]
     )
+    e, a, p, n, lam_a = arrays
+    if np.any(p <= 0) or np.any(n <= 0):
+        raise UserError("p_over_d and n_over_d must be > 0.")
+    spike = spike_scaling(params).at(e, a)
+    return solve_readout(params.activation, params.teacher, spike, p, n, lam_a, params.noise_f, nodes, backend)
 
 
 def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES) -> dict[str, Any]:

@@ -60,3 +60,22 @@ def test_gain_map_and_overlaps_are_those_of_single_points() -> None:
     gammas = overlap_curves(settings)
     assert gammas[1.0][0] > gammas[0.0][0] > 0  # a Sobolev step aligns the spike better at α₀ = 4
     assert np.isfinite(g.gain).all()
+
+
+def test_sweep_takes_eta_and_alpha0_as_axes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    out = tmp_path / "s.csv"
+    args = ["sweep", "--activation", "tanh", "--teacher", "tanh", "--tau", "0", "--p-over-d", "2", "--n-over-d", "3"]
+    assert (
+        cli_main.main([*args, "--step", "sobolev", "--eta", "0:2:3", "--alpha0", "log:1:4:2", "--out", str(out)]) == 0
+    )
+    table = pd.read_csv(out)
+    assert len(table) == 6 and table["converged"].all()
+    row = table[(table["eta"] == 1.0) & (table["alpha0"] == 4.0)].iloc[0]
+    point = ModelParams(activation="tanh", teacher="tanh", k=1, tau=0.0, p_over_d=2.0, n_over_d=3.0)
+    expected = solve(point.with_(step="sobolev", eta=1.0, alpha0=4.0)).eps_L2
+    assert row["eps_L2"] == pytest.approx(expected, rel=1e-12)
+    capsys.readouterr()
+    assert cli_main.main([*args, "--step", "l2", "--noise-f", "0:1:2"]) == 2
+    assert "take one value" in capsys.readouterr().err
