@@ -12,7 +12,14 @@ of REPEATS runs after one warm-up; target ≤ 2 s) of the MP law, a two-point-co
 random-features Gram matrix and the Sobolev Gram matrix (k = 1 at p = 3n, k = 2 at p = 4n), with the
 derivation time and what was found.
 
-    python benchmarks/pencil.py [--json] [--no-finite]      (writes benchmarks/results/pencil.json)
+Part 3, the command line (``--cli``: only this part). Each README spectrum showcase (400 points) and
+``pencil --solve`` next to ``solve`` run as ``sobolev-rf`` subprocesses with a fresh private cache: one cold call
+(derive, generate, build), then REPEATS warm calls (the stored system and kernel); medians of the wall time
+(start-up included) and of the CPU time (user + system: what the machine's load does not inflate). Targets: a
+warm spectrum ≤ 0.5 s, a warm ``pencil --solve`` ≤ 2 × a warm ``solve``.
+
+    python benchmarks/pencil.py [--json] [--no-finite] [--cli]
+        (writes benchmarks/results/pencil.json; --cli writes benchmarks/results/pencil_cli.json)
 """
 
 from __future__ import annotations
@@ -346,11 +353,90 @@ def run_spectrum(case: dict[str, Any], points: int = 400) -> dict[str, Any]:
     }
 
 
+# ======================================================================================= command line
+SHOWCASES = {
+    "marchenko_pastur": "'Ft*F/n' --shape F=n,p --param n=1 --param p=2 --x 0:6:400 --eta 1e-9",
+    "wishart_two_point": "'C*Xt*X*C/n' --shape X=n,d --diag C=d@1,2 --param n=1 --param d=0.5 --x 0:12:400 --eta 1e-6",
+    "rf_gram": "'t(k1*X*Th/sqrt(d) + ks*E)*(k1*X*Th/sqrt(d) + ks*E)/n' --shape X=n,d --shape Th=d,p --shape E=n,p "
+    "--param k1=0.5 --param ks=0.3 --param n=1 --param d=1 --param p=2 --x 0:2.5:400",
+    "sobolev_gram_k1": "'t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n + D*t(b1*X*Th/sqrt(d) + s2*Ep)"
+    "*(b1*X*Th/sqrt(d) + s2*Ep)*D/n' --shape X=n,d --shape Th=d,p --shape E=n,p --shape Ep=n,p --diag D=p "
+    "--param a1=0.5 --param s1=0.3 --param b1=0.4 --param s2=0.3 --param n=1 --param d=1 --param p=3 --x 0:2:400",
+}
+SOLVES = {
+    "pencil_solve_mp": "pencil 'inv(lam*I + Ft*F/n)' --shape F=n,p --solve --param lam=0.5 --param n=1 --param p=2",
+    "pencil_solve_complex": "pencil 'inv(Ft*F/n - z*I)' --shape F=n,p --solve --param z=1+0.01j "
+    "--param n=1 --param p=2",
+    "solve": "solve --k 1 --tau 1",
+}
+
+
+def _timed(command: str, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one ``sobolev-rf`` subprocess."""
+    import os
+    import resource
+    import shlex
+    import subprocess
+
+    exe = str(Path(sys.executable).with_name("sobolev-rf"))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([exe, *shlex.split(command)], env={**os.environ, **env}, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def run_cli(repeats: int = 3) -> list[dict[str, Any]]:
+    """Cold and warm times of every showcase and solve command (see the module docstring)."""
+    rows = []
+    commands = {**{k: "spectrum " + v for k, v in SHOWCASES.items()}, **SOLVES}
+    for case, command in commands.items():
+        with tempfile.TemporaryDirectory() as cache:
+            env = {"SOBOLEV_RF_CACHE": cache}
+            cold = _timed(command, env)
+            warm = [_timed(command, env) for _ in range(repeats)]
+        rows.append(
+            {
+                "case": case,
+                "cold_wall_s": round(cold[0], 3),
+                "cold_cpu_s": round(cold[1], 3),
+                "warm_wall_s": round(statistics.median(w for w, _ in warm), 3),
+                "warm_cpu_s": round(statistics.median(c for _, c in warm), 3),
+            }
+        )
+    return rows
+
+
+def _load() -> str:
+    """The 1-minute load average per CPU (the wall times are only comparable at a low load)."""
+    import os
+
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--no-finite", action="store_true", help="skip the finite-matrix comparison")
+    parser.add_argument("--cli", action="store_true", help="only the command-line timings (part 3)")
     args = parser.parse_args(argv)
+    if args.cli:
+        cli = run_cli()
+        load = _load()
+        text = json.dumps({"benchmark": "pencil-cli", "load": load, "rows": cli}, indent=2)
+        atomic_write_text(RESULTS.with_name("pencil_cli.json"), text + "\n")
+        if args.json:
+            print(text)
+            return 0
+        print(f"command line (load {load}); medians of 3 warm calls")
+        print(f"{'case':<22}{'cold wall s':>12}{'cold cpu s':>12}{'warm wall s':>12}{'warm cpu s':>12}")
+        for r in cli:
+            print(
+                f"{r['case']:<22}{r['cold_wall_s']:>12.2f}{r['cold_cpu_s']:>12.2f}"
+                f"{r['warm_wall_s']:>12.2f}{r['warm_cpu_s']:>12.2f}"
+            )
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         data = Data(Path(tmp))
         finite = _finite_cases(data)

@@ -80,15 +80,22 @@ def build_block(system: System, exprs: Sequence[sp.Expr], prefix: str = "cse") -
     return Block(tuple(assignments), tuple(reduced))
 
 
+def analytic_jacobian(system: System) -> bool:
+    """Whether the Jacobian is emitted in closed form (the default) or taken by forward differences of the
+    residual at run time (``meta["jacobian"] == "differences"``: for large systems whose symbolic
+    Jacobian costs seconds to derive and simplify)."""
+    return system.meta.get("jacobian", "analytic") != "differences"
+
+
 def system_blocks(system: System) -> dict[str, Block]:
-    """The three blocks every backend emits: residual, Jacobian (row-major) and outputs."""
+    """The blocks every backend emits: residual, Jacobian (row-major; absent when taken by differences,
+    :func:`analytic_jacobian`) and outputs."""
     n = len(system.unknowns)
-    jac = [system.jacobian[i, j] for i in range(n) for j in range(n)]
-    return {
-        "residual": build_block(system, list(system.residuals)),
-        "jacobian": build_block(system, jac),
-        "outputs": build_block(system, list(system.outputs.values())),
-    }
+    blocks = {"residual": build_block(system, list(system.residuals))}
+    if analytic_jacobian(system):
+        blocks["jacobian"] = build_block(system, [system.jacobian[i, j] for i in range(n) for j in range(n)])
+    blocks["outputs"] = build_block(system, list(system.outputs.values()))
+    return blocks
 
 
 def template(package: str, name: str) -> str:

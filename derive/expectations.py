@@ -25,6 +25,7 @@ import sympy as sp
 
 from .laws import DiagonalLaw
 
+#: Rational functions with more operations or symbols than these are cancelled in the ζ's only (a full
 #: multivariate gcd of large cofactors can take minutes).
 CANCEL_OPS = 400
 CANCEL_SYMBOLS = 12
@@ -39,6 +40,11 @@ class Erfcx(sp.Function):
     def _eval_rewrite_as_erfc(self, x: sp.Expr, **kwargs: Any) -> sp.Expr:
         return sp.exp(x**2) * sp.erfc(x)
 
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """erfcx′(x) = 2x erfcx(x) − 2/√π."""
+        x = self.args[0]
+        return 2 * x * Erfcx(x) - 2 / sp.sqrt(sp.pi)
+
     def _latex(self, printer: Any) -> str:
         return r"\operatorname{erfcx}\left(%s\right)" % printer._print(self.args[0])
 
@@ -50,6 +56,14 @@ class ScaledExpint(sp.Function):
 
     def _eval_rewrite_as_expint(self, nu: sp.Expr, x: sp.Expr, **kwargs: Any) -> sp.Expr:
         return sp.exp(x) * sp.expint(nu, x)
+
+    def fdiff(self, argindex: int = 2) -> sp.Expr:
+        """∂ₓ S_ν(x) = S_ν(x) − (1 − (ν − 1) S_ν(x))/x for S_ν = e^x E_ν (from E_ν′ = −E_{ν−1} and
+        (ν − 1) E_ν = e^{−x} − x E_{ν−1}); the order ν is a constant."""
+        if argindex != 2:
+            raise sp.ArgumentIndexError(self, argindex)
+        nu, x = self.args
+        return self - (1 - (nu - 1) * self) / x
 
     def _latex(self, printer: Any) -> str:
         nu, x = (printer._print(a) for a in self.args)

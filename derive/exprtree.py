@@ -13,6 +13,7 @@ from typing import Any
 
 import sympy as sp
 
+from .expectations import Erfcx, ScaledExpint
 from .special import GammaResolvent, GammaResolvent2
 
 #: Version of the tree format (part of every stored system).
@@ -42,6 +43,8 @@ _FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
     "Not": sp.Not,
     "GammaResolvent": GammaResolvent,
     "GammaResolvent2": GammaResolvent2,
+    "Erfcx": Erfcx,
+    "ScaledExpint": ScaledExpint,
 }
 _CONSTANTS: dict[str, sp.Expr] = {
     "Zero": sp.S.Zero,

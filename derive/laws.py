@@ -379,28 +379,6 @@ def declare_diagonals(
     return mats, [*laws, *functions]
 
 
-def parse_value(name: str, text: str) -> float | complex:
-    """A parameter value: a finite real number, or a complex one such as ``1+0.01j``."""
-    t = text.strip()
-    try:
-        value: float | complex = float(t)
-    except ValueError:
-        if not re.fullmatch(r"[-+0-9.eE]*[-+]?[0-9.eE]*[jJ]", t):
-            raise UserError(f"parameter {name} must be a number (or complex, e.g. 1+0.01j), got {text!r}.") from None
-        try:
-            value = complex(t)
-        except ValueError:
-            raise UserError(f"parameter {name} must be a number (or complex, e.g. 1+0.01j), got {text!r}.") from None
-        if value.imag == 0:
-            value = value.real
-    if isinstance(value, complex):
-        if not (math.isfinite(value.real) and math.isfinite(value.imag)):
-            raise UserError(f"parameter {name} must be finite, got {text!r}.")
-    elif not math.isfinite(value):
-        raise UserError(f"parameter {name} must be finite, got {text!r}.")
-    return value
-
-
 # ======================================================================================= finite instances
 def sample_diagonals(
     items: Sequence[DiagonalLaw | DiagonalFunction], sizes: Mapping[str, int], rng: np.random.Generator

@@ -56,6 +56,7 @@ from .errors import UserError
 from .expectations import CANCEL_OPS, CANCEL_SYMBOLS, GaussExpectation, LawExpectation, expectation
 from .laws import DiagonalFunction, DiagonalLaw, GaussianMatrix, zeta_symbol
 from .pencil import Pencil, linearize
+from .system import System
 
 
 def _entry_index(u: sp.Symbol) -> tuple[int, int]:
@@ -121,6 +122,34 @@ class OVSystem:
             lines.append(r"\tfrac{1}{m}\operatorname{tr}\mathrm{%s} &= %s \\" % (name, sp.latex(expr)))
         lines.append(r"\end{aligned}")
         return "\n".join(lines)
+
+    @property
+    def closed_form(self) -> bool:
+        """True when no expectation is left to numerical quadrature (the system can be stored and compiled)."""
+        exprs = [*self.equations.values(), *self.outputs.values()]
+        return not any(e.has(GaussExpectation, LawExpectation) for e in exprs)
+
+    def to_system(self, name: str = "ovfp", meta: Mapping[str, Any] | None = None) -> System:
+        """The fixed point as a :class:`~sobolev_rf.derive.system.System`: residuals g − Φ(g) in the unknowns and
+        the output traces, in neutral symbols (unknowns ``g0, g1, …``, parameters ``q0, q1, …``: a user's
+        parameter may be called ``lambda`` or ``numpy``); ``meta["names"]`` keeps the real names, in order.
+        Only for a :attr:`closed_form` system; ``meta`` is recorded with it."""
+        if not self.closed_form:
+            raise ValueError("a system with numerical expectations has no closed-form System")
+        unknowns = tuple(sp.Symbol(f"g{i}") for i in range(len(self.unknowns)))
+        parameters = tuple(sp.Symbol(f"q{i}") for i in range(len(self.parameters)))
+        neutral = dict(zip(self.unknowns, unknowns)) | dict(zip(self.parameters, parameters))
+        names = {"unknowns": [str(u) for u in self.unknowns], "parameters": [str(p) for p in self.parameters]}
+        return System(
+            name=name,
+            unknowns=unknowns,
+            parameters=parameters,
+            residuals=tuple(v - self.equations[u].xreplace(neutral) for u, v in zip(self.unknowns, unknowns)),
+            outputs={k: v.xreplace(neutral) for k, v in self.outputs.items()},
+            definitions={},
+            branch="physical",
+            meta={**dict(meta or {}), "names": names},
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -652,15 +652,6 @@ def check_pencil(
 #: Operators of the matrix-expression syntax.
 _OPERATORS = ("+", "-", "*", "/", "^", "(", ")", ",", "'")
 
-#: Help text for the expression syntax (shown by ``sobolev-rf pencil --help``).
-SYNTAX_HELP = """\
-Expression syntax: numbers, names, + - * / ^ ( ) and the functions inv(X), t(X) and sqrt(scalar).
-Names declared with --shape NAME=ROWS,COLS are Gaussian matrices, with --diag NAME=DIM diagonal
-matrices; X' or t(X) is a transpose, and an undeclared name Xt is the transpose of a declared X.
-I is the identity (its size is inferred); a scalar added to a square matrix means scalar*I.
-Every other name is a scalar parameter (dimension names such as n, p, d are scalars too).
-X^k takes an integer k (X^-1 = inv(X)); division is by scalars only."""
-
 
 class _Parser(DescentParser):
     """Recursive-descent parser over scalars and SymPy matrix expressions.

@@ -9,6 +9,7 @@ instead of exhausting Python's recursion limit. Nothing here evaluates user text
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,15 @@ _NUMBER = r"\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+(?:[eE][-+]?\d+)
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 
 Token = tuple[str, str, int]
+
+#: Help text for the expression syntax (shown by ``sobolev-rf pencil --help``).
+SYNTAX_HELP = """\
+Expression syntax: numbers, names, + - * / ^ ( ) and the functions inv(X), t(X) and sqrt(scalar).
+Names declared with --shape NAME=ROWS,COLS are Gaussian matrices, with --diag NAME=DIM diagonal
+matrices; X' or t(X) is a transpose, and an undeclared name Xt is the transpose of a declared X.
+I is the identity (its size is inferred); a scalar added to a square matrix means scalar*I.
+Every other name is a scalar parameter (dimension names such as n, p, d are scalars too).
+X^k takes an integer k (X^-1 = inv(X)); division is by scalars only."""
 
 
 def tokenize(text: str, operators: Sequence[str], where: str) -> list[Token]:
@@ -79,3 +89,25 @@ class DescentParser:
             yield
         finally:
             self._depth -= 1
+
+
+def parse_value(name: str, text: str) -> float | complex:
+    """A parameter value: a finite real number, or a complex one such as ``1+0.01j``."""
+    t = text.strip()
+    try:
+        value: float | complex = float(t)
+    except ValueError:
+        if not re.fullmatch(r"[-+0-9.eE]*[-+]?[0-9.eE]*[jJ]", t):
+            raise UserError(f"parameter {name} must be a number (or complex, e.g. 1+0.01j), got {text!r}.") from None
+        try:
+            value = complex(t)
+        except ValueError:
+            raise UserError(f"parameter {name} must be a number (or complex, e.g. 1+0.01j), got {text!r}.") from None
+        if value.imag == 0:
+            value = value.real
+    if isinstance(value, complex):
+        if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+            raise UserError(f"parameter {name} must be finite, got {text!r}.")
+    elif not math.isfinite(value):
+        raise UserError(f"parameter {name} must be finite, got {text!r}.")
+    return value

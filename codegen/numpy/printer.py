@@ -6,7 +6,9 @@ so a whole grid is evaluated at once without a Python loop over its points. The 
 :mod:`.common`; the special functions H_s(y) and H⁽²⁾_s(y) become calls of ``_H_<i>(y)`` and
 ``_H2_<i>(y)`` (one pair per order s), defined on the runtime template ``runtime.py.tmpl``
 with the rules of :mod:`sobolev_rf.derive.special`; the solver is ``solver.py.tmpl``.
-The output is deterministic: the same System gives byte-identical source.
+Residuals, Jacobians and outputs follow the arithmetic of their arguments: complex parameters (a spectral
+parameter z of an operator-valued fixed point) give complex values, with erfcx(x) and e^x E_ν(x) on their
+principal branches. The output is deterministic: the same System gives byte-identical source.
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ...derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ...derive.system import System
-from ..common import CODEGEN_VERSION, FIXED_POINT_SWITCH, gamma_orders, quadrature_rule, system_blocks, template
+from ..common import (
+    CODEGEN_VERSION,
+    FIXED_POINT_SWITCH,
+    analytic_jacobian,
+    gamma_orders,
+    quadrature_rule,
+    system_blocks,
+    template,
+)
 
 
 class _Printer(NumPyPrinter):
-    """NumPy printer that maps H_s(y) to ``_H_<i>(y)`` and H⁽²⁾_s(y) to ``_H2_<i>(y)``."""
+    """NumPy printer that maps H_s(y) to ``_H_<i>(y)``, H⁽²⁾_s(y) to ``_H2_<i>(y)``, erfcx to SciPy's and
+    e^x E_ν(x) to the runtime's ``_scaled_expint`` (both real or complex)."""
 
     def __init__(self, orders: Sequence[sp.Rational]) -> None:
         super().__init__({"fully_qualified_modules": True, "inline": True})
@@ -36,6 +47,12 @@ class _Printer(NumPyPrinter):
 
     def _print_GammaResolvent2(self, expr: GammaResolvent2) -> str:
         return self._call("_H2", expr)
+
+    def _print_Erfcx(self, expr: sp.Expr) -> str:
+        return f"_special.erfcx({self._print(expr.args[0])})"
+
+    def _print_ScaledExpint(self, expr: sp.Expr) -> str:
+        return f"_scaled_expint({float(expr.args[0])!r}, {self._print(expr.args[1])})"
 
 
 def _unpack(names: Sequence[str], source: str) -> str:
@@ -91,9 +108,8 @@ def generate_numpy_source(system: System) -> str:
             "",
             f"def {fname}(u, theta):",
             f'    """{docs[fname]}"""',
-            _unpack(u_names, "u"),
-            _unpack(p_names, "theta"),
         ]
+        lines += [_unpack(names, source) for names, source in ((u_names, "u"), (p_names, "theta")) if names]
         lines += [f"    {name} = {printer.doprint(expr)}" for name, expr in block.assignments]
         values = [printer.doprint(e) for e in block.results]
         if fname == "residual":
@@ -104,6 +120,14 @@ def generate_numpy_source(system: System) -> str:
         else:
             lines.append(f"    values = _stack([{', '.join(values)}])")
             lines.append("    return dict(zip(OUTPUTS, values))")
+    if not analytic_jacobian(system):
+        lines += [
+            "",
+            "",
+            "def jacobian(u, theta):",
+            f'    """{docs["jacobian"]} By forward differences of the residual (relative steps)."""',
+            "    return _difference_jacobian(residual, u, theta)",
+        ]
     return (
         "\n".join(lines)
         + "\n\n"

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
-import sympy as sp
-from sympy import MatrixSymbol
-
 from ...derive.errors import UserError
-from ...derive.laws import GaussianMatrix
-from ...derive.ovfp import derive_system
-from ...derive.pencil import SYNTAX_HELP, declare_shapes, linearize, parse_expression
-from .args import add_declaration_arguments
+from ...derive.syntax import SYNTAX_HELP
+from .args import add_declaration_arguments, args_value
 
 HELP = "linear pencil and operator-valued fixed point of a rational matrix expression"
 
@@ -70,18 +64,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _parse_params(items: list[str]) -> dict[str, float | complex]:
-    from ...derive.laws import parse_value
-
-    out: dict[str, float | complex] = {}
-    for item in items:
-        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*=\s*(\S+)\s*", item)
-        if not m:
-            raise UserError(f"bad parameter {item!r}; write NAME=VALUE, e.g. lam=0.5 or z=1+0.01j.")
-        out[m.group(1)] = parse_value(m.group(1), m.group(2))
-    return out
-
-
 def json_number(value: float | complex) -> float | dict[str, float]:
     """A JSON number, or ``{"re": ..., "im": ...}`` for a complex value."""
     if isinstance(value, complex):
@@ -96,40 +78,17 @@ def _text_number(value: float | complex) -> str:
     return f"{value:.15g}"
 
 
-def declarations(
-    args: argparse.Namespace,
-) -> tuple[dict[str, MatrixSymbol], dict[str, sp.Symbol], list[Any], dict[str, bool], dict[str, float | complex]]:
-    """Matrices, dimensions, diagonal laws, Gaussian names (→ symmetric?) and parameter values of a command
-    line with --shape, --symmetric, --diag and --param (shared by ``pencil`` and ``spectrum``)."""
-    from ...derive.laws import declare_diagonals
+def _derived(args: argparse.Namespace, values: dict[str, float | complex]) -> tuple[Any, dict[str, Any]]:
+    """Parse, linearise and derive (SymPy); the system and, as plain data, everything printed about it."""
+    import numpy as np
+    import sympy as sp
 
-    mats, dims = declare_shapes(args.shape)
-    diag_mats, laws = declare_diagonals(args.diag, dims, taken=mats)
-    for name in args.symmetric:
-        if name not in mats:
-            raise UserError(f"--symmetric {name}: declare {name} with --shape first.")
-        if mats[name].rows != mats[name].cols:
-            raise UserError(f"--symmetric {name}: {name} must be square.")
-    gaussians = {n: n in args.symmetric for n in mats}
-    mats.update(diag_mats)
-    values = _parse_params(args.param)
-    for name in dims:
-        if name in values:
-            v = values[name]
-            if isinstance(v, complex) or v <= 0:
-                raise UserError(f"dimension {name} must be a real number > 0, got {args_value(v)}.")
-    return mats, dims, laws, gaussians, values
+    from ...derive.laws import GaussianMatrix, herglotz_sign
+    from ...derive.ovfp import derive_system
+    from ...derive.pencil import linearize, parse_expression
+    from .args import declarations
 
-
-def args_value(v: float | complex) -> str:
-    return f"{v:g}" if not isinstance(v, complex) else str(v)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build, derive, optionally solve, and print."""
-    from ...derive.laws import herglotz_sign
-
-    mats, dims, laws, gaussians, values = declarations(args)
+    mats, dims, laws, gaussians, _ = declarations(args)
     complex_names = [k for k, v in values.items() if isinstance(v, complex)]
     scalars = {**dims, **{k: sp.Symbol(k) for k in complex_names if k not in dims}}
     expr = parse_expression(args.expr, mats, scalars)
@@ -137,24 +96,47 @@ def run(args: argparse.Namespace) -> int:
     system = derive_system(
         pencil, [GaussianMatrix(n, 1, sym) for n, sym in gaussians.items() if n in pencil.symbols], laws
     )
-    herglotz: dict[str, int] = {}
-    if args.solve and len(complex_names) == 1:
-        import numpy as np
-
-        name = complex_names[0]
+    sign = 0
+    if len(complex_names) == 1:
         real = {k: float(v) for k, v in values.items() if not isinstance(v, complex)}
-        sign = herglotz_sign(expr, name, mats, gaussians, laws, real, np.random.default_rng(0))
-        if sign:
-            herglotz["r"] = sign * (1 if values[name].imag > 0 else -1)
-    solution = None
-    if args.solve:
-        from ..theory.ovfp import solve_system
+        sign = herglotz_sign(expr, complex_names[0], mats, gaussians, laws, real, np.random.default_rng(0))
+    sa = pencil.self_adjoint()
+    meta = {
+        "dimensions": sorted(dims),
+        "herglotz": int(sign or 0),
+        "json": {"expression": sp.sstr(expr), "pencil": pencil.as_dict(), "system": system.as_dict()},
+        "self_adjoint_json": sa.as_dict() if args.self_adjoint else None,
+        "text": [
+            f"expression: {sp.sstr(expr)}\n{pencil.to_text()}",
+            "self-adjoint form:\n" + sa.to_text(),
+            system.to_text(),
+        ],
+        "latex": [pencil.to_latex(), sa.to_latex(), system.to_latex()],
+    }
+    return system, meta
 
-        solution = solve_system(system, values, herglotz)
+
+def run(args: argparse.Namespace) -> int:
+    """Derive (or load the cached system), optionally solve, and print."""
+    from ..theory.ovfp import cached_fixed_point
+    from .args import declaration_key, parse_params
+
+    values = parse_params(args.param)
+    complex_names = sorted(k for k, v in values.items() if isinstance(v, complex))
+    key = {**declaration_key(args), "complex": complex_names, "self_adjoint": bool(args.self_adjoint)}
+    fixed_point, meta = cached_fixed_point("pencil-1", key, lambda: _derived(args, values))
+    for name in meta["dimensions"]:
+        v = values.get(name)
+        if v is not None and (isinstance(v, complex) or v <= 0):
+            raise UserError(f"dimension {name} must be a real number > 0, got {args_value(v)}.")
+    herglotz: dict[str, int] = {}
+    if meta["herglotz"] and len(complex_names) == 1:
+        herglotz["r"] = meta["herglotz"] * (1 if values[complex_names[0]].imag > 0 else -1)
+    solution = fixed_point.solve(values, herglotz=herglotz) if args.solve else None
     if args.format == "json":
-        data: dict[str, Any] = {"expression": sp.sstr(expr), "pencil": pencil.as_dict(), "system": system.as_dict()}
+        data: dict[str, Any] = dict(meta["json"])
         if args.self_adjoint:
-            data["self_adjoint_pencil"] = pencil.self_adjoint().as_dict()
+            data["self_adjoint_pencil"] = meta["self_adjoint_json"]
         if solution is not None:
             data["solution"] = {
                 "unknowns": {k: json_number(v) for k, v in solution.unknowns.items()},
@@ -168,11 +150,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     latex = args.format == "latex"
-    print(pencil.to_latex() if latex else f"expression: {sp.sstr(expr)}\n{pencil.to_text()}")
+    shown = meta["latex"] if latex else meta["text"]
+    print(shown[0])
     if args.self_adjoint:
-        sa = pencil.self_adjoint()
-        print(sa.to_latex() if latex else "self-adjoint form:\n" + sa.to_text())
-    print(system.to_latex() if latex else system.to_text())
+        print(shown[1])
+    print(shown[2])
     if solution is not None:
         if latex:
             for name, val in solution.outputs.items():

@@ -111,6 +111,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
+    """The limiting density, the atoms as stems at their location (mass annotated, with the draw's fraction
+    of eigenvalues there) and the histogram of the draw's other eigenvalues (normalised by the whole draw, so
+    that it is comparable with the continuous part)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,27 +122,28 @@ def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
 
     from ..artifacts import png_bytes
 
-    fig = Figure(figsize=(7.5, 4.4))
+    fig = Figure(figsize=(7.5, 4.6))
     ax = fig.add_subplot(1, 1, 1)
     x, rho = spec.x, spec.density
+    span = float(x[-1] - x[0])
     theory_top = float(np.nanmax(rho)) if np.any(np.isfinite(rho)) else 1.0
     # a divergent edge (e.g. x^(-1/2) at a hard edge) must not flatten the plot: clip the y range
     top = min(theory_top, 3 * float(np.nanpercentile(rho, 95))) if np.any(np.isfinite(rho)) else 1.0
+    in_draw: dict[float, float] = {}
     if eigs is not None and len(eigs):
         nb = int(np.clip(2.5 * math.sqrt(len(eigs)), 30, 120))
         edges = np.linspace(x[0], x[-1], nb + 1)
-        tol = 1e-8 * (1 + float(np.max(np.abs(eigs))))  # rounding: exact zero eigenvalues come out as ±1e-15
-        counts, _ = np.histogram(
-            np.clip(eigs, np.where(eigs > x[0] - tol, x[0], -np.inf), np.where(eigs < x[-1] + tol, x[-1], np.inf)),
-            bins=edges,
-        )
-        heights = counts / (len(eigs) * np.diff(edges))
-        in_atom = np.zeros(nb, bool)
+        tol = 1e-6 * (1 + float(np.max(np.abs(eigs))))  # rounding: exact zero eigenvalues come out as ±1e-15
+        rest = np.ones(len(eigs), bool)
         for a, _ in spec.atoms:
-            k = np.searchsorted(edges, a, side="right") - 1
-            in_atom[max(0, min(nb - 1, k))] = True
-        if np.any(~in_atom):
-            hist_top = float(np.max(heights[~in_atom]))
+            at = np.abs(eigs - a) <= tol
+            in_draw[a] = float(np.mean(at))
+            rest &= ~at
+        kept = eigs[rest & (eigs >= x[0] - tol) & (eigs <= x[-1] + tol)]
+        counts, _ = np.histogram(np.clip(kept, x[0], x[-1]), bins=edges)
+        heights = counts / (len(eigs) * np.diff(edges))
+        if heights.size:
+            hist_top = float(np.max(heights))
             top = max(min(theory_top, 1.5 * hist_top), hist_top)
         ax.bar(
             edges[:-1],
@@ -149,69 +153,117 @@ def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
             color="0.80",
             edgecolor="0.65",
             linewidth=0.4,
-            label=f"eigenvalues of one draw, N = {len(eigs)}",
+            label=f"eigenvalues of one draw, N = {len(eigs)}" + (" (atoms apart)" if spec.atoms else ""),
         )
-    ax.plot(x, rho, color="C0", lw=1.8, label=f"limiting density (eta = {spec.eta:g})")
+    ax.plot(x, rho, color="C0", lw=1.8, label=f"limiting density (η = {spec.eta:g})")
     ymax = 1.25 * top if top > 0 else 1.0
     for a, w in spec.atoms:
-        ax.axvline(a, color="C3", lw=1.5, ls="--")
+        ax.plot([a, a], [0, 0.8 * ymax], color="C3", lw=1.8, ls="--", clip_on=False, zorder=5)
+        ax.plot([a], [0.8 * ymax], marker="v", color="C3", ms=7, clip_on=False, zorder=5)
+        note = f"atom at {a:.4g}\nmass {w:.4g}" + (f"\n(draw: {in_draw[a]:.4g})" if a in in_draw else "")
         ax.annotate(
-            f"atom at {a:.4g}\nmass {w:.4g}",
-            xy=(a, 0.88 * ymax),
-            xytext=(6, 0),
-            textcoords="offset points",
-            color="C3",
-            fontsize=9,
-            va="top",
+            note, xy=(a, 0.8 * ymax), xytext=(8, 0), textcoords="offset points", color="C3", fontsize=9, va="center"
         )
     if spec.atoms:
-        ax.plot([], [], color="C3", ls="--", label="atoms (mass annotated)")
+        ax.plot([], [], color="C3", ls="--", marker="v", label="atoms (mass annotated)")
     ax.set_ylim(0, ymax)
-    ax.set_xlim(x[0], x[-1])
+    pad = 0.02 * span
+    lo = min([x[0] - pad] + [a - pad for a, _ in spec.atoms])
+    hi = max([x[-1]] + [a + pad for a, _ in spec.atoms])
+    ax.set_xlim(lo, hi)  # a little room on the left, so that an atom at the grid's end is not on the axis
     ax.set_xlabel("eigenvalue x")
     ax.set_ylabel("density")
-    ax.set_title(title, fontsize=10)
+    try:
+        ax.set_title("spectrum of " + title, fontsize=10)
+        fig.canvas.draw()  # mathtext that matplotlib cannot typeset fails here, not when saving
+    except ValueError:
+        ax.set_title("spectrum of " + title.replace("$", ""), fontsize=9)
     ax.legend(loc="upper right", fontsize=8, frameon=False)
     ax.grid(alpha=0.25)
     fig.tight_layout()
     return png_bytes(fig, command)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Derive, solve along the grid, find atoms, print or write."""
+def _parsed(args: argparse.Namespace, real: dict[str, float]) -> tuple[Any, dict[str, Any], dict[str, bool], list[Any]]:
+    """The expression (SymPy) with its matrices, Gaussian names and laws, checked square and self-adjoint."""
     import numpy as np
     import sympy as sp
 
     from ...derive.laws import is_self_adjoint
     from ...derive.pencil import parse_expression
-    from ..studies.spectrum import (
-        StieltjesSolver,
-        check_finite_draw,
-        finite_eigenvalues,
-        resolvent_system,
-        spectral_density,
-    )
-    from .cmd_pencil import declarations
-    from .progress import Progress
+    from .args import declarations
 
-    a, b, num = _grid(args.x)
-    mats, dims, laws, gaussians, values = declarations(args)
-    for k, v in values.items():
-        if isinstance(v, complex):
-            raise UserError(f"parameter {k} must be real here (the spectral parameter z is added by spectrum).")
-    real = {k: float(v) for k, v in values.items() if not isinstance(v, complex)}
+    mats, dims, laws, gaussians, _ = declarations(args)
     expr = parse_expression(args.expr, mats, dims)
     if expr.rows != expr.cols:
         raise UserError(f"the expression is {sp.sstr(expr.rows)} x {sp.sstr(expr.cols)}; it must be square.")
     if not is_self_adjoint(expr, mats, gaussians, laws, real, np.random.default_rng(0)):
         raise UserError("the expression is not self-adjoint (symmetric); e.g. write Ft*F/n, not F*F' * D.")
+    return expr, mats, gaussians, laws
+
+
+def _latex_lines(expr: Any, width: int = 110) -> list[str]:
+    """The LaTeX of an expression in lines of at most about ``width`` characters, broken between the terms
+    of a sum (for a mathtext title)."""
+    import sympy as sp
+    from sympy import MatAdd
+
+    terms = list(expr.args) if isinstance(expr, MatAdd) else [expr]
+    lines: list[str] = []
+    for term in terms:
+        tex = sp.latex(term)
+        if lines and len(lines[-1]) + len(tex) + 3 <= width:
+            lines[-1] += (" " if tex.startswith("-") else " + ") + tex
+        else:
+            lines.append(tex if not lines or tex.startswith("-") else "+ " + tex)
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    """Derive (or load the cached system), solve along the grid, find atoms, print or write."""
+    import numpy as np
+
+    from ..studies.spectrum import StieltjesSolver, check_finite_draw, finite_eigenvalues, spectral_density
+    from ..theory.ovfp import cached_fixed_point
+    from .args import declaration_key, parse_params
+    from .progress import Progress
+
+    a, b, num = _grid(args.x)
+    values = parse_params(args.param)
+    for k, v in values.items():
+        if isinstance(v, complex):
+            raise UserError(f"parameter {k} must be real here (the spectral parameter z is added by spectrum).")
+    real = {k: float(v) for k, v in values.items() if not isinstance(v, complex)}
+    parsed: list[Any] = []
+
+    def parse() -> tuple[Any, dict[str, Any], dict[str, bool], list[Any]]:
+        if not parsed:
+            parsed.extend(_parsed(args, real))
+        return parsed[0], parsed[1], parsed[2], parsed[3]
+
     if args.out and args.n > 0:
+        expr, mats, _, _ = parse()
         check_finite_draw(expr, mats, real, args.n)  # before any work
-    system, zname = resolvent_system(expr, gaussians, laws, taken=list(real))
-    solver = StieltjesSolver(system, zname, real)
+
+    def derive() -> tuple[Any, dict[str, Any]]:
+        import sympy as sp
+
+        from ..studies.spectrum import resolvent_system
+
+        expr, mats, gaussians, laws = parse()
+        system, zname = resolvent_system(expr, gaussians, laws, taken=list(real))
+        dims = sorted({str(d) for m in mats.values() for d in sp.sympify(m.shape).free_symbols})
+        return system, {"z": zname, "expression": sp.sstr(expr), "latex": _latex_lines(expr), "dimensions": dims}
+
+    fixed_point, meta = cached_fixed_point("spectrum-resolvent-1", declaration_key(args), derive)
+    for name in meta["dimensions"]:
+        if name in real and real[name] <= 0:
+            raise UserError(f"dimension {name} must be a real number > 0, got {real[name]:g}.")
+    solver = StieltjesSolver(fixed_point, meta["z"], real)
     x = np.linspace(a, b, num)
     eigs = None
     if args.out and args.n > 0:
+        expr, mats, gaussians, laws = parse()
         eigs = finite_eigenvalues(expr, mats, gaussians, laws, real, args.n, np.random.default_rng(args.seed))
     with Progress(num, "spectrum") as bar:
 
@@ -227,21 +279,22 @@ def run(args: argparse.Namespace) -> int:
             "physical branch (left empty).",
             file=sys.stderr,
         )
-    expr_text = sp.sstr(expr)
+    expr_text = meta["expression"]
     if args.out:
         from ..artifacts import csv_text, fmt, write_outputs
 
         command = getattr(args, "command_line", "sobolev-rf spectrum")
         pars = ", ".join(f"{k} = {v:g}" for k, v in real.items())
-        import textwrap
-
-        title = "\n".join(textwrap.wrap(f"spectrum of {expr_text}" + (f"  ({pars})" if pars else ""), 90))
+        title = "\n".join(f"${line}$" for line in meta["latex"]) + (f"\n({pars})" if pars else "")
         files: dict[str, str | bytes] = {
             "spectrum.png": _figure(spec, eigs, title, command),
             "spectrum.csv": csv_text(
                 command,
-                ["x", "density", "stieltjes_re", "stieltjes_im"],
-                [[fmt(xi), fmt(r), fmt(m.real), fmt(m.imag)] for xi, r, m in zip(spec.x, spec.density, spec.stieltjes)],
+                ["x", "density", "stieltjes_re", "stieltjes_im", "note"],
+                [
+                    [fmt(xi), fmt(r), fmt(m.real), fmt(m.imag), note or ""]
+                    for xi, r, m, note in zip(spec.x, spec.density, spec.stieltjes, spec.notes)
+                ],
             ),
             "spectrum_atoms.csv": csv_text(command, ["x", "mass"], [[fmt(p), fmt(w)] for p, w in spec.atoms]),
         }
@@ -256,8 +309,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(spec.as_dict()))
         return 0
-    density = np.nan_to_num(spec.density)
-    mass = float(np.sum(0.5 * (density[1:] + density[:-1]) * np.diff(spec.x)))  # trapezoidal rule
+    mass = spec.masses()
     print(
         f"spectrum of {expr_text}: {num} points on [{a:g}, {b:g}], eta = {args.eta:g} "
         f"({spec.stats['anchors']} anchors from z -> i*inf, {spec.stats['continued_along_x']} continued along x, "
@@ -266,9 +318,18 @@ def run(args: argparse.Namespace) -> int:
     for p, w in spec.atoms:
         print(f"  atom at x = {p:.8g}: mass {w:.8g}")
     print(
-        f"  mass of the continuous part on the grid: {mass:.6f}; with the atoms: "
-        f"{mass + sum(w for _, w in spec.atoms):.6f}"
+        f"  mass of the continuous part on the grid: {mass['continuous_on_grid']:.6f}; with the atoms: "
+        f"{mass['total']:.6f}"
     )
+    if mass["missing"] > 0.01:
+        print(
+            f"  the grid and the atoms capture {100 * mass['total']:.1f} % of the mass: "
+            f"{100 * mass['missing']:.1f} % lies outside [{a:g}, {b:g}] or at unresolved points (widen --x)"
+        )
+    empty = sum(note is not None for note in spec.notes)
+    if empty:
+        reasons = sorted({note for note in spec.notes if note is not None})
+        print(f"  {empty} grid points have no density value: " + "; ".join(reasons))
     step = max(1, num // 20)
     print(f"  {'x':>12}  {'density':>14}")
     for i in range(0, num, step):

@@ -15,16 +15,19 @@ How the fixed point is followed:
 * points that fail are solved again from z → i∞.
 
 Atoms (point masses w at x₀: m(z) ≈ −w/(z − x₀)) are found from the grid (local maxima of Im m,
-unresolved points, and sign changes + → − of Re m with a large residue estimate), located by fitting the
-pole, 1/m(z) ≈ −(z − x₀)/w, from two evaluations ever closer to the axis (ε = 10⁻⁴ s … 10⁻⁶ s, s the scale
+unresolved points, and sign changes + → − of Re m with a large residue estimate) and at 0 whether or not the
+grid contains it (the kernel of a rank-deficient expression), located by fitting the pole,
+1/m(z) ≈ −(z − x₀)/w, from two evaluations ever closer to the axis (ε = 10⁻⁴ s … 10⁻⁶ s, s the scale
 of the x range, as close as the solver converges and until the fit stops moving; a location within 10⁻² ε
 of 0 is reported as 0), and kept when the mass estimate μ(ε) = ε Im m(x₀ + iε) at the two closest
 converged distances (ε ≤ 10⁻⁴ s) agrees to 2 % (a continuous density, even one with an inverse-square-root
 edge, gives μ → 0 like √ε or faster); the mass is μ extrapolated to ε = 0 through the three closest
-distances.  The reported density is the continuous part: each atom's Lorentzian w η / (π((x − x₀)² + η²))
-is subtracted; at grid points inside an atom's core, where the uncertainty this leaves (10⁻⁹ of |m|, plus
-the Lorentzian times the mass's relative error, estimated by the size of the extrapolation step) exceeds
-10⁻³ of the density's maximum, the continuous part is not determined at this η and is left empty (NaN).
+distances.  Each level is reached by descending from the level above (:meth:`StieltjesSolver.descend`: a few
+Newton rungs), not by a new path from i∞.  The reported density is the continuous part: each atom's
+Lorentzian w η / (π((x − x₀)² + η²)) is subtracted; at grid points inside an atom's core, where the
+uncertainty this leaves (10⁻⁹ of |m|, plus the Lorentzian times the mass's relative error, estimated by the
+size of the extrapolation step) exceeds 10⁻³ of the density's maximum, the continuous part is not
+determined at this η and is left empty (NaN), with the reason in :attr:`Spectrum.notes`.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ RELATIVE_PRECISION = 1e-9
 @dataclass
 class Spectrum:
     """A limiting spectral density on a grid: ``stieltjes`` = m(x + iη), ``density`` its continuous part,
-    ``atoms`` a list of (location, mass), ``converged`` where the physical branch was found."""
+    ``atoms`` a list of (location, mass), ``converged`` where the physical branch was found, ``notes`` the
+    reason wherever the density is left empty (None elsewhere)."""
 
     x: np.ndarray
     eta: float
@@ -64,6 +68,16 @@ class Spectrum:
     atoms: list[tuple[float, float]]
     converged: np.ndarray
     stats: dict[str, int] = field(default_factory=dict)
+    notes: list[str | None] = field(default_factory=list)
+
+    def masses(self) -> dict[str, float]:
+        """The mass of the continuous part on the grid (trapezoidal rule, empty points as 0), of the atoms,
+        their total and what the grid and the atoms miss (1 − total: mass outside the grid or unresolved)."""
+        rho = np.nan_to_num(self.density)
+        continuous = float(np.sum(0.5 * (rho[1:] + rho[:-1]) * np.diff(self.x))) if self.x.size > 1 else 0.0
+        atoms = float(sum(w for _, w in self.atoms))
+        total = continuous + atoms
+        return {"continuous_on_grid": continuous, "atoms": atoms, "total": total, "missing": 1.0 - total}
 
     def as_dict(self) -> dict[str, Any]:
         """``{"x", "density", "atoms"}`` (unresolved points as null) plus the η and the Stieltjes transform."""
@@ -78,35 +92,40 @@ class Spectrum:
             "eta": self.eta,
             "stieltjes": [{"re": num(v.real), "im": num(v.imag)} for v in self.stieltjes],
             "unresolved": int((~self.converged).sum()),
+            "density_notes": list(self.notes) if self.notes else [None] * len(self.x),
+            "mass": self.masses(),
         }
 
 
 class StieltjesSolver:
     """m(z) = (1/N) tr(M − z)⁻¹ at arrays of complex z from the fixed point of a resolvent pencil.
 
-    ``system``: the :class:`OVSystem` of (M − zI)⁻¹ (output ``output``); ``z``: the name of the spectral
-    parameter; ``values``: every other parameter (real)."""
+    ``system``: the :class:`~sobolev_rf.numeric.theory.ovfp.FixedPoint` (or the derived
+    :class:`~sobolev_rf.derive.ovfp.OVSystem`) of (M − zI)⁻¹ (output ``output``); ``z``: the name of the
+    spectral parameter; ``values``: every other parameter (real)."""
 
     def __init__(self, system: Any, z: str, values: Mapping[str, float], output: str = "m"):
-        self.system = system
-        self.fixed_point = FixedPoint.of(system)
+        self.fixed_point = system if isinstance(system, FixedPoint) else FixedPoint.of(system)
         self.z = z
         self.values = dict(values)
-        self.output = list(system.outputs).index(output)
-        names = [str(p) for p in system.parameters]
+        self.output = list(self.fixed_point.output_names).index(output)
+        names = list(self.fixed_point.parameters)
         if z not in names:
             raise UserError("the expression does not depend on the spectral parameter.")
         missing = [n for n in names if n != z and n not in self.values]
         if missing:
             raise UserError(f"missing parameter values for {', '.join(missing)}; pass them with --param NAME=VALUE.")
 
+    @property
+    def unknowns(self) -> int:
+        """The number of unknowns of the fixed point."""
+        return len(self.fixed_point.unknowns)
+
     def params(self, z: np.ndarray) -> list[np.ndarray]:
         z = np.asarray(z, dtype=complex)
-        out = []
-        for p in self.system.parameters:
-            name = str(p)
-            out.append(z if name == self.z else np.full(z.shape, float(self.values[name])))
-        return out
+        return [
+            z if name == self.z else np.full(z.shape, float(self.values[name])) for name in self.fixed_point.parameters
+        ]
 
     def trace(self, g: np.ndarray, z: np.ndarray) -> np.ndarray:
         return self.fixed_point.output_values(g, self.params(z))[self.output]
@@ -115,11 +134,27 @@ class StieltjesSolver:
         """Unknowns, m and a converged mask at the points ``z``, continued from z → i∞."""
         z = np.atleast_1d(np.asarray(z, dtype=complex))
         if z.size == 0:
-            n = len(self.system.unknowns)
+            n = self.unknowns
             return np.zeros((n, 0), complex), np.zeros(0, complex), np.zeros(0, bool)
         g, ok = self.fixed_point.continue_from_infinity(self.params(z))
         m = self.trace(g, z)
         ok = ok & np.isfinite(m) & (m.imag * np.sign(z.imag) >= -1e-9 * np.abs(m))
+        return g, m, ok
+
+    def descend(
+        self, z: np.ndarray, g_above: np.ndarray, height: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`from_infinity`, continued down from solutions ``g_above`` at z + i·``height`` (the same
+        branch, a few Newton rungs instead of the whole path); points where that fails come from z → i∞."""
+        z = np.atleast_1d(np.asarray(z, dtype=complex))
+        g, ok = self.fixed_point.continue_from_infinity(
+            self.params(z), x_top=g_above, height=np.broadcast_to(height, z.shape)
+        )
+        m = self.trace(g, z)
+        ok = ok & np.isfinite(m) & (m.imag * np.sign(z.imag) >= -1e-9 * np.abs(m))
+        redo = np.flatnonzero(~ok)
+        if redo.size:
+            g[:, redo], m[redo], ok[redo] = self.from_infinity(z[redo])
         return g, m, ok
 
 
@@ -133,7 +168,7 @@ def stieltjes_grid(
     """m(x + iη) on the grid ``x`` (anchors from z → i∞, continuation along x, fallback from i∞)."""
     size = len(x)
     z = np.asarray(x, dtype=float) + 1j * eta
-    n = len(solver.system.unknowns)
+    n = solver.unknowns
     g = np.full((n, size), np.nan, dtype=complex)
     m = np.full(size, np.nan, dtype=complex)
     ok = np.zeros(size, bool)
@@ -176,11 +211,26 @@ def stieltjes_grid(
     return m, ok, stats
 
 
+def _inside(xc: np.ndarray, x: np.ndarray, h: float, extra: Sequence[float]) -> np.ndarray:
+    """Candidates within the grid (± one step) or within ten steps of an extra candidate."""
+    keep = (xc >= x[0] - h) & (xc <= x[-1] + h)
+    for e in extra:
+        keep |= np.abs(xc - e) <= 10 * h
+    return keep
+
+
 def find_atoms(
-    solver: StieltjesSolver, x: np.ndarray, m: np.ndarray, eta: float, with_error: bool = False
+    solver: StieltjesSolver,
+    x: np.ndarray,
+    m: np.ndarray,
+    eta: float,
+    with_error: bool = False,
+    extra: Sequence[float] = (0.0,),
 ) -> list[tuple[float, ...]]:
-    """Point masses (location, mass) of the limiting law inside [x₀, x_end] (module docstring); with
-    ``with_error`` a third entry, an estimate of the mass's error (the size of the extrapolation step)."""
+    """Point masses (location, mass) of the limiting law inside [x₀, x_end], and at the ``extra`` candidate
+    locations wherever they are (by default 0, the kernel of a rank-deficient expression, so that its atom is
+    reported whether or not the grid contains 0; module docstring); with ``with_error`` a third entry, an
+    estimate of the mass's error (the size of the extrapolation step)."""
     x = np.asarray(x, dtype=float)
     if x.size < 2:
         return []
@@ -202,16 +252,23 @@ def find_atoms(
             w = (x[j + 1] - x[j]) / (1 / re[j] - 1 / re[j + 1])
             if w >= MIN_ATOM_MASS:
                 cands.append(float(x[j] + w / re[j]))
+    cands += [float(e) for e in extra]
     if not cands:
         return []
     xc = np.unique(np.round(np.array(cands), 12))
     found = np.zeros(xc.size, bool)
     closest = np.full(xc.size, np.inf)  # the closest distance of a converged pole fit
+    g_prev: np.ndarray | None = None  # the solutions at the previous (higher) level, at z1
+    eps_prev = 0.0
     for eps in EPS_FIT * scale:  # pole fit 1/m(z) ≈ −(z − x₀)/w, ever closer to the axis
         z1 = xc + 1j * eps
         z2 = xc + 2j * eps
-        _, mm, ok = solver.from_infinity(np.concatenate([z1, z2]))
-        m1, m2 = mm[: xc.size], mm[xc.size :]
+        if g_prev is None:
+            g2, m2, ok2 = solver.from_infinity(z2)
+        else:
+            g2, m2, ok2 = solver.descend(z2, g_prev, eps_prev - 2 * eps)
+        g1, m1, ok1 = solver.descend(z1, g2, eps)
+        ok = np.concatenate([ok1, ok2])
         with np.errstate(all="ignore"):
             w = -(z2 - z1) / (1 / m2 - 1 / m1)
             x0 = (z1 + w / m1).real
@@ -220,8 +277,9 @@ def find_atoms(
         xc = np.where(good, x0, xc)  # where the solve failed this close to the axis, keep the last fit
         closest = np.where(good, eps, closest) if found.size else closest
         found |= good
-        keep = (xc >= x[0] - h) & (xc <= x[-1] + h)
-        xc, found, closest = xc[keep], found[keep], closest[keep]
+        keep = _inside(xc, x, h, extra)
+        xc, found, closest, g_prev = xc[keep], found[keep], closest[keep], g1[:, keep]
+        eps_prev = eps
         if xc.size == 0:
             return []
         if not good.any() or settled:
@@ -231,9 +289,15 @@ def find_atoms(
         return []
     levels = EPS_MASS * scale
     levels = levels[levels >= 0.99 * float(np.min(closest))]  # no closer than the fits could go
-    _, mm, ok = solver.from_infinity(np.concatenate([xc + 1j * e for e in levels]))
-    mu = levels[:, None] * mm.reshape(levels.size, xc.size).imag
-    ok = ok.reshape(levels.size, xc.size)
+    mm = np.zeros((levels.size, xc.size), complex)
+    ok = np.zeros((levels.size, xc.size), bool)
+    g = np.zeros(0)
+    for i, e in enumerate(levels):  # down the vertical line through each atom, level by level
+        if i == 0:
+            g, mm[i], ok[i] = solver.from_infinity(xc + 1j * e)
+        else:
+            g, mm[i], ok[i] = solver.descend(xc + 1j * e, g, levels[i - 1] - e)
+    mu = levels[:, None] * mm.imag
     atoms: list[tuple[float, float, float]] = []
     for c in range(xc.size):
         valid = np.flatnonzero(ok[:, c] & np.isfinite(mu[:, c]))
@@ -279,7 +343,16 @@ def spectral_density(
     core = ok & (error > 1e-3 * max(scale, 1e-300))  # inside an atom's core: Im m is all atom
     density[core] = np.nan
     stats["atom_core"] = int(core.sum())
-    return Spectrum(x, float(eta), m, density, [(a, w) for a, w, _ in found], ok, stats)
+    notes: list[str | None] = [None] * x.size
+    for j in np.flatnonzero(~ok):
+        notes[j] = "not converged on the physical branch at this eta"
+    for j in np.flatnonzero(core):
+        if found:
+            a = min(found, key=lambda atom: abs(x[j] - atom[0]))[0]
+            notes[j] = f"inside the core of the atom at {a:.6g}: the continuous part is not resolved at this eta"
+        else:
+            notes[j] = "below the precision of the solution at this eta"
+    return Spectrum(x, float(eta), m, density, [(a, w) for a, w, _ in found], ok, stats, notes)
 
 
 # ======================================================================================= building

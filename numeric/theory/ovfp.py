@@ -1,18 +1,17 @@
 """The numerical fixed point of an operator-valued system (:class:`~sobolev_rf.derive.ovfp.OVSystem`).
 
-:class:`FixedPoint` evaluates Φ and the output traces of a derived system at many points at once, and solves
-g = Φ(g):
+:class:`FixedPoint` solves g = Φ(g) at many points at once, on an *evaluator* of Φ, of the output traces and
+of the Jacobian: the generated NumPy kernel of the system (:class:`KernelEvaluator`, loaded from the cache
+without SymPy; real or complex arithmetic), or, for systems that keep numerical expectations, SymPy's
+``lambdify`` (:mod:`.ovfp_symbolic`).
 
 * real parameters (:meth:`FixedPoint.solve`): damped fixed-point iteration in double precision from the
-  perturbative branch g = 0 (scipy ``root`` as fallback), then Newton polishing in 30-digit mpmath
-  arithmetic, so closed-form systems reach 1e-13;
+  perturbative branch g = 0 (scipy ``root`` as fallback), then Newton polishing (30-digit mpmath on the
+  symbolic evaluator; double precision on a kernel, whose systems are closed forms);
 * complex parameters (:meth:`FixedPoint.continue_from_infinity`): the physical branch, continued from
-  z → i∞ by vectorised damped Newton steps (:meth:`FixedPoint.newton`);
-* numerical expectations (:class:`~sobolev_rf.derive.expectations.GaussExpectation`,
-  :class:`~sobolev_rf.derive.expectations.LawExpectation`): tensor Gauss–Hermite (n = 120, 60, 28, 14 nodes
-  per axis in 1, 2, 3, ≥ 4 dimensions), exact sums over data, Gauss–Legendre; the reported error is
-  |Q_n − Q_{n/2}|, a conservative estimate for Q_n since for an integrand analytic in a strip |Im ζ| < σ the
-  error decays geometrically in σ√n.  Never Monte Carlo.
+  z → i∞ by vectorised damped Newton steps (:meth:`FixedPoint.newton`), all points at once.
+
+SymPy is not imported here.
 """
 
 from __future__ import annotations
@@ -20,18 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import mpmath
 import numpy as np
-import scipy.optimize
-import scipy.special
-import sympy as sp
 
 from ...derive.errors import UserError
-from ...derive.expectations import GaussExpectation, LawExpectation
-from ...derive.laws import DiagonalLaw
-from ...derive.ovfp import OVSystem, sobolev_system
+
+if TYPE_CHECKING:
+    from ...derive.ovfp import OVSystem
 
 
 # ======================================================================================= special functions
@@ -51,11 +46,15 @@ def scaled_expint(nu: float, x: Any) -> Any:
     ν = ½: √(π/x) erfcx(√x); ν = 1: e^x E₁(x) (SciPy's complex exp1); upward recursion
     e^x E_{ν+1}(x) = (1 − x e^x E_ν(x))/ν; the asymptotic series for |x| ≥ 60. Real x ≤ 0 gives nan (the
     solver must not go there); other ν fall back to mpmath element by element."""
+    import scipy.special
+
     x = np.asarray(x)
     real = not np.iscomplexobj(x)
     xc = x.astype(complex)
     two_nu = 2 * float(nu)
     if two_nu != round(two_nu) or nu <= 0 or nu > 12:
+        import mpmath
+
         f = np.frompyfunc(lambda t: complex(mpmath.expint(float(nu), t) * mpmath.exp(t)), 1, 1)
         out = f(xc).astype(complex)
     else:
@@ -80,18 +79,79 @@ def scaled_expint(nu: float, x: Any) -> Any:
     return out if out.ndim else complex(out)
 
 
-def _erfcx(x: Any) -> Any:
-    return scipy.special.erfcx(x)
+def difference_jacobian(
+    F: Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray], x: np.ndarray, params: Sequence[np.ndarray]
+) -> np.ndarray:
+    """∂F_i/∂x_j (n × n × P) at P points by forward differences with relative steps, all n columns in one
+    evaluation of n·P points (unknowns near a pole are tiny or huge, hence relative steps)."""
+    n, size = x.shape
+    f = F(x, params)
+    h = 1e-7 * np.maximum(np.abs(x), 1e-4)
+    xp = np.repeat(x[:, None, :], n, axis=1)  # (unknown, column, point)
+    xp[np.arange(n), np.arange(n), :] += h
+    wide = [np.tile(p, n) for p in params]
+    fp = F(xp.reshape(n, n * size), wide).reshape(n, n, size)
+    return (fp - f[:, None, :]) / h[None, :, :]
 
 
-_FLOAT_FUNCS = {"Erfcx": _erfcx, "ScaledExpint": scaled_expint}
-_MP_FUNCS = {
-    "Erfcx": lambda x: mpmath.exp(x**2) * mpmath.erfc(x),
-    "ScaledExpint": lambda nu, x: mpmath.expint(nu, x) * mpmath.exp(x),
-}
+class Evaluator(Protocol):
+    """Φ, the output traces and the Jacobian of Φ(g) − g at P points (unknowns × P, one array per parameter)."""
+
+    unknowns: tuple[str, ...]
+    parameters: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def outputs(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def jacobian(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
-# ======================================================================================= solutions
+class KernelEvaluator:
+    """The generated NumPy module of a stored system (residual g − Φ(g), outputs, Jacobian), real or complex;
+    ``names`` gives the real names of its unknowns and parameters (the module's are neutral, g0…, q0…)."""
+
+    def __init__(self, module: Any, names: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.module = module
+        names = names or {}
+        self.unknowns = tuple(names.get("unknowns", module.UNKNOWNS))
+        self.parameters = tuple(names.get("parameters", module.PARAMETERS))
+        self.output_names = tuple(module.OUTPUTS)
+
+    @staticmethod
+    def _theta(params: Sequence[np.ndarray]) -> list[Any]:
+        """The parameters, each one that is constant over the points as a NumPy scalar (same arithmetic as an
+        array: 1/0 is inf, not an exception): the subexpressions of the parameters alone are then computed
+        once, not once per point."""
+        out: list[Any] = []
+        for p in params:
+            a = np.asarray(p)
+            if a.ndim and a.size and np.all(a == a.flat[0]):
+                out.append(a.flat[0])
+            else:
+                out.append(a)
+        return out
+
+    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        if not len(x):
+            return x.copy()
+        with np.errstate(all="ignore"):
+            r = self.module.residual(x, self._theta(params))
+        return x - np.broadcast_to(r, x.shape)
+
+    def outputs(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            values = self.module.outputs(x, self._theta(params))
+        return np.stack([np.broadcast_to(values[name], x.shape[1:]) for name in self.output_names])
+
+    def jacobian(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        n = x.shape[0]
+        with np.errstate(all="ignore"):
+            J = np.broadcast_to(self.module.jacobian(x, self._theta(params)), (n, n) + x.shape[1:])
+        return -J
+
+
 @dataclass
 class OVSolution:
     """Numerical solution of an :class:`OVSystem`."""
@@ -104,143 +164,47 @@ class OVSolution:
     quadrature_error: float = 0.0
 
 
-class FixedPoint:
-    """Numerical evaluation and solution of the fixed point g = Φ(g) of an :class:`OVSystem`."""
+#: Newton's tolerance on the intermediate rungs of a continuation (the last rung, s = 0, uses 1e-12).
+RUNG_TOLERANCE = 1e-8
 
-    def __init__(self, system: OVSystem) -> None:
-        self.system = system
-        self._compiled: dict[str, Any] = {}
+
+class FixedPoint:
+    """Numerical solution of the fixed point g = Φ(g) on an :class:`Evaluator`."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self.unknowns = evaluator.unknowns
+        self.parameters = evaluator.parameters
+        self.output_names = evaluator.output_names
 
     @classmethod
     def of(cls, system: OVSystem) -> FixedPoint:
-        """The evaluator of ``system``, kept for the last few systems (their compiled functions are built once)."""
+        """The solver of a derived system through SymPy's ``lambdify`` (kept for the last few systems, so
+        their functions are built once)."""
         for cached in _SOLVERS:
-            if cached.system is system:
+            if getattr(cached.evaluator, "system", None) is system:
                 return cached
-        fresh = cls(system)
+        from .ovfp_symbolic import SymbolicEvaluator
+
+        fresh = cls(SymbolicEvaluator(system))
         _SOLVERS.insert(0, fresh)
         del _SOLVERS[8:]
         return fresh
 
-    # ------------------------------------------------------------------------------- numerics
-    def _compile(self) -> dict[str, Any]:
-        if self._compiled:
-            return self._compiled
-        args = list(self.system.unknowns) + list(self.system.parameters)
-        quad: list[tuple[sp.Symbol, Callable[..., Any], tuple[sp.Symbol, ...]]] = []
-        cache: dict[sp.Expr, sp.Symbol] = {}
+    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        """Φ at P points: ``x`` (unknowns × P), ``params`` one array of P values per parameter."""
+        return self.evaluator.phi(x, params)
 
-        def strip(expr: sp.Expr) -> sp.Expr:
-            reps = {}
-            for node in expr.atoms(GaussExpectation, LawExpectation):
-                if node not in cache:
-                    sym = sp.Dummy(f"quad{len(cache)}")
-                    cache[node] = sym
-                    zs = tuple(node.args[1:])
-                    f = sp.lambdify(list(zs) + args, node.args[0], modules=[_FLOAT_FUNCS, "numpy"])
-                    quad.append((sym, f, zs))
-                reps[node] = cache[node]
-            return expr.xreplace(reps)
+    def output_values(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        """The normalised traces of every output (outputs × P) at the unknowns ``x``."""
+        return self.evaluator.outputs(x, params)
 
-        rhs = [strip(self.system.equations[u]) for u in self.system.unknowns]
-        outs = [strip(e) for e in self.system.outputs.values()]
-        qsyms = [q[0] for q in quad]
-        self._compiled = {
-            "quad": quad,
-            "rules": {},
-            "phi_float": sp.lambdify(args + qsyms, rhs, modules=[_FLOAT_FUNCS, "numpy"], cse=True),
-            "out_float": sp.lambdify(args + qsyms, outs, modules=[_FLOAT_FUNCS, "numpy"], cse=True),
-            "phi_mp": sp.lambdify(args + qsyms, rhs, modules=[_MP_FUNCS, "mpmath"]),
-            "out_mp": sp.lambdify(args + qsyms, outs, modules=[_MP_FUNCS, "mpmath"]),
-        }
-        return self._compiled
-
-    def _rule(self, zs: tuple[sp.Symbol, ...], coarse: bool) -> tuple[list[np.ndarray], np.ndarray]:
-        """Nodes (one array per coordinate of ``zs``) and weights of the expectation over their laws:
-        tensor Gauss–Hermite over normal coordinates (n = 120, 60, 28, 14 per axis in 1, 2, 3, ≥ 4
-        dimensions; half as many when ``coarse``) times the rule of each other law (atoms, Gauss–Legendre)."""
-        key = (zs, coarse)
-        rules = self._compile()["rules"]
-        if key in rules:
-            return rules[key]
-        normal: list[int] = []
-        groups: dict[int, tuple[DiagonalLaw, list[int], list[int]]] = {}
-        for pos, z in enumerate(zs):
-            law, idx = self.system.zeta_laws.get(str(z), (None, 0))
-            if law is None or law.kind == "normal":
-                normal.append(pos)
-            else:
-                groups.setdefault(id(law), (law, [], []))
-                groups[id(law)][1].append(pos)
-                groups[id(law)][2].append(idx)
-        factors: list[tuple[list[int], np.ndarray, np.ndarray]] = []
-        if normal:
-            n = {1: 120, 2: 60, 3: 28}.get(len(normal), 14)
-            x, w = np.polynomial.hermite_e.hermegauss(n // 2 if coarse else n)
-            w = w / math.sqrt(2 * math.pi)
-            grids = np.meshgrid(*([x] * len(normal)), indexing="ij")
-            wgrids = np.meshgrid(*([w] * len(normal)), indexing="ij")
-            factors.append(
-                (normal, np.stack([g.ravel() for g in grids], axis=1), np.prod([g.ravel() for g in wgrids], axis=0))
-            )
-        for law, positions, idxs in groups.values():
-            nodes, w = law.rule(coarse)
-            factors.append((positions, nodes[:, idxs], w))
-        coords: list[np.ndarray] = [np.zeros(1)] * len(zs)
-        weights = np.ones(1)
-        for positions, nodes, w in factors:
-            m_old, m_new = len(weights), len(w)
-            coords = [np.repeat(c, m_new) if len(c) == m_old else c for c in coords]
-            for col, pos in enumerate(positions):
-                coords[pos] = np.tile(nodes[:, col], m_old)
-            weights = np.repeat(weights, m_new) * np.tile(w, m_old)
-        rules[key] = (coords, weights)
-        return coords, weights
-
-    @staticmethod
-    def _integrate(
-        f: Callable[..., Any], coords: Sequence[np.ndarray], weights: np.ndarray, vals: Sequence[np.ndarray], size: int
-    ) -> np.ndarray:
-        """Σ_a w_a f(nodes_a, vals) for ``size`` points at once (chunked so that nodes × points stays small)."""
-        chunk = max(1, 2**21 // max(size, 1))
-        total: Any = 0
-        for start in range(0, len(weights), chunk):
-            sl = slice(start, start + chunk)
-            res = f(*[c[sl, None] for c in coords], *[v[None, :] for v in vals])
-            res = np.broadcast_to(np.asarray(res), (len(weights[sl]), size))
-            total = total + weights[sl] @ res
-        return np.broadcast_to(np.asarray(total), (size,))
-
-    def expectations(self, vals: Sequence[np.ndarray], with_error: bool = False) -> tuple[list[np.ndarray], float]:
-        """Values of every numerical expectation of the system at ``vals`` (unknowns then parameters, each an
-        array of P points) and, with ``with_error``, the largest |Q_n − Q_{n/2}| (an error estimate)."""
-        comp = self._compile()
-        size = len(vals[0]) if vals else 1
-        out, err = [], 0.0
-        with np.errstate(all="ignore"):
-            for _, f, zs in comp["quad"]:
-                coords, w = self._rule(zs, False)
-                fine = self._integrate(f, coords, w, vals, size)
-                out.append(fine)
-                if with_error:
-                    coords, w = self._rule(zs, True)
-                    coarse = self._integrate(f, coords, w, vals, size)
-                    err = max(err, float(np.max(np.abs(fine - coarse))))
-        return out, err
-
-    def _quad_values(self, vals: Sequence[Any], with_error: bool = False) -> tuple[list[Any], float]:
-        arrays = [np.atleast_1d(np.asarray(v)) for v in vals]
-        q, err = self.expectations(arrays, with_error)
-        return [complex(x[0]) if np.iscomplexobj(x) else float(x[0]) for x in q], err
-
-    def _params_array(
-        self, values: Mapping[str | sp.Symbol, Any], size: int | None = None
-    ) -> tuple[list[np.ndarray], int]:
+    def _params_array(self, values: Mapping[Any, Any], size: int | None = None) -> tuple[list[np.ndarray], int]:
         given = {str(k): v for k, v in values.items()}
-        missing = [str(p) for p in self.system.parameters if str(p) not in given]
+        missing = [p for p in self.parameters if p not in given]
         if missing:
             raise UserError(f"missing parameter values for {', '.join(missing)}; pass them as name=value.")
-        arrays = [np.atleast_1d(np.asarray(given[str(p)])) for p in self.system.parameters]
+        arrays = [np.atleast_1d(np.asarray(given[p])) for p in self.parameters]
         size = size or max([len(a) for a in arrays], default=1)
         out = []
         for a in arrays:
@@ -249,30 +213,10 @@ class FixedPoint:
             out.append(np.broadcast_to(a.astype(complex if np.iscomplexobj(a) else float), (size,)).copy())
         return out, size
 
-    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
-        """Φ at P points: ``x`` (unknowns × P), ``params`` one array of P values per parameter."""
-        comp = self._compile()
-        size = x.shape[1]
-        vals = list(x) + list(params)
-        q, _ = self.expectations(vals)
-        with np.errstate(all="ignore"):
-            out = comp["phi_float"](*vals, *q)
-        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.system.unknowns), size)
-
-    def output_values(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
-        """The normalised traces of every output (outputs × P) at the unknowns ``x``."""
-        comp = self._compile()
-        size = x.shape[1]
-        vals = list(x) + list(params)
-        q, _ = self.expectations(vals)
-        with np.errstate(all="ignore"):
-            out = comp["out_float"](*vals, *q)
-        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.system.outputs), size)
-
     def newton(
         self, x0: np.ndarray, params: Sequence[np.ndarray], tol: float = 1e-12, max_iter: int = 30
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Damped Newton on Φ(g) − g = 0 at P independent points (finite-difference Jacobian, backtracking);
+        """Damped Newton on Φ(g) − g = 0 at P independent points (the evaluator's Jacobian, backtracking);
         returns the unknowns and a mask of the converged points (scaled residual below ``tol``, or below 1e-9
         with a last step below 1e-10: close to a pole the residual stalls at the rounding level)."""
         n, size = x0.shape
@@ -296,12 +240,7 @@ class FixedPoint:
             if idx.size == 0:
                 break
             xa, fa = x[:, idx], f[:, idx]
-            # all n finite-difference columns in one vectorised evaluation (n·P points)
-            h = 1e-7 * np.maximum(np.abs(xa), 1e-4)  # relative steps: unknowns near a pole are tiny or huge
-            xp = np.repeat(xa[:, None, :], n, axis=1)  # (unknown, column, point)
-            xp[np.arange(n), np.arange(n), :] += h
-            fp = F(xp.reshape(n, n * idx.size), np.tile(idx, n)).reshape(n, n, idx.size)
-            J = np.transpose((fp - fa[:, None, :]) / h[None, :, :], (2, 0, 1)).astype(x.dtype)
+            J = np.transpose(self.evaluator.jacobian(xa, [p[idx] for p in params]), (2, 0, 1)).astype(x.dtype)
             J[~np.isfinite(J)] = 0
             try:
                 step = np.linalg.solve(J, -fa.T[..., None])[..., 0].T
@@ -332,7 +271,7 @@ class FixedPoint:
 
     def _fixed_point(self, params: Sequence[np.ndarray], size: int, max_iter: int = 400) -> np.ndarray:
         """Plain iteration g ← Φ(g) from g = 0 at P points (used where it contracts: far from the spectrum)."""
-        n = len(self.system.unknowns)
+        n = len(self.unknowns)
         dtype = complex if any(np.iscomplexobj(p) for p in params) else float
         x = np.zeros((n, size), dtype=dtype)
         for start in (1e-8, 1e-4, 1.0):  # nudge the start where a closed form is singular at g = 0
@@ -353,6 +292,7 @@ class FixedPoint:
         params: Sequence[np.ndarray],
         x_top: np.ndarray | None = None,
         callback: Callable[[int, int], None] | None = None,
+        height: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Solve at P points with complex parameters on the physical branch.
 
@@ -360,7 +300,8 @@ class FixedPoint:
         10³(1 + max|p|), where g ← Φ(g) from g = 0 converges (the perturbative branch, G ≈ Λ⁻¹, continuous
         from z → i∞), down to s = 0; each rung is a Newton solve from the previous one, with the step in s
         shrunk where Newton fails or the solution jumps.  Returns the unknowns (n × P) and a converged mask.
-        ``callback(done, total)`` reports progress."""
+        ``callback(done, total)`` reports progress.  With ``height`` (and ``x_top``, the solution there) the
+        path starts at s = ``height`` instead: a descent from a point already solved on the same branch."""
         size = len(params[0]) if params else 1
         cidx = [i for i, p in enumerate(params) if np.iscomplexobj(p)]
         sign = {i: np.where(params[i].imag < 0, -1.0, 1.0) for i in cidx}
@@ -374,7 +315,7 @@ class FixedPoint:
                 out.append(p[idx] + 1j * s * sign[i][idx] if i in cidx else p[idx])
             return out
 
-        s = 1e3 * scale
+        s = 1e3 * scale if height is None else np.array(height, dtype=float)
         x = self._fixed_point(at(s, np.arange(size)), size) if x_top is None else x_top.astype(complex)
         x, ok = self.newton(x, at(s, np.arange(size)))
         ratio = np.full(size, 0.25)
@@ -388,13 +329,18 @@ class FixedPoint:
             steps += 1
             target = s[idx] * ratio[idx]
             target = np.where(target < floor[idx], 0.0, target)
-            xn, conv = self.newton(x[:, idx], at(target, idx), max_iter=10)
+            # intermediate rungs only need to stay on the branch: a loose tolerance there, the full one at s = 0
+            loose = target > 0
+            xn, conv = x[:, idx].copy(), np.zeros(idx.size, bool)
+            for part, tol in ((loose, RUNG_TOLERANCE), (~loose, 1e-12)):
+                if part.any():
+                    xn[:, part], conv[part] = self.newton(x[:, idx[part]], at(target[part], idx[part]), tol, 10)
             # a continuous step: no unknown changes by more than 3/4 of its size (growth up to ×7 per rung,
             # as near a pole of the resolvent, where unknowns grow like 1/s)
             old_x = x[:, idx]
             jump = (
                 np.max(np.abs(xn - old_x) / (1 + np.abs(old_x) + np.abs(xn)), axis=0)
-                if len(self.system.unknowns)
+                if len(self.unknowns)
                 else np.zeros(idx.size)
             )
             good = conv & (jump < 0.75)
@@ -413,7 +359,7 @@ class FixedPoint:
 
     def solve(
         self,
-        values: Mapping[str | sp.Symbol, Any],
+        values: Mapping[Any, Any],
         tol: float = 1e-13,
         max_iter: int = 5000,
         damping: float = 1.0,
@@ -429,8 +375,7 @@ class FixedPoint:
         is_complex = any(np.iscomplexobj(p) for p in pv)
         if is_complex:
             return self._solve_complex(pv, herglotz or {})
-        pvals = [float(p[0]) for p in pv]
-        n = len(self.system.unknowns)
+        n = len(self.unknowns)
 
         def phi(x: np.ndarray) -> np.ndarray:
             return self.phi(np.asarray(x, dtype=float).reshape(n, 1), pv)[:, 0].astype(float)
@@ -467,6 +412,8 @@ class FixedPoint:
                     step /= 2
                 x, fx = y, fy
         if not (np.isfinite(res) and res < 1e-9):
+            import scipy.optimize
+
             with np.errstate(all="ignore"):
                 sol = scipy.optimize.root(
                     lambda y: phi(y) - y, x if np.all(np.isfinite(x)) else np.zeros(n), method="hybr", tol=1e-14
@@ -477,57 +424,33 @@ class FixedPoint:
                 raise UserError(
                     f"the fixed-point iteration did not converge (residual {res:.2e}); check the parameter values."
                 )
-        xm, res, outs, qerr = self._polish([mpmath.mpf(float(v)) for v in x], [mpmath.mpf(v) for v in pvals], pvals)
+        xm, res, outs, qerr = self._polish(np.asarray(x, dtype=float), pv)
         return OVSolution(
-            unknowns={str(u): float(v) for u, v in zip(self.system.unknowns, xm)},
-            outputs={k: float(v) for k, v in zip(self.system.outputs, outs)},
+            unknowns={str(u): float(v) for u, v in zip(self.unknowns, xm)},
+            outputs={k: float(v) for k, v in zip(self.output_names, outs)},
             residual=res,
             iterations=it,
             method=method + "+newton",
             quadrature_error=qerr,
         )
 
-    def _polish(self, xm: list[Any], pm: list[Any], pvals: list[Any]) -> tuple[list[Any], float, list[Any], float]:
-        """Newton polishing in 30-digit mpmath arithmetic (real or complex); the numerical expectations are
-        recomputed in double precision at every step."""
-        comp = self._compile()
-        n = len(xm)
-        conv = complex if any(isinstance(v, complex) for v in pvals) else float
-        mk = mpmath.mpc if conv is complex else mpmath.mpf
-        with mpmath.workdps(30):
-            xm = [mk(v) for v in xm]
-            pm = [mk(v) for v in pm]
+    def _polish(self, x: np.ndarray, pv: list[np.ndarray]) -> tuple[list[Any], float, list[Any], float]:
+        """Unknowns, residual, outputs and quadrature error after Newton polishing: 30-digit mpmath on an
+        evaluator that offers it (numerical expectations), else double-precision Newton steps (closed forms)."""
+        pvals = [complex(p[0]) if np.iscomplexobj(p) else float(p[0]) for p in pv]
+        polish = getattr(self.evaluator, "polish", None)
+        if polish is not None:
+            real = not np.iscomplexobj(x) and not any(isinstance(v, complex) for v in pvals)
+            if real:
+                import mpmath
 
-            def phim(y: Sequence[Any]) -> list[Any]:
-                q, _ = self._quad_values([conv(v) for v in y] + pvals)
-                return list(comp["phi_mp"](*y, *pm, *[mk(v) for v in q]))
-
-            for _ in range(8):
-                F = [a - b for a, b in zip(phim(xm), xm)]
-                if max((abs(f) for f in F), default=0) < mpmath.mpf(10) ** -26:
-                    break
-                h = mpmath.mpf(10) ** -14
-                J = mpmath.matrix(n, n)
-                for j in range(n):
-                    yj = list(xm)
-                    yj[j] += h
-                    Fj = [a - b for a, b in zip(phim(yj), yj)]
-                    for i in range(n):
-                        J[i, j] = (Fj[i] - F[i]) / h
-                try:
-                    dx = mpmath.lu_solve(J, mpmath.matrix(F))
-                except ZeroDivisionError:
-                    break
-                new = [a - dx[i] for i, a in enumerate(xm)]
-                Fn = [a - b for a, b in zip(phim(new), new)]
-                if max((abs(f) for f in Fn), default=0) > max((abs(f) for f in F), default=0):
-                    break
-                xm = new
-            F = [a - b for a, b in zip(phim(xm), xm)]
-            res = float(max((abs(f) for f in F), default=0))
-            q, qerr = self._quad_values([conv(v) for v in xm] + pvals, with_error=True)
-            outs = comp["out_mp"](*xm, *pm, *[mk(v) for v in q])
-        return xm, res, list(outs), qerr
+                return polish([mpmath.mpf(float(v)) for v in x], [mpmath.mpf(v) for v in pvals], pvals)
+            return polish([complex(v) for v in x], pvals, pvals)
+        y, _ = self.newton(np.asarray(x).reshape(-1, 1), pv, tol=1e-15, max_iter=6)
+        with np.errstate(all="ignore"):
+            res = float(np.max(np.abs(self.phi(y, pv) - y), initial=0.0))
+            outs = self.output_values(y, pv)[:, 0]
+        return list(y[:, 0]), res, list(outs), 0.0
 
     def _solve_complex(self, pv: list[np.ndarray], herglotz: Mapping[str, int]) -> OVSolution:
         x, ok = self.continue_from_infinity(pv)
@@ -536,9 +459,8 @@ class FixedPoint:
                 "the continuation from z → i∞ did not reach the requested complex parameters "
                 "(no converged physical branch); move them away from the real axis."
             )
-        pvals = [complex(p[0]) if np.iscomplexobj(p) else float(p[0]) for p in pv]
-        xm, res, outs, qerr = self._polish([complex(v) for v in x[:, 0]], pvals, pvals)
-        outputs = {k: complex(v) for k, v in zip(self.system.outputs, outs)}
+        xm, res, outs, qerr = self._polish(x[:, 0].astype(complex), pv)
+        outputs = {k: complex(v) for k, v in zip(self.output_names, outs)}
         for name, s in herglotz.items():
             val = outputs[name]
             if s * val.imag < -1e-9 * abs(val):
@@ -546,7 +468,7 @@ class FixedPoint:
                     f"the solution is not on the physical branch: Im tr({name}) = {val.imag:.3g} has the wrong sign."
                 )
         return OVSolution(
-            unknowns={str(u): complex(v) for u, v in zip(self.system.unknowns, xm)},
+            unknowns={str(u): complex(v) for u, v in zip(self.unknowns, xm)},
             outputs=outputs,
             residual=res,
             iterations=0,
@@ -555,7 +477,39 @@ class FixedPoint:
         )
 
 
-#: The most recently used evaluators (a short list: systems are not hashable).
+def cached_fixed_point(
+    producer: str, key: Mapping[str, Any], derive: Callable[[], tuple[OVSystem, dict[str, Any]]]
+) -> tuple[FixedPoint, dict[str, Any]]:
+    """The solver of a derived operator-valued system, through the cache of derived systems and kernels.
+
+    ``derive()`` returns the system and plain-data ``meta`` to keep with it; it runs (with SymPy) only when
+    the cache has no record for ``producer`` and ``key`` (see :func:`sobolev_rf.codegen.jit.system_record`).
+    A closed-form system is stored as a :class:`~sobolev_rf.derive.system.System` and solved on its generated
+    NumPy kernel (real or complex arithmetic; Jacobian by differences), so a warm call imports no SymPy; a
+    system with numerical expectations is recorded as such and derived again for ``lambdify``."""
+    from ...codegen import jit
+
+    held: dict[str, OVSystem] = {}
+
+    def build() -> Any:
+        system, meta = derive()
+        held["system"] = system
+        if system.closed_form:
+            return system.to_system(meta={**meta, "closed_form": True, "jacobian": "differences"})
+        from ...derive.system import System
+
+        return System("ovfp", (), (), (), outputs={}, definitions={}, meta={**meta, "closed_form": False})
+
+    record = jit.system_record(producer, key, build)
+    meta = dict(record["meta"])
+    if meta.get("closed_form"):
+        kernel: Any = jit.load_kernel(record, "numpy")
+        return FixedPoint(KernelEvaluator(kernel.module, meta["names"])), meta
+    system = held["system"] if "system" in held else derive()[0]
+    return FixedPoint.of(system), meta
+
+
+#: The most recently used solvers of derived systems (a short list: systems are not hashable).
 _SOLVERS: list[FixedPoint] = []
 
 
@@ -564,13 +518,13 @@ def sobolev_traces(k: int, p_over_d: float, a: float, b: float, c: float, e: flo
 
     Keys: ``trQ``, ``trQW``, ``trQD1WD1``, ``trQD1sq`` (all normalised by p).
     """
+    from ...derive.ovfp import sobolev_system
+
     sol = FixedPoint.of(sobolev_system(int(k))).solve({"a": a, "b": b, "c": c, "e": e, "p": p_over_d, "d": 1.0})
     names = {"trQ": "Q", "trQW": "QW", "trQD1WD1": "QD1WD1", "trQD1sq": "QD1sq"}
     return {key: float(sol.outputs[name].real) for key, name in names.items()}
 
 
-def solve_system(
-    system: OVSystem, values: Mapping[str | sp.Symbol, Any], herglotz: Mapping[str, int] | None = None
-) -> OVSolution:
+def solve_system(system: OVSystem, values: Mapping[Any, Any], herglotz: Mapping[str, int] | None = None) -> OVSolution:
     """Solve the fixed point of ``system`` at parameter ``values`` (:meth:`FixedPoint.solve`)."""
     return FixedPoint.of(system).solve(values, herglotz=herglotz)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -237,3 +239,15 @@ def test_cli_pencil_errors_are_one_line(argv: list[str], fragment: str, capsys: 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+def test_cli_parameter_names_that_are_python_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """A parameter may be called lambda or numpy: the stored system and its kernel use neutral names."""
+    from sobolev_rf.numeric.cli.main import main
+
+    argv = ["pencil", "inv(lambda*I + numpy*Ft*F/n)", "--shape", "F=n,p", "--solve", "--format", "json"]
+    assert main(argv + ["--param", "lambda=0.5", "--param", "numpy=1", "--param", "n=1", "--param", "p=2"]) == 0
+    got = json.loads(capsys.readouterr().out)["solution"]["traces"]["r"]
+    # m(−λ) of FᵀF/n, γ = p/n = 2: γλm² + (λ + 1 − γ)m − 1 = 0, positive root
+    a, b = 2 * 0.5, 0.5 + 1 - 2
+    assert abs(got - (-b + np.sqrt(b * b + 4 * a)) / (2 * a)) < 1e-13

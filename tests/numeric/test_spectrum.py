@@ -129,6 +129,18 @@ def test_wishart_two_point_covariance() -> None:
     assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
 
 
+def _kernel_fixed_point(system: Any) -> Any:
+    """The fixed point of a derived system on its generated NumPy kernel (through the System's JSON form)."""
+    from sobolev_rf.codegen.numpy.printer import generate_numpy_source
+    from sobolev_rf.codegen.runtime import NumpyKernel
+    from sobolev_rf.derive.system import System
+    from sobolev_rf.numeric.theory.ovfp import FixedPoint, KernelEvaluator
+
+    stored = System.from_dict(system.to_system(meta={"jacobian": "differences"}).to_dict())
+    module = NumpyKernel(generate_numpy_source(stored), "test_kernel").module
+    return FixedPoint(KernelEvaluator(module, stored.meta["names"]))
+
+
 # ----------------------------------------------------------------------------------- random-features Gram
 def test_random_features_gram() -> None:
     A = "(k1*X*Th/sqrt(d) + ks*E)"
@@ -200,6 +212,11 @@ def test_sobolev_gram_threshold(k: int, p_over_n: float) -> None:
     zc = np.array([0.05, 0.2, 0.6, 1.5]) + 0.3j
     got = solver.from_infinity(zc)[1]
     assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
+    # the generated complex kernel of the same system (erfcx, e^x E_ν) gives the same m(z) as lambdify
+    kernel = StieltjesSolver(_kernel_fixed_point(system), z, {**SOBOLEV_VALUES, "p": p_over_n})
+    zk = (np.array([0.01, 0.05, 0.3, 1.0]) + np.array([1e-3, 1e-2, 0.1, 0.3])[:, None] * 1j).ravel()
+    a, b = solver.from_infinity(zk)[1], kernel.from_infinity(zk)[1]
+    assert np.max(np.abs(a - b) / np.abs(a)) < 1e-10
 
 
 # ----------------------------------------------------------------------------------- command line
@@ -239,7 +256,9 @@ def test_cli_out_writes_png_and_csv(tmp_path: Path, capsys: pytest.CaptureFixtur
     names = sorted(p.name for p in out.iterdir())
     assert names == ["spectrum.csv", "spectrum.png", "spectrum_atoms.csv", "spectrum_eigenvalues.csv"]
     first = (out / "spectrum.csv").read_text().splitlines()
-    assert first[0].startswith("# command: sobolev-rf spectrum") and first[1] == "x,density,stieltjes_re,stieltjes_im"
+    assert first[0].startswith("# command: sobolev-rf spectrum") and first[1] == (
+        "x,density,stieltjes_re,stieltjes_im,note"
+    )
     assert len(first) == 102
     eig_lines = (out / "spectrum_eigenvalues.csv").read_text().splitlines()
     assert len(eig_lines) == 402
@@ -364,3 +383,42 @@ def test_finite_draw_beyond_memory_refused_before_any_work(
     err = capsys.readouterr().err
     assert "memory" in err and "--n" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_atom_reported_whether_or_not_the_grid_contains_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """The atom of FᵀF/n at 0 (mass 1 − n/p) is found from a grid on [0.5, 6]; the output says how much mass
+    the grid and the atoms capture, and why a point has no density."""
+    argv = MP_ARGV[:-4] + ["--x", "0.5:6:60", "--eta", "1e-6", "--json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["atoms"]) == 1 and data["atoms"][0]["x"] == 0.0 and abs(data["atoms"][0]["mass"] - 0.5) < 1e-8
+    assert abs(data["mass"]["atoms"] - 0.5) < 1e-8 and 0.4 < data["mass"]["continuous_on_grid"] < 0.45
+    assert main(MP_ARGV[:-4] + ["--x", "0.5:6:60", "--eta", "1e-6"]) == 0
+    text = capsys.readouterr().out
+    assert "% of the mass: " in text and "lies outside [0.5, 6]" in text
+    assert main(MP_ARGV + ["--json"]) == 0  # x = 0 is in the atom's core: null, with the reason
+    data = json.loads(capsys.readouterr().out)
+    assert data["density"][0] is None and "core of the atom at 0" in data["density_notes"][0]
+    assert all((d is None) == (note is not None) for d, note in zip(data["density"], data["density_notes"]))
+
+
+def test_warm_calls_import_no_sympy(tmp_path: Path) -> None:
+    """A repeated spectrum or pencil --solve loads the stored system and its kernel: no SymPy, same output."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SOBOLEV_RF_CACHE": str(tmp_path / "cache")}
+    check = (
+        "import sys; from sobolev_rf.numeric.cli.main import main; code = main(sys.argv[1:]); "
+        "print('SYMPY' if 'sympy' in sys.modules else 'NOSYMPY'); sys.exit(code)"
+    )
+    pencil = ["pencil", "inv(Ft*F/n - z*I)", "--shape", "F=n,p", "--solve", "--param", "z=1+0.01j"]
+    for argv in (MP_ARGV[:-4] + ["--x", "0:6:40", "--json"], pencil + ["--param", "n=1", "--param", "p=2"]):
+        runs = [
+            subprocess.run([sys.executable, "-c", check, *argv], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)
+        ]
+        assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-500:]
+        assert runs[0].stdout.rstrip().endswith("SYMPY") and runs[1].stdout.rstrip().endswith("NOSYMPY")
+        assert runs[0].stdout.replace("NOSYMPY", "SYMPY") == runs[1].stdout.replace("NOSYMPY", "SYMPY")
