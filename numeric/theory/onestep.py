@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -92,9 +93,11 @@ def _spike_scaling(text: str) -> SpikeScaling:
         values = [f["signal"], f["noise"], kappa1, f["row_shift"], f["bulk_variance"]]
         return json.dumps({"text": text, "values": values})
 
+    def load(path: Path) -> SpikeScaling:  # a record that does not read is computed again
+        return SpikeScaling(*map(float, json.loads(path.read_text())["values"]))
+
     key = cache.artifact_key(package_source_hash("sobolev_rf.derive"), f"spike-scaling\0{text}", "spike")
-    record = json.loads(cache.get_artifact(cache.cache_dir(), key, "json", "json", compute).read_text())
-    return SpikeScaling(*map(float, record["values"]))
+    return cache.load_artifact(cache.cache_dir(), key, "json", "json", compute, load, what="the spike scaling")
 
 
 def l2_spike(activation: str, teacher: str, eta: Any, alpha0: Any) -> ReadoutSpike:

@@ -217,6 +217,20 @@ def test_damaged_records_are_rebuilt(
     assert warnings and all(line.endswith("building it again") for line in warnings)
 
 
+def test_damaged_spike_scaling_is_computed_again(private_cache: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from sobolev_rf.derive.params import ModelParams
+    from sobolev_rf.numeric.theory import onestep
+
+    onestep._spike_scaling.cache_clear()
+    first = onestep.spike_scaling(ModelParams(step="l2"))
+    (path,) = [p for p in _records(private_cache, "values") if '"step"' in json.loads(p.read_text())["text"]]
+    _damage(path, b'{"values": [1, 2]}')
+    onestep._spike_scaling.cache_clear()
+    capfd.readouterr()
+    assert onestep.spike_scaling(ModelParams(step="l2")) == first
+    assert "the spike scaling in the cache does not load" in capfd.readouterr().err
+
+
 _SOLVE = (
     "import sys, json, numpy as np; from sobolev_rf.numeric.theory.solve import solve_grid; "
     "g = solve_grid(1, 1, dict(activation='relu', teacher='tanh', p_over_d=np.array([0.5, 2.5]), n_over_d=1.0, "
