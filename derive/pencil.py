@@ -136,18 +136,6 @@ class Pencil:
         """The right vector of the first output."""
         return self.outputs[0].v
 
-    def atom_shape(self, atom: Atom, i: int, j: int) -> tuple[sp.Expr, sp.Expr]:
-        """Shape of an atom placed in block (i, j)."""
-        if atom is None:
-            return (self.sizes[i], self.sizes[j])
-        sym = self.symbols[atom[0]]
-        return (sym.cols, sym.rows) if atom[1] else (sym.rows, sym.cols)
-
-    @property
-    def is_rectangular(self) -> bool:
-        """True when some atom is a non-square matrix."""
-        return any(sym.rows != sym.cols for sym in self.symbols.values())
-
     @property
     def is_symmetric(self) -> bool:
         """True when L equals its block transpose (entry (j, i) is the transpose of entry (i, j))."""
