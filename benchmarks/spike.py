@@ -7,7 +7,8 @@ spread of that shift over seeds (r√(1 − γ²), from ν ~ N(0, 1)), next to t
 theory)/SE, and the Richardson extrapolation 2m(2d) − m(d) of the two largest sizes (which removes a 1/d
 finite-size effect). Prints a table (Markdown) and writes JSON and Markdown to benchmarks/results/.
 
-    python benchmarks/spike.py [--d 400,800,1600] [--seeds 10] [--only NAME,...]
+    python benchmarks/spike.py [--d 400,800,1600] [--seeds 10] [--only NAME,...] [--out NAME]
+    python benchmarks/spike.py --combine NAME,NAME --out NAME   # one table from earlier runs' JSON
 """
 
 from __future__ import annotations
@@ -127,13 +128,16 @@ def table(rows: list[dict]) -> str:
         theory = group[0]
         lines.append(
             f"| {name} | theory | "
-            + " | ".join("—" if not math.isfinite(theory[k]["theory"]) else f"{theory[k]['theory']:.4f}" for k in keys)
+            + " | ".join(
+                "—" if k not in theory or not math.isfinite(theory[k]["theory"]) else f"{theory[k]['theory']:.4f}"
+                for k in keys
+            )
             + " |"
         )
         for row in group:
             cells = []
             for k in keys:
-                e = row[k]
+                e = row.get(k, {"mean": math.nan})
                 if not math.isfinite(e["mean"]):
                     cells.append("—")
                     continue
@@ -144,6 +148,9 @@ def table(rows: list[dict]) -> str:
             if large["d"] == 2 * small["d"]:
                 cells = []
                 for k in keys:
+                    if k not in large or k not in small:
+                        cells.append("—")
+                        continue
                     m = 2 * large[k]["mean"] - small[k]["mean"]
                     se = math.hypot(2 * large[k]["se"], small[k]["se"])
                     cells.append("—" if not math.isfinite(m) else f"{m:.4f} ± {se:.4f}")
@@ -157,10 +164,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--only", default=",".join(CONFIGS))
     parser.add_argument("--out", default="spike")
+    parser.add_argument("--combine", default=None, help="comma-separated earlier outputs to tabulate together")
     args = parser.parse_args()
-    ds = [int(x) for x in args.d.split(",")]
-    names = [x.strip() for x in args.only.split(",")]
-    rows = run(names, ds, args.seeds)
+    if args.combine:
+        rows = []
+        for name in args.combine.split(","):
+            rows += json.loads((RESULTS / f"{name.strip()}.json").read_text())
+        order = {name: i for i, name in enumerate(CONFIGS)}
+        rows.sort(key=lambda row: (order.get(row["config"], len(order)), row["d"]))
+    else:
+        ds = [int(x) for x in args.d.split(",")]
+        names = [x.strip() for x in args.only.split(",")]
+        rows = run(names, ds, args.seeds)
     text = table(rows)
     print(text)
     RESULTS.mkdir(exist_ok=True)

@@ -5,7 +5,9 @@
 - the step is W₁ = W₀ − (η̃p/2)∇_W L₁ of ONESTEP.md's loss, checked against central finite differences of
   that loss written out independently here, for fresh and shared directions and both second layers;
 - the spike measurement recovers a planted spike, row rescaling and bulk;
-- bad step options end in one line on stderr and exit code 2.
+- valid step fields round-trip through ``as_dict``, invalid ones raise a one-line ParameterError (property
+  test), and bad step options on the command line end in one line on stderr and exit code 2;
+- a campaign grid takes the step's axes and runs them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sobolev_rf.derive.params import ModelParams, ParameterError
 from sobolev_rf.numeric import cli, simulate
@@ -150,6 +154,43 @@ def test_parameters_refuse_bad_steps() -> None:
     assert p.tau_step == 3 and p.k_step == 2 and p.step_weight(300) == 0.01
     assert ModelParams(**p.as_dict()) == p and p.with_(step="none") == ModelParams(k=2)
     assert "step" not in ModelParams().as_dict()
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    step=st.sampled_from(["l2", "sobolev"]),
+    k=st.integers(min_value=1, max_value=4),
+    eta=st.none() | st.floats(min_value=0, max_value=1e6),
+    alpha0=st.none() | st.floats(min_value=1e-6, max_value=1e6),
+    tau_step=st.none() | st.floats(min_value=0, max_value=1e6),
+    k_step=st.none() | st.integers(min_value=0, max_value=4),
+    dirs=st.none() | st.sampled_from(["fresh", "shared"]),
+    layer=st.none() | st.sampled_from(["const", "sign"]),
+    field=st.sampled_from(["", "eta", "alpha0", "tau_step", "k_step", "step_dirs", "second_layer", "step"]),
+)
+def test_step_fields_validate_round_trip_or_refuse_in_one_line(
+    step: str, k: int, eta, alpha0, tau_step, k_step, dirs, layer, field: str
+) -> None:
+    values = {"k": k, "step": step, "eta": eta, "alpha0": alpha0, "second_layer": layer}
+    if step == "sobolev":
+        values.update(tau_step=tau_step, step_dirs=dirs, k_step=None if k_step is None else min(k_step, k))
+    bad = {"eta": -1.0, "alpha0": 0.0, "tau_step": -0.5, "k_step": -1, "step_dirs": "both", "second_layer": "x"}
+    if field == "step":
+        values["step"] = "none"  # every given step option is then refused
+        if not any(values[name] is not None for name in values if name not in ("k", "step")):
+            values["eta"] = 1.0
+    elif field:
+        values[field] = bad[field]
+    try:
+        params = ModelParams(**values)
+    except ParameterError as exc:
+        message = str(exc)
+        assert field and "\n" not in message and (field in message or field == "step"), message
+        return
+    assert not field, f"accepted {field} = {values[field]!r}"
+    assert params.has_step and params.eta is not None and params.alpha0 is not None and params.alpha0 > 0
+    assert ModelParams(**params.as_dict()) == params
+    assert (params.tau_step is None) == (step == "l2")
 
 
 @pytest.mark.parametrize(
