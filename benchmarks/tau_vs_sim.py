@@ -1,7 +1,7 @@
 """Theory vs the exact finite-size simulator at real Sobolev weights τ, up to d = 800.
 
-For each configuration, each τ of TAUS and each d of --ds, the d → ∞ theory (numeric/theory.py) is compared
-with the simulation mean ± standard error over --seeds seeds (numeric/simulate.py: the gradient rows and
+For each configuration, each τ of TAUS and each d of --ds, the d → ∞ theory (numeric/theory/solve.py) is compared
+with the simulation mean ± standard error over --seeds seeds (numeric/simulation/exact.py: the gradient rows and
 their labels scaled by √τ). Writes a Markdown table and JSON (default benchmarks/results/tau_vs_sim.{md,json})
 with the theory, the simulation, the relative gap, the z-score (gap / SE) and, where two sizes are given, the
 Richardson extrapolation 2·m(2d) − m(d) of the finite-size trend (finite-size effects shrink like 1/d).

@@ -1,6 +1,6 @@
 """Theory vs the exact finite-size simulator over a set of configurations and d = 200, 400, 800: a campaign.
 
-The configurations × d × seeds run as one campaign (numeric/campaign.py) on the embedded local Dask cluster
+The configurations × d × seeds run as one campaign (numeric/campaign/) on the embedded local Dask cluster
 (or on --scheduler tcp://HOST:PORT), kept in the SQLite store --store: an interrupted run resumes where it
 stopped. Writes a Markdown table and JSON (default: benchmarks/results/theory_vs_sim.{md,json}) with the
 theory, the simulation mean ± standard error, the relative gap and the z-score of each error.

@@ -328,6 +328,11 @@ class ModelParams:
             changes["alignment"] = None
         return replace(self, **changes)
 
+    def grid_mapping(self) -> dict[str, Any]:
+        """The point as the parameter mapping of the grid solvers: every field of :meth:`as_dict` but k and τ."""
+        mapping = {key: value for key, value in self.as_dict().items() if key not in ("k", "tau")}
+        return {**mapping, "alignment": self.alignment}
+
     def as_dict(self) -> dict[str, Any]:
         """Every field by name; the step fields only for a point with a step, so a random-features point
         has the same dictionary (and campaign key) as before the one-step model existed."""

@@ -6,6 +6,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,14 @@ from ...derive.errors import UserError
 from ...derive.params import ModelParams, parse_alignment
 
 _DEFAULTS = ModelParams()
+
+#: Branches of ``derive_system`` (repeated here so that ``--help`` does not import SymPy).
+BRANCHES = ("ridge", "interpolating", "underparameterised")
+#: Help text of ``--branch`` (``derive`` and ``codegen``).
+BRANCH_HELP = (
+    "ridge: lam > 0 (default); interpolating / underparameterised: the limit lam -> 0+ for "
+    "p > r n / p < r n (r = 1 + k for tau > 0, 1 for tau = 0)"
+)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,26 +115,68 @@ def describe_options(parser: argparse.ArgumentParser, **helps: str) -> None:
             action.help = helps[action.dest]
 
 
+def integer(option: str, text: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer option (``1e3`` too) in [``minimum``, ``maximum``] (either bound may be absent)."""
+    rule = (
+        ""
+        if minimum is None and maximum is None
+        else f" >= {minimum}"
+        if maximum is None
+        else f" <= {maximum}"
+        if minimum is None
+        else f" from {minimum} to {maximum}"
+    )
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if (
+        not math.isfinite(value)
+        or not value.is_integer()
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise UserError(f"{option} must be an integer{rule}, got {text!r}.")
+    return int(value)
+
+
+def integers(option: str, text: str, minimum: int) -> tuple[int, ...]:
+    """``"100,200,400"`` → (100, 200, 400): distinct integers >= ``minimum``, sorted."""
+    try:
+        values = [integer(option, item.strip(), minimum) for item in str(text).split(",")]
+    except UserError:
+        raise UserError(f"{option} must be comma-separated integers >= {minimum}, got {text!r}.") from None
+    if len(set(values)) != len(values):
+        raise UserError(f"{option} must not repeat a value, got {text!r}.")
+    return tuple(sorted(values))
+
+
 def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` accepting integers in [``minimum``, ``maximum``] (no upper bound if None)."""
-    rule = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"must be an integer {rule}, got {text!r}")
-        return value
+            return integer("", text, minimum, maximum)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip().rstrip(".")) from None
 
     return parse
 
 
+def positive_number(option: str, text: str, maximum: float = math.inf) -> float:
+    """A finite number in (0, ``maximum``]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= maximum:
+        rule = "> 0" if maximum == math.inf else f"in (0, {maximum:g}]"
+        raise UserError(f"{option} must be a finite number {rule}, got {text!r}.")
+    return value
+
+
 def nonnegative_numbers(option: str, text: str) -> list[float]:
     """``"0,0.1,0.5"`` → [0.0, 0.1, 0.5]: comma-separated finite numbers >= 0 (UserError naming ``option``)."""
-    from ...derive.errors import UserError
-
     values = []
     for item in (t.strip() for t in str(text).split(",")):
         try:
@@ -138,26 +189,15 @@ def nonnegative_numbers(option: str, text: str) -> list[float]:
     return values
 
 
-def _int_arg(name: str, text: str) -> int:
-    from ...derive.params import ParameterError
-
+def tau_value(text: str) -> float:
+    """``--tau`` of ``derive`` and ``codegen``: a number >= 0 (every tau > 0 gives the same system, tau a symbol)."""
     try:
         value = float(text)
     except ValueError:
-        raise ParameterError(f"{name} must be an integer, got {text!r}.") from None
-    if not value.is_integer():
-        raise ParameterError(f"{name} must be an integer, got {text!r}.")
-    return int(value)
-
-
-def _real_arg(name: str, text: str) -> float:
-    """A real number from the command line (validated further by :class:`ModelParams`)."""
-    from ...derive.params import ParameterError
-
-    try:
-        return float(text)
-    except ValueError:
-        raise ParameterError(f"{name} must be a real number, got {text!r}.") from None
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UserError(f"--tau must be a number >= 0, got {text!r}.")
+    return value
 
 
 # --- the first-layer step of the one-step model (ONESTEP.md) -------------------------------------------
@@ -262,29 +302,99 @@ def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {"step": args.step, "step_dirs": args.step_dirs, "second_layer": args.second_layer}
     for dest in ("eta", "alpha0"):
-        out[dest] = None if getattr(args, dest) is None else _real_arg(dest, getattr(args, dest))
+        out[dest] = None if getattr(args, dest) is None else real(dest, getattr(args, dest))
     out["tau_step"] = args.tau_step
-    out["k_step"] = None if args.k_step is None else _int_arg("k_step", args.k_step)
+    out["k_step"] = None if args.k_step is None else integer("k_step", args.k_step)
     return out
 
 
-def params_from_args(args: argparse.Namespace) -> ModelParams:
-    """Build (and so validate) the :class:`ModelParams` of a parsed command line (with the step fields
-    where the command declares :func:`add_step_arguments`)."""
-    alignment = None if args.alignment is None else parse_alignment(args.alignment)
+def real(option: str, text: str) -> float:
+    """A real number from the command line (validated further by :class:`ModelParams`)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{option} must be a real number, got {text!r}.") from None
+
+
+def params_from_args(args: argparse.Namespace, **fixed: str) -> ModelParams:
+    """Build (and so validate) the :class:`ModelParams` of a parsed command line (with the step fields where the
+    command declares :func:`add_step_arguments`); ``fixed`` overrides options that a study sets itself
+    (e.g. ``tau="1"``)."""
+    values = {**vars(args), **fixed}
+    alignment = None if values["alignment"] is None else parse_alignment(values["alignment"])
     return ModelParams(
-        activation=args.activation,
-        teacher=args.teacher,
-        k=_int_arg("k", args.k),
-        tau=_real_arg("tau", args.tau),
-        p_over_d=args.p_over_d,
-        n_over_d=args.n_over_d,
-        lam=args.lam,
-        noise_f=args.noise_f,
-        noise_g=args.noise_g,
+        activation=values["activation"],
+        teacher=values["teacher"],
+        k=integer("k", values["k"]),
+        tau=real("tau", values["tau"]),
+        p_over_d=values["p_over_d"],
+        n_over_d=values["n_over_d"],
+        lam=values["lam"],
+        noise_f=values["noise_f"],
+        noise_g=values["noise_g"],
         alignment=alignment,
         **step_from_args(args),
     )
+
+
+# --------------------------------------------------------------------------------------------- study options
+
+
+def add_study_options(
+    parser: argparse.ArgumentParser,
+    name: str,
+    *,
+    grid: tuple[int, int | None, str] | None = None,
+    delta_max: str | None = None,
+    sim_d: tuple[str, int, int | None, str] | None = None,
+    seeds: tuple[int, int | None, str] | None = None,
+    quick: str,
+    out: str | None = None,
+) -> argparse._ArgumentGroup:
+    """Declare the options every study shares: ``--out`` (default ``sobolev-rf-out/<name>``), ``--grid`` (G from
+    ``grid[0]`` to ``grid[1]``), ``--delta-max``, the simulation size (``sim_d``: option name, minimum,
+    maximum, help) and ``--seeds`` (minimum, maximum, help) where given, and ``--quick``. Returns the group,
+    for the study's own options."""
+    g = parser.add_argument_group(f"{name} study")
+    g.add_argument(
+        "--out",
+        default=out or f"sobolev-rf-out/{name}",
+        metavar="DIR",
+        help="output folder, created if missing (default: %(default)s)",
+    )
+    if grid is not None:
+        g.add_argument("--grid", type=int_range(grid[0], grid[1]), default=None, metavar="G", help=grid[2])
+    if delta_max is not None:
+        g.add_argument("--delta-max", default="1", metavar="DMAX", help=delta_max)
+    if sim_d is not None:
+        option, low, high, text = sim_d
+        g.add_argument(option, type=int_range(low, high), default=None, metavar="D", help=text)
+    if seeds is not None:
+        g.add_argument("--seeds", type=int_range(seeds[0], seeds[1]), default=None, metavar="S", help=seeds[2])
+    g.add_argument("--quick", action="store_true", help=quick)
+    return g
+
+
+def study_out(args: argparse.Namespace) -> Path:
+    """``--out`` as a folder path; refused (before any work) when it names an existing file."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {args.out!r} exists and is not a folder; give a folder path.")
+    return out
+
+
+def study_command(args: argparse.Namespace) -> str:
+    """The command line recorded in the study's files."""
+    return getattr(args, "command_line", None) or f"sobolev-rf {args.command}"
+
+
+def sim_size(args: argparse.Namespace, full: int, quick: int, option: str = "sim_d") -> int:
+    """The simulation size ``--sim-d`` (0: no simulation, else >= 10), its default ``full`` or ``quick``."""
+    value = getattr(args, option)
+    d = value if value is not None else (quick if args.quick else full)
+    if 0 < d < 10:
+        raise UserError(f"--{option.replace('_', '-')} must be 0 (no simulation) or >= 10, got {d}.")
+    return int(d)
 
 
 def add_declaration_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ...derive.errors import UserError
 from ...derive.params import MAX_K
-from .cmd_derive import BRANCH_HELP, BRANCHES, tau_value
+from .args import BRANCH_HELP, BRANCHES, integer, study_out, tau_value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Generate the residual, Jacobian, outputs and batch solver of the fixed point for k "
         "directions and write them to DIR/<system name>.py (--target numpy) or .c (--target c).",
     )
-    p.add_argument("--k", type=int, default=1, metavar="K", help="number of gradient directions (default: 1)")
+    p.add_argument("--k", default="1", metavar="K", help=f"number of gradient directions, 0 to {MAX_K} (default: 1)")
     p.add_argument("--tau", default="1", metavar="TAU", help="0: L2 training, > 0: Sobolev (default: 1)")
     p.add_argument("--branch", choices=BRANCHES, default="ridge", help=BRANCH_HELP)
     p.add_argument("--target", choices=("numpy", "c"), default="numpy", help="language (default: numpy)")
@@ -25,18 +23,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0 <= args.k <= MAX_K:
-        raise UserError(f"k must be between 0 and {MAX_K}, got {args.k}.")
+    k = integer("--k", args.k, 0, MAX_K)
     from ...codegen.atomic import atomic_write_text
     from ...codegen.c.printer import generate_c_source
     from ...codegen.numpy.printer import generate_numpy_source
     from ...derive.saddle import derive_system
 
-    system = derive_system(args.k, tau_value(args.tau), args.branch)
+    system = derive_system(k, tau_value(args.tau), args.branch)
     source = generate_numpy_source(system) if args.target == "numpy" else generate_c_source(system)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out must be a folder, got the file {out}.")
+    out = study_out(args)
     path = atomic_write_text(out / f"{system.name}.{'py' if args.target == 'numpy' else 'c'}", source)
     print(path)
     return 0

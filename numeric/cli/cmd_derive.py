@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ...derive.errors import UserError
 from ...derive.params import MAX_K
-
-#: Branches of ``derive_system`` (repeated here so that ``--help`` does not import SymPy).
-BRANCHES = ("ridge", "interpolating", "underparameterised")
+from .args import BRANCH_HELP, BRANCHES, integer, tau_value
 
 DESCRIPTION = """\
 Derives with SymPy, for k gradient directions, the asymptotic fixed point of Sobolev (--tau > 0, tau a
@@ -33,39 +30,11 @@ examples:
 """
 
 
-#: Help text of ``--branch`` (shared with ``codegen``).
-BRANCH_HELP = (
-    "ridge: lam > 0 (default); interpolating / underparameterised: the limit lam -> 0+ for "
-    "p > r n / p < r n (r = 1 + k for tau > 0, 1 for tau = 0)"
-)
-
-
-def _k(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"--k must be an integer from 0 to {MAX_K}, got {text!r}.") from None
-    if not 0 <= value <= MAX_K:
-        raise UserError(f"--k must be an integer from 0 to {MAX_K}, got {text!r}.")
-    return value
-
-
-def tau_value(text: str) -> float:
-    """``--tau``: a number >= 0 (every tau > 0 gives the same system, with tau a symbol)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise UserError(f"--tau must be a number >= 0, got {text!r}.")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Derive the system and print it in the requested format."""
     from ...derive.saddle import derive_system
 
-    system = derive_system(_k(args.k), tau_value(args.tau), args.branch)
+    system = derive_system(integer("--k", args.k, 0, MAX_K), tau_value(args.tau), args.branch)
     if args.format == "latex":
         print(system.to_latex())
     elif args.format == "json":

@@ -9,8 +9,8 @@ import mpmath
 import sympy as sp
 
 from ...derive.activations import describe, parse_activation
-from ...derive.errors import UserError
 from ...derive.hermite import MAX_DIGITS, MAX_ORDER, Coefficient, hermite_coefficients, hermite_sequence
+from .args import integer
 
 DESCRIPTION = """\
 Gaussian (Hermite) coefficients of an activation σ and of its derivative σ′, for ξ ~ N(0, 1):
@@ -50,24 +50,14 @@ def decimal_string(value: mpmath.mpf, digits: int) -> str:
     return mpmath.nstr(value, digits, strip_zeros=False)
 
 
-def _integer(name: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserError(f"{name} must be an integer from {low} to {high}, got {text!r}.") from None
-    if not low <= value <= high:
-        raise UserError(f"{name} must be an integer from {low} to {high}, got {text!r}.")
-    return value
-
-
 def _entry(c: Coefficient, digits: int) -> dict[str, str | None]:
     return {"value": decimal_string(c.value, digits), "exact": None if c.exact is None else sp.sstr(c.exact)}
 
 
 def run(args: argparse.Namespace) -> int:
     """Compute and print the coefficients in the requested format."""
-    digits = _integer("--digits", args.digits, 1, MAX_DIGITS)
-    order = None if args.order is None else _integer("--order", args.order, 0, MAX_ORDER)
+    digits = integer("--digits", args.digits, 1, MAX_DIGITS)
+    order = None if args.order is None else integer("--order", args.order, 0, MAX_ORDER)
     expr = parse_activation(args.activation)
     coeffs = hermite_coefficients(expr, digits).coefficients()
     sequence = None if order is None else hermite_sequence(expr, order, digits)
@@ -105,7 +95,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``hermite``."""
     p = subparsers.add_parser(
         "hermite",
-        help="Hermite coefficients κ₀, κ₁, κ_* of σ and σ′",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,5 @@
-"""``sobolev-rf simulate``: the exact finite-size simulation of one model point (numeric/simulate.py)."""
+"""``sobolev-rf simulate``: the exact finite-size simulation of one model point
+(:mod:`sobolev_rf.numeric.simulation.exact`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from typing import Any
 
 from ...derive.errors import UserError
 from ..simulation.exact import SUBSPACES, SimulationResult, simulate
-from .args import add_model_arguments, add_step_arguments, params_from_args
-
-HELP = "exact finite-size simulation: test errors and order parameters over seeds"
+from .args import add_model_arguments, add_step_arguments, integer, params_from_args
 
 DESCRIPTION = """\
 Draws Θ, V, θ₀ (Vᵀθ₀ = ϖ exactly, ‖θ₀‖ = 1) and n = round(n_over_d·d) samples, trains the p =
@@ -29,21 +28,10 @@ covariance estimated from --pilot M (default d) noisy full teacher gradients (no
 """
 
 
-def _integer(name: str, text: str, minimum: int) -> int:
-    """Parse an integer option >= ``minimum`` (also accepts ``1e3``-style integral numbers)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{name} must be an integer >= {minimum}, got {text!r}.") from None
-    if not value.is_integer() or value < minimum:
-        raise UserError(f"{name} must be an integer >= {minimum}, got {text!r}.")
-    return int(value)
-
-
 def add_parser(subparsers: Any) -> None:
     """Register ``simulate`` with its model arguments and simulation options."""
     parser = subparsers.add_parser(
-        "simulate", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        "simulate", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_model_arguments(parser)
     add_step_arguments(parser)
@@ -101,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.pilot is not None and args.subspace != "informed":
         raise UserError(f"--pilot only applies to --subspace informed, got --subspace {args.subspace}.")
-    d = _integer("--d", args.d, 2)
-    pilot = None if args.pilot is None else _integer("--pilot", args.pilot, 1)
-    seeds = _integer("--seeds", args.seeds, 1)
-    n_test = None if args.n_test is None else _integer("--n-test", args.n_test, 1)
-    from .progress import Progress
+    d = integer("--d", args.d, 2)
+    pilot = None if args.pilot is None else integer("--pilot", args.pilot, 1)
+    seeds = integer("--seeds", args.seeds, 1)
+    n_test = None if args.n_test is None else integer("--n-test", args.n_test, 1)
+    from ..progress import Progress
 
     with Progress(seeds, f"simulate d={d}", enabled=None if seeds > 1 else False) as bar:
         result = simulate(

@@ -223,10 +223,10 @@ def run(args: argparse.Namespace) -> int:
     """Derive (or load the cached system), solve along the grid, find atoms, print or write."""
     import numpy as np
 
+    from ..progress import Progress
     from ..studies.spectrum import StieltjesSolver, check_finite_draw, finite_eigenvalues, spectral_density
     from ..theory.ovfp import cached_fixed_point
     from .args import declaration_key, parse_params
-    from .progress import Progress
 
     a, b, num = _grid(args.x)
     values = parse_params(args.param)

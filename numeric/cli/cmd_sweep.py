@@ -14,9 +14,9 @@ from ...codegen.atomic import atomic_write_text
 from ...derive.errors import UserError
 from ...derive.params import ModelParams, parse_alignment
 from ..artifacts import csv_columns
+from ..progress import Progress
 from ..theory.solve import BACKENDS, solve_grid
 from .args import add_model_arguments, add_step_arguments, params_from_args, parse_range
-from .progress import Progress
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.
 AXES = ("p_over_d", "n_over_d", "lam", "noise_f", "noise_g", "tau")

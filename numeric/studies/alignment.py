@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import integrate, optimize, special, stats
 
+from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from ..progress import Progress
+from ..quantities import ERRORS
+from ..simulation.exact import simulate
+from ..theory.solve import solve
 
 
 @dataclass(frozen=True)
@@ -186,3 +191,245 @@ def alignment_laws(
         for key in keys
         if at(np.zeros(params.k))[key] is not None
     }
+
+
+# ----------------------------------------------------------------------------------------------- the study
+
+#: The errors whose law is drawn, with their plot labels.
+#: The errors whose law is drawn.
+KEYS = ERRORS
+
+
+QUANTILES = (0.05, 0.5, 0.95)
+
+
+#: The largest k (the law needs 1 + 2k + k(k−1)/2 solves; k = 8: 45).
+MAX_K = 8
+
+
+#: Exact-CDF grid points per error: closed form for k = 1, a Fourier inversion (≈ 4 ms each) for k ≥ 2.
+GRID_POINTS = {1: 400, **{k: 250 for k in range(2, MAX_K + 1)}}
+
+
+SKIP_MESSAGE = "too small for alignment"  # the simulator's message for an unrealisable ϖ at this d
+
+
+def exact_laws(params: ModelParams) -> dict[str, QuadraticLaw]:
+    """The quadratic law in ϖ of eps_L2, eps_H1, eps_grad at ``params`` (its alignment is ignored)."""
+    laws = alignment_laws(params, lambda p: solve(p).to_dict(), keys=KEYS)
+    for key in KEYS:
+        law = laws.get(key)
+        if law is None or not (math.isfinite(law.c) and np.all(np.isfinite(law.b)) and np.all(np.isfinite(law.A))):
+            raise UserError(
+                f"the asymptotic {key} is not finite at this point (interpolation threshold with "
+                "λ = 0?); change --p-over-d, --n-over-d or use --lam > 0."
+            )
+    return laws
+
+
+def support_minimum(law: QuadraticLaw) -> float | None:
+    """min over ϖ of e(ϖ) when it is bounded below (A ⪰ 0 and b in the range of A), else ``None``."""
+    lam, U = np.linalg.eigh(law.A)
+    scale = max(1.0, float(np.max(np.abs(lam))))
+    if np.any(lam < -1e-12 * scale):
+        return None
+    beta = U.T @ law.b
+    null = lam <= 1e-12 * scale
+    if np.any(np.abs(beta[null]) > 1e-12 * max(1.0, float(np.max(np.abs(beta))))):
+        return None
+    pos = ~null
+    return float(law.c - np.sum(beta[pos] ** 2 / (4 * lam[pos])))
+
+
+def cdf_values(law: QuadraticLaw, xs: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The exact CDF at every x, made monotone (the quadratures for k ≥ 2 are accurate to ~1e-9, not to the
+    last bit, so neighbouring values could otherwise dip by rounding)."""
+    return np.maximum.accumulate(law.cdf_many(np.asarray(xs, dtype=float)))
+
+
+def bin_masses(law: QuadraticLaw, edges: Sequence[float] | np.ndarray) -> tuple[float, np.ndarray, float]:
+    """(P(e < e₀), [P(e_j ≤ e < e_{j+1})]_j, P(e ≥ e_last)) for increasing ``edges``: exact probability mass
+    per bin as CDF differences; the three parts sum to 1."""
+    cdf = cdf_values(law, edges)
+    return float(cdf[0]), np.diff(cdf), float(1.0 - cdf[-1])
+
+
+def ks_distance(samples: Sequence[float] | np.ndarray, law: QuadraticLaw) -> tuple[float, float]:
+    """Kolmogorov–Smirnov distance sup |F_N − F| between samples and the exact law, and its p-value."""
+    result = stats.kstest(np.asarray(samples, dtype=float), lambda x: law.cdf_many(np.atleast_1d(x)))
+    return float(result.statistic), float(result.pvalue)
+
+
+@dataclass(frozen=True)
+class LawSummary:
+    """What is drawn and written for one error: quantiles, plot range, CDF grid and histogram bins."""
+
+    key: str
+    law: QuadraticLaw
+    minimum: float | None
+    quantiles: dict[float, float]
+    grid: np.ndarray
+    cdf: np.ndarray
+    edges: np.ndarray
+    masses: np.ndarray
+    below: float
+    above: float
+
+
+def summarise(
+    key: str, law: QuadraticLaw, grid_points: int, bins: int, samples: np.ndarray | None = None
+) -> LawSummary:
+    """Quantiles, an x-range from the lower edge (or the 0.2 % quantile) to the 99.5 % quantile (widened to the
+    simulated values up to their 97th percentile), the exact CDF on a grid over it and the exact bin masses."""
+    minimum = support_minimum(law)
+    quantiles = {q: law.quantile(q) for q in QUANTILES}
+    lo = minimum if minimum is not None else law.quantile(0.002)
+    hi = law.quantile(0.995)
+    if samples is not None and len(samples):
+        lo = min(lo, float(np.min(samples)))
+        hi = max(hi, float(np.quantile(samples, 0.97)))
+    pad = 0.02 * (hi - lo)
+    x_lo = lo if minimum is not None and lo >= minimum else lo - pad
+    grid = np.linspace(x_lo, hi, grid_points)
+    if minimum is not None and x_lo <= minimum:
+        grid = np.union1d(grid, [minimum])  # the CDF starts exactly at the edge of the support
+    cdf = cdf_values(law, grid)
+    edges = np.linspace(x_lo, hi, bins + 1)
+    below, masses, above = bin_masses(law, edges)
+    return LawSummary(key, law, minimum, quantiles, grid, cdf, edges, masses, below, above)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The simulated draws: ϖ_i (N×k), their simulation seeds and errors, and the skipped (unrealisable) draws."""
+
+    d: int
+    p: int
+    n: int
+    n_test: int
+    varpi: np.ndarray
+    seeds: list[int]
+    sim: dict[str, np.ndarray]
+    skipped: list[tuple[np.ndarray, int]]
+
+
+def simulation_seed(seed: int, index: int) -> int:
+    """The simulator seed of draw ``index``: independent streams for different draws and different ``seed``."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def simulate_draws(
+    params: ModelParams, d: int, samples: int, seed: int = 0, n_test: int | None = None, progress: bool = True
+) -> Draws:
+    """``samples`` draws ϖ_i ~ N(0, I_k), each simulated once (one seed) at input dimension d.
+
+    A draw the finite-d model cannot realise (ϖᵀ(VᵀV)⁻¹ϖ ≥ 1: no unit θ₀ with Vᵀθ₀ = ϖ) is recorded as skipped
+    and replaced by a fresh draw; the retained draws are then ϖ conditioned on being realisable, which at
+    d ≫ k is an event of probability ≈ 1 − P(χ²_k ≥ d). Too many skips raise a :class:`UserError`.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2**31]))
+    varpis: list[np.ndarray] = []
+    seeds: list[int] = []
+    sim: dict[str, list[float]] = {key: [] for key in KEYS}
+    skipped: list[tuple[np.ndarray, int]] = []
+    meta: tuple[int, int, int] | None = None
+    index = 0
+    with Progress(samples, f"simulate {samples} draws of ϖ at d={d}", enabled=None if progress else False) as bar:
+        while len(varpis) < samples:
+            if len(skipped) > max(10, samples // 2):
+                raise UserError(
+                    f"d = {d} is too small for ϖ ~ N(0, I_{params.k}): {len(skipped)} of {index} draws "
+                    "have no unit θ₀ with Vᵀθ₀ = ϖ; increase --sim-d."
+                )
+            varpi = rng.standard_normal(params.k)
+            sim_seed = simulation_seed(seed, index)
+            index += 1
+            try:
+                result = simulate(
+                    params.with_(alignment=tuple(float(a) for a in varpi)),
+                    d,
+                    seeds=[sim_seed],
+                    n_test=n_test,
+                )
+            except UserError as exc:
+                if SKIP_MESSAGE not in str(exc):
+                    raise
+                skipped.append((varpi, sim_seed))
+                continue
+            meta = (result.p, result.n, result.n_test)
+            varpis.append(varpi)
+            seeds.append(sim_seed)
+            for key in KEYS:
+                sim[key].append(float(result.mean[key]))
+            bar.update()
+    assert meta is not None
+    return Draws(
+        d=d,
+        p=meta[0],
+        n=meta[1],
+        n_test=meta[2],
+        varpi=np.array(varpis),
+        seeds=seeds,
+        sim={key: np.array(values) for key, values in sim.items()},
+        skipped=skipped,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Simulation against the law for one error."""
+
+    sim_mean: float
+    sim_se: float
+    theory_at_draws_mean: float
+    ks: float
+    ks_pvalue: float
+    ks_theory_draws: float
+    rel_dev_mean: float
+    rel_dev_se: float
+    rel_dev_rms: float
+
+
+def compare(law: QuadraticLaw, varpi: np.ndarray, sim: np.ndarray) -> Comparison:
+    """Sample mean ± SE of the simulations, KS distances (simulations, and e(ϖ_i) at the same draws as the
+    pure ϖ-sampling reference) and the per-draw relative deviations sim_i/e(ϖ_i) − 1 (mean ± SE, rms)."""
+    count = len(sim)
+    theory = law(varpi)
+    rel = sim / theory - 1.0
+    ks, pvalue = ks_distance(sim, law)
+    ks_theory, _ = ks_distance(theory, law)
+    return Comparison(
+        sim_mean=float(sim.mean()),
+        sim_se=float(sim.std(ddof=1) / math.sqrt(count)),
+        theory_at_draws_mean=float(theory.mean()),
+        ks=ks,
+        ks_pvalue=pvalue,
+        ks_theory_draws=ks_theory,
+        rel_dev_mean=float(rel.mean()),
+        rel_dev_se=float(rel.std(ddof=1) / math.sqrt(count)),
+        rel_dev_rms=float(np.sqrt(np.mean(rel**2))),
+    )
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything one run computes: the exact laws, the simulated draws (None without simulation), what is
+    drawn of each law and the simulation-against-law comparisons."""
+
+    laws: dict[str, QuadraticLaw]
+    draws: Draws | None
+    summaries: list[LawSummary]
+    comparisons: dict[str, Comparison]
+
+
+def compute(
+    params: ModelParams, d: int, samples: int, seed: int, n_test: int | None, simulated: bool, quick: bool
+) -> Study:
+    """The exact laws at ``params``, then (``simulated``) ``samples`` draws at d, then the summaries."""
+    laws = exact_laws(params)
+    draws = simulate_draws(params, d, samples, seed=seed, n_test=n_test) if simulated else None
+    bins = 30 if draws is None else int(min(30, max(8, round(2 * math.sqrt(samples)))))
+    grid = GRID_POINTS[params.k] if not quick else min(GRID_POINTS[params.k], 120)
+    summaries = [summarise(key, laws[key], grid, bins, None if draws is None else draws.sim[key]) for key in KEYS]
+    comparisons = {} if draws is None else {key: compare(laws[key], draws.varpi, draws.sim[key]) for key in KEYS}
+    return Study(laws, draws, summaries, comparisons)

@@ -44,6 +44,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,9 +52,12 @@ from scipy import optimize
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from ..progress import Progress
+from ..quantities import ERRORS
+from ..simulation.batch import SimJob, SimPoint, simulate_batch
 
 #: Quantities compared (MODEL.md names).
-QUANTITIES = ("eps_L2", "eps_H1", "eps_grad")
+QUANTITIES = ERRORS
 #: Largest cost of one projection considered; c* at or beyond it is reported as this value, status "capped".
 C_MAX = 100.0
 #: Smallest positive c of the scan grid (below it the grid holds only c = 0).
@@ -489,3 +493,110 @@ def cost_grid(
         status=status,
         resolved=ok_s,
     )
+
+
+# --------------------------------------------------------------------------------------------- the study
+
+#: Map range of p/d and n/d (extended to include the model point).
+MAP_RANGE = (0.2, 5.0)
+#: Most costs one run compares (one row of the cost map each).
+MAX_COSTS = 4
+#: Largest k (the generated system grows with k).
+MAX_K = 6
+#: Relative distance kept between a simulated p/d and an interpolation threshold.
+THRESHOLD_GAP = 0.12
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved options of one run of the cost study (``sobolev-rf cost``)."""
+
+    base: ModelParams
+    costs: tuple[float, ...]
+    c_max: float
+    out: Path
+    grid: int
+    points: int
+    d: int
+    seeds: int
+    sim_points: int
+    quick: bool
+    command: str
+
+
+@dataclass
+class Study:
+    """Everything one run computes: the map ``grid`` over (``ps``, ``ns``), the ``cut`` along p/d = ``xs`` at the
+    model's n/d, the break-even costs of the printed points and the simulation points (tag: (training, c))."""
+
+    grid: CostGrid
+    ps: np.ndarray
+    ns: np.ndarray
+    cut: CostGrid
+    xs: np.ndarray
+    breakevens: list[tuple[float, dict[str, str]]]
+    sims: list[SimPoint]
+
+
+def _axis_range(value: float) -> tuple[float, float]:
+    """:data:`MAP_RANGE` widened to hold ``value`` with a margin."""
+    return min(MAP_RANGE[0], value / 1.5), max(MAP_RANGE[1], value * 1.5)
+
+
+def _sim_targets(settings: Settings, lo: float, hi: float) -> list[float]:
+    """Simulated p/d values along the cut, kept THRESHOLD_GAP (relative) away from every threshold."""
+    if settings.sim_points == 0:
+        return []
+    base = settings.base
+    n = base.n_over_d
+    thresholds = [(base.k + 1) * n] + [n * (1 + c * base.k) for c in settings.costs]
+    xs = np.geomspace(lo * 1.25, hi / 1.1, settings.sim_points) if settings.sim_points > 1 else np.array([lo * 3])
+    out = []
+    for x in xs:
+        for _ in range(4):
+            near = [t for t in thresholds if abs(math.log(x / t)) < THRESHOLD_GAP]
+            if not near:
+                break
+            t = near[0]
+            x = t * math.exp(-1.5 * THRESHOLD_GAP) if x < t else t * math.exp(1.5 * THRESHOLD_GAP)
+        out.append(float(x))
+    return out
+
+
+def compute(settings: Settings) -> Study:
+    """The map and the cut (grid solver), the break-even costs of the printed points (point solver), then both
+    trainings simulated at the target p/d of the cut (Sobolev once, L2 once per c)."""
+    base = settings.base
+    plo, phi = _axis_range(base.p_over_d)
+    nlo, nhi = _axis_range(base.n_over_d)
+    ps = np.geomspace(plo, phi, settings.grid)
+    ns = np.geomspace(nlo, nhi, settings.grid)
+    P, N = np.meshgrid(ps, ns)
+    n = base.n_over_d
+    thresholds = [(base.k + 1) * n] + [n * (1 + c * base.k) for c in settings.costs]
+    xs = np.union1d(np.geomspace(plo, phi, settings.points), [t for t in thresholds if plo < t < phi])
+    with Progress(8 + 2 * len(settings.costs), "theory: cost maps") as bar:
+        grid = cost_grid(base, P, N, settings.costs, settings.c_max, step=lambda label: bar.update())
+        cut = cost_grid(base, xs, n, settings.costs, settings.c_max, step=lambda label: bar.update())
+    if not grid.resolved.any():
+        raise UserError("the solver resolved no point of the map; raise --lam.")
+    targets = _sim_targets(settings, plo, phi)
+    table_points = [base.p_over_d] + [t for t in targets if not math.isclose(t, base.p_over_d)]
+    breakevens = []
+    with Progress(len(table_points) * len(QUANTITIES), "break-even c* (point solver)") as bar:
+        for p in table_points:
+            values = {}
+            for q in QUANTITIES:
+                try:
+                    values[q] = break_even_cost(base.with_(p_over_d=p), q, settings.c_max).text()
+                except UserError:
+                    values[q] = "n/a"
+                bar.update()
+            breakevens.append((p, values))
+    jobs = []
+    for x in targets:
+        jobs.append(SimJob(("sobolev", None), base.with_(tau=1, p_over_d=x), settings.d, settings.seeds))
+        for c in settings.costs:
+            l2 = base.with_(tau=0, p_over_d=x, n_over_d=float(l2_samples(base.n_over_d, base.k, c)))
+            jobs.append(SimJob(("l2", c), l2, settings.d, settings.seeds))
+    return Study(grid, ps, ns, cut, xs, breakevens, simulate_batch(jobs, QUANTITIES))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,12 +40,15 @@ from scipy import interpolate, optimize
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from ..progress import Progress
+from ..quantities import ERRORS
+from ..simulation.batch import SimJob, SimPoint, simulate_batch
 from ..theory.solve import SolverError, TheoryResult, solve, solve_path
 
 Array = NDArray[np.float64]
 
 #: Errors that can be optimised over λ.
-QUANTITIES = ("eps_L2", "eps_H1", "eps_grad")
+QUANTITIES = ERRORS
 #: The two noise studies: name → (ModelParams field that is varied, the other noise field, symbol).
 NOISE_KINDS = {"function": ("noise_f", "noise_g", "Δ_f"), "gradient": ("noise_g", "noise_f", "Δ_g")}
 #: Default search interval of λ > 0.
@@ -464,3 +468,91 @@ def largest_benign_delta(noise_map: NoiseMap) -> Array:
             stop = int(np.argmin(column)) if not column.all() else len(column)
             out[j] = noise_map.deltas[order][stop - 1]
     return out
+
+
+# --------------------------------------------------------------------------------------------- the study
+
+#: The two studies in output order, with their display names.
+KIND_TITLES = {"function": "function-label noise", "gradient": "gradient-label noise"}
+KIND_SYMBOL = {"function": "Δ_f", "gradient": "Δ_g"}
+#: λ values of the simulation points on the λ curves (--quick: the middle one only).
+SIM_LAMS = (1e-4, 0.3, 30.0)
+#: The map's p/d axis, in units of the interpolation threshold (1 + k for τ > 0)·n/d.
+MAP_P_RANGE = (0.1, 20.0)
+#: The map's smallest positive Δ relative to --delta-max (log-spaced in between, plus a row Δ = 0).
+MAP_DELTA_SPAN = 1e-3
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved options of one run of the noise study (``sobolev-rf noise``)."""
+
+    out: Path
+    params: ModelParams
+    user_lam: float | None
+    quantity: str
+    quantities: tuple[str, ...]
+    levels: tuple[float, ...]
+    delta_max: float
+    grid: int
+    lam_grid: Array  # λ grid of the maps (ascending)
+    curve_lams: Array  # λ grid of the drawn curves
+    bracket: tuple[float, float]
+    xatol: float
+    sim_d: int
+    seeds: int
+    sim_lams: tuple[float, ...]
+    quick: bool
+    command: str
+
+    @property
+    def threshold(self) -> float:
+        """p/d of the interpolation threshold p = rn."""
+        return self.params.training_rows * self.params.n_over_d
+
+    def map_axes(self) -> tuple[Array, Array]:
+        """(p/d values, Δ values) of the maps: p/d log-spaced over :data:`MAP_P_RANGE` × threshold, Δ = 0 plus
+        ``grid − 1`` log-spaced values up to --delta-max."""
+        ps = self.threshold * np.geomspace(*MAP_P_RANGE, self.grid)
+        deltas = np.concatenate([[0.0], np.geomspace(self.delta_max * MAP_DELTA_SPAN, self.delta_max, self.grid - 1)])
+        return ps, deltas
+
+
+@dataclass
+class Study:
+    """Everything one run computes: the λ curves, the maps keyed by (noise kind, error), the simulation points
+    (tag: (kind, Δ, λ))."""
+
+    curves: list[LambdaCurve]
+    maps: dict[tuple[str, str], NoiseMap]
+    sims: list[SimPoint]
+
+
+def study_point(params: ModelParams, kind: str, delta: float) -> ModelParams:
+    """``params`` with the studied noise set to ``delta`` (the other noise keeps its value)."""
+    return params.with_(noise_f=delta) if kind == "function" else params.with_(noise_g=delta)
+
+
+def compute(settings: Settings) -> Study:
+    """Simulations first (they fail fast on bad sizes), then the λ curves and the maps."""
+    params = settings.params
+    kinds = ["function"] + (["gradient"] if gradient_noise_enters(params) else [])
+    sims = []
+    if settings.sim_d:
+        jobs = [
+            SimJob((kind, delta, lam), study_point(params, kind, delta).with_(lam=lam), settings.sim_d, settings.seeds)
+            for kind in kinds
+            for delta in settings.levels
+            for lam in settings.sim_lams
+        ]
+        sims = simulate_batch(jobs, settings.quantities)
+    with Progress(len(kinds) * len(settings.levels) * len(settings.quantities), "theory: optimal λ") as bar:
+        curves = lambda_curves(
+            params, settings.levels, settings.curve_lams, settings.quantities, kinds, settings.xatol, bar.update
+        )
+    ps, deltas = settings.map_axes()
+    with Progress(len(ps), "theory: noise maps") as bar:
+        maps = noise_maps(params, ps, deltas, settings.lam_grid, settings.quantities, kinds, progress=bar.update)
+    if not all(np.isfinite(m.eps_positive).any() for m in maps.values()):
+        raise UserError("the asymptotic solver resolved no cell of a noise map; try other p/d, n/d or activations.")
+    return Study(curves, maps, sims)

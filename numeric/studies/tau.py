@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,13 +50,16 @@ from numpy.typing import NDArray
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from ..progress import Progress
+from ..quantities import ERRORS
+from ..simulation.batch import SimJob, SimPoint, simulate_batch
 from ..theory.coefficients import coefficients
 from ..theory.solve import solve, solve_grid
 
 Array = NDArray[np.float64]
 
 #: Errors whose optimal τ is computed.
-QUANTITIES = ("eps_L2", "eps_H1", "eps_grad")
+QUANTITIES = ERRORS
 #: Kinds of optimum (see the module docstring).
 STATUSES = ("zero", "zero_plus", "interior", "infinity")
 #: Default scan bracket of τ > 0 (log-spaced).
@@ -94,20 +98,6 @@ def check_bracket(bracket: Sequence[float]) -> tuple[float, float]:
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi <= TAU_LARGE / 10):
         raise UserError(f"the τ bracket must satisfy 0 < lo < hi <= {TAU_LARGE / 10:g}, got ({lo:g}, {hi:g}).")
     return lo, hi
-
-
-def _cells_of(params: ModelParams) -> dict[str, Any]:
-    """The grid mapping of one model point (everything but k and τ)."""
-    return dict(
-        activation=params.activation,
-        teacher=params.teacher,
-        p_over_d=params.p_over_d,
-        n_over_d=params.n_over_d,
-        lam=params.lam,
-        noise_f=params.noise_f,
-        noise_g=params.noise_g,
-        alignment=params.alignment,
-    )
 
 
 def _broadcast_cells(k: int, cells: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
@@ -431,14 +421,6 @@ class TauOptimum:
     value_best: float
     evaluations: int
 
-    @property
-    def gain_over_zero(self) -> float:
-        return self.value_zero / self.value - 1.0
-
-    @property
-    def gain_over_one(self) -> float:
-        return self.value_one / self.value - 1.0
-
 
 def optimal_tau(
     params: ModelParams,
@@ -458,7 +440,7 @@ def optimal_tau(
         raise UserError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}.")
     lo, hi = check_bracket(bracket)
     xs = _scan_nodes((lo, hi), per_decade)
-    cells = _cells_of(params)
+    cells = params.grid_mapping()
     specials = np.array([0.0, 1.0, TAU_LARGE])
     taus = np.concatenate([10.0**xs, specials])
     scan = solve_grid(params.k, taus, cells)
@@ -516,7 +498,7 @@ def tau_curve(
     grid = np.asarray([float(t) for t in taus], dtype=float)
     if np.any(~np.isfinite(grid)) or np.any(grid < 0):
         raise UserError("τ values must be finite and >= 0.")
-    result = solve_grid(params.k, grid, _cells_of(params))
+    result = solve_grid(params.k, grid, params.grid_mapping())
     return {q: np.where(result.converged, result.outputs[q], np.nan) for q in quantities}
 
 
@@ -531,3 +513,98 @@ def status_text(status: str, tau_star: float) -> str:
     if status == "interior":
         return f"{tau_star:.3g}"
     return "n/a"
+
+
+# --------------------------------------------------------------------------------------------- the study
+
+
+#: τ values of the simulation points (--quick: 0 and 1 only).
+SIM_TAUS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: The maps' axes (log-spaced).
+MAP_P_RANGE = (0.1, 10.0)
+MAP_N_RANGE = (0.1, 5.0)
+#: The drawn τ range of the curves.
+CURVE_RANGE = (1e-3, 1e3)
+#: A cell counts as "tuned beats both" when both gains exceed this fraction.
+CLEAR_GAIN = 0.01
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved options of one run of the τ study (``sobolev-rf tau``)."""
+
+    out: Path
+    params: ModelParams
+    user_tau: float | None
+    grid: int
+    curve_taus: Array
+    per_decade: int
+    xatol: float
+    deltas: Array
+    sim_d: int
+    seeds: int
+    sim_taus: tuple[float, ...]
+    quick: bool
+    command: str
+    quantities: tuple[str, ...] = QUANTITIES
+
+    def map_axes(self) -> tuple[Array, Array]:
+        """(p/d values, n/d values) of the maps, log-spaced over :data:`MAP_P_RANGE` and :data:`MAP_N_RANGE`."""
+        return np.geomspace(*MAP_P_RANGE, self.grid), np.geomspace(*MAP_N_RANGE, self.grid)
+
+
+@dataclass
+class Study:
+    """Everything one run computes: the curves ε(τ), the optima at the model point, over the maps and over Δ
+    (``noise["gradient"]``, ``noise["function"]``), and the simulation points (tag: τ)."""
+
+    curve: dict[str, Array]
+    point: TauOptima
+    maps: TauOptima
+    p_over_d: Array
+    n_over_d: Array
+    noise: dict[str, TauOptima]
+    sims: list[SimPoint]
+
+
+def compute(settings: Settings) -> Study:
+    """Simulations first (they fail fast on bad sizes), then the theory under one progress bar."""
+    params = settings.params
+    sims = []
+    if settings.sim_d:
+        jobs = [SimJob(tau, params.with_(tau=tau), settings.sim_d, settings.seeds) for tau in settings.sim_taus]
+        sims = simulate_batch(jobs, settings.quantities)
+    ps, ns = settings.map_axes()
+    point = params.grid_mapping()
+    grids = {
+        "point": point,
+        "maps": dict(point, p_over_d=ps[None, :], n_over_d=ns[:, None]),
+        "gradient": dict(point, noise_g=settings.deltas),
+        "function": dict(point, noise_f=settings.deltas),
+    }
+    sizes = {"point": 1, "maps": len(ps) * len(ns), "gradient": len(settings.deltas), "function": len(settings.deltas)}
+    total = sum(expected_work(n, per_decade=settings.per_decade, xatol=settings.xatol) for n in sizes.values())
+    total += len(settings.curve_taus)
+    results = {}
+    with Progress(total, "theory: optimal τ") as bar:
+        for name, cells in grids.items():
+            results[name] = optimal_tau_cells(
+                params.k,
+                cells,
+                per_decade=settings.per_decade,
+                xatol=settings.xatol,
+                progress=lambda m: bar.update(min(m, max(total - bar.count, 0))),
+            )
+        curve = tau_curve(params, settings.curve_taus)
+        bar.update(max(total - bar.count, 0))
+    if not all(np.isfinite(results["maps"].value[q]).any() for q in settings.quantities):
+        raise UserError("the asymptotic solver resolved no cell of the τ maps; try other activations or λ.")
+    return Study(
+        curve=curve,
+        point=results["point"],
+        maps=results["maps"],
+        p_over_d=ps,
+        n_over_d=ns,
+        noise={"gradient": results["gradient"], "function": results["function"]},
+        sims=sims,
+    )

@@ -480,24 +480,6 @@ def _continue(
 # --------------------------------------------------------------------------------------------------
 
 
-def _model_mapping(params: ModelParams) -> dict[str, Any]:
-    """The parameter mapping of :func:`parameter_columns`, the step fields of the one-step model included."""
-    from ...derive.params import STEP_FIELDS
-
-    return dict(
-        activation=params.activation,
-        teacher=params.teacher,
-        p_over_d=params.p_over_d,
-        n_over_d=params.n_over_d,
-        lam=params.lam,
-        noise_f=params.noise_f,
-        noise_g=params.noise_g,
-        alignment=params.alignment,
-        step=params.step,
-        **{name: getattr(params, name) for name in STEP_FIELDS},
-    )
-
-
 def solve(
     params: ModelParams, tol: float = 1e-13, start: TheoryResult | None = None, backend: str = "auto"
 ) -> TheoryResult:
@@ -512,7 +494,7 @@ def solve(
 
         return solve_point(params, tol, backend)
     k = params.k
-    rows = np.stack([np.broadcast_to(c, ()) for c in parameter_columns(k, params.tau, _model_mapping(params))])[None]
+    rows = np.stack([np.broadcast_to(c, ()) for c in parameter_columns(k, params.tau, params.grid_mapping())])[None]
     key = int(_system_keys(k, rows)[0])
     rows_per_sample = params.training_rows
     if key < 0:

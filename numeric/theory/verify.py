@@ -124,16 +124,7 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> V
         return VerifyResult(verify_onestep(params, digits))
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
-    grid_params = dict(
-        activation=params.activation,
-        teacher=params.teacher,
-        p_over_d=params.p_over_d,
-        n_over_d=params.n_over_d,
-        lam=params.lam,
-        noise_f=params.noise_f,
-        noise_g=params.noise_g,
-        alignment=params.alignment,
-    )
+    grid_params = params.grid_mapping()
     double = solve_grid(params.k, params.tau, grid_params)
     branch = str(double.extra["branch"])
     if branch not in BRANCHES:

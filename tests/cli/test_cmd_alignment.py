@@ -1,4 +1,4 @@
-"""``sobolev-rf alignment`` (numeric/cmd_alignment.py): the law of each error over ϖ ~ N(0, I_k).
+"""``sobolev-rf alignment`` (numeric/studies/alignment.py): the law of each error over ϖ ~ N(0, I_k).
 
 The exact law (quantiles, mass per bin) is checked against its definition and against Monte Carlo samples of the
 quadratic form; the per-draw simulations against e(ϖ) at the same ϖ; the command against its file contract.
@@ -16,9 +16,10 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cli.cmd_alignment import (
+from sobolev_rf.numeric.reports.alignment import LAW_COLUMNS
+from sobolev_rf.numeric.studies.alignment import (
     KEYS,
-    LAW_COLUMNS,
+    QuadraticLaw,
     bin_masses,
     compare,
     exact_laws,
@@ -26,7 +27,6 @@ from sobolev_rf.numeric.cli.cmd_alignment import (
     summarise,
     support_minimum,
 )
-from sobolev_rf.numeric.studies.alignment import QuadraticLaw
 
 FILES = {"alignment_law.png", "alignment_law.csv", "alignment_samples.csv"}
 

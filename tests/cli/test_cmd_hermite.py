@@ -1,4 +1,4 @@
-"""The ``sobolev-rf hermite`` subcommand (numeric/cmd_hermite.py)."""
+"""The ``sobolev-rf hermite`` subcommand (numeric/cli/cmd_hermite.py)."""
 
 from __future__ import annotations
 

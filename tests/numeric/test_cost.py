@@ -1,4 +1,4 @@
-"""The cost-normalised comparison (numeric/cost.py, numeric/cmd_cost.py, ``sobolev-rf cost``).
+"""The cost-normalised comparison (numeric/studies/cost.py, ``sobolev-rf cost``).
 
 Sobolev training (τ = 1, n samples, k projections, budget n(1 + ck)) against L2 training (τ = 0, n(1 + ck)
 samples): break-even costs, their statuses, the grid maps, the command's files and errors, and one
@@ -20,7 +20,7 @@ from PIL import Image
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cli.cmd_cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
+from sobolev_rf.numeric.reports.cost import BREAKEVEN_COLUMNS, CURVE_COLUMNS, MAP_COLUMNS
 from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.studies.cost import (
     C_MAX,

@@ -1,4 +1,4 @@
-"""The ``sobolev-rf demo`` command (numeric/cmd_demo.py, numeric/figures.py) in its ``--quick`` form."""
+"""The ``sobolev-rf demo`` command (numeric/studies/demo.py, reports/demo.py, plots/demo.py) in its ``--quick`` form."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cli.cmd_demo import DD_COLUMNS, PHASE_COLUMNS
+from sobolev_rf.numeric.reports.demo import DD_COLUMNS, PHASE_COLUMNS
 
 FILES = {"double_descent.png", "double_descent.csv", "phase_L2.png", "phase_diagram.csv"}
 

@@ -1,5 +1,5 @@
-"""Data-informed gradient subspaces (numeric/simulate.py ``subspace="informed"``, outside the theory) and the
-``sobolev-rf informed`` study (numeric/cmd_informed.py)."""
+"""Data-informed gradient subspaces (numeric/simulation/exact.py ``subspace="informed"``, outside the theory) and the
+``sobolev-rf informed`` study (numeric/studies/informed.py)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cli import cmd_informed as study
+from sobolev_rf.numeric.quantities import ERRORS
+from sobolev_rf.numeric.reports.informed import COLUMNS
 from sobolev_rf.numeric.simulation import exact as sim
+from sobolev_rf.numeric.studies import informed as study
 
 
 def dtanh(x: np.ndarray) -> np.ndarray:
@@ -177,10 +179,10 @@ def test_cli_writes_csv_and_png_with_the_command(quick_run: tuple[Path, str]) ->
         assert fh.readline() == f"# command: {command}\n"
         reader = csv.DictReader(fh)
         rows = list(reader)
-        assert tuple(reader.fieldnames or ()) == study.COLUMNS
+        assert tuple(reader.fieldnames or ()) == COLUMNS
     assert {(r["arm"], r["d"]) for r in rows} == {(a, d) for a in ("random", "informed", "L2") for d in ("40", "60")}
     for r in rows:
-        assert all(math.isfinite(float(r[f"{key}{suffix}"])) for key in study.ERRORS for suffix in ("", "_se"))
+        assert all(math.isfinite(float(r[f"{key}{suffix}"])) for key in ERRORS for suffix in ("", "_se"))
         if r["arm"] == "informed":
             assert r["outside_theory"] == "1" and r["pilot"] == r["d"] and r["tau"] == "1"
             assert float(r["varpi1_over_sqrt_d"]) == pytest.approx(1.0, abs=1e-12)  # noiseless pilot

@@ -1,4 +1,4 @@
-"""Label noise and the ridge (numeric/noise.py) and the ``sobolev-rf noise`` command (numeric/cmd_noise.py).
+"""Label noise and the ridge (numeric/studies/noise.py) and the ``sobolev-rf noise`` command.
 
 The physical statements were found by computing, at ReLU features, tanh teacher, τ = 1, k = 1, ϖ = 1, n/d = 1
 (interpolation threshold p/d = (1 + τk)·n/d = 2):
@@ -25,7 +25,7 @@ from PIL import Image
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cli.cmd_noise import BENIGN_COLUMNS, LAMBDA_COLUMNS
+from sobolev_rf.numeric.reports.noise import BENIGN_COLUMNS, LAMBDA_COLUMNS
 from sobolev_rf.numeric.studies.noise import (
     lambda_curves,
     minimise_on_grid,

@@ -1,4 +1,4 @@
-"""The finite-size simulator (numeric/simulate.py) and its command line (numeric/cmd_simulate.py)."""
+"""The finite-size simulator (numeric/simulation/exact.py) and its command line (numeric/cli/cmd_simulate.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The optimal Sobolev weight τ* (numeric/tau_study.py), the ``tau`` command, and τ in ``sweep``/``simulate``.
+"""The optimal Sobolev weight τ* (numeric/studies/tau.py), the ``tau`` command, and τ in ``sweep``/``simulate``.
 
 Found by computing (ReLU features, tanh teacher, k = 1, ϖ = 1, n/d = 1):
 
@@ -28,7 +28,7 @@ from PIL import Image
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli
-from sobolev_rf.numeric.cli.cmd_tau import CURVE_COLUMNS, MAP_COLUMNS, NOISE_COLUMNS
+from sobolev_rf.numeric.reports.tau import CURVE_COLUMNS, MAP_COLUMNS, NOISE_COLUMNS
 from sobolev_rf.numeric.studies.tau import (
     TAU_LARGE,
     classify,

@@ -1,9 +1,5 @@
-"""The demo's figures, rendered off-screen with matplotlib's Agg canvas and returned as PNG bytes.
-
-No pyplot: each figure is a private :class:`~matplotlib.figure.Figure` on a
-:class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`, so importing this module changes no global
-matplotlib state. Every PNG carries the command that produced it in its ``Description`` metadata.
-"""
+"""The demo's figures (:mod:`sobolev_rf.numeric.studies.demo`): double descent of L2 and Sobolev training along
+p/d, and the phase diagram of eps_L2 over (p/d, n/d)."""
 
 from __future__ import annotations
 
@@ -11,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.axis import Axis
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 from numpy.typing import NDArray
 
 from ..artifacts import png_bytes
+from ..studies.demo import CONFIGS, DD_N_OVER_D, DoubleDescent
+from .style import N_LABEL, P_LABEL, log_cell_edges, log_ticks
 
 Array = NDArray[np.float64]
 
@@ -40,11 +36,26 @@ class Curve:
     sim_se: dict[str, Array]
 
 
-def log_ticks(axis: Axis, ticks: Sequence[float]) -> None:
-    """Label a log-scaled ``axis`` at the plain numbers ``ticks`` only (no 2×10⁰ minor labels)."""
-    axis.set_major_locator(FixedLocator(list(ticks)))
-    axis.set_major_formatter(FormatStrFormatter("%g"))
-    axis.set_minor_formatter(NullFormatter())
+def curves(dd: DoubleDescent) -> list[Curve]:
+    """One :class:`Curve` per configuration of the double-descent study."""
+    from ...derive.params import training_rows
+
+    out = []
+    for index, (label, tau, k) in enumerate(CONFIGS):
+        lines = dd.theory[index]
+        points = [s for s in dd.sims if s.tag == index]
+        out.append(
+            Curve(
+                label=label,
+                threshold=training_rows(k, tau) * DD_N_OVER_D,
+                theory_x=dd.xs,
+                theory={key: np.array([row[key] for row in lines]) for key in ("eps_L2", "eps_H1")},
+                sim_x=np.array([s.p_over_d for s in points]),
+                sim_mean={key: np.array([s.mean[key] for s in points]) for key in ("eps_L2", "eps_H1")},
+                sim_se={key: np.array([s.se[key] for s in points]) for key in ("eps_L2", "eps_H1")},
+            )
+        )
+    return out
 
 
 def double_descent_png(
@@ -88,7 +99,7 @@ def double_descent_png(
         ax.set_xscale("log")
         ax.set_yscale("log")
         log_ticks(ax.xaxis, [0.1, 0.2, 0.5, 1, 2, 3, 6])
-        ax.set_xlabel("features per input dimension  p/d")
+        ax.set_xlabel(P_LABEL)
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.25)
     axes[0].legend(fontsize=8, loc="lower left")
@@ -97,15 +108,6 @@ def double_descent_png(
         f"{seeds} seed{'s' if seeds > 1 else ''} (± SE)"
     )
     return png_bytes(fig, description)
-
-
-def log_cell_edges(centres: Array) -> Array:
-    """Cell edges of a log-spaced grid of cell centres (geometric midpoints, extrapolated at the ends)."""
-    logc = np.log(centres)
-    if len(centres) == 1:
-        return np.exp(np.array([logc[0] - 0.5, logc[0] + 0.5]))
-    mid = 0.5 * (logc[1:] + logc[:-1])
-    return np.exp(np.concatenate([[2 * logc[0] - mid[0]], mid, [2 * logc[-1] - mid[-1]]]))
 
 
 def phase_png(
@@ -149,8 +151,8 @@ def phase_png(
         ax.set_ylim(ye[0], ye[-1])
         log_ticks(ax.xaxis, [0.2, 0.5, 1, 2, 5])
         log_ticks(ax.yaxis, [0.2, 0.5, 1, 2, 5])
-        ax.set_xlabel("features per input dimension  p/d")
-        ax.set_ylabel("samples per input dimension  n/d")
+        ax.set_xlabel(P_LABEL)
+        ax.set_ylabel(N_LABEL)
         ax.set_title(name)
         ax.legend(fontsize=8, loc="lower right", facecolor="0.85")
     fig.suptitle(title)

@@ -1,7 +1,7 @@
-"""Progress bars of the command line, drawn by tqdm on stderr.
+"""Progress bars of the commands and study runs, drawn by tqdm on stderr.
 
-Library functions never draw: they take a ``progress`` callback (called with the amount of work just
-done), and the commands pass :meth:`Progress.update`. A bar is shown when stderr is a terminal;
+Solvers and the simulator never draw: they take a ``progress`` callback (called with the amount of work just
+done), and the commands and studies pass :meth:`Progress.update`. A bar is shown when stderr is a terminal;
 ``SOBOLEV_RF_PROGRESS=1`` forces it, ``=0`` silences it.
 """
 

@@ -1,0 +1,1 @@
+"""CSV rows and printed tables of the studies (one module per study)."""
