@@ -163,7 +163,8 @@ def law_png(
         else "exact law (no simulation)"
     )
     fig.suptitle(
-        f"Law of the test errors over the alignment ϖ ~ N(0, I$_{params.k}$)\n{params.describe()}\n{sim_line}",
+        f"Law of the test errors over the alignment ϖ ~ N(0, I$_{params.k}$)\n"
+        f"{params.describe(omit=('alignment',))}\n{sim_line}",
         fontsize=11,
     )
     return png_bytes(fig, description)

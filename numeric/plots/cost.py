@@ -31,7 +31,7 @@ def _log_axes(ax: Any, x: bool = True, y: bool = True) -> None:
             axis.set_minor_formatter(NullFormatter())
 
 
-def _threshold_lines(ax: Any, k: int, c: float | None, ylim: tuple[float, float], light: bool = False) -> list:
+def _threshold_lines(ax: Any, k: int, c: float | None, ylim: tuple[float, float]) -> list:
     """Lines p = (k+1)n and (for a cost c) p = n(1 + ck) on a (p/d, n/d) map."""
     ns = np.array(ylim)
     handles = [ax.plot((k + 1) * ns, ns, color="0.1", ls=":", lw=1.8, label=f"p = {k + 1}n (Sobolev threshold)")[0]]
@@ -72,7 +72,7 @@ def cost_map_png(settings: Settings, grid: CostGrid, ps: np.ndarray, ns: np.ndar
                 mesh,
                 ax=ax,
                 extend="both",
-                label=r"$\log_{10}$(" + TEX[q] + r"$_{\rm Sobolev}$ / " + TEX[q] + r"$_{\rm L2}$)",
+                label=r"$\log_{10}$ " + TEX[q] + "(Sobolev) / " + TEX[q] + "(L2)",
             )
 
             handles = [Line2D([], [], color="k", lw=1.6, label="break-even: ratio 1 (contour 0)")]

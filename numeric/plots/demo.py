@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from ..artifacts import png_bytes
 from ..studies.demo import CONFIGS, DD_N_OVER_D, DoubleDescent
-from .style import N_LABEL, P_LABEL, log_cell_edges, log_ticks
+from .style import N_LABEL, P_LABEL, TEX, log_cell_edges, log_ticks
 
 Array = NDArray[np.float64]
 
@@ -59,18 +60,19 @@ def curves(dd: DoubleDescent) -> list[Curve]:
 
 
 def double_descent_png(
-    curves: Sequence[Curve], n_over_d: float, d: int, seeds: int, lam: float, title: str, description: str
+    curves: Sequence[Curve], n_over_d: float, d: int, seeds: int, title: str, description: str
 ) -> bytes:
     """Two panels (eps_L2, eps_H1) against p/d on log-log axes: theory lines, simulation points with
-    standard-error bars, and dashed vertical lines at every configuration's interpolation threshold."""
+    standard-error bars, and dashed vertical lines at every configuration's interpolation threshold; one
+    legend below both panels."""
     fig = Figure(figsize=(12, 5), layout="constrained")
     axes = fig.subplots(1, 2)
     colors = ["C0", "C3", "C2", "C1", "C4"]
-    panels = (("eps_L2", r"test error $\varepsilon_{L^2}$"), ("eps_H1", r"gradient test error $\varepsilon_{H^1}$"))
+    panels = (("eps_L2", f"test error {TEX['eps_L2']}"), ("eps_H1", f"gradient test error {TEX['eps_H1']}"))
     thresholds = sorted({c.threshold for c in curves})
     for ax, (key, ylabel) in zip(axes, panels):
         for color, curve in zip(colors, curves):
-            ax.plot(curve.theory_x, curve.theory[key], color=color, lw=1.8, label=f"{curve.label} (theory)")
+            ax.plot(curve.theory_x, curve.theory[key], color=color, lw=1.8)
             se = curve.sim_se[key]
             ax.errorbar(
                 curve.sim_x,
@@ -82,7 +84,6 @@ def double_descent_png(
                 color=color,
                 mfc="white",
                 mew=1.3,
-                label=f"{curve.label} (simulation)",
             )
         for x in thresholds:
             name = "p = n" if np.isclose(x, n_over_d) else f"p = {x / n_over_d:g}n"
@@ -102,11 +103,16 @@ def double_descent_png(
         ax.set_xlabel(P_LABEL)
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.25)
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(
-        f"{title}\nn/d = {n_over_d:g}, λ = {lam:g}; lines: d → ∞ theory, points: d = {d}, "
-        f"{seeds} seed{'s' if seeds > 1 else ''} (± SE)"
-    )
+    handles = [
+        Line2D([], [], color=color, lw=1.8, marker="o", ms=4.5, mfc="white", mew=1.3, label=curve.label)
+        for color, curve in zip(colors, curves)
+    ]
+    handles += [
+        Line2D([], [], color="0.3", lw=1.8, label="line: d → ∞ theory"),
+        Line2D([], [], color="0.3", marker="o", ms=4.5, mfc="white", ls="none", label=f"points: simulation, d = {d}"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9)
+    fig.suptitle(f"{title}\nn/d = {n_over_d:g}; points: mean ± SE over {seeds} seed{'s' if seeds > 1 else ''}")
     return png_bytes(fig, description)
 
 
@@ -114,7 +120,8 @@ def phase_png(
     p_over_d: Array, n_over_d: Array, eps_l2: Array, eps_sobolev: Array, title: str, description: str
 ) -> bytes:
     """Three panels over the (p/d, n/d) grid: eps_L2 of L2 training, of Sobolev training (shared log colour
-    scale) and their difference Sobolev − L2 (diverging, centred at 0), each with the lines p = n and p = 2n.
+    scale) and their log ratio log₁₀(Sobolev / L2) (diverging, centred at 0), each with the lines p = n and
+    p = 2n.
 
     ``eps_l2`` and ``eps_sobolev`` have shape (len(n_over_d), len(p_over_d)); NaN cells are left blank.
     """
@@ -125,18 +132,19 @@ def phase_png(
     positive = both[both > 0]
     vmin, vmax = (float(positive.min()), float(positive.max())) if positive.size else (1e-3, 1.0)
     lognorm = LogNorm(vmin=vmin, vmax=max(vmax, vmin * 1.0001))
-    diff = eps_sobolev - eps_l2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = np.log10(eps_sobolev / eps_l2)
     finite = diff[np.isfinite(diff)]
     span = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
     panels = (
-        (eps_l2, "L2 training (τ = 0)", "viridis", lognorm, r"$\varepsilon_{L^2}$"),
-        (eps_sobolev, "Sobolev training (τ = 1, k = 1)", "viridis", lognorm, r"$\varepsilon_{L^2}$"),
+        (eps_l2, "L2 training (τ = 0)", "viridis", lognorm, TEX["eps_L2"]),
+        (eps_sobolev, "Sobolev training (τ = 1, k = 1)", "viridis", lognorm, TEX["eps_L2"]),
         (
             diff,
-            "difference: Sobolev − L2",
+            "ratio: Sobolev / L2",
             "RdBu_r",
             TwoSlopeNorm(0.0, -span, span),
-            r"$\Delta\varepsilon_{L^2}$ (blue: Sobolev better)",
+            r"$\log_{10}$ " + TEX["eps_L2"] + "(Sobolev) / " + TEX["eps_L2"] + "(L2)   (blue: Sobolev better)",
         ),
     )
     n_line = np.array([ye[0], ye[-1]])

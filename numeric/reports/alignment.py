@@ -126,7 +126,7 @@ def summary_table(
     params: ModelParams, summaries: Sequence[LawSummary], draws: Draws | None, comparisons: dict[str, Comparison]
 ) -> str:
     """The printed table: theory mean, sd, quantiles; simulation mean ± SE, KS distances, per-draw deviation."""
-    lines = [f"Law of the test errors over ϖ ~ N(0, I_{params.k})   ({params.describe()})"]
+    lines = [f"Law of the test errors over ϖ ~ N(0, I_{params.k})   ({params.describe(omit=('alignment',))})"]
     if draws is not None:
         lines.append(
             f"simulation: {len(draws.seeds)} draws of ϖ, one seed each, d = {draws.d}, p = {draws.p}, "

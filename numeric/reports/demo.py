@@ -42,18 +42,20 @@ def double_descent_csv(settings: Settings, dd: DoubleDescent) -> str:
 
 
 def phase_csv(settings: Settings, phase: PhaseDiagram) -> str:
-    """phase_diagram.csv: one row per (p/d, n/d) cell."""
+    """phase_diagram.csv: one row per (p/d, n/d) cell, n/d the outer loop."""
+    a, b = phase.l2, phase.sobolev
     rows = [
         [
             fmt(p),
             fmt(n),
-            fmt(a["eps_L2"]),
-            fmt(b["eps_L2"]),
-            fmt(b["eps_L2"] - a["eps_L2"]),
-            fmt(a["eps_H1"]),
-            fmt(b["eps_H1"]),
+            fmt(a["eps_L2"][i, j]),
+            fmt(b["eps_L2"][i, j]),
+            fmt(b["eps_L2"][i, j] - a["eps_L2"][i, j]),
+            fmt(a["eps_H1"][i, j]),
+            fmt(b["eps_H1"][i, j]),
         ]
-        for (p, n), a, b in zip(phase.cells, phase.l2, phase.sobolev)
+        for i, n in enumerate(phase.n_over_d)
+        for j, p in enumerate(phase.p_over_d)
     ]
     return csv_text(settings.command(), PHASE_COLUMNS, rows)
 

@@ -195,10 +195,6 @@ class BreakEven:
     scan_c: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     scan_g: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
-    @property
-    def capped(self) -> bool:
-        return self.status == "capped"
-
     def text(self) -> str:
         """``0.53``, ``≥100 (capped)``, ``0 (never)``, ``1.7 (window)``."""
         if self.status == "capped":
@@ -597,6 +593,5 @@ def compute(settings: Settings) -> Study:
     for x in targets:
         jobs.append(SimJob(("sobolev", None), base.with_(tau=1, p_over_d=x), settings.d, settings.seeds))
         for c in settings.costs:
-            l2 = base.with_(tau=0, p_over_d=x, n_over_d=float(l2_samples(base.n_over_d, base.k, c)))
-            jobs.append(SimJob(("l2", c), l2, settings.d, settings.seeds))
+            jobs.append(SimJob(("l2", c), equal_budget(base.with_(p_over_d=x), c)[1], settings.d, settings.seeds))
     return Study(grid, ps, ns, cut, xs, breakevens, simulate_batch(jobs, QUANTITIES))

@@ -24,7 +24,7 @@ from ...derive.errors import UserError
 from ...derive.params import ModelParams, training_rows
 from ..progress import Progress
 from ..simulation.batch import SimJob, SimPoint, simulate_batch
-from ..theory.solve import solve_path
+from ..theory.solve import solve_grid, solve_path
 
 #: The embedded default model point; τ, k and the ratios are set per figure.
 BASE = ModelParams(activation="relu", teacher="tanh", k=1, tau=0, lam=1e-3, noise_f=0.0, noise_g=0.0)
@@ -126,24 +126,33 @@ def double_descent(settings: Settings) -> DoubleDescent:
 
 @dataclass(frozen=True)
 class PhaseDiagram:
-    """Theory of τ = 0 (``l2``) and τ = 1, k = 1 (``sobolev``) at the (p/d, n/d) ``cells`` (rows of n/d, then p/d)."""
+    """Theory of τ = 0 (``l2``) and τ = 1, k = 1 (``sobolev``): eps_L2 and eps_H1 as arrays indexed [n/d, p/d]
+    (NaN where the solver did not converge)."""
 
     p_over_d: np.ndarray
     n_over_d: np.ndarray
-    cells: list[tuple[float, float]]
-    l2: list[dict[str, float]]
-    sobolev: list[dict[str, float]]
-
-    def eps_l2(self, rows: list[dict[str, float]]) -> np.ndarray:
-        """eps_L2 of ``rows`` as an array indexed [n/d, p/d]."""
-        return np.array([row["eps_L2"] for row in rows]).reshape(len(self.n_over_d), len(self.p_over_d))
+    l2: dict[str, np.ndarray]
+    sobolev: dict[str, np.ndarray]
 
 
 def phase_diagram(settings: Settings) -> PhaseDiagram:
-    """Theory eps_L2 (and eps_H1) of τ = 0 and τ = 1 (k = 1) over the (p/d, n/d) grid."""
+    """Theory eps_L2 and eps_H1 of τ = 0 and τ = 1 (k = 1) over the (p/d, n/d) grid, by the grid solver."""
     ps = np.geomspace(*PHASE_RANGE, settings.grid)
     ns = np.geomspace(*PHASE_RANGE, settings.grid)
-    cells = [(float(p), float(n)) for n in ns for p in ps]
-    points = [BASE.with_(tau=tau, k=1, p_over_d=p, n_over_d=n) for p, n in cells for tau in (0, 1)]
-    values = theory_many(points, "theory: phase diagram")
-    return PhaseDiagram(ps, ns, cells, values[0::2], values[1::2])
+    mapping = dict(BASE.with_(k=1).grid_mapping(), p_over_d=ps[None, :], n_over_d=ns[:, None])
+    values = []
+    with Progress(2, "theory: phase diagram") as bar:
+        for tau in (0, 1):
+            result = solve_grid(1, tau, mapping)
+            values.append({q: np.where(result.converged, result.outputs[q], np.nan) for q in ("eps_L2", "eps_H1")})
+            failed = int(np.count_nonzero(~result.converged))
+            if failed == result.converged.size:
+                raise UserError(f"the asymptotic solver resolved none of the {failed} points of the phase diagram.")
+            if failed:
+                print(
+                    f"sobolev-rf demo: warning: {failed} of {result.converged.size} theory points of the phase "
+                    f"diagram (τ = {tau}) did not converge (left blank)",
+                    file=sys.stderr,
+                )
+            bar.update()
+    return PhaseDiagram(ps, ns, values[0], values[1])
