@@ -25,60 +25,39 @@ BRANCH_HELP = (
 )
 
 
+#: The model options (MODEL.md): (option, default, metavar, help).
+MODEL_OPTIONS = (
+    (
+        "--activation",
+        _DEFAULTS.activation,
+        "EXPR",
+        "student activation σ: a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) "
+        "or a SymPy expression in x, e.g. 'Max(0, x)' (default: %(default)s)",
+    ),
+    ("--teacher", _DEFAULTS.teacher, "EXPR", "teacher link φ, same syntax as --activation (default: %(default)s)"),
+    ("--k", str(_DEFAULTS.k), "K", "number of gradient projections per sample (default: %(default)s)"),
+    (
+        "--tau",
+        str(_DEFAULTS.tau),
+        "T",
+        "Sobolev weight τ >= 0 of the gradient term, any real number: 0 is plain L2 training, "
+        "1 Sobolev training; gradient rows and labels enter scaled by √τ, so Δ_g enters with "
+        "weight τ; for every τ > 0 the interpolation threshold is p = (1 + k)n (default: %(default)s)",
+    ),
+    ("--p-over-d", str(_DEFAULTS.p_over_d), "X", "features per input dimension p/d (default: %(default)s)"),
+    ("--n-over-d", str(_DEFAULTS.n_over_d), "Y", "samples per input dimension n/d (default: %(default)s)"),
+    ("--lam", str(_DEFAULTS.lam), "L", "ridge λ >= 0; 0 means λ → 0⁺ (default: %(default)s)"),
+    ("--noise-f", "0", "DF", "function-label noise variance Δ_f (default: 0)"),
+    ("--noise-g", "0", "DG", "gradient-label noise variance Δ_g (default: 0)"),
+    ("--alignment", None, "A1,...,AK", "alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)"),
+)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--activation --teacher --k --tau --p-over-d --n-over-d --lam --noise-f --noise-g --alignment``."""
     g = parser.add_argument_group("model (MODEL.md)")
-    g.add_argument(
-        "--activation",
-        default=_DEFAULTS.activation,
-        metavar="EXPR",
-        help="student activation σ: a name (relu, tanh, erf, sigmoid, softplus, gelu, linear, abs) "
-        "or a SymPy expression in x, e.g. 'Max(0, x)' (default: %(default)s)",
-    )
-    g.add_argument(
-        "--teacher",
-        default=_DEFAULTS.teacher,
-        metavar="EXPR",
-        help="teacher link φ, same syntax as --activation (default: %(default)s)",
-    )
-    g.add_argument(
-        "--k",
-        default=str(_DEFAULTS.k),
-        metavar="K",
-        help="number of gradient projections per sample (default: %(default)s)",
-    )
-    g.add_argument(
-        "--tau",
-        default=str(_DEFAULTS.tau),
-        metavar="T",
-        help="Sobolev weight τ >= 0 of the gradient term, any real number: 0 is plain L2 training, "
-        "1 Sobolev training; gradient rows and labels enter scaled by √τ, so Δ_g enters with "
-        "weight τ; for every τ > 0 the interpolation threshold is p = (1 + k)n "
-        "(default: %(default)s)",
-    )
-    g.add_argument(
-        "--p-over-d",
-        default=str(_DEFAULTS.p_over_d),
-        metavar="X",
-        help="features per input dimension p/d (default: %(default)s)",
-    )
-    g.add_argument(
-        "--n-over-d",
-        default=str(_DEFAULTS.n_over_d),
-        metavar="Y",
-        help="samples per input dimension n/d (default: %(default)s)",
-    )
-    g.add_argument(
-        "--lam", default=str(_DEFAULTS.lam), metavar="L", help="ridge λ >= 0; 0 means λ → 0⁺ (default: %(default)s)"
-    )
-    g.add_argument("--noise-f", default="0", metavar="DF", help="function-label noise variance Δ_f (default: 0)")
-    g.add_argument("--noise-g", default="0", metavar="DG", help="gradient-label noise variance Δ_g (default: 0)")
-    g.add_argument(
-        "--alignment",
-        default=None,
-        metavar="A1,...,AK",
-        help="alignment ϖ = Vᵀθ₀ (k comma-separated numbers; default: all ones)",
-    )
+    for option, default, metavar, text in MODEL_OPTIONS:
+        g.add_argument(option, default=default, metavar=metavar, help=text)
 
 
 def parse_range(name: str, text: str) -> np.ndarray:

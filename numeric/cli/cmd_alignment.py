@@ -1,26 +1,8 @@
-"""``sobolev-rf alignment``: the law of each test error over the alignment ϖ = Vᵀθ₀ ~ N(0, I_k).
+"""``sobolev-rf alignment``: the law of each error over ϖ ~ N(0, I_k) (:mod:`sobolev_rf.numeric.studies.alignment`).
 
-The alignment does not average out (MODEL.md): at fixed p/d, n/d, λ, … each asymptotic error is an exact
-quadratic form e(ϖ) = c + bᵀϖ + ϖᵀAϖ (:func:`sobolev_rf.numeric.studies.alignment.alignment_laws`), so with
-ϖ ~ N(0, I_k)
-it is a generalised non-central χ² whose distribution function :meth:`QuadraticLaw.cdf` evaluates without
-sampling. This command draws the picture of that law for eps_L2, eps_H1 and eps_grad and checks it against the
-finite-size model: ``--samples`` independent draws ϖ_i ~ N(0, I_k), each simulated once (one seed, fresh Θ, V,
-θ₀ with Vᵀθ₀ = ϖ_i exactly, fresh data) at input dimension ``--sim-d``.
-
-Outputs (into ``--out``, all or nothing; PNG metadata and the first CSV line hold the command line):
-
-- ``alignment_law.png``: one column per error. Top: the exact law as probability mass per bin (CDF
-  differences, so the integrable 1/√ singularity at the lower edge of a k = 1 law is no problem) with the
-  simulation histogram over the same bins; middle: the exact CDF with the empirical CDF of the simulations,
-  the mean and the 5/50/95 % quantiles; bottom: simulated error against e(ϖ_i) for the same draw ϖ_i (the
-  sharpest check: ϖ-sampling noise cancels, only finite-size effects remain).
-- ``alignment_law.csv``: per error the exact CDF on a grid (with the empirical CDF of the simulations), the
-  exact mass of every histogram bin (with the simulated fraction), quantiles, mean, sd, Kolmogorov–Smirnov
-  distances and the coefficients c, b, A.
-- ``alignment_samples.csv``: every draw ϖ_i, its simulation seed, e(ϖ_i) and the simulated errors; draws that
-  the finite-d model cannot realise (ϖᵀ(VᵀV)⁻¹ϖ ≥ 1, so no unit θ₀ has Vᵀθ₀ = ϖ) are listed as skipped and
-  replaced by a fresh draw.
+Parses the model point and the study options, computes the exact laws and the simulated draws, and writes
+``alignment_law.png``, ``alignment_law.csv`` and ``alignment_samples.csv`` into ``--out``, all or nothing, then
+prints the table.
 """
 
 from __future__ import annotations

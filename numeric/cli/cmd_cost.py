@@ -1,22 +1,7 @@
-"""``sobolev-rf cost``: is Sobolev training worth its cost? Sobolev vs L2 training at an equal budget.
+"""``sobolev-rf cost``: Sobolev against L2 training at an equal budget (:mod:`sobolev_rf.numeric.studies.cost`).
 
-A gradient projection costs c function evaluations. Sobolev training (τ = 1) on n samples with k projections
-each (budget n(1 + ck)) is compared with L2 training (τ = 0) on n(1 + ck) samples, at the same p and every
-other parameter (:mod:`sobolev_rf.numeric.studies.cost` states the maths). Writes into ``--out``
-(default ``sobolev-rf-out/cost``):
-
-1. ``cost_map.png`` / ``.csv``: for every c of ``--c``, log₁₀(ε_Sobolev / ε_L2-training) over (p/d, n/d)
-   (n/d: the Sobolev sample ratio) for eps_L2, eps_H1 and eps_grad; contour 0 = break-even; lines
-   p = n(1 + ck) (L2 interpolation threshold at equal budget) and p = (k + 1)n (Sobolev threshold).
-2. ``cost_breakeven.png`` / ``.csv``: the break-even cost c* (largest c at which Sobolev still wins) with its
-   status (crossing, window, never = 0, capped at ``--c-max``) over the same grid.
-3. ``cost_curve.png`` / ``.csv``: the cut at the model's n/d: both errors against p/d at equal budget (theory
-   lines, finite-size simulation points ± SE) and c* along the cut.
-4. A summary table on stdout.
-
-All theory on grids comes from the generated solver (λ > 0); c* at the printed points from brentq on the point
-solver. Every file is computed first and then written atomically; the PNG metadata and the first CSV line
-hold the command line.
+Parses the model point and the comparison options, computes, and writes ``cost_map``, ``cost_breakeven`` and
+``cost_curve`` (``.png`` and ``.csv``) into ``--out``, all or nothing, then prints the summary.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
-"""``sobolev-rf demo``: the project's main job on its embedded default (``make demo``;
-:mod:`sobolev_rf.numeric.studies.demo`).
-
-It writes into ``--out`` (default ``./sobolev-rf-out/``):
-
-1. ``double_descent.png`` / ``.csv``: eps_L2 and eps_H1 along p/d ∈ [0.1, 6] at n/d = 1 for L2 training
-   (τ = 0), Sobolev training with k = 1 and with k = 2: d → ∞ theory lines and finite-size simulation points
-   (mean ± standard error over seeds).
-2. ``phase_L2.png`` / ``phase_diagram.csv``: theory eps_L2 of L2 and Sobolev (τ = 1, k = 1) training over
-   a log-spaced (p/d, n/d) grid in [0.2, 5]², and their difference.
-3. A summary table on stdout: theory against simulation at a few points.
-
-Every file is written atomically; the PNG metadata and the first line of each CSV hold the command line.
+"""``sobolev-rf demo``: the project's main job on its embedded default (:mod:`sobolev_rf.numeric.studies.demo`,
+``make demo``): writes ``double_descent.png/.csv``, ``phase_L2.png`` and ``phase_diagram.csv`` into ``--out``,
+all or nothing, then prints the theory-vs-simulation table.
 """
 
 from __future__ import annotations

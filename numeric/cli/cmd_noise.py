@@ -1,20 +1,7 @@
-"""``sobolev-rf noise``: how label noise Δ_f, Δ_g and the ridge λ set the test errors
-(:mod:`sobolev_rf.numeric.studies.noise`).
+"""``sobolev-rf noise``: label noise Δ_f, Δ_g against the ridge λ (:mod:`sobolev_rf.numeric.studies.noise`).
 
-At the model point of the shared arguments (default ReLU features, tanh teacher, τ = 1, k = 1, p/d = 4,
-n/d = 1) it writes into ``--out`` (default ``./sobolev-rf-out/noise/``):
-
-1. ``noise_lambda.png`` / ``.csv``: eps_L2 and eps_H1 against λ (log axes) at a few noise levels, separately
-   for function noise (Δ_f = level, Δ_g = --noise-g) and gradient noise (Δ_g = level, Δ_f = --noise-f):
-   d → ∞ theory lines, the λ → 0⁺ level as a dashed line, the optimal λ* (bounded Brent on log λ) as a
-   star, and finite-size simulation points (mean ± standard error over seeds).
-2. ``noise_benign.png`` / ``.csv``: over a (Δ, p/d) grid at the same n/d, the optimal λ* and the cost of
-   interpolating, ε(0⁺)/ε(λ*) − 1, with the benign region (λ → 0⁺ at least as good as every λ > 0) and the
-   interpolation threshold p = rn marked; one column per noise study. The CSV holds eps_L2 and eps_H1.
-3. A table on stdout: λ*, ε(λ*) and ε(0⁺) per noise level, and where the benign regions lie.
-
-With τ = 0 (or k = 0) the gradient labels are not in the training loss, so Δ_g has no effect: the gradient
-study is skipped and the output says so. Nothing is written unless every result was computed.
+Parses the model point and the study options, computes, and writes ``noise_lambda`` and ``noise_benign``
+(``.png`` and ``.csv``) into ``--out``, all or nothing, then prints the table.
 """
 
 from __future__ import annotations

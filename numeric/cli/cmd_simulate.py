@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 from ...derive.errors import UserError
-from ..simulation.exact import SUBSPACES, SimulationResult, simulate
+from ..simulation.exact import SUBSPACES, simulate
 from .args import add_model_arguments, add_step_arguments, integer, params_from_args
 
 DESCRIPTION = """\
@@ -58,27 +57,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _number(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.6g}"
-
-
-def format_table(result: SimulationResult) -> str:
-    """A readable table: one line per quantity (per direction for the vector ones), mean ± standard error."""
-    extra = (
-        f", pilot = {result.pilot} (informed V: outside the d → ∞ theory, ϖ₁ ~ √d)" if result.pilot is not None else ""
-    )
-    lines = [
-        f"d = {result.d}, p = {result.p}, n = {result.n}, seeds = {len(result.seeds)}, "
-        f"n_test = {result.n_test}, subspace = {result.subspace}{extra}",
-        f"{'quantity':<16}{'mean':>14}{'std. error':>14}",
-    ]
-    rows: list[tuple[str, float, float]] = [(key, result.mean[key], result.se[key]) for key in result.scalar_keys]
-    for key in result.vector_keys:
-        rows += [(f"{key}[{l + 1}]", result.mean[key][l], result.se[key][l]) for l in range(result.params.k)]
-    lines += [f"{name:<16}{_number(mean):>14}{_number(se):>14}" for name, mean, se in rows]
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     """Simulate and print JSON (``--json``) or a table on stdout; a progress bar on stderr for several seeds."""
     params = params_from_args(args)
@@ -99,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
         result = simulate(
             params, d, seeds=seeds, n_test=n_test, progress=bar.update, subspace=args.subspace, pilot=pilot
         )
-    print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     return 0

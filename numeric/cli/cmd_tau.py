@@ -1,17 +1,7 @@
-"""``sobolev-rf tau``: the optimal Sobolev weight τ* and what tuning it gains (:mod:`sobolev_rf.numeric.studies.tau`).
+"""``sobolev-rf tau``: the optimal Sobolev weight τ* (:mod:`sobolev_rf.numeric.studies.tau`).
 
-At the model point of the shared arguments (default ReLU features, tanh teacher, k = 1, p/d = 0.5, n/d = 1,
-λ = 10⁻³) it writes into ``--out`` (default ``./sobolev-rf-out/tau/``):
-
-1. ``tau_curve.png`` / ``.csv``: eps_L2, eps_H1, eps_grad against τ (log axis): d → ∞ theory, the τ = 0
-   (L2 training), τ → 0⁺ and τ → ∞ levels, the optimum τ* and finite-size simulation points ± SE.
-2. ``tau_maps.png`` / ``.csv``: over a (p/d, n/d) grid, τ* for each error (τ* = 0, 0⁺ and ∞ shown as such)
-   and the gains ε(0)/ε(τ*) − 1 over L2 training and ε(1)/ε(τ*) − 1 over τ = 1.
-3. ``tau_noise.png`` / ``.csv``: τ* at the model point against the gradient-label noise Δ_g (Δ_f fixed)
-   and against the function-label noise Δ_f (Δ_g fixed).
-4. A table on stdout: the optima at the model point and a summary of the maps.
-
-Nothing is written unless every result was computed.
+Parses the model point and the study options, computes, and writes ``tau_curve``, ``tau_maps`` and ``tau_noise``
+(``.png`` and ``.csv``) into ``--out``, all or nothing, then prints the table.
 """
 
 from __future__ import annotations

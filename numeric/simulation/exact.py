@@ -740,6 +740,26 @@ class SimulationResult:
         """True for informed V: ϖ₁ ≈ √d grows with d, a regime the fixed-ϖ d → ∞ theory does not describe."""
         return self.subspace == "informed"
 
+    def table(self) -> str:
+        """A readable table: one line per quantity (per direction for the vector ones), mean ± standard error."""
+
+        def number(value: float | None) -> str:
+            return "n/a" if value is None or not math.isfinite(value) else f"{value:.6g}"
+
+        extra = (
+            f", pilot = {self.pilot} (informed V: outside the d → ∞ theory, ϖ₁ ~ √d)" if self.pilot is not None else ""
+        )
+        lines = [
+            f"d = {self.d}, p = {self.p}, n = {self.n}, seeds = {len(self.seeds)}, "
+            f"n_test = {self.n_test}, subspace = {self.subspace}{extra}",
+            f"{'quantity':<16}{'mean':>14}{'std. error':>14}",
+        ]
+        rows: list[tuple[str, float, float]] = [(key, self.mean[key], self.se[key]) for key in self.scalar_keys]
+        for key in self.vector_keys:
+            rows += [(f"{key}[{l + 1}]", self.mean[key][l], self.se[key][l]) for l in range(self.params.k)]
+        lines += [f"{name:<16}{number(mean):>14}{number(se):>14}" for name, mean, se in rows]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every quantity and ``<key>_se`` (vectors as lists, NaN as None), plus ``config``."""
 
