@@ -409,19 +409,7 @@ def draw_problem(
     del h
     y = phi + math.sqrt(noise_f) * rng.standard_normal(n)
     y_grad = np.outer(dphi, varpi) + math.sqrt(noise_g) * rng.standard_normal((n, varpi.shape[0]))
-    return Problem(
-        theta=theta,
-        v=v,
-        theta0=theta0,
-        zeta=zeta,
-        alignment=varpi,
-        x=x,
-        feat=feat,
-        dfeat=dfeat,
-        y=y,
-        y_grad=y_grad,
-        tau=_weight(tau),
-    )
+    return Problem(theta, v, theta0, zeta, varpi, x, feat, dfeat, y, y_grad, _weight(tau))
 
 
 def _weight(tau: Any) -> float:

@@ -18,6 +18,7 @@ from sobolev_rf.derive.saddle import derive_system
 from sobolev_rf.derive.special import GammaResolvent, GammaResolvent2, expand_closed_form
 from sobolev_rf.derive.system import System
 from sobolev_rf.numeric.cli.main import main
+from sobolev_rf.numeric.theory.solve import COLUMNS
 
 
 def gamma_resolvent2(s: float, y: float) -> float:
@@ -37,23 +38,7 @@ def compile_system(system: System, exprs: list[sp.Expr]) -> Callable[..., list[f
 def parameter_values(system: System, p: ModelParams) -> list[float]:
     """Numbers for the parameter symbols, in the order of ``system.parameters``."""
     align = np.asarray(p.alignment if p.alignment is not None else (1.0,) * p.k)
-    names = (
-        "kappa0",
-        "kappa1",
-        "kappa_s",
-        "kappa0p",
-        "kappa1p",
-        "kappa_sp",
-        "c_sigma",
-        "mu0",
-        "mu1",
-        "mu_s",
-        "mu0p",
-        "mu1p",
-        "mu_sp",
-        "c_phi",
-    )
-    values = dict(zip(names, [*coefficients(p.activation), *coefficients(p.teacher)]))
+    values = dict(zip(COLUMNS[:14], [*coefficients(p.activation), *coefficients(p.teacher)]))
     values.update(
         lam=p.lam,
         psi=p.p_over_d,
