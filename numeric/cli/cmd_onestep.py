@@ -13,8 +13,8 @@ import numpy as np
 
 from ...derive.errors import UserError
 from ..artifacts import csv_text, fmt, write_outputs
+from ..progress import Progress
 from .args import add_model_arguments, int_range, params_from_args, parse_range
-from .progress import Progress
 
 HELP = "one first-layer step (none / L2 / Sobolev) then an L2 or Sobolev readout: errors, gain map, overlap"
 
