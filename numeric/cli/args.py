@@ -327,12 +327,12 @@ def add_study_options(
     delta_max: str | None = None,
     sim_d: tuple[str, int, int | None, str] | None = None,
     seeds: tuple[int, int | None, str] | None = None,
-    quick: str,
+    quick: str | None = None,
     out: str | None = None,
 ) -> argparse._ArgumentGroup:
     """Declare the options every study shares: ``--out`` (default ``sobolev-rf-out/<name>``), ``--grid`` (G from
     ``grid[0]`` to ``grid[1]``), ``--delta-max``, the simulation size (``sim_d``: option name, minimum,
-    maximum, help) and ``--seeds`` (minimum, maximum, help) where given, and ``--quick``. Returns the group,
+    maximum, help) and ``--seeds`` (minimum, maximum, help) where given, and ``--quick`` (its help). Returns the group,
     for the study's own options."""
     g = parser.add_argument_group(f"{name} study")
     g.add_argument(
@@ -350,7 +350,8 @@ def add_study_options(
         g.add_argument(option, type=int_range(low, high), default=None, metavar="D", help=text)
     if seeds is not None:
         g.add_argument("--seeds", type=int_range(seeds[0], seeds[1]), default=None, metavar="S", help=seeds[2])
-    g.add_argument("--quick", action="store_true", help=quick)
+    if quick is not None:
+        g.add_argument("--quick", action="store_true", help=quick)
     return g
 
 

@@ -1,4 +1,5 @@
-"""``sobolev-rf onestep``: feature learning with one first-layer step, L2 against Sobolev (studies/onestep.py).
+"""``sobolev-rf onestep``: feature learning with one first-layer step, L2 against Sobolev
+(:mod:`sobolev_rf.numeric.studies.onestep`).
 
 Writes ``onestep.png`` and three CSV files (each headed by the command line) into ``--out`` (default
 ``./sobolev-rf-out/onestep/``) and prints a short table; nothing is written unless every result was computed.
@@ -11,12 +12,18 @@ import sys
 
 import numpy as np
 
-from ...derive.errors import UserError
-from ..artifacts import csv_text, fmt, write_outputs
+from ..artifacts import write_outputs
 from ..progress import Progress
-from .args import add_model_arguments, int_range, params_from_args, parse_range
-
-HELP = "one first-layer step (none / L2 / Sobolev) then an L2 or Sobolev readout: errors, gain map, overlap"
+from .args import (
+    add_model_arguments,
+    add_study_options,
+    int_range,
+    nonnegative_numbers,
+    params_from_args,
+    parse_range,
+    study_command,
+    study_out,
+)
 
 DESCRIPTION = """\
 Feature learning with one full-batch gradient step on the first layer (ONESTEP.md). At the model point of
@@ -31,10 +38,15 @@ each panel as CSV.
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("onestep", help=HELP, description=DESCRIPTION)
+    p = sub.add_parser("onestep", description=DESCRIPTION)
     add_model_arguments(p)
-    p.set_defaults(activation="tanh", teacher="tanh", p_over_d="2", n_over_d="3", lam="0.001")
-    g = p.add_argument_group("the study")
+    p.set_defaults(activation="tanh", teacher="tanh", p_over_d="2", n_over_d="3", lam="0.001", func=run)
+    g = add_study_options(
+        p,
+        "onestep",
+        sim_d=("--d", 20, 4000, "simulation dimension (default: 200)"),
+        seeds=(1, 1000, "simulation seeds (default: 2)"),
+    )
     g.add_argument("--alpha0", default="4", help="step batch n₀ = α₀d of panels (a) (default: %(default)s)")
     g.add_argument("--tau-step", default="1", help="τ₁ of the Sobolev step, fresh directions (default: %(default)s)")
     g.add_argument("--k-step", type=int_range(1, 64), default=1, help="k₁ of the Sobolev step (default: %(default)s)")
@@ -42,29 +54,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--eta", default="0:3:31", help="η̃ axis of (a) and (b): value or start:stop:num (default: %(default)s)"
     )
     g.add_argument("--sim-eta", default="0.5,1,2", help="η̃ of the simulation points (default: %(default)s)")
-    g.add_argument("--d", type=int_range(20, 4000), default=200, help="simulation dimension (default: %(default)s)")
-    g.add_argument("--seeds", type=int_range(1, 1000), default=2, help="simulation seeds (default: %(default)s)")
     g.add_argument("--map-alpha0", default="log:0.25:16:33", help="α₀ axis of (b) (default: %(default)s)")
     g.add_argument("--tau-k", default="0,0.5,1,2,4", help="τ₁k₁ values of (c) (default: %(default)s)")
-    g.add_argument("--out", default="sobolev-rf-out/onestep", help="output folder (default: %(default)s)")
-    p.set_defaults(func=run)
-
-
-def _numbers(option: str, text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise UserError(f"{option} must be comma-separated numbers, got {text!r}.") from None
-    if not all(np.isfinite(values)) or min(values) < 0:
-        raise UserError(f"{option} must be finite numbers >= 0, got {text!r}.")
-    return values
 
 
 def run(args: argparse.Namespace) -> int:
     from ..plots.onestep import onestep_png
-    from ..studies.onestep import READOUTS, STEPS, OnestepSettings, error_curves, gain_map, overlap_curves
+    from ..reports.onestep import errors_csv, gain_csv, overlap_csv, table
+    from ..studies.onestep import READOUTS, OnestepSettings, error_curves, gain_map, overlap_curves
 
-    command = "sobolev-rf " + " ".join(sys.argv[1:])
+    command = study_command(args)
     etas = tuple(float(v) for v in parse_range("eta", args.eta))
     settings = OnestepSettings(
         base=params_from_args(args),
@@ -72,37 +71,19 @@ def run(args: argparse.Namespace) -> int:
         tau_step=float(parse_range("tau_step", args.tau_step)[0]),
         k_step=args.k_step,
         etas=etas,
-        sim_etas=_numbers("--sim-eta", args.sim_eta),
-        d=args.d,
-        seeds=args.seeds,
+        sim_etas=tuple(nonnegative_numbers("--sim-eta", args.sim_eta)),
+        d=args.d or 200,
+        seeds=args.seeds or 2,
         map_alpha0=tuple(float(v) for v in parse_range("map_alpha0", args.map_alpha0)),
         map_etas=etas,
-        tau_k=_numbers("--tau-k", args.tau_k),
+        tau_k=tuple(nonnegative_numbers("--tau-k", args.tau_k)),
     )
-    with Progress(len(READOUTS) + len(settings.simulations()) + 1, "onestep") as bar:
+    out = study_out(args)
+    with Progress(len(READOUTS) + 1, "onestep: theory") as bar:
         curves = error_curves(settings, bar.update)
         gain = gain_map(settings)
         bar.update()
     overlaps = overlap_curves(settings)
-    rows = [
-        [step, readout, "theory", fmt(e), fmt(y), "nan"]
-        for (step, readout), ys in curves.theory.items()
-        for e, y in zip(curves.etas, ys)
-        if np.isfinite(y)
-    ]
-    rows += [
-        [step, readout, "simulation", fmt(e), fmt(m), fmt(s)]
-        for (step, readout), (xs, ms, ss) in curves.sim.items()
-        for e, m, s in zip(xs, ms, ss)
-    ]
-    a0 = np.repeat(gain.alpha0, len(gain.etas))
-    et = np.tile(gain.etas, len(gain.alpha0))
-    map_rows = [
-        [fmt(a), fmt(e), fmt(x), fmt(y), fmt(x - y)]
-        for a, e, x, y in zip(a0, et, gain.l2_step.ravel(), gain.sobolev_step.ravel())
-    ]
-    alpha_axis = np.asarray(settings.overlap_alpha0)
-    overlap_rows = [[fmt(tk), fmt(a), fmt(g)] for tk, gs in overlaps.items() for a, g in zip(alpha_axis, gs)]
     base = settings.base
     title = (
         f"one step, then ridge: σ = {base.activation}, φ = {base.teacher}, p/d = {base.p_over_d:g}, "
@@ -111,21 +92,12 @@ def run(args: argparse.Namespace) -> int:
         f"simulation d = {settings.d}, {settings.seeds} seeds"
     )
     files: dict[str, str | bytes] = {
-        "onestep.png": onestep_png(curves, gain, overlaps, alpha_axis, title, command),
-        "onestep_errors.csv": csv_text(command, ["step", "readout", "source", "eta", "eps_L2", "eps_L2_se"], rows),
-        "onestep_gain.csv": csv_text(
-            command, ["alpha0", "eta", "eps_L2_l2_step", "eps_L2_sobolev_step", "gain"], map_rows
-        ),
-        "onestep_overlap.csv": csv_text(command, ["tau_step_k_step", "alpha0", "gamma"], overlap_rows),
+        "onestep.png": onestep_png(curves, gain, overlaps, np.asarray(settings.overlap_alpha0), title, command),
+        "onestep_errors.csv": errors_csv(command, curves),
+        "onestep_gain.csv": gain_csv(command, gain),
+        "onestep_overlap.csv": overlap_csv(command, settings, overlaps),
     }
-    for path in write_outputs(args.out, files):
+    for path in write_outputs(out, files):
         print(f"wrote {path}", file=sys.stderr)
-    print(f"{'step':8s} {'readout':8s} " + " ".join(f"{'eta=' + format(e, 'g'):>16s}" for e in settings.sim_etas))
-    for step in STEPS:
-        for readout in READOUTS:
-            xs, ms, ss = curves.sim[step, readout]
-            cells = [f"{m:.4f} ± {s:.4f}" if np.isfinite(s) else f"{m:.4f}" for m, s in zip(ms, ss)]
-            print(f"{step:8s} {readout:8s} " + " ".join(f"{c:>16s}" for c in cells))
-    g = gain.gain
-    print(f"gain of the Sobolev step (L2 readout): max {np.nanmax(g):.4f}, min {np.nanmin(g):.4f} over the map")
+    print(table(settings, curves, gain))
     return 0

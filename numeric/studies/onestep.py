@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from ..simulation.batch import SimJob, simulate_batch
 from ..theory.onestep import solve_map, spike_scaling
 from ..theory.solve import solve
 
@@ -89,7 +90,8 @@ class Curves:
 
 
 def error_curves(settings: OnestepSettings, progress: Callable[[int], None] | None = None) -> Curves:
-    """eps_L2 against η̃ (module docstring). ``progress(1)`` after every theory line and simulation."""
+    """eps_L2 against η̃ (module docstring): ``progress(1)`` after every theory line, then the simulation points
+    (one simulation batch)."""
     etas = np.asarray(settings.etas, dtype=float)
     theory: dict[tuple[str, str], Array] = {}
     for readout in READOUTS:
@@ -104,18 +106,11 @@ def error_curves(settings: OnestepSettings, progress: Callable[[int], None] | No
         if progress:
             progress(1)
     sim: dict[tuple[str, str], tuple[Array, Array, Array]] = {}
-    from ..simulation.exact import simulate
-
-    for step, readout, eta in settings.simulations():
-        result = simulate(settings.point(step, readout, eta), settings.d, settings.seeds)
+    jobs = [SimJob(job, settings.point(*job), settings.d, settings.seeds) for job in settings.simulations()]
+    for point in simulate_batch(jobs, ("eps_L2",)):
+        step, readout, eta = point.tag
         x, m, s = sim.get((step, readout), (np.empty(0), np.empty(0), np.empty(0)))
-        sim[step, readout] = (
-            np.append(x, eta),
-            np.append(m, float(result.mean["eps_L2"])),
-            np.append(s, float(result.se["eps_L2"])),
-        )
-        if progress:
-            progress(1)
+        sim[step, readout] = (np.append(x, eta), np.append(m, point.mean["eps_L2"]), np.append(s, point.se["eps_L2"]))
     return Curves(etas, theory, sim)
 
 
