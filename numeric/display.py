@@ -9,9 +9,11 @@ from typing import Any
 
 
 def number(value: Any, digits: int = 6) -> str:
-    """A number as short text: ``digits`` significant digits, lists element-wise, None and NaN as "–"."""
+    """A number as short text: ``digits`` significant digits, lists and arrays element-wise, None and NaN as "–"."""
     if value is None:
         return "–"
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(number(v, digits) for v in value) + ")"
     if isinstance(value, bool) or not isinstance(value, (int, float)):

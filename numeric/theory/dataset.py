@@ -33,7 +33,7 @@ NUMERIC_AXES = ("tau", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
 CATEGORICAL_AXES = ("activation", "teacher", "k")
 AXES = CATEGORICAL_AXES + NUMERIC_AXES + ("alignment",)
 
-#: What each variable holds (netCDF ``long_name``; MODEL.md's symbols spelled in ASCII).
+#: What each variable holds (its ``description`` attribute; MODEL.md's symbols spelled in ASCII).
 DESCRIPTIONS = {
     "eps_L2": "test error E(phi(omega) - f(x))^2",
     "eps_H1": "projected-gradient test error, mean over directions l",
@@ -184,7 +184,7 @@ def grid_dataset(
         if array.dtype == object:
             array = array.astype(str)
         var = xr.Variable(
-            order, array, attrs={"long_name": DESCRIPTIONS.get(name, f"unknown {name} of the fixed point")}
+            order, array, attrs={"description": DESCRIPTIONS.get(name, f"unknown {name} of the fixed point")}
         )
         variables[name] = var.transpose(*dims)
     attrs: dict[str, Any] = {

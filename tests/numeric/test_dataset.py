@@ -49,7 +49,7 @@ def test_named_axes_give_a_dataset_equal_to_point_solves(tmp_path) -> None:
     xr.testing.assert_allclose(back.drop_vars("branch"), ds.drop_vars("branch"))
     assert (back.branch.values == ds.branch.values).all() and back.converged.dtype == bool
     assert {k: str(v) for k, v in back.attrs.items()} == {k: str(v) for k, v in ds.attrs.items()}
-    assert back.eps_L2.attrs["long_name"] == ds.eps_L2.attrs["long_name"]
+    assert back.eps_L2.attrs["description"] == ds.eps_L2.attrs["description"]
     ds.eps_L2.plot()
     ds.eps_L2.sel(n_over_d=1.0).plot()
     matplotlib.pyplot.close("all")
