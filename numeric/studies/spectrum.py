@@ -219,6 +219,17 @@ def _inside(xc: np.ndarray, x: np.ndarray, h: float, extra: Sequence[float]) -> 
     return keep
 
 
+def _distinct(xc: np.ndarray, found: np.ndarray, width: float) -> np.ndarray:
+    """One candidate per cluster: fits that have moved within ``width`` (two grid steps, below what the grid
+    resolves) of one another follow the same pole, so only the first one, a converged fit first, is kept
+    (several candidates around one atom otherwise each pay for their own path to the axis)."""
+    keep = np.zeros(xc.size, bool)
+    for i in sorted(range(xc.size), key=lambda i: (not found[i], i)):
+        if not np.any(keep & (np.abs(xc - xc[i]) <= width)):
+            keep[i] = True
+    return keep
+
+
 def find_atoms(
     solver: StieltjesSolver,
     x: np.ndarray,
@@ -277,7 +288,7 @@ def find_atoms(
         xc = np.where(good, x0, xc)  # where the solve failed this close to the axis, keep the last fit
         closest = np.where(good, eps, closest) if found.size else closest
         found |= good
-        keep = _inside(xc, x, h, extra)
+        keep = _inside(xc, x, h, extra) & _distinct(xc, found, 2 * h)
         xc, found, closest, g_prev = xc[keep], found[keep], closest[keep], g1[:, keep]
         eps_prev = eps
         if xc.size == 0:
