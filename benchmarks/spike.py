@@ -67,6 +67,7 @@ COLUMNS = (
     ("c₋", "row_scale_neg", "row_scale_neg"),
     ("b²", "bulk_variance", "bulk_variance"),
     ("b_lin²", "bulk_linear", "bulk_linear"),
+    ("ε (overlap)", "overlap_rescaling", "overlap_rescaling"),
     ("c_W", "c_W", "c_W"),
 )
 

@@ -39,7 +39,16 @@ Its share of b² is
 
     b_lin² = (η̃²/α₀)[κ₁′²E r² + τ₁²k₁E s²(κ₁′² + (E σ″)²)]   (E σ″ almost everywhere: 0 for ReLU),
 
-so the bulk rows of W₁ are Gaussian with covariance ((1 + δ)I + A)ᵀ((1 + δ)I + A)/d plus an isotropic
+A row is also rescaled in proportion to its teacher overlap ρ_j = ⟨θ₀, w_j⟩ = O(1/√d), beyond the spike:
+the first order in ρ_j of E[r(σ′(h) − κ₁)h] is ρ_jμ₁*E[(ξ² − 1)σ′(ξ)] and that of the τ₁σ″ term
+ρ_jτ₁k₁μ₁*E[ξσ″(ξ)] (σ″ almost everywhere), so w_j → (1 + s_jερ_j)w_j with
+
+    ε = η̃μ₁*(E[(ξ² − 1)σ′] + τ₁k₁E[ξσ″])   (shared directions: τ₁ → 0).
+
+Each row moves by O(1/√d) only, but coherently with the teacher across the rows. (The spike's own part along
+w_j, η̃κ₁μ₁*(1 + τ₁k₁)ρ_j, comes on top in a regression that does not remove û.)
+
+So the bulk rows of W₁ are Gaussian with covariance ((1 + δ)I + A)ᵀ((1 + δ)I + A)/d plus an isotropic
 (b² − b_lin²)/d: not isotropic unless κ₁′ = 0 (odd σ).
 
 Shared directions u_il = v_l with τ₁ = τ̃₁/d: every τ₁-term is O(1/√d) per row except its effect on the
@@ -63,7 +72,7 @@ import sympy as sp
 
 from .activations import derivative, parse_activation
 from .errors import UserError
-from .hermite import GUARD_DIGITS, Coefficient, hermite_coefficients
+from .hermite import GUARD_DIGITS, Coefficient, hermite_coefficients, hermite_sequence
 from .params import ModelParams
 
 #: The quantities of a :class:`Spike`, in field order (all :class:`Coefficient`).
@@ -75,6 +84,7 @@ SPIKE_FIELDS = (
     "row_scale_neg",
     "bulk_variance",
     "bulk_linear",
+    "overlap_rescaling",
     "c_W",
     "zeta_shift",
     "zeta_shift_spread",
@@ -92,7 +102,8 @@ class Spike:
     ``r`` spike strength per row (≥ 0), ``gamma`` γ = ⟨û, θ₀⟩, ``row_shift`` δ = η̃E[r]κ₁′, ``row_scale``
     1 + δ (rows with a_j > 0), ``row_scale_neg`` 1 − δ (rows with a_j < 0; NaN for ``const``),
     ``bulk_variance`` b², ``bulk_linear`` b_lin² (the part of b² of the form diag(s)W₀A), ``c_W`` √((1 + δ)² + b²),
-    ``zeta_shift`` ψ = η̃τ̃₁κ₁μ₁* (shared directions; 0 otherwise), ``zeta_shift_spread`` r√(1 − γ²),
+    ``overlap_rescaling`` ε, the slope of the rows' rescaling in their teacher overlap (w_j → (1 + s_jε⟨θ₀, w_j⟩)w_j
+    beyond the spike), ``zeta_shift`` ψ = η̃τ̃₁κ₁μ₁* (shared directions; 0 otherwise), ``zeta_shift_spread`` r√(1 − γ²),
     ``signal`` m and ``noise`` ν² of the spike vector g,
     ``mean_residual`` E r and ``residual_energy`` E r². ``k_step`` k₁ (shared: the directions l ≤ k₁ that
     shift), ``exact`` whether every field has a closed form.
@@ -105,6 +116,7 @@ class Spike:
     row_scale_neg: Coefficient
     bulk_variance: Coefficient
     bulk_linear: Coefficient
+    overlap_rescaling: Coefficient
     c_W: Coefficient
     zeta_shift: Coefficient
     zeta_shift_spread: Coefficient
@@ -209,6 +221,7 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
     phi = parse_activation(params.teacher)
     hs = hermite_coefficients(sigma, digits)
     hd = hermite_coefficients(derivative(sigma), digits)
+    he2 = hermite_sequence(derivative(sigma), 2, digits)[2]  # E[(ξ² − 1)σ′(ξ)], Dirac masses of σ″ included
     hp = hermite_coefficients(phi, digits)
     parts = {
         "k0": hs.kappa0,
@@ -216,6 +229,8 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
         "k1p": hs.kappa1_prime,
         "ds2": hs.second_moment_prime,
         "dd": hd.kappa0_prime,
+        "xdd": hd.kappa1_prime,
+        "he2": he2,
         "dds2": hd.second_moment_prime,
         "Ephi": hp.kappa0,
         "mu1": hp.kappa1,
@@ -250,6 +265,7 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
     bulk = eta**2 / alpha0 * (energy_r * s2 + tau1**2 * k1 * energy_s * (s2 + sym["dds2"]))
     linear = eta**2 / alpha0 * (k1p**2 * energy_r + tau1**2 * k1 * energy_s * (k1p**2 + sym["dd"] ** 2))
     psi = eta * tau * k1_ * sym["mu1"] if shared else sp.S.Zero
+    overlap = eta * sym["mu1"] * (sym["he2"] + tau1 * k1 * sym["xdd"])
     values = {
         "r": r,
         "gamma": gamma,
@@ -258,6 +274,7 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
         "row_scale_neg": sp.nan if const else 1 - delta,
         "bulk_variance": bulk,
         "bulk_linear": linear,
+        "overlap_rescaling": overlap,
         "c_W": sp.sqrt((1 + delta) ** 2 + bulk),
         "zeta_shift": psi,
         "zeta_shift_spread": r * sp.sqrt(1 - gamma**2) if gamma is not sp.nan else sp.nan,

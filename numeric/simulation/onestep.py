@@ -35,7 +35,10 @@ the bulk B = R(I − ûûᵀ) that is of the form diag(s)W₀A (A a d×d matrix)
 
     bulk_linear = (d/(d − 1))·(‖Π B‖²_F − (d/p)‖B‖²_F)/((1 − d/p)·p),  Π the projection on diag(s)W₀'s columns
 
-(a noise independent of W₀ leaves d/p of its energy in Π's range; NaN unless p > d),
+(a noise independent of W₀ leaves d/p of its energy in Π's range; NaN unless p > d), the slope of the rows'
+rescaling in their teacher overlap ρ_j = ⟨θ₀, w⁰_j⟩ beyond the spike,
+
+    overlap_rescaling = Σ_j s_jρ_j⟨B_j, w⁰_j⟩ / Σ_j ρ_j²‖w⁰_j‖²,
     ⟨û, v_l⟩ and the ζ shift (1/p) Σ_j s_j (ζ¹_jl − c_j ζ⁰_jl), ζ = WV.
 
 The closed forms of the same quantities are :func:`sobolev_rf.derive.spike.spike_theory`.
@@ -60,7 +63,16 @@ VectorFn = Callable[[Array], Any]
 
 #: Scalars measured on the stepped weights (per seed; mean and SE over seeds). ``row_scale_neg`` is the
 #: rescaling of the rows with a_j < 0 (NaN for the ``const`` second layer, which has none).
-SPIKE_KEYS = ("spike_r", "spike_gamma", "row_scale", "row_scale_neg", "bulk_variance", "bulk_linear", "c_W")
+SPIKE_KEYS = (
+    "spike_r",
+    "spike_gamma",
+    "row_scale",
+    "row_scale_neg",
+    "bulk_variance",
+    "bulk_linear",
+    "overlap_rescaling",
+    "c_W",
+)
 #: Per-direction measurements (length k): ⟨û, v_l⟩ and the ζ shift (1/p)Σ_j s_j(ζ¹_jl − c_jζ⁰_jl).
 SPIKE_VECTOR_KEYS = ("spike_overlap_l", "zeta_shift_l")
 #: Power iterations for û at most (the spike's gap makes a handful enough).
@@ -252,6 +264,7 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
             "row_scale_neg": 1.0 if minus.any() else math.nan,
             "bulk_variance": 0.0,
             "bulk_linear": 0.0,
+            "overlap_rescaling": 0.0,
             "c_W": math.sqrt(float(np.sum(theta_0[:, plus] ** 2)) / (d * max(1, int(plus.sum())))),
             "spike_overlap_l": nan_k,
             "zeta_shift_l": np.zeros(k),
@@ -288,6 +301,9 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
         total = float(np.sum(bulk_rows * bulk_rows))
         inside = float(np.sum(inside_rows * inside_rows))
         linear = iso * (inside - d / p * total) / ((1 - d / p) * p)
+    rho = w0 @ theta0
+    along = np.einsum("jd,jd->j", resid - np.outer(t, u), w0)
+    overlap = float(np.sum(signs * rho * along) / np.sum(rho * rho * np.einsum("jd,jd->j", w0, w0)))
     zeta_0, zeta_1 = w0 @ v, w1 @ v
     zeta_shift = signs @ (zeta_1 - c[:, None] * zeta_0) / p
     return {
@@ -297,6 +313,7 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
         "row_scale_neg": c_minus,
         "bulk_variance": bulk,
         "bulk_linear": linear,
+        "overlap_rescaling": overlap,
         "c_W": math.sqrt(iso * float(norm1[plus].mean())),
         "spike_overlap_l": v.T @ u,
         "zeta_shift_l": zeta_shift,
