@@ -110,80 +110,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _figure(spec: Any, eigs: Any, title: str, command: str) -> bytes:
-    """The limiting density, the atoms as stems at their location (mass annotated, with the draw's fraction
-    of eigenvalues there) and the histogram of the draw's other eigenvalues (normalised by the whole draw, so
-    that it is comparable with the continuous part)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    from ..artifacts import png_bytes
-
-    fig = Figure(figsize=(7.5, 4.6))
-    ax = fig.add_subplot(1, 1, 1)
-    x, rho = spec.x, spec.density
-    span = float(x[-1] - x[0])
-    theory_top = float(np.nanmax(rho)) if np.any(np.isfinite(rho)) else 1.0
-    # a divergent edge (e.g. x^(-1/2) at a hard edge) must not flatten the plot: clip the y range
-    top = min(theory_top, 3 * float(np.nanpercentile(rho, 95))) if np.any(np.isfinite(rho)) else 1.0
-    in_draw: dict[float, float] = {}
-    if eigs is not None and len(eigs):
-        nb = int(np.clip(2.5 * math.sqrt(len(eigs)), 30, 120))
-        edges = np.linspace(x[0], x[-1], nb + 1)
-        tol = 1e-6 * (1 + float(np.max(np.abs(eigs))))  # rounding: exact zero eigenvalues come out as ±1e-15
-        rest = np.ones(len(eigs), bool)
-        for a, _ in spec.atoms:
-            at = np.abs(eigs - a) <= tol
-            in_draw[a] = float(np.mean(at))
-            rest &= ~at
-        kept = eigs[rest & (eigs >= x[0] - tol) & (eigs <= x[-1] + tol)]
-        counts, _ = np.histogram(np.clip(kept, x[0], x[-1]), bins=edges)
-        heights = counts / (len(eigs) * np.diff(edges))
-        if heights.size:
-            hist_top = float(np.max(heights))
-            top = max(min(theory_top, 1.5 * hist_top), hist_top)
-        ax.bar(
-            edges[:-1],
-            heights,
-            width=np.diff(edges),
-            align="edge",
-            color="0.80",
-            edgecolor="0.65",
-            linewidth=0.4,
-            label=f"eigenvalues of one draw, N = {len(eigs)}" + (" (atoms apart)" if spec.atoms else ""),
-        )
-    ax.plot(x, rho, color="C0", lw=1.8, label=f"limiting density (η = {spec.eta:g})")
-    ymax = 1.25 * top if top > 0 else 1.0
-    for a, w in spec.atoms:
-        ax.plot([a, a], [0, 0.8 * ymax], color="C3", lw=1.8, ls="--", clip_on=False, zorder=5)
-        ax.plot([a], [0.8 * ymax], marker="v", color="C3", ms=7, clip_on=False, zorder=5)
-        note = f"atom at {a:.4g}\nmass {w:.4g}" + (f"\n(draw: {in_draw[a]:.4g})" if a in in_draw else "")
-        ax.annotate(
-            note, xy=(a, 0.8 * ymax), xytext=(8, 0), textcoords="offset points", color="C3", fontsize=9, va="center"
-        )
-    if spec.atoms:
-        ax.plot([], [], color="C3", ls="--", marker="v", label="atoms (mass annotated)")
-    ax.set_ylim(0, ymax)
-    pad = 0.02 * span
-    lo = min([x[0] - pad] + [a - pad for a, _ in spec.atoms])
-    hi = max([x[-1]] + [a + pad for a, _ in spec.atoms])
-    ax.set_xlim(lo, hi)  # a little room on the left, so that an atom at the grid's end is not on the axis
-    ax.set_xlabel("eigenvalue x")
-    ax.set_ylabel("density")
-    try:
-        ax.set_title("spectrum of " + title, fontsize=10)
-        fig.canvas.draw()  # mathtext that matplotlib cannot typeset fails here, not when saving
-    except ValueError:
-        ax.set_title("spectrum of " + title.replace("$", ""), fontsize=9)
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
-    ax.grid(alpha=0.25)
-    fig.tight_layout()
-    return png_bytes(fig, command)
-
-
 def _parsed(args: argparse.Namespace, real: dict[str, float]) -> tuple[Any, dict[str, Any], dict[str, bool], list[Any]]:
     """The expression (SymPy) with its matrices, Gaussian names and laws, checked square and self-adjoint."""
     import numpy as np
@@ -200,23 +126,6 @@ def _parsed(args: argparse.Namespace, real: dict[str, float]) -> tuple[Any, dict
     if not is_self_adjoint(expr, mats, gaussians, laws, real, np.random.default_rng(0)):
         raise UserError("the expression is not self-adjoint (symmetric); e.g. write Ft*F/n, not F*F' * D.")
     return expr, mats, gaussians, laws
-
-
-def _latex_lines(expr: Any, width: int = 110) -> list[str]:
-    """The LaTeX of an expression in lines of at most about ``width`` characters, broken between the terms
-    of a sum (for a mathtext title)."""
-    import sympy as sp
-    from sympy import MatAdd
-
-    terms = list(expr.args) if isinstance(expr, MatAdd) else [expr]
-    lines: list[str] = []
-    for term in terms:
-        tex = sp.latex(term)
-        if lines and len(lines[-1]) + len(tex) + 3 <= width:
-            lines[-1] += (" " if tex.startswith("-") else " + ") + tex
-        else:
-            lines.append(tex if not lines or tex.startswith("-") else "+ " + tex)
-    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,12 +157,12 @@ def run(args: argparse.Namespace) -> int:
     def derive() -> tuple[Any, dict[str, Any]]:
         import sympy as sp
 
-        from ..studies.spectrum import resolvent_system
+        from ..studies.spectrum import latex_lines, resolvent_system
 
         expr, mats, gaussians, laws = parse()
         system, zname = resolvent_system(expr, gaussians, laws, taken=list(real))
         dims = sorted({str(d) for m in mats.values() for d in sp.sympify(m.shape).free_symbols})
-        return system, {"z": zname, "expression": sp.sstr(expr), "latex": _latex_lines(expr), "dimensions": dims}
+        return system, {"z": zname, "expression": sp.sstr(expr), "latex": latex_lines(expr), "dimensions": dims}
 
     fixed_point, meta = cached_fixed_point("spectrum-resolvent-1", declaration_key(args), derive)
     for name in meta["dimensions"]:
@@ -282,12 +191,13 @@ def run(args: argparse.Namespace) -> int:
     expr_text = meta["expression"]
     if args.out:
         from ..artifacts import csv_text, fmt, write_outputs
+        from ..plots.spectrum import spectrum_png
 
         command = getattr(args, "command_line", "sobolev-rf spectrum")
         pars = ", ".join(f"{k} = {v:g}" for k, v in real.items())
         title = "\n".join(f"${line}$" for line in meta["latex"]) + (f"\n({pars})" if pars else "")
         files: dict[str, str | bytes] = {
-            "spectrum.png": _figure(spec, eigs, title, command),
+            "spectrum.png": spectrum_png(spec, eigs, title, command),
             "spectrum.csv": csv_text(
                 command,
                 ["x", "density", "stieltjes_re", "stieltjes_im", "note"],

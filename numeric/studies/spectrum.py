@@ -367,6 +367,23 @@ def spectral_density(
 
 
 # ======================================================================================= building
+def latex_lines(expr: Any, width: int = 110) -> list[str]:
+    """The LaTeX of an expression in lines of at most about ``width`` characters, broken between the terms
+    of a sum (for a mathtext title)."""
+    import sympy as sp
+    from sympy import MatAdd
+
+    terms = list(expr.args) if isinstance(expr, MatAdd) else [expr]
+    lines: list[str] = []
+    for term in terms:
+        tex = sp.latex(term)
+        if lines and len(lines[-1]) + len(tex) + 3 <= width:
+            lines[-1] += (" " if tex.startswith("-") else " + ") + tex
+        else:
+            lines.append(tex if not lines or tex.startswith("-") else "+ " + tex)
+    return lines
+
+
 def resolvent_system(
     expr: Any, gaussians: Mapping[str, bool], laws: Sequence[Any], taken: Sequence[str] = ()
 ) -> tuple[Any, str]:
