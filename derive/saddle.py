@@ -82,6 +82,8 @@ TAU = sp.Symbol("tau")
 #: ϖ̄² = ‖ϖ‖²/k, the mean square alignment, and ϖ_l, the alignment of the direction whose per-direction
 #: order parameters (M_l, S_l) are reported.
 VARPI2, VARPI_L = sp.symbols("varpi2 varpi_l")
+#: σ affine (σ′ constant): κ₁′ = κ_*′ = 0, the gradient rows are spikes without a fluctuating part.
+AFFINE = sp.And(sp.Eq(KAPPA[4], 0), sp.Eq(KAPPA[5], 0))
 #: ``derive_system`` branches: λ > 0, and the two branches of λ → 0⁺ on either side of p = (1 + k)n (τ > 0)
 #: resp. p = n (τ = 0).
 BRANCHES = ("ridge", "interpolating", "underparameterised")
@@ -179,7 +181,10 @@ def derive_system(k: int, tau: float, branch: str = "ridge") -> System:
     ṽ_r = (κ̄_r²Ω̃_rP_r + c_rrΩ̃_r)/φ the scaled V_r, β_0 = 1 − α and αL = λ = 0:
 
     * ``"interpolating"`` (more parameters than training rows, p > |R|n): L = 0, 0 < α < 1, so
-      α = 1 − 1/ṽ_0 and β_l = 1/ṽ_l; training residuals vanish (train_loss = 0);
+      α = 1 − 1/ṽ_0 and β_l = 1/ṽ_l; training residuals vanish (train_loss = 0). For an affine σ (κ₁′ = κ_*′ = 0)
+      the gradient rows are spikes with ṽ_l = 0 and do not count (|R| = 1 in the thresholds): their β_l
+      is infinite but multiplies only κ₁′, κ_*′ and is replaced by 1, and train_loss keeps Σ_l S_ll (the
+      spikes fit only the mean of the gradient labels);
     * ``"underparameterised"`` (p < |R|n): α = 0, β_0 = 1, L = 1 − ṽ_0 > 0 and
       β_l = 1/(1 − ṽ_0 + ṽ_l); training residuals are L times the scaled ones.
 
@@ -298,7 +303,10 @@ class _Derivation:
             residuals = [x - vr for x, vr in zip(first, v)]
             scale = sp.Integer(1)
         elif branch == "interpolating":
-            residuals = [alpha - (1 - 1 / v[0])] + ([B1 - 1 / v[1]] if sobolev else [])
+            # an affine σ (AFFINE) has no fluctuating gradient rows: g_l = 1 and β_l = g_l/L is infinite, but it
+            # multiplies only κ₁′ and κ_*′; the rows do not count towards the threshold, which is p = n
+            grad = [sp.Piecewise((B1 - 1, AFFINE), (B1 - 1 / v[1], True))] if sobolev else []
+            residuals = [alpha - (1 - 1 / v[0])] + grad
             scale = sp.Integer(0)
         else:
             residuals = [B1 - 1 / (1 - v[0] + v[1])] if sobolev else []
@@ -443,6 +451,9 @@ class _Derivation:
         outputs["train_loss"] = scale**2 * (g[0] ** 2 * S0 + g[1] ** 2 * Ssum) + (
             LAM * q_w if self.branch == "ridge" else 0
         )
+        if self.sobolev and self.branch == "interpolating":
+            # affine σ: the spikes fit only the mean of the gradient labels; the rest stays in the loss (g_l = 1)
+            outputs["train_loss"] += sp.Piecewise((Ssum, AFFINE), (0, True))
         outputs["train_error_L2"] = scale**2 * g[0] ** 2 * S0
         outputs.update({"m": m, "q_s": q_s, "q_w": q_w, "M_0": mean.M[0], "S_0": S0})
         if k:

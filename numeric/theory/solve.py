@@ -61,7 +61,7 @@ COLUMNS = (
 )
 #: The model parameters (ModelParams names) behind the system parameters that are not coefficients.
 _FROM_MODEL = {"lam": "lam", "psi": "p_over_d", "phi": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g"}
-_DEFAULTS = {"lam": 1e-3, "p_over_d": 2.0, "n_over_d": 1.0, "noise_f": 0.0, "noise_g": 0.0}
+_DEFAULTS = {"lam": 1e-3, "p_over_d": 4.0, "n_over_d": 1.0, "noise_f": 0.0, "noise_g": 0.0}
 #: λ values along which the cold start of a λ → 0⁺ point follows the λ > 0 solution (down to 1e-12: for a small τ
 #: the λ > 0 solution reaches its limit only for λ ≪ τ, e.g. τ = 1e-3 at p/d = 1.5, n/d = 1).
 LAMBDA_PATH = tuple(10.0**-e for e in range(1, 13))
@@ -289,9 +289,21 @@ def _system_keys(k: int, rows: np.ndarray) -> np.ndarray:
     """Per point: 2·sobolev + branch index (0 ridge, 1 interpolating, 2 underparameterised), −1 on a threshold."""
     lam, psi, phi, tau = (rows[:, COLUMNS.index(c)] for c in ("lam", "psi", "phi", "tau"))
     sobolev = (tau > 0) & (k >= 1)
-    threshold = np.where(sobolev, 1 + k, 1) * phi
+    threshold = np.where(sobolev & ~_affine(rows), 1 + k, 1) * phi
     branch = np.where(lam > 0, 0, np.where(psi > threshold, 1, np.where(psi < threshold, 2, -1)))
     return np.where(branch >= 0, 3 * sobolev + branch, -1)
+
+
+def _affine(rows: np.ndarray) -> np.ndarray:
+    """Per point: σ affine (κ₁′ = κ_*′ = 0), whose gradient rows are spikes that do not move the threshold."""
+    return (rows[:, COLUMNS.index("kappa1p")] == 0) & (rows[:, COLUMNS.index("kappa_sp")] == 0)
+
+
+def training_rows(params: ModelParams) -> int:
+    """Training rows per sample that count towards the λ → 0⁺ threshold p = r·n: 1 + k for Sobolev training
+    (τ > 0, k ≥ 1), 1 for τ = 0 and for an affine σ (its gradient rows are spikes)."""
+    k0, k1, ks, k0p, k1p, ksp, _ = coefficients(params.activation)
+    return 1 if k1p == 0 and ksp == 0 else params.training_rows
 
 
 def _solvers(k: int, keys: np.ndarray, backend: str) -> dict[int, _Solver]:
@@ -496,7 +508,7 @@ def solve(
     k = params.k
     rows = np.stack([np.broadcast_to(c, ()) for c in parameter_columns(k, params.tau, params.grid_mapping())])[None]
     key = int(_system_keys(k, rows)[0])
-    rows_per_sample = params.training_rows
+    rows_per_sample = training_rows(params)
     if key < 0:
         raise SolverError(
             f"lam = 0 at the interpolation threshold p = {rows_per_sample}n "
@@ -521,10 +533,29 @@ def solve(
     return _result(params, solver, rows, u[0], dict(zip(solver.kernel.output_names, out[0])), float(res[0]))
 
 
+#: A point with λ ≤ NEAR_LAMBDA and p within NEAR_THRESHOLD (relative) of the threshold p = r·n gets a note.
+NEAR_THRESHOLD, NEAR_LAMBDA = 0.1, 1e-2
+
+
+def threshold_note(params: ModelParams) -> tuple[str, ...]:
+    """A note when a point with a small λ sits at or near the interpolation threshold, where the errors peak."""
+    r = training_rows(params)
+    at = r * params.n_over_d
+    if params.lam > NEAR_LAMBDA or abs(params.p_over_d / at - 1) > NEAR_THRESHOLD:
+        return ()
+    return (
+        f"p/d = {params.p_over_d:g} is {'at' if params.p_over_d == at else 'near'} the interpolation threshold "
+        f"p = {r}n (p/d = {at:g}), where the errors peak for a small λ: move p/d or n/d, or raise λ, for a "
+        "typical point.",
+    )
+
+
 def ridgeless_note(params: ModelParams, branch: str) -> str:
     """What λ = 0 means at this point: the branch of λ → 0⁺ and the interpolation threshold."""
     where = (
         f"p = (1 + k)n = {params.training_rows}n for every τ > 0"
+        if training_rows(params) > 1
+        else "p = n (σ is affine: its gradient rows are spikes, which do not count)"
         if params.training_rows > 1
         else "p = n for τ = 0"
         if params.k
@@ -580,7 +611,8 @@ def _result(
         eps_H1_self_averaging=sobolev or k == 0,
         branch=solver.branch,
         notes=degeneracy_notes(coefficients(params.activation), k, params.tau)
-        + ((ridgeless_note(params, solver.branch),) if solver.branch != "ridge" else ()),
+        + ((ridgeless_note(params, solver.branch),) if solver.branch != "ridge" else ())
+        + threshold_note(params),
         state=(solver.name, np.asarray(u, dtype=float)),
     )
 

@@ -24,7 +24,7 @@ from ...derive.params import ModelParams
 from ...derive.saddle import BRANCHES, derive_system
 from ...derive.special import mp_gamma_resolvent, mp_gamma_resolvent2
 from ...derive.system import System
-from .solve import COLUMNS, parameter_columns, ridgeless_note, solve_grid
+from .solve import COLUMNS, parameter_columns, ridgeless_note, solve_grid, training_rows
 
 _MODULES = [{"GammaResolvent": mp_gamma_resolvent, "GammaResolvent2": mp_gamma_resolvent2}, "mpmath"]
 
@@ -129,7 +129,7 @@ def verify_point(params: ModelParams, digits: int = 50, max_iter: int = 60) -> V
     branch = str(double.extra["branch"])
     if branch not in BRANCHES:
         raise UserError(
-            f"lam = 0 at the interpolation threshold p = {params.training_rows}n: the errors are infinite there; move "
+            f"lam = 0 at the interpolation threshold p = {training_rows(params)}n: the errors are infinite there; move "
             "p/d or n/d, or use λ > 0."
         )
     if not bool(double.converged):

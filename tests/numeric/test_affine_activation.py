@@ -119,3 +119,26 @@ def test_linear_sobolev_matches_the_simulator() -> None:
     for key in ("eps_L2", "eps_H1", "train_loss"):
         mean, se = result.mean[key], result.se[key]
         assert abs(mean - getattr(theory, key)) <= 3 * se + 0.04 * getattr(theory, key), (key, mean, se)
+
+
+@pytest.mark.parametrize(("p_over_d", "n_over_d"), [(3.0, 0.5), (0.75, 0.5), (0.5, 1.0)])
+def test_affine_ridgeless_limit_has_the_threshold_of_l2_training(p_over_d: float, n_over_d: float) -> None:
+    """λ → 0⁺: the spikes do not count towards the threshold, which is p = n (not (1 + k)n) for every τ; between
+    n and (1 + k)n the function rows are interpolated and the gradient labels keep their variance in the loss."""
+    params = ModelParams(activation="x", tau=1.0, k=2, p_over_d=p_over_d, n_over_d=n_over_d, lam=0.0)
+    ours, l2 = solve(params), solve(params.with_(tau=0.0))
+    mu1p, mu_sp = coefficients(params.teacher)[4:6]
+    for key in ("eps_L2", "eps_grad", "train_error_L2"):
+        assert math.isclose(getattr(ours, key), getattr(l2, key), rel_tol=1e-10, abs_tol=1e-14), key
+    assert math.isclose(ours.train_loss, l2.train_loss + 2 * (mu1p**2 + mu_sp**2), rel_tol=1e-10)
+    assert any(("interpolating" if p_over_d > n_over_d else "underparameterised") in n for n in ours.notes)
+
+
+def test_affine_ridgeless_limit_matches_the_simulator() -> None:
+    params = ModelParams(activation="linear", tau=1.0, teacher="tanh", k=1, p_over_d=3.0, n_over_d=0.5, lam=0.0)
+    theory = solve(params)
+    result = simulate(params, d=200, seeds=6)
+    # 3 standard errors plus a finite-size allowance of 5 % at d = 200 (n = 100)
+    for key in ("eps_L2", "eps_H1", "train_loss"):
+        mean, se = result.mean[key], result.se[key]
+        assert abs(mean - getattr(theory, key)) <= 3 * se + 0.05 * getattr(theory, key), (key, mean, se)
