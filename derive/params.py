@@ -143,7 +143,7 @@ class ModelParams:
     teacher: str = "tanh"
     k: int = 1
     tau: float = 1
-    p_over_d: float = 2.0
+    p_over_d: float = 4.0
     n_over_d: float = 1.0
     lam: float = 1e-3
     noise_f: float = 0.0

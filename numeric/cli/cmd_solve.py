@@ -31,6 +31,13 @@ def _distribution(params: ModelParams) -> dict:
     }
 
 
+def _order_text(value: object) -> str:
+    """One order parameter: a number, or the entries of a per-row list (— where a branch has none)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_order_text(v) for v in value)
+    return "—" if value is None else f"{value:.10g}"
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "solve",
@@ -65,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     for key in _KEYS:
         value = out[key]
         print(f"  {key:15s} {'—' if value is None else f'{value:.10g}'}")
+    print("order parameters:")
+    for name, value in out["order_parameters"].items():
+        print(f"  {name:15s} {_order_text(value)}")
     for note in ([out["eps_H1_note"]] if out["eps_H1_note"] else []) + out["notes"]:
         print(f"  note: {note}")
     system = result.state[0] if result.state else "?"
