@@ -7,8 +7,10 @@ checkout's environment), measured in one run of this script:
 * a warm ``solve`` at k = 1, 100, 1000 and 10,000 (the warm cost should not depend on k);
 * the cold cost at k = 1000: derive, generate and compile into an empty cache (``derive --k 1000``,
   then ``solve --k 1000``), each in a fresh cache folder;
-* ``sweep`` of a 128 × 128 and a 1024 × 1024 (p/d, n/d) grid to a CSV file, warm: points per second of
-  wall time, start-up and writing the CSV included;
+* ``sweep`` of a 128 × 128 and a 1024 × 1024 (p/d, n/d) grid to a CSV file, and of the 1024 × 1024 grid to
+  a NetCDF file, warm: points per second of wall time, start-up and writing the file included;
+* the peak resident memory (``ru_maxrss`` of the process) of ``sweep`` at 1500 × 1500 and at its 4-million-point
+  cap (2000 × 2000), to CSV and to NetCDF (target ≤ 1 GB: the grid is solved and written in chunks);
 * the same 1024 × 1024 grid through the Python API (``solve_grid`` in this process, no CSV).
 
     .venv/bin/python benchmarks/cli.py [--repeats 5]      # writes benchmarks/results/cli.json
@@ -38,6 +40,17 @@ def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
     return elapsed
+
+
+def peak_rss(cmd: list[str]) -> tuple[float, float]:
+    """(seconds, peak resident memory in bytes) of one process (its output discarded)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return time.perf_counter() - start, usage.ru_maxrss * 1024.0  # Linux: kilobytes
 
 
 def median(cmd: list[str], repeats: int, env: dict[str, str] | None = None, warm: bool = True) -> float:
@@ -83,10 +96,23 @@ def main() -> None:
                 times.append(wall(cmd, dict(os.environ, SOBOLEV_RF_CACHE=folder)))
         add(label, statistics.median(times), "≤ 5 s" if "solve" in label else "")
     with tempfile.TemporaryDirectory() as folder:
-        out = str(Path(folder) / "grid.csv")
-        for n, target in ((128, "≥ 2e4 points/s"), (1024, "≥ 2e5 points/s")):
+        for n, suffix, target in (
+            (128, "csv", "≥ 2e4 points/s"),
+            (1024, "csv", "≥ 2e5 points/s"),
+            (1024, "nc", "≥ 2e5 points/s"),
+        ):
+            out = str(Path(folder) / f"grid.{suffix}")
             cmd = [EXE, "sweep", "--p-over-d", f"0.1:10:{n}", "--n-over-d", f"log:0.1:10:{n}", "--out", out]
-            add(f"sweep {n}×{n} to CSV (warm)", median(cmd, r if n == 128 else max(1, r // 2)), target, n * n)
+            kind = "NetCDF" if suffix == "nc" else "CSV"
+            add(f"sweep {n}×{n} to {kind} (warm)", median(cmd, r if n == 128 else max(1, r // 2)), target, n * n)
+        for n in (1500, 2000):
+            for suffix in ("csv", "nc"):
+                out = str(Path(folder) / f"grid.{suffix}")
+                cmd = [EXE, "sweep", "--p-over-d", f"0.1:10:{n}", "--n-over-d", f"log:0.1:10:{n}", "--out", out]
+                seconds, rss = peak_rss(cmd)
+                kind = "NetCDF" if suffix == "nc" else "CSV"
+                add(f"sweep {n}×{n} to {kind}: peak RSS {rss / 2**20:,.0f} MiB", seconds, "≤ 1 GB", n * n)
+                rows[-1]["peak_rss_bytes"] = rss
     import numpy as np
 
     from sobolev_rf.numeric import solve_grid
