@@ -185,7 +185,7 @@ def grid(
     activation: Sequence[str] = ("relu",),
     k: Sequence[int] = (1,),
     tau: Sequence[float] = (1,),
-    p_over_d: Sequence[float] = (2.0,),
+    p_over_d: Sequence[float] = (4.0,),
     n_over_d: Sequence[float] = (1.0,),
     lam: Sequence[float] = (1e-3,),
     noise_f: Sequence[float] = (0.0,),

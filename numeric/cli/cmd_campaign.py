@@ -44,7 +44,7 @@ GRID_DEFAULTS = {
     "teacher": "tanh",
     "k": "1",
     "tau": "1",
-    "p_over_d": "2",
+    "p_over_d": "4",
     "n_over_d": "1",
     "lam": "0.001",
     "noise_f": "0",

@@ -32,10 +32,15 @@ def _distribution(params: ModelParams) -> dict:
 
 
 def _order_text(value: object) -> str:
-    """One order parameter: a number, or the entries of a per-row list (— where a branch has none)."""
+    """One order parameter: a number, the entries of a per-row list (— where a branch has none), or named
+    parts (``name = value``)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{name} = {_order_text(v)}" for name, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(_order_text(v) for v in value)
-    return "—" if value is None else f"{value:.10g}"
+    if isinstance(value, (int, float)):
+        return f"{value:.10g}"
+    return "—" if value is None else str(value)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
