@@ -34,7 +34,7 @@ from ...derive.params import ModelParams, parse_alignment
 from ..artifacts import csv_columns
 from ..progress import Progress
 from ..theory.coefficients import coefficients
-from ..theory.solve import BACKENDS, solve_grid
+from ..theory.solve import BACKENDS, solve_arrays
 from .args import add_model_arguments, add_step_arguments, params_from_args, parse_range
 
 #: Swept axes, in the order of the grid's dimensions and of the CSV columns.
@@ -137,7 +137,7 @@ class _Sweep:
         mesh = np.meshgrid(*[v[s] for v, s in zip(self.axes.values(), box)], indexing="ij")
         grid = dict(zip(AXES, mesh))
         tau = grid.pop("tau")
-        result = solve_grid(self.k, tau, {**grid, **self.model}, backend=self.backend, progress=progress)
+        result = solve_arrays(self.k, tau, {**grid, **self.model}, backend=self.backend, progress=progress)
         self.used = result.backend
         threshold = int(np.count_nonzero(result.extra["branch"] == "threshold"))
         converged = np.broadcast_to(result.converged, mesh[0].shape)

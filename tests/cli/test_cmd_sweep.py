@@ -41,13 +41,13 @@ def test_a_large_grid_is_solved_and_written_in_chunks(monkeypatch, capsys, tmp_p
     assert main(["sweep", *GRID]) == 0
     whole = _rows(capsys.readouterr().out)
     sizes: list[int] = []
-    solve_grid = cmd_sweep.solve_grid
+    solve_arrays = cmd_sweep.solve_arrays
 
     def spy(k, tau, params, **kwargs):
         sizes.append(int(np.size(tau)))
-        return solve_grid(k, tau, params, **kwargs)
+        return solve_arrays(k, tau, params, **kwargs)
 
-    monkeypatch.setattr(cmd_sweep, "solve_grid", spy)
+    monkeypatch.setattr(cmd_sweep, "solve_arrays", spy)
     monkeypatch.setattr(cmd_sweep, "CHUNK_POINTS", 7)
     out = tmp_path / "grid.csv"
     assert main(["sweep", *GRID, "--out", str(out)]) == 0
