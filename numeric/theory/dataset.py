@@ -108,7 +108,8 @@ def grid_dataset(
     progress: Callable[[int], None] | None = None,
 ) -> xr.Dataset:
     """Solve ``params`` on the grid spanned by ``axes`` (ModelParams field → 1-D values; a scalar just sets the
-    field) and return an ``xarray.Dataset`` (module docstring). Continuation runs along the first axis."""
+    field) and return an ``xarray.Dataset`` (module docstring). Continuation runs along the first numeric axis
+    with more than one value (attribute ``continuation_axis``)."""
     import xarray as xr
 
     from .solve import solve_arrays
@@ -193,7 +194,7 @@ def grid_dataset(
         **point_attrs(params, skip=tuple(dims)),
         "backend": used,
         "tol": tol,
-        "continuation_axis": dims[0] if dims and continuation else "",
+        "continuation_axis": next((n for n in numeric if len(values[n]) > 1), "") if continuation else "",
         "systems": ";".join(sorted(systems)),
         **versions(),
     }

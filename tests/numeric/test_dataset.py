@@ -58,7 +58,7 @@ def test_named_axes_give_a_dataset_equal_to_point_solves(tmp_path) -> None:
 def test_categorical_axes_and_the_ridgeless_branches() -> None:
     base = ModelParams(n_over_d=1.0)
     ds = solve_grid(base, lam=[0.0, 1e-2], activation=["relu", "tanh"], p_over_d=[1.0, 2.5], k=[1, 2])
-    assert ds.eps_L2.dims == ("lam", "activation", "p_over_d", "k")
+    assert ds.eps_L2.dims == ("lam", "activation", "p_over_d", "k") and ds.attrs["continuation_axis"] == "lam"
     assert list(ds.activation.values) == ["relu", "tanh"] and list(ds.k.values) == [1, 2]
     # λ → 0⁺: p = 2.5n is above the threshold (1 + k)n for k = 1 and below it for k = 2
     assert ds.branch.sel(lam=0.0, p_over_d=2.5, k=1).values.tolist() == ["interpolating"] * 2
@@ -67,6 +67,7 @@ def test_categorical_axes_and_the_ridgeless_branches() -> None:
     cell = ds.sel(lam=0.0, activation="tanh", p_over_d=2.5, k=2)
     point = solve(ModelParams(activation="tanh", k=2, lam=0.0, p_over_d=2.5, n_over_d=1.0))
     assert math.isclose(float(cell.eps_L2), point.eps_L2, rel_tol=1e-9) and point.branch == "underparameterised"
+    assert solve_grid(base, k=[1, 2], p_over_d=[1.0, 3.0]).attrs["continuation_axis"] == "p_over_d"
     # a scalar sets the field, an alignment axis for k = 1 is ϖ₁
     one = solve_grid(base, tau=0.5, alignment=[0.0, 2.0])
     assert one.eps_L2.dims == ("alignment",) and one.attrs["tau"] == 0.5
