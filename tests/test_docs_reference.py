@@ -110,7 +110,7 @@ def test_the_gallery_shows_every_figure_with_the_command_that_made_it() -> None:
     # the README's caption is kept, and a figure the README shows without one is captioned by its command
     assert "the peak moves from p = n to p = (k + 1)n" in page
     fake = "![x](docs/gallery/double_descent.png)\n"
-    assert "`sobolev-rf demo --d 400 --seeds 3 --grid 24`" in sobolev_docs.gallery_page(fake, DOCS)
+    assert "`sobolev-rf demo --d 400 --seeds 3 --grid 80`" in sobolev_docs.gallery_page(fake, DOCS)
 
 
 def test_link_check_finds_missing_pages_and_anchors(tmp_path) -> None:
