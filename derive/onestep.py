@@ -50,7 +50,7 @@ from .errors import UserError
 from .saddle import _Definitions
 from .system import System
 
-LAM, PSI, PHI, DELTA_F, CW2 = sp.symbols("lam psi phi Delta_f cW2")
+LAM, PSI, PHI, DELTA_F, CW2 = sp.symbols("lam psi n_d Delta_f cW2")
 #: 1 (the model): the bulk's component Bû along the spike is kept (θ channel, ⟨F g⟩ = ψc_W²⟨g⟩); 0 drops it
 #: (F ≡ 0, so θ = 0), which is the fixed point of the published notebook of Cui et al. 2024.
 BULK = sp.Symbol("bulk_overlap")
@@ -62,7 +62,7 @@ NODES = 48
 PARAMETER_MEANING = {
     "lam": "lam",
     "psi": "p_over_d",
-    "phi": "n_over_d",
+    "n_d": "n_over_d",
     "Delta_f": "noise_f",
     "cW2": "bulk row variance c_W² after the step",
     "bulk_overlap": "1: keep the bulk's component along û (the model); 0: drop it (the published notebook)",
@@ -75,7 +75,7 @@ PARAMETER_MEANING = {
     "t1": "h₁(κ_i) = E zφ(γκ_i + ρz)",
     "t2": "hh(κ_i) = E φ(γκ_i + ρz)²",
 }
-LATEX_NAMES = {"lam": r"\lambda", "cW2": r"c_W^2", "V_1": "V_1", "V_2": "V_2"}
+LATEX_NAMES = {"lam": r"\lambda", "n_d": r"(n/d)", "cW2": r"c_W^2", "V_1": "V_1", "V_2": "V_2"}
 
 
 def node_symbols(nodes: int) -> dict[str, tuple[sp.Symbol, ...]]:

@@ -76,7 +76,7 @@ from .system import System
 #: (·₀, ·₁, ·_*, ·₀′, ·₁′, ·_*′, cross).
 KAPPA = sp.symbols("kappa0 kappa1 kappa_s kappa0p kappa1p kappa_sp c_sigma")
 MU = sp.symbols("mu0 mu1 mu_s mu0p mu1p mu_sp c_phi")
-LAM, PSI, PHI, DELTA_F, DELTA_G = sp.symbols("lam psi phi Delta_f Delta_g")
+LAM, PSI, PHI, DELTA_F, DELTA_G = sp.symbols("lam psi n_d Delta_f Delta_g")
 #: The Sobolev weight τ > 0 (a parameter of the τ > 0 systems; τ = 0 is a system of its own).
 TAU = sp.Symbol("tau")
 #: ϖ̄² = ‖ϖ‖²/k, the mean square alignment, and ϖ_l, the alignment of the direction whose per-direction
@@ -105,7 +105,7 @@ PARAMETER_MEANING = {
     "c_phi": "teacher c_φ",
     "lam": "lam",
     "psi": "p_over_d",
-    "phi": "n_over_d",
+    "n_d": "n_over_d",
     "Delta_f": "noise_f",
     "Delta_g": "noise_g",
     "tau": "tau",
@@ -130,6 +130,7 @@ LATEX_NAMES = {
     "mu_sp": r"\mu_*'",
     "c_phi": r"c_\phi",
     "lam": r"\lambda",
+    "n_d": r"(n/d)",
     "tau": r"\tau",
     "varpi2": r"\overline{\varpi^2}",
     "varpi_l": r"\varpi_l",

@@ -13,7 +13,7 @@ symbol of the system) or L2 (--tau 0) training in the unknowns V_0, V_1 (tau > 0
 (k >= 1), written as residuals u - G(u) = 0, and the outputs eps_L2, eps_H1, eps_grad, train_loss,
 train_error_L2, m, q_s, q_w (and the order parameters M_0, M_l, S_0, S_l of one direction l) as
 expressions in the unknowns, the Hermite coefficients (kappa*, mu*, c_sigma, c_phi), lam, psi = p/d,
-phi = n/d, Delta_f, Delta_g, tau, the mean square alignment varpi2 = |varpi|^2/k and the alignment
+n_d = n/d, Delta_f, Delta_g, tau, the mean square alignment varpi2 = |varpi|^2/k and the alignment
 varpi_l of direction l, through named intermediate definitions. The system has the same size for
 every k >= 1: k enters as a number. H_s(y) = E_(t~Gamma(s,1)) [1/(t + y)] with s = k/2 and
 H2_s(y) = E[1/(t + y)^2] are the special functions.

@@ -563,20 +563,20 @@ def compute(settings: Settings) -> Study:
     """The map and the cut (grid solver), the break-even costs of the printed points (point solver), then both
     trainings simulated at the target p/d of the cut (Sobolev once, L2 once per c)."""
     base = settings.base
-    plo, phi = _axis_range(base.p_over_d)
+    p_lo, p_hi = _axis_range(base.p_over_d)
     nlo, nhi = _axis_range(base.n_over_d)
-    ps = np.geomspace(plo, phi, settings.grid)
+    ps = np.geomspace(p_lo, p_hi, settings.grid)
     ns = np.geomspace(nlo, nhi, settings.grid)
     P, N = np.meshgrid(ps, ns)
     n = base.n_over_d
     thresholds = [(base.k + 1) * n] + [n * (1 + c * base.k) for c in settings.costs]
-    xs = np.union1d(np.geomspace(plo, phi, settings.points), [t for t in thresholds if plo < t < phi])
+    xs = np.union1d(np.geomspace(p_lo, p_hi, settings.points), [t for t in thresholds if p_lo < t < p_hi])
     with Progress(8 + 2 * len(settings.costs), "theory: cost maps") as bar:
         grid = cost_grid(base, P, N, settings.costs, settings.c_max, step=lambda label: bar.update())
         cut = cost_grid(base, xs, n, settings.costs, settings.c_max, step=lambda label: bar.update())
     if not grid.resolved.any():
         raise UserError("the solver resolved no point of the map; raise --lam.")
-    targets = _sim_targets(settings, plo, phi)
+    targets = _sim_targets(settings, p_lo, p_hi)
     table_points = [base.p_over_d] + [t for t in targets if not math.isclose(t, base.p_over_d)]
     breakevens = []
     with Progress(len(table_points) * len(QUANTITIES), "break-even c* (point solver)") as bar:

@@ -257,7 +257,7 @@ def solve_readout(
     record = system_record(nodes)
     kernel = jit.load_kernel(record, jit.resolve_backend(backend))
     values = node_values(activation, teacher, spike, nodes)
-    scalars = {"lam": lam, "psi": p_over_d, "phi": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
+    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
     scalars["bulk_overlap"] = float(bulk_overlap)
     rows = parameter_rows(scalars, values, kernel.parameters)
     u, out, ok, norm = kernel.solve(rows, np.full((len(rows), len(kernel.unknowns)), 0.5), tol)
@@ -293,7 +293,7 @@ def verify_readout(
         raise UserError("the double-precision readout did not converge at this point, so there is nothing to verify.")
     system = derive_onestep_system(nodes)
     values = node_values(activation, teacher, spike, nodes)
-    scalars = {"lam": lam, "psi": p_over_d, "phi": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
+    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
     scalars["bulk_overlap"] = 1.0
     theta = [float(v) for v in parameter_rows(scalars, values, system.parameter_names)[0]]
     u_double = [float(double.unknowns[name][0]) for name in system.unknown_names]

@@ -52,7 +52,7 @@ COLUMNS = (
     "c_phi",
     "lam",
     "psi",
-    "phi",
+    "n_d",
     "Delta_f",
     "Delta_g",
     "tau",
@@ -60,7 +60,7 @@ COLUMNS = (
     "varpi_l",
 )
 #: The model parameters (ModelParams names) behind the system parameters that are not coefficients.
-_FROM_MODEL = {"lam": "lam", "psi": "p_over_d", "phi": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g"}
+_FROM_MODEL = {"lam": "lam", "psi": "p_over_d", "n_d": "n_over_d", "Delta_f": "noise_f", "Delta_g": "noise_g"}
 _DEFAULTS = {"lam": 1e-3, "p_over_d": 4.0, "n_over_d": 1.0, "noise_f": 0.0, "noise_g": 0.0}
 #: λ values along which the cold start of a λ → 0⁺ point follows the λ > 0 solution (down to 1e-12: for a small τ
 #: the λ > 0 solution reaches its limit only for λ ≪ τ, e.g. τ = 1e-3 at p/d = 1.5, n/d = 1).
@@ -287,9 +287,9 @@ def parameter_columns(k: int, tau: Any, params: Mapping[str, Any]) -> list[Any]:
 
 def _system_keys(k: int, rows: np.ndarray) -> np.ndarray:
     """Per point: 2·sobolev + branch index (0 ridge, 1 interpolating, 2 underparameterised), −1 on a threshold."""
-    lam, psi, phi, tau = (rows[:, COLUMNS.index(c)] for c in ("lam", "psi", "phi", "tau"))
+    lam, psi, n_d, tau = (rows[:, COLUMNS.index(c)] for c in ("lam", "psi", "n_d", "tau"))
     sobolev = (tau > 0) & (k >= 1)
-    threshold = np.where(sobolev & ~_affine(rows), 1 + k, 1) * phi
+    threshold = np.where(sobolev & ~_affine(rows), 1 + k, 1) * n_d
     branch = np.where(lam > 0, 0, np.where(psi > threshold, 1, np.where(psi < threshold, 2, -1)))
     return np.where(branch >= 0, 3 * sobolev + branch, -1)
 

@@ -13,6 +13,7 @@ from scipy import optimize
 
 from oracle import coefficients, gamma_resolvent, solve
 from sobolev_rf.derive import saddle
+from sobolev_rf.derive.onestep import derive_onestep_system
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.saddle import derive_system
 from sobolev_rf.derive.special import GammaResolvent, GammaResolvent2, expand_closed_form
@@ -42,7 +43,7 @@ def parameter_values(system: System, p: ModelParams) -> list[float]:
     values.update(
         lam=p.lam,
         psi=p.p_over_d,
-        phi=p.n_over_d,
+        n_d=p.n_over_d,
         Delta_f=p.noise_f,
         Delta_g=p.noise_g,
         tau=p.tau,
@@ -179,3 +180,12 @@ def test_gamma_resolvent2_is_minus_the_derivative() -> None:
             assert abs(h2.subs(y, y0).evalf(40) - closed) < sp.Float(10) ** -30 * abs(closed)
             numeric = sp.diff(expand_closed_form(h2), y).subs(y, y0).evalf(40)
             assert abs(sp.diff(h2, y).subs(y, y0).evalf(40) - numeric) < sp.Float(10) ** -25 * abs(numeric)
+
+
+@pytest.mark.parametrize("k, tau", [(0, 0.0), (1, 1.0)])
+def test_n_over_d_is_not_named_after_the_teacher(k: int, tau: float) -> None:
+    """φ is the teacher (MODEL.md): no derived parameter called phi stands for n/d, in the names or the LaTeX."""
+    for system in (derive_system(k, tau), derive_onestep_system(4)):
+        assert "phi" not in system.parameter_names and "n_d" in system.parameter_names
+        text = system.to_latex()
+        assert "\\phi" not in text.replace("c_\\phi", "")
