@@ -12,7 +12,9 @@ import sys
 from typing import Any
 
 
-def _enabled(enabled: bool | None) -> bool:
+def progress_enabled(enabled: bool | None = None) -> bool:
+    """Whether to draw a bar: ``enabled`` unless ``SOBOLEV_RF_PROGRESS=0``; by default when stderr is a
+    terminal or ``SOBOLEV_RF_PROGRESS=1``."""
     setting = os.environ.get("SOBOLEV_RF_PROGRESS")
     if setting == "0":
         return False
@@ -27,7 +29,7 @@ class Progress:
     def __init__(self, total: int, label: str = "", enabled: bool | None = None) -> None:
         self.total = max(int(total), 1)
         self.label = label
-        self.enabled = _enabled(enabled)
+        self.enabled = progress_enabled(enabled)
         self.count = 0
         self._bar: Any = None
 

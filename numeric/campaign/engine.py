@@ -380,6 +380,23 @@ class RunStats:
     theory_s: float = 0.0
     restored: int = 0
 
+    def line(self, store: str) -> str:
+        """The one line that ends a run: tasks done of all, what ran now, rows restored, failures and their remedy."""
+        where = f"scheduler {self.scheduler}" if self.scheduler else f"{self.workers} local worker(s)"
+        line = (
+            f"sobolev-rf campaign: {self.done} of {self.total} tasks done ({self.ran} run now"
+            + (f" on {where}, {self.run_s:.1f} s" if self.ran else "")
+            + ")"
+        )
+        if self.restored:
+            line += f"; {self.restored} task row(s) missing from the store were added back"
+        if self.failed:
+            line += (
+                f"; {self.failed} failed (e.g. {self.first_failure}): they stay failed in the store, run again with "
+                "--retry-failed to retry them"
+            )
+        return line + f"; store {store}"
+
 
 def open_store(
     campaign: Campaign | None, store: str | os.PathLike[str], *, lock: bool = True, readonly: bool = False

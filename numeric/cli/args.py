@@ -130,6 +130,37 @@ def integers(option: str, text: str, minimum: int) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
+def split_list(text: str) -> list[str]:
+    """Split at the commas outside parentheses: ``"relu,Max(0, x)"`` → ["relu", "Max(0, x)"]."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def range_list(name: str, text: str) -> list[float]:
+    """Comma-separated items of sweep's range syntax, concatenated."""
+    values: list[float] = []
+    for item in split_list(text):
+        values.extend(float(v) for v in parse_range(name, item))
+    return values
+
+
+def integer_list(option: str, text: str, minimum: int) -> list[int]:
+    """``"1,2,2"`` → [1, 2, 2]: comma-separated integers >= ``minimum``, in their order (repeats kept)."""
+    items = split_list(text)
+    if not all(items):
+        raise UserError(f"{option} must be comma-separated integers >= {minimum}, got {text!r}.")
+    return [integer(option, item, minimum) for item in items]
+
+
 def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type`` accepting integers in [``minimum``, ``maximum``] (no upper bound if None)."""
 
@@ -285,6 +316,36 @@ def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
     out["tau_step"] = args.tau_step
     out["k_step"] = None if args.k_step is None else integer("k_step", args.k_step)
     return out
+
+
+def step_axes(args: argparse.Namespace) -> dict[str, list[float]]:
+    """The step axes of a campaign given on the command line (η̃, α₀, τ₁ or τ̃₁ as ranges, k₁ as a list)."""
+    from ...derive.params import ParameterError
+
+    axes: dict[str, list[float]] = {}
+    for name in ("eta", "alpha0"):
+        if getattr(args, name) is not None:
+            axes[name] = range_list(name, getattr(args, name))
+    if args.tau_step is not None:
+        shared = args.step_dirs == "shared"
+        values: list[float] = []
+        for item in split_list(args.tau_step):
+            scaled = item.replace(" ", "").lower().endswith("/d")
+            if scaled != shared:
+                raise ParameterError(
+                    f"--tau-step item {item!r}: "
+                    + (
+                        "a shared-direction step moves every row by O(√d) unless τ₁ = τ̃₁/d; write each item "
+                        f"with its scaling, e.g. '{item}/d'."
+                        if shared
+                        else "the 1/d scaling belongs to --step-dirs shared; fresh directions take O(1) weights."
+                    )
+                )
+            values.extend(range_list("tau_step", item.replace(" ", "")[:-2] if scaled else item))
+        axes["tau_step"] = values
+    if args.k_step is not None:
+        axes["k_step"] = [float(v) for v in integer_list("--k-step", args.k_step, 0)]
+    return axes
 
 
 def real(option: str, text: str) -> float:

@@ -8,11 +8,22 @@ Dask, NumPy and the simulator are imported only when the command runs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from ...derive.errors import UserError
+from ..progress import progress_enabled
+from .args import (
+    STEP_OPTIONS,
+    add_step_arguments,
+    check_step_options,
+    describe_options,
+    integer,
+    integer_list,
+    range_list,
+    split_list,
+    step_axes,
+)
 
 HELP = "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"
 
@@ -76,8 +87,6 @@ def add_parser(subparsers: Any) -> None:
     g.add_argument("--d", default=None, metavar="D1,D2", help="input dimensions d (default: 200)")
     g.add_argument("--seeds", default=None, metavar="S", help="seeds 0..S-1 per point and d (default: 1)")
     g.add_argument("--n-test", default=None, metavar="N", help="test points per task (default: max(2000, 2p))")
-    from .args import add_step_arguments, describe_options
-
     add_step_arguments(parser)
     describe_options(
         parser,
@@ -116,83 +125,10 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def split_list(text: str) -> list[str]:
-    """Split at the commas outside parentheses: ``"relu,Max(0, x)"`` → ["relu", "Max(0, x)"]."""
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    return [item.strip() for item in items]
-
-
-def _ranges(name: str, text: str) -> list[float]:
-    """Comma-separated items of sweep's range syntax, concatenated."""
-    from .args import parse_range
-
-    values: list[float] = []
-    for item in split_list(text):
-        values.extend(float(v) for v in parse_range(name, item))
-    return values
-
-
-def _integer(option: str, text: str, minimum: int) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UserError(f"{option} must be an integer >= {minimum}, got {text!r}.") from None
-    if not value.is_integer() or value < minimum:
-        raise UserError(f"{option} must be an integer >= {minimum}, got {text!r}.")
-    return int(value)
-
-
-def _integers(option: str, text: str, minimum: int) -> list[int]:
-    items = split_list(text)
-    if not all(items):
-        raise UserError(f"{option} must be comma-separated integers >= {minimum}, got {text!r}.")
-    return [_integer(option, item, minimum) for item in items]
-
-
-def _step_axes(args: argparse.Namespace) -> dict[str, list[float]]:
-    """The step axes given on the command line (η̃, α₀, τ₁ or τ̃₁ as ranges, k₁ as a list)."""
-    from ...derive.params import ParameterError
-
-    axes: dict[str, list[float]] = {}
-    for name in ("eta", "alpha0"):
-        if getattr(args, name) is not None:
-            axes[name] = _ranges(name, getattr(args, name))
-    if args.tau_step is not None:
-        shared = args.step_dirs == "shared"
-        values: list[float] = []
-        for item in split_list(args.tau_step):
-            scaled = item.replace(" ", "").lower().endswith("/d")
-            if scaled != shared:
-                raise ParameterError(
-                    f"--tau-step item {item!r}: "
-                    + (
-                        "a shared-direction step moves every row by O(√d) unless τ₁ = τ̃₁/d; write each item "
-                        f"with its scaling, e.g. '{item}/d'."
-                        if shared
-                        else "the 1/d scaling belongs to --step-dirs shared; fresh directions take O(1) weights."
-                    )
-                )
-            values.extend(_ranges("tau_step", item.replace(" ", "")[:-2] if scaled else item))
-        axes["tau_step"] = values
-    if args.k_step is not None:
-        axes["k_step"] = [float(v) for v in _integers("--k-step", args.k_step, 0)]
-    return axes
-
-
 def build_campaign(args: argparse.Namespace) -> Any:
     """The campaign of the command line, or None when no grid option is given (the store's own campaign)."""
     from ...derive.params import parse_alignment
     from ..campaign.engine import RANGE_AXES, Campaign, grid
-    from .args import STEP_OPTIONS, check_step_options
 
     options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test", *STEP_OPTIONS)
     if all(getattr(args, name) is None for name in options) and args.step == "none":
@@ -207,24 +143,19 @@ def build_campaign(args: argparse.Namespace) -> Any:
         raise UserError(f"--activation must be comma-separated expressions, got {value['activation']!r}.")
     points, axes = grid(
         activation=activations,
-        k=_integers("--k", value["k"], 0),
-        **{name: _ranges(name, value[name]) for name in RANGE_AXES},
+        k=integer_list("--k", value["k"], 0),
+        **{name: range_list(name, value[name]) for name in RANGE_AXES},
         teacher=value["teacher"],
         alignment=None if args.alignment is None else parse_alignment(args.alignment),
         step=args.step,
-        step_axes=_step_axes(args),
+        step_axes=step_axes(args),
         step_dirs=args.step_dirs,
         second_layer=args.second_layer,
     )
-    ds = _integers("--d", args.d if args.d is not None else "200", 2)
-    seeds = _integer("--seeds", args.seeds if args.seeds is not None else "1", 1)
-    n_test = None if args.n_test is None else _integer("--n-test", args.n_test, 1)
+    ds = integer_list("--d", args.d if args.d is not None else "200", 2)
+    seeds = integer("--seeds", args.seeds if args.seeds is not None else "1", 1)
+    n_test = None if args.n_test is None else integer("--n-test", args.n_test, 1)
     return Campaign(points, tuple(ds), seeds, n_test, axes)
-
-
-def _progress_enabled() -> bool:
-    flag = os.environ.get("SOBOLEV_RF_PROGRESS")
-    return flag != "0" and (flag == "1" or sys.stderr.isatty())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -235,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--export must end in .csv, got {args.export!r}.")
     if args.summary is not None and Path(args.summary).suffix.lower() not in (".csv", ".nc"):
         raise UserError(f"--summary must end in .csv or .nc, got {args.summary!r}.")
-    top = None if args.report is None else _integer("--report", args.report, 1)
-    workers = None if args.workers is None else _integer("--workers", args.workers, 1)
+    top = None if args.report is None else integer("--report", args.report, 1)
+    workers = None if args.workers is None else integer("--workers", args.workers, 1)
     from ..campaign import engine as cp
 
     scheduler = None if args.scheduler is None else cp.check_scheduler_address(args.scheduler)
@@ -253,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         if wanted is None and not Path(args.store).exists():
             raise UserError(f"{args.store} does not exist; give the campaign options (e.g. --d, --seeds) to create it.")
         stats = _run_with_bar(wanted, args.store, scheduler, workers, args.retry_failed)
-        print(run_line(stats, args.store), file=sys.stderr)
+        print(stats.line(args.store), file=sys.stderr)
         failed = stats.failed
         campaign = None
     from ..campaign.results import export_csv, report_text, summarize, write_summary
@@ -274,24 +205,6 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def run_line(stats: Any, store: str) -> str:
-    """The one line that ends a run: tasks done of all, what ran now, rows restored, failures and their remedy."""
-    where = f"scheduler {stats.scheduler}" if stats.scheduler else f"{stats.workers} local worker(s)"
-    line = (
-        f"sobolev-rf campaign: {stats.done} of {stats.total} tasks done ({stats.ran} run now"
-        + (f" on {where}, {stats.run_s:.1f} s" if stats.ran else "")
-        + ")"
-    )
-    if stats.restored:
-        line += f"; {stats.restored} task row(s) missing from the store were added back"
-    if stats.failed:
-        line += (
-            f"; {stats.failed} failed (e.g. {stats.first_failure}): they stay failed in the store, run again with "
-            "--retry-failed to retry them"
-        )
-    return line + f"; store {store}"
-
-
 def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int | None, retry_failed: bool) -> Any:
     import logging
 
@@ -302,7 +215,7 @@ def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int
     # the command reports a lost scheduler in its own one line; Dask's client would add tracebacks
     for name in ("distributed.client", "distributed.comm", "distributed.core"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    if not _progress_enabled():
+    if not progress_enabled():
         return run_campaign(campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed)
     from tqdm import tqdm
 

@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from sobolev_rf.numeric.cli import cmd_sweep, main
+from sobolev_rf.numeric.cli import main
+from sobolev_rf.numeric.reports import grid
 
 GRID = ["--p-over-d", "0.5:4:6", "--n-over-d", "log:0.5:2:5", "--tau", "0:1:2", "--lam", "0.01"]
 
@@ -29,9 +30,9 @@ def _rows(text: str) -> list[dict[str, str]]:
     ],
 )
 def test_boxes_cover_the_grid_in_order_within_the_budget(shape: tuple, budget: int, expected: tuple) -> None:
-    assert cmd_sweep.chunk_layout(shape, budget) == expected
+    assert grid.chunk_layout(shape, budget) == expected
     flat = np.arange(math.prod(shape)).reshape(shape)
-    boxes = list(cmd_sweep.grid_boxes(shape, budget))
+    boxes = list(grid.grid_boxes(shape, budget))
     assert all(flat[box].size <= budget for box in boxes)
     assert np.array_equal(np.concatenate([flat[box].ravel() for box in boxes]), flat.ravel())
 
@@ -41,19 +42,19 @@ def test_a_large_grid_is_solved_and_written_in_chunks(monkeypatch, capsys, tmp_p
     assert main(["sweep", *GRID]) == 0
     whole = _rows(capsys.readouterr().out)
     sizes: list[int] = []
-    solve_arrays = cmd_sweep.solve_arrays
+    solve_arrays = grid.solve_arrays
 
     def spy(k, tau, params, **kwargs):
         sizes.append(int(np.size(tau)))
         return solve_arrays(k, tau, params, **kwargs)
 
-    monkeypatch.setattr(cmd_sweep, "solve_arrays", spy)
-    monkeypatch.setattr(cmd_sweep, "CHUNK_POINTS", 7)
+    monkeypatch.setattr(grid, "solve_arrays", spy)
+    monkeypatch.setattr(grid, "CHUNK_POINTS", 7)
     out = tmp_path / "grid.csv"
     assert main(["sweep", *GRID, "--out", str(out)]) == 0
     assert len(sizes) > 1 and max(sizes) <= 7 and sum(sizes) == 60
     chunked = _rows(out.read_text())
-    assert [list(r)[:6] for r in chunked[:1]] == [list(cmd_sweep.AXES)] and len(chunked) == len(whole) == 60
+    assert [list(r)[:6] for r in chunked[:1]] == [list(grid.AXES)] and len(chunked) == len(whole) == 60
     for a, b in zip(whole, chunked):
         assert a.keys() == b.keys() and a["converged"] == b["converged"] == "1"
         for key in a:
@@ -66,12 +67,12 @@ def test_netcdf_output_has_the_axes_as_coordinates_and_the_command(monkeypatch, 
 
     assert main(["sweep", *GRID]) == 0
     rows = _rows(capsys.readouterr().out)
-    monkeypatch.setattr(cmd_sweep, "CHUNK_POINTS", 7)  # several dask blocks along two axes
+    monkeypatch.setattr(grid, "CHUNK_POINTS", 7)  # several dask blocks along two axes
     path = tmp_path / "grid.nc"
     assert main(["sweep", *GRID, "--out", str(path)]) == 0
     assert "NetCDF" in capsys.readouterr().err
     with xr.open_dataset(path) as ds:
-        assert tuple(ds["eps_L2"].dims) == cmd_sweep.AXES
+        assert tuple(ds["eps_L2"].dims) == grid.AXES
         assert np.allclose(ds["p_over_d"], np.linspace(0.5, 4, 6)) and np.allclose(
             ds["n_over_d"], np.geomspace(0.5, 2, 5)
         )
