@@ -1,5 +1,6 @@
-"""The README's commands parse with the real command line, and the numbers it quotes that are cheap to compute
-are recomputed, so the README cannot drift from the tool.
+"""The commands of the README and of the documentation pages it links to (the studies and concepts moved out of
+it) parse with the real command line, and the numbers they quote that are cheap to compute are recomputed, so
+neither can drift from the tool.
 
 * Every ``sobolev-rf ...`` command of the README (indented or fenced code blocks, and inline code in text and
   tables) names a real subcommand, and each ``--option`` it shows is an option of that subcommand.
@@ -21,8 +22,13 @@ from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.cli.main import build_parser
 from sobolev_rf.numeric.theory.solve import solve
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-TEXT = README.read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: The README's long sections live in these documentation pages (its "More" list links them).
+PAGES = sorted((ROOT / "docs" / "studies").glob("*.md")) + [
+    ROOT / "docs" / "concepts" / name for name in ("python.md", "layout.md", "checks.md")
+]
+TEXT = "\n\n".join(path.read_text(encoding="utf-8") for path in [README, *PAGES])
 
 
 def _block_commands(text: str) -> list[str]:
@@ -73,6 +79,10 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
 
 def test_the_readme_shows_commands() -> None:
     assert len(_block_commands(TEXT)) >= 5 and len(_inline_commands(TEXT)) >= 15
+    assert len(PAGES) == 11 and all(path.is_file() for path in PAGES)
+    readme = README.read_text(encoding="utf-8")
+    for path in PAGES:  # every moved page is linked from the README
+        assert f"]({path.relative_to(ROOT).as_posix()})" in readme, path
 
 
 def test_every_command_names_a_subcommand_and_its_options() -> None:
