@@ -329,20 +329,9 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
     one-step readout and are NaN (None). The spike is in ``order["spike"]``."""
     from .solve import SolverError, TheoryResult
 
-    check_supported(params)
-    spike = spike_scaling(params).at(params.eta, params.alpha0)
-    res = solve_readout(
-        params.activation,
-        params.teacher,
-        spike,
-        params.p_over_d,
-        params.n_over_d,
-        params.lam,
-        params.noise_f,
-        nodes,
-        backend,
-        tol,
-    )
+    point = _readout_point(params)
+    spike = point[2]
+    res = solve_readout(*point, nodes, backend, tol)
     if not bool(res.converged[0]):
         raise SolverError(f"the one-step readout did not converge at this point (residual {res.residual[0]:.2e}).")
     out = {name: float(v[0]) for name, v in res.outputs.items()}
@@ -404,16 +393,11 @@ def solve_step_grid(
 
 def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES) -> dict[str, Any]:
     """:func:`verify_readout` at the point of ``params`` (with a step)."""
+    return verify_readout(*_readout_point(params), nodes, digits)
+
+
+def _readout_point(params: ModelParams) -> tuple[str, str, ReadoutSpike, float, float, float, float]:
+    """The leading arguments of :func:`solve_readout` and :func:`verify_readout` at a point with a step."""
     check_supported(params)
     spike = spike_scaling(params).at(params.eta, params.alpha0)
-    return verify_readout(
-        params.activation,
-        params.teacher,
-        spike,
-        params.p_over_d,
-        params.n_over_d,
-        params.lam,
-        params.noise_f,
-        nodes,
-        digits,
-    )
+    return params.activation, params.teacher, spike, params.p_over_d, params.n_over_d, params.lam, params.noise_f

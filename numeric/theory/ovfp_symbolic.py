@@ -151,25 +151,22 @@ class SymbolicEvaluator:
         q, err = self.expectations(arrays, with_error)
         return [complex(x[0]) if np.iscomplexobj(x) else float(x[0]) for x in q], err
 
-    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
-        """Φ at P points: ``x`` (unknowns × P), ``params`` one array of P values per parameter."""
-        comp = self._compile()
+    def _evaluate(self, name: str, rows: int, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        """The compiled function ``name`` at P points (rows × P), its expectations taken at the same points."""
         size = x.shape[1]
         vals = list(x) + list(params)
         q, _ = self.expectations(vals)
         with np.errstate(all="ignore"):
-            out = comp["phi_float"](*vals, *q)
-        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.system.unknowns), size)
+            out = self._compile()[name](*vals, *q)
+        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(rows, size)
+
+    def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        """Φ at P points: ``x`` (unknowns × P), ``params`` one array of P values per parameter."""
+        return self._evaluate("phi_float", len(self.system.unknowns), x, params)
 
     def outputs(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
         """The normalised traces of every output (outputs × P) at the unknowns ``x``."""
-        comp = self._compile()
-        size = x.shape[1]
-        vals = list(x) + list(params)
-        q, _ = self.expectations(vals)
-        with np.errstate(all="ignore"):
-            out = comp["out_float"](*vals, *q)
-        return np.array([np.broadcast_to(np.asarray(v), (size,)) for v in out]).reshape(len(self.system.outputs), size)
+        return self._evaluate("out_float", len(self.system.outputs), x, params)
 
     def jacobian(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
         """∂(Φ(g) − g)/∂g (n × n × P) by forward differences."""
