@@ -306,9 +306,9 @@ def _describe(lock: _LockState) -> str:
 
 
 @contextlib.contextmanager
-def _terminate_cleanly() -> Iterator[None]:
-    """While held: SIGTERM raises SystemExit (as SIGINT raises KeyboardInterrupt), so that a build being
-    stopped cleans up; only in the main thread and where SIGTERM has its default action."""
+def terminate_cleanly() -> Iterator[None]:
+    """While held: SIGTERM raises SystemExit (as SIGINT raises KeyboardInterrupt), so that a build or a
+    command being stopped cleans up; only in the main thread and where SIGTERM has its default action."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -331,7 +331,7 @@ def _holding(path: Path, what: str) -> Iterator[bool]:
     """Take the lock at ``path`` if free: yields True while held (released on exit, SIGINT and SIGTERM
     included), False when another process holds it."""
     owner = {"host": _HOST, "pid": os.getpid(), "start": _own_start(), "what": what}
-    with _terminate_cleanly():
+    with terminate_cleanly():
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:

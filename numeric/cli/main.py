@@ -199,8 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ...codegen.cache import terminate_cleanly
+
     try:
-        return int(args.func(args) or 0)
+        with terminate_cleanly():  # SIGTERM unwinds like Ctrl-C, so staged outputs and locks are removed
+            return int(args.func(args) or 0)
     except UserError as exc:
         if args.debug:
             raise

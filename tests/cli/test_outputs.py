@@ -150,3 +150,22 @@ def test_debug_before_or_after_the_subcommand(where: str, capsys: pytest.Capture
     assert main(bad) == 2 and "Traceback" not in capsys.readouterr().err
     with pytest.raises(UserError):
         main(["--debug", *bad] if where == "before" else [*bad, "--debug"])
+
+
+def test_sigterm_midway_leaves_no_staged_output(tmp_path: Path) -> None:
+    """SIGTERM during a long sweep into NetCDF unwinds like Ctrl-C: non-zero exit, no staged file left behind."""
+    import signal
+    import sys
+    import time
+
+    env = {**os.environ, "SOBOLEV_RF_CACHE": str(tmp_path / "cache"), "SOBOLEV_RF_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "sobolev_rf.numeric.cli", "sweep", "--p-over-d", "0.5:8:1500"]
+    cmd += ["--n-over-d", "0.5:4:1500", "--out", str(tmp_path / "big.nc")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.nc.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
