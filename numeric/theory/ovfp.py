@@ -9,7 +9,9 @@ without SymPy; real or complex arithmetic), or, for systems that keep numerical 
   perturbative branch g = 0 (scipy ``root`` as fallback), then Newton polishing (30-digit mpmath on the
   symbolic evaluator; double precision on a kernel, whose systems are closed forms);
 * complex parameters (:meth:`FixedPoint.continue_from_infinity`): the physical branch, continued from
-  z → i∞ by vectorised damped Newton steps (:meth:`FixedPoint.newton`), all points at once.
+  z → i∞ by vectorised damped Newton steps (:meth:`FixedPoint.newton`), all points at once; on a kernel
+  with a complex-arithmetic C library (:mod:`sobolev_rf.codegen.complex_kernel`) every complex evaluation
+  and each point's Newton solve run there (the same steps, without the cost of a NumPy call per step).
 
 SymPy is not imported here.
 """
@@ -112,12 +114,27 @@ class KernelEvaluator:
     """The generated NumPy module of a stored system (residual g − Φ(g), outputs, Jacobian), real or complex;
     ``names`` gives the real names of its unknowns and parameters (the module's are neutral, g0…, q0…)."""
 
-    def __init__(self, module: Any, names: Mapping[str, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self, module: Any, names: Mapping[str, Sequence[str]] | None = None, complex_kernel: Any = None
+    ) -> None:
         self.module = module
         names = names or {}
         self.unknowns = tuple(names.get("unknowns", module.UNKNOWNS))
         self.parameters = tuple(names.get("parameters", module.PARAMETERS))
         self.output_names = tuple(module.OUTPUTS)
+        #: the system's complex-arithmetic C kernel (:class:`~sobolev_rf.codegen.complex_kernel.ComplexCKernel`),
+        #: used for every complex evaluation and Newton solve; None: NumPy does them
+        self.complex_kernel = complex_kernel
+
+    def _complex(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray | None:
+        """The parameters as rows (points × parameters) when the complex C kernel takes this evaluation."""
+        if self.complex_kernel is None or not (np.iscomplexobj(x) or any(np.iscomplexobj(p) for p in params)):
+            return None
+        size = x.shape[1]
+        theta = np.empty((size, len(params)), complex)
+        for j, p in enumerate(params):
+            theta[:, j] = p
+        return theta
 
     @staticmethod
     def _theta(params: Sequence[np.ndarray]) -> list[Any]:
@@ -136,20 +153,42 @@ class KernelEvaluator:
     def phi(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
         if not len(x):
             return x.copy()
+        theta = self._complex(x, params)
+        if theta is not None:
+            return x - self.complex_kernel.residual(x.T, theta).T
         with np.errstate(all="ignore"):
             r = self.module.residual(x, self._theta(params))
         return x - np.broadcast_to(r, x.shape)
 
     def outputs(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        theta = self._complex(x, params)
+        if theta is not None:
+            return self.complex_kernel.outputs(x.T, theta).T
         with np.errstate(all="ignore"):
             values = self.module.outputs(x, self._theta(params))
         return np.stack([np.broadcast_to(values[name], x.shape[1:]) for name in self.output_names])
 
     def jacobian(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
         n = x.shape[0]
+        theta = self._complex(x, params)
+        if theta is not None:
+            return -np.moveaxis(self.complex_kernel.jacobian(x.T, theta), 0, -1)
         with np.errstate(all="ignore"):
             J = np.broadcast_to(self.module.jacobian(x, self._theta(params)), (n, n) + x.shape[1:])
         return -J
+
+    def newton(
+        self, x0: np.ndarray, params: Sequence[np.ndarray], tol: float, max_iter: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`FixedPoint.newton` at every point on its own in the complex C kernel (None: not complex,
+        or no such kernel)."""
+        if not len(x0):
+            return None
+        theta = self._complex(x0, params)
+        if theta is None:
+            return None
+        u, ok = self.complex_kernel.newton(x0.T, theta, tol, max_iter)
+        return u.T, ok
 
 
 @dataclass
@@ -223,6 +262,10 @@ class FixedPoint:
         x = x0.astype(complex if (np.iscomplexobj(x0) or any(np.iscomplexobj(p) for p in params)) else float)
         if n == 0:
             return x, np.ones(size, bool)
+        compiled = getattr(self.evaluator, "newton", None)
+        done = compiled(x, params, tol, max_iter) if compiled is not None and size else None
+        if done is not None:
+            return done
 
         def F(y: np.ndarray, idx: np.ndarray) -> np.ndarray:
             return self.phi(y, [p[idx] for p in params]) - y
@@ -478,15 +521,21 @@ class FixedPoint:
 
 
 def cached_fixed_point(
-    producer: str, key: Mapping[str, Any], derive: Callable[[], tuple[OVSystem, dict[str, Any]]]
+    producer: str,
+    key: Mapping[str, Any],
+    derive: Callable[[], tuple[OVSystem, dict[str, Any]]],
+    backend: str = "auto",
 ) -> tuple[FixedPoint, dict[str, Any]]:
     """The solver of a derived operator-valued system, through the cache of derived systems and kernels.
 
     ``derive()`` returns the system and plain-data ``meta`` to keep with it; it runs (with SymPy) only when
     the cache has no record for ``producer`` and ``key`` (see :func:`sobolev_rf.codegen.jit.system_record`).
     A closed-form system is stored as a :class:`~sobolev_rf.derive.system.System` and solved on its generated
-    NumPy kernel (real or complex arithmetic; Jacobian by differences), so a warm call imports no SymPy; a
-    system with numerical expectations is recorded as such and derived again for ``lambdify``."""
+    NumPy kernel (real or complex arithmetic; Jacobian by differences), so a warm call imports no SymPy; its
+    complex evaluations and Newton solves go to the complex-arithmetic C kernel
+    (:func:`~sobolev_rf.codegen.complex_kernel.load_complex_kernel`) unless ``backend`` is ``"numpy"`` or the
+    system has none. A system with numerical expectations is recorded as such and derived again for
+    ``lambdify``."""
     from ...codegen import jit
 
     held: dict[str, OVSystem] = {}
@@ -504,7 +553,12 @@ def cached_fixed_point(
     meta = dict(record["meta"])
     if meta.get("closed_form"):
         kernel: Any = jit.load_kernel(record, "numpy")
-        return FixedPoint(KernelEvaluator(kernel.module, meta["names"])), meta
+        fast = None
+        if backend != "numpy":
+            from ...codegen.complex_kernel import load_complex_kernel
+
+            fast = load_complex_kernel(record)
+        return FixedPoint(KernelEvaluator(kernel.module, meta["names"], fast)), meta
     system = held["system"] if "system" in held else derive()[0]
     return FixedPoint.of(system), meta
 

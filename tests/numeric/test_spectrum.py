@@ -129,16 +129,22 @@ def test_wishart_two_point_covariance() -> None:
     assert np.max(np.abs(finite_stieltjes(eigs, zc) / got - 1)) < 1e-2
 
 
-def _kernel_fixed_point(system: Any) -> Any:
-    """The fixed point of a derived system on its generated NumPy kernel (through the System's JSON form)."""
+def _kernel_fixed_point(system: Any, compiled: bool = False) -> Any:
+    """The fixed point of a derived system on its generated NumPy kernel (through the System's JSON form);
+    with ``compiled``, its complex evaluations on the complex C kernel (None where there is none)."""
+    from sobolev_rf.codegen.complex_kernel import load_complex_kernel
     from sobolev_rf.codegen.numpy.printer import generate_numpy_source
     from sobolev_rf.codegen.runtime import NumpyKernel
     from sobolev_rf.derive.system import System
     from sobolev_rf.numeric.theory.ovfp import FixedPoint, KernelEvaluator
 
-    stored = System.from_dict(system.to_system(meta={"jacobian": "differences"}).to_dict())
+    record = system.to_system(meta={"jacobian": "differences"}).to_dict()
+    stored = System.from_dict(record)
     module = NumpyKernel(generate_numpy_source(stored), "test_kernel").module
-    return FixedPoint(KernelEvaluator(module, stored.meta["names"]))
+    fast = load_complex_kernel(record) if compiled else None
+    if compiled and fast is None:
+        return None
+    return FixedPoint(KernelEvaluator(module, stored.meta["names"], fast))
 
 
 # ----------------------------------------------------------------------------------- random-features Gram
@@ -217,6 +223,22 @@ def test_sobolev_gram_threshold(k: int, p_over_n: float) -> None:
     zk = (np.array([0.01, 0.05, 0.3, 1.0]) + np.array([1e-3, 1e-2, 0.1, 0.3])[:, None] * 1j).ravel()
     a, b = solver.from_infinity(zk)[1], kernel.from_infinity(zk)[1]
     assert np.max(np.abs(a - b) / np.abs(a)) < 1e-10
+    # and so does its complex C kernel (erfcx through the Faddeeva function, Newton per point in C); at
+    # p = 3n the whole spectrum (density, atom) through both kernels
+    fixed_point = _kernel_fixed_point(system, compiled=True)
+    if fixed_point is None:
+        pytest.skip("no complex C kernel here (no C compiler, or a special function it does not write)")
+    compiled = StieltjesSolver(fixed_point, z, {**SOBOLEV_VALUES, "p": p_over_n})
+    assert np.max(np.abs(compiled.from_infinity(zk)[1] - a) / np.abs(a)) < 1e-10
+    if (k, p_over_n) == (1, 3.0):
+        grid = np.linspace(0, 1, 60)
+        one, two = spectral_density(kernel, grid, 1e-4), spectral_density(compiled, grid, 1e-4)
+        assert np.array_equal(np.isnan(one.density), np.isnan(two.density)) and one.converged.all()
+        assert np.max(np.abs(one.stieltjes - two.stieltjes) / np.abs(one.stieltjes)) < 1e-10
+        away = grid > 100 * 1e-4  # outside the core of the atom at 0 (there ρ = Im m/π − w/(πη), w/(πη) ~ 1e3)
+        assert np.nanmax(np.abs(one.density - two.density)[away]) < 1e-9 * np.nanmax(one.density)
+        assert len(one.atoms) == len(two.atoms) == 1
+        assert abs(one.atoms[0][0] - two.atoms[0][0]) < 1e-9 and abs(one.atoms[0][1] - two.atoms[0][1]) < 1e-9
 
 
 # ----------------------------------------------------------------------------------- command line

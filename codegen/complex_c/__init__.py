@@ -1,0 +1,1 @@
+"""C99 kernels in complex arithmetic for the operator-valued fixed points (see :mod:`.printer`)."""

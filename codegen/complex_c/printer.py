@@ -1,0 +1,180 @@
+"""System → C99 source in complex arithmetic: the operator-valued fixed point at complex parameters.
+
+The spectral parameter z of a resolvent pencil makes every unknown and output complex. This module writes,
+for a :class:`~sobolev_rf.derive.system.System` whose expressions use only +, ×, powers, exp, log, √ and
+erfcx (:data:`SUPPORTED`), a C99 source with ``double complex`` arithmetic on the blocks of :mod:`..common`
+(the same CSE as the NumPy module), on principal branches (``csqrt``, ``cpow``, ``clog``; a half-integer
+power is an integer power of ``csqrt``, the same branch), erfcx(z) = w(iz) through the Faddeeva function of
+``faddeeva.c.tmpl`` (Weideman's rational approximation, coefficients computed here) and the batch functions
+and per-point damped Newton of ``kernel.c.tmpl``: ``src_residual_batch``, ``src_outputs_batch``,
+``src_jacobian_batch`` (forward differences), ``src_newton_batch`` and ``src_erfcx_batch``. Deterministic:
+the same System gives byte-identical source.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import sympy as sp
+
+from ...derive.expectations import Erfcx
+from ...derive.system import System
+from ..common import CODEGEN_VERSION, build_block, template
+
+#: Expression-tree nodes (:mod:`sobolev_rf.derive.exprtree`) the complex C printer handles.
+SUPPORTED = frozenset(
+    {
+        "Add",
+        "Mul",
+        "Pow",
+        "exp",
+        "log",
+        "sqrt",
+        "Erfcx",
+        "Symbol",
+        "Integer",
+        "Rational",
+        "Float",
+        "Zero",
+        "One",
+        "NegativeOne",
+        "Half",
+        "Pi",
+        "Exp1",
+    }
+)
+
+#: Terms of Weideman's approximation of w(z) (relative error about 1e-15 in the upper half plane) and the
+#: modulus beyond which the asymptotic series is used.
+W_TERMS = 40
+W_FAR = 1e3
+
+
+class UnsupportedExpression(ValueError):
+    """An expression the complex C printer cannot write (the NumPy kernel is used instead)."""
+
+
+def weideman_coefficients(terms: int = W_TERMS) -> tuple[float, list[float]]:
+    """L and a_1 … a_N of w(z) ≈ 1/(√π(L − iz)) + 2/(L − iz)² Σ a_n Z^{n−1}, Z = (L + iz)/(L − iz):
+    a_n = (1/2M) Σ_{|k|<M} f(t_k) cos(nθ_k), f(t) = e^{−t²}(L² + t²), t_k = L tan(θ_k/2), θ_k = kπ/M, M = 2N."""
+    m = 2 * terms
+    L = math.sqrt(terms / math.sqrt(2))
+    theta = np.arange(-m + 1, m) * math.pi / m
+    t = L * np.tan(theta / 2)
+    f = np.exp(-(t**2)) * (L**2 + t**2)
+    n = np.arange(1, terms + 1)
+    a = (np.cos(n[:, None] * theta[None, :]) @ f) / (2 * m)
+    return L, [float(v) for v in a]
+
+
+def c_name(name: str) -> str:
+    """The C identifier of a symbol (prefixed: no clash with C keywords or ``complex.h``'s ``I``)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise UnsupportedExpression(f"the symbol name {name!r}")
+    return "s_" + name
+
+
+def _literal(value: float) -> str:
+    text = repr(float(value))
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+class _Writer:
+    """SymPy expression → C99 complex expression (raises :class:`UnsupportedExpression`)."""
+
+    def __call__(self, expr: sp.Expr) -> str:
+        if isinstance(expr, sp.Symbol):
+            return c_name(str(expr))
+        if expr is sp.pi:
+            return _literal(math.pi)
+        if expr is sp.E:
+            return _literal(math.e)
+        if isinstance(expr, sp.Number):
+            if not expr.is_real or not expr.is_finite:
+                raise UnsupportedExpression(f"the number {expr}")
+            return _literal(float(expr))
+        if isinstance(expr, sp.Add):
+            return "(" + " + ".join(self(a) for a in expr.args) + ")"
+        if isinstance(expr, sp.Mul):
+            return "(" + "*".join(self(a) for a in expr.args) + ")"
+        if isinstance(expr, sp.Pow):
+            return self._pow(expr.base, expr.exp)
+        if isinstance(expr, sp.exp):
+            return f"cexp({self(expr.args[0])})"
+        if isinstance(expr, sp.log) and len(expr.args) == 1:
+            return f"clog({self(expr.args[0])})"
+        if isinstance(expr, Erfcx):
+            return f"sr_erfcx({self(expr.args[0])})"
+        raise UnsupportedExpression(f"{type(expr).__name__}")
+
+    def _pow(self, base: sp.Expr, e: sp.Expr) -> str:
+        b = self(base)
+        if e.is_Integer:
+            k = int(e)
+            if k == -1:
+                return f"(1.0/{b})"
+            if abs(k) <= 64:
+                return f"sr_ipow({b}, {k})"
+        if e.is_Rational and int(e.q) == 2 and abs(int(e.p)) <= 129:
+            k = int(e.p)
+            return f"csqrt({b})" if k == 1 else f"sr_ipow(csqrt({b}), {k})"
+        return f"cpow({b}, {self(e)})"
+
+
+_HEADER = """\
+#include <complex.h>
+#include <math.h>
+
+/* z^k for an integer k (binary powering; 1/z^|k| for k < 0) */
+static inline double complex sr_ipow(double complex z, int k)
+{
+    int m = k < 0 ? -k : k;
+    double complex r = 1.0;
+    while (m) {
+        if (m & 1) r *= z;
+        z *= z;
+        m >>= 1;
+    }
+    return k < 0 ? 1.0 / r : r;
+}
+"""
+
+
+def generate_complex_c_source(system: System) -> str:
+    """C99 source of ``system`` in complex arithmetic (module docstring); raises
+    :class:`UnsupportedExpression` for an expression outside :data:`SUPPORTED`."""
+    write = _Writer()
+    n, p, m = len(system.unknowns), len(system.parameters), len(system.outputs)
+    L, coeffs = weideman_coefficients()
+    lines = [
+        f"/* Generated by sobolev_rf.codegen.complex_c.printer ({CODEGEN_VERSION}) from system {system.name}.",
+        f"   System fingerprint {system.fingerprint()}. Do not edit. */",
+        _HEADER,
+        f"#define SR_N {n}",
+        f"#define SR_P {p}",
+        f"#define SR_M {m}",
+        f"#define SR_SQRT_PI {_literal(math.sqrt(math.pi))}",
+        f"#define SR_W_L {_literal(L)}",
+        f"#define SR_W_TERMS {len(coeffs)}",
+        f"#define SR_W_FAR {_literal(W_FAR)}",
+        "static const double SR_W_COEFFS[SR_W_TERMS] = {" + ", ".join(_literal(c) for c in reversed(coeffs)) + "};",
+        "",
+        template(__package__, "faddeeva.c.tmpl"),
+    ]
+    inputs = [f"    const double complex {c_name(u)} = u[{i}];" for i, u in enumerate(system.unknown_names)]
+    inputs += [f"    const double complex {c_name(q)} = th[{i}];" for i, q in enumerate(system.parameter_names)]
+    for fname, exprs in (("residual", list(system.residuals)), ("outputs", list(system.outputs.values()))):
+        block = build_block(system, exprs)
+        used = set().union(*(e.free_symbols for _, e in block.assignments), *(e.free_symbols for e in block.results))
+        names = {c_name(str(s)) for s in used}
+        lines += [
+            f"static void sr_{fname}(const double complex *u, const double complex *th, double complex *out)",
+            "{",
+        ]
+        lines += [line for line in inputs if line.split()[3] in names]
+        lines += [f"    const double complex {c_name(name)} = {write(expr)};" for name, expr in block.assignments]
+        lines += [f"    out[{i}] = {write(expr)};" for i, expr in enumerate(block.results)]
+        lines += ["}", ""]
+    return "\n".join(lines) + "\n" + template(__package__, "kernel.c.tmpl")
