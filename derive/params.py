@@ -14,7 +14,7 @@ the model is MODEL.md's random-features model.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,6 +41,8 @@ STEP_DEFAULTS: dict[str, Any] = {
     "step_dirs": "fresh",
     "second_layer": "const",
 }
+#: The command-line option of each step field, as :meth:`ModelParams.from_options` names it in its errors.
+STEP_OPTIONS = {name: "--" + name.replace("_", "-") for name in STEP_FIELDS}
 
 
 class ParameterError(UserError):
@@ -122,6 +124,28 @@ def parse_alignment(text: str) -> tuple[float, ...]:
     for item in text.split(","):
         out.append(_finite("alignment entry", item.strip()))
     return tuple(out)
+
+
+def check_step_options(options: Mapping[str, Any]) -> bool:
+    """Refuse the step options of a command line (:data:`STEP_OPTIONS`, keys of ``options``; None: not given)
+    that its ``--step`` does not have (any with ``--step none``, the Sobolev ones with ``--step l2``), naming
+    them as the command line does; True when there is a step."""
+    given = [option for name, option in STEP_OPTIONS.items() if options.get(name) is not None]
+    if options["step"] == "none":
+        if given:
+            raise ParameterError(
+                f"{', '.join(given)} need{'s' if len(given) == 1 else ''} a first-layer step: add --step l2 or "
+                "--step sobolev (the default --step none has no step to configure)."
+            )
+        return False
+    if options["step"] == "l2":
+        sobolev_only = [STEP_OPTIONS[name] for name in SOBOLEV_STEP_FIELDS if options.get(name) is not None]
+        if sobolev_only:
+            raise ParameterError(
+                f"{', '.join(sobolev_only)} need{'s' if len(sobolev_only) == 1 else ''} --step sobolev: an L2 "
+                "step has no gradient term."
+            )
+    return True
 
 
 @dataclass(frozen=True)
@@ -352,3 +376,23 @@ class ModelParams:
             out["step"] = self.step
             out.update({name: getattr(self, name) for name in STEP_FIELDS})
         return out
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ModelParams:
+        """The point of a command line: ``options`` maps every model field to its option text (``--k 2`` as
+        ``"k": "2"``), and the step fields too where the command has ``--step`` (a step option given with
+        ``--step none`` is refused by :func:`check_step_options`, not ignored; one not given is None and takes
+        :data:`STEP_DEFAULTS`). The texts of k, τ, η̃, α₀ and k₁ are read here, the others by the fields'
+        own validation."""
+        from .values import integer, real
+
+        alignment = None if options["alignment"] is None else parse_alignment(options["alignment"])
+        k, tau = integer("k", options["k"]), real("tau", options["tau"])
+        step: dict[str, Any] = {}
+        if "step" in options and check_step_options(options):
+            step = {name: options[name] for name in ("step", "step_dirs", "second_layer", "tau_step")}
+            for name in ("eta", "alpha0"):
+                step[name] = None if options[name] is None else real(name, options[name])
+            step["k_step"] = None if options["k_step"] is None else integer("k_step", options["k_step"])
+        fields = ("activation", "teacher", "p_over_d", "n_over_d", "lam", "noise_f", "noise_g")
+        return cls(k=k, tau=tau, alignment=alignment, **{name: options[name] for name in fields}, **step)

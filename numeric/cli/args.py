@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...derive.errors import UserError
-from ...derive.params import ModelParams, parse_alignment
+from ...derive.params import ModelParams
+from ...derive.values import integer, integer_list, range_list, split_list
 
 _DEFAULTS = ModelParams()
 
@@ -60,105 +58,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         g.add_argument(option, default=default, metavar=metavar, help=text)
 
 
-def parse_range(name: str, text: str) -> np.ndarray:
-    """``X`` (one value), ``start:stop:num`` (linear) or ``log:start:stop:num`` (geometric, start, stop > 0)."""
-    parts = text.strip().split(":")
-    log = parts[0].strip().lower() == "log"
-    if log:
-        parts = parts[1:]
-    try:
-        if len(parts) == 1 and not log:
-            values = np.array([float(parts[0])])
-        elif len(parts) == 3:
-            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-            if num < 1:
-                raise ValueError
-            if log and not (start > 0 and stop > 0):
-                raise UserError(f"--{name.replace('_', '-')}: log ranges need start, stop > 0, got {text!r}.")
-            values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
-        else:
-            raise ValueError
-    except ValueError:
-        raise UserError(
-            f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, got {text!r}."
-        ) from None
-    if not np.all(np.isfinite(values)):
-        raise UserError(f"--{name.replace('_', '-')} must be finite, got {text!r}.")
-    return values
-
-
 def describe_options(parser: argparse.ArgumentParser, **helps: str) -> None:
     """Replace the help of shared options by what they mean for one command (keys: option dests)."""
     for action in parser._actions:
         if action.dest in helps:
             action.help = helps[action.dest]
-
-
-def integer(option: str, text: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    """An integer option (``1e3`` too) in [``minimum``, ``maximum``] (either bound may be absent)."""
-    rule = (
-        ""
-        if minimum is None and maximum is None
-        else f" >= {minimum}"
-        if maximum is None
-        else f" <= {maximum}"
-        if minimum is None
-        else f" from {minimum} to {maximum}"
-    )
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if (
-        not math.isfinite(value)
-        or not value.is_integer()
-        or (minimum is not None and value < minimum)
-        or (maximum is not None and value > maximum)
-    ):
-        raise UserError(f"{option} must be an integer{rule}, got {text!r}.")
-    return int(value)
-
-
-def integers(option: str, text: str, minimum: int) -> tuple[int, ...]:
-    """``"100,200,400"`` → (100, 200, 400): distinct integers >= ``minimum``, sorted."""
-    try:
-        values = [integer(option, item.strip(), minimum) for item in str(text).split(",")]
-    except UserError:
-        raise UserError(f"{option} must be comma-separated integers >= {minimum}, got {text!r}.") from None
-    if len(set(values)) != len(values):
-        raise UserError(f"{option} must not repeat a value, got {text!r}.")
-    return tuple(sorted(values))
-
-
-def split_list(text: str) -> list[str]:
-    """Split at the commas outside parentheses: ``"relu,Max(0, x)"`` → ["relu", "Max(0, x)"]."""
-    items, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    return [item.strip() for item in items]
-
-
-def range_list(name: str, text: str) -> list[float]:
-    """Comma-separated items of sweep's range syntax, concatenated."""
-    values: list[float] = []
-    for item in split_list(text):
-        values.extend(float(v) for v in parse_range(name, item))
-    return values
-
-
-def integer_list(option: str, text: str, minimum: int) -> list[int]:
-    """``"1,2,2"`` → [1, 2, 2]: comma-separated integers >= ``minimum``, in their order (repeats kept)."""
-    items = split_list(text)
-    if not all(items):
-        raise UserError(f"{option} must be comma-separated integers >= {minimum}, got {text!r}.")
-    return [integer(option, item, minimum) for item in items]
 
 
 def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -171,32 +75,6 @@ def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(str(exc).strip().rstrip(".")) from None
 
     return parse
-
-
-def positive_number(option: str, text: str, maximum: float = math.inf) -> float:
-    """A finite number in (0, ``maximum``]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or not 0 < value <= maximum:
-        rule = "> 0" if maximum == math.inf else f"in (0, {maximum:g}]"
-        raise UserError(f"{option} must be a finite number {rule}, got {text!r}.")
-    return value
-
-
-def nonnegative_numbers(option: str, text: str) -> list[float]:
-    """``"0,0.1,0.5"`` → [0.0, 0.1, 0.5]: comma-separated finite numbers >= 0 (UserError naming ``option``)."""
-    values = []
-    for item in (t.strip() for t in str(text).split(",")):
-        try:
-            value = float(item)
-        except ValueError:
-            raise UserError(f"{option} must be comma-separated numbers >= 0, got {text!r}.") from None
-        if not math.isfinite(value) or value < 0:
-            raise UserError(f"{option} must be comma-separated finite numbers >= 0, got {text!r}.")
-        values.append(value)
-    return values
 
 
 def tau_value(text: str) -> float:
@@ -212,22 +90,12 @@ def tau_value(text: str) -> float:
 
 # --- the first-layer step of the one-step model (ONESTEP.md) -------------------------------------------
 
-#: Step options (dest → option) besides --step; each is refused unless --step is l2 or sobolev.
-STEP_OPTIONS = {
-    "eta": "--eta",
-    "alpha0": "--alpha0",
-    "tau_step": "--tau-step",
-    "k_step": "--k-step",
-    "step_dirs": "--step-dirs",
-    "second_layer": "--second-layer",
-}
-
 
 def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--step --eta --alpha0 --tau-step --k-step --step-dirs --second-layer`` (ONESTEP.md).
 
-    Every option defaults to None (not given), so that :func:`params_from_args` can refuse a step option
-    given with ``--step none`` instead of ignoring it; :class:`ModelParams` fills in the defaults."""
+    Every option but ``--step`` defaults to None (not given), so that :meth:`ModelParams.from_options` can
+    refuse a step option given with ``--step none`` instead of ignoring it, and fill in the defaults."""
     from ...derive.params import SECOND_LAYERS, STEP_DEFAULTS, STEP_DIRS, STEPS
 
     g = parser.add_argument_group("first-layer step (ONESTEP.md)")
@@ -238,84 +106,36 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
         help="one full-batch gradient step on the first layer W before the readout: none (random features), "
         "an L2 step or a Sobolev step (default: %(default)s)",
     )
-    g.add_argument(
-        "--eta",
-        default=None,
-        metavar="ETA",
-        help=f"normalised learning rate η̃ >= 0; 0 leaves W unchanged (default: {STEP_DEFAULTS['eta']:g})",
-    )
-    g.add_argument(
-        "--alpha0",
-        default=None,
-        metavar="A0",
-        help=f"step batch n₀ = α₀·d fresh samples, α₀ > 0 (default: {STEP_DEFAULTS['alpha0']:g})",
-    )
-    g.add_argument(
-        "--tau-step",
-        default=None,
-        metavar="T1",
-        help="weight τ₁ >= 0 of the step's gradient term (--step sobolev); with --step-dirs shared it must "
-        f"carry its 1/d scaling, written T/d (τ₁ = T/d) (default: {STEP_DEFAULTS['tau_step']:g}, shared: 1/d)",
-    )
-    g.add_argument(
-        "--k-step",
-        default=None,
-        metavar="K1",
-        help="gradient projections k₁ >= 0 per step sample (--step sobolev; shared: k₁ <= k) "
-        f"(default: {STEP_DEFAULTS['k_step']}, shared: k)",
-    )
-    g.add_argument(
-        "--step-dirs",
-        default=None,
-        choices=STEP_DIRS,
-        help="directions of the step's gradient projections: fresh N(0, I_d) per sample, or the readout's V "
-        f"(--step sobolev; default: {STEP_DEFAULTS['step_dirs']})",
-    )
-    g.add_argument(
-        "--second-layer",
-        default=None,
-        choices=SECOND_LAYERS,
-        help="second layer during the step: const a_j = 1/p, sign a_j = ±1/p (default: "
-        f"{STEP_DEFAULTS['second_layer']})",
-    )
-
-
-def check_step_options(args: argparse.Namespace) -> bool:
-    """Refuse step options that the chosen ``--step`` does not have (any with ``--step none``, the Sobolev
-    ones with ``--step l2``); True when there is a step."""
-    from ...derive.params import ParameterError
-
-    given = [option for dest, option in STEP_OPTIONS.items() if getattr(args, dest) is not None]
-    if args.step == "none":
-        if given:
-            raise ParameterError(
-                f"{', '.join(given)} need{'s' if len(given) == 1 else ''} a first-layer step: add --step l2 or "
-                "--step sobolev (the default --step none has no step to configure)."
-            )
-        return False
-    if args.step == "l2":
-        sobolev_only = [STEP_OPTIONS[d] for d in ("tau_step", "k_step", "step_dirs") if getattr(args, d) is not None]
-        if sobolev_only:
-            raise ParameterError(
-                f"{', '.join(sobolev_only)} need{'s' if len(sobolev_only) == 1 else ''} --step sobolev: an L2 "
-                "step has no gradient term."
-            )
-    return True
-
-
-def step_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The step fields of :class:`ModelParams` from a command line (empty when the command has no step
-    options); a step option given with ``--step none`` is refused."""
-    if not hasattr(args, "step"):
-        return {}
-    if not check_step_options(args):
-        return {}
-    out: dict[str, Any] = {"step": args.step, "step_dirs": args.step_dirs, "second_layer": args.second_layer}
-    for dest in ("eta", "alpha0"):
-        out[dest] = None if getattr(args, dest) is None else real(dest, getattr(args, dest))
-    out["tau_step"] = args.tau_step
-    out["k_step"] = None if args.k_step is None else integer("k_step", args.k_step)
-    return out
+    # (option, metavar or choices, help)
+    for option, values, text in (
+        ("--eta", "ETA", "normalised learning rate η̃ >= 0; 0 leaves W unchanged (default: {eta:g})"),
+        ("--alpha0", "A0", "step batch n₀ = α₀·d fresh samples, α₀ > 0 (default: {alpha0:g})"),
+        (
+            "--tau-step",
+            "T1",
+            "weight τ₁ >= 0 of the step's gradient term (--step sobolev); with --step-dirs shared it must "
+            "carry its 1/d scaling, written T/d (τ₁ = T/d) (default: {tau_step:g}, shared: 1/d)",
+        ),
+        (
+            "--k-step",
+            "K1",
+            "gradient projections k₁ >= 0 per step sample (--step sobolev; shared: k₁ <= k) "
+            "(default: {k_step}, shared: k)",
+        ),
+        (
+            "--step-dirs",
+            STEP_DIRS,
+            "directions of the step's gradient projections: fresh N(0, I_d) per sample, or the readout's V "
+            "(--step sobolev; default: {step_dirs})",
+        ),
+        (
+            "--second-layer",
+            SECOND_LAYERS,
+            "second layer during the step: const a_j = 1/p, sign a_j = ±1/p (default: {second_layer})",
+        ),
+    ):
+        kind = {"metavar": values} if isinstance(values, str) else {"choices": values}
+        g.add_argument(option, default=None, help=text.format(**STEP_DEFAULTS), **kind)
 
 
 def step_axes(args: argparse.Namespace) -> dict[str, list[float]]:
@@ -348,33 +168,11 @@ def step_axes(args: argparse.Namespace) -> dict[str, list[float]]:
     return axes
 
 
-def real(option: str, text: str) -> float:
-    """A real number from the command line (validated further by :class:`ModelParams`)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise UserError(f"{option} must be a real number, got {text!r}.") from None
-
-
 def params_from_args(args: argparse.Namespace, **fixed: str) -> ModelParams:
     """Build (and so validate) the :class:`ModelParams` of a parsed command line (with the step fields where the
     command declares :func:`add_step_arguments`); ``fixed`` overrides options that a study sets itself
     (e.g. ``tau="1"``)."""
-    values = {**vars(args), **fixed}
-    alignment = None if values["alignment"] is None else parse_alignment(values["alignment"])
-    return ModelParams(
-        activation=values["activation"],
-        teacher=values["teacher"],
-        k=integer("k", values["k"]),
-        tau=real("tau", values["tau"]),
-        p_over_d=values["p_over_d"],
-        n_over_d=values["n_over_d"],
-        lam=values["lam"],
-        noise_f=values["noise_f"],
-        noise_g=values["noise_g"],
-        alignment=alignment,
-        **step_from_args(args),
-    )
+    return ModelParams.from_options({**vars(args), **fixed})
 
 
 # --------------------------------------------------------------------------------------------- study options

@@ -12,18 +12,10 @@ import sys
 from typing import Any
 
 from ...derive.errors import UserError
+from ...derive.params import STEP_OPTIONS, check_step_options
+from ...derive.values import integer, integer_list, range_list, split_list
 from ..progress import progress_enabled
-from .args import (
-    STEP_OPTIONS,
-    add_step_arguments,
-    check_step_options,
-    describe_options,
-    integer,
-    integer_list,
-    range_list,
-    split_list,
-    step_axes,
-)
+from .args import add_step_arguments, describe_options, step_axes
 
 HELP = "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"
 
@@ -133,7 +125,7 @@ def build_campaign(args: argparse.Namespace) -> Any:
     options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test", *STEP_OPTIONS)
     if all(getattr(args, name) is None for name in options) and args.step == "none":
         return None
-    check_step_options(args)
+    check_step_options(vars(args))
     value = {
         name: getattr(args, name) if getattr(args, name) is not None else default
         for name, default in GRID_DEFAULTS.items()

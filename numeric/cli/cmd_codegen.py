@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ...derive.params import MAX_K
-from .args import BRANCH_HELP, BRANCHES, integer, study_out, tau_value
+from ...derive.values import integer
+from .args import BRANCH_HELP, BRANCHES, study_out, tau_value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ...derive.errors import UserError
+from ...derive.values import nonnegative_numbers, positive_number
 from ..artifacts import write_outputs
 from ..studies.cost import C_MAX, MAX_COSTS
 from .args import (
@@ -18,9 +19,7 @@ from .args import (
     add_study_options,
     describe_options,
     int_range,
-    nonnegative_numbers,
     params_from_args,
-    positive_number,
     study_command,
     study_out,
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ...derive.params import MAX_K
-from .args import BRANCH_HELP, BRANCHES, integer, tau_value
+from ...derive.values import integer
+from .args import BRANCH_HELP, BRANCHES, tau_value
 
 DESCRIPTION = """\
 Derives with SymPy, for k gradient directions, the asymptotic fixed point of Sobolev (--tau > 0, tau a

@@ -6,7 +6,7 @@ import argparse
 
 from ...derive.activations import parse_activation
 from ...derive.hermite import MAX_DIGITS, MAX_ORDER, hermite_coefficients, hermite_sequence
-from .args import integer
+from ...derive.values import integer
 
 DESCRIPTION = """\
 Gaussian (Hermite) coefficients of an activation σ and of its derivative σ′, for ξ ~ N(0, 1):

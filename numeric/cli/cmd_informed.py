@@ -11,17 +11,9 @@ import time
 from typing import Any
 
 from ...derive.errors import UserError
+from ...derive.values import integer, integers, positive_number
 from ..artifacts import csv_text, write_outputs
-from .args import (
-    add_model_arguments,
-    add_study_options,
-    integer,
-    integers,
-    params_from_args,
-    positive_number,
-    study_command,
-    study_out,
-)
+from .args import add_model_arguments, add_study_options, params_from_args, study_command, study_out
 
 DESCRIPTION = """\
 Simulates Sobolev training (τ = 1) with random projection directions V (the model; ϖ ~ N(0, I_k) per

@@ -14,14 +14,13 @@ import numpy as np
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
+from ...derive.values import nonnegative_numbers, positive_number
 from ..artifacts import write_outputs
 from .args import (
     add_model_arguments,
     add_study_options,
     describe_options,
-    nonnegative_numbers,
     params_from_args,
-    positive_number,
     sim_size,
     study_command,
     study_out,

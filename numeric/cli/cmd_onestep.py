@@ -12,18 +12,10 @@ import sys
 
 import numpy as np
 
+from ...derive.values import nonnegative_numbers, parse_range
 from ..artifacts import write_outputs
 from ..progress import Progress
-from .args import (
-    add_model_arguments,
-    add_study_options,
-    int_range,
-    nonnegative_numbers,
-    params_from_args,
-    parse_range,
-    study_command,
-    study_out,
-)
+from .args import add_model_arguments, add_study_options, int_range, params_from_args, study_command, study_out
 
 DESCRIPTION = """\
 Feature learning with one full-batch gradient step on the first layer (ONESTEP.md). At the model point of

@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 from ...derive.errors import UserError
+from ...derive.values import integer
 from ..simulation.exact import SUBSPACES, simulate
-from .args import add_model_arguments, add_step_arguments, integer, params_from_args
+from .args import add_model_arguments, add_step_arguments, params_from_args
 
 DESCRIPTION = """\
 Draws Θ, V, θ₀ (Vᵀθ₀ = ϖ exactly, ‖θ₀‖ = 1) and n = round(n_over_d·d) samples, trains the p =

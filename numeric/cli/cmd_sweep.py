@@ -19,11 +19,12 @@ import numpy as np
 from ...codegen.atomic import atomic_write_text
 from ...derive.errors import UserError
 from ...derive.params import ModelParams, parse_alignment
+from ...derive.values import parse_range
 from ..artifacts import csv_columns
 from ..progress import Progress
 from ..reports.grid import AXES, GridSweep, csv_blocks, provenance, write_csv, write_netcdf
 from ..theory.solve import BACKENDS
-from .args import add_model_arguments, add_step_arguments, params_from_args, parse_range
+from .args import add_model_arguments, add_step_arguments, params_from_args
 
 #: Largest number of grid points of one sweep.
 MAX_POINTS = 4_000_000

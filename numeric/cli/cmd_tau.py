@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from ...derive.values import positive_number
 from ..artifacts import write_outputs
 from .args import (
     add_model_arguments,
     add_study_options,
     describe_options,
     params_from_args,
-    positive_number,
     sim_size,
     study_command,
     study_out,

@@ -16,6 +16,7 @@ import pytest
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.derive.values import split_list
 from sobolev_rf.numeric import cli
 from sobolev_rf.numeric.campaign.engine import (
     Campaign,
@@ -28,7 +29,6 @@ from sobolev_rf.numeric.campaign.engine import (
 )
 from sobolev_rf.numeric.campaign.results import export_rows, report_rows, report_text, summarize, write_summary
 from sobolev_rf.numeric.campaign.store import ERRORS, Store
-from sobolev_rf.numeric.cli.args import split_list
 
 #: The campaign of the cluster tests: 2 points × d = (200, 400000) × 3 seeds. Every task at d = 400000
 #: asks the simulator for far more than its memory limit, so it fails at once with a one-line message.
