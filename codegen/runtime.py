@@ -27,8 +27,13 @@ class Kernel(Protocol):
     parameters: tuple[str, ...]
     output_names: tuple[str, ...]
 
-    def solve(self, theta: np.ndarray, u0: np.ndarray, tol: float = 1e-13) -> Solution:
-        """(u (points, n), outputs (points, m), converged (points,), residual max-norm (points,))."""
+    def solve(self, theta: np.ndarray, u0: np.ndarray, tol: float = 1e-13, run: int = 0) -> Solution:
+        """(u (points, n), outputs (points, m), converged (points,), residual max-norm (points,)).
+
+        ``run`` > 0 says that the points come in runs of that many consecutive neighbours (a line of a grid):
+        a backend may then start a point from the solutions before it in its run (the C one does, by Newton
+        from their linear extrapolation, falling back to ``u0``), which changes a converged point only at
+        the level of the tolerance. 0: every point from its ``u0``."""
         ...
 
     def outputs(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -79,6 +84,7 @@ class CKernel:
             ctypes.c_int,
             ctypes.c_int,
             ctypes.c_double,
+            ctypes.c_long,
         ]
         self._lib.sr_solve_batch.restype = None
 
@@ -104,6 +110,7 @@ class CKernel:
         theta: np.ndarray,
         u0: np.ndarray,
         tol: float = 1e-13,
+        run: int = 0,
         fixed_point_iterations: int = 2000,
         newton_iterations: int = 60,
         damping: float = 0.3,
@@ -125,6 +132,7 @@ class CKernel:
             fixed_point_iterations,
             newton_iterations,
             damping,
+            run,
         )
         return u, out, status.astype(bool), norm
 
@@ -166,7 +174,8 @@ class NumpyKernel:
         values = self.module.outputs(_rows(u, len(self.unknowns)).T, self._theta(theta))
         return np.stack([np.broadcast_to(values[n], (npts,)) for n in self.output_names], axis=-1)
 
-    def solve(self, theta: np.ndarray, u0: np.ndarray, tol: float = 1e-13) -> Solution:
+    def solve(self, theta: np.ndarray, u0: np.ndarray, tol: float = 1e-13, run: int = 0) -> Solution:
+        """Every point from its ``u0`` (vectorised over the points; ``run`` is not used)."""
         th = self._theta(theta)
         npts = len(_rows(theta, len(self.parameters)))
         u0 = _rows(np.broadcast_to(u0, (npts, len(self.unknowns))), len(self.unknowns))

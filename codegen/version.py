@@ -1,4 +1,4 @@
 """The version of the generated code (no imports: read on every warm start)."""
 
 #: Bumped whenever the generated source changes; part of every cache key.
-CODEGEN_VERSION = "sobolev-rf-codegen-5"
+CODEGEN_VERSION = "sobolev-rf-codegen-6"

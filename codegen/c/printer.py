@@ -8,12 +8,22 @@ follow the rules of :mod:`sobolev_rf.derive.special` (``runtime.c.tmpl``: e^y E�
 power series and a continued fraction, √π e^y erfc(√y)/√y from C99 ``erfc``, the upward recursion,
 and the two Gauss–Laguerre rules).
 
+A point's special functions are computed once per argument (``special.c.tmpl``): every H_s(y) and
+H⁽²⁾_s(y) is read from a memo (``sr_memo``, one per point, shared by its residuals, Jacobians and
+outputs) that holds, for each order s, the last argument y and both values there. A miss in the range
+of the upward recursion fills every order of the recursion's family (integer or half-integer s) from
+one evaluation of its base e^y E₁(y) or √π e^y erfc(√y)/√y, e.g. H_{1/2}, H_{3/2} and H_{5/2} and their
+squares' moments from one ``erfc``; a Gauss–Laguerre rule gives both moments of its order in one pass.
+The values are those the rules give for each order on its own, to the bit (the same operations in the
+same order), so the memo changes the cost, not the results.
+
 Exported functions (all arrays row-major, one row per point): ``sr_residual_batch``,
 ``sr_jacobian_batch``, ``sr_outputs_batch`` and ``sr_solve_batch``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import sympy as sp
@@ -21,18 +31,27 @@ from sympy.printing.c import C99CodePrinter
 
 from ...derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ...derive.system import System
-from ..common import CODEGEN_VERSION, FIXED_POINT_SWITCH, gamma_orders, quadrature_rule, system_blocks, template
+from ..common import (
+    CODEGEN_VERSION,
+    FIXED_POINT_SWITCH,
+    gamma_orders,
+    is_large_order,
+    quadrature_rule,
+    system_blocks,
+    template,
+)
 
 
 class _Printer(C99CodePrinter):
-    """C99 printer mapping H_s(y) to ``sr_H_<i>(y)`` and H⁽²⁾_s(y) to ``sr_H2_<i>(y)``."""
+    """C99 printer mapping H_s(y) to ``sr_H(sr_m, i, y)`` and H⁽²⁾_s(y) to ``sr_H2(sr_m, i, y)`` (i: the index
+    of s among the system's orders; ``sr_m``: the point's memo of special functions)."""
 
     def __init__(self, orders: Sequence[sp.Rational]) -> None:
         super().__init__()
         self._orders = list(orders)
 
     def _call(self, prefix: str, expr: sp.Expr) -> str:
-        return f"{prefix}_{self._orders.index(sp.nsimplify(expr.args[0]))}({self._print(expr.args[1])})"
+        return f"{prefix}(sr_m, {self._orders.index(sp.nsimplify(expr.args[0]))}, {self._print(expr.args[1])})"
 
     def _print_GammaResolvent(self, expr: GammaResolvent) -> str:
         return self._call("sr_H", expr)
@@ -46,6 +65,46 @@ def _c_array(values: Sequence[float]) -> str:
     return "{" + ", ".join(f"{v:.17g}" for v in values) + "}"
 
 
+def _recursion_steps(s: float) -> int:
+    """Steps of the upward recursion from its base (1 for an integer s, else 1/2) to s, counted as the runtime's
+    loop ``for (s0 = base; s0 < s; s0 += 1.0)`` counts them."""
+    s0, steps = (1.0 if s == math.floor(s) else 0.5), 0
+    while s0 < s:
+        s0, steps = s0 + 1.0, steps + 1
+    return steps
+
+
+def _special_tables(orders: Sequence[sp.Rational]) -> list[str]:
+    """The orders' rules as tables for ``special.c.tmpl``: per order its value, its family (0: integer s,
+    1: half-integer or other s, both by the upward recursion; 2: a large s, by the Laplace-integral rule, on
+    its own), its recursion steps and its quadrature rule."""
+    values = [float(s) for s in orders]
+    family = [2 if is_large_order(s) else 0 if v == math.floor(v) else 1 for s, v in zip(orders, values)]
+    steps = [_recursion_steps(v) for v in values]
+    top = [max((t for f, t in zip(family, steps) if f == g), default=-1) for g in (0, 1)]
+    lines = []
+    for i, s in enumerate(orders):
+        nodes, weights = quadrature_rule(s)
+        lines += [
+            f"/* the rule of order s = {s} */",
+            f"static const double sr_nodes_{i}[{len(nodes)}] = {_c_array(nodes)};",
+            f"static const double sr_weights_{i}[{len(weights)}] = {_c_array(weights)};",
+        ]
+    count = len(orders)
+    lines += [
+        f"#define SR_ORDERS {count}",
+        f"static const double sr_order[{count}] = {_c_array(values)};",
+        f"static const int sr_family[{count}] = {{{', '.join(map(str, family))}}};",
+        f"static const int sr_steps[{count}] = {{{', '.join(map(str, steps))}}};",
+        f"static const int sr_top[2] = {{{', '.join(map(str, top))}}};",
+        f"static const double *const sr_nodes[{count}] = {{{', '.join(f'sr_nodes_{i}' for i in range(count))}}};",
+        f"static const double *const sr_weights[{count}] = {{{', '.join(f'sr_weights_{i}' for i in range(count))}}};",
+        f"static const int sr_sizes[{count}] = {{{', '.join(str(len(quadrature_rule(s)[0])) for s in orders)}}};",
+        template(__package__, "special.c.tmpl"),
+    ]
+    return lines
+
+
 def generate_c_source(system: System) -> str:
     """C99 source of ``system`` (see the module docstring); deterministic."""
     orders = gamma_orders(system)
@@ -55,6 +114,8 @@ def generate_c_source(system: System) -> str:
         f"/* Generated by sobolev_rf.codegen.c.printer ({CODEGEN_VERSION}) from system {system.name}.",
         f"   System fingerprint {system.fingerprint()}. Do not edit. */",
         "#include <math.h>",
+        "#include <stdint.h>",
+        "#include <string.h>",
         f"#define SR_N {n}",
         f"#define SR_P {p}",
         f"#define SR_M {m}",
@@ -63,26 +124,17 @@ def generate_c_source(system: System) -> str:
         f"#define SR_FP_SWITCH {FIXED_POINT_SWITCH['c']!r}",
         template(__package__, "runtime.c.tmpl"),
     ]
-    for i, s in enumerate(orders):
-        nodes, weights = quadrature_rule(s)
-        call = f"sr_resolvents({float(s)!r}, y, sr_nodes_{i}, sr_weights_{i}, {len(nodes)}, &h, &h2)"
-        lines += [
-            f"static const double sr_nodes_{i}[{len(nodes)}] = {_c_array(nodes)};",
-            f"static const double sr_weights_{i}[{len(weights)}] = {_c_array(weights)};",
-            "",
-            f"/* H_s(y) and H2_s(y) for s = {s} */",
-            f"__attribute__((pure)) static double sr_H_{i}(double y)",
-            f"{{ double h, h2; {call}; return h; }}",
-            f"__attribute__((pure)) static double sr_H2_{i}(double y)",
-            f"{{ double h, h2; {call}; return h2; }}",
-            "",
-        ]
+    lines += (
+        _special_tables(orders)
+        if orders
+        else ["typedef struct { int none; } sr_memo;", "static void sr_memo_clear(sr_memo *m) { m->none = 0; }"]
+    )
     inputs = [f"    const double {u} = u[{i}];" for i, u in enumerate(system.unknowns)]
     inputs += [f"    const double {q} = th[{i}];" for i, q in enumerate(system.parameters)]
     for fname, block in system_blocks(system).items():
         used = set().union(*(e.free_symbols for _, e in block.assignments), *(e.free_symbols for e in block.results))
         names = {str(s) for s in used}
-        lines += [f"static void sr_{fname}(const double *u, const double *th, double *out)", "{"]
+        lines += [f"static void sr_{fname}(const double *u, const double *th, double *out, sr_memo *sr_m)", "{"]
         lines += [line for line in inputs if line.split()[2] in names]
         lines += [f"    const double {name} = {printer.doprint(expr)};" for name, expr in block.assignments]
         lines += [f"    out[{i}] = {printer.doprint(expr)};" for i, expr in enumerate(block.results)]

@@ -199,26 +199,40 @@ class _Solver:
         self.unknowns = self.kernel.unknowns
         self.columns = [COLUMNS.index(p) for p in self.kernel.parameters]
 
-    def __call__(self, rows: np.ndarray, u0: np.ndarray, tol: float) -> tuple[np.ndarray, ...]:
-        u, out, ok, norm = self.kernel.solve(rows[:, self.columns], u0, tol)
-        # the unknowns are non-negative (V_r, Ω_a, β_r) and 0 < α < 1: anything else is a spurious root
-        ok = ok & np.all(u >= 0, axis=1)
+    def __call__(self, rows: np.ndarray, u0: np.ndarray, tol: float, run: int = 0) -> tuple[np.ndarray, ...]:
+        """Solve every row from ``u0``; ``run`` > 0: continued along runs of that many consecutive rows
+        (:meth:`Kernel.solve <sobolev_rf.codegen.runtime.Kernel.solve>`), a point whose continued start found
+        a spurious root being solved again from its own start."""
+        theta = rows[:, self.columns]
+        u, out, ok, norm = self.kernel.solve(theta, u0, tol, run=run)
+        valid = self._valid(u)
+        redo = np.flatnonzero(ok & ~valid) if run else ()
+        if len(redo):
+            start = np.broadcast_to(u0, (len(rows), len(self.unknowns)))[redo]
+            u[redo], out[redo], ok[redo], norm[redo] = self.kernel.solve(theta[redo], start, tol)
+            valid[redo] = self._valid(u[redo])
+        return u, out, ok & valid, norm
+
+    def _valid(self, u: np.ndarray) -> np.ndarray:
+        """The unknowns are non-negative (V_r, Ω_a, β_r) and 0 < α < 1: anything else is a spurious root."""
+        valid = np.all(u >= 0, axis=1)
         if "alpha" in self.unknowns:
             a = u[:, self.unknowns.index("alpha")]
-            ok &= (a > 0) & (a < 1)
-        return u, out, ok, norm
+            valid &= (a > 0) & (a < 1)
+        return valid
 
     def outputs(self, u: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return self.kernel.outputs(u, rows[:, self.columns])
 
-    def solve_cold(self, rows: np.ndarray, tol: float) -> tuple[np.ndarray, ...]:
-        """Solve from no previous solution. λ > 0: from 0.5. λ → 0⁺: the ridgeless equations are not
+    def solve_cold(self, rows: np.ndarray, tol: float, run: int = 0) -> tuple[np.ndarray, ...]:
+        """Solve from no previous solution. λ > 0: from 0.5, continued along runs of ``run`` consecutive rows
+        (neighbours along a line of the grid; 0: every row on its own). λ → 0⁺: the ridgeless equations are not
         contractive far from their root (a plain start runs into spurious roots with α < 0), so the λ > 0
         solution is followed down :data:`LAMBDA_PATH`, each step warm-started from the last, and mapped to
         the scaled variables L = λ + g_0, α = λ/L, β_1 = g_1/L, Ω̃_a = LΩ_a after every decade from 10⁻⁴
         on; a point stops at the first decade whose mapped start converges."""
         if self.ridge is None:
-            return self(rows, np.full((len(rows), len(self.unknowns)), 0.5), tol)
+            return self(rows, np.full((len(rows), len(self.unknowns)), 0.5), tol, run)
         ridge = self.ridge
         lam_col = COLUMNS.index("lam")
         n = len(rows)
@@ -381,8 +395,11 @@ def solve_arrays(
     underparameterised when p < r·n, r = 1 + k for τ > 0 and 1 for τ = 0); at p = r·n the errors are
     infinite and the point is reported as not converged.
 
-    First every point is solved from its cold start (:meth:`_Solver.solve_cold`), vectorised in chunks of
-    :data:`CHUNK` points, ``progress(m)`` being called after each chunk of m points. Then, with
+    First every point is solved from its cold start (:meth:`_Solver.solve_cold`), in chunks of
+    :data:`CHUNK` points (whole lines of the grid where they fit), ``progress(m)`` being called after each chunk
+    of m points; the C backend continues λ > 0 points along each line (the grid's last axis of length > 1) from
+    the solutions before them, with each point's cold start as the fallback, which changes a point only at
+    the level of the tolerance ``tol`` (and makes it independent of the number of threads, not of the grid). Then, with
     ``continuation``, points that did not converge are re-solved from the solution of a converged
     neighbour along the grid's first axis of length > 1 (same system), in rounds that spread the solved
     region until no point gains (``progress(0)`` after each round).
@@ -418,11 +435,15 @@ def solve_arrays(
         O[idx[:, None], [o_names.index(x) for x in solver.kernel.output_names]] = out
         ok[idx], norm[idx] = good, res
 
+    # consecutive rows are neighbours along the grid's last axis of length > 1 (the continuation axis for a line):
+    # the cold pass continues along such lines, in chunks of whole lines where they fit
+    line = next((n for n in reversed(moved[1:]) if n > 1), length)
+    chunk = CHUNK if line >= CHUNK else CHUNK // line * line
     for key, solver in solvers.items():
         members = np.flatnonzero(keys == key)
-        for start in range(0, len(members), CHUNK):
-            idx = members[start : start + CHUNK]
-            store(key, idx, solver.solve_cold(rows[idx], tol))
+        for start in range(0, len(members), chunk):
+            idx = members[start : start + chunk]
+            store(key, idx, solver.solve_cold(rows[idx], tol, line))
             if progress is not None:
                 progress(len(idx))
     if continuation and length > 1:

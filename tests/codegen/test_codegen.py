@@ -380,3 +380,48 @@ def test_mpmath_verification_for_many_directions() -> None:
 
     report = verify_point(ModelParams(k=100, tau=0.3, p_over_d=150.0, n_over_d=1.0, lam=1e-2, noise_g=0.1), digits=50)
     assert report["residual"] <= 1e-45 and report["agreeing_digits"] >= 14
+
+
+@needs_cc
+def test_c_continuation_along_lines_agrees_with_cold_starts_whatever_the_threads(private_cache: Path) -> None:
+    """A grid's lines solved by continuation (run > 0) against every point from its cold start (run = 0): the
+    same points converge, to 1e-12; the runs do not depend on the number of OpenMP threads (bit for bit); the
+    special-function memo gives each point's values whatever the points evaluated before it (bit for bit)."""
+    import os
+    import subprocess
+    import sys
+
+    from sobolev_rf.numeric.theory.solve import _Solver, parameter_columns
+
+    solver = _Solver(2, True, "ridge", "c")  # H_s of integer and half-integer orders s
+    p, n = np.meshgrid(np.linspace(0.2, 6, 48), np.geomspace(0.2, 5, 64), indexing="ij")
+    columns = parameter_columns(2, 1.0, dict(p_over_d=p, n_over_d=n, lam=1e-3, noise_g=0.1))
+    theta = np.stack([np.broadcast_to(c, p.shape).ravel() for c in columns], axis=1)[:, solver.columns]
+    cold = solver.kernel.solve(theta, np.full(4, 0.5))
+    line = solver.kernel.solve(theta, np.full(4, 0.5), run=64)
+    assert cold[2].all() and (line[2] == cold[2]).all()
+    np.testing.assert_allclose(line[0], cold[0], rtol=1e-12)
+    np.testing.assert_allclose(line[1], cold[1], rtol=1e-12)
+    u = cold[0]
+    order = np.r_[np.arange(len(u))[::-1], np.arange(len(u))]  # each point after another, then after itself
+    for name in ("residual", "jacobian", "outputs"):
+        alone = np.concatenate([getattr(solver.kernel, name)(u[i : i + 1], theta[i : i + 1]) for i in range(50)])
+        batch = getattr(solver.kernel, name)(u[order], theta[order])
+        assert np.array_equal(batch[len(u) : len(u) + 50], alone) and np.array_equal(batch[: len(u)][::-1][:50], alone)
+    code = (
+        "import sys, numpy as np; from sobolev_rf.numeric.theory.solve import solve_grid; "
+        "g = solve_grid(2, 1, dict(p_over_d=np.linspace(0.2, 6, 48)[:, None], n_over_d=np.geomspace(0.2, 5, 64), "
+        "lam=1e-3, noise_g=0.1), backend='c'); sys.stdout.write(g.outputs['eps_L2'].tobytes().hex())"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, SOBOLEV_RF_CACHE=str(private_cache), OMP_NUM_THREADS=str(threads)),
+            timeout=120,
+            check=True,
+        ).stdout
+        for threads in (1, 3)
+    ]
+    assert runs[0] == runs[1] and len(runs[0]) == 2 * 8 * 48 * 64
