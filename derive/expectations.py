@@ -10,6 +10,9 @@ E_ζ of a rational function of the ζ's (standard normal coordinates, discrete a
 
   E[ζ^{2α}/(A + B‖ζ_S‖²)] = E[θ^{2α}] E[R^{2j}/(A + BR²)] with E[θ^{2α}] = Π(2α_l−1)!!/Π_{t<j}(m+2t),
   and R^{2j}/(β + R²) reduced by polynomial division to χ² moments plus (−β)^j/(β + R²);
+* a radial coordinate ρ ~ χ²_k (the squared norm of k iid normal coordinates, k a symbol or an integer:
+  the exchangeable copies of a sum ``sum(D, k, ...)``): P(ρ)/(A + Bρ) by the same χ² moments and
+  E[1/(β + χ²_k)] = ½ U(1, 2 − k/2, β/2), one closed form for every k;
 * small discrete laws: exact sums;
 * anything else: an unevaluated :class:`GaussExpectation` or :class:`LawExpectation`, integrated numerically
   by the numeric layer (tensor Gauss–Hermite, exact sums over data, Gauss–Legendre; never Monte Carlo).
@@ -23,6 +26,7 @@ from typing import Any
 
 import sympy as sp
 
+from .errors import UserError
 from .laws import DiagonalLaw
 
 #: Rational functions with more operations or symbols than these are cancelled in the ζ's only (a full
@@ -105,7 +109,7 @@ def _double_factorial_odd(n: int) -> int:
     return out
 
 
-def _chi2_moment(m: int, i: int) -> sp.Expr:
+def _chi2_moment(m: int | sp.Expr, i: int) -> sp.Expr:
     """E[(χ²_m)^i] = Π_{t<i} (m + 2t)."""
     out = sp.S.One
     for t in range(i):
@@ -113,11 +117,38 @@ def _chi2_moment(m: int, i: int) -> sp.Expr:
     return out
 
 
-def _inverse_chi2_shift(m: int, beta: sp.Expr) -> sp.Expr:
-    """E[1/(β + χ²_m)] in closed form (see the module docstring)."""
+def _inverse_chi2_shift(m: int | sp.Expr, beta: sp.Expr) -> sp.Expr:
+    """E[1/(β + χ²_m)] in closed form (see the module docstring); m an integer or a symbol."""
     if m == 1:
         return sp.sqrt(sp.pi / (2 * beta)) * Erfcx(sp.sqrt(beta / 2))
-    return ScaledExpint(sp.Rational(m, 2), beta / 2) / 2
+    return ScaledExpint(sp.sympify(m) / 2, beta / 2) / 2
+
+
+def radial_expectation(h: sp.Expr, rho: sp.Symbol, k: sp.Expr) -> sp.Expr | None:
+    """Closed-form E[h(ρ)] for ρ ~ χ²_k (k a symbol or a positive integer), or ``None`` when h is not of the
+    form P(ρ)/(A + Bρ) or P(ρ)/A (module docstring)."""
+    if rho not in h.free_symbols:
+        return h
+    if not h.is_rational_function(rho):
+        return None
+    together = sp.together(h)
+    small = len(together.free_symbols) <= CANCEL_SYMBOLS + 1 and sp.count_ops(together) <= CANCEL_OPS
+    num, den = sp.fraction(sp.cancel(together) if small else sp.cancel(together, rho))
+    P = sp.Poly(num, rho)
+    Q = sp.Poly(den, rho)
+    if Q.degree() == 0:
+        q0 = Q.as_expr()
+        return sp.Add(*[c * _chi2_moment(k, mon[0]) for mon, c in P.terms()]) / q0
+    if Q.degree() != 1:
+        return None
+    B, A = Q.all_coeffs()
+    beta = A / B
+    base = _inverse_chi2_shift(k, beta)
+    total = sp.S.Zero
+    for (j,), c in P.terms():
+        radial = sp.Add(*[(-beta) ** i * _chi2_moment(k, j - 1 - i) for i in range(j)]) + (-beta) ** j * base
+        total += c * radial
+    return total / B
 
 
 def normal_expectation(h: sp.Expr, zetas: Sequence[sp.Symbol]) -> sp.Expr | None:
@@ -181,11 +212,13 @@ def expectation(
     normal: Sequence[sp.Symbol],
     discrete: Sequence[tuple[tuple[sp.Symbol, ...], DiagonalLaw]],
     numeric: Iterable[sp.Symbol] = (),
+    radial: Sequence[tuple[sp.Symbol, sp.Expr]] = (),
 ) -> sp.Expr:
     """E_ζ[h]: exact sums over small discrete laws, closed forms over normal coordinates when they exist,
     else an unevaluated :class:`GaussExpectation` (numerical Gauss–Hermite); a term that depends on a
     coordinate in ``numeric`` (large discrete and continuous laws) becomes an unevaluated
-    :class:`LawExpectation` (exact numerical sums / quadrature)."""
+    :class:`LawExpectation` (exact numerical sums / quadrature).  ``radial`` lists coordinates ρ ~ χ²_k as
+    (ρ, k): their expectation must have a closed form (:func:`radial_expectation`), alone in its term."""
     numeric = set(numeric)
     terms = [(sp.S.One, h)]
     for syms, law in discrete:
@@ -196,6 +229,17 @@ def expectation(
         ]
     out = sp.S.Zero
     for w, t in terms:
+        for rho, k in radial:
+            if rho not in t.free_symbols:
+                continue
+            others = (set(normal) | numeric) & t.free_symbols
+            closed = radial_expectation(t, rho, k) if not others else None
+            if closed is None:
+                raise UserError(
+                    "the sum of copies leads to an expectation over their squared norm (a chi-square law) "
+                    "without a closed form; write the copies out (D1, D2, ...) instead of sum(D, k, ...)."
+                )
+            t = closed
         zs = [z for z in normal if z in t.free_symbols]
         zn = sorted((z for z in numeric if z in t.free_symbols), key=str)
         if zn:

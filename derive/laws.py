@@ -31,7 +31,7 @@ from sympy import Inverse, MatrixSymbol
 from .errors import UserError
 from .syntax import DescentParser, tokenize
 
-RESERVED = ("I", "inv", "t", "sqrt", "exp", "log", "abs", "uniform")
+RESERVED = ("I", "inv", "t", "sqrt", "sum", "exp", "log", "abs", "uniform")
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 _FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".dat")
 #: Largest data file read for an empirical law (rows).
@@ -421,14 +421,17 @@ def finite_instance(
     dims: Mapping[sp.Symbol, int],
     rng: np.random.Generator,
     variance: Mapping[str, float] | None = None,
-) -> dict[str, np.ndarray]:
+    copies: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """Random finite matrices for ``symbols``: Gaussian ones iid N(0, variance) (``gaussians[name]`` True for
-    a symmetric, Wigner, matrix: (G + Gᵀ)/√2), diagonal ones drawn from their laws."""
+    a symmetric, Wigner, matrix: (G + Gᵀ)/√2), diagonal ones drawn from their laws; a diagonal summed over
+    ``copies[name]`` = k copies (``sum(D, k, ...)``) gets k iid draws of its (normal) law, as
+    :class:`~sobolev_rf.derive.pencil.CopyDraws`."""
 
     def size(x: sp.Expr) -> int:
         return int(sp.sympify(x).xreplace(dict(dims)))
 
-    values: dict[str, np.ndarray] = {}
+    values: dict[str, Any] = {}
     for name, sym in symbols.items():
         if name in gaussians:
             r, c = size(sym.rows), size(sym.cols)
@@ -465,10 +468,16 @@ def finite_instance(
     for name, vals in diag.items():
         if name in symbols:
             values[name] = np.diag(vals)
+    if copies:
+        from .pencil import CopyDraws
+
+        for name, k in copies.items():
+            rest = rng.standard_normal((k - 1, diag_sizes[name]))
+            values[name] = CopyDraws(np.vstack([np.diag(values[name])[None, :], rest]))
     return values
 
 
-def _evaluate(expr: Any, values: Mapping[str, np.ndarray], subs: Mapping[sp.Symbol, Any]) -> np.ndarray:
+def _evaluate(expr: Any, values: Mapping[str, Any], subs: Mapping[sp.Symbol, Any]) -> np.ndarray:
     from .pencil import evaluate_expression
 
     return evaluate_expression(expr, values, subs)

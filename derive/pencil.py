@@ -92,6 +92,44 @@ def _transpose_entry(entry: Mapping[Atom, sp.Expr]) -> Entry:
     return {(None if a is None else (a[0], not a[1])): v for a, v in entry.items()}
 
 
+class CopySum(MatrixExpr):
+    """Σ_{l=1..k} expr(D_l): the sum of k exchangeable copies of ``expr``, in which the diagonal matrix ``member``
+    D stands for its l-th copy D_l (D_1, …, D_k iid; written ``sum(D, k, expr)`` in the expression syntax).
+
+    The pencil realises one copy and marks its blocks (:attr:`Pencil.copies`); the operator-valued derivation
+    turns the copy into a representative with multiplicity ``count`` (a symbol or a positive integer), so the
+    derived system does not grow with k."""
+
+    def __new__(cls, expr: MatrixExpr, member: MatrixSymbol, count: sp.Expr) -> CopySum:
+        return MatrixExpr.__new__(cls, expr, member, sp.sympify(count))
+
+    @property
+    def shape(self) -> tuple[sp.Expr, sp.Expr]:
+        return self.args[0].shape
+
+    @property
+    def summand(self) -> MatrixExpr:
+        return self.args[0]
+
+    @property
+    def member(self) -> MatrixSymbol:
+        return self.args[1]
+
+    @property
+    def count(self) -> sp.Expr:
+        return self.args[2]
+
+    def _eval_transpose(self) -> CopySum:
+        return CopySum(Transpose(self.summand).doit(), self.member, self.count)
+
+
+@dataclass(frozen=True)
+class CopyDraws:
+    """The k copies of a diagonal matrix in one finite draw: row l holds the diagonal of D_l (k × size)."""
+
+    diagonals: np.ndarray
+
+
 @dataclass(frozen=True)
 class Output:
     """One realised expression ``r = uᵀ L⁻¹ v`` of shape ``shape`` (``u``, ``v``: block → scalar)."""
@@ -107,13 +145,18 @@ class Pencil:
     """A linear pencil ``L = L₀ + Σ Lᵢ ⊗ Xᵢ`` with one or more outputs ``uᵀ L⁻¹ v``.
 
     ``sizes[i]`` is the (symbolic) dimension of block i; ``entries[(i, j)]`` the linear combination in
-    block (i, j) (absent: zero); ``symbols`` the matrix symbols by name (for their shapes).
+    block (i, j) (absent: zero); ``symbols`` the matrix symbols by name (for their shapes).  A pencil of an
+    expression with a :class:`CopySum` realises one copy: ``copies`` are the blocks of that copy and
+    ``family`` = (D, k) its diagonal matrix and multiplicity (the pencil *is* L for k = 1; for k copies the
+    copy blocks are repeated k times, each copy with its own D_l).
     """
 
     sizes: tuple[sp.Expr, ...]
     entries: Mapping[tuple[int, int], Entry]
     outputs: tuple[Output, ...]
     symbols: Mapping[str, MatrixSymbol]
+    copies: frozenset[int] = frozenset()
+    family: tuple[str, sp.Expr] | None = None
 
     # ----------------------------------------------------------------------------------- basic facts
     @property
@@ -156,7 +199,8 @@ class Pencil:
             entries[(i, n + j)] = dict(e)
             entries[(n + j, i)] = _transpose_entry(e)
         outputs = tuple(Output(o.name, {n + i: c for i, c in o.u.items()}, dict(o.v), o.shape) for o in self.outputs)
-        return Pencil(self.sizes + self.sizes, entries, outputs, dict(self.symbols))
+        copies = self.copies | {n + i for i in self.copies}
+        return Pencil(self.sizes + self.sizes, entries, outputs, dict(self.symbols), copies, self.family)
 
     def self_adjoint(self) -> Pencil:
         """The pencil itself when it is already symmetric, else its hermitisation."""
@@ -226,6 +270,11 @@ class Pencil:
         """A human-readable listing of blocks, non-zero entries and outputs."""
         lines = [f"pencil: {self.size} blocks, dimension {sp.sstr(self.dimension)}"]
         lines.append("block sizes: " + ", ".join(f"{i}:{sp.sstr(s)}" for i, s in enumerate(self.sizes)))
+        if self.family is not None:
+            lines.append(
+                f"blocks {', '.join(map(str, sorted(self.copies)))} are one of {sp.sstr(self.family[1])} "
+                f"exchangeable copies (each with its own {self.family[0]})"
+            )
         for i, j in sorted(self.entries):
             lines.append(f"  L[{i},{j}] = {self._entry_sympy(i, j, False)}")
         for o in self.outputs:
@@ -283,7 +332,8 @@ class Pencil:
 # ======================================================================================= builder
 @dataclass
 class _Lin:
-    """Mutable realisation used during construction: one output (u, v) of shape ``shape``."""
+    """Mutable realisation used during construction: one output (u, v) of shape ``shape``; ``copies`` the
+    blocks of a :class:`CopySum`'s copy and ``family`` its (D, k)."""
 
     sizes: list[sp.Expr]
     entries: dict[tuple[int, int], Entry]
@@ -291,10 +341,19 @@ class _Lin:
     v: dict[int, sp.Expr]
     shape: tuple[sp.Expr, sp.Expr]
     symbols: dict[str, MatrixSymbol] = field(default_factory=dict)
+    copies: set[int] = field(default_factory=set)
+    family: tuple[str, sp.Expr] | None = None
 
     def shifted(self, k: int) -> tuple[dict[tuple[int, int], Entry], dict[int, sp.Expr], dict[int, sp.Expr]]:
         ent = {(i + k, j + k): dict(e) for (i, j), e in self.entries.items()}
         return ent, {i + k: c for i, c in self.u.items()}, {j + k: c for j, c in self.v.items()}
+
+
+def _joined(a: _Lin, b: _Lin) -> tuple[set[int], tuple[str, sp.Expr] | None]:
+    """The copy blocks and family of a and b side by side (b shifted past a); one copy sum per expression."""
+    if a.family is not None and b.family is not None:
+        raise UserError("an expression may contain one sum(D, k, ...) only (and use it once).")
+    return a.copies | {i + len(a.sizes) for i in b.copies}, a.family or b.family
 
 
 def _atom(sym: MatrixSymbol) -> _Lin:
@@ -320,7 +379,10 @@ def _zero(m: sp.Expr, n: sp.Expr) -> _Lin:
 def _sum(a: _Lin, b: _Lin) -> _Lin:
     ea, ua, va = a.shifted(0)
     eb, ub, vb = b.shifted(len(a.sizes))
-    return _Lin(a.sizes + b.sizes, {**ea, **eb}, {**ua, **ub}, {**va, **vb}, a.shape, {**a.symbols, **b.symbols})
+    copies, family = _joined(a, b)
+    return _Lin(
+        a.sizes + b.sizes, {**ea, **eb}, {**ua, **ub}, {**va, **vb}, a.shape, {**a.symbols, **b.symbols}, copies, family
+    )
 
 
 def _product(a: _Lin, b: _Lin) -> _Lin:
@@ -330,12 +392,15 @@ def _product(a: _Lin, b: _Lin) -> _Lin:
     for i, cv in va.items():
         for j, cu in ub.items():
             ent[(i, j)] = {None: -cv * cu}
-    return _Lin(a.sizes + b.sizes, ent, ua, vb, (a.shape[0], b.shape[1]), {**a.symbols, **b.symbols})
+    copies, family = _joined(a, b)
+    return _Lin(a.sizes + b.sizes, ent, ua, vb, (a.shape[0], b.shape[1]), {**a.symbols, **b.symbols}, copies, family)
 
 
 def _transpose(a: _Lin) -> _Lin:
     ent = {(j, i): _transpose_entry(e) for (i, j), e in a.entries.items()}
-    return _Lin(list(a.sizes), ent, dict(a.v), dict(a.u), (a.shape[1], a.shape[0]), dict(a.symbols))
+    return _Lin(
+        list(a.sizes), ent, dict(a.v), dict(a.u), (a.shape[1], a.shape[0]), dict(a.symbols), set(a.copies), a.family
+    )
 
 
 def _inverse(a: _Lin) -> _Lin:
@@ -347,13 +412,22 @@ def _inverse(a: _Lin) -> _Lin:
         ent[(i, k)] = {None: -c}
     for j, c in a.u.items():
         ent[(k, j)] = {None: c}
-    return _Lin(a.sizes + [a.shape[0]], ent, {k: sp.S.One}, {k: sp.S.One}, a.shape, dict(a.symbols))
+    return _Lin(
+        a.sizes + [a.shape[0]], ent, {k: sp.S.One}, {k: sp.S.One}, a.shape, dict(a.symbols), set(a.copies), a.family
+    )
 
 
 def _realize(expr: MatrixExpr) -> _Lin:
     """Recursive realisation of a SymPy matrix expression (see the module docstring)."""
     if isinstance(expr, MatrixSymbol):
         return _atom(expr)
+    if isinstance(expr, CopySum):
+        lin = _realize(expr.summand)
+        if lin.family is not None:
+            raise UserError("sums of copies cannot be nested: write one sum(D, k, ...).")
+        lin.copies = set(range(len(lin.sizes)))
+        lin.family = (expr.member.name, expr.count)
+        return lin
     if isinstance(expr, Identity):
         return _scalar_identity(sp.S.One, expr.rows)
     if isinstance(expr, ZeroMatrix):
@@ -525,10 +599,17 @@ def linearize(exprs: MatrixExpr | Mapping[str, MatrixExpr], prune: bool = True) 
     outs: list[tuple[dict[int, sp.Expr], dict[int, sp.Expr]]] = []
     shapes: list[tuple[sp.Expr, sp.Expr]] = []
     symbols: dict[str, MatrixSymbol] = {}
+    copies: set[int] = set()
+    family: tuple[str, sp.Expr] | None = None
     for _, expr in items:
         if not isinstance(expr, MatrixExpr):
             raise UserError(f"expected a matrix expression, got the scalar {sp.sstr(expr)}.")
         lin = _realize(expr)
+        if lin.family is not None:
+            if family is not None:
+                raise UserError("only one of several expressions may contain a sum(D, k, ...).")
+            family = lin.family
+            copies = {i + len(sizes) for i in lin.copies}
         e, u, v = lin.shifted(len(sizes))
         sizes += lin.sizes
         ent.update({key: _clean(val) for key, val in e.items() if _clean(val)})
@@ -542,18 +623,45 @@ def linearize(exprs: MatrixExpr | Mapping[str, MatrixExpr], prune: bool = True) 
         Output(name, {index[i]: c for i, c in u.items()}, {index[j]: c for j, c in v.items()}, shape)
         for (name, _), (u, v), shape in zip(items, outs, shapes)
     )
-    return Pencil(tuple(sizes[i] for i in alive), entries, outputs, symbols)
+    kept = frozenset(index[i] for i in copies if i in index)
+    return Pencil(tuple(sizes[i] for i in alive), entries, outputs, symbols, kept, family if kept else None)
 
 
 # ======================================================================================= numerics
-def evaluate_expression(
-    expr: MatrixExpr, values: Mapping[str, np.ndarray], subs: Mapping[sp.Symbol, float]
-) -> np.ndarray:
-    """Direct numerical evaluation of a matrix expression (the reference for :func:`check_pencil`)."""
+def evaluate_expression(expr: MatrixExpr, values: Mapping[str, Any], subs: Mapping[sp.Symbol, float]) -> np.ndarray:
+    """Direct numerical evaluation of a matrix expression (the reference for :func:`check_pencil`).
+
+    The member D of a :class:`CopySum` is given either as :class:`CopyDraws` (its k copies, one draw each)
+    or as one matrix, which then stands for every copy (k from ``subs``)."""
+    current: dict[str, np.ndarray] = {}
+
+    def copy_sum(e: CopySum) -> np.ndarray:
+        name = e.member.name
+        given = values[name]
+        if isinstance(given, CopyDraws):
+            stack = [np.diag(row) for row in given.diagonals]
+        else:
+            given = np.asarray(given, dtype=float)
+            k = complex(sp.sympify(e.count).xreplace(dict(subs)))
+            if k.imag or k.real != round(k.real) or k.real < 1:
+                raise UserError(f"the number of copies {sp.sstr(e.count)} must be a positive integer, got {k}.")
+            stack = [given] * int(round(k.real))
+        total = None
+        for member in stack:
+            current[name] = member
+            term = ev(e.summand)
+            total = term if total is None else total + term
+        del current[name]
+        assert total is not None
+        return total
 
     def ev(e: Any) -> np.ndarray:
         if isinstance(e, MatrixSymbol):
+            if e.name in current:
+                return current[e.name]
             return np.asarray(values[e.name], dtype=float)
+        if isinstance(e, CopySum):
+            return copy_sum(e)
         if isinstance(e, Identity):
             return np.eye(int(sp.sympify(e.rows).xreplace(dict(subs))))
         if isinstance(e, ZeroMatrix):
@@ -579,6 +687,26 @@ def evaluate_expression(
         raise UserError(f"cannot evaluate {type(e).__name__}.")
 
     return ev(expr)
+
+
+def one_copy(expr: MatrixExpr) -> MatrixExpr:
+    """``expr`` with every sum of copies replaced by one copy (k = 1)."""
+    return expr.replace(lambda x: isinstance(x, CopySum), lambda x: x.summand)
+
+
+def copy_counts(expr: MatrixExpr, values: Mapping[str, float]) -> dict[str, int]:
+    """The number of copies of each sum of copies in ``expr`` (member name → k) at the parameter ``values``
+    (by name); a non-integer or missing k is refused."""
+    out = {}
+    for node in expr.atoms(CopySum) if hasattr(expr, "atoms") else ():
+        count = sp.sympify(node.count)
+        k = sp.sympify(count.xreplace({s: sp.Float(values[str(s)]) for s in count.free_symbols if str(s) in values}))
+        if k.free_symbols:
+            raise UserError(f"give the number of copies with --param {sp.sstr(count)}=K (a positive integer).")
+        if not (k.is_number and float(k) == round(float(k)) and float(k) >= 1):
+            raise UserError(f"the number of copies {sp.sstr(count)} must be a positive integer, got {sp.sstr(k)}.")
+        out[node.member.name] = int(round(float(k)))
+    return out
 
 
 def _expr_dims_params(exprs: Iterable[MatrixExpr]) -> tuple[set[sp.Symbol], set[sp.Symbol], dict[str, MatrixSymbol]]:
@@ -631,7 +759,7 @@ def check_pencil(
     got = pencil.evaluate(values, dim_vals, par_vals)
     err = 0.0
     for g, (_, e) in zip(got, exprs.items()):
-        ref = evaluate_expression(e, values, subs)
+        ref = evaluate_expression(one_copy(e), values, subs)  # the pencil of a sum of copies realises one
         err = max(err, float(np.linalg.norm(g - ref)) / max(float(np.linalg.norm(ref)), 1e-300))
     return err
 
@@ -654,6 +782,7 @@ class _Parser(DescentParser):
         self.text = text
         self.matrices = matrices
         self.scalars = dict(scalars)
+        self.copied: set[str] = set()
 
     def parse(self) -> Any:
         if not self.tokens:
@@ -757,15 +886,45 @@ class _Parser(DescentParser):
             raise UserError("cannot invert zero.")
         return 1 / x
 
+    def _copy_sum(self) -> CopySum:
+        """``sum(D, k, expr)`` after ``sum(``: the sum of k copies of expr, each with its own copy of D."""
+        kind, name = self.take()
+        if kind != "name" or name not in self.matrices:
+            raise UserError(f"sum(D, k, ...) needs a declared diagonal matrix D first, got {name!r}.")
+        member = self.matrices[name]
+        if member.rows != member.cols:
+            raise UserError(f"the copies of sum({name}, ...) must be a square (diagonal) matrix.")
+        if name in self.copied:
+            raise UserError(f"{name} is summed twice; an expression may contain one sum({name}, k, ...).")
+        self.take(",")
+        kind, val = self.take()
+        if kind == "num" and re.fullmatch(r"\d+", val) and int(val) >= 1:
+            count: sp.Expr = sp.Integer(int(val))
+        elif kind == "name" and val not in self.matrices and val not in ("I", "inv", "t", "sqrt", "sum"):
+            count = self.scalars.setdefault(val, sp.Symbol(val, positive=True))
+        else:
+            raise UserError(
+                f"the number of copies in sum({name}, k, ...) must be a name or a positive integer, got {val!r}."
+            )
+        self.take(",")
+        self.copied.add(name)
+        body = self.expr()
+        self.take(")")
+        if not self._is_mat(body) or member not in body.free_symbols:
+            raise UserError(f"the summand of sum({name}, {val}, ...) must be a matrix expression containing {name}.")
+        return CopySum(body, member, count)
+
     def atom(self) -> Any:
         kind, val = self.take()
         if kind == "num":
             return sp.Rational(val) if re.fullmatch(r"\d+", val) else sp.Float(val)
         if kind == "name":
             if self.peek() == "(":
-                if val not in ("inv", "t", "sqrt"):
-                    raise UserError(f"unknown function {val!r}; use inv(...), t(...) or sqrt(...).")
+                if val not in ("inv", "t", "sqrt", "sum"):
+                    raise UserError(f"unknown function {val!r}; use inv(...), t(...), sqrt(...) or sum(D, k, ...).")
                 self.take("(")
+                if val == "sum":
+                    return self._copy_sum()
                 arg = self.expr()
                 self.take(")")
                 if val == "inv":
@@ -791,6 +950,18 @@ class _Parser(DescentParser):
         raise UserError(f"unexpected {val!r} in the expression.")
 
 
+def _outside_copies(expr: Any, names: set[str]) -> set[str]:
+    """The names among ``names`` that occur in ``expr`` outside every sum of copies."""
+    if isinstance(expr, CopySum):
+        return set()
+    if isinstance(expr, MatrixSymbol):
+        return {expr.name} & names
+    out: set[str] = set()
+    for arg in getattr(expr, "args", ()):
+        out |= _outside_copies(arg, names)
+    return out
+
+
 def parse_expression(
     text: str, matrices: Mapping[str, MatrixSymbol], scalars: Mapping[str, sp.Symbol] | None = None
 ) -> MatrixExpr:
@@ -799,7 +970,13 @@ def parse_expression(
     ``matrices`` maps names to declared :class:`MatrixSymbol` s; ``scalars`` pre-declares scalar symbols
     (dimension symbols in particular, so ``/n`` refers to the same ``n`` as the shapes).
     """
-    out = _Parser(text, matrices, scalars or {}).parse()
+    parser = _Parser(text, matrices, scalars or {})
+    out = parser.parse()
+    loose = _outside_copies(out, parser.copied) if parser.copied else set()
+    if loose:
+        raise UserError(
+            f"{', '.join(sorted(loose))} is summed over copies with sum(...) and may not appear outside that sum."
+        )
     if not isinstance(out, MatrixExpr):
         raise UserError("the expression is a scalar; it must contain at least one declared matrix.")
     if not out.free_symbols & set(matrices.values()):
@@ -822,7 +999,7 @@ def declare_shapes(specs: Iterable[str]) -> tuple[dict[str, MatrixSymbol], dict[
         if not m:
             raise UserError(f"bad shape declaration {spec!r}; write NAME=ROWS,COLS, e.g. F=n,p.")
         name, r, c = m.group(1), m.group(2), m.group(3) or m.group(2)
-        if name in ("I", "inv", "t", "sqrt"):
+        if name in ("I", "inv", "t", "sqrt", "sum"):
             raise UserError(f"{name!r} is reserved and cannot name a matrix.")
         if name in mats:
             raise UserError(f"matrix {name!r} is declared twice.")

@@ -33,7 +33,10 @@ Names declared with --shape NAME=ROWS,COLS are Gaussian matrices, with --diag NA
 matrices; X' or t(X) is a transpose, and an undeclared name Xt is the transpose of a declared X.
 I is the identity (its size is inferred); a scalar added to a square matrix means scalar*I.
 Every other name is a scalar parameter (dimension names such as n, p, d are scalars too).
-X^k takes an integer k (X^-1 = inv(X)); division is by scalars only."""
+X^k takes an integer k (X^-1 = inv(X)); division is by scalars only.
+sum(D, k, X) is the sum over l = 1..k of X with the normal diagonal D replaced by its l-th iid copy D_l
+(k a parameter name or a number; one such sum per expression, D only inside it): one derived system
+serves every k, e.g. sum(D, k, D*t(G)*G*D/n) for the k gradient blocks of the Sobolev Gram matrix."""
 
 
 def tokenize(text: str, operators: Sequence[str], where: str) -> list[Token]:

@@ -52,7 +52,9 @@ class _Printer(NumPyPrinter):
         return f"_special.erfcx({self._print(expr.args[0])})"
 
     def _print_ScaledExpint(self, expr: sp.Expr) -> str:
-        return f"_scaled_expint({float(expr.args[0])!r}, {self._print(expr.args[1])})"
+        nu = expr.args[0]
+        order = repr(float(nu)) if nu.is_number else self._print(nu)  # a parameter for a sum of copies
+        return f"_scaled_expint({order}, {self._print(expr.args[1])})"
 
 
 def _unpack(names: Sequence[str], source: str) -> str:

@@ -481,11 +481,12 @@ def finite_eigenvalues(
     dimension keeps its ratio to the others, as given in ``values``; refused beyond the memory at hand)."""
 
     from ...derive.laws import finite_instance
-    from ...derive.pencil import evaluate_expression
+    from ...derive.pencil import copy_counts, evaluate_expression
 
     check_finite_draw(expr, symbols, values, size)
     dims = finite_dimensions(expr, symbols, values, size)
-    mats = finite_instance({k: v for k, v in symbols.items()}, gaussians, laws, dims, rng)
+    copies = copy_counts(expr, values)
+    mats = finite_instance({k: v for k, v in symbols.items()}, gaussians, laws, dims, rng, copies=copies)
     subs: dict[Any, Any] = dict(dims)
     for s in expr.free_symbols:
         if str(s) in values and s not in subs:

@@ -42,19 +42,34 @@ def _scaled_expint_asymptotic(nu: float, x: np.ndarray) -> np.ndarray:
     return total / x
 
 
-def scaled_expint(nu: float, x: Any) -> Any:
-    """e^x E_ν(x) for arrays (real or complex, principal branch), ν a non-negative half-integer.
+def _scaled_expint_fraction(nu: float, x: np.ndarray, depth: int = 150) -> np.ndarray:
+    """e^x E_ν(x) = 1/(x + ν − 1·ν/(x + ν + 2 − 2(ν + 1)/(x + ν + 4 − …))), evaluated from the bottom (relative
+    error below 1e-8 for |x| ≥ 25 and |arg x| ≤ 3, ν ≤ 24; it converges slowly close to the negative axis)."""
+    t = np.zeros_like(x)
+    for m in range(depth, 0, -1):
+        t = m * (nu + m - 1) / (x + nu + 2 * m - t)
+    return 1.0 / (x + nu - t)
+
+
+def scaled_expint(nu: Any, x: Any) -> Any:
+    """e^x E_ν(x) for arrays (real or complex, principal branch), ν a positive half-integer (a number, or an
+    array of one value: the order is a parameter of a sum of copies).
 
     ν = ½: √(π/x) erfcx(√x); ν = 1: e^x E₁(x) (SciPy's complex exp1); upward recursion
-    e^x E_{ν+1}(x) = (1 − x e^x E_ν(x))/ν; the asymptotic series for |x| ≥ 60. Real x ≤ 0 gives nan (the
-    solver must not go there); other ν fall back to mpmath element by element."""
+    e^x E_{ν+1}(x) = (1 − x e^x E_ν(x))/ν where |x| < 25 (its error grows like |x|^ν/ν! beyond); the
+    continued fraction where |x| ≥ 25, the asymptotic series instead where |x| ≥ 60 and ν ≤ 4. Real x ≤ 0
+    gives nan (the solver must not go there); other ν fall back to mpmath element by element."""
     import scipy.special
 
+    nus = np.unique(np.asarray(nu, dtype=float))
+    if nus.size != 1:
+        raise ValueError("scaled_expint takes one order at a time")
+    nu = float(nus[0])
     x = np.asarray(x)
     real = not np.iscomplexobj(x)
     xc = x.astype(complex)
     two_nu = 2 * float(nu)
-    if two_nu != round(two_nu) or nu <= 0 or nu > 12:
+    if two_nu != round(two_nu) or nu <= 0 or nu > 200:
         import mpmath
 
         f = np.frompyfunc(lambda t: complex(mpmath.expint(float(nu), t) * mpmath.exp(t)), 1, 1)
@@ -75,6 +90,9 @@ def scaled_expint(nu: float, x: Any) -> Any:
                 f = (1 - small * f) / v
                 v += 1
             out = np.where(big, _scaled_expint_asymptotic(float(nu), np.where(big, xc, 60.0)), f) if big.any() else f
+            far = (np.abs(xc) >= 25) & ~(big & (nu <= 4))
+            if far.any():
+                out = np.where(far, _scaled_expint_fraction(nu, np.where(far, xc, 25.0)), out)
     if real:
         with np.errstate(invalid="ignore"):
             return np.where(x > 0, out.real, np.nan) if out.ndim else (float(out.real) if x > 0 else math.nan)
