@@ -4,7 +4,8 @@
 system's fingerprint, the codegen sources and the platform) the library that
 :mod:`.complex_c.printer` writes for a system record, and binds it as a :class:`ComplexCKernel`: residual,
 outputs, Jacobian and a damped Newton at many complex points, one row per point. A record whose expressions
-leave :data:`~.complex_c.printer.SUPPORTED` (e.g. Gamma resolvents), or a machine without a working C
+leave :data:`~.complex_c.printer.SUPPORTED` (e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is
+not a positive integer or half-integer), or a machine without a working C
 compiler, has none (None: the NumPy kernel does the work). Nothing here imports SymPy when warm.
 """
 
@@ -40,6 +41,7 @@ SUPPORTED = frozenset(
         "log",
         "sqrt",
         "Erfcx",
+        "ScaledExpint",
         "Symbol",
         "Integer",
         "Rational",
@@ -54,10 +56,21 @@ SUPPORTED = frozenset(
 )
 
 
+#: The orders ν of e^x E_ν(x) the printer writes: positive integers and half-integers, as tree leaves.
+_ORDERS = ("Half", "One", "Integer", "Rational")
+
+
 def _nodes(tree: Any, out: set[str]) -> None:
-    """The node names of an expression tree (leaves carry their data as strings after the name)."""
+    """The node names of an expression tree (leaves carry their data as strings after the name); an
+    e^x E_ν(x) whose order is not a positive integer or half-integer is named ``ScaledExpint?``."""
     if isinstance(tree, list) and tree and isinstance(tree[0], str):
-        out.add(tree[0])
+        name = tree[0]
+        if name == "ScaledExpint":
+            nu = tree[1] if len(tree) == 3 and isinstance(tree[1], list) and tree[1] else ["?"]
+            fine = nu[0] in ("Half", "One") or (nu[0] == "Integer" and int(nu[1]) > 0)
+            fine |= nu[0] == "Rational" and nu[2] == "2" and int(nu[1]) > 0
+            name = name if fine else "ScaledExpint?"
+        out.add(name)
         for child in tree[1:]:
             if isinstance(child, list):
                 _nodes(child, out)
@@ -104,6 +117,8 @@ class ComplexCKernel:
         self._lib.src_newton_batch.restype = None
         self._lib.src_erfcx_batch.argtypes = [ctypes.c_long, _D, _D]
         self._lib.src_erfcx_batch.restype = None
+        self._lib.src_scaled_expint_batch.argtypes = [ctypes.c_long, ctypes.c_double, _D, _D]
+        self._lib.src_scaled_expint_batch.restype = None
 
     def _call(self, name: str, u: np.ndarray, theta: np.ndarray, width: int) -> np.ndarray:
         u, theta = _rows(u, self.n), _rows(theta, self.p)
@@ -142,6 +157,13 @@ class ComplexCKernel:
         z = np.ascontiguousarray(np.asarray(z, dtype=complex).ravel())
         out = np.empty_like(z)
         self._lib.src_erfcx_batch(len(z), z.ctypes.data_as(_D), out.ctypes.data_as(_D))
+        return out
+
+    def scaled_expint(self, nu: float, z: np.ndarray) -> np.ndarray:
+        """e^z E_ν(z) of the kernel (for the tests)."""
+        z = np.ascontiguousarray(np.asarray(z, dtype=complex).ravel())
+        out = np.empty_like(z)
+        self._lib.src_scaled_expint_batch(len(z), float(nu), z.ctypes.data_as(_D), out.ctypes.data_as(_D))
         return out
 
 

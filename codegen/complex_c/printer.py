@@ -1,14 +1,16 @@
 """System → C99 source in complex arithmetic: the operator-valued fixed point at complex parameters.
 
 The spectral parameter z of a resolvent pencil makes every unknown and output complex. This module writes,
-for a :class:`~sobolev_rf.derive.system.System` whose expressions use only +, ×, powers, exp, log, √ and
-erfcx (:data:`SUPPORTED`), a C99 source with ``double complex`` arithmetic on the blocks of :mod:`..common`
-(the same CSE as the NumPy module), on principal branches (``csqrt``, ``cpow``, ``clog``; a half-integer
-power is an integer power of ``csqrt``, the same branch), erfcx(z) = w(iz) through the Faddeeva function of
-``faddeeva.c.tmpl`` (Weideman's rational approximation, coefficients computed here) and the batch functions
-and per-point damped Newton of ``kernel.c.tmpl``: ``src_residual_batch``, ``src_outputs_batch``,
-``src_jacobian_batch`` (forward differences), ``src_newton_batch`` and ``src_erfcx_batch``. Deterministic:
-the same System gives byte-identical source.
+for a :class:`~sobolev_rf.derive.system.System` whose expressions use only +, ×, powers, exp, log, √,
+erfcx and e^x E_ν(x) of integer or half-integer order ν (:data:`SUPPORTED`), a C99 source with
+``double complex`` arithmetic on the blocks of :mod:`..common` (the same CSE as the NumPy module), on
+principal branches (``csqrt``, ``cpow``, ``clog``; a half-integer power is an integer power of ``csqrt``, the
+same branch), erfcx(z) = w(iz) through the Faddeeva function of ``faddeeva.c.tmpl`` (Weideman's rational
+approximation, coefficients computed here), e^x E_ν(x) by the rules of the NumPy kernel (``expint.c.tmpl``:
+E₁ by its power series or continued fraction) and the batch functions and per-point damped Newton of
+``kernel.c.tmpl``: ``src_residual_batch``, ``src_outputs_batch``, ``src_jacobian_batch`` (forward
+differences), ``src_newton_batch``, ``src_erfcx_batch`` and ``src_scaled_expint_batch``. Deterministic: the
+same System gives byte-identical source.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 import numpy as np
 import sympy as sp
 
-from ...derive.expectations import Erfcx
+from ...derive.expectations import Erfcx, ScaledExpint
 from ...derive.system import System
 from ..common import CODEGEN_VERSION, build_block, template
 
@@ -33,6 +35,7 @@ SUPPORTED = frozenset(
         "log",
         "sqrt",
         "Erfcx",
+        "ScaledExpint",
         "Symbol",
         "Integer",
         "Rational",
@@ -107,6 +110,11 @@ class _Writer:
             return f"clog({self(expr.args[0])})"
         if isinstance(expr, Erfcx):
             return f"sr_erfcx({self(expr.args[0])})"
+        if isinstance(expr, ScaledExpint):
+            nu = expr.args[0]
+            if not (nu.is_Rational and nu > 0 and (2 * nu).is_Integer):
+                raise UnsupportedExpression(f"e^x E_nu(x) of order {nu}")
+            return f"sr_scaled_expint({_literal(float(nu))}, {self(expr.args[1])})"
         raise UnsupportedExpression(f"{type(expr).__name__}")
 
     def _pow(self, base: sp.Expr, e: sp.Expr) -> str:
@@ -162,6 +170,7 @@ def generate_complex_c_source(system: System) -> str:
         "static const double SR_W_COEFFS[SR_W_TERMS] = {" + ", ".join(_literal(c) for c in reversed(coeffs)) + "};",
         "",
         template(__package__, "faddeeva.c.tmpl"),
+        template(__package__, "expint.c.tmpl"),
     ]
     inputs = [f"    const double complex {c_name(u)} = u[{i}];" for i, u in enumerate(system.unknown_names)]
     inputs += [f"    const double complex {c_name(q)} = th[{i}];" for i, q in enumerate(system.parameter_names)]

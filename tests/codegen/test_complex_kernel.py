@@ -107,3 +107,22 @@ def test_unsupported_records_and_missing_compilers_have_no_kernel(monkeypatch: p
 def test_generated_source_is_deterministic() -> None:
     system = System.from_dict(toy_record())
     assert generate_complex_c_source(system) == generate_complex_c_source(System.from_dict(toy_record()))
+
+
+@needs_cc
+def test_scaled_expint_matches_mpmath() -> None:
+    """e^z E_ν(z) against 25-digit mpmath: ν = 1/2 and 1 (erfcx; E₁ by series or continued fraction; the
+    asymptotic series for |z| ≥ 60) to 1e-13; higher orders come from the upward recursion of the NumPy kernel,
+    which amplifies rounding by up to about (1 + |z|)^ν near the negative axis: there within 1e-14 (1 + |z|)^ν."""
+    kernel = complex_kernel.load_complex_kernel(toy_record())
+    assert kernel is not None
+    rng = np.random.default_rng(8)
+    r = 10 ** rng.uniform(-4, np.log10(59.9), 200)
+    z = np.concatenate([r * np.exp(1j * rng.uniform(-np.pi, np.pi, r.size)), -np.linspace(0.01, 59, 30) + 1e-3j])
+    z = np.concatenate([z, np.linspace(0.01, 59, 30) + 0j, 70 * np.exp(1j * np.linspace(-3, 3, 20))])
+    for nu in (0.5, 1.0, 2.0, 4.5):
+        with mpmath.workdps(25):
+            ref = np.array([complex(mpmath.exp(mpmath.mpc(v)) * mpmath.expint(nu, mpmath.mpc(v))) for v in z])
+        err = np.abs(kernel.scaled_expint(nu, z) / ref - 1)
+        allowed = 1e-13 if nu <= 1 else 1e-14 * (1 + np.abs(z)) ** nu
+        assert np.all(err < allowed), (nu, z[np.argmax(err / allowed)])
