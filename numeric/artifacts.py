@@ -1,5 +1,6 @@
-"""Outputs of the figure commands: CSV text headed by the command line, PNG bytes carrying it in their
-metadata, and an all-or-nothing writer (every file is computed first, then all are written atomically).
+"""Outputs of the figure commands: CSV text headed by the command line (:func:`command_line`: one line that a
+shell runs again), PNG bytes carrying it in their metadata, and an all-or-nothing writer (every file is
+computed first, then all are written atomically).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import csv
 import io
 import math
 import re
+import shlex
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +39,35 @@ _LINE_BREAK = re.compile("[" + "".join(_LINE_BREAKS) + "]")
 def one_line(text: str) -> str:
     """``text`` with every line break written as its backslash escape, so it stays one line."""
     return _LINE_BREAK.sub(lambda m: _LINE_BREAKS[m.group()], text)
+
+
+_SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _control(c: str) -> bool:
+    """A control character or a line/paragraph separator."""
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
+
+
+def _quote(word: str) -> str:
+    """One shell word: shlex quoting, or bash's ``$'...'`` with escapes for a word holding a control
+    character or a line break (a multi-line expression), so that the command stays one line."""
+    if not any(map(_control, word)):
+        return shlex.quote(word)
+
+    def escape(c: str) -> str:
+        if c in _SHELL_ESCAPES:
+            return _SHELL_ESCAPES[c]
+        if _control(c):
+            return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        return c
+
+    return "$'" + "".join(map(escape, word)) + "'"
+
+
+def command_line(words: Sequence[str]) -> str:
+    """``sobolev-rf WORDS`` as one line that a shell runs again (written into every figure and CSV)."""
+    return " ".join(_quote(w) for w in ["sobolev-rf", *words])
 
 
 def csv_text(command: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -75,7 +75,8 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 def test_every_code_block_is_executed_or_checked() -> None:
     """Python runs as notebook cells (executed on every build); a console block holds only ``make`` targets
     that exist and ``sobolev-rf`` commands the parser accepts; ``text`` blocks are diagrams."""
-    from sobolev_rf.numeric.cli.main import build_parser, join_negative_values
+    from sobolev_rf.numeric.cli.args import join_negative_values
+    from sobolev_rf.numeric.cli.main import build_parser
 
     targets = set(re.findall(r"^([a-z]+):", (ROOT / "Makefile").read_text(), flags=re.M))
     cells = 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
@@ -257,65 +256,35 @@ def add_declaration_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_params(items: list[str]) -> dict[str, float | complex]:
-    """``--param NAME=VALUE`` items → values (real, or complex such as ``1+0.01j``); imports no SymPy."""
-    from ...derive.syntax import parse_value
+_NEGATIVE = re.compile(r"^-\.?\d")
 
-    out: dict[str, float | complex] = {}
-    for item in items:
-        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*=\s*(\S+)\s*", item)
-        if not m:
-            raise UserError(f"bad parameter {item!r}; write NAME=VALUE, e.g. lam=0.5 or z=1+0.01j.")
-        out[m.group(1)] = parse_value(m.group(1), m.group(2))
+
+def join_negative_values(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
+    """``--alignment -0.3,1`` → ``--alignment=-0.3,1`` for every option that takes a value.
+
+    argparse reads a word that starts with ``-`` as an option unless it is a plain negative number, so
+    a list such as ``-0.3,1`` after an option would be refused; writing it as ``--opt=value`` keeps it.
+    """
+    takes_value: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        p = parsers.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings and action.nargs != 0:
+                takes_value.update(action.option_strings)
+    out: list[str] = []
+    it = iter(words)
+    for word in it:
+        if word in takes_value:
+            value = next(it, None)
+            if value is not None and _NEGATIVE.match(value):
+                out.append(f"{word}={value}")
+                continue
+            out.append(word)
+            if value is not None:
+                out.append(value)
+        else:
+            out.append(word)
     return out
-
-
-def declarations(
-    args: argparse.Namespace,
-) -> tuple[dict[str, Any], dict[str, Any], list[Any], dict[str, bool], dict[str, float | complex]]:
-    """Matrices, dimensions, diagonal laws, Gaussian names (→ symmetric?) and parameter values of a command
-    line with --shape, --symmetric, --diag and --param (shared by ``pencil`` and ``spectrum``)."""
-    from ...derive.laws import declare_diagonals
-    from ...derive.pencil import declare_shapes
-
-    mats, dims = declare_shapes(args.shape)
-    diag_mats, laws = declare_diagonals(args.diag, dims, taken=mats)
-    for name in args.symmetric:
-        if name not in mats:
-            raise UserError(f"--symmetric {name}: declare {name} with --shape first.")
-        if mats[name].rows != mats[name].cols:
-            raise UserError(f"--symmetric {name}: {name} must be square.")
-    gaussians = {n: n in args.symmetric for n in mats}
-    mats.update(diag_mats)
-    values = parse_params(args.param)
-    for name in dims:
-        if name in values:
-            v = values[name]
-            if isinstance(v, complex) or v <= 0:
-                raise UserError(f"dimension {name} must be a real number > 0, got {args_value(v)}.")
-    return mats, dims, laws, gaussians, values
-
-
-def args_value(v: float | complex) -> str:
-    return f"{v:g}" if not isinstance(v, complex) else str(v)
-
-
-def declaration_key(args: argparse.Namespace) -> dict[str, Any]:
-    """What a derived expression depends on, as plain data (a cache key): the expression text, the
-    declarations, the parameter names and the sha256 of every data file a law reads."""
-    import hashlib
-    from pathlib import Path
-
-    files = {}
-    for spec in args.diag:
-        source = spec.split("@", 1)[1].strip() if "@" in spec else ""
-        if source and Path(source).is_file():
-            files[source] = hashlib.sha256(Path(source).read_bytes()).hexdigest()
-    return {
-        "expr": args.expr,
-        "shape": list(args.shape),
-        "symmetric": list(args.symmetric),
-        "diag": list(args.diag),
-        "parameters": sorted(parse_params(args.param)),
-        "files": files,
-    }

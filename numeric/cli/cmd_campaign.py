@@ -17,8 +17,6 @@ from ...derive.values import integer, integer_list, range_list, split_list
 from ..progress import progress_enabled
 from .args import add_step_arguments, describe_options, step_axes
 
-HELP = "simulation campaigns: grid × d × seeds on a Dask cluster, results in SQLite, resumable"
-
 DESCRIPTION = """\
 Runs the exact simulator on every (point, d, seed) of a grid of model points, on an embedded local Dask
 cluster (--workers processes) or on an existing one (--scheduler tcp://HOST:PORT), and writes each result
@@ -57,7 +55,7 @@ GRID_DEFAULTS = {
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "campaign", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        "campaign", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--store", required=True, metavar="F.sqlite", help="the SQLite store (created if missing)")
     g = parser.add_argument_group("grid (default: MODEL.md's point; omit all to use the store's campaign)")

@@ -6,11 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from ...derive.errors import UserError
 from ...derive.syntax import SYNTAX_HELP
-from .args import add_declaration_arguments, args_value
-
-HELP = "linear pencil and operator-valued fixed point of a rational matrix expression"
+from .args import add_declaration_arguments
 
 DESCRIPTION = f"""\
 Linearises a rational expression in Gaussian and diagonal random matrices into a pencil
@@ -44,7 +41,7 @@ Examples:
 def add_parser(subparsers: Any) -> None:
     """Register ``pencil``."""
     parser = subparsers.add_parser(
-        "pencil", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        "pencil", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("expr", metavar="EXPR", help="the rational matrix expression (syntax above)")
     add_declaration_arguments(parser)
@@ -83,12 +80,12 @@ def _derived(args: argparse.Namespace, values: dict[str, float | complex]) -> tu
     import numpy as np
     import sympy as sp
 
+    from ...derive.declarations import declarations
     from ...derive.laws import GaussianMatrix, herglotz_sign
     from ...derive.ovfp import derive_system
     from ...derive.pencil import linearize, parse_expression
-    from .args import declarations
 
-    mats, dims, laws, gaussians, _ = declarations(args)
+    mats, dims, laws, gaussians, _ = declarations(args.shape, args.symmetric, args.diag, args.param)
     complex_names = [k for k, v in values.items() if isinstance(v, complex)]
     scalars = {**dims, **{k: sp.Symbol(k) for k in complex_names if k not in dims}}
     expr = parse_expression(args.expr, mats, scalars)
@@ -118,17 +115,18 @@ def _derived(args: argparse.Namespace, values: dict[str, float | complex]) -> tu
 
 def run(args: argparse.Namespace) -> int:
     """Derive (or load the cached system), optionally solve, and print."""
+    from ...derive.declarations import check_dimensions, declaration_key, parse_params
     from ..theory.ovfp import cached_fixed_point
-    from .args import declaration_key, parse_params
 
     values = parse_params(args.param)
     complex_names = sorted(k for k, v in values.items() if isinstance(v, complex))
-    key = {**declaration_key(args), "complex": complex_names, "self_adjoint": bool(args.self_adjoint)}
+    key = {
+        **declaration_key(args.expr, args.shape, args.symmetric, args.diag, args.param),
+        "complex": complex_names,
+        "self_adjoint": bool(args.self_adjoint),
+    }
     fixed_point, meta = cached_fixed_point("pencil-1", key, lambda: _derived(args, values))
-    for name in meta["dimensions"]:
-        v = values.get(name)
-        if v is not None and (isinstance(v, complex) or v <= 0):
-            raise UserError(f"dimension {name} must be a real number > 0, got {args_value(v)}.")
+    check_dimensions(meta["dimensions"], values)
     herglotz: dict[str, int] = {}
     if meta["herglotz"] and len(complex_names) == 1:
         herglotz["r"] = meta["herglotz"] * (1 if values[complex_names[0]].imag > 0 else -1)

@@ -46,7 +46,6 @@ def _order_text(value: object) -> str:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "solve",
-        help="asymptotic test errors (d, n, p → ∞) of one model point",
         description="Solve the replica-symmetric fixed point of Sobolev training for the given model point "
         "and print eps_L2, eps_H1, eps_grad, train_loss, train_error_L2 and the order parameters.",
     )

@@ -10,8 +10,6 @@ from typing import Any
 
 from ...derive.errors import UserError
 
-HELP = "limiting spectral density of a self-adjoint matrix expression (Stieltjes inversion), atoms, finite draw"
-
 DESCRIPTION = """\
 Limiting eigenvalue density of a symmetric N x N rational expression M in Gaussian and diagonal random
 matrices (all dimensions proportional).  The Stieltjes transform m(z) = (1/N) tr (M - z)^-1 is the normalised
@@ -76,7 +74,7 @@ def add_parser(subparsers: Any) -> None:
     from .args import add_declaration_arguments
 
     parser = subparsers.add_parser(
-        "spectrum", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        "spectrum", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("expr", metavar="EXPR", help="a self-adjoint (symmetric) rational matrix expression")
     add_declaration_arguments(parser)
@@ -115,11 +113,11 @@ def _parsed(args: argparse.Namespace, real: dict[str, float]) -> tuple[Any, dict
     import numpy as np
     import sympy as sp
 
+    from ...derive.declarations import declarations
     from ...derive.laws import is_self_adjoint
     from ...derive.pencil import parse_expression
-    from .args import declarations
 
-    mats, dims, laws, gaussians, _ = declarations(args)
+    mats, dims, laws, gaussians, _ = declarations(args.shape, args.symmetric, args.diag, args.param)
     expr = parse_expression(args.expr, mats, dims)
     if expr.rows != expr.cols:
         raise UserError(f"the expression is {sp.sstr(expr.rows)} x {sp.sstr(expr.cols)}; it must be square.")
@@ -132,10 +130,10 @@ def run(args: argparse.Namespace) -> int:
     """Derive (or load the cached system), solve along the grid, find atoms, print or write."""
     import numpy as np
 
+    from ...derive.declarations import check_dimensions, declaration_key, parse_params
     from ..progress import Progress
     from ..studies.spectrum import StieltjesSolver, check_finite_draw, finite_eigenvalues, spectral_density
     from ..theory.ovfp import cached_fixed_point
-    from .args import declaration_key, parse_params
 
     a, b, num = _grid(args.x)
     values = parse_params(args.param)
@@ -164,10 +162,9 @@ def run(args: argparse.Namespace) -> int:
         dims = sorted({str(d) for m in mats.values() for d in sp.sympify(m.shape).free_symbols})
         return system, {"z": zname, "expression": sp.sstr(expr), "latex": latex_lines(expr), "dimensions": dims}
 
-    fixed_point, meta = cached_fixed_point("spectrum-resolvent-1", declaration_key(args), derive)
-    for name in meta["dimensions"]:
-        if name in real and real[name] <= 0:
-            raise UserError(f"dimension {name} must be a real number > 0, got {real[name]:g}.")
+    key = declaration_key(args.expr, args.shape, args.symmetric, args.diag, args.param)
+    fixed_point, meta = cached_fixed_point("spectrum-resolvent-1", key, derive)
+    check_dimensions(meta["dimensions"], real)
     solver = StieltjesSolver(fixed_point, meta["z"], real)
     x = np.linspace(a, b, num)
     eigs = None

@@ -35,7 +35,6 @@ NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="asymptotic errors on a grid of p/d, n/d, lam, noises and tau (generated C or NumPy solver)",
         description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g, --tau takes one value, a linear "
         "range start:stop:num or a geometric range log:start:stop:num (e.g. --tau log:0.01:100:41); "
         "the grid is their outer product. lam = 0 is the limit λ → 0⁺, whose interpolation threshold "

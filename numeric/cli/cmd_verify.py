@@ -13,7 +13,6 @@ from .args import add_model_arguments, params_from_args
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "verify",
-        help="check the double-precision solution of one point against an mpmath solve at N digits",
         description="Solve the model point with the generated double-precision solver, then run Newton's "
         "method on the same equations with mpmath at --digits digits, and print the agreeing "
         "digits of every output and the high-precision residual.",

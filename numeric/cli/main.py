@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import re
-import shlex
 import sys
-import unicodedata
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from ...derive.errors import UserError
+from ..artifacts import command_line
+from .args import join_negative_values
 
 
 class Command(NamedTuple):
@@ -126,69 +125,6 @@ def build_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
         else:
             sub.add_parser(name, help=command.help)
     return parser
-
-
-_SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def _control(c: str) -> bool:
-    """A control character or a line/paragraph separator."""
-    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
-
-
-def _quote(word: str) -> str:
-    """One shell word: shlex quoting, or bash's ``$'...'`` with escapes for a word holding a control
-    character or a line break (a multi-line expression), so that the command stays one line."""
-    if not any(map(_control, word)):
-        return shlex.quote(word)
-
-    def escape(c: str) -> str:
-        if c in _SHELL_ESCAPES:
-            return _SHELL_ESCAPES[c]
-        if _control(c):
-            return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-        return c
-
-    return "$'" + "".join(map(escape, word)) + "'"
-
-
-def command_line(words: Sequence[str]) -> str:
-    """``sobolev-rf WORDS`` as one line that a shell runs again (written into every figure and CSV)."""
-    return " ".join(_quote(w) for w in ["sobolev-rf", *words])
-
-
-_NEGATIVE = re.compile(r"^-\.?\d")
-
-
-def join_negative_values(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
-    """``--alignment -0.3,1`` → ``--alignment=-0.3,1`` for every option that takes a value.
-
-    argparse reads a word that starts with ``-`` as an option unless it is a plain negative number, so
-    a list such as ``-0.3,1`` after an option would be refused; writing it as ``--opt=value`` keeps it.
-    """
-    takes_value: set[str] = set()
-    parsers = [parser]
-    while parsers:
-        p = parsers.pop()
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
-            elif action.option_strings and action.nargs != 0:
-                takes_value.update(action.option_strings)
-    out: list[str] = []
-    it = iter(words)
-    for word in it:
-        if word in takes_value:
-            value = next(it, None)
-            if value is not None and _NEGATIVE.match(value):
-                out.append(f"{word}={value}")
-                continue
-            out.append(word)
-            if value is not None:
-                out.append(value)
-        else:
-            out.append(word)
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

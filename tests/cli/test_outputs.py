@@ -15,8 +15,8 @@ import pytest
 from sobolev_rf.codegen import atomic
 from sobolev_rf.codegen.atomic import WriteError, atomic_write_text
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.numeric.artifacts import csv_text, write_outputs
-from sobolev_rf.numeric.cli.main import command_line, main
+from sobolev_rf.numeric.artifacts import command_line, csv_text, write_outputs
+from sobolev_rf.numeric.cli.main import main
 
 FILES: dict[str, str | bytes] = {"a.csv": "x\n1\n", "b.png": b"\x89PNG..."}
 
