@@ -1,11 +1,11 @@
 """The spike of one first-layer step: closed form (derive/spike.py) against the simulator (phase 1 of
 numeric/simulation/onestep.py) at several d.
 
-For each configuration and d, the measured mean ± SE over seeds of r, γ, the row rescaling(s), the bulk
-variance and its part linear in W₀, c_W, the first direction's ζ shift (divided by ϖ₁; mean rγ + ψ) and the
-spread of that shift over seeds (r√(1 − γ²), from ν ~ N(0, 1)), next to the theory; z = (mean −
-theory)/SE, and the Richardson extrapolation 2m(2d) − m(d) of the two largest sizes (which removes a 1/d
-finite-size effect). Prints a table (Markdown) and writes JSON and Markdown to benchmarks/results/.
+For each configuration and d, the measured mean ± SE over seeds of r, γ, the row rescaling(s), the bulk variance and
+its part linear in W₀, c_W, the rows' spread Σ (spike entries t_j and squared bulk norms e_j), the first direction's
+ζ shift (divided by ϖ₁; mean rγ + ψ) and the spread of that shift over seeds (r√(1 − γ²), from ν ~ N(0, 1)), next to
+the theory; z = (mean − theory)/SE, and the Richardson extrapolation 2m(2d) − m(d) of the two largest sizes (which
+removes a 1/d finite-size effect). Prints a table (Markdown) and writes JSON and Markdown to benchmarks/results/.
 
     python benchmarks/spike.py [--d 400,800,1600] [--seeds 10] [--only NAME,...] [--out NAME]
     python benchmarks/spike.py --combine NAME,NAME --out NAME   # one table from earlier runs' JSON
@@ -69,6 +69,9 @@ COLUMNS = (
     ("b_lin²", "bulk_linear", "bulk_linear"),
     ("ε (overlap)", "overlap_rescaling", "overlap_rescaling"),
     ("c_W", "c_W", "c_W"),
+    ("Σ_tt", "sigma_tt", "sigma_tt"),
+    ("Σ_te", "sigma_te", "sigma_te"),
+    ("Σ_ee", "sigma_ee", "sigma_ee"),
 )
 
 

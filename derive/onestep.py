@@ -34,8 +34,21 @@ with e(κ) = hh + c² − 2ch − 2μ₁χh₁ + q the population error given κ
 a linear 2×2 system in (q₁, q₂), solved in closed form. Outputs: eps_L2 = E_κ e(κ) and
 train_error_L2 = E_κ[g²(e + Δ_f)].
 
+The rows' spread (derive/spike.py, "Rows differ"). The rows are not all alike: row j has its own spike
+entry t_j and squared bulk norm e_j, spread at O(1/√d) with d × covariance Σ (Σ_tt, Σ_te, Σ_ee). Given κ
+its mean is μ₀(κ; t_j, e_j) = μ₀(κ) + κμ₁(κ)(t_j − r) + μ_e(κ)(e_j − ē) + O(1/d), μ_e = ∂μ₀/∂(c_W²) =
+E[zσ′(rκ + c_W z)]/(2c_W): two rank-one channels, the vectors t − r1 and e − ē1 with the functions κμ₁(κ)
+and μ_e(κ). Both are generic to Ω (measured: their resolvent forms are within 3 % of ψΣ⟨g(D)⟩), so the
+θ channel above becomes a pair, θ = (aᵀ(t − r1), aᵀ(e − ē1)), c(κ) = μ₀m + κμ₁θ_t + μ_eθ_e,
+
+    θ = ψV₂Σθ̂,   θ̂ = αE[g f (h − c)],  f = (κμ₁, μ_e),
+
+solved with m as one 3×3 linear system, and θ̂²ψc_W² becomes ψθ̂ᵀΣθ̂ in q₁, q₂. Σ = (c_W², 0, 0) is the model
+above (rows of one norm; Σ_tt = c_W² is its θ channel). After a tanh Sobolev step (p/d = 2, n/d = 3,
+λ = 10⁻³, η̃ = 1, α₀ = 4, τ₁k₁ = 1) it lowers eps_L2 from 0.0387 to 0.0372.
+
 E_κ is a Gauss–Hermite rule of ``nodes`` points: the System takes, per node i, the weight w_i, the node
-κ_i and the seven conditional coefficients as parameters (the numeric layer computes them for any σ, φ
+κ_i and the eight conditional coefficients as parameters (the numeric layer computes them for any σ, φ
 and spike), so the equations are straight-line code and codegen needs nothing new. The only unknowns
 are V₁ and V₂; everything else is explicit.
 """
@@ -51,11 +64,14 @@ from .saddle import _Definitions
 from .system import System
 
 LAM, PSI, PHI, DELTA_F, CW2 = sp.symbols("lam psi n_d Delta_f cW2")
+#: d × the per-row covariance of the spike entries t_j = ⟨w¹_j, û⟩ and the squared bulk row norms
+#: e_j = ‖Πw¹_j‖² (Σ_tt = c_W², Σ_te = Σ_ee = 0 for a bulk with rows of one norm).
+SIG_TT, SIG_TE, SIG_EE = sp.symbols("Sigma_tt Sigma_te Sigma_ee")
 #: 1 (the model): the bulk's component Bû along the spike is kept (θ channel, ⟨F g⟩ = ψc_W²⟨g⟩); 0 drops it
 #: (F ≡ 0, so θ = 0), which is the fixed point of the published notebook of Cui et al. 2024.
 BULK = sp.Symbol("bulk_overlap")
-#: Per-node parameter names (suffix ``_<i>``): weight, node, μ₀, μ₁, μ₂², h, h₁, hh.
-NODE_FIELDS = ("w", "k", "s0", "s1", "s2", "t0", "t1", "t2")
+#: Per-node parameter names (suffix ``_<i>``): weight, node, μ₀, μ₁, μ₂², h, h₁, hh, μ_e.
+NODE_FIELDS = ("w", "k", "s0", "s1", "s2", "t0", "t1", "t2", "s3")
 #: Default number of Gauss–Hermite nodes in κ.
 NODES = 48
 #: What each scalar parameter is (ModelParams names, or the spike quantity).
@@ -65,6 +81,9 @@ PARAMETER_MEANING = {
     "n_d": "n_over_d",
     "Delta_f": "noise_f",
     "cW2": "bulk row variance c_W² after the step",
+    "Sigma_tt": "d·Var(t_j): the spike entries' spread across rows (c_W² for a Gaussian bulk)",
+    "Sigma_te": "d·Cov(t_j, e_j): spike entries against squared bulk row norms",
+    "Sigma_ee": "d·Var(e_j): the squared bulk row norms' spread across rows",
     "bulk_overlap": "1: keep the bulk's component along û (the model); 0: drop it (the published notebook)",
     "w": "Gauss–Hermite weight of node i",
     "k": "Gauss–Hermite node κ_i",
@@ -74,6 +93,7 @@ PARAMETER_MEANING = {
     "t0": "h(κ_i) = E φ(γκ_i + ρz)",
     "t1": "h₁(κ_i) = E zφ(γκ_i + ρz)",
     "t2": "hh(κ_i) = E φ(γκ_i + ρz)²",
+    "s3": "μ_e(κ_i) = ∂μ₀/∂(c_W²) = E[z σ′(rκ_i + c_W z)]/(2c_W)",
 }
 LATEX_NAMES = {"lam": r"\lambda", "n_d": r"(n/d)", "cW2": r"c_W^2", "V_1": "V_1", "V_2": "V_2"}
 
@@ -94,7 +114,7 @@ def derive_onestep_system(nodes: int = NODES) -> System:
 def _derive(nodes: int) -> System:
     d = _Definitions()
     n = node_symbols(nodes)
-    w, k, s0, s1, s2, t0, t1, t2 = (n[f] for f in NODE_FIELDS)
+    w, k, s0, s1, s2, t0, t1, t2, s3 = (n[f] for f in NODE_FIELDS)
     V1, V2 = sp.symbols("V_1 V_2")
     alpha = d("alpha", PHI / PSI)
     lam_c = d("lam_c", alpha * LAM)
@@ -117,40 +137,63 @@ def _derive(nodes: int) -> System:
     DS2 = d("DS2", (iS - a * iS2) / Vh1)
     D2S2 = d("D2S2", (DS - a * DS2) / Vh1)
     residuals = [V1 - DS, V2 - iS]
-    # (m, θ): C m + A_k θ = A_h and T α A_k m + (1 + T α B_kk) θ = T α B_h, T = ψ c_W² V₂
+    # (m, θ_t, θ_e): the mean equation C m + A_t θ_t + A_e θ_e = A_h and θ = T Σ θ̂, θ̂ = α(B_h − m A − B θ),
+    # T = ψ V₂ (a 3×3 linear system; without a mean channel its first row is m = 0)
+    f = [[k[i] * s1[i] for i in range(nodes)], list(s3)]  # the channels' functions κμ₁(κ) and μ_e(κ)
     Ah = d("A_h", E([g[i] * s0[i] * t0[i] for i in range(nodes)]))
-    Ak = d("A_k", E([g[i] * s0[i] * s1[i] * k[i] for i in range(nodes)]))
     C = d("C_0", E([g[i] * s0[i] ** 2 for i in range(nodes)]))
-    Bh = d("B_h", E([g[i] * k[i] * s1[i] * t0[i] for i in range(nodes)]))
-    Bkk = d("B_kk", E([g[i] * k[i] ** 2 * s1[i] ** 2 for i in range(nodes)]))
-    T = d("T_F", BULK * PSI * CW2 * V2)
-    det = C * (1 + T * alpha * Bkk) - T * alpha * Ak**2
+    Ac = [d(f"A_{c}", E([g[i] * s0[i] * f[a][i] for i in range(nodes)])) for a, c in enumerate("te")]
+    Bh = [d(f"B_h{c}", E([g[i] * f[a][i] * t0[i] for i in range(nodes)])) for a, c in enumerate("te")]
+    Bcc = {
+        (a, b): d(f"B_{ca}{cb}", E([g[i] * f[a][i] * f[b][i] for i in range(nodes)]))
+        for a, ca in enumerate("te")
+        for b, cb in enumerate("te")
+        if a <= b
+    }
+    Bm = sp.Matrix(2, 2, lambda a, b: Bcc[(min(a, b), max(a, b))])
+    Sig = BULK * sp.Matrix([[SIG_TT, SIG_TE], [SIG_TE, SIG_EE]])
+    T = d("T_F", PSI * V2)
     mean = sp.Gt(C, 0)  # μ₀ ≢ 0: the mean direction is a channel (no division by C = 0 in either branch)
 
-    def nonzero(x: sp.Expr) -> sp.Expr:
-        """x where there is a mean channel, else x + 1 (x = 0 there), so that no branch divides by zero."""
-        return x + sp.Piecewise((0, mean), (1, True))
+    def when_mean(x: sp.Expr, otherwise: sp.Expr) -> sp.Expr:
+        return sp.Piecewise((x, mean), (otherwise, True))
 
-    theta = d(
-        "theta",
-        sp.Piecewise(
-            (T * alpha * (C * Bh - Ak * Ah) / nonzero(det), mean),
-            (T * alpha * Bh / (1 + T * alpha * Bkk), True),
-        ),
+    TS = T * alpha * Sig
+    lower = sp.eye(2) + TS * Bm
+    side = TS * sp.Matrix(Ac)
+    M = sp.Matrix(
+        [
+            [when_mean(C, 1), when_mean(Ac[0], 0), when_mean(Ac[1], 0)],
+            [side[0], lower[0, 0], lower[0, 1]],
+            [side[1], lower[1, 0], lower[1, 1]],
+        ]
     )
-    m = d("m", sp.Piecewise(((Ah - Ak * theta) / nonzero(C), mean), (0, True)))
-    thh = d("theta_hat", alpha * (Bh - m * Ak - theta * Bkk))
+    top = TS * sp.Matrix(Bh)
+    rhs_m = sp.Matrix([when_mean(Ah, 0), top[0], top[1]])
+    Mn = sp.Matrix(3, 3, lambda a, b: d(f"M_{a}{b}", M[a, b]))
+    det3 = d("M_det", Mn.det(method="berkowitz"))
+    sol = []
+    for j, name in enumerate(("m", "theta", "theta_e")):
+        cramer = Mn.copy()
+        cramer[:, j] = rhs_m
+        sol.append(d(name, cramer.det(method="berkowitz") / det3))
+    m, theta, theta_e = sol
+    thh = [
+        d(f"theta_hat_{c}", alpha * (Bh[a] - m * Ac[a] - Bm[a, 0] * theta - Bm[a, 1] * theta_e))
+        for a, c in enumerate("te")
+    ]
+    quad = d("theta_hat_Sigma", (sp.Matrix([thh]) * Sig * sp.Matrix(thh))[0, 0])
     psih = d("psi_hat", alpha * E([g[i] * s1[i] * t1[i] for i in range(nodes)]))
     chi = d("chi", psih * PSI * DS)
-    c = [m * s0[i] + theta * s1[i] * k[i] for i in range(nodes)]
+    c = [m * s0[i] + theta * s1[i] * k[i] + theta_e * s3[i] for i in range(nodes)]
     e0 = [d(f"e0_{i}", t2[i] + c[i] ** 2 - 2 * c[i] * t0[i] - 2 * s1[i] * chi * t1[i]) for i in range(nodes)]
     P11 = d("P_11", E([g[i] ** 2 * s1[i] ** 4 for i in range(nodes)]))
     P12 = d("P_12", E([g[i] ** 2 * s1[i] ** 2 * s2[i] for i in range(nodes)]))
     P22 = d("P_22", E([g[i] ** 2 * s2[i] ** 2 for i in range(nodes)]))
     r1 = d("r_1", E([g[i] ** 2 * s1[i] ** 2 * (e0[i] + DELTA_F) for i in range(nodes)]))
     r2 = d("r_2", E([g[i] ** 2 * s2[i] * (e0[i] + DELTA_F) for i in range(nodes)]))
-    sig1 = BULK * thh**2 * PSI * CW2 * DS2 + psih**2 * PSI * D2S2
-    sig2 = BULK * thh**2 * PSI * CW2 * iS2 + psih**2 * PSI * DS2
+    sig1 = quad * PSI * DS2 + psih**2 * PSI * D2S2
+    sig2 = quad * PSI * iS2 + psih**2 * PSI * DS2
     # q = α K (r + P q) + sig, K = [[⟨D²/S²⟩, ⟨D/S²⟩], [⟨D/S²⟩, ⟨1/S²⟩]]
     K = sp.Matrix([[D2S2, DS2], [DS2, iS2]])
     P = sp.Matrix([[P11, P12], [P12, P22]])
@@ -165,14 +208,17 @@ def _derive(nodes: int) -> System:
         "train_error_L2": E([g[i] ** 2 * (e[i] + DELTA_F) for i in range(nodes)]),
         "m": m,
         "theta": theta,
+        "theta_e": theta_e,
         "chi": chi,
         "q_1": q1,
         "q_2": q2,
         "Vhat_1": Vh1,
         "Vhat_2": Vh2,
     }
-    parameters = (LAM, PSI, PHI, DELTA_F, CW2, BULK) + tuple(s for f in NODE_FIELDS for s in n[f])
-    meaning = {str(q): PARAMETER_MEANING[str(q)] for q in parameters[:6]}
+    parameters = (LAM, PSI, PHI, DELTA_F, CW2, BULK, SIG_TT, SIG_TE, SIG_EE) + tuple(
+        s for f in NODE_FIELDS for s in n[f]
+    )
+    meaning = {str(q): PARAMETER_MEANING[str(q)] for q in parameters[:9]}
     meaning.update(
         {f"{f}_{i}": PARAMETER_MEANING[f].replace("κ_i", f"κ_{i}") for f in NODE_FIELDS for i in range(nodes)}
     )

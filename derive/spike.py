@@ -51,6 +51,29 @@ w_j, η̃κ₁μ₁*(1 + τ₁k₁)ρ_j, comes on top in a regression that does 
 So the bulk rows of W₁ are Gaussian with covariance ((1 + δ)I + A)ᵀ((1 + δ)I + A)/d plus an isotropic
 (b² − b_lin²)/d: not isotropic unless κ₁′ = 0 (odd σ).
 
+Rows differ. Each row keeps, at O(1/√d), traces of its own start that the readout can use (a neuron's mean
+given κ moves with them: derive/onestep.py): its initial squared norm n_j = ‖w⁰_j‖² (n_j − 1 has variance
+2/d) and its spike overlap ⟨w⁰_j, û⟩ (variance 1/d). For the rows with a_j > 0 (all of them for ``const``):
+- the spike entry t_j = ⟨w¹_j, û⟩ = r·κ₁(√n_j)/κ₁ + c⟨w⁰_j, û⟩ + …, κ₁(s) = E σ′(sξ), slope in n_j
+  β_t = r·E[(ξ² − 1)σ′]/(2κ₁) (dκ₁/d(s²) = E σ‴/2);
+- the squared bulk norm e_j = ‖Πw¹_j‖² moves with n_j at the slope β_e = c² + 2cδ′ + b²′ (δ′ = η̃E[r]E[He₃σ′]/2
+  and b²′ the slopes of δ and b² in s², from d/d(s²)E f(sξ) = E[(ξ² − 1)f]/2), and with the spike overlap:
+  ⟨w⁰_j, Δw_j⟩ = η̃⟨w⁰_j, E[(ξ² − 1)σ′]g_L2 + E[ξσ″]g_τ⟩ + noise (g = g_L2 + g_τ, the two parts of the spike
+  vector: the row moves along itself in proportion to its overlap with g, the fluctuating counterpart of the
+  overlap rescaling ε), so e_j gains 2ε_u⟨w⁰_j, û⟩ with ε_u = sgn(κ₁)η̃⟨E[(ξ² − 1)σ′]g_L2 + E[ξσ″]g_τ, ĝ⟩;
+- e_j's own noise ν_e: the rest of that vector (4‖v‖² − 4⟨v, ĝ⟩²), the per-row sampling noise of
+  2⟨w⁰_j, Δw_j⟩ beyond it, (4η̃²/α₀)[E r²E[ξ²(σ′ − κ₁ − E[(ξ² − 1)σ′])²] − (E[r]κ₁′)² + τ₁²k₁E s²E[(ξσ″ + σ′ −
+  κ₁ − E[ξσ″])²]], and the Gaussian bulk's 2b⁴.
+So d × the rows' covariance of (t_j, e_j) is
+
+    Σ_tt = c_W² + 2β_t²,   Σ_te = 2cε_u + 2β_tβ_e,   Σ_ee = 4ε_u² + 2β_e² + ν_e
+
+(a Gaussian bulk of rows N(0, c_W²I/d) would have c_W², 0, 2c_W⁴; rows of one norm c_W², 0, 0). For tanh
+(η̃ = 1, α₀ = 4, τ₁k₁ = 1): 1.167, −1.432, 3.172 against 1.182 ± 0.010, −1.403 ± 0.023, 3.112 ± 0.046
+measured at d = 400. This is complete when the bulk is independent of W₀ (κ₁′ = E σ″ = 0, e.g. odd σ); when it
+is not (b_lin² > 0), the part diag(s)W₀A of the bulk also has its own variance along û (measured Σ_tt 0.566 ±
+0.009 against c_W² = 0.742 for ReLU, L2 step, η̃ = 1, α₀ = 4, d = 400), which is not derived here.
+
 Shared directions u_il = v_l with τ₁ = τ̃₁/d: every τ₁-term is O(1/√d) per row except its effect on the
 projections ζ_jl = ⟨w_j, v_l⟩ (‖v_l‖ = √d): the τ₁σ′u part moves row j by η̃s_jτ̃₁Σ_l T_jl v_l/d with
 T_jl = (1/n₀)Σ_i s_il σ′(h_ij) → κ₁μ₁*ϖ_l, so ζ_jl (l ≤ k₁) shifts by s_jψϖ_l, ψ = η̃τ̃₁κ₁μ₁*; the spike,
@@ -92,6 +115,15 @@ SPIKE_FIELDS = (
     "noise",
     "mean_residual",
     "residual_energy",
+    "spike_norm_slope",
+    "overlap_spike",
+    "norm_slope",
+    "row_shift_slope",
+    "bulk_slope",
+    "norm_noise",
+    "sigma_tt",
+    "sigma_te",
+    "sigma_ee",
 )
 
 
@@ -105,8 +137,11 @@ class Spike:
     ``overlap_rescaling`` ε, the slope of the rows' rescaling in their teacher overlap (w_j → (1 + s_jε⟨θ₀, w_j⟩)w_j
     beyond the spike), ``zeta_shift`` ψ = η̃τ̃₁κ₁μ₁* (shared directions; 0 otherwise), ``zeta_shift_spread`` r√(1 − γ²),
     ``signal`` m and ``noise`` ν² of the spike vector g,
-    ``mean_residual`` E r and ``residual_energy`` E r². ``k_step`` k₁ (shared: the directions l ≤ k₁ that
-    shift), ``exact`` whether every field has a closed form.
+    ``mean_residual`` E r and ``residual_energy`` E r²; the rows' own spread (module docstring, "Rows
+    differ"): ``spike_norm_slope`` β_t, ``overlap_spike`` ε_u, ``norm_slope`` β_e (with its parts
+    ``row_shift_slope`` δ′ and ``bulk_slope`` b²′), ``norm_noise`` ν_e and the covariance ``sigma_tt``,
+    ``sigma_te``, ``sigma_ee`` (d × per-row Var t_j, Cov(t_j, e_j), Var e_j). ``k_step`` k₁ (shared: the
+    directions l ≤ k₁ that shift), ``exact`` whether every field has a closed form.
     """
 
     r: Coefficient
@@ -124,6 +159,15 @@ class Spike:
     noise: Coefficient
     mean_residual: Coefficient
     residual_energy: Coefficient
+    spike_norm_slope: Coefficient
+    overlap_spike: Coefficient
+    norm_slope: Coefficient
+    row_shift_slope: Coefficient
+    bulk_slope: Coefficient
+    norm_noise: Coefficient
+    sigma_tt: Coefficient
+    sigma_te: Coefficient
+    sigma_ee: Coefficient
     step: str
     step_dirs: str
     second_layer: str
@@ -223,6 +267,10 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
     hd = hermite_coefficients(derivative(sigma), digits)
     he2 = hermite_sequence(derivative(sigma), 2, digits)[2]  # E[(ξ² − 1)σ′(ξ)], Dirac masses of σ″ included
     hp = hermite_coefficients(phi, digits)
+    d1 = derivative(sigma)
+    d2 = derivative(d1)  # σ″ almost everywhere, as the step uses it
+    sq1 = hermite_sequence(d1**2, 2, digits)  # E σ′², ·, E[(ξ² − 1)σ′²]
+    sq2 = hermite_sequence(d2**2, 2, digits)  # E σ″², ·, E[(ξ² − 1)σ″²]
     parts = {
         "k0": hs.kappa0,
         "k1": hs.kappa0_prime,
@@ -236,6 +284,10 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
         "mu1": hp.kappa1,
         "phi2": hp.second_moment,
         "dphi2": hp.second_moment_prime,
+        "he3": hermite_sequence(d1, 3, digits)[3],  # E[He₃σ′] = 2 d(E σ″(sξ))/d(s²) at s = 1
+        "he2sq1": sq1[2],
+        "he2sq2": sq2[2],
+        "xd1d2": hermite_sequence(d1 * d2, 1, digits)[1],  # E[ξσ′σ″]
     }
     sym: dict[str, Any] = {}
     exact = True
@@ -266,6 +318,29 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
     linear = eta**2 / alpha0 * (k1p**2 * energy_r + tau1**2 * k1 * energy_s * (k1p**2 + sym["dd"] ** 2))
     psi = eta * tau * k1_ * sym["mu1"] if shared else sp.S.Zero
     overlap = eta * sym["mu1"] * (sym["he2"] + tau1 * k1 * sym["xdd"])
+    # Rows differ (module docstring): the spike entry and the squared bulk norm of a row against its initial
+    # squared norm s² (slopes β_t, β_e) and its spike overlap ⟨w_j, û⟩ (slope 2ε_u of e), and e's own noise
+    he2, xdd, mu1 = sym["he2"], sym["xdd"], sym["mu1"]
+    c = 1 + delta
+    beta_t = r * he2 / (2 * k1_)
+    gL, gT, gLT = (
+        mu1**2 + energy_r / alpha0,
+        (tau1 * k1 * mu1) ** 2 + tau1**2 * k1 * energy_s / alpha0,
+        tau1 * k1 * mu1**2,
+    )
+    vg = eta * (he2 * (gL + gLT) + xdd * (gLT + gT))  # ⟨v, g⟩, v = η̃(he2·g_L2 + E[ξσ″]·g_τ)
+    vv = eta**2 * (he2**2 * gL + 2 * he2 * xdd * gLT + xdd**2 * gT)
+    eps_u = sgn * vg / norm if float(sp.N(norm, 20)) > 0 else sp.S.Zero
+    shift_slope = eta * mean_r * sym["he3"] / 2
+    v1s = sym["he2sq1"] / 2 - k1_ * he2  # d(E σ′(sξ)² − κ₁(s)²)/d(s²)
+    v2s = sym["dds2"] + sym["he2sq2"] / 2  # d(s²E σ″(sξ)²)/d(s²)
+    bulk_s = eta**2 / alpha0 * (energy_r * v1s + tau1**2 * k1 * energy_s * (v1s + v2s))
+    beta_e = c**2 + 2 * c * shift_slope + bulk_s
+    r1 = sym["he2sq1"] + sym["ds2"] - (k1_ + he2) ** 2  # E[ξ²(σ′ − κ₁ − he2)²]
+    r2 = sym["he2sq2"] + sym["dds2"] + 2 * sym["xd1d2"] + sym["ds2"] - (k1_ + xdd) ** 2
+    cross = 4 * eta**2 / alpha0 * (energy_r * r1 - (mean_r * k1p) ** 2 + tau1**2 * k1 * energy_s * r2)
+    orth = 4 * (vv - vg**2 / norm**2) if float(sp.N(norm, 20)) > 0 else 4 * vv
+    noise_e = cross + orth + 2 * bulk**2
     values = {
         "r": r,
         "gamma": gamma,
@@ -282,6 +357,15 @@ def spike_theory(params: ModelParams, digits: int = 30) -> Spike:
         "noise": noise,
         "mean_residual": mean_r,
         "residual_energy": energy_r,
+        "spike_norm_slope": beta_t,
+        "overlap_spike": eps_u,
+        "norm_slope": beta_e,
+        "row_shift_slope": shift_slope,
+        "bulk_slope": bulk_s,
+        "norm_noise": noise_e,
+        "sigma_tt": c**2 + bulk + 2 * beta_t**2,
+        "sigma_te": 2 * c * eps_u + 2 * beta_t * beta_e,
+        "sigma_ee": 4 * eps_u**2 + 2 * beta_e**2 + noise_e,
     }
     out = {name: _output(expr, exact and expr is not sp.nan, dps) for name, expr in values.items()}
     return Spike(

@@ -39,6 +39,8 @@ the bulk B = R(I − ûûᵀ) that is of the form diag(s)W₀A (A a d×d matrix)
 rescaling in their teacher overlap ρ_j = ⟨θ₀, w⁰_j⟩ beyond the spike,
 
     overlap_rescaling = Σ_j s_jρ_j⟨B_j, w⁰_j⟩ / Σ_j ρ_j²‖w⁰_j‖²,
+    sigma_tt, sigma_te, sigma_ee = d × the covariance over the rows with a_j > 0 of the spike entries
+    t_j = ⟨w¹_j, û⟩ and the squared bulk norms e_j = ‖(I − ûûᵀ)w¹_j‖²,
     ⟨û, v_l⟩ and the ζ shift (1/p) Σ_j s_j (ζ¹_jl − c_j ζ⁰_jl), ζ = WV.
 
 The closed forms of the same quantities are :func:`sobolev_rf.derive.spike.spike_theory`.
@@ -72,6 +74,9 @@ SPIKE_KEYS = (
     "bulk_linear",
     "overlap_rescaling",
     "c_W",
+    "sigma_tt",
+    "sigma_te",
+    "sigma_ee",
 )
 #: Per-direction measurements (length k): ⟨û, v_l⟩ and the ζ shift (1/p)Σ_j s_j(ζ¹_jl − c_jζ⁰_jl).
 SPIKE_VECTOR_KEYS = ("spike_overlap_l", "zeta_shift_l")
@@ -266,6 +271,9 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
             "bulk_linear": 0.0,
             "overlap_rescaling": 0.0,
             "c_W": math.sqrt(float(np.sum(theta_0[:, plus] ** 2)) / (d * max(1, int(plus.sum())))),
+            "sigma_tt": math.nan,
+            "sigma_te": math.nan,
+            "sigma_ee": math.nan,
             "spike_overlap_l": nan_k,
             "zeta_shift_l": np.zeros(k),
         }
@@ -304,6 +312,8 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
     rho = w0 @ theta0
     along = np.einsum("jd,jd->j", resid - np.outer(t, u), w0)
     overlap = float(np.sum(signs * rho * along) / np.sum(rho * rho * np.einsum("jd,jd->j", w0, w0)))
+    # the rows' spread (rows with a_j > 0): spike entries t_j = ⟨w¹_j, û⟩ and squared bulk norms e_j
+    spread_t, spread_e = p1[plus] - p1[plus].mean(), norm1[plus] - norm1[plus].mean()
     zeta_0, zeta_1 = w0 @ v, w1 @ v
     zeta_shift = signs @ (zeta_1 - c[:, None] * zeta_0) / p
     return {
@@ -315,6 +325,9 @@ def measure_spike(theta_0: Array, theta_1: Array, signs: Array, theta0: Array, v
         "bulk_linear": linear,
         "overlap_rescaling": overlap,
         "c_W": math.sqrt(iso * float(norm1[plus].mean())),
+        "sigma_tt": d * float(np.mean(spread_t * spread_t)),
+        "sigma_te": d * float(np.mean(spread_t * spread_e)),
+        "sigma_ee": d * float(np.mean(spread_e * spread_e)),
         "spike_overlap_l": v.T @ u,
         "zeta_shift_l": zeta_shift,
     }

@@ -8,10 +8,11 @@ Measured when these tests were written:
 - the published values of Cui et al. 2024 (σ = tanh, φ = sin, α₀ = 20, η̃ = 3, λ_c = 0.1, p/d = 1) are
   reproduced by the same equations only with their notebook's two differences: c_W² = 1 + η̃²μ₂*s²μ₁²/α₀
   (an extra μ₁²) and the bulk's component along û dropped (their converged θ is 2e-8): 0.033392 (published
-  0.0333, +0.16 %) at n/d = 3 and 0.043165 (0.0431, +0.11 %) at n/d = 0.9. The model itself gives
-  0.032518 and 0.042504: a real step at d = p = 400 has c_W² = 1.0235/0.9985 (the formula without μ₁²:
-  1.0190; with it: 1.0070), and a spiked-features simulation (W = c_W W₀ + r1ûᵀ, d = 1000, 4 seeds) has
-  θ = aᵀBû = 0.0723 ± 0.0030 against the theory's 0.0721 (and m = 1.117 ± 0.003 against 1.126);
+  0.0333, +0.16 %) at n/d = 3 and 0.043165 (0.0431, +0.11 %) at n/d = 0.9. The model itself gives 0.030804 and
+  0.040951 (0.032518 and 0.042504 without the rows' spread; the real step at n/d = 3: 0.0302 ± 0.0008 at d = 300,
+  0.0301 ± 0.0021 at d = 600, 6 seeds): a real step at d = p = 400 has c_W² = 1.0235/0.9985 (the formula without
+  μ₁²: 1.0190; with it: 1.0070), and a spiked-features simulation (W = c_W W₀ + r1ûᵀ, d = 1000, 4 seeds) has θ =
+  aᵀBû = 0.0723 ± 0.0030 against the theory's 0.0721 (and m = 1.117 ± 0.003 against 1.126);
 - σ = φ = tanh, α₀ = 0.5, η̃ = 1, λ_c = 0.01, n/d = 3: 0.1409 against the published simulation 0.1445
   (d = 2000); a real-step simulation gives 0.141 ± 0.005 (d = 400) and 0.144 ± 0.003 (d = 800), 6 seeds;
 - the 50-digit mpmath solve of the same System agrees with the double-precision kernel to ≥ 14 digits.
@@ -60,9 +61,13 @@ def test_published_values_of_cui_et_al() -> None:
     assert np.all(res.converged)
     assert np.allclose(res.outputs["theta"], 0.0)
     assert res.outputs["eps_L2"] == pytest.approx([0.0333, 0.0431], rel=0.01)
-    # the model (bulk kept, c_W from the step) is 2-3 % lower: the published fixed point is not ours
-    ours = solve_readout("tanh", "sin(x)", l2_spike("tanh", "sin(x)", 3.0, 20.0), 1.0, n_over_d, 0.1 / n_over_d)
-    assert ours.outputs["eps_L2"] == pytest.approx([0.032518, 0.042504], rel=1e-4)
+    # the model (bulk kept, c_W from the step) is 2-3 % lower with rows of one norm, 5-7 % lower with the rows'
+    # spread of a real step: the published fixed point is not ours
+    spike = l2_spike("tanh", "sin(x)", 3.0, 20.0)
+    plain = solve_readout("tanh", "sin(x)", Spike(spike.r, spike.cW2, spike.gamma), 1.0, n_over_d, 0.1 / n_over_d)
+    assert plain.outputs["eps_L2"] == pytest.approx([0.032518, 0.042504], rel=1e-4)
+    ours = solve_readout("tanh", "sin(x)", spike, 1.0, n_over_d, 0.1 / n_over_d)
+    assert ours.outputs["eps_L2"] == pytest.approx([0.030804, 0.040951], rel=1e-4)
     # their simulation (real step, d = 2000): 0.1445; our 6-seed simulations have SE 0.003-0.005
     tt = solve_readout("tanh", "tanh", l2_spike("tanh", "tanh", 1.0, 0.5), 1.0, 3.0, 0.01 / 3)
     assert abs(tt.outputs["eps_L2"][0] - 0.1445) < 0.005
@@ -93,8 +98,10 @@ def _spiked_simulation(d: int, seed: int, spike: Spike) -> tuple[float, float]:
 
 def test_spiked_features_simulation() -> None:
     """Theory against ridge on spiked features at d = 400 (2 seeds): the error within 3 SE + 5 % (finite
-    size: −1 % at d = 500, −2.5 % at d = 250), θ within 3 SE + 0.01 (the θ = 0 of the notebook is excluded)."""
-    spike = l2_spike("tanh", "sin(x)", 3.0, 20.0)
+    size: −1 % at d = 500, −2.5 % at d = 250), θ within 3 SE + 0.01 (the θ = 0 of the notebook is excluded).
+    The planted rows all have norm c_W and spike entry r, so the theory is the one without the rows' spread."""
+    stepped = l2_spike("tanh", "sin(x)", 3.0, 20.0)
+    spike = Spike(stepped.r, stepped.cW2, stepped.gamma)
     res = solve_readout("tanh", "sin(x)", spike, 1.0, 3.0, 0.1 / 3)
     runs = np.array([_spiked_simulation(400, seed, spike) for seed in range(2)])
     mean, se = runs.mean(axis=0), runs.std(axis=0, ddof=1) / math.sqrt(len(runs))
@@ -153,13 +160,15 @@ def test_solve_and_verify_a_model_point_with_a_step() -> None:
 
     params = ModelParams(activation="tanh", teacher="sin(x)", k=0, tau=0, p_over_d=1.0, n_over_d=3.0, lam=0.1 / 3)
     stepped = params.with_(step="l2", eta=3.0, alpha0=20.0)
-    assert solve(stepped).eps_L2 == pytest.approx(0.032518, rel=1e-4)
+    assert solve(stepped).eps_L2 == pytest.approx(0.030804, rel=1e-4)
     assert solve(params.with_(step="l2", eta=0.0, alpha0=20.0)).eps_L2 == pytest.approx(solve(params).eps_L2, rel=1e-12)
     for bad, match in (
         (dict(tau=1.0, k=1), "tau = 0"),
-        (dict(second_layer="sign"), "const"),
+        (dict(second_layer="sign", activation="relu"), "odd activation"),
         (dict(lam=0.0), "lam > 0"),
     ):
         with pytest.raises(UserError, match=match):
             solve(stepped.with_(**bad))
+    # an odd σ: the ±1/p layer is the 1/p model in mirrored coordinates (same spike, same rows' spread)
+    assert solve(stepped.with_(second_layer="sign")).eps_L2 == pytest.approx(solve(stepped).eps_L2, rel=1e-12)
     assert verify(stepped, digits=30)["agreeing_digits"] >= 12
