@@ -318,9 +318,7 @@ def solve_readout(
     """The τ = 0 readout on σ(W₁x) after a step with the given spike, on every point of the broadcast
     arrays (flattened in C order). ``bulk_overlap=False`` drops the bulk's component along û (θ ≡ 0), the
     fixed point behind the published values of Cui et al. 2024 (for comparison only)."""
-    lam_a = np.asarray(lam, dtype=float)
-    if np.any(~np.isfinite(lam_a)) or np.any(lam_a <= 0):
-        raise UserError("the one-step readout needs lam > 0 (the limit lam -> 0+ is not derived for it).")
+    _check_lam(lam, p_over_d, n_over_d)
     record = system_record(nodes)
     kernel = jit.load_kernel(record, jit.resolve_backend(backend))
     values = node_values(activation, teacher, spike, nodes)
@@ -385,7 +383,7 @@ def _odd(activation: str) -> bool:
 
 def check_supported(params: ModelParams) -> None:
     """UserError unless the theory covers ``params``: a step, the L2 readout (τ = 0), a_j = 1/p (or ±1/p with
-    an odd σ), λ > 0.
+    an odd σ), λ > 0 (or λ = 0 with p < n).
 
     The ±1/p layer with an odd σ is the a_j = 1/p model in other coordinates: a row with a_j < 0 has spike
     entry −t_j and, σ being odd, s_jσ(t_jκ + b_jᵀx) = σ(s_jt_jκ + s_jb_jᵀx); the readout's weights s_ja_j (of
@@ -404,8 +402,25 @@ def check_supported(params: ModelParams) -> None:
             "the one-step theory covers the ±1/p second layer (second_layer = 'sign') for an odd activation only "
             "(then its two populations of neurons are mirror images); use second_layer = 'const' or simulate it."
         )
-    if not params.lam > 0:
-        raise UserError("the one-step readout needs lam > 0 (the limit lam -> 0+ is not derived for it).")
+    _check_lam(params.lam, params.p_over_d, params.n_over_d)
+
+
+def _check_lam(lam: Any, p_over_d: Any, n_over_d: Any) -> None:
+    """UserError unless λ > 0, or λ = 0 with p < n (element-wise on broadcast arrays).
+
+    λ = 0 is the limit λ → 0⁺ where the fixed point stays finite: with p < n (underparameterised) the
+    Marchenko–Pastur averages keep a = V̂₂ > 0 and V₁, V₂ converge (tanh, Sobolev step, p/d = 2, n/d = 3:
+    eps_L2 0.042805, 0.042812, 0.042812 at λ = 10⁻⁶, 10⁻⁹, 0), so λ = 0 is solved as it stands. With p ≥ n the
+    readout interpolates, V₁, V₂ grow like 1/λ and the limit needs the scaled unknowns of an interpolating
+    branch, which is not derived for the one-step readout."""
+    lam_a, p_a, n_a = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (lam, p_over_d, n_over_d)))
+    if np.any(~np.isfinite(lam_a)) or np.any(lam_a < 0):
+        raise UserError("the one-step readout needs a finite lam >= 0.")
+    if np.any((lam_a == 0) & ~(p_a < n_a)):
+        raise UserError(
+            "the one-step readout needs lam > 0 when p >= n (the interpolating branch of lam -> 0+ is not derived "
+            "for it); lam = 0 is covered for p < n."
+        )
 
 
 def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", nodes: int = NODES) -> Any:

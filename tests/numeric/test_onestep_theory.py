@@ -135,8 +135,10 @@ def test_bad_input() -> None:
         l2_spike("tanh", "tanh", -1.0, 2.0)
     with pytest.raises(UserError, match="alpha0 > 0"):
         l2_spike("tanh", "tanh", 1.0, 0.0)
-    with pytest.raises(UserError, match="lam > 0"):
-        solve_readout("tanh", "tanh", l2_spike("tanh", "tanh", 1.0, 2.0), 1.0, 2.0, 0.0)
+    with pytest.raises(UserError, match="lam > 0 when p >= n"):
+        solve_readout("tanh", "tanh", l2_spike("tanh", "tanh", 1.0, 2.0), 2.0, 2.0, 0.0)
+    with pytest.raises(UserError, match="lam >= 0"):
+        solve_readout("tanh", "tanh", l2_spike("tanh", "tanh", 1.0, 2.0), 1.0, 2.0, -1e-3)
     with pytest.raises(UserError, match="nodes"):
         derive_onestep_system(2)
 
@@ -165,7 +167,7 @@ def test_solve_and_verify_a_model_point_with_a_step() -> None:
     for bad, match in (
         (dict(tau=1.0, k=1), "tau = 0"),
         (dict(second_layer="sign", activation="relu"), "odd activation"),
-        (dict(lam=0.0), "lam > 0"),
+        (dict(lam=0.0, n_over_d=0.5), "lam > 0"),
     ):
         with pytest.raises(UserError, match=match):
             solve(stepped.with_(**bad))
