@@ -385,7 +385,7 @@ def test_mpmath_verification_for_many_directions() -> None:
 @needs_cc
 def test_c_continuation_along_lines_agrees_with_cold_starts_whatever_the_threads(private_cache: Path) -> None:
     """A grid's lines solved by continuation (run > 0) against every point from its cold start (run = 0): the
-    same points converge, to 1e-12; the runs do not depend on the number of OpenMP threads (bit for bit); the
+    same points converge, to 1e-12 (outputs: and 1e-15 absolute, the rounding of the O(1) terms they cancel); the runs do not depend on the number of OpenMP threads (bit for bit); the
     special-function memo gives each point's values whatever the points evaluated before it (bit for bit)."""
     import os
     import subprocess
@@ -401,7 +401,7 @@ def test_c_continuation_along_lines_agrees_with_cold_starts_whatever_the_threads
     line = solver.kernel.solve(theta, np.full(4, 0.5), run=64)
     assert cold[2].all() and (line[2] == cold[2]).all()
     np.testing.assert_allclose(line[0], cold[0], rtol=1e-12)
-    np.testing.assert_allclose(line[1], cold[1], rtol=1e-12)
+    np.testing.assert_allclose(line[1], cold[1], rtol=1e-12, atol=1e-15)  # train_error_L2 ~ 1e-4 cancels O(1) terms
     u = cold[0]
     order = np.r_[np.arange(len(u))[::-1], np.arange(len(u))]  # each point after another, then after itself
     for name in ("residual", "jacobian", "outputs"):
