@@ -90,17 +90,18 @@ class GridSweep:
 
     def solve(self, box: tuple[slice, ...], progress: Callable[[int], None]) -> tuple[list[np.ndarray], np.ndarray]:
         """(every output on the box, converged), arrays of the box's shape."""
-        mesh = np.meshgrid(*[v[s] for v, s in zip(self.axes.values(), box)], indexing="ij")
+        mesh = np.meshgrid(*[v[s] for v, s in zip(self.axes.values(), box)], indexing="ij", sparse=True)
+        shape = np.broadcast_shapes(*[m.shape for m in mesh])
         grid = dict(zip(AXES, mesh))
         tau = grid.pop("tau")
         result = solve_arrays(self.k, tau, {**grid, **self.model}, backend=self.backend, progress=progress)
         self.used = result.backend
         threshold = int(np.count_nonzero(result.extra["branch"] == "threshold"))
-        converged = np.broadcast_to(result.converged, mesh[0].shape)
+        converged = np.broadcast_to(result.converged, shape)
         self.on_threshold += threshold
         self.bad += int(converged.size - np.count_nonzero(converged)) - threshold
-        nan = np.full(mesh[0].shape, np.nan)
-        return [np.broadcast_to(result.outputs.get(n, nan), mesh[0].shape) for n in self.names], converged
+        nan = np.broadcast_to(np.nan, shape)
+        return [np.broadcast_to(result.outputs.get(n, nan), shape) for n in self.names], converged
 
     def threshold_text(self) -> str:
         """The interpolation threshold(s) of λ → 0⁺ for the swept τ values: p = (1 + k)n for every τ > 0

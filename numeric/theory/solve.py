@@ -198,12 +198,13 @@ class _Solver:
         self.name: str = self.record["name"]
         self.unknowns = self.kernel.unknowns
         self.columns = [COLUMNS.index(p) for p in self.kernel.parameters]
+        self.every_column = self.columns == list(range(len(COLUMNS)))  # rows go to the kernel as they are
 
     def __call__(self, rows: np.ndarray, u0: np.ndarray, tol: float, run: int = 0) -> tuple[np.ndarray, ...]:
         """Solve every row from ``u0``; ``run`` > 0: continued along runs of that many consecutive rows
         (:meth:`Kernel.solve <sobolev_rf.codegen.runtime.Kernel.solve>`), a point whose continued start found
         a spurious root being solved again from its own start."""
-        theta = rows[:, self.columns]
+        theta = rows if self.every_column else rows[:, self.columns]
         u, out, ok, norm = self.kernel.solve(theta, u0, tol, run=run)
         valid = self._valid(u)
         redo = np.flatnonzero(ok & ~valid) if run else ()
@@ -329,7 +330,7 @@ def _solvers(k: int, keys: np.ndarray, backend: str) -> dict[int, _Solver]:
             ridges[sobolev] = _Solver(k, sobolev, "ridge", backend)
         return ridges[sobolev]
 
-    needed = sorted({int(x) for x in np.unique(keys)} - {-1})
+    needed = [int(i) - 1 for i in np.flatnonzero(np.bincount(np.ravel(keys) + 1, minlength=7)) if i > 0]
     return {
         key: ridge(key >= 3) if key % 3 == 0 else _Solver(k, key >= 3, BRANCHES[key % 3], backend, ridge(key >= 3))
         for key in needed
@@ -413,7 +414,11 @@ def solve_arrays(
     length = shape[axis] if shape else 1
     width = math.prod(shape) // length if shape else 1
     lines = np.empty((length, width, len(COLUMNS)))
+    constant = [np.size(c) == 1 for c in columns]
+    lines[...] = [float(np.ravel(c)[0]) if one else 0.0 for c, one in zip(columns, constant)]  # rows at once
     for j, column in enumerate(columns):
+        if constant[j]:
+            continue
         target = lines[..., j].reshape(moved)
         np.copyto(
             target, np.moveaxis(np.broadcast_to(np.asarray(column, dtype=float), shape), axis, 0) if shape else column
@@ -428,11 +433,19 @@ def solve_arrays(
     ok = np.zeros(len(rows), dtype=bool)
     norm = np.full(len(rows), np.nan)
 
-    def store(key: int, idx: np.ndarray, result: tuple[np.ndarray, ...]) -> None:
+    def store(key: int, idx: np.ndarray | slice, result: tuple[np.ndarray, ...]) -> None:
+        """A solver's result into the rows ``idx`` (indices, or a slice: no copies for a grid of one system)."""
         solver = solvers[key]
         u, out, good, res = result
-        U[idx[:, None], [u_names.index(x) for x in solver.unknowns]] = u
-        O[idx[:, None], [o_names.index(x) for x in solver.kernel.output_names]] = out
+        for table, names, mine, values in (
+            (U, u_names, solver.unknowns, u),
+            (O, o_names, solver.kernel.output_names, out),
+        ):
+            cols = [names.index(x) for x in mine]
+            if cols == list(range(table.shape[1])):
+                table[idx] = values
+            else:
+                table[(idx, cols) if isinstance(idx, slice) else (idx[:, None], cols)] = values
         ok[idx], norm[idx] = good, res
 
     # consecutive rows are neighbours along the grid's last axis of length > 1 (the continuation axis for a line):
@@ -441,11 +454,12 @@ def solve_arrays(
     chunk = CHUNK if line >= CHUNK else CHUNK // line * line
     for key, solver in solvers.items():
         members = np.flatnonzero(keys == key)
+        whole = len(members) == len(rows)  # one system on the whole grid: chunks are slices
         for start in range(0, len(members), chunk):
-            idx = members[start : start + chunk]
+            idx = slice(start, min(start + chunk, len(rows))) if whole else members[start : start + chunk]
             store(key, idx, solver.solve_cold(rows[idx], tol, line))
             if progress is not None:
-                progress(len(idx))
+                progress(len(rows[idx]))
     if continuation and length > 1:
         _continue(rows, keys, solvers, U, u_names, ok, width, tol, store, progress)
 

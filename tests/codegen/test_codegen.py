@@ -385,8 +385,9 @@ def test_mpmath_verification_for_many_directions() -> None:
 @needs_cc
 def test_c_continuation_along_lines_agrees_with_cold_starts_whatever_the_threads(private_cache: Path) -> None:
     """A grid's lines solved by continuation (run > 0) against every point from its cold start (run = 0): the
-    same points converge, to 1e-12 (outputs: and 1e-15 absolute, the rounding of the O(1) terms they cancel); the runs do not depend on the number of OpenMP threads (bit for bit); the
-    special-function memo gives each point's values whatever the points evaluated before it (bit for bit)."""
+    same points converge, to 1e-12 (outputs: and 1e-15 absolute, the rounding of the O(1) terms they cancel);
+    the runs do not depend on the number of OpenMP threads (bit for bit); the special-function memo gives each
+    point's values whatever the points evaluated before it (bit for bit)."""
     import os
     import subprocess
     import sys
