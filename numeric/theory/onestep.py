@@ -33,6 +33,8 @@ Z_MAX = 12.0
 PANELS, PANEL_NODES = 8, 24
 #: Default Gauss–Hermite nodes in κ (a parameter of the derived system).
 NODES = 48
+#: Default Gauss–Hermite nodes in z, ζ₁ = c + c_W z (the Sobolev readout).
+ZETA_NODES = 48
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,46 @@ def node_values(activation: str, teacher: str, spike: ReadoutSpike, nodes: int =
     return {name: np.broadcast_to(v, shape) for name, v in out.items()}
 
 
+@lru_cache(maxsize=32)
+def _derivative(text: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Vectorised f′ of an activation text (its kinks are those of f)."""
+    from ..simulation.functions import numpy_pair
+
+    return numpy_pair(text)[1]
+
+
+def sobolev_node_values(
+    activation: str, teacher: str, spike: ReadoutSpike, nodes: int = NODES
+) -> dict[str, np.ndarray]:
+    """:func:`node_values` and, per node, the coefficients of the gradient rows: p0, p1, p2 (μ₀′, μ₁′,
+    μ₂′² of σ′(rκ_i + c_W z)), sx (the residual cross-covariance of σ and σ′), u0, u1, u2 (h′, h₁′, hh′
+    of φ′(γκ_i + ρz)) and tx = E φφ′."""
+    out = dict(node_values(activation, teacher, spike, nodes))
+    sigma, sigma_kinks = _function(activation)
+    dsigma = _derivative(activation)
+    phi, phi_kinks = _function(teacher)
+    dphi = _derivative(teacher)
+    kappa, _ = hermite_rule(nodes)
+    r = np.asarray(spike.r, dtype=float)[..., None]
+    cW = np.sqrt(np.asarray(spike.cW2, dtype=float))[..., None]
+    gamma = np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0)[..., None]
+    rho = np.sqrt(1.0 - gamma**2)
+    shape = out["w"].shape
+    m0, m1, m2 = _gaussian_moments(dsigma, sigma_kinks, r * kappa, cW)
+    cross = _gaussian_moments(lambda t: sigma(t) * dsigma(t), sigma_kinks, r * kappa, cW)[0]
+    plain = (r == 0) & (cW == 1)
+    k0, k1, ks, k0p, k1p, ksp, c_sigma = coefficients(activation)
+    p0 = np.where(plain, k0p, m0)
+    p1 = np.where(plain, k1p, m1 / cW)
+    p2 = np.where(plain, ksp**2, np.maximum(m2 - m0**2 - m1**2, 0.0))
+    s0, s1 = out["s0"], out["s1"]
+    sx = np.where(plain, c_sigma, cross - s0 * p0 - cW**2 * s1 * p1)
+    u0, u1, u2 = _gaussian_moments(dphi, phi_kinks, gamma * kappa, rho)
+    tx = _gaussian_moments(lambda t: phi(t) * dphi(t), phi_kinks, gamma * kappa, rho)[0]
+    out.update({"p0": p0, "p1": p1, "p2": p2, "sx": sx, "u0": u0, "u1": u1, "u2": u2, "tx": tx})
+    return {name: np.broadcast_to(v, shape) for name, v in out.items()}
+
+
 # --------------------------------------------------------------------------------------------------
 # the kernel
 # --------------------------------------------------------------------------------------------------
@@ -281,11 +323,12 @@ def system_record(nodes: int = NODES) -> dict[str, Any]:
 def parameter_rows(
     scalars: Mapping[str, Any], values: Mapping[str, np.ndarray], parameters: tuple[str, ...]
 ) -> np.ndarray:
-    """Rows (points, parameters) in the kernel's order from the scalar columns and the node arrays."""
-    nodes = next(iter(values.values())).shape[-1]
-    shape = np.broadcast_shapes(*[np.shape(v) for v in scalars.values()], next(iter(values.values())).shape[:-1])
+    """Rows (points, parameters) in the kernel's order from the scalar columns and the node arrays (nodes
+    on their last axis; fields may have rules of different lengths)."""
+    shape = np.broadcast_shapes(*[np.shape(v) for v in scalars.values()], *[np.shape(v)[:-1] for v in values.values()])
     columns: dict[str, np.ndarray] = {n: np.broadcast_to(np.asarray(v, dtype=float), shape) for n, v in scalars.items()}
     for field, array in values.items():
+        nodes = np.shape(array)[-1]
         full = np.broadcast_to(array, shape + (nodes,))
         for i in range(nodes):
             columns[f"{field}_{i}"] = full[..., i]
@@ -328,6 +371,97 @@ def solve_readout(
     rows = parameter_rows(scalars, values, kernel.parameters)
     u, out, ok, norm = kernel.solve(rows, np.full((len(rows), len(kernel.unknowns)), 0.5), tol)
     ok = ok & np.all(u > 0, axis=1)
+    return ReadoutResult(
+        {n: out[:, j] for j, n in enumerate(kernel.output_names)},
+        {n: u[:, j] for j, n in enumerate(kernel.unknowns)},
+        ok,
+        norm,
+    )
+
+
+def sobolev_system_record(k: int, nodes: int = NODES, znodes: int = ZETA_NODES) -> dict[str, Any]:
+    """The cached derived system of the Sobolev readout (τ > 0) with k ∈ {1, 2} directions."""
+
+    def derive() -> Any:
+        from ...derive.onestep import derive_onestep_sobolev_system
+
+        return derive_onestep_sobolev_system(k, nodes, znodes)
+
+    return jit.system_record("onestep", {"nodes": nodes, "znodes": znodes, "readout": "sobolev", "k": k}, derive)
+
+
+def rotated_alignment(alignment: Any, shift: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(‖c‖, ϖ′): the common ζ shift c ∈ ℝ^k (last axis) rotated onto the first direction, and the alignment ϖ
+    in the rotated frame (ϖ′₁ = ⟨ϖ, c⟩/‖c‖, ϖ′₂ = (c₁ϖ₂ − c₂ϖ₁)/‖c‖ for k = 2; ϖ′ = ϖ where c = 0)."""
+    varpi = np.asarray(alignment, dtype=float)
+    c = np.asarray(shift, dtype=float)
+    varpi, c = np.broadcast_arrays(varpi, c)
+    norm = np.sqrt(np.sum(c * c, axis=-1))
+    safe = np.where(norm > 0, norm, 1.0)[..., None]
+    unit = np.where(norm[..., None] > 0, c / safe, np.eye(c.shape[-1])[0])
+    first = np.sum(varpi * unit, axis=-1)
+    if c.shape[-1] == 1:
+        return norm, first[..., None]
+    second = unit[..., 0] * varpi[..., 1] - unit[..., 1] * varpi[..., 0]
+    return norm, np.stack([first, second], axis=-1)
+
+
+def _sobolev_guess(n_points: int, k: int, cW2: np.ndarray, psi: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """A start for the fixed point: T and X of a resolvent q ≈ 1/(1 + ζ̃ᵀζ̃), everything else 0."""
+    two = k == 2
+    t00 = cW2 * psi / 2
+    t11 = cW2 * psi * (shift**2 + cW2) / 4
+    cols = [t00, 0 * t00, t11] + ([cW2 * psi * cW2 / 4] if two else [])
+    cols = cols + [c / psi for c in cols]
+    cols += [0 * t00] * (2 * (k + 1) + 3 * (4 if two else 3))
+    return np.stack([np.broadcast_to(c, (n_points,)) for c in cols], axis=-1)
+
+
+def solve_sobolev_readout(
+    activation: str,
+    teacher: str,
+    spike: ReadoutSpike,
+    p_over_d: Any,
+    n_over_d: Any,
+    lam: Any,
+    tau: Any,
+    shift: Any,
+    varpi: Any,
+    noise_f: Any = 0.0,
+    noise_g: Any = 0.0,
+    nodes: int = NODES,
+    znodes: int = ZETA_NODES,
+    backend: str = "auto",
+    tol: float = 1e-13,
+) -> ReadoutResult:
+    """The Sobolev readout (τ > 0) on σ(W₁x) after a step, for the rotated ζ shift ``shift`` = ‖c‖ ≥ 0 and the
+    rotated alignment ``varpi`` (last axis k ∈ {1, 2}, :func:`rotated_alignment`), on every point of the
+    broadcast arrays (flattened in C order)."""
+    lam_a = np.asarray(lam, dtype=float)
+    if np.any(~np.isfinite(lam_a)) or np.any(lam_a <= 0):
+        raise UserError("the one-step readout needs lam > 0 (the limit lam -> 0+ is not derived for it).")
+    varpi = np.asarray(varpi, dtype=float)
+    k = varpi.shape[-1]
+    record = sobolev_system_record(k, nodes, znodes)
+    kernel = jit.load_kernel(record, jit.resolve_backend(backend))
+    values = sobolev_node_values(activation, teacher, spike, nodes)
+    z, zw = hermite_rule(znodes)
+    values = values | {"zw": zw, "zz": z}
+    scalars = {
+        "lam": lam,
+        "psi": p_over_d,
+        "n_d": n_over_d,
+        "Delta_f": noise_f,
+        "Delta_g": noise_g,
+        "tau": tau,
+        "cW2": spike.cW2,
+        "zeta_shift": shift,
+    }
+    scalars |= {f"varpi_{l + 1}": varpi[..., l] for l in range(k)}
+    rows = parameter_rows(scalars, values, kernel.parameters)
+    col = {name: rows[:, j] for j, name in enumerate(kernel.parameters)}
+    u0 = _sobolev_guess(len(rows), k, col["cW2"], col["psi"], col["zeta_shift"])
+    u, out, ok, norm = kernel.solve(rows, u0, tol)
     return ReadoutResult(
         {n: out[:, j] for j, n in enumerate(kernel.output_names)},
         {n: u[:, j] for j, n in enumerate(kernel.unknowns)},
