@@ -272,7 +272,9 @@ def derive_onestep_sobolev_system(k: int, nodes: int = NODES, znodes: int = ZETA
     """The Sobolev readout (τ > 0) with k ∈ {1, 2} gradient rows after one step (module docstring of
     :func:`_derive_sobolev`), with a ``nodes``-point rule in κ and a ``znodes``-point rule in ζ₁."""
     if isinstance(k, bool) or not isinstance(k, int) or k not in (1, 2):
-        raise UserError(f"the Sobolev readout after a step is derived for k = 1 or 2 gradient directions, got k = {k!r}.")
+        raise UserError(
+            f"the Sobolev readout after a step is derived for k = 1 or 2 gradient directions, got k = {k!r}."
+        )
     for name, value in (("nodes", nodes), ("znodes", znodes)):
         if isinstance(value, bool) or not isinstance(value, int) or not 4 <= value <= 400:
             raise UserError(f"{name} must be an integer between 4 and 400, got {value!r}.")
@@ -291,6 +293,17 @@ class _Block:
     def of(cls, e00: sp.Expr, e01: sp.Expr, e11: sp.Expr, e22: sp.Expr | None) -> _Block:
         return cls(sp.Matrix([[e00, e01], [e01, e11]]), e22)
 
+    @classmethod
+    def from_entries(cls, e: dict[str, sp.Expr]) -> _Block:
+        """From the entries by index pair ("00", "01", "11" and, for k = 2, "22")."""
+        return cls.of(e["00"], e["01"], e["11"], e.get("22"))
+
+    @property
+    def r22(self) -> sp.Expr:
+        """The (2, 2) entry (k = 2 only)."""
+        assert self.rest is not None
+        return self.rest
+
     def entries(self) -> dict[str, sp.Expr]:
         out = {"00": self.blk[0, 0], "01": self.blk[0, 1], "11": self.blk[1, 1]}
         if self.rest is not None:
@@ -298,15 +311,15 @@ class _Block:
         return out
 
     def __matmul__(self, other: _Block) -> _Block:
-        rest = None if self.rest is None else self.rest * other.rest
+        rest = None if self.rest is None else self.rest * other.r22
         return _Block(self.blk * other.blk, rest)
 
     def __add__(self, other: _Block) -> _Block:
-        rest = None if self.rest is None else self.rest + other.rest
+        rest = None if self.rest is None else self.rest + other.r22
         return _Block(self.blk + other.blk, rest)
 
     def __sub__(self, other: _Block) -> _Block:
-        rest = None if self.rest is None else self.rest - other.rest
+        rest = None if self.rest is None else self.rest - other.r22
         return _Block(self.blk - other.blk, rest)
 
     def scale(self, c: sp.Expr) -> _Block:
@@ -383,10 +396,11 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     alpha = d("alpha", PHI / PSI)
     lam_c = d("lam_c", alpha * LAM)
     cW = d("c_W", sp.sqrt(CW2))
+    keys = ("00", "01", "11", "22")[: 4 if two else 3]
 
     def pattern(name: str) -> tuple[_Block, list[sp.Symbol]]:
-        syms = [sp.Symbol(f"{name}_{p}") for p in ("00", "01", "11", "22")[: 4 if two else 3]]
-        return _Block.of(*syms[:3], syms[3] if two else None), syms
+        syms = [sp.Symbol(f"{name}_{p}") for p in keys]
+        return _Block.from_entries(dict(zip(keys, syms))), syms
 
     T, t_syms = pattern("T")
     QO, qo_syms = pattern("O")
@@ -418,22 +432,15 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     G = []
     for i in range(nodes):
         ao, cn = outer(i), noise(i)
-        V = _Block.of(
-            *[
-                ao.entries()[p] * X_ + cn.entries()[p] * Y.entries()[p]
-                for p, X_ in zip(("00", "01", "11", "22"), xu_syms)
-                if p in ao.entries()
-            ],
-            *([] if two else [None]),
+        V = _Block.from_entries(
+            {p: ao.entries()[p] * x + cn.entries()[p] * Y.entries()[p] for p, x in zip(keys, xu_syms)}
         )
         G.append(V.plus_identity().inv().named(d, f"Gam{i}", symmetric=True))
-    Ch = _Block.of(
-        *[d(f"Chat_{p}", alpha * E([G[i].entries()[p] * outer(i).entries()[p] for i in range(nodes)])) for p in ("00", "01", "11")],
-        d("Chat_22", alpha * E([G[i].rest * outer(i).rest for i in range(nodes)])) if two else None,
+    Ch = _Block.from_entries(
+        {p: d(f"Chat_{p}", alpha * E([G[i].entries()[p] * outer(i).entries()[p] for i in range(nodes)])) for p in keys}
     )
-    Eh = _Block.of(
-        *[d(f"Ehat_{p}", alpha * E([G[i].entries()[p] * noise(i).entries()[p] for i in range(nodes)])) for p in ("00", "01", "11")],
-        d("Ehat_22", alpha * E([G[i].rest * noise(i).rest for i in range(nodes)])) if two else None,
+    Eh = _Block.from_entries(
+        {p: d(f"Ehat_{p}", alpha * E([G[i].entries()[p] * noise(i).entries()[p] for i in range(nodes)])) for p in keys}
     )
     R = (Ch @ T).plus_identity().inv().named(d, "R")
     F = (Ch @ R.t()).named(d, "F", symmetric=True)
@@ -445,7 +452,9 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     s = sp.Rational(k, 2)
     a_s = d("a_s", lam_c + a00)
     z_s = d("z_s", 2 * CW2 * aref / a_s)
-    Gs = {(m, j): d(f"Gs{m}_{j}", scaled_resolvent(s + j, z_s, m)) for m in (1, 2) for j in (0, 1, 2) if m == 2 or j < 2}
+    Gs = {
+        (m, j): d(f"Gs{m}_{j}", scaled_resolvent(s + j, z_s, m)) for m in (1, 2) for j in (0, 1, 2) if m == 2 or j < 2
+    }
 
     def closed(j: int, mm: int, power: int) -> sp.Expr:
         """E[ζ₁^j ζ₂^(2mm) q_sym^power], the symmetric integrand in closed form."""
@@ -497,7 +506,7 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     def gvec(i: int, v: list[sp.Expr]) -> list[sp.Expr]:
         g = G[i]
         out = [g.blk[0, 0] * v[0] + g.blk[0, 1] * v[1], g.blk[1, 0] * v[0] + g.blk[1, 1] * v[1]]
-        return out + ([g.rest * v[2]] if two else [])
+        return out + ([g.r22 * v[2]] if two else [])
 
     hs = [[n["t0"][i]] + [rt * varpi[l] * n["u0"][i] for l in range(k)] for i in range(nodes)]
     Ls = [[n["t1"][i]] + [rt * varpi[l] * n["u1"][i] for l in range(k)] for i in range(nodes)]
@@ -510,14 +519,19 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     thh = [d(f"thetahat_{r}", alpha * E([abar(i)[r] * kap[i] * Gmu[i][r] for i in range(nodes)])) for r in range(k + 1)]
     psh = [d(f"psihat_{r}", alpha * E([abar(i)[r] * GL[i][r] for i in range(nodes)])) for r in range(k + 1)]
     Tth = [T.blk[0, 0] * thh[0] + T.blk[0, 1] * thh[1], T.blk[1, 0] * thh[0] + T.blk[1, 1] * thh[1]]
-    Tth += [T.rest * thh[2]] if two else []
+    Tth += [T.r22 * thh[2]] if two else []
     residuals += [Th[r] - Tth[r] for r in range(k + 1)]
     for r in range(k + 1):
-        C = d(f"Cspike_{r}", E([coef(i)[r] ** 2 * (G[i].blk[r, r] if r < 2 else G[i].rest) for i in range(nodes)]))
+        C = d(f"Cspike_{r}", E([coef(i)[r] ** 2 * (G[i].blk[r, r] if r < 2 else G[i].r22) for i in range(nodes)]))
         grad = E([coef(i)[r] * Gmu[i][r] for i in range(nodes)])
-        residuals.append(sp.Piecewise((-grad / (C + sp.Piecewise((0, sp.Gt(C, 0)), (1, True))), sp.Gt(C, 0)), (S[r], True)))
+        residuals.append(
+            sp.Piecewise((-grad / (C + sp.Piecewise((0, sp.Gt(C, 0)), (1, True))), sp.Gt(C, 0)), (S[r], True))
+        )
     Xe = Xm.entries()
-    chi = [d("chi_0", PSI * (Xe["00"] * psh[0] + Xe["01"] * psh[1])), d("chi_1", PSI * (Xe["01"] * psh[0] + Xe["11"] * psh[1]))]
+    chi = [
+        d("chi_0", PSI * (Xe["00"] * psh[0] + Xe["01"] * psh[1])),
+        d("chi_1", PSI * (Xe["01"] * psh[0] + Xe["11"] * psh[1])),
+    ]
     if two:
         chi.append(d("chi_2", PSI * Xe["22"] * psh[2]))
 
@@ -537,24 +551,26 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
         for p in N:
             r, c = int(p[0]), int(p[1])
             out[p] = (
-                m[r] * m[c] + L[r] * L[c] - L[r] * a[c] * chi[c] - L[c] * a[r] * chi[r]
-                + ao[p] * qo[p] + cn[p] * qi[p] + N[p]
+                m[r] * m[c]
+                + L[r] * L[c]
+                - L[r] * a[c] * chi[c]
+                - L[c] * a[r] * chi[r]
+                + ao[p] * qo[p]
+                + cn[p] * qi[p]
+                + N[p]
             )
-        return _Block.of(*[d(f"Et{p}_{i}", out[p]) for p in ("00", "01", "11")], d(f"Et22_{i}", out["22"]) if two else None)
+        return _Block.from_entries({p: d(f"Et{p}_{i}", out[p]) for p in out})
 
     Et = [Etilde(i) for i in range(nodes)]
     Wt = [(G[i] @ Et[i] @ G[i]).named(d, f"W{i}", symmetric=True) for i in range(nodes)]
-    keys = ("00", "01", "11", "22")[: 4 if two else 3]
 
     def source(coeffs: list[_Block], name: str) -> dict[str, sp.Expr]:
         return {p: alpha * E([Wt[i].entries()[p] * coeffs[i].entries()[p] for i in range(nodes)]) for p in keys}
 
     Cn, En = source([outer(i) for i in range(nodes)], "C2"), source([noise(i) for i in range(nodes)], "E2")
     pair = {"00": (0, 0), "01": (0, 1), "11": (1, 1), "22": (2, 2)}
-    dC = _Block.of(*[d(f"dC_{p}", Cn[p] + PSI * psh[pair[p][0]] * psh[pair[p][1]]) for p in ("00", "01", "11")],
-                   d("dC_22", Cn["22"] + PSI * psh[2] ** 2) if two else None)
-    dE = _Block.of(*[d(f"dE_{p}", En[p] + PSI * CW2 * thh[pair[p][0]] * thh[pair[p][1]]) for p in ("00", "01", "11")],
-                   d("dE_22", En["22"] + PSI * CW2 * thh[2] ** 2) if two else None)
+    dC = _Block.from_entries({p: d(f"dC_{p}", Cn[p] + PSI * psh[pair[p][0]] * psh[pair[p][1]]) for p in keys})
+    dE = _Block.from_entries({p: d(f"dE_{p}", En[p] + PSI * CW2 * thh[pair[p][0]] * thh[pair[p][1]]) for p in keys})
     dF = (R @ dC @ R.t() - F @ dT @ F).named(d, "dF", symmetric=True)
     dA = (dE + dF.scale(CW2)).named(d, "dA", symmetric=True)
     da = dA.entries()
@@ -574,8 +590,10 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     residuals += [qo_syms[j] + dX.entries()[p] for j, p in enumerate(keys)]
     residuals += [qi_syms[j] + dT.entries()[p] / (CW2 * PSI) for j, p in enumerate(keys)]
 
-    eps_rows = [d(f"eps_row{r}", E([(Et[i].blk[r, r] if r < 2 else Et[i].rest) for i in range(nodes)])) for r in range(k + 1)]
-    train_rows = [E([(Wt[i].blk[r, r] if r < 2 else Wt[i].rest) for i in range(nodes)]) for r in range(k + 1)]
+    eps_rows = [
+        d(f"eps_row{r}", E([(Et[i].blk[r, r] if r < 2 else Et[i].r22) for i in range(nodes)])) for r in range(k + 1)
+    ]
+    train_rows = [E([(Wt[i].blk[r, r] if r < 2 else Wt[i].r22) for i in range(nodes)]) for r in range(k + 1)]
     outputs = {
         "eps_L2": eps_rows[0] - DELTA_F,
         "eps_H1": sp.Add(*[eps_rows[r] - TAU * DELTA_G for r in range(1, k + 1)]) / (TAU * k),
@@ -590,9 +608,7 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     unknowns = tuple(t_syms) + tuple(xu_syms) + tuple(Th) + tuple(S) + tuple(dt_syms) + tuple(qo_syms) + tuple(qi_syms)
     scalars = (LAM, PSI, PHI, DELTA_F, DELTA_G, TAU, CW2, SHIFT) + tuple(varpi)
     parameters = (
-        scalars
-        + tuple(s_ for f in SOBOLEV_NODE_FIELDS for s_ in n[f])
-        + tuple(s_ for f in ZETA_FIELDS for s_ in zn[f])
+        scalars + tuple(s_ for f in SOBOLEV_NODE_FIELDS for s_ in n[f]) + tuple(s_ for f in ZETA_FIELDS for s_ in zn[f])
     )
     meaning = {str(q): SOBOLEV_PARAMETER_MEANING[str(q)] for q in scalars}
     for f in SOBOLEV_NODE_FIELDS:

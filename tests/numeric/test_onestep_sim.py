@@ -242,11 +242,11 @@ def test_theory_of_a_step_covers_the_l2_readout(capsys: pytest.CaptureFixture[st
 
     result = solve(ModelParams(step="l2", tau=0, eta=2.0))
     assert result.eps_L2 > 0 and result.order["spike"]["r"] > 0  # a ReLU student: the step hurts (≈ 1.41)
-    with pytest.raises(UserError, match="tau = 0"):
-        solve(ModelParams(step="l2", eta=2.0))
-    assert cli.main(["solve", "--step", "l2", "--eta", "2"]) == 2
+    with pytest.raises(UserError, match="k = 1 or 2"):
+        solve(ModelParams(step="l2", eta=2.0, k=3))
+    assert cli.main(["solve", "--step", "l2", "--eta", "2", "--k", "3"]) == 2
     err = capsys.readouterr().err
-    assert "tau = 0" in err and len(err.strip().splitlines()) == 1
+    assert "k = 1 or 2" in err and len(err.strip().splitlines()) == 1
     assert cli.main(["solve", "--step", "l2", "--eta", "2", "--tau", "0"]) == 0
     assert "eps_L2" in capsys.readouterr().out
 

@@ -165,7 +165,7 @@ def test_solve_and_verify_a_model_point_with_a_step() -> None:
     assert solve(stepped).eps_L2 == pytest.approx(0.030804, rel=1e-4)
     assert solve(params.with_(step="l2", eta=0.0, alpha0=20.0)).eps_L2 == pytest.approx(solve(params).eps_L2, rel=1e-12)
     for bad, match in (
-        (dict(tau=1.0, k=1), "tau = 0"),
+        (dict(tau=1.0, k=3), "k = 1 or 2"),
         (dict(second_layer="sign", activation="relu"), "odd activation"),
         (dict(lam=0.0, n_over_d=0.5), "lam > 0"),
     ):
