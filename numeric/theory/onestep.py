@@ -273,14 +273,6 @@ def node_values(activation: str, teacher: str, spike: ReadoutSpike, nodes: int =
     return {name: np.broadcast_to(v, shape) for name, v in out.items()}
 
 
-@lru_cache(maxsize=32)
-def _derivative(text: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Vectorised f′ of an activation text (its kinks are those of f)."""
-    from ..simulation.functions import numpy_pair
-
-    return numpy_pair(text)[1]
-
-
 def sobolev_node_values(
     activation: str, teacher: str, spike: ReadoutSpike, nodes: int = NODES
 ) -> dict[str, np.ndarray]:
