@@ -71,6 +71,36 @@ def test_summed_copies_match_a_finite_draw(k: int, p_over_n: float) -> None:
     assert np.max(np.abs(finite - m)) < 0.03 * np.max(np.abs(m))
 
 
+def test_many_copies_on_the_generated_kernel() -> None:
+    """At k = 32 the order of e^x E_ν is ν = 16, where the upward recursion loses its digits near the negative
+    axis: the special function against mpmath, and m(z) on the generated NumPy kernel against lambdify."""
+    import mpmath
+
+    from sobolev_rf.codegen.numpy.printer import generate_numpy_source
+    from sobolev_rf.codegen.runtime import NumpyKernel
+    from sobolev_rf.derive.system import System
+    from sobolev_rf.numeric.theory.ovfp import FixedPoint, KernelEvaluator, scaled_expint
+
+    rng = np.random.default_rng(5)
+    x = np.exp(rng.uniform(np.log(0.1), np.log(200), 60)) * np.exp(
+        1j * rng.uniform(2.5, 3.14, 60) * rng.choice([-1, 1], 60)
+    )
+    for nu in (16.0, 24.0):
+        exact = np.array([complex(mpmath.expint(nu, complex(v)) * mpmath.exp(complex(v))) for v in x])
+        assert np.max(np.abs(scaled_expint(np.full(3, nu), x) / exact - 1)) < 1e-9
+    summed, z, _ = _gram(None)
+    stored = System.from_dict(summed.to_system(meta={"jacobian": "differences"}).to_dict())
+    module = NumpyKernel(generate_numpy_source(stored), "test_copies_kernel").module
+    kernel = FixedPoint(KernelEvaluator(module, stored.meta["names"]))
+    values = {**VALUES, "p": 3.0, "k": 32.0}
+    points = np.array([2.0, 12.0, 20.0, 30.0]) + 1j * np.array([1e-3, 1e-2, 0.1, 1.0])[:, None]
+    points = points.ravel()
+    a = StieltjesSolver(summed, z, values).from_infinity(points)
+    b = StieltjesSolver(kernel, z, values).from_infinity(points)
+    assert a[2].all() and b[2].all()
+    np.testing.assert_allclose(b[1], a[1], rtol=1e-9)
+
+
 def test_copy_sums_are_checked() -> None:
     with pytest.raises(UserError, match="outside that sum"):
         _parsed("D*Tht*Th*D/d + sum(D, k, D*Tht*Th*D/d)", ["D=p"])
