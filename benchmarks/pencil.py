@@ -18,8 +18,15 @@ Part 3, the command line (``--cli``: only this part). Each README spectrum showc
 (start-up included) and of the CPU time (user + system: what the machine's load does not inflate). Targets: a
 warm spectrum ≤ 0.5 s, a warm ``pencil --solve`` ≤ 2 × a warm ``solve``.
 
-    python benchmarks/pencil.py [--json] [--no-finite] [--cli]
-        (writes benchmarks/results/pencil.json; --cli writes benchmarks/results/pencil_cli.json)
+Part 4, exchangeable copies (``--copies``: only this part). The Sobolev Gram matrix with k gradient blocks,
+written out (D1, …, Dk: k = 1, 2, 3; the derivation grows with k) and summed, ``sum(D, k, …)`` (one system for
+every k): derive seconds and unknowns, the seconds of a 400-point spectrum (median of 3 after a warm-up), the
+largest relative difference of m(x + iy) at three points against one finite draw (p = 1200), and the command
+line at k = 32, cold (fresh cache) and warm (median of 3). Targets: k = 32 ≤ 2 s cold, ≤ 0.5 s warm.
+
+    python benchmarks/pencil.py [--json] [--no-finite] [--cli] [--copies]
+        (writes benchmarks/results/pencil.json; --cli writes benchmarks/results/pencil_cli.json, --copies
+        benchmarks/results/pencil_copies.json)
 """
 
 from __future__ import annotations
@@ -408,6 +415,102 @@ def run_cli(repeats: int = 3) -> list[dict[str, Any]]:
     return rows
 
 
+# ======================================================================================= exchangeable copies
+GRAM_F = "t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"
+GRAM_G = "{D}*t(b1*X*Th/sqrt(d) + s2*Ep)*(b1*X*Th/sqrt(d) + s2*Ep)*{D}/n"
+GRAM_SHAPES = ["X=n,d", "Th=d,p", "E=n,p", "Ep=n,p"]
+GRAM_VALUES = {"n": 1.0, "d": 1.0, "a1": 0.5, "s1": 0.3, "b1": 0.4, "s2": 0.3}
+#: (k, p/n) of the copies benchmark: p/n = 3 for one or two blocks (an atom at 0 for k = 1), else p/n = k (k + 1
+#: rows per sample: below the interpolation threshold p = (k + 1)n, no atom).
+COPIES = [(1, 3.0), (2, 3.0), (3, 3.0), (8, 8.0), (32, 32.0)]
+
+
+def _gram(k: int | None) -> tuple[str, list[str]]:
+    """The Sobolev Gram matrix's expression and diagonals: k blocks written out, or summed (None)."""
+    if k is None:
+        return f"{GRAM_F} + sum(D, k, {GRAM_G.format(D='D')})", ["D=p"]
+    return GRAM_F + "".join(" + " + GRAM_G.format(D=f"D{l}") for l in range(1, k + 1)), [
+        f"D{l}=p" for l in range(1, k + 1)
+    ]
+
+
+def _gram_system(k: int | None) -> tuple[Any, str, Any, float]:
+    """The derived resolvent system of :func:`_gram` (no cache), its z, the parsed pieces and the derive seconds."""
+    text, diags = _gram(k)
+    t0 = time.perf_counter()
+    mats, dims = declare_shapes(GRAM_SHAPES)
+    dmats, laws = declare_diagonals(diags, dims, mats)
+    gauss = {m: False for m in mats}
+    mats.update(dmats)
+    expr = parse_expression(text, mats, dims)
+    system, z = resolvent_system(expr, gauss, laws)
+    return system, z, (expr, mats, gauss, laws), time.perf_counter() - t0
+
+
+def run_copies(finite: bool = True, repeats: int = 3) -> dict[str, Any]:
+    """Part 4 (module docstring)."""
+    from sobolev_rf.numeric.studies.spectrum import finite_eigenvalues
+
+    summed, z, parsed, summed_s = _gram_system(None)
+    rows = []
+    for k, ratio in COPIES:
+        values = {**GRAM_VALUES, "p": ratio}
+        row: dict[str, Any] = {"k": k, "p_over_n": ratio, "summed_unknowns": len(summed.unknowns)}
+        if k <= 3:
+            written, zw, _, written_s = _gram_system(k)
+            row["written_out_derive_s"] = round(written_s, 3)
+            row["written_out_unknowns"] = len(written.unknowns)
+        solver = StieltjesSolver(summed, z, {**values, "k": float(k)})
+        top = 1.0 + 1.6 * k  # the spectrum reaches about (1 + √(p/n))² times the blocks' variance
+        x = np.linspace(0.0, top, 400)
+        spectral_density(solver, x, 1e-4)
+        times, spec = [], None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            spec = spectral_density(solver, x, 1e-4)
+            times.append(time.perf_counter() - t0)
+        assert spec is not None
+        row["spectrum_s"] = round(statistics.median(times), 3)
+        row["unresolved"] = int((~spec.converged).sum())
+        row["atoms"] = [[round(a, 8), round(w, 8)] for a, w in spec.atoms]
+        row["mass"] = {key: round(v, 6) for key, v in spec.masses().items()}
+        if finite:
+            points = np.array([0.1, 0.3, 0.6]) * top + 0.05j * top
+            m = solver.from_infinity(points)[1]
+            expr, mats, gauss, laws = parsed
+            eig = finite_eigenvalues(expr, mats, gauss, laws, {**values, "k": float(k)}, 1200, np.random.default_rng(k))
+            drawn = np.array([np.mean(1 / (eig - w)) for w in points])
+            row["finite_p1200_points"] = [[round(w.real, 4), round(w.imag, 4)] for w in points]
+            row["finite_p1200_rel_diff"] = float(np.max(np.abs(drawn - m)) / np.max(np.abs(m)))
+        rows.append(row)
+    text, _ = _gram(None)
+    command = (
+        f"spectrum '{text}' "
+        + " ".join(f"--shape {s}" for s in GRAM_SHAPES)
+        + " --diag D=p "
+        + " ".join(f"--param {key}={v:g}" for key, v in GRAM_VALUES.items())
+        + " --param p=32 --param k=32 --x 0:52:400"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"SOBOLEV_RF_CACHE": cache}
+        cold = _timed(command, env)
+        warm = [_timed(command, env) for _ in range(repeats)]
+    cli = {
+        "command": "sobolev-rf " + command,
+        "cold_wall_s": round(cold[0], 3),
+        "cold_cpu_s": round(cold[1], 3),
+        "warm_wall_s": round(statistics.median(w for w, _ in warm), 3),
+        "warm_cpu_s": round(statistics.median(c for _, c in warm), 3),
+    }
+    return {
+        "benchmark": "pencil-copies",
+        "load": _load(),
+        "summed_derive_s": round(summed_s, 3),
+        "rows": rows,
+        "cli_k32": cli,
+    }
+
+
 def _load() -> str:
     """The 1-minute load average per CPU (the wall times are only comparable at a low load)."""
     import os
@@ -420,7 +523,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--no-finite", action="store_true", help="skip the finite-matrix comparison")
     parser.add_argument("--cli", action="store_true", help="only the command-line timings (part 3)")
+    parser.add_argument("--copies", action="store_true", help="only the exchangeable copies (part 4)")
     args = parser.parse_args(argv)
+    if args.copies:
+        out = run_copies(finite=not args.no_finite)
+        text = json.dumps(out, indent=2)
+        atomic_write_text(RESULTS.with_name("pencil_copies.json"), text + "\n")
+        if args.json:
+            print(text)
+            return 0
+        print(
+            f"Sobolev Gram, k gradient blocks (load {out['load']}); "
+            f"summed: derived once in {out['summed_derive_s']:.2f} s"
+        )
+        print(
+            f"{'k':>3}{'p/n':>6}{'written s':>11}{'unknowns':>10}{'summed unk':>12}{'spectrum s':>12}{'unresolved':>12}"
+            f"{'finite diff':>13}  atoms"
+        )
+        for r in out["rows"]:
+            ws = f"{r['written_out_derive_s']:.2f}" if "written_out_derive_s" in r else "-"
+            wu = str(r.get("written_out_unknowns", "-"))
+            fd = f"{r['finite_p1200_rel_diff']:.1e}" if "finite_p1200_rel_diff" in r else "-"
+            atoms = ", ".join(f"{w:.6g} at {a:.3g}" for a, w in r["atoms"]) or "none"
+            print(
+                f"{r['k']:>3}{r['p_over_n']:>6g}{ws:>11}{wu:>10}{r['summed_unknowns']:>12}{r['spectrum_s']:>12.3f}"
+                f"{r['unresolved']:>12}{fd:>13}  {atoms}"
+            )
+        c = out["cli_k32"]
+        print(
+            f"command line, k = 32: cold {c['cold_wall_s']:.2f} s wall / {c['cold_cpu_s']:.2f} s CPU, "
+            f"warm {c['warm_wall_s']:.2f} s wall / {c['warm_cpu_s']:.2f} s CPU (median of 3)"
+        )
+        return 0
     if args.cli:
         cli = run_cli()
         load = _load()

@@ -60,6 +60,13 @@ SUPPORTED = frozenset(
 _ORDERS = ("Half", "One", "Integer", "Rational")
 
 
+def _has_symbol(tree: Any) -> bool:
+    """Whether an expression tree contains a symbol (a parameter)."""
+    if isinstance(tree, list) and tree and isinstance(tree[0], str):
+        return tree[0] == "Symbol" or any(_has_symbol(child) for child in tree[1:] if isinstance(child, list))
+    return False
+
+
 def _nodes(tree: Any, out: set[str]) -> None:
     """The node names of an expression tree (leaves carry their data as strings after the name); an
     e^x E_ν(x) whose order is not a positive integer or half-integer is named ``ScaledExpint?``."""
@@ -69,6 +76,7 @@ def _nodes(tree: Any, out: set[str]) -> None:
             nu = tree[1] if len(tree) == 3 and isinstance(tree[1], list) and tree[1] else ["?"]
             fine = nu[0] in ("Half", "One") or (nu[0] == "Integer" and int(nu[1]) > 0)
             fine |= nu[0] == "Rational" and nu[2] == "2" and int(nu[1]) > 0
+            fine |= _has_symbol(nu)  # a parameter order (k/2 for k copies): a half-integer checked at run time
             name = name if fine else "ScaledExpint?"
         out.add(name)
         for child in tree[1:]:

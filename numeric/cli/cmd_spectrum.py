@@ -155,16 +155,22 @@ def run(args: argparse.Namespace) -> int:
     def derive() -> tuple[Any, dict[str, Any]]:
         import sympy as sp
 
+        from ...derive.pencil import CopySum
         from ..studies.spectrum import latex_lines, resolvent_system
 
         expr, mats, gaussians, laws = parse()
         system, zname = resolvent_system(expr, gaussians, laws, taken=list(real))
         dims = sorted({str(d) for m in mats.values() for d in sp.sympify(m.shape).free_symbols})
-        return system, {"z": zname, "expression": sp.sstr(expr), "latex": latex_lines(expr), "dimensions": dims}
+        copies = sorted({str(c) for s in expr.atoms(CopySum) for c in sp.sympify(s.count).free_symbols})
+        meta = {"z": zname, "expression": sp.sstr(expr), "latex": latex_lines(expr), "dimensions": dims}
+        return system, {**meta, "copies": copies}
 
     key = declaration_key(args.expr, args.shape, args.symmetric, args.diag, args.param)
     fixed_point, meta = cached_fixed_point("spectrum-resolvent-1", key, derive)
     check_dimensions(meta["dimensions"], real)
+    for name in meta.get("copies", []):  # the number k of a sum(D, k, ...)
+        if name in real and not (real[name] >= 1 and real[name] == int(real[name])):
+            raise UserError(f"the number of copies {name} must be a positive integer, got {real[name]:g}.")
     solver = StieltjesSolver(fixed_point, meta["z"], real)
     x = np.linspace(a, b, num)
     eigs = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -52,8 +53,10 @@ def _scaled_expint_fraction(nu: float, x: np.ndarray, depth: int = 80) -> np.nda
     return 1.0 / (x + nu - t)
 
 
-#: Gauss–Legendre rule on [0, π/2] for :func:`_scaled_expint_rotated`.
-_ROTATED_RULE = np.polynomial.legendre.leggauss(256)
+@lru_cache(maxsize=1)
+def _rotated_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Legendre rule (256 nodes) on [−1, 1] for :func:`_scaled_expint_rotated` (made on first use)."""
+    return np.polynomial.legendre.leggauss(256)
 
 
 def _scaled_expint_rotated(nu: float, x: np.ndarray) -> np.ndarray:
@@ -61,7 +64,7 @@ def _scaled_expint_rotated(nu: float, x: np.ndarray) -> np.ndarray:
     +i below), with s = tan u: ±i ∫₀^{π/2} cos^{ν−2}u e^{∓iνu ∓ ix tan u} du by 256-point Gauss–Legendre; for
     ν ≥ 8 near the negative axis (|arg x| > 2.5, 8 ≤ |x| < 80), where recursion and continued fraction fail:
     relative error below 1e-9 for ν ≥ 8 (1e-13 for ν ≥ 24), checked against mpmath."""
-    nodes, weights = _ROTATED_RULE
+    nodes, weights = _rotated_rule()
     u = (nodes + 1) * np.pi / 4
     sign = np.where(x.imag < 0, 1.0, -1.0)[:, None]
     g = np.cos(u) ** (nu - 2) * np.exp(-1j * sign * (nu * u + x[:, None] * np.tan(u)))

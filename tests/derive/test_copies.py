@@ -73,7 +73,8 @@ def test_summed_copies_match_a_finite_draw(k: int, p_over_n: float) -> None:
 
 def test_many_copies_on_the_generated_kernel() -> None:
     """At k = 32 the order of e^x E_ν is ν = 16, where the upward recursion loses its digits near the negative
-    axis: the special function against mpmath, and m(z) on the generated NumPy kernel against lambdify."""
+    axis: the special function against mpmath, and m(z) on the generated NumPy and complex C kernels against
+    lambdify."""
     import mpmath
 
     from sobolev_rf.codegen.numpy.printer import generate_numpy_source
@@ -99,6 +100,15 @@ def test_many_copies_on_the_generated_kernel() -> None:
     b = StieltjesSolver(kernel, z, values).from_infinity(points)
     assert a[2].all() and b[2].all()
     np.testing.assert_allclose(b[1], a[1], rtol=1e-9)
+    # the complex C kernel reads the order k/2 from the parameters (where a C compiler is at hand)
+    from sobolev_rf.codegen.complex_kernel import load_complex_kernel
+
+    fast = load_complex_kernel(stored.to_dict())
+    if fast is not None:
+        compiled = FixedPoint(KernelEvaluator(module, stored.meta["names"], fast))
+        c = StieltjesSolver(compiled, z, values).from_infinity(points)
+        assert c[2].all()
+        np.testing.assert_allclose(c[1], a[1], rtol=1e-9)
 
 
 def test_copy_sums_are_checked() -> None:
