@@ -251,6 +251,78 @@ def grid(
     return points, tuple(axes)
 
 
+#: The options of a campaign besides the grid axes (:func:`campaign_from_options`).
+CAMPAIGN_OPTIONS = ("teacher", "alignment", "d", "seeds", "n_test")
+
+
+def campaign_from_options(options: Mapping[str, Any]) -> Campaign | None:
+    """The campaign of a command line's option texts, or None when not one of them is given (a store's own
+    campaign). Keys: :data:`GRID_AXES`, :data:`CAMPAIGN_OPTIONS`, ``step`` and its options (None: not given).
+    The axes of :data:`RANGE_AXES` and the step's η̃, α₀, τ₁ take sweep's range syntax and comma-separated lists
+    of it, activation and k (and k₁) comma-separated lists (commas inside parentheses belong to the expression);
+    a shared step writes each τ̃₁ item with its 1/d scaling. Omitted axes take :func:`grid`'s defaults (MODEL.md's
+    point), d = 200 and one seed."""
+    from ...derive.params import STEP_OPTIONS, check_step_options, parse_alignment
+    from ...derive.values import integer, integer_list, range_list, split_list
+
+    if all(options.get(name) is None for name in (*GRID_AXES, *CAMPAIGN_OPTIONS, *STEP_OPTIONS)):
+        if options["step"] == "none":
+            return None
+    check_step_options(options)
+    given: dict[str, Any] = {}
+    if options["activation"] is not None:
+        given["activation"] = split_list(options["activation"])
+        if not all(given["activation"]):
+            raise UserError(f"--activation must be comma-separated expressions, got {options['activation']!r}.")
+    if options["k"] is not None:
+        given["k"] = integer_list("--k", options["k"], 0)
+    given.update({name: range_list(name, options[name]) for name in RANGE_AXES if options[name] is not None})
+    points, axes = grid(
+        **given,
+        teacher="tanh" if options["teacher"] is None else options["teacher"],
+        alignment=None if options["alignment"] is None else parse_alignment(options["alignment"]),
+        step=options["step"],
+        step_axes=_step_axes(options),
+        step_dirs=options["step_dirs"],
+        second_layer=options["second_layer"],
+    )
+    ds = integer_list("--d", "200" if options["d"] is None else options["d"], 2)
+    seeds = integer("--seeds", "1" if options["seeds"] is None else options["seeds"], 1)
+    n_test = None if options["n_test"] is None else integer("--n-test", options["n_test"], 1)
+    return Campaign(points, tuple(ds), seeds, n_test, axes)
+
+
+def _step_axes(options: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The step axes given as text (η̃, α₀, τ₁ or τ̃₁ as ranges, k₁ as a list)."""
+    from ...derive.params import ParameterError
+    from ...derive.values import integer_list, range_list, split_list
+
+    axes: dict[str, list[float]] = {}
+    for name in ("eta", "alpha0"):
+        if options[name] is not None:
+            axes[name] = range_list(name, options[name])
+    if options["tau_step"] is not None:
+        shared = options["step_dirs"] == "shared"
+        values: list[float] = []
+        for item in split_list(options["tau_step"]):
+            scaled = item.replace(" ", "").lower().endswith("/d")
+            if scaled != shared:
+                raise ParameterError(
+                    f"--tau-step item {item!r}: "
+                    + (
+                        "a shared-direction step moves every row by O(√d) unless τ₁ = τ̃₁/d; write each item "
+                        f"with its scaling, e.g. '{item}/d'."
+                        if shared
+                        else "the 1/d scaling belongs to --step-dirs shared; fresh directions take O(1) weights."
+                    )
+                )
+            values.extend(range_list("tau_step", item.replace(" ", "")[:-2] if scaled else item))
+        axes["tau_step"] = values
+    if options["k_step"] is not None:
+        axes["k_step"] = [float(v) for v in integer_list("--k-step", options["k_step"], 0)]
+    return axes
+
+
 def _integer_value(name: str, value: Any) -> int:
     try:
         x = float(value)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
-from ...derive.values import integer, integer_list, range_list, split_list
+from ...derive.values import integer
 
 _DEFAULTS = ModelParams()
 
@@ -135,36 +135,6 @@ def add_step_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         kind = {"metavar": values} if isinstance(values, str) else {"choices": values}
         g.add_argument(option, default=None, help=text.format(**STEP_DEFAULTS), **kind)
-
-
-def step_axes(args: argparse.Namespace) -> dict[str, list[float]]:
-    """The step axes of a campaign given on the command line (η̃, α₀, τ₁ or τ̃₁ as ranges, k₁ as a list)."""
-    from ...derive.params import ParameterError
-
-    axes: dict[str, list[float]] = {}
-    for name in ("eta", "alpha0"):
-        if getattr(args, name) is not None:
-            axes[name] = range_list(name, getattr(args, name))
-    if args.tau_step is not None:
-        shared = args.step_dirs == "shared"
-        values: list[float] = []
-        for item in split_list(args.tau_step):
-            scaled = item.replace(" ", "").lower().endswith("/d")
-            if scaled != shared:
-                raise ParameterError(
-                    f"--tau-step item {item!r}: "
-                    + (
-                        "a shared-direction step moves every row by O(√d) unless τ₁ = τ̃₁/d; write each item "
-                        f"with its scaling, e.g. '{item}/d'."
-                        if shared
-                        else "the 1/d scaling belongs to --step-dirs shared; fresh directions take O(1) weights."
-                    )
-                )
-            values.extend(range_list("tau_step", item.replace(" ", "")[:-2] if scaled else item))
-        axes["tau_step"] = values
-    if args.k_step is not None:
-        axes["k_step"] = [float(v) for v in integer_list("--k-step", args.k_step, 0)]
-    return axes
 
 
 def params_from_args(args: argparse.Namespace, **fixed: str) -> ModelParams:

@@ -1,6 +1,7 @@
 """``sobolev-rf campaign``: a grid of model points × d × seeds on the exact simulator, run on Dask, kept in SQLite.
 
-A thin layer: it parses the options, builds a :class:`~sobolev_rf.numeric.campaign.engine.Campaign`, calls
+A thin layer: it reads the options into a :class:`~sobolev_rf.numeric.campaign.engine.Campaign`
+(:func:`~sobolev_rf.numeric.campaign.engine.campaign_from_options`), calls
 :func:`~sobolev_rf.numeric.campaign.engine.run_campaign` and writes what was asked (numeric/campaign/results.py).
 Dask, NumPy and the simulator are imported only when the command runs.
 """
@@ -12,10 +13,9 @@ import sys
 from typing import Any
 
 from ...derive.errors import UserError
-from ...derive.params import STEP_OPTIONS, check_step_options
-from ...derive.values import integer, integer_list, range_list, split_list
+from ...derive.values import integer
 from ..progress import progress_enabled
-from .args import add_step_arguments, describe_options, step_axes
+from .args import add_step_arguments, describe_options
 
 DESCRIPTION = """\
 Runs the exact simulator on every (point, d, seed) of a grid of model points, on an embedded local Dask
@@ -38,19 +38,6 @@ z-scores; NetCDF through xarray with the swept axes as dimensions), --report [N]
 simulation and theory least compatible with each other, by a t-test over the seeds). --no-run, --export
 and --report only read the store (also in a folder that cannot be written).
 """
-
-#: Grid options and their defaults (MODEL.md's defaults, as in every other command).
-GRID_DEFAULTS = {
-    "activation": "relu",
-    "teacher": "tanh",
-    "k": "1",
-    "tau": "1",
-    "p_over_d": "4",
-    "n_over_d": "1",
-    "lam": "0.001",
-    "noise_f": "0",
-    "noise_g": "0",
-}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -115,39 +102,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def build_campaign(args: argparse.Namespace) -> Any:
-    """The campaign of the command line, or None when no grid option is given (the store's own campaign)."""
-    from ...derive.params import parse_alignment
-    from ..campaign.engine import RANGE_AXES, Campaign, grid
-
-    options = (*GRID_DEFAULTS, "alignment", "d", "seeds", "n_test", *STEP_OPTIONS)
-    if all(getattr(args, name) is None for name in options) and args.step == "none":
-        return None
-    check_step_options(vars(args))
-    value = {
-        name: getattr(args, name) if getattr(args, name) is not None else default
-        for name, default in GRID_DEFAULTS.items()
-    }
-    activations = split_list(value["activation"])
-    if not all(activations):
-        raise UserError(f"--activation must be comma-separated expressions, got {value['activation']!r}.")
-    points, axes = grid(
-        activation=activations,
-        k=integer_list("--k", value["k"], 0),
-        **{name: range_list(name, value[name]) for name in RANGE_AXES},
-        teacher=value["teacher"],
-        alignment=None if args.alignment is None else parse_alignment(args.alignment),
-        step=args.step,
-        step_axes=step_axes(args),
-        step_dirs=args.step_dirs,
-        second_layer=args.second_layer,
-    )
-    ds = integer_list("--d", args.d if args.d is not None else "200", 2)
-    seeds = integer("--seeds", args.seeds if args.seeds is not None else "1", 1)
-    n_test = None if args.n_test is None else integer("--n-test", args.n_test, 1)
-    return Campaign(points, tuple(ds), seeds, n_test, axes)
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -163,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     scheduler = None if args.scheduler is None else cp.check_scheduler_address(args.scheduler)
     if scheduler is not None and workers is not None:
         raise UserError("--workers applies to the embedded local cluster; an attached cluster has its own workers.")
-    wanted = build_campaign(args)
+    wanted = cp.campaign_from_options(vars(args))
     failed = 0
     if args.no_run:
         if not Path(args.store).exists():
@@ -201,28 +155,13 @@ def _run_with_bar(campaign: Any, store: str, scheduler: str | None, workers: int
     import distributed  # noqa: F401 (it sets its loggers up on import; set them after)
 
     from ..campaign.engine import run_campaign
+    from ..progress import TaskBar
 
     # the command reports a lost scheduler in its own one line; Dask's client would add tracebacks
     for name in ("distributed.client", "distributed.comm", "distributed.core"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    if not progress_enabled():
-        return run_campaign(campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed)
-    from tqdm import tqdm
-
-    bar = None
-
-    def update(p: Any) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=p.total, unit="task", desc="campaign", file=sys.stderr, dynamic_ncols=True)
-        bar.n = p.done + p.failed
-        bar.set_postfix_str(f"done {p.done}, failed {p.failed}, running {p.running}", refresh=False)
-        bar.refresh()
-
-    try:
+    with TaskBar("campaign") as bar:
+        progress = bar.update if progress_enabled() else None
         return run_campaign(
-            campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed, progress=update
+            campaign, store, scheduler=scheduler, workers=workers, retry_failed=retry_failed, progress=progress
         )
-    finally:
-        if bar is not None:
-            bar.close()

@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.params import ModelParams
+from sobolev_rf.derive.params import STEP_OPTIONS, ModelParams, ParameterError
 from sobolev_rf.derive.values import split_list
 from sobolev_rf.numeric import cli
 from sobolev_rf.numeric.campaign.engine import (
+    CAMPAIGN_OPTIONS,
+    GRID_AXES,
     Campaign,
+    campaign_from_options,
     grid,
     open_store,
     point_key,
@@ -71,6 +74,21 @@ def test_grid_is_the_outer_product_in_axis_order() -> None:
 def test_list_splitting_keeps_commas_inside_expressions() -> None:
     assert split_list("relu, Max(0, x),x*erf(x/sqrt(2))") == ["relu", "Max(0, x)", "x*erf(x/sqrt(2))"]
     assert split_list("1:2:3,log:1:10:2") == ["1:2:3", "log:1:10:2"]
+
+
+def test_a_campaign_from_option_texts() -> None:
+    none = {**dict.fromkeys((*GRID_AXES, *CAMPAIGN_OPTIONS, *STEP_OPTIONS)), "step": "none"}
+    assert campaign_from_options(none) is None  # no option: the store's own campaign
+    c = campaign_from_options({**none, "k": "1,2", "p_over_d": "1:2:2", "d": "20,40", "seeds": "3"})
+    assert c is not None and (c.ds, c.seeds, c.n_test) == ((20, 40), 3, None)
+    assert c.points == tuple(ModelParams(k=k, p_over_d=p) for k in (1, 2) for p in (1.0, 2.0))
+    step = campaign_from_options({**none, "step": "sobolev", "step_dirs": "shared", "tau_step": "0:1:2/d"})
+    assert step is not None and dict(step.axes or ())["tau_step"] == (0.0, 1.0)
+    assert {p.step_weight(10) for p in step.points} == {0.0, 0.1}
+    with pytest.raises(ParameterError, match=r"^--tau-step item '1': a shared-direction step"):
+        campaign_from_options({**none, "step": "sobolev", "step_dirs": "shared", "tau_step": "1"})
+    with pytest.raises(ParameterError, match=r"^--eta needs a first-layer step"):
+        campaign_from_options({**none, "eta": "1"})
 
 
 def test_task_keys_depend_on_point_d_and_seed_only() -> None:
