@@ -191,28 +191,18 @@ def run(args: argparse.Namespace) -> int:
             "physical branch (left empty).",
             file=sys.stderr,
         )
-    expr_text = meta["expression"]
     if args.out:
-        from ..artifacts import csv_text, fmt, write_outputs
+        from ..artifacts import write_outputs
         from ..plots.spectrum import spectrum_png
+        from ..reports.spectrum import csv_files
 
         command = getattr(args, "command_line", "sobolev-rf spectrum")
         pars = ", ".join(f"{k} = {v:g}" for k, v in real.items())
         title = "\n".join(f"${line}$" for line in meta["latex"]) + (f"\n({pars})" if pars else "")
         files: dict[str, str | bytes] = {
             "spectrum.png": spectrum_png(spec, eigs, title, command),
-            "spectrum.csv": csv_text(
-                command,
-                ["x", "density", "stieltjes_re", "stieltjes_im", "note"],
-                [
-                    [fmt(xi), fmt(r), fmt(m.real), fmt(m.imag), note or ""]
-                    for xi, r, m, note in zip(spec.x, spec.density, spec.stieltjes, spec.notes)
-                ],
-            ),
-            "spectrum_atoms.csv": csv_text(command, ["x", "mass"], [[fmt(p), fmt(w)] for p, w in spec.atoms]),
+            **csv_files(command, spec, eigs),
         }
-        if eigs is not None:
-            files["spectrum_eigenvalues.csv"] = csv_text(command, ["eigenvalue"], [[fmt(e)] for e in eigs])
         try:
             paths = write_outputs(args.out, files)
         except OSError as exc:
@@ -222,29 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(spec.as_dict()))
         return 0
-    mass = spec.masses()
-    print(
-        f"spectrum of {expr_text}: {num} points on [{a:g}, {b:g}], eta = {args.eta:g} "
-        f"({spec.stats['anchors']} anchors from z -> i*inf, {spec.stats['continued_along_x']} continued along x, "
-        f"{spec.stats['fallback_from_infinity']} re-solved)"
-    )
-    for p, w in spec.atoms:
-        print(f"  atom at x = {p:.8g}: mass {w:.8g}")
-    print(
-        f"  mass of the continuous part on the grid: {mass['continuous_on_grid']:.6f}; with the atoms: "
-        f"{mass['total']:.6f}"
-    )
-    if mass["missing"] > 0.01:
-        print(
-            f"  the grid and the atoms capture {100 * mass['total']:.1f} % of the mass: "
-            f"{100 * mass['missing']:.1f} % lies outside [{a:g}, {b:g}] or at unresolved points (widen --x)"
-        )
-    empty = sum(note is not None for note in spec.notes)
-    if empty:
-        reasons = sorted({note for note in spec.notes if note is not None})
-        print(f"  {empty} grid points have no density value: " + "; ".join(reasons))
-    step = max(1, num // 20)
-    print(f"  {'x':>12}  {'density':>14}")
-    for i in range(0, num, step):
-        print(f"  {spec.x[i]:12.6g}  {spec.density[i]:14.8g}")
+    from ..reports.spectrum import summary
+
+    print(summary(spec, meta["expression"], a, b, args.eta))
     return 0
