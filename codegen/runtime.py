@@ -9,6 +9,7 @@ NumPy module. Nothing here imports SymPy, so a warm start pays only for NumPy.
 from __future__ import annotations
 
 import ctypes
+import os
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,14 @@ def _rows(a: Any, width: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=float).reshape(-1, width))
 
 
+def solver_threads() -> int:
+    """Threads of a C batch solve: ``$OMP_NUM_THREADS`` when it is set to a positive integer, else one. A
+    batch's results do not depend on it (its runs are fixed by the grid); one thread by default, since a busy
+    machine (several processes at once, e.g. a campaign's workers) loses more to threads waiting than it gains."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(text) if text.isdigit() and int(text) > 0 else 1
+
+
 _D = ctypes.POINTER(ctypes.c_double)
 _I = ctypes.POINTER(ctypes.c_int)
 
@@ -85,6 +94,7 @@ class CKernel:
             ctypes.c_int,
             ctypes.c_double,
             ctypes.c_long,
+            ctypes.c_int,
         ]
         self._lib.sr_solve_batch.restype = None
 
@@ -133,6 +143,7 @@ class CKernel:
             newton_iterations,
             damping,
             run,
+            solver_threads(),
         )
         return u, out, status.astype(bool), norm
 

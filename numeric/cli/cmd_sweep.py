@@ -38,9 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Every one of --p-over-d, --n-over-d, --lam, --noise-f, --noise-g, --tau takes one value, a linear "
         "range start:stop:num or a geometric range log:start:stop:num (e.g. --tau log:0.01:100:41); "
         "the grid is their outer product. lam = 0 is the limit λ → 0⁺, whose interpolation threshold "
-        "is p = (1 + k)n for every tau > 0 and p = n for tau = 0. Every point is first solved from its cold start "
-        "(vectorised, "
-        "with a progress bar); points that fail are then re-solved from a converged neighbour along "
+        "is p = (1 + k)n for every tau > 0 and p = n for tau = 0. Every point is first solved along its line of the "
+        "grid (C: from the solutions before it on the line, else from its cold start; one thread, or "
+        "$OMP_NUM_THREADS, with the same results), with a progress bar; points that fail are then re-solved from a "
+        "converged neighbour along "
         "the first swept axis (continuation). Prints CSV (or writes it to --out): the swept values, "
         "every output, converged.",
     )
