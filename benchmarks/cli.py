@@ -13,6 +13,10 @@ checkout's environment), measured in one run of this script:
   cap (2000 × 2000), to CSV and to NetCDF (target ≤ 1 GB: the grid is solved and written in chunks);
 * the same 1024 × 1024 grid through the Python API (``solve_grid`` in this process, no CSV).
 
+Each row also has the CPU seconds (user + system) of its median run, and the file the load averages before and
+after (``os.getloadavg``) and the number of CPUs: on a shared machine the wall times rise with the load while
+the CPU seconds and the ratios of one run stay comparable.
+
     .venv/bin/python benchmarks/cli.py [--repeats 5]      # writes benchmarks/results/cli.json
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,13 +37,25 @@ HERE = Path(__file__).resolve().parent
 EXE = str(Path(sys.executable).with_name("sobolev-rf"))
 
 
+#: CPU seconds (user + system) of the last process :func:`wall` ran.
+LAST_CPU = [0.0]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wall(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    """Seconds of wall time of one process (its output discarded; a failure stops the benchmark)."""
+    """Seconds of wall time of one process (its output discarded; a failure stops the benchmark); its CPU
+    seconds go to :data:`LAST_CPU`."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+    LAST_CPU[0] = _children_cpu() - cpu
     return elapsed
 
 
@@ -54,9 +71,14 @@ def peak_rss(cmd: list[str]) -> tuple[float, float]:
 
 
 def median(cmd: list[str], repeats: int, env: dict[str, str] | None = None, warm: bool = True) -> float:
+    """The median wall time of ``repeats`` runs (after one warm-up run); :data:`LAST_CPU` is the median CPU."""
     if warm:
         wall(cmd, env)
-    return statistics.median(wall(cmd, env) for _ in range(repeats))
+    runs = []
+    for _ in range(repeats):
+        runs.append((wall(cmd, env), LAST_CPU[0]))
+    LAST_CPU[0] = statistics.median(c for _, c in runs)
+    return statistics.median(w for w, _ in runs)
 
 
 def main() -> None:
@@ -65,12 +87,15 @@ def main() -> None:
     args = parser.parse_args()
     r = args.repeats
     rows: list[dict[str, object]] = []
+    load = os.getloadavg()
+    print(f"load averages {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     base = median([sys.executable, "-c", "import numpy"], r)
 
     def add(name: str, seconds: float, target: str = "", points: int | None = None) -> None:
         row: dict[str, object] = {
             "case": name,
             "seconds": seconds,
+            "cpu_seconds": LAST_CPU[0],
             "ratio_to_numpy_import": seconds / base,
             "target": target,
         }
@@ -78,7 +103,10 @@ def main() -> None:
             row["points_per_second"] = points / seconds
         rows.append(row)
         extra = f"  {points / seconds:12,.0f} points/s" if points is not None else ""
-        print(f"{name:44s} {seconds:8.3f} s  {seconds / base:6.2f}×{extra}  {target}", flush=True)
+        print(
+            f"{name:44s} {seconds:8.3f} s  (CPU {LAST_CPU[0]:6.3f} s)  {seconds / base:6.2f}×{extra}  {target}",
+            flush=True,
+        )
 
     unit = 'python -c "import numpy"'
     print(f"{unit:44s} {base:8.3f} s  (the unit)")
@@ -90,10 +118,12 @@ def main() -> None:
         ("derive --k 1000 (cold cache)", [EXE, "derive", "--k", "1000"]),
         ("solve --k 1000 (cold cache: derive, generate, compile)", [EXE, "solve", "--k", "1000", "--p-over-d", "3005"]),
     ):
-        times = []
+        times, cpus = [], []
         for _ in range(max(1, r // 2)):
             with tempfile.TemporaryDirectory() as folder:
                 times.append(wall(cmd, dict(os.environ, SOBOLEV_RF_CACHE=folder)))
+                cpus.append(LAST_CPU[0])
+        LAST_CPU[0] = statistics.median(cpus)
         add(label, statistics.median(times), "≤ 5 s" if "solve" in label else "")
     with tempfile.TemporaryDirectory() as folder:
         for n, suffix, target in (
@@ -109,7 +139,9 @@ def main() -> None:
             for suffix in ("csv", "nc"):
                 out = str(Path(folder) / f"grid.{suffix}")
                 cmd = [EXE, "sweep", "--p-over-d", f"0.1:10:{n}", "--n-over-d", f"log:0.1:10:{n}", "--out", out]
+                cpu = _children_cpu()
                 seconds, rss = peak_rss(cmd)
+                LAST_CPU[0] = _children_cpu() - cpu
                 kind = "NetCDF" if suffix == "nc" else "CSV"
                 add(f"sweep {n}×{n} to {kind}: peak RSS {rss / 2**20:,.0f} MiB", seconds, "≤ 1 GB", n * n)
                 rows[-1]["peak_rss_bytes"] = rss
@@ -119,16 +151,30 @@ def main() -> None:
 
     grid = dict(p_over_d=np.linspace(0.1, 10, 1024)[:, None], n_over_d=np.geomspace(0.1, 10, 1024)[None, :])
     solve_grid(1, 1, dict(grid, p_over_d=grid["p_over_d"][:4]))
-    times = []
+    times, cpus = [], []
     for _ in range(3):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         solve_grid(1, 1, grid)
         times.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    LAST_CPU[0] = statistics.median(cpus)
     add("solve_grid 1024×1024 (API, no CSV)", statistics.median(times), "≥ 2e5 points/s", 1024 * 1024)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / "cli.json").write_text(
-        json.dumps({"numpy_import_seconds": base, "repeats": r, "rows": rows}, indent=2) + "\n"
+        json.dumps(
+            {
+                "numpy_import_seconds": base,
+                "repeats": r,
+                "cpus": os.cpu_count(),
+                "load_average_before": load,
+                "load_average_after": os.getloadavg(),
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     print(f"wrote {results / 'cli.json'}")
 
