@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 
-from sobolev_rf.derive.values import parse_range
 from sobolev_rf.numeric.cli import main
 from sobolev_rf.numeric.reports import grid
 
@@ -84,31 +83,6 @@ def test_netcdf_output_has_the_axes_as_coordinates_and_the_command(monkeypatch, 
     for i, row in enumerate(rows):  # the same points in the same C order as the CSV
         for name, values in flat.items():
             assert values[i] == pytest.approx(float(row[name]), rel=1e-10, nan_ok=True)
-
-
-def test_netcdf_file_is_byte_for_byte_what_xarray_writes(monkeypatch, tmp_path) -> None:
-    """The streaming writer against xarray's to_netcdf (SciPy's netCDF-3 writer) of the same values: header,
-    attributes, variable order, offsets and padding (15 and 42 points: int8 ``converged`` padded to 4 bytes)."""
-    import xarray as xr
-
-    monkeypatch.setattr(grid, "CHUNK_POINTS", 4)  # boxes cut along the second axis
-    for spec in ({"p_over_d": "0.5:3:3", "n_over_d": "log:0.5:2:5"}, {"n_over_d": "log:0.5:2:7", "tau": "0:1:3"}):
-        axes = {
-            a: parse_range(a, spec.get(a, {"p_over_d": "2", "lam": "0.01", "tau": "1"}.get(a, "0"))) for a in grid.AXES
-        }
-        sweep = grid.GridSweep(axes, 1, "relu", "tanh", None, "auto")
-        attrs = grid.provenance(sweep, "sobolev-rf sweep")
-        grid.write_netcdf(str(tmp_path / "stream.nc"), sweep, lambda m: None, attrs)
-        outputs = [np.empty(sweep.shape) for _ in sweep.names]
-        converged = np.empty(sweep.shape, dtype=bool)
-        for box in grid.grid_boxes(sweep.shape, grid.CHUNK_POINTS):  # the same boxes: the same continuation
-            values, converged[box] = sweep.solve(box, lambda m: None)
-            for whole, part in zip(outputs, values):
-                whole[box] = part
-        dataset = xr.Dataset({n: (grid.AXES, v) for n, v in zip(sweep.names, outputs)}, coords=axes, attrs=attrs)
-        dataset["converged"] = (grid.AXES, converged.astype(np.int8))
-        dataset.to_netcdf(tmp_path / "xarray.nc", engine="scipy", format="NETCDF3_64BIT")
-        assert (tmp_path / "stream.nc").read_bytes() == (tmp_path / "xarray.nc").read_bytes()
 
 
 def test_unwritable_out_is_one_line_and_leaves_nothing(capsys, tmp_path) -> None:
