@@ -12,11 +12,12 @@ of REPEATS runs after one warm-up; target ≤ 2 s) of the MP law, a two-point-co
 random-features Gram matrix and the Sobolev Gram matrix (k = 1 at p = 3n, k = 2 at p = 4n), with the
 derivation time and what was found.
 
-Part 3, the command line (``--cli``: only this part). Each README spectrum showcase (400 points) and
-``pencil --solve`` next to ``solve`` run as ``sobolev-rf`` subprocesses with a fresh private cache: one cold call
-(derive, generate, build), then REPEATS warm calls (the stored system and kernel); medians of the wall time
-(start-up included) and of the CPU time (user + system: what the machine's load does not inflate). Targets: a
-warm spectrum ≤ 0.5 s, a warm ``pencil --solve`` ≤ 2 × a warm ``solve``.
+Part 3, the command line (``--cli``: only this part). Each README spectrum showcase (400 points), and
+``pencil --solve`` (two MP resolvents and each auto-fpt example of part 1) next to ``solve``, run as ``sobolev-rf``
+subprocesses with a fresh private cache: one cold call (derive, generate, build), then REPEATS warm calls (the
+stored system and kernel); medians of the wall time (start-up included) and of the CPU time (user + system:
+what the machine's load does not inflate), and a warm ``pencil --solve``'s CPU time over a warm ``solve``'s.
+Targets: a warm spectrum ≤ 0.5 s, a warm ``pencil --solve`` ≤ 2 × a warm ``solve``.
 
 Part 4, exchangeable copies (``--copies``: only this part). The Sobolev Gram matrix with k gradient blocks,
 written out (D1, …, Dk: k = 1, 2, 3; the derivation grows with k) and summed, ``sum(D, k, …)`` (one system for
@@ -394,24 +395,38 @@ def _timed(command: str, env: dict[str, str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _pencil_solve(case: dict[str, Any]) -> str:
+    """``pencil EXPR --shape … --diag … --solve --param …`` of an auto-fpt example (:func:`fixed_point_cases`)."""
+    import shlex
+
+    argv = ["pencil", case["expr"], *[a for s in case["shapes"] for a in ("--shape", s)]]
+    argv += [a for d in case["diags"] for a in ("--diag", d)]
+    argv += ["--solve", *[a for k, v in case["point"].items() for a in ("--param", f"{k}={v!r}")]]
+    return shlex.join(argv)
+
+
 def run_cli(repeats: int = 3) -> list[dict[str, Any]]:
-    """Cold and warm times of every showcase and solve command (see the module docstring)."""
+    """Cold and warm times of every showcase and solve command, and of ``pencil --solve`` on each auto-fpt
+    example (see the module docstring)."""
     rows = []
-    commands = {**{k: "spectrum " + v for k, v in SHOWCASES.items()}, **SOLVES}
-    for case, command in commands.items():
-        with tempfile.TemporaryDirectory() as cache:
-            env = {"SOBOLEV_RF_CACHE": cache}
-            cold = _timed(command, env)
-            warm = [_timed(command, env) for _ in range(repeats)]
-        rows.append(
-            {
-                "case": case,
-                "cold_wall_s": round(cold[0], 3),
-                "cold_cpu_s": round(cold[1], 3),
-                "warm_wall_s": round(statistics.median(w for w, _ in warm), 3),
-                "warm_cpu_s": round(statistics.median(c for _, c in warm), 3),
-            }
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Data(Path(tmp))
+        commands = {**{k: "spectrum " + v for k, v in SHOWCASES.items()}, **SOLVES}
+        commands.update({f"pencil_solve_{c['case']}": _pencil_solve(c) for c in fixed_point_cases(data)})
+        for case, command in commands.items():
+            with tempfile.TemporaryDirectory() as cache:
+                env = {"SOBOLEV_RF_CACHE": cache}
+                cold = _timed(command, env)
+                warm = [_timed(command, env) for _ in range(repeats)]
+            rows.append(
+                {
+                    "case": case,
+                    "cold_wall_s": round(cold[0], 3),
+                    "cold_cpu_s": round(cold[1], 3),
+                    "warm_wall_s": round(statistics.median(w for w, _ in warm), 3),
+                    "warm_cpu_s": round(statistics.median(c for _, c in warm), 3),
+                }
+            )
     return rows
 
 
@@ -564,11 +579,15 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
             return 0
         print(f"command line (load {load}); medians of 3 warm calls")
-        print(f"{'case':<22}{'cold wall s':>12}{'cold cpu s':>12}{'warm wall s':>12}{'warm cpu s':>12}")
+        print(
+            f"{'case':<30}{'cold wall s':>12}{'cold cpu s':>12}{'warm wall s':>12}{'warm cpu s':>12}{'cpu/solve':>10}"
+        )
+        solve = next(r for r in cli if r["case"] == "solve")
         for r in cli:
+            ratio = f"{r['warm_cpu_s'] / solve['warm_cpu_s']:>9.1f}x" if r["case"].startswith("pencil_solve") else ""
             print(
-                f"{r['case']:<22}{r['cold_wall_s']:>12.2f}{r['cold_cpu_s']:>12.2f}"
-                f"{r['warm_wall_s']:>12.2f}{r['warm_cpu_s']:>12.2f}"
+                f"{r['case']:<30}{r['cold_wall_s']:>12.2f}{r['cold_cpu_s']:>12.2f}"
+                f"{r['warm_wall_s']:>12.2f}{r['warm_cpu_s']:>12.2f}{ratio}"
             )
         return 0
     with tempfile.TemporaryDirectory() as tmp:

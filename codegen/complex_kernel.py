@@ -3,7 +3,8 @@
 :func:`load_complex_kernel` builds (through the cache of :mod:`.cache`, keyed like every C kernel by the
 system's fingerprint, the codegen sources and the platform) the library that
 :mod:`.complex_c.printer` writes for a system record, and binds it as a :class:`ComplexCKernel`: residual,
-outputs, Jacobian and a damped Newton at many complex points, one row per point. A record whose expressions
+outputs, Jacobian and a damped Newton at many complex points, one row per point, and the residual, outputs
+and Jacobian of its real twin at real points. A record whose expressions
 leave :data:`~.complex_c.printer.SUPPORTED` (e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is
 not a positive integer or half-integer), or a machine without a working C
 compiler, has none (None: the NumPy kernel does the work). Nothing here imports SymPy when warm.
@@ -56,10 +57,6 @@ SUPPORTED = frozenset(
 )
 
 
-#: The orders ν of e^x E_ν(x) the printer writes: positive integers and half-integers, as tree leaves.
-_ORDERS = ("Half", "One", "Integer", "Rational")
-
-
 def _has_symbol(tree: Any) -> bool:
     """Whether an expression tree contains a symbol (a parameter)."""
     if isinstance(tree, list) and tree and isinstance(tree[0], str):
@@ -69,14 +66,15 @@ def _has_symbol(tree: Any) -> bool:
 
 def _nodes(tree: Any, out: set[str]) -> None:
     """The node names of an expression tree (leaves carry their data as strings after the name); an
-    e^x E_ν(x) whose order is not a positive integer or half-integer is named ``ScaledExpint?``."""
+    e^x E_ν(x) whose order is a number but not a positive integer or half-integer is named ``ScaledExpint?``
+    (an order that is an expression, e.g. k/2 of a parameter k, is taken at run time, as by the NumPy kernel)."""
     if isinstance(tree, list) and tree and isinstance(tree[0], str):
         name = tree[0]
         if name == "ScaledExpint":
             nu = tree[1] if len(tree) == 3 and isinstance(tree[1], list) and tree[1] else ["?"]
             fine = nu[0] in ("Half", "One") or (nu[0] == "Integer" and int(nu[1]) > 0)
             fine |= nu[0] == "Rational" and nu[2] == "2" and int(nu[1]) > 0
-            fine |= _has_symbol(nu)  # a parameter order (k/2 for k copies): a half-integer checked at run time
+            fine |= _has_symbol(nu)  # a parameter order (k/2 for k copies), taken at run time
             name = name if fine else "ScaledExpint?"
         out.add(name)
         for child in tree[1:]:
@@ -108,8 +106,12 @@ def compile_complex(source: Path, target: Path) -> None:
         raise RuntimeError(f"the C compiler {compiler} failed (exit status {proc.returncode}): {output}")
 
 
-def _rows(a: Any, width: int) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(a, dtype=complex).reshape(-1, width))
+def _rows(a: Any, width: int, dtype: type = complex) -> np.ndarray:
+    """Points as rows: a 2-D array as it is (even with no columns), anything else one row per ``width`` values."""
+    a = np.asarray(a, dtype=dtype)
+    if a.ndim == 2 and a.shape[1] == width:
+        return np.ascontiguousarray(a)
+    return np.ascontiguousarray(a.reshape(-1, width))
 
 
 class ComplexCKernel:
@@ -118,7 +120,14 @@ class ComplexCKernel:
     def __init__(self, path: Path, n: int, p: int, m: int) -> None:
         self.path, self.n, self.p, self.m = path, n, p, m
         self._lib = ctypes.CDLL(str(path))
-        for name in ("src_residual_batch", "src_outputs_batch", "src_jacobian_batch"):
+        for name in (
+            "src_residual_batch",
+            "src_outputs_batch",
+            "src_jacobian_batch",
+            "srr_residual_batch",
+            "srr_outputs_batch",
+            "srr_jacobian_batch",
+        ):
             getattr(self._lib, name).argtypes = [ctypes.c_long, _D, _D, _D]
             getattr(self._lib, name).restype = None
         self._lib.src_newton_batch.argtypes = [ctypes.c_long, _D, _D, ctypes.c_double, ctypes.c_int, _I]
@@ -135,6 +144,26 @@ class ComplexCKernel:
         out = np.empty((len(u), width), complex)
         getattr(self._lib, name)(len(u), u.ctypes.data_as(_D), theta.ctypes.data_as(_D), out.ctypes.data_as(_D))
         return out
+
+    def _call_real(self, name: str, u: np.ndarray, theta: np.ndarray, width: int) -> np.ndarray:
+        u, theta = _rows(u, self.n, float), _rows(theta, self.p, float)
+        if len(u) != len(theta):
+            raise ValueError("u and theta need the same number of points")
+        out = np.empty((len(u), width))
+        getattr(self._lib, name)(len(u), u.ctypes.data_as(_D), theta.ctypes.data_as(_D), out.ctypes.data_as(_D))
+        return out
+
+    def real_residual(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """u − G(u) (points, n) in real arithmetic (the real twin: NaN outside the real domain)."""
+        return self._call_real("srr_residual_batch", u, theta, self.n)
+
+    def real_outputs(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Outputs (points, m) in real arithmetic."""
+        return self._call_real("srr_outputs_batch", u, theta, self.m)
+
+    def real_jacobian(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """∂(u − G(u))_i/∂u_j (points, n, n) in real arithmetic, forward differences with relative steps."""
+        return self._call_real("srr_jacobian_batch", u, theta, self.n * self.n).reshape(-1, self.n, self.n)
 
     def residual(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """u − G(u) (points, n)."""

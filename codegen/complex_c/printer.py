@@ -2,14 +2,18 @@
 
 The spectral parameter z of a resolvent pencil makes every unknown and output complex. This module writes,
 for a :class:`~sobolev_rf.derive.system.System` whose expressions use only +, ×, powers, exp, log, √,
-erfcx and e^x E_ν(x) of integer or half-integer order ν (:data:`SUPPORTED`), a C99 source with
+erfcx and e^x E_ν(x) of integer or half-integer order ν (a number, or an expression in the parameters)
+(:data:`SUPPORTED`), a C99 source with
 ``double complex`` arithmetic on the blocks of :mod:`..common` (the same CSE as the NumPy module), on
 principal branches (``csqrt``, ``cpow``, ``clog``; a half-integer power is an integer power of ``csqrt``, the
 same branch), erfcx(z) = w(iz) through the Faddeeva function of ``faddeeva.c.tmpl`` (Weideman's rational
 approximation, coefficients computed here), e^x E_ν(x) by the rules of the NumPy kernel (``expint.c.tmpl``:
-E₁ by its power series or continued fraction) and the batch functions and per-point damped Newton of
+E₁ by its power series or continued fraction; a memo, ``memo.c.tmpl``, lets each column of the Jacobian by
+differences evaluate only the special functions of its unknown) and the batch functions and per-point damped Newton of
 ``kernel.c.tmpl``: ``src_residual_batch``, ``src_outputs_batch``, ``src_jacobian_batch`` (forward
-differences), ``src_newton_batch``, ``src_erfcx_batch`` and ``src_scaled_expint_batch``. Deterministic: the
+differences), ``src_newton_batch``, ``src_erfcx_batch`` and ``src_scaled_expint_batch``; and a real twin of
+the same expressions in ``double`` arithmetic (``real.c.tmpl``; NaN outside the real domain, as in NumPy) for
+real parameters: ``srr_residual_batch``, ``srr_outputs_batch``, ``srr_jacobian_batch``. Deterministic: the
 same System gives byte-identical source.
 """
 
@@ -97,7 +101,15 @@ def _literal(value: float) -> str:
 
 
 class _Writer:
-    """SymPy expression → C99 complex expression (raises :class:`UnsupportedExpression`)."""
+    """SymPy expression → C99 complex expression, or with ``real`` a ``double`` one (raises
+    :class:`UnsupportedExpression`)."""
+
+    def __init__(self, real: bool = False) -> None:
+        self.real = real
+        self.f = "srr_" if real else "sr_"  # the prefix of the runtime's functions
+
+    def _math(self, name: str) -> str:
+        return name if self.real else "c" + name
 
     def __call__(self, expr: sp.Expr) -> str:
         if isinstance(expr, sp.Symbol):
@@ -117,18 +129,20 @@ class _Writer:
         if isinstance(expr, sp.Pow):
             return self._pow(expr.base, expr.exp)
         if isinstance(expr, sp.exp):
-            return f"cexp({self(expr.args[0])})"
+            return f"{self._math('exp')}({self(expr.args[0])})"
         if isinstance(expr, sp.log) and len(expr.args) == 1:
-            return f"clog({self(expr.args[0])})"
+            return f"{self._math('log')}({self(expr.args[0])})"
         if isinstance(expr, Erfcx):
-            return f"sr_erfcx({self(expr.args[0])})"
+            return f"{self.f}m_erfcx(m, {self(expr.args[0])})"
         if isinstance(expr, ScaledExpint):
             nu = expr.args[0]
-            if nu.is_number and not (nu.is_Rational and nu > 0 and (2 * nu).is_Integer):
-                raise UnsupportedExpression(f"e^x E_nu(x) of order {nu}")
-            # a parameter order (k/2 for a sum of k copies) is read as a real number at run time
-            order = _literal(float(nu)) if nu.is_number else f"creal({self(nu)})"
-            return f"sr_scaled_expint({order}, {self(expr.args[1])})"
+            if nu.is_number:
+                if not (nu.is_Rational and nu > 0 and (2 * nu).is_Integer):
+                    raise UnsupportedExpression(f"e^x E_nu(x) of order {nu}")
+                order = _literal(float(nu))
+            else:  # a parameter order (k/2 for a sum of k copies), read as a real number at run time
+                order = self(nu) if self.real else f"creal({self(nu)})"
+            return f"{self.f}m_scaled_expint(m, {order}, {self(expr.args[1])})"
         raise UnsupportedExpression(f"{type(expr).__name__}")
 
     def _pow(self, base: sp.Expr, e: sp.Expr) -> str:
@@ -138,16 +152,18 @@ class _Writer:
             if k == -1:
                 return f"(1.0/{b})"
             if abs(k) <= 64:
-                return f"sr_ipow({b}, {k})"
+                return f"{self.f}ipow({b}, {k})"
         if e.is_Rational and int(e.q) == 2 and abs(int(e.p)) <= 129:
             k = int(e.p)
-            return f"csqrt({b})" if k == 1 else f"sr_ipow(csqrt({b}), {k})"
-        return f"cpow({b}, {self(e)})"
+            root = f"{self._math('sqrt')}({b})"
+            return root if k == 1 else f"{self.f}ipow({root}, {k})"
+        return f"{self._math('pow')}({b}, {self(e)})"
 
 
 _HEADER = """\
 #include <complex.h>
 #include <math.h>
+#include <string.h>
 
 /* z^k for an integer k (binary powering; 1/z^|k| for k < 0) */
 static inline double complex sr_ipow(double complex z, int k)
@@ -167,7 +183,7 @@ static inline double complex sr_ipow(double complex z, int k)
 def generate_complex_c_source(system: System) -> str:
     """C99 source of ``system`` in complex arithmetic (module docstring); raises
     :class:`UnsupportedExpression` for an expression outside :data:`SUPPORTED`."""
-    write = _Writer()
+    write, write_real = _Writer(), _Writer(real=True)
     n, p, m = len(system.unknowns), len(system.parameters), len(system.outputs)
     L, coeffs = weideman_coefficients()
     rot_u, rot_w = rotated_rule()
@@ -189,19 +205,19 @@ def generate_complex_c_source(system: System) -> str:
         "",
         template(__package__, "faddeeva.c.tmpl"),
         template(__package__, "expint.c.tmpl"),
+        template(__package__, "real.c.tmpl"),
+        template(__package__, "memo.c.tmpl"),
     ]
-    inputs = [f"    const double complex {c_name(u)} = u[{i}];" for i, u in enumerate(system.unknown_names)]
-    inputs += [f"    const double complex {c_name(q)} = th[{i}];" for i, q in enumerate(system.parameter_names)]
     for fname, exprs in (("residual", list(system.residuals)), ("outputs", list(system.outputs.values()))):
         block = build_block(system, exprs)
         used = set().union(*(e.free_symbols for _, e in block.assignments), *(e.free_symbols for e in block.results))
         names = {c_name(str(s)) for s in used}
-        lines += [
-            f"static void sr_{fname}(const double complex *u, const double complex *th, double complex *out)",
-            "{",
-        ]
-        lines += [line for line in inputs if line.split()[3] in names]
-        lines += [f"    const double complex {c_name(name)} = {write(expr)};" for name, expr in block.assignments]
-        lines += [f"    out[{i}] = {write(expr)};" for i, expr in enumerate(block.results)]
-        lines += ["}", ""]
+        for kind, prefix, writer in (("double complex", "sr_", write), ("double", "srr_", write_real)):
+            inputs = [f"u[{i}]" for i in range(len(system.unknowns))] + [f"th[{i}]" for i in range(p)]
+            symbols = [c_name(str(s)) for s in (*system.unknowns, *system.parameters)]
+            lines += [f"static void {prefix}{fname}(const {kind} *u, const {kind} *th, {kind} *out, sr_memo *m)", "{"]
+            lines += [f"    const {kind} {name} = {value};" for name, value in zip(symbols, inputs) if name in names]
+            lines += [f"    const {kind} {c_name(name)} = {writer(expr)};" for name, expr in block.assignments]
+            lines += [f"    out[{i}] = {writer(expr)};" for i, expr in enumerate(block.results)]
+            lines += ["}", ""]
     return "\n".join(lines) + "\n" + template(__package__, "kernel.c.tmpl")

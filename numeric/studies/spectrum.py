@@ -266,7 +266,7 @@ def find_atoms(
     cands += [float(e) for e in extra]
     if not cands:
         return []
-    xc = np.unique(np.round(np.array(cands), 12))
+    xc = np.array(sorted(set(np.round(np.array(cands), 12).tolist())))  # (np.unique would import numpy.ma)
     found = np.zeros(xc.size, bool)
     closest = np.full(xc.size, np.inf)  # the closest distance of a converged pole fit
     g_prev: np.ndarray | None = None  # the solutions at the previous (higher) level, at z1

@@ -10,8 +10,9 @@ without SymPy; real or complex arithmetic), or, for systems that keep numerical 
   symbolic evaluator; double precision on a kernel, whose systems are closed forms);
 * complex parameters (:meth:`FixedPoint.continue_from_infinity`): the physical branch, continued from
   z → i∞ by vectorised damped Newton steps (:meth:`FixedPoint.newton`), all points at once; on a kernel
-  with a complex-arithmetic C library (:mod:`sobolev_rf.codegen.complex_kernel`) every complex evaluation
-  and each point's Newton solve run there (the same steps, without the cost of a NumPy call per step).
+  with a C library (:mod:`sobolev_rf.codegen.complex_kernel`) every complex evaluation and each point's
+  Newton solve run there (the same steps, without the cost of a NumPy call per step), and every real
+  evaluation on its real twin (no SciPy import for erfcx or E₁).
 
 SymPy is not imported here.
 """
@@ -167,16 +168,25 @@ class KernelEvaluator:
         self.unknowns = tuple(names.get("unknowns", module.UNKNOWNS))
         self.parameters = tuple(names.get("parameters", module.PARAMETERS))
         self.output_names = tuple(module.OUTPUTS)
-        #: the system's complex-arithmetic C kernel (:class:`~sobolev_rf.codegen.complex_kernel.ComplexCKernel`),
-        #: used for every complex evaluation and Newton solve; None: NumPy does them
+        #: the system's C kernel (:class:`~sobolev_rf.codegen.complex_kernel.ComplexCKernel`), used for every
+        #: evaluation (complex ones and their Newton solves; real ones on its real twin); None: NumPy does them
         self.complex_kernel = complex_kernel
 
     def _complex(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray | None:
         """The parameters as rows (points × parameters) when the complex C kernel takes this evaluation."""
         if self.complex_kernel is None or not (np.iscomplexobj(x) or any(np.iscomplexobj(p) for p in params)):
             return None
-        size = x.shape[1]
-        theta = np.empty((size, len(params)), complex)
+        return self._rows(x, params, complex)
+
+    def _real(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray | None:
+        """The parameters as rows when the C kernel's real twin takes this (real) evaluation."""
+        if self.complex_kernel is None or np.iscomplexobj(x) or any(np.iscomplexobj(p) for p in params):
+            return None
+        return self._rows(x, params, float)
+
+    @staticmethod
+    def _rows(x: np.ndarray, params: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+        theta: np.ndarray = np.empty((x.shape[1], len(params)), dtype)
         for j, p in enumerate(params):
             theta[:, j] = p
         return theta
@@ -201,6 +211,9 @@ class KernelEvaluator:
         theta = self._complex(x, params)
         if theta is not None:
             return x - self.complex_kernel.residual(x.T, theta).T
+        theta = self._real(x, params)
+        if theta is not None:
+            return x - self.complex_kernel.real_residual(x.T, theta).T
         with np.errstate(all="ignore"):
             r = self.module.residual(x, self._theta(params))
         return x - np.broadcast_to(r, x.shape)
@@ -209,6 +222,9 @@ class KernelEvaluator:
         theta = self._complex(x, params)
         if theta is not None:
             return self.complex_kernel.outputs(x.T, theta).T
+        theta = self._real(x, params)
+        if theta is not None:
+            return self.complex_kernel.real_outputs(x.T, theta).T
         with np.errstate(all="ignore"):
             values = self.module.outputs(x, self._theta(params))
         return np.stack([np.broadcast_to(values[name], x.shape[1:]) for name in self.output_names])
@@ -218,6 +234,9 @@ class KernelEvaluator:
         theta = self._complex(x, params)
         if theta is not None:
             return -np.moveaxis(self.complex_kernel.jacobian(x.T, theta), 0, -1)
+        theta = self._real(x, params)
+        if theta is not None:
+            return -np.moveaxis(self.complex_kernel.real_jacobian(x.T, theta), 0, -1)
         with np.errstate(all="ignore"):
             J = np.broadcast_to(self.module.jacobian(x, self._theta(params)), (n, n) + x.shape[1:])
         return -J
@@ -577,10 +596,10 @@ def cached_fixed_point(
     the cache has no record for ``producer`` and ``key`` (see :func:`sobolev_rf.codegen.jit.system_record`).
     A closed-form system is stored as a :class:`~sobolev_rf.derive.system.System` and solved on its generated
     NumPy kernel (real or complex arithmetic; Jacobian by differences), so a warm call imports no SymPy; its
-    complex evaluations and Newton solves go to the complex-arithmetic C kernel
-    (:func:`~sobolev_rf.codegen.complex_kernel.load_complex_kernel`) unless ``backend`` is ``"numpy"`` or the
-    system has none. A system with numerical expectations is recorded as such and derived again for
-    ``lambdify``."""
+    evaluations and complex Newton solves go to the system's C kernel
+    (:func:`~sobolev_rf.codegen.complex_kernel.load_complex_kernel`, complex arithmetic and a real twin; the
+    NumPy module is then loaded only if asked for) unless ``backend`` is ``"numpy"`` or the system has none.
+    A system with numerical expectations is recorded as such and derived again for ``lambdify``."""
     from ...codegen import jit
 
     held: dict[str, OVSystem] = {}
@@ -597,15 +616,44 @@ def cached_fixed_point(
     record = jit.system_record(producer, key, build)
     meta = dict(record["meta"])
     if meta.get("closed_form"):
-        kernel: Any = jit.load_kernel(record, "numpy")
         fast = None
         if backend != "numpy":
             from ...codegen.complex_kernel import load_complex_kernel
 
             fast = load_complex_kernel(record)
-        return FixedPoint(KernelEvaluator(kernel.module, meta["names"], fast)), meta
+        module: Any = _numpy_module(record) if fast is None else _DeferredModule(record)
+        return FixedPoint(KernelEvaluator(module, meta["names"], fast)), meta
     system = held["system"] if "system" in held else derive()[0]
     return FixedPoint.of(system), meta
+
+
+class _DeferredModule:
+    """The generated NumPy module of a system record, generated or loaded on first use (beside a C kernel,
+    which evaluates everything, only if asked for). Its names come from the record."""
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        from ...codegen import jit
+
+        self._record = record
+        self._module: Any = None
+        self.UNKNOWNS, self.PARAMETERS, self.OUTPUTS = (
+            jit.record_names(record, part) for part in ("unknowns", "parameters", "outputs")
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._module is None:
+            self._module = _numpy_module(self._record)
+        return getattr(self._module, name)
+
+
+def _numpy_module(record: Mapping[str, Any]) -> Any:
+    """The generated NumPy module of a system record (generated, or loaded from the cache)."""
+    from ...codegen import jit
+
+    kernel: Any = jit.load_kernel(record, "numpy")
+    return kernel.module
 
 
 #: The most recently used solvers of derived systems (a short list: systems are not hashable).

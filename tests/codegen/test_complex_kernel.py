@@ -22,7 +22,7 @@ import sympy as sp
 
 from sobolev_rf.codegen import complex_kernel, jit
 from sobolev_rf.codegen.complex_c.printer import SUPPORTED, generate_complex_c_source
-from sobolev_rf.derive.expectations import Erfcx
+from sobolev_rf.derive.expectations import Erfcx, ScaledExpint
 from sobolev_rf.derive.system import System
 
 needs_cc = pytest.mark.skipif(jit.find_compiler() is None, reason="no C compiler")
@@ -111,9 +111,9 @@ def test_generated_source_is_deterministic() -> None:
 
 @needs_cc
 def test_scaled_expint_matches_mpmath() -> None:
-    """e^z E_ν(z) against 25-digit mpmath: ν = 1/2 and 1 (erfcx; E₁ by series or continued fraction; the
-    asymptotic series for |z| ≥ 60) to 1e-13; higher orders come from the upward recursion of the NumPy kernel,
-    which amplifies rounding by up to about (1 + |z|)^ν near the negative axis: there within 1e-14 (1 + |z|)^ν."""
+    """e^z E_ν(z) against 25-digit mpmath, the rules of the NumPy kernel below the large orders (ν < 8): ν = 1/2
+    and 1 (erfcx; E₁ by series or continued fraction; the asymptotic series for |z| ≥ 60) to 1e-13; higher orders
+    by the upward recursion, which amplifies rounding by up to about (1 + |z|)^ν: within 1e-14 (1 + |z|)^ν."""
     kernel = complex_kernel.load_complex_kernel(toy_record())
     assert kernel is not None
     rng = np.random.default_rng(8)
@@ -126,3 +126,45 @@ def test_scaled_expint_matches_mpmath() -> None:
         err = np.abs(kernel.scaled_expint(nu, z) / ref - 1)
         allowed = 1e-13 if nu <= 1 else 1e-14 * (1 + np.abs(z)) ** nu
         assert np.all(err < allowed), (nu, z[np.argmax(err / allowed)])
+
+
+@needs_cc
+def test_real_twin_matches_the_numpy_kernel() -> None:
+    """For real parameters the kernel's double-precision twin gives the NumPy kernel's values (residuals to
+    1e-14; outputs with erfcx and e^x E_ν(x) to 1e-12, what the upward recursion of E_{5/2} amplifies rounding
+    to at x ≈ 20), and NaN where NumPy gives NaN (√ or log of a negative number, E₁ of a negative one)."""
+    from sobolev_rf.codegen.numpy.printer import generate_numpy_source
+    from sobolev_rf.codegen.runtime import NumpyKernel
+
+    g, t, z = sp.symbols("g t z")
+    system = System(
+        "twin",
+        (g,),
+        (t, z),
+        (g - 1 / (1 - z - t * g),),
+        outputs={
+            "a": Erfcx(g * z) + sp.exp(g) * sp.log(1 + z) + g ** sp.Rational(3, 2),
+            "b": ScaledExpint(1, g * g * z) + ScaledExpint(sp.Rational(5, 2), g + z),
+        },
+        definitions={},
+        meta={"jacobian": "differences"},
+    )
+    record = json.loads(json.dumps(system.to_dict()))
+    kernel = complex_kernel.load_complex_kernel(record)
+    assert kernel is not None
+    module = NumpyKernel(generate_numpy_source(System.from_dict(record)), "twin").module
+    rng = np.random.default_rng(3)
+    u = rng.uniform(-2, 3, (400, 1))
+    theta = np.stack([rng.uniform(0.1, 2, 400), rng.uniform(-1.5, 20, 400)], axis=1)
+    with np.errstate(all="ignore"):
+        expected = np.stack(list(module.outputs(u.T, list(theta.T)).values()), axis=1)
+        residual = module.residual(u.T, list(theta.T)).T
+        jacobian = np.moveaxis(module.jacobian(u.T, list(theta.T)), -1, 0)
+    got = kernel.real_outputs(u, theta)
+    assert np.array_equal(np.isnan(got), np.isnan(expected)) and np.isnan(expected).any()
+    ok = np.isfinite(expected)
+    assert np.all(np.abs(got[ok] - expected[ok]) <= 1e-12 * np.abs(expected[ok]))
+    assert np.allclose(kernel.real_residual(u, theta), residual, rtol=1e-14, atol=1e-14, equal_nan=True)
+    J = kernel.real_jacobian(u, theta)  # forward differences in both: rounding over the step, up to 1e-6
+    assert np.array_equal(np.isnan(J), np.isnan(jacobian))
+    assert np.nanmax(np.abs(J - jacobian) / (1 + np.abs(jacobian))) < 1e-6
