@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from ...derive.syntax import SYNTAX_HELP
@@ -59,20 +58,6 @@ def add_parser(subparsers: Any) -> None:
         "(dimensions may be ratios, e.g. p=2 d=1)",
     )
     parser.set_defaults(func=run)
-
-
-def json_number(value: float | complex) -> float | dict[str, float]:
-    """A JSON number, or ``{"re": ..., "im": ...}`` for a complex value."""
-    if isinstance(value, complex):
-        return {"re": value.real, "im": value.imag}
-    return float(value)
-
-
-def _text_number(value: float | complex) -> str:
-    if isinstance(value, complex):
-        sign = "-" if value.imag < 0 else "+"
-        return f"{value.real:.15g} {sign} {abs(value.imag):.15g}i"
-    return f"{value:.15g}"
 
 
 def _derived(args: argparse.Namespace, values: dict[str, float | complex]) -> tuple[Any, dict[str, Any]]:
@@ -131,36 +116,10 @@ def run(args: argparse.Namespace) -> int:
     if meta["herglotz"] and len(complex_names) == 1:
         herglotz["r"] = meta["herglotz"] * (1 if values[complex_names[0]].imag > 0 else -1)
     solution = fixed_point.solve(values, herglotz=herglotz) if args.solve else None
+    from ..reports.pencil import json_text, text
+
     if args.format == "json":
-        data: dict[str, Any] = dict(meta["json"])
-        if args.self_adjoint:
-            data["self_adjoint_pencil"] = meta["self_adjoint_json"]
-        if solution is not None:
-            data["solution"] = {
-                "unknowns": {k: json_number(v) for k, v in solution.unknowns.items()},
-                "traces": {k: json_number(v) for k, v in solution.outputs.items()},
-                "residual": solution.residual,
-                "method": solution.method,
-                "quadrature_error": solution.quadrature_error,
-            }
-            if herglotz:
-                data["solution"]["imaginary_sign_checked"] = herglotz
-        print(json.dumps(data, indent=2))
-        return 0
-    latex = args.format == "latex"
-    shown = meta["latex"] if latex else meta["text"]
-    print(shown[0])
-    if args.self_adjoint:
-        print(shown[1])
-    print(shown[2])
-    if solution is not None:
-        if latex:
-            for name, val in solution.outputs.items():
-                print(f"\\tfrac{{1}}{{m}}\\operatorname{{tr}}\\mathrm{{{name}}} = {_text_number(val)}")
-        else:
-            print(f"solution ({solution.method}, residual {solution.residual:.1e}):")
-            for name, val in solution.unknowns.items():
-                print(f"  {name} = {_text_number(val)}")
-            for name, val in solution.outputs.items():
-                print(f"  tr({name})/m = {_text_number(val)}")
+        print(json_text(meta, solution, herglotz, args.self_adjoint))
+    else:
+        print(text(meta, solution, args.format == "latex", args.self_adjoint))
     return 0
