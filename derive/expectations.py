@@ -132,8 +132,10 @@ def radial_expectation(h: sp.Expr, rho: sp.Symbol, k: sp.Expr) -> sp.Expr | None
     if not h.is_rational_function(rho):
         return None
     together = sp.together(h)
-    small = len(together.free_symbols) <= CANCEL_SYMBOLS + 1 and sp.count_ops(together) <= CANCEL_OPS
-    num, den = sp.fraction(sp.cancel(together) if small else sp.cancel(together, rho))
+    num, den = sp.fraction(together)
+    if sp.Poly(den, rho).degree() > 1:  # common factors in ρ (the entries come cancelled: rarely needed)
+        small = len(together.free_symbols) <= CANCEL_SYMBOLS + 1 and sp.count_ops(together) <= CANCEL_OPS
+        num, den = sp.fraction(sp.cancel(together) if small else sp.cancel(together, rho))
     P = sp.Poly(num, rho)
     Q = sp.Poly(den, rho)
     if Q.degree() == 0:
