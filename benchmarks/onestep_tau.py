@@ -30,7 +30,13 @@ import numpy as np
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
-from sobolev_rf.numeric.theory.onestep import alignment_law, rotated_alignment, solve_sobolev_readout, spike_scaling
+from sobolev_rf.numeric.theory.onestep import (
+    ReadoutSpike,
+    alignment_law,
+    rotated_alignment,
+    solve_sobolev_readout,
+    spike_scaling,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = ("eps_L2", "eps_H1", "train_error_L2", "train_loss")
@@ -47,8 +53,11 @@ POINTS = {
 }
 
 
-def theory(params: ModelParams, shift: np.ndarray, varpi: np.ndarray) -> dict[str, np.ndarray]:
-    spike = spike_scaling(params).at(params.eta, params.alpha0)
+def theory(
+    params: ModelParams, shift: np.ndarray, varpi: np.ndarray, spike: ReadoutSpike | None = None
+) -> dict[str, np.ndarray]:
+    """The derived system at each (shift, ϖ′); ``spike`` defaults to the closed form with its rows' spread."""
+    spike = spike or spike_scaling(params).at(params.eta, params.alpha0)
     res = solve_sobolev_readout(
         params.activation,
         params.teacher,
@@ -121,7 +130,9 @@ def run_planted(name: str, params: ModelParams, dims: list[int], seeds: list[int
         per = [planted_seed(params, d, 1000 + i) for i in range(s)]
         beta = np.array([q["beta"] for q in per])
         c_shift, c_varpi = rotated_alignment(np.broadcast_to(al, beta.shape), float(spike.r) * beta)
-        th = theory(params, c_shift, c_varpi)
+        # a Gaussian bulk: spike entries of variance c_W²/d, squared row norms of variance 2c_W⁴/d, uncorrelated
+        planted = ReadoutSpike(spike.r, spike.cW2, spike.gamma, spike.cW2, 0.0, 2 * float(spike.cW2) ** 2)
+        th = theory(params, c_shift, c_varpi, planted)
         row = {"seeds": s, "seconds": time.time() - t0}
         for key in KEYS:
             sim = np.array([q[key] for q in per])

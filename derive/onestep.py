@@ -244,7 +244,7 @@ TAU, DELTA_G, SHIFT = sp.symbols("tau Delta_g zeta_shift")
 #: Per-κ-node fields of the Sobolev readout (suffix ``_<i>``): those of the L2 readout, then the
 #: conditional coefficients of σ′ (μ₀′, μ₁′, μ₂′²), the residual cross-covariance of σ and σ′, those of
 #: φ′ (h′, h₁′, hh′) and E[φφ′ | κ].
-SOBOLEV_NODE_FIELDS = NODE_FIELDS + ("p0", "p1", "p2", "sx", "u0", "u1", "u2", "tx")
+SOBOLEV_NODE_FIELDS = NODE_FIELDS + ("p0", "p1", "p2", "sx", "u0", "u1", "u2", "tx", "p3")
 #: Per-ζ-node fields (suffix ``_<i>``): the Gauss–Hermite weight and node of z in ζ₁ = c + c_W z.
 ZETA_FIELDS = ("zw", "zz")
 #: Default number of Gauss–Hermite nodes in z.
@@ -263,6 +263,10 @@ SOBOLEV_PARAMETER_MEANING = PARAMETER_MEANING | {
     "u1": "h₁′(κ_i) = E zφ′(γκ_i + ρz)",
     "u2": "hh′(κ_i) = E φ′(γκ_i + ρz)²",
     "tx": "E φφ′(γκ_i + ρz)",
+    "p3": "μ_e′(κ_i) = ∂μ₀′/∂(c_W²) = (E[z²σ′(rκ_i + c_W z)] − μ₀′)/(2c_W²)",
+    "Sigma_tt": "d × variance of the rows' spike entries t_j",
+    "Sigma_te": "d × covariance of t_j and the squared bulk row norms e_j",
+    "Sigma_ee": "d × variance of e_j",
     "zw": "Gauss–Hermite weight of ζ-node i",
     "zz": "Gauss–Hermite node z_i of ζ₁ = c + c_W z_i",
 }
@@ -370,13 +374,17 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
 
     Means given κ: row r predicts m_rS_r + ā_rκΘ_r (S_r = ζ̃_rᵀw, Θ_r = (D_ru)ᵀw), the label has mean
     h_r = (h, √τϖ′_lh′) and linear part L_r t, L = (h₁, √τϖ′_lh₁′); μ_r = h_r − m_rS_r − ā_rκΘ_r.
-    The spikes S_r are fitted at no cost, E_κ[m_r(Γμ)_r] = 0 (S_r = 0 where m_r ≡ 0); Θ = Tθ̂ with
-    θ̂_r = αE_κ[ā_rκ(Γμ)_r]; the teacher overlaps χ_r = ϑᵀBᵀD_rw = ψ(Xψ̂)_r with ψ̂_r = αE_κ[ā_r(ΓL)_r].
+    The spikes S_r are fitted at no cost, E_κ[m_r(Γμ)_r] = 0 (S_r = 0 where m_r ≡ 0). The rows' spread (the
+    L2 readout above): row j's spike entry t_j and squared bulk norm e_j (d × covariance Σ) move its mean by
+    κā_r(t_j − r) + m^e_r(e_j − ē), m^e = ∂m/∂(c_W²) = (μ_e, √τμ_e′, …), so μ_r also loses κā_rΘ^t_r + m^e_rΘ^e_r
+    with the channels Θ^x_r = (D_r(x − x̄))ᵀw, generic to Ω: Θ^x = ψYΣ_xyθ̂^y with θ̂^t_r = αE_κ[ā_rκ(Γμ)_r],
+    θ̂^e_r = αE_κ[m^e_r(Γμ)_r] (Σ = (c_W², 0, 0): the bulk's own component u = Bû, Θ^t = Tθ̂^t). The teacher
+    overlaps χ_r = ϑᵀBᵀD_rw = ψ(Xψ̂)_r with ψ̂_r = αE_κ[ā_r(ΓL)_r].
 
     Second order: the quadratic forms O_rs = wᵀD_rΩD_sw and I_rs = Σ_j w_j²ζ̃_jrζ̃_js are directional
     derivatives of the first-order traces, O = −dX, I = −dY = −dT/(c_W²ψ), along the source
-    δĈ = αE_κ[(ΓẼΓ)_rsā_rā_s] + ψψ̂ψ̂ᵀ, δÊ = αE_κ[(ΓẼΓ)_rsc_rs] + ψc_W²θ̂θ̂ᵀ (noise, teacher column
-    Bϑ of Ω, independent u), with dF = RδĈRᵀ − F dT F, R = (I + ĈT)⁻¹,
+    δĈ = αE_κ[(ΓẼΓ)_rsā_rā_s] + ψψ̂ψ̂ᵀ, δÊ = αE_κ[(ΓẼΓ)_rsc_rs] + ψΣ_xyθ̂^x_rθ̂^y_s (noise, teacher column
+    Bϑ of Ω, the rows' spread), with dF = RδĈRᵀ − F dT F, R = (I + ĈT)⁻¹,
     dT = −c_W²ψE_ζ[ζ̃ζ̃ᵀ(ζ̃ᵀdAζ̃)q²], dA = δÊ + c_W²dF, dX = (dT R − TR(δĈT + ĈdT)R)/ψ. Ẽ(κ) is the
     population error covariance of the rows plus label noise,
 
@@ -408,6 +416,7 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     dT, dt_syms = pattern("dT")
     S = sp.symbols(" ".join(f"S_{r}" for r in range(k + 1)))
     Th = sp.symbols(" ".join(f"Theta_{r}" for r in range(k + 1)))
+    The = sp.symbols(" ".join(f"Thetae_{r}" for r in range(k + 1)))
 
     def E(terms: list[sp.Expr]) -> sp.Expr:
         return sp.Add(*[w[i] * terms[i] for i in range(nodes)])
@@ -418,6 +427,10 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
 
     def coef(i: int) -> list[sp.Expr]:
         return [n["s0"][i], rt * n["p0"][i], rt * n["p0"][i]][: k + 1]
+
+    def coef_e(i: int) -> list[sp.Expr]:
+        """∂(mean of row r)/∂(c_W²): the functions of the e-channel."""
+        return [n["s3"][i], rt * n["p3"][i], rt * n["p3"][i]][: k + 1]
 
     def noise(i: int) -> _Block:
         return _Block.of(n["s2"][i], rt * n["sx"][i], TAU * n["p2"][i], TAU * n["p2"][i] if two else None)
@@ -511,16 +524,24 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     hs = [[n["t0"][i]] + [rt * varpi[l] * n["u0"][i] for l in range(k)] for i in range(nodes)]
     Ls = [[n["t1"][i]] + [rt * varpi[l] * n["u1"][i] for l in range(k)] for i in range(nodes)]
     mu = [
-        [d(f"mu{r}_{i}", hs[i][r] - coef(i)[r] * S[r] - abar(i)[r] * kap[i] * Th[r]) for r in range(k + 1)]
+        [
+            d(f"mu{r}_{i}", hs[i][r] - coef(i)[r] * S[r] - abar(i)[r] * kap[i] * Th[r] - coef_e(i)[r] * The[r])
+            for r in range(k + 1)
+        ]
         for i in range(nodes)
     ]
     Gmu = [[d(f"Gmu{r}_{i}", x) for r, x in enumerate(gvec(i, mu[i]))] for i in range(nodes)]
     GL = [gvec(i, Ls[i]) for i in range(nodes)]
     thh = [d(f"thetahat_{r}", alpha * E([abar(i)[r] * kap[i] * Gmu[i][r] for i in range(nodes)])) for r in range(k + 1)]
     psh = [d(f"psihat_{r}", alpha * E([abar(i)[r] * GL[i][r] for i in range(nodes)])) for r in range(k + 1)]
-    Tth = [T.blk[0, 0] * thh[0] + T.blk[0, 1] * thh[1], T.blk[1, 0] * thh[0] + T.blk[1, 1] * thh[1]]
-    Tth += [T.r22 * thh[2]] if two else []
-    residuals += [Th[r] - Tth[r] for r in range(k + 1)]
+    the = [d(f"thetahat_e_{r}", alpha * E([coef_e(i)[r] * Gmu[i][r] for i in range(nodes)])) for r in range(k + 1)]
+    # the channels t − r1 and e − ē1 (of d × covariance Σ) weighted by D_r: Θ^x_s = Σ_r Y_sr ψ Σ_xy θ̂^y_r
+    src_t = [SIG_TT * thh[r] + SIG_TE * the[r] for r in range(k + 1)]
+    src_e = [SIG_TE * thh[r] + SIG_EE * the[r] for r in range(k + 1)]
+    for theta, src in ((Th, src_t), (The, src_e)):
+        Ysrc = [Y.blk[0, 0] * src[0] + Y.blk[0, 1] * src[1], Y.blk[1, 0] * src[0] + Y.blk[1, 1] * src[1]]
+        Ysrc += [Y.r22 * src[2]] if two else []
+        residuals += [theta[r] - PSI * Ysrc[r] for r in range(k + 1)]
     for r in range(k + 1):
         C = d(f"Cspike_{r}", E([coef(i)[r] ** 2 * (G[i].blk[r, r] if r < 2 else G[i].r22) for i in range(nodes)]))
         grad = E([coef(i)[r] * Gmu[i][r] for i in range(nodes)])
@@ -570,7 +591,12 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
     Cn, En = source([outer(i) for i in range(nodes)], "C2"), source([noise(i) for i in range(nodes)], "E2")
     pair = {"00": (0, 0), "01": (0, 1), "11": (1, 1), "22": (2, 2)}
     dC = _Block.from_entries({p: d(f"dC_{p}", Cn[p] + PSI * psh[pair[p][0]] * psh[pair[p][1]]) for p in keys})
-    dE = _Block.from_entries({p: d(f"dE_{p}", En[p] + PSI * CW2 * thh[pair[p][0]] * thh[pair[p][1]]) for p in keys})
+    dE = _Block.from_entries(
+        {
+            p: d(f"dE_{p}", En[p] + PSI * (thh[pair[p][0]] * src_t[pair[p][1]] + the[pair[p][0]] * src_e[pair[p][1]]))
+            for p in keys
+        }
+    )
     dF = (R @ dC @ R.t() - F @ dT @ F).named(d, "dF", symmetric=True)
     dA = (dE + dF.scale(CW2)).named(d, "dA", symmetric=True)
     da = dA.entries()
@@ -601,12 +627,22 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
         "train_loss": sp.Add(*train_rows) + LAM * QI.blk[0, 0],
         "m": S[0],
         "theta": Th[0],
+        "theta_e": The[0],
         "chi": chi[0],
         "q_1": QO.blk[0, 0],
         "q_2": QI.blk[0, 0],
     }
-    unknowns = tuple(t_syms) + tuple(xu_syms) + tuple(Th) + tuple(S) + tuple(dt_syms) + tuple(qo_syms) + tuple(qi_syms)
-    scalars = (LAM, PSI, PHI, DELTA_F, DELTA_G, TAU, CW2, SHIFT) + tuple(varpi)
+    unknowns = (
+        tuple(t_syms)
+        + tuple(xu_syms)
+        + tuple(Th)
+        + tuple(The)
+        + tuple(S)
+        + tuple(dt_syms)
+        + tuple(qo_syms)
+        + tuple(qi_syms)
+    )
+    scalars = (LAM, PSI, PHI, DELTA_F, DELTA_G, TAU, CW2, SHIFT, SIG_TT, SIG_TE, SIG_EE) + tuple(varpi)
     parameters = (
         scalars + tuple(s_ for f in SOBOLEV_NODE_FIELDS for s_ in n[f]) + tuple(s_ for f in ZETA_FIELDS for s_ in zn[f])
     )

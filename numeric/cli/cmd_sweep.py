@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Swept axes of a sweep with a first-layer step (the one-step readout theory: τ = 0).
+#: Swept axes of a sweep with a first-layer step (the one-step readout theory).
 STEP_AXES = ("p_over_d", "n_over_d", "lam", "eta", "alpha0")
 
 
@@ -150,9 +150,10 @@ def _run_step(args: argparse.Namespace) -> int:
         bar.update()
     elapsed = max(time.perf_counter() - start, 1e-9)
     bad = int(np.size(result.converged) - np.count_nonzero(result.converged))
+    readout = "L2 readout, tau = 0" if base.tau == 0 or base.k == 0 else f"Sobolev readout, tau = {base.tau:g}"
     print(
         f"sobolev-rf sweep: {size} points in {elapsed:.3f} s ({size / elapsed:,.0f} points/s), one-step readout "
-        f"(tau = 0) after a {base.step} step{f'; {bad} did not converge (converged = 0 in the CSV)' if bad else ''}",
+        f"({readout}) after a {base.step} step{f'; {bad} did not converge (converged = 0 in the CSV)' if bad else ''}",
         file=sys.stderr,
     )
     names = list(result.outputs)

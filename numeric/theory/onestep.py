@@ -299,9 +299,13 @@ def sobolev_node_values(
     p2 = np.where(plain, ksp**2, np.maximum(m2 - m0**2 - m1**2, 0.0))
     s0, s1 = out["s0"], out["s1"]
     sx = np.where(plain, c_sigma, cross - s0 * p0 - cW**2 * s1 * p1)
+    # μ_e′ = ∂μ₀′/∂(c_W²) = (E[z²σ′] − μ₀′)/(2c_W²), E[z²σ′(s + cz)] from E[x²σ′(x)] at x = s + cz
+    x2 = _gaussian_moments(lambda t: t * t * dsigma(t), sigma_kinks, r * kappa, cW)[0]
+    z2 = (x2 - (r * kappa) ** 2 * m0 - 2 * r * kappa * cW * m1) / cW**2
+    p3 = (z2 - m0) / (2 * cW**2)
     u0, u1, u2 = _gaussian_moments(dphi, phi_kinks, gamma * kappa, rho)
     tx = _gaussian_moments(lambda t: phi(t) * dphi(t), phi_kinks, gamma * kappa, rho)[0]
-    out.update({"p0": p0, "p1": p1, "p2": p2, "sx": sx, "u0": u0, "u1": u1, "u2": u2, "tx": tx})
+    out.update({"p0": p0, "p1": p1, "p2": p2, "sx": sx, "u0": u0, "u1": u1, "u2": u2, "tx": tx, "p3": p3})
     return {name: np.broadcast_to(v, shape) for name, v in out.items()}
 
 
@@ -429,14 +433,17 @@ def alignment_law(
     return shift, rotated, weight
 
 
-def _sobolev_guess(n_points: int, k: int, cW2: np.ndarray, psi: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """A start for the fixed point: T and X of a resolvent q ≈ 1/(1 + ζ̃ᵀζ̃), everything else 0."""
+def _sobolev_guess(
+    n_points: int, k: int, cW2: np.ndarray, psi: np.ndarray, shift: np.ndarray, unknowns: int
+) -> np.ndarray:
+    """A start for the fixed point: T and X (the leading unknowns) of a resolvent q ≈ 1/(1 + ζ̃ᵀζ̃), the
+    other ``unknowns`` 0."""
     two = k == 2
     t00 = cW2 * psi / 2
     t11 = cW2 * psi * (shift**2 + cW2) / 4
     cols = [t00, 0 * t00, t11] + ([cW2 * psi * cW2 / 4] if two else [])
     cols = cols + [c / psi for c in cols]
-    cols += [0 * t00] * (2 * (k + 1) + 3 * (4 if two else 3))
+    cols += [0 * t00] * (unknowns - len(cols))
     return np.stack([np.broadcast_to(c, (n_points,)) for c in cols], axis=-1)
 
 
@@ -484,10 +491,10 @@ def solve_sobolev_readout(
         "cW2": spike.cW2,
         "zeta_shift": shift,
     }
-    scalars |= {f"varpi_{l + 1}": varpi[..., l] for l in range(k)}
+    scalars |= spike.channels() | {f"varpi_{l + 1}": varpi[..., l] for l in range(k)}
     rows = parameter_rows(scalars, values, kernel.parameters)
     col = {name: rows[:, j] for j, name in enumerate(kernel.parameters)}
-    u0 = _sobolev_guess(len(rows), k, col["cW2"], col["psi"], col["zeta_shift"])
+    u0 = _sobolev_guess(len(rows), k, col["cW2"], col["psi"], col["zeta_shift"], len(kernel.unknowns))
     theta = kernel._theta(rows)
     # a few damped fixed-point steps, then Newton (the fixed-point phase alone converges slowly here)
     u, ok, norm = kernel.module.solve(theta, u0=u0.T, tol=tol, fixed_point_iterations=FIXED_POINT_STEPS)
@@ -629,10 +636,10 @@ def solve_sobolev_expected(
     """The Sobolev readout of ``params`` averaged over the law of the ζ shift (:func:`alignment_law`), on every
     point of the broadcast arrays of the spike's fields and p/d, n/d, λ (flattened); a point converges when
     every ν-node does. The unknowns are those of the centre ν = 0."""
-    r, cW2, gamma, p, n, lam_a = np.broadcast_arrays(
-        *[np.asarray(v, dtype=float) for v in (spike.r, spike.cW2, spike.gamma, p_over_d, n_over_d, lam)]
-    )
-    r, cW2, gamma, p, n, lam_a = (v.reshape(-1) for v in (r, cW2, gamma, p, n, lam_a))
+    ch = spike.channels()
+    fields = (spike.r, spike.cW2, spike.gamma, ch["Sigma_tt"], ch["Sigma_te"], ch["Sigma_ee"], p_over_d, n_over_d, lam)
+    arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in fields])
+    r, cW2, gamma, stt, ste, see, p, n, lam_a = (v.reshape(-1) for v in arrays)
     varpi = np.asarray(params.alignment, dtype=float)
     nus = len(alignment_law(varpi, ReadoutSpike(0.0, 1.0, 0.0))[2])
     shifts, rotated, weights = [], [], None
@@ -644,7 +651,7 @@ def solve_sobolev_expected(
     res = solve_sobolev_readout(
         params.activation,
         params.teacher,
-        ReadoutSpike(r[col], cW2[col], gamma[col]),
+        ReadoutSpike(r[col], cW2[col], gamma[col], stt[col], ste[col], see[col]),
         p[col],
         n[col],
         lam_a[col],
@@ -780,16 +787,20 @@ def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES, znod
     system = derive_onestep_sobolev_system(k, nodes, znodes)
     values = sobolev_node_values(activation, teacher, spike, nodes)
     z, zw = hermite_rule(znodes)
-    scalars = {
-        "lam": lam,
-        "psi": p_over_d,
-        "n_d": n_over_d,
-        "Delta_f": noise_f,
-        "Delta_g": params.noise_g,
-        "tau": params.tau,
-        "cW2": spike.cW2,
-        "zeta_shift": shift,
-    } | {f"varpi_{l + 1}": rotated[..., l] for l in range(k)}
+    scalars = (
+        {
+            "lam": lam,
+            "psi": p_over_d,
+            "n_d": n_over_d,
+            "Delta_f": noise_f,
+            "Delta_g": params.noise_g,
+            "tau": params.tau,
+            "cW2": spike.cW2,
+            "zeta_shift": shift,
+        }
+        | spike.channels()
+        | {f"varpi_{l + 1}": rotated[..., l] for l in range(k)}
+    )
     theta = [float(v) for v in parameter_rows(scalars, values | {"zw": zw, "zz": z}, system.parameter_names)[0]]
     u_double = [float(double.unknowns[name][0]) for name in system.unknown_names]
     outputs_double = {name: float(double.outputs[name][0]) for name in system.outputs}

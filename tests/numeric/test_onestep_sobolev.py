@@ -57,6 +57,19 @@ def test_no_step_is_the_random_features_model(k: int, activation: str) -> None:
         assert res.outputs[key][0] == pytest.approx(getattr(rf, key), rel=1e-12)
 
 
+def test_small_tau_approaches_the_l2_readout() -> None:
+    """τ → 0⁺ (the gradient rows' weight) reaches the τ = 0 readout after a step, rows' spread included."""
+    from sobolev_rf.numeric.theory.onestep import solve_readout
+
+    params = ModelParams(activation="relu", teacher="tanh", step="l2", eta=1.0, alpha0=4.0)
+    spike = spike_scaling(params).at(1.0, 4.0)
+    l2 = solve_readout("relu", "tanh", spike, 1.5, 3.0, 0.01, nodes=16, backend="numpy")
+    tiny = solve_sobolev_readout("relu", "tanh", spike, 1.5, 3.0, 0.01, 1e-8, 0.3, np.array([-1.0]), nodes=16, znodes=8)
+    assert tiny.converged[0] and l2.converged[0]
+    for key in ("eps_L2", "train_error_L2", "m", "theta", "theta_e"):
+        assert tiny.outputs[key][0] == pytest.approx(l2.outputs[key][0], rel=1e-6, abs=1e-9)
+
+
 def test_rotation_of_the_shift() -> None:
     shift, varpi = rotated_alignment(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
     assert float(shift) == pytest.approx(5.0)
