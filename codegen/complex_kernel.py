@@ -5,7 +5,7 @@ system's fingerprint, the codegen sources and the platform) the library that
 :mod:`.complex_c.printer` writes for a system record, and binds it as a :class:`ComplexCKernel`: residual,
 outputs, Jacobian and a damped Newton at many complex points, one row per point, and the residual, outputs
 and Jacobian of its real twin at real points. A record whose expressions
-leave :data:`~.complex_c.printer.SUPPORTED` (e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is
+leave :data:`~.complex_c.SUPPORTED` (e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is
 not a positive integer or half-integer), or a machine without a working C
 compiler, has none (None: the NumPy kernel does the work). Nothing here imports SymPy when warm.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import cache, jit
+from .complex_c import SUPPORTED
 from .version import CODEGEN_VERSION
 
 #: Flags of a complex kernel's build: -O1 runs the kernels within 10 % of -O2 and compiles in half the time
@@ -30,31 +31,6 @@ COMPLEX_C_FLAGS = ("-O1", "-std=c99", "-shared", "-fPIC")
 
 _D = ctypes.POINTER(ctypes.c_double)
 _I = ctypes.POINTER(ctypes.c_int)
-
-#: The node names the complex printer writes (kept in step with ``complex_c.printer.SUPPORTED``, which a
-#: test checks; repeated here so that a warm call does not import the printer and SymPy).
-SUPPORTED = frozenset(
-    {
-        "Add",
-        "Mul",
-        "Pow",
-        "exp",
-        "log",
-        "sqrt",
-        "Erfcx",
-        "ScaledExpint",
-        "Symbol",
-        "Integer",
-        "Rational",
-        "Float",
-        "Zero",
-        "One",
-        "NegativeOne",
-        "Half",
-        "Pi",
-        "Exp1",
-    }
-)
 
 
 def _has_symbol(tree: Any) -> bool:

@@ -3,7 +3,7 @@
 The spectral parameter z of a resolvent pencil makes every unknown and output complex. This module writes,
 for a :class:`~sobolev_rf.derive.system.System` whose expressions use only +, ×, powers, exp, log, √,
 erfcx and e^x E_ν(x) of integer or half-integer order ν (a number, or an expression in the parameters)
-(:data:`SUPPORTED`), a C99 source with
+(:data:`~sobolev_rf.codegen.complex_c.SUPPORTED`), a C99 source with
 ``double complex`` arithmetic on the blocks of :mod:`..common` (the same CSE as the NumPy module), on
 principal branches (``csqrt``, ``cpow``, ``clog``; a half-integer power is an integer power of ``csqrt``, the
 same branch), erfcx(z) = w(iz) through the Faddeeva function of ``faddeeva.c.tmpl`` (Weideman's rational
@@ -28,30 +28,6 @@ import sympy as sp
 from ...derive.expectations import Erfcx, ScaledExpint
 from ...derive.system import System
 from ..common import CODEGEN_VERSION, build_block, template
-
-#: Expression-tree nodes (:mod:`sobolev_rf.derive.exprtree`) the complex C printer handles.
-SUPPORTED = frozenset(
-    {
-        "Add",
-        "Mul",
-        "Pow",
-        "exp",
-        "log",
-        "sqrt",
-        "Erfcx",
-        "ScaledExpint",
-        "Symbol",
-        "Integer",
-        "Rational",
-        "Float",
-        "Zero",
-        "One",
-        "NegativeOne",
-        "Half",
-        "Pi",
-        "Exp1",
-    }
-)
 
 #: Terms of Weideman's approximation of w(z) (relative error about 1e-15 in the upper half plane) and the
 #: modulus beyond which the asymptotic series is used.
@@ -182,7 +158,7 @@ static inline double complex sr_ipow(double complex z, int k)
 
 def generate_complex_c_source(system: System) -> str:
     """C99 source of ``system`` in complex arithmetic (module docstring); raises
-    :class:`UnsupportedExpression` for an expression outside :data:`SUPPORTED`."""
+    :class:`UnsupportedExpression` for an expression outside :data:`~sobolev_rf.codegen.complex_c.SUPPORTED`."""
     write, write_real = _Writer(), _Writer(real=True)
     n, p, m = len(system.unknowns), len(system.parameters), len(system.outputs)
     L, coeffs = weideman_coefficients()
