@@ -50,8 +50,9 @@ import sympy as sp
 
 from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.laws import GaussianMatrix, declare_diagonals
+from sobolev_rf.derive.matrix_syntax import declare_shapes, parse_expression
 from sobolev_rf.derive.ovfp import derive_system
-from sobolev_rf.derive.pencil import check_pencil, declare_shapes, linearize, parse_expression
+from sobolev_rf.derive.pencil import check_pencil, linearize
 from sobolev_rf.numeric.studies.spectrum import StieltjesSolver, resolvent_system, spectral_density
 from sobolev_rf.numeric.theory.ovfp import solve_system
 

@@ -49,7 +49,7 @@ def declarations(
     """Matrices, dimensions, diagonal laws, Gaussian names (→ symmetric?) and parameter values of the
     declarations --shape, --symmetric, --diag and --param."""
     from .laws import declare_diagonals
-    from .pencil import declare_shapes
+    from .matrix_syntax import declare_shapes
 
     mats, dims = declare_shapes(shape)
     diag_mats, laws = declare_diagonals(diag, dims, taken=mats)

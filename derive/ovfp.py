@@ -53,6 +53,7 @@ import numpy as np
 import sympy as sp
 from sympy import Identity, Inverse, MatrixSymbol
 
+from .copies import copy_entries, copy_family
 from .errors import UserError
 from .expectations import CANCEL_OPS, CANCEL_SYMBOLS, GaussExpectation, LawExpectation, expectation
 from .laws import DiagonalFunction, DiagonalLaw, GaussianMatrix, zeta_symbol
@@ -212,86 +213,6 @@ def _balance(pencil: Pencil, random: Mapping[str, GaussianMatrix], dims: set[sp.
                         "(normalise Gaussian matrices, e.g. F*Ft/n instead of F*Ft)."
                     )
     return [e[i] for i in range(pencil.size)]
-
-
-# ======================================================================================= exchangeable copies
-def _copy_family(pencil: Pencil, decl: _Declarations) -> tuple[sp.Symbol, sp.Expr] | None:
-    """(ζ_D, k) of the pencil's sum of k copies of a normal diagonal D, checked to have the structure under which
-    the copies reduce to one representative (None when the pencil has no copies).
-
-    With shared blocks of sign +1 and copy blocks of sign −1, every entry must be even (no D) between blocks
-    of equal sign and odd (a multiple of D alone) between a shared and a copy block: then flipping ζ_l → −ζ_l
-    is the similarity by these signs, so every trace between a copy and the shared blocks, or between two
-    copies, vanishes, and the copies meet the shared blocks only through D, i.e. through ζ_l ζ_lᵀ.
-    """
-    if pencil.family is None:
-        return None
-    name, count = pencil.family
-    law = decl.diag_law.get(name)
-    if law is None or law.kind != "normal":
-        raise UserError(f"the copies of sum({name}, ...) need {name} declared as a normal diagonal ({name}=DIM).")
-    zeta = zeta_symbol(name)
-    for other, value in decl.zeta_value.items():
-        if other != name and zeta in sp.sympify(value).free_symbols:
-            raise UserError(f"{other} is a function of {name}, whose copies are summed; write the copies out.")
-    sign = {i: -1 if i in pencil.copies else 1 for i in range(pencil.size)}
-
-    def refuse(why: str) -> UserError:
-        return UserError(
-            f"the copies of sum({name}, {sp.sstr(count)}, ...) cannot be reduced to one ({why}); "
-            f"write them out ({name}1, {name}2, ...) with one --diag each."
-        )
-
-    for (i, j), entry in pencil.entries.items():
-        has_member = any(atom is not None and atom[0] == name for atom in entry)
-        if has_member and len(entry) > 1:
-            raise refuse(f"{name} is added to another term in one block")
-        if has_member and sign[i] == sign[j]:
-            raise refuse(f"{name} must stand between the copy and the rest of the expression, as in {name}*X*{name}")
-        if not has_member and sign[i] != sign[j]:
-            raise refuse(f"a copy meets the rest of the expression other than through {name}")
-    for o in pencil.outputs:
-        if any(sign[i] < 0 for i in (*o.u, *o.v)):
-            raise refuse("the output lies inside the copy")
-    return zeta, count
-
-
-def _even_in(expr: sp.Expr, zeta: sp.Symbol, rho: sp.Symbol) -> sp.Expr:
-    """expr(ζ), a polynomial in ζ with even powers only, as a polynomial in ρ = ζ²."""
-    if zeta not in expr.free_symbols:
-        return expr
-    poly = sp.Poly(expr, zeta)
-    if any(e % 2 for (e,), _ in poly.terms()):
-        raise UserError("internal: an entry of the copies' resolvent is not even in their diagonal.")
-    return sp.Add(*[c * rho ** (e // 2) for (e,), c in poly.terms()])
-
-
-def _copy_entries(
-    entries: Mapping[tuple[int, int], tuple[sp.Expr, sp.Expr]],
-    copies: frozenset[int],
-    zeta: sp.Symbol,
-    rho: sp.Symbol,
-    count: sp.Expr,
-) -> dict[tuple[int, int], tuple[sp.Expr, sp.Expr]]:
-    """The entries of G for k copies from those of one copy G¹(ζ) (see :func:`_copy_family`).
-
-    With the copies' Schur complement Σ_l ζ_l² Φ = ρΦ (ρ = Σ_l ζ_l² ~ χ²_k): a shared entry is G¹ at ζ² = ρ;
-    a copy entry G¹(ζ²) = B⁻¹ + ζ² F(ζ²) becomes B⁻¹ + ζ_1² F(ρ), whose expectation is that of
-    (1 − 1/k) G¹(0) + (1/k) G¹(ρ) (E[ζ_1² f(ρ)] = E[ρ f(ρ)]/k); an entry between a copy and the rest is odd
-    in ζ_l and vanishes."""
-    out = {}
-    for (a, b), (num, den) in entries.items():
-        inside = (a in copies, b in copies)
-        if inside[0] != inside[1]:
-            out[(a, b)] = (sp.S.Zero, sp.S.One)
-            continue
-        n_rho, d_rho = _even_in(sp.expand(num), zeta, rho), _even_in(sp.expand(den), zeta, rho)
-        if not inside[0]:
-            out[(a, b)] = (n_rho, d_rho)
-            continue
-        n0, d0 = num.xreplace({zeta: 0}), den.xreplace({zeta: 0})
-        out[(a, b)] = ((count - 1) * n0 * d_rho + n_rho * d0, count * d0 * d_rho)
-    return out
 
 
 def _reference_dimension(pencil: Pencil, dims: set[sp.Symbol]) -> sp.Expr:
@@ -825,7 +746,7 @@ def derive_system(
     ``seed`` fixes the random points of the numerical identity tests.
     """
     decl = _declarations(pencil, gaussians, diagonals)
-    family = _copy_family(pencil, decl)
+    family = copy_family(pencil, decl.diag_law, decl.zeta_value)
     ex, R, balanced = _balanced(pencil, decl)
     lam, eta = _covariance_map(pencil, balanced, decl)
     if family is not None:  # traces between a copy and the rest are odd in its ζ_l: zero
@@ -841,7 +762,7 @@ def derive_system(
     if family is not None:
         zeta, count = family
         rho = sp.Symbol(f"rho_{zeta}", positive=True)
-        entries = _copy_entries(entries, pencil.copies, zeta, rho, count)
+        entries = copy_entries(entries, pencil.copies, zeta, rho, count)
         law = {n: v for n, v in decl.diag_law.items() if zeta_symbol(n) != zeta}
         decl = dataclasses.replace(decl, diag_law=law, radial=((rho, count),))
     unknown_pairs, params = _unknown_pairs(eta, needed, entries, decl)

@@ -67,8 +67,9 @@ def _derived(args: argparse.Namespace, values: dict[str, float | complex]) -> tu
 
     from ...derive.declarations import declarations
     from ...derive.laws import GaussianMatrix, herglotz_sign
+    from ...derive.matrix_syntax import parse_expression
     from ...derive.ovfp import derive_system
-    from ...derive.pencil import linearize, parse_expression
+    from ...derive.pencil import linearize
 
     mats, dims, laws, gaussians, _ = declarations(args.shape, args.symmetric, args.diag, args.param)
     complex_names = [k for k, v in values.items() if isinstance(v, complex)]

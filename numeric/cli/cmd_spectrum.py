@@ -115,7 +115,7 @@ def _parsed(args: argparse.Namespace, real: dict[str, float]) -> tuple[Any, dict
 
     from ...derive.declarations import declarations
     from ...derive.laws import is_self_adjoint
-    from ...derive.pencil import parse_expression
+    from ...derive.matrix_syntax import parse_expression
 
     mats, dims, laws, gaussians, _ = declarations(args.shape, args.symmetric, args.diag, args.param)
     expr = parse_expression(args.expr, mats, dims)

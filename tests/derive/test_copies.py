@@ -11,8 +11,9 @@ import pytest
 
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.laws import GaussianMatrix, declare_diagonals
+from sobolev_rf.derive.matrix_syntax import declare_shapes, parse_expression
 from sobolev_rf.derive.ovfp import derive_system
-from sobolev_rf.derive.pencil import declare_shapes, linearize, parse_expression
+from sobolev_rf.derive.pencil import linearize
 from sobolev_rf.numeric.studies.spectrum import StieltjesSolver, finite_eigenvalues, resolvent_system
 
 FUNCTION_ROWS = "t(a1*X*Th/sqrt(d) + s1*E)*(a1*X*Th/sqrt(d) + s1*E)/n"

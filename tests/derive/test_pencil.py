@@ -10,7 +10,8 @@ import sympy as sp
 from sympy import Identity, Inverse, MatrixSymbol
 
 from sobolev_rf.derive.errors import UserError
-from sobolev_rf.derive.pencil import check_pencil, declare_shapes, linearize, parse_expression
+from sobolev_rf.derive.matrix_syntax import declare_shapes, parse_expression
+from sobolev_rf.derive.pencil import check_pencil, linearize
 
 n, p, d, k = sp.symbols("n p d k", positive=True, integer=True)
 lam, a, b, c, e, z = sp.symbols("lam a b c e z", positive=True)

@@ -20,7 +20,7 @@ import pytest
 import scipy.special
 
 from sobolev_rf.derive.laws import declare_diagonals
-from sobolev_rf.derive.pencil import declare_shapes, parse_expression
+from sobolev_rf.derive.matrix_syntax import declare_shapes, parse_expression
 from sobolev_rf.numeric.cli.main import main
 from sobolev_rf.numeric.studies.spectrum import (
     StieltjesSolver,
