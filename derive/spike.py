@@ -54,6 +54,7 @@ So the bulk rows of W₁ are Gaussian with covariance ((1 + δ)I + A)ᵀ((1 + δ
 Rows differ. Each row keeps, at O(1/√d), traces of its own start that the readout can use (a neuron's mean
 given κ moves with them: derive/onestep.py): its initial squared norm n_j = ‖w⁰_j‖² (n_j − 1 has variance
 2/d) and its spike overlap ⟨w⁰_j, û⟩ (variance 1/d). For the rows with a_j > 0 (all of them for ``const``):
+
 - the spike entry t_j = ⟨w¹_j, û⟩ = r·κ₁(√n_j)/κ₁ + c⟨w⁰_j, û⟩ + …, κ₁(s) = E σ′(sξ), slope in n_j
   β_t = r·E[(ξ² − 1)σ′]/(2κ₁) (dκ₁/d(s²) = E σ‴/2);
 - the squared bulk norm e_j = ‖Πw¹_j‖² moves with n_j at the slope β_e = c² + 2cδ′ + b²′ (δ′ = η̃E[r]E[He₃σ′]/2
@@ -64,6 +65,7 @@ given κ moves with them: derive/onestep.py): its initial squared norm n_j = ‖
 - e_j's own noise ν_e: the rest of that vector (4‖v‖² − 4⟨v, ĝ⟩²), the per-row sampling noise of
   2⟨w⁰_j, Δw_j⟩ beyond it, (4η̃²/α₀)[E r²E[ξ²(σ′ − κ₁ − E[(ξ² − 1)σ′])²] − (E[r]κ₁′)² + τ₁²k₁E s²E[(ξσ″ + σ′ −
   κ₁ − E[ξσ″])²]], and the Gaussian bulk's 2b⁴.
+
 So d × the rows' covariance of (t_j, e_j) is
 
     Σ_tt = c_W² + 2β_t²,   Σ_te = 2cε_u + 2β_tβ_e,   Σ_ee = 4ε_u² + 2β_e² + ν_e
