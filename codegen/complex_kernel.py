@@ -13,9 +13,9 @@ compiler, has none (None: the NumPy kernel does the work). Nothing here imports 
 from __future__ import annotations
 
 import ctypes
-import subprocess
 import sysconfig
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +68,6 @@ def record_supported(record: Mapping[str, Any]) -> bool:
     for _, tree in record.get("definitions", []):
         _nodes(tree, names)
     return names <= SUPPORTED
-
-
-def compile_complex(source: Path, target: Path) -> None:
-    """``cc COMPLEX_C_FLAGS -o target source -lm``; RuntimeError with the compiler's output on failure."""
-    compiler = jit.find_compiler()
-    if compiler is None:
-        raise RuntimeError("no C compiler found")
-    cmd = [compiler, *COMPLEX_C_FLAGS, "-o", str(target), str(source), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        output = proc.stderr.strip() or proc.stdout.strip()
-        raise RuntimeError(f"the C compiler {compiler} failed (exit status {proc.returncode}): {output}")
 
 
 def _rows(a: Any, width: int, dtype: type = complex) -> np.ndarray:
@@ -180,9 +168,6 @@ class ComplexCKernel:
         return out
 
 
-_LOADED: dict[str, ComplexCKernel] = {}
-
-
 def load_complex_kernel(record: Mapping[str, Any]) -> ComplexCKernel | None:
     """The complex C kernel of a system record, generated and built if needed; None when the record is
     not supported, no C compiler works here, or the kernel does not build (then with one warning line)."""
@@ -199,10 +184,7 @@ def load_complex_kernel(record: Mapping[str, Any]) -> ComplexCKernel | None:
         return generate_complex_c_source(jit.system_from_record(record))
 
     def load(path: Path) -> ComplexCKernel:
-        digest = cache.verified_hash(path)
-        if digest not in _LOADED:
-            _LOADED[digest] = ComplexCKernel(path, n, p, m)
-        return _LOADED[digest]
+        return jit.loaded(path, lambda q: ComplexCKernel(q, n, p, m))
 
     try:
         return cache.load_artifact(
@@ -212,7 +194,7 @@ def load_complex_kernel(record: Mapping[str, Any]) -> ComplexCKernel | None:
             "so",
             generate,
             load,
-            compile_complex,
+            partial(jit.compile_shared, flags=COMPLEX_C_FLAGS),
             f"the complex C kernel of {record['name']}",
         )
     except cache.CodegenError as exc:

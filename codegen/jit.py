@@ -26,14 +26,16 @@ import os
 import shutil
 import subprocess
 import sysconfig
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from . import cache
 from .runtime import CKernel, Kernel, NumpyKernel
 from .version import CODEGEN_VERSION
+
+K = TypeVar("K")
 
 #: Flags of every C build (``-fopenmp`` is dropped when the compiler refuses it).
 C_FLAGS = ("-O2", "-std=c99", "-shared", "-fPIC", "-fopenmp")
@@ -60,15 +62,15 @@ def compiler_identity() -> str:
     return f"{real}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def compile_shared(source: Path, target: Path) -> None:
-    """``cc C_FLAGS -o target source -lm``; raises RuntimeError with the compiler's exit status and output
-    (its first line says what failed)."""
+def compile_shared(source: Path, target: Path, flags: Sequence[str] = C_FLAGS) -> None:
+    """``cc flags -o target source -lm`` (without ``-fopenmp`` when that fails); raises RuntimeError with the
+    compiler's exit status and output (its first line says what failed)."""
     compiler = find_compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found")
-    cmd = [compiler, *C_FLAGS, "-o", str(target), str(source), "-lm"]
+    cmd = [compiler, *flags, "-o", str(target), str(source), "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
+    if proc.returncode != 0 and "-fopenmp" in cmd:
         cmd.remove("-fopenmp")
         proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -205,7 +207,16 @@ def system_from_record(record: Mapping[str, Any]) -> Any:
     return System.from_dict(record)
 
 
-_LOADED: dict[str, Kernel] = {}
+#: Kernels bound in this process, by the content hash of their cache file.
+_LOADED: dict[str, Any] = {}
+
+
+def loaded(path: Path, make: Callable[[Path], K]) -> K:
+    """The kernel ``make(path)`` of a verified cache file, bound once per content hash in this process."""
+    digest = cache.verified_hash(path)
+    if digest not in _LOADED:
+        _LOADED[digest] = make(path)
+    return cast(K, _LOADED[digest])
 
 
 def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
@@ -221,12 +232,6 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
 
             return generate_c_source(system_from_record(record))
 
-        def load_c(path: Path) -> Kernel:
-            digest = cache.verified_hash(path)
-            if digest not in _LOADED:
-                _LOADED[digest] = CKernel(path, *names)
-            return _LOADED[digest]
-
         try:
             return cache.load_artifact(
                 cache.cache_dir(),
@@ -234,7 +239,7 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
                 "c",
                 "so",
                 generate_c,
-                load_c,
+                lambda path: loaded(path, lambda p: CKernel(p, *names)),
                 compile_shared,
                 f"the C kernel of {record['name']}",
             )
@@ -248,10 +253,7 @@ def load_kernel(record: Mapping[str, Any], backend: str) -> Kernel:
         return generate_numpy_source(system_from_record(record))
 
     def load_numpy(path: Path) -> Kernel:
-        digest = cache.verified_hash(path)
-        if digest not in _LOADED:
-            _LOADED[digest] = NumpyKernel(path.read_text(), f"sobolev_rf_generated_{key[:16]}")
-        return _LOADED[digest]
+        return loaded(path, lambda p: NumpyKernel(p.read_text(), f"sobolev_rf_generated_{key[:16]}"))
 
     return cache.load_artifact(
         cache.cache_dir(), key, "py", "py", generate_numpy, load_numpy, what=f"the NumPy kernel of {record['name']}"
