@@ -3,13 +3,19 @@
 :func:`atomic_write_files` stages every file as a temporary file next to its target, and only when all of
 them are complete on disk moves them into place with ``os.replace``. A failure while staging (read-only
 folder, full disk, a file where a folder is expected) removes the temporary files and the folders it
-created and raises :class:`WriteError`: one line for the user, no traceback.
+created and raises :class:`WriteError`: one line for the user, no traceback. A staged file is named after
+its target, host and process (:func:`staged_temp`), so one left by a process that was killed before it
+could clean up (SIGKILL) is removed by the next write to the same target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,9 +60,36 @@ def _make_folders(folder: Path) -> list[Path]:
     return created
 
 
+#: This host in the names of staged files (letters and digits only).
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (a reused pid counts as alive: its file is kept)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def staged_temp(target: Path) -> tuple[int, str]:
+    """A new temporary file next to ``target``, ``.NAME.HOST-PID-XXXXXXXX.tmp``: (descriptor, path). Staged
+    files for the same target left by a dead process of this host are removed first."""
+    prefix = f".{target.name}.{_HOST}-"
+    for old in target.parent.glob(glob.escape(prefix) + "*-*.tmp"):
+        pid = old.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=target.parent)
+
+
 def _stage(target: Path, data: bytes, mode: int) -> str:
     """Write ``data`` to a new temporary file next to ``target``, flushed to disk; its path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = staged_temp(target)
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)

@@ -30,12 +30,12 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ...codegen.atomic import staged_temp
 from ...derive.errors import UserError
 
 #: The five reported errors (MODEL.md), stored per task and per point (theory).
@@ -248,7 +248,7 @@ class Store:
         if not parent.is_dir():
             raise UserError(f"the folder of --store {target} does not exist.")
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+            fd, tmp_name = staged_temp(parent / target.name)
         except OSError as exc:
             raise UserError(f"cannot create the store {target}: {exc.strerror}.") from None
         umask = os.umask(0)

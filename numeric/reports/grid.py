@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ...codegen.atomic import WriteError
+from ...codegen.atomic import WriteError, staged_temp
 from ...codegen.jit import resolve_backend
 from ..theory.coefficients import coefficients
 from ..theory.solve import solve_arrays
@@ -168,7 +167,7 @@ class StagedFile:
             for folder in [f for f in (self.path.parent, *self.path.parent.parents) if not f.is_dir()][::-1]:
                 folder.mkdir()
                 self.created.append(folder)
-            self.fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            self.fd, self.tmp = staged_temp(self.path)
         except OSError as exc:
             self.fd, self.tmp = -1, ""
             self.discard()

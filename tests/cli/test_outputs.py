@@ -169,3 +169,28 @@ def test_sigterm_midway_leaves_no_staged_output(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) != 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_sigkill_midway_leaves_a_staged_file_that_the_next_write_removes(tmp_path: Path) -> None:
+    """SIGKILL cannot be caught: the killed sweep's staged file stays until the next write to the same target,
+    which removes it (its process is gone) and keeps one whose process still runs."""
+    import signal
+    import sys
+    import time
+
+    env = {**os.environ, "SOBOLEV_RF_CACHE": str(tmp_path / "cache"), "SOBOLEV_RF_PROGRESS": "0"}
+    cmd = [sys.executable, "-m", "sobolev_rf.numeric.cli", "sweep", "--p-over-d", "0.5:8:1500"]
+    cmd += ["--n-over-d", "0.5:4:1500", "--out", str(tmp_path / "big.nc")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.nc.*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    (left,) = tmp_path.glob(".big.nc.*.tmp")
+    live = tmp_path / f".big.nc.{atomic._HOST}-{os.getpid()}-keep.tmp"  # this test's own process: alive
+    live.write_text("")
+    fd, staged = atomic.staged_temp(tmp_path / "big.nc")
+    os.close(fd)
+    assert not left.exists() and live.exists() and Path(staged).exists()
