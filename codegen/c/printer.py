@@ -34,6 +34,7 @@ from ...derive.system import System
 from ..common import (
     CODEGEN_VERSION,
     FIXED_POINT_SWITCH,
+    analytic_jacobian,
     gamma_orders,
     is_large_order,
     quadrature_rule,
@@ -139,4 +140,26 @@ def generate_c_source(system: System) -> str:
         lines += [f"    const double {name} = {printer.doprint(expr)};" for name, expr in block.assignments]
         lines += [f"    out[{i}] = {printer.doprint(expr)};" for i, expr in enumerate(block.results)]
         lines += ["}", ""]
+    if not analytic_jacobian(system):
+        lines += _difference_jacobian()
     return "\n".join(lines) + "\n" + template(__package__, "solver.c.tmpl")
+
+
+def _difference_jacobian() -> list[str]:
+    """``sr_jacobian`` by forward differences of ``sr_residual`` with the NumPy backend's relative steps
+    h_j = 10⁻⁷·max(|u_j|, 10⁻⁴) (for systems whose Jacobian is not emitted, :func:`analytic_jacobian`)."""
+    return [
+        "static void sr_jacobian(const double *u, const double *th, double *out, sr_memo *sr_m)",
+        "{",
+        "    double r[SR_N], shifted[SR_N], column[SR_N];",
+        "    sr_residual(u, th, r, sr_m);",
+        "    for (int j = 0; j < SR_N; ++j) {",
+        "        for (int i = 0; i < SR_N; ++i) shifted[i] = u[i];",
+        "        const double h = 1e-7 * fmax(fabs(u[j]), 1e-4);",
+        "        shifted[j] += h;",
+        "        sr_residual(shifted, th, column, sr_m);",
+        "        for (int i = 0; i < SR_N; ++i) out[i * SR_N + j] = (column[i] - r[i]) / h;",
+        "    }",
+        "}",
+        "",
+    ]

@@ -11,7 +11,8 @@ the random-features model exactly.
 The Sobolev readout (τ > 0, k ∈ {1, 2}; :func:`~sobolev_rf.derive.onestep.derive_onestep_sobolev_system`)
 also takes the conditional coefficients of σ′ and φ′ and a Gauss–Hermite rule in ζ₁; its errors depend on
 the readout's ζ shift c = r⟨û, v⟩, ⟨û, v_l⟩ = γϖ_l + ρν_l, and are averaged over ν ~ N(0, I_k)
-(:func:`alignment_law`). Its Jacobian is taken by differences, so it runs on the NumPy backend.
+(:func:`alignment_law`). Its Jacobian is taken by forward differences of the residual inside the generated
+kernel (C, or NumPy where no compiler builds).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from ...codegen import cache, jit
 from ...codegen.jit import package_source_hash
-from ...codegen.runtime import NumpyKernel
+from ...codegen.runtime import CKernel, NumpyKernel
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
 from .coefficients import coefficients
@@ -196,10 +197,13 @@ def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(n)
 
 
+@lru_cache(maxsize=16)
 def hermite_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilists' Gauss–Hermite nodes and weights for E over κ ~ N(0, 1)."""
+    """Probabilists' Gauss–Hermite nodes and weights for E over κ ~ N(0, 1) (read-only arrays, computed once)."""
     x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    return x, w / math.sqrt(2.0 * math.pi)
+    w = w / math.sqrt(2.0 * math.pi)
+    x.flags.writeable = w.flags.writeable = False
+    return x, w
 
 
 #: Points per block of the inner rule (bounds the temporaries to a few MB).
@@ -215,7 +219,10 @@ def _gaussian_moments(
     shift, scale = np.broadcast_arrays(np.asarray(shift, dtype=float), np.asarray(scale, dtype=float))
     shape = shift.shape
     pairs = np.stack([shift.reshape(-1, shape[-1]), scale.reshape(-1, shape[-1])], axis=1)
-    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    if len(pairs) == 1:  # one point: nothing to share
+        unique, inverse = pairs, np.zeros(1, dtype=int)
+    else:
+        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
     x, w = _legendre(PANEL_NODES)
     base = np.linspace(-Z_MAX, Z_MAX, PANELS + 1)
     out = np.empty((3, len(unique), shape[-1]))
@@ -447,6 +454,41 @@ def _sobolev_guess(
     return np.stack([np.broadcast_to(c, (n_points,)) for c in cols], axis=-1)
 
 
+def sobolev_parameter_rows(
+    activation: str,
+    teacher: str,
+    spike: ReadoutSpike,
+    p_over_d: Any,
+    n_over_d: Any,
+    lam: Any,
+    tau: Any,
+    shift: Any,
+    varpi: np.ndarray,
+    noise_f: Any,
+    noise_g: Any,
+    nodes: int,
+    znodes: int,
+    parameters: tuple[str, ...],
+) -> np.ndarray:
+    """The Sobolev readout's parameter rows (points, parameters) in the order ``parameters``: the scalars, the
+    κ-nodes' conditional coefficients (:func:`sobolev_node_values`) and the ζ-rule (arguments of
+    :func:`solve_sobolev_readout`)."""
+    values = sobolev_node_values(activation, teacher, spike, nodes)
+    z, zw = hermite_rule(znodes)
+    scalars = {
+        "lam": lam,
+        "psi": p_over_d,
+        "n_d": n_over_d,
+        "Delta_f": noise_f,
+        "Delta_g": noise_g,
+        "tau": tau,
+        "cW2": spike.cW2,
+        "zeta_shift": shift,
+    }
+    scalars |= spike.channels() | {f"varpi_{l + 1}": varpi[..., l] for l in range(varpi.shape[-1])}
+    return parameter_rows(scalars, values | {"zw": zw, "zz": z}, parameters)
+
+
 def solve_sobolev_readout(
     activation: str,
     teacher: str,
@@ -463,6 +505,7 @@ def solve_sobolev_readout(
     znodes: int = ZETA_NODES,
     backend: str = "auto",
     tol: float = 1e-13,
+    run: int = 0,
 ) -> ReadoutResult:
     """The Sobolev readout (τ > 0) on σ(W₁x) after a step, for the rotated ζ shift ``shift`` = ‖c‖ ≥ 0 and the
     rotated alignment ``varpi`` (last axis k ∈ {1, 2}, :func:`rotated_alignment`), on every point of the
@@ -475,30 +518,23 @@ def solve_sobolev_readout(
     if backend not in ("auto", "numpy", "c"):
         raise UserError(f"backend must be auto, numpy or c, got {backend!r}.")
     record = sobolev_system_record(k, nodes, znodes)
-    # the system's Jacobian is taken by differences, which only the NumPy backend implements
-    kernel = jit.load_kernel(record, "numpy")
-    assert isinstance(kernel, NumpyKernel)
-    values = sobolev_node_values(activation, teacher, spike, nodes)
-    z, zw = hermite_rule(znodes)
-    values = values | {"zw": zw, "zz": z}
-    scalars = {
-        "lam": lam,
-        "psi": p_over_d,
-        "n_d": n_over_d,
-        "Delta_f": noise_f,
-        "Delta_g": noise_g,
-        "tau": tau,
-        "cW2": spike.cW2,
-        "zeta_shift": shift,
-    }
-    scalars |= spike.channels() | {f"varpi_{l + 1}": varpi[..., l] for l in range(k)}
-    rows = parameter_rows(scalars, values, kernel.parameters)
+    kernel = jit.load_kernel(record, jit.resolve_backend(backend))
+    rows = sobolev_parameter_rows(
+        activation, teacher, spike, p_over_d, n_over_d, lam, tau, shift, varpi, noise_f, noise_g, nodes, znodes,
+        kernel.parameters,
+    )  # fmt: skip
     col = {name: rows[:, j] for j, name in enumerate(kernel.parameters)}
     u0 = _sobolev_guess(len(rows), k, col["cW2"], col["psi"], col["zeta_shift"], len(kernel.unknowns))
-    theta = kernel._theta(rows)
-    # a few damped fixed-point steps, then Newton (the fixed-point phase alone converges slowly here)
-    u, ok, norm = kernel.module.solve(theta, u0=u0.T, tol=tol, fixed_point_iterations=FIXED_POINT_STEPS)
-    values = kernel.module.outputs(u, theta)
+    if isinstance(kernel, NumpyKernel):
+        theta = kernel._theta(rows)
+        # a few damped fixed-point steps, then Newton (the fixed-point phase alone converges slowly here)
+        u, ok, norm = kernel.module.solve(theta, u0=u0.T, tol=tol, fixed_point_iterations=FIXED_POINT_STEPS)
+        values = kernel.module.outputs(u, theta)
+    else:
+        assert isinstance(kernel, CKernel)
+        ut, out, ok, norm = kernel.solve(rows, u0, tol, run=run, fixed_point_iterations=FIXED_POINT_STEPS)
+        u = ut.T
+        values = {name: out[:, j] for j, name in enumerate(kernel.output_names)}
     # the physical root: positive traces X_rr, Y_rr = T_rr/(c_W²ψ) and non-negative quadratic forms O_rr, I_rr
     names = list(kernel.unknowns)
     diag = [f"{f}_{p}" for f in ("T", "Xu") for p in ("00", "11", "22")]
@@ -632,10 +668,12 @@ def solve_sobolev_expected(
     tol: float = 1e-13,
     nodes: int = NODES,
     znodes: int = ZETA_NODES,
+    backend: str = "auto",
 ) -> ReadoutResult:
     """The Sobolev readout of ``params`` averaged over the law of the ζ shift (:func:`alignment_law`), on every
     point of the broadcast arrays of the spike's fields and p/d, n/d, λ (flattened); a point converges when
-    every ν-node does. The unknowns are those of the centre ν = 0."""
+    every ν-node does. The unknowns are those of the centre ν = 0. A point's ν-nodes are solved as one batch,
+    each line of the product rule continued from node to node (the C kernel's runs)."""
     ch = spike.channels()
     fields = (spike.r, spike.cW2, spike.gamma, ch["Sigma_tt"], ch["Sigma_te"], ch["Sigma_ee"], p_over_d, n_over_d, lam)
     arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in fields])
@@ -662,7 +700,9 @@ def solve_sobolev_expected(
         params.noise_g,
         nodes,
         znodes,
-        tol=tol,
+        backend,
+        tol,
+        run=NU_NODES[len(varpi)],
     )
     assert weights is not None
     outputs = {key: res.outputs[key].reshape(-1, nus) @ weights for key in SOBOLEV_OUTPUTS}
@@ -683,7 +723,9 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
     point = _readout_point(params)
     spike = point[2]
     if sobolev_readout(params):
-        res = solve_sobolev_expected(params, spike, params.p_over_d, params.n_over_d, params.lam, tol, nodes)
+        res = solve_sobolev_expected(
+            params, spike, params.p_over_d, params.n_over_d, params.lam, tol, nodes, backend=backend
+        )
     else:
         res = solve_readout(*point, nodes, backend, tol)
     if not bool(res.converged[0]):
@@ -762,7 +804,7 @@ def solve_step_grid(
         raise UserError("p_over_d and n_over_d must be > 0.")
     spike = spike_scaling(params).at(e, a)
     if sobolev_readout(params):
-        return solve_sobolev_expected(params, spike, p, n, lam_a, nodes=nodes)
+        return solve_sobolev_expected(params, spike, p, n, lam_a, nodes=nodes, backend=backend)
     return solve_readout(params.activation, params.teacher, spike, p, n, lam_a, params.noise_f, nodes, backend)
 
 
@@ -785,23 +827,8 @@ def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES, znod
         raise UserError("the double-precision readout did not converge at this point, so there is nothing to verify.")
     k = varpi.shape[-1]
     system = derive_onestep_sobolev_system(k, nodes, znodes)
-    values = sobolev_node_values(activation, teacher, spike, nodes)
-    z, zw = hermite_rule(znodes)
-    scalars = (
-        {
-            "lam": lam,
-            "psi": p_over_d,
-            "n_d": n_over_d,
-            "Delta_f": noise_f,
-            "Delta_g": params.noise_g,
-            "tau": params.tau,
-            "cW2": spike.cW2,
-            "zeta_shift": shift,
-        }
-        | spike.channels()
-        | {f"varpi_{l + 1}": rotated[..., l] for l in range(k)}
-    )
-    theta = [float(v) for v in parameter_rows(scalars, values | {"zw": zw, "zz": z}, system.parameter_names)[0]]
+    rows = sobolev_parameter_rows(*args, nodes, znodes, system.parameter_names)
+    theta = [float(v) for v in rows[0]]
     u_double = [float(double.unknowns[name][0]) for name in system.unknown_names]
     outputs_double = {name: float(double.outputs[name][0]) for name in system.outputs}
     return verify_system(system, theta, u_double, outputs_double, digits)

@@ -15,13 +15,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sobolev_rf.codegen import jit
+from sobolev_rf.codegen.jit import find_compiler
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.derive.onestep import derive_onestep_sobolev_system
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.theory.onestep import (
+    alignment_law,
     l2_spike,
     rotated_alignment,
+    sobolev_parameter_rows,
+    sobolev_system_record,
     solve_sobolev_readout,
     spike_scaling,
     verify_point,
@@ -68,6 +73,29 @@ def test_small_tau_approaches_the_l2_readout() -> None:
     assert tiny.converged[0] and l2.converged[0]
     for key in ("eps_L2", "train_error_L2", "m", "theta", "theta_e"):
         assert tiny.outputs[key][0] == pytest.approx(l2.outputs[key][0], rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+@pytest.mark.parametrize("k", [1, 2])
+def test_c_kernel_matches_the_numpy_kernel(k: int) -> None:
+    """The C kernel (Jacobian by forward differences in C, ν-nodes continued along the rule's lines) and the
+    NumPy kernel give the same readout; both Jacobians are the same differences of the same residual (to the
+    rounding of the residual over a step of 10⁻⁷·max(|u_j|, 10⁻⁴))."""
+    params = ModelParams(activation="tanh", teacher="tanh", step="l2", eta=1.5, alpha0=2.0)
+    spike = spike_scaling(params).at(1.5, 2.0)
+    shift, varpi, _ = alignment_law(np.array((0.8, -0.5)[:k]), spike, nu_nodes=3)
+    args = ("tanh", "tanh", spike, 1.5, 3.0, 0.01, 0.7, shift, varpi, 0.1, 0.2, 8, 8)
+    numpy_res = solve_sobolev_readout(*args, backend="numpy")
+    c_res = solve_sobolev_readout(*args, backend="c", run=3)
+    assert numpy_res.converged.all() and c_res.converged.all()
+    for key in KEYS:
+        np.testing.assert_allclose(c_res.outputs[key], numpy_res.outputs[key], rtol=1e-11, err_msg=key)
+    record = sobolev_system_record(k, 8, 8)
+    c_kernel, numpy_kernel = jit.load_kernel(record, "c"), jit.load_kernel(record, "numpy")
+    assert c_kernel.backend == "c"
+    u = np.stack([c_res.unknowns[name] for name in c_kernel.unknowns], axis=-1)
+    theta = sobolev_parameter_rows(*args, c_kernel.parameters)
+    np.testing.assert_allclose(c_kernel.jacobian(u, theta), numpy_kernel.jacobian(u, theta), rtol=1e-6, atol=1e-5)
 
 
 def test_rotation_of_the_shift() -> None:
