@@ -14,11 +14,21 @@ from dataclasses import dataclass
 import sympy as sp
 from scipy import special
 
+from ..derive.expectations import Quadrature
 from ..derive.special import INTEGRAL_NODES, LAGUERRE_NODES, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ..derive.system import System
 from .version import CODEGEN_VERSION
 
-__all__ = ["CODEGEN_VERSION", "Block", "build_block", "gamma_orders", "quadrature_rule", "system_blocks", "template"]
+__all__ = [
+    "CODEGEN_VERSION",
+    "Block",
+    "build_block",
+    "gamma_orders",
+    "quadrature_rule",
+    "quadratures",
+    "system_blocks",
+    "template",
+]
 
 
 Assignment = tuple[str, sp.Expr]
@@ -87,14 +97,35 @@ def analytic_jacobian(system: System) -> bool:
     return system.meta.get("jacobian", "analytic") != "differences"
 
 
+def quadratures(system: System) -> tuple[Quadrature, ...]:
+    """The distinct numerical expectations (:class:`~sobolev_rf.derive.expectations.Quadrature`) of the
+    residuals and outputs, in a fixed order; a block refers to the i-th as the symbol ``quad<i>``."""
+    found: set[sp.Expr] = set()
+    for e in [*system.residuals, *system.outputs.values()]:
+        found |= e.atoms(Quadrature)
+    return tuple(sorted(found, key=sp.default_sort_key))
+
+
+def _quadrature_block(system: System, exprs: Sequence[sp.Expr], quads: Sequence[Quadrature]) -> Block:
+    """:func:`build_block` of ``exprs`` with every expectation a symbol ``quad<i>``, assigned (to the
+    :class:`Quadrature` itself, which a backend prints as a sum over the rule's nodes) before the rest."""
+    names = {q: sp.Symbol(f"quad{i}") for i, q in enumerate(quads)}
+    used = [q for q in quads if any(e.has(q) for e in exprs)]
+    block = build_block(system, [e.xreplace(names) for e in exprs])
+    return Block(tuple((str(names[q]), q) for q in used) + block.assignments, block.results)
+
+
 def system_blocks(system: System) -> dict[str, Block]:
     """The blocks every backend emits: residual, Jacobian (row-major; absent when taken by differences,
-    :func:`analytic_jacobian`) and outputs."""
+    :func:`analytic_jacobian`) and outputs; numerical expectations are assigned first (:func:`quadratures`)."""
     n = len(system.unknowns)
-    blocks = {"residual": build_block(system, list(system.residuals))}
+    quads = quadratures(system)
+    blocks = {"residual": _quadrature_block(system, list(system.residuals), quads)}
     if analytic_jacobian(system):
+        if quads:
+            raise ValueError("a system with numerical expectations takes its Jacobian by differences")
         blocks["jacobian"] = build_block(system, [system.jacobian[i, j] for i in range(n) for j in range(n)])
-    blocks["outputs"] = build_block(system, list(system.outputs.values()))
+    blocks["outputs"] = _quadrature_block(system, list(system.outputs.values()), quads)
     return blocks
 
 

@@ -100,6 +100,17 @@ class LawExpectation(sp.Function):
         return f"E[{printer._print(self.args[0])} | {zs} ~ law]"
 
 
+class Quadrature(sp.Function):
+    """Σ_a w_a h(ζ_a): a numerical expectation on a stored rule, args = (rule, h, ζ coordinates…); ``rule``
+    indexes the rules a :class:`~sobolev_rf.derive.system.System` keeps in ``meta["rules"]`` (factors of
+    :func:`~sobolev_rf.derive.laws.expectation_rule`, as plain data), whose nodes have one column per
+    coordinate, in order."""
+
+    def _sympystr(self, printer: Any) -> str:
+        zs = ", ".join(printer._print(z) for z in self.args[2:])
+        return f"Q{printer._print(self.args[0])}[{printer._print(self.args[1])} | {zs}]"
+
+
 # ======================================================================================= expectations
 def _double_factorial_odd(n: int) -> int:
     """(n − 1)!! for even n ≥ 0, i.e. E[ξⁿ] for ξ ~ N(0, 1)."""

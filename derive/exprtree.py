@@ -13,7 +13,7 @@ from typing import Any
 
 import sympy as sp
 
-from .expectations import Erfcx, ScaledExpint
+from .expectations import Erfcx, Quadrature, ScaledExpint
 from .special import GammaResolvent, GammaResolvent2
 
 #: Version of the tree format (part of every stored system).
@@ -45,6 +45,7 @@ _FUNCTIONS: dict[str, Callable[..., sp.Expr]] = {
     "GammaResolvent2": GammaResolvent2,
     "Erfcx": Erfcx,
     "ScaledExpint": ScaledExpint,
+    "Quadrature": Quadrature,
 }
 _CONSTANTS: dict[str, sp.Expr] = {
     "Zero": sp.S.Zero,

@@ -77,7 +77,7 @@ class DiagonalLaw:
                 raise UserError("every atom of a discrete diagonal law needs one value per diagonal matrix.")
             if not all(math.isfinite(x) for a in self.atoms for x in a):
                 raise UserError("the atoms of a discrete diagonal law must be finite numbers.")
-            if any(not (w >= 0) for w in self.weights) or abs(sum(self.weights) - 1) > 1e-12:
+            if any(not (w >= 0) for w in self.weights) or abs(math.fsum(self.weights) - 1) > 1e-12:
                 raise UserError("the weights of a discrete diagonal law must be >= 0 and sum to 1.")
         if self.kind == "uniform":
             if len(self.names) != 1:
@@ -131,7 +131,52 @@ class DiagonalFunction:
 EXACT_SUM_ATOMS = 16
 #: Gauss–Legendre nodes for continuous (uniform) laws.
 LEGENDRE_NODES = 96
-#: Rational functions with more operations or symbols than these are cancelled in the ζ's only (a full
+#: Gauss–Hermite nodes per normal coordinate of a numerical expectation over 1, 2, 3 normal coordinates
+#: (:data:`HERMITE_NODES_MANY` for four or more).
+HERMITE_NODES = {1: 120, 2: 60, 3: 28}
+HERMITE_NODES_MANY = 14
+
+
+def expectation_rule(
+    laws: Sequence[tuple[DiagonalLaw | None, int]], coarse: bool = False
+) -> list[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
+    """The rule of a numerical expectation over coordinates ζ_0, ζ_1, … whose laws are ``laws`` (per
+    coordinate: its :class:`DiagonalLaw` and its column in that law; ``None`` or a normal law: N(0, 1)), as
+    independent factors (axes, nodes (M × len(axes)), weights (M)) whose tensor product is the rule
+    (:func:`tensor_rule`): one Gauss–Hermite factor per normal coordinate (:data:`HERMITE_NODES` by how many
+    there are, half as many when ``coarse``), and one factor per other law over its coordinates
+    (:meth:`DiagonalLaw.rule`: its atoms, or Gauss–Legendre)."""
+    normal = [pos for pos, (law, _) in enumerate(laws) if law is None or law.kind == "normal"]
+    factors: list[tuple[tuple[int, ...], np.ndarray, np.ndarray]] = []
+    if normal:
+        n = HERMITE_NODES.get(len(normal), HERMITE_NODES_MANY)
+        x, w = np.polynomial.hermite_e.hermegauss(n // 2 if coarse else n)
+        factors += [((pos,), x[:, None], w / math.sqrt(2 * math.pi)) for pos in normal]
+    groups: dict[int, tuple[DiagonalLaw, list[int], list[int]]] = {}
+    for pos, (law, column) in enumerate(laws):
+        if law is not None and law.kind != "normal":
+            entry = groups.setdefault(id(law), (law, [], []))
+            entry[1].append(pos)
+            entry[2].append(column)
+    for law, positions, columns in groups.values():
+        nodes, w = law.rule(coarse)
+        factors.append((tuple(positions), nodes[:, columns], w))
+    return factors
+
+
+def tensor_rule(
+    factors: Sequence[tuple[Sequence[int], np.ndarray, np.ndarray]], width: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Nodes (one array per coordinate, ``width`` of them) and weights of the tensor product of ``factors``
+    (:func:`expectation_rule`)."""
+    nodes = np.zeros((1, width))
+    weights = np.ones(1)
+    for axes, x, w in factors:
+        m_old, m_new = len(weights), len(w)
+        nodes = np.repeat(nodes, m_new, axis=0)
+        nodes[:, list(axes)] = np.tile(np.asarray(x, dtype=float).reshape(m_new, len(axes)), (m_old, 1))
+        weights = np.repeat(weights, m_new) * np.tile(np.asarray(w, dtype=float), m_old)
+    return [nodes[:, j].copy() for j in range(width)], weights
 
 
 def zeta_symbol(name: str) -> sp.Symbol:

@@ -32,7 +32,8 @@ Derivation steps (all SymPy, :func:`derive_system`):
    invariant subspace contains the fixed-point iteration started at g = 0 (G = Λ⁻¹), i.e. the physical
    branch.  Identities are tested numerically at random points (Schwartz–Zippel style, float tolerance).
 4. *Integrate*: E_ζ of every G entry (:mod:`.expectations`: closed forms over normal coordinates, exact
-   sums over small discrete laws, else an unevaluated expectation integrated numerically).
+   sums over small discrete laws, else an unevaluated expectation integrated numerically; in the stored
+   :class:`~.system.System` of :meth:`OVSystem.to_system` a sum over the nodes of its rule, kept with it).
 
 The atoms are declared with :mod:`.laws`; the numerical fixed point (iteration, Newton, continuation from
 z → i∞) is :mod:`sobolev_rf.numeric.theory.ovfp`.
@@ -42,6 +43,7 @@ z → i∞) is :mod:`sobolev_rf.numeric.theory.ovfp`.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,10 +57,15 @@ from sympy import Identity, Inverse, MatrixSymbol
 
 from .copies import copy_entries, copy_family
 from .errors import UserError
-from .expectations import CANCEL_OPS, CANCEL_SYMBOLS, GaussExpectation, LawExpectation, expectation
-from .laws import DiagonalFunction, DiagonalLaw, GaussianMatrix, zeta_symbol
+from .expectations import CANCEL_OPS, CANCEL_SYMBOLS, GaussExpectation, LawExpectation, Quadrature, expectation
+from .laws import DiagonalFunction, DiagonalLaw, GaussianMatrix, expectation_rule, zeta_symbol
 from .pencil import Pencil, linearize
 from .system import System
+
+
+def _packed(a: np.ndarray) -> str:
+    """An array as base64 text of its little-endian doubles, row-major (exact; read back by NumPy's frombuffer)."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
 
 
 def _entry_index(u: sp.Symbol) -> tuple[int, int]:
@@ -125,32 +132,65 @@ class OVSystem:
         lines.append(r"\end{aligned}")
         return "\n".join(lines)
 
-    @property
-    def closed_form(self) -> bool:
-        """True when no expectation is left to numerical quadrature (the system can be stored and compiled)."""
-        exprs = [*self.equations.values(), *self.outputs.values()]
-        return not any(e.has(GaussExpectation, LawExpectation) for e in exprs)
-
     def to_system(self, name: str = "ovfp", meta: Mapping[str, Any] | None = None) -> System:
         """The fixed point as a :class:`~sobolev_rf.derive.system.System`: residuals g − Φ(g) in the unknowns and
-        the output traces, in neutral symbols (unknowns ``g0, g1, …``, parameters ``q0, q1, …``: a user's
-        parameter may be called ``lambda`` or ``numpy``); ``meta["names"]`` keeps the real names, in order.
-        Only for a :attr:`closed_form` system; ``meta`` is recorded with it."""
-        if not self.closed_form:
-            raise ValueError("a system with numerical expectations has no closed-form System")
+        the output traces, in neutral symbols (unknowns ``g0, g1, …``, parameters ``q0, q1, …``, coordinates of
+        an expectation ``z0, z1, …``: a user's parameter may be called ``lambda`` or ``numpy``);
+        ``meta["names"]`` keeps the real names, in order, and ``meta`` is recorded with it.
+
+        A numerical expectation becomes a :class:`~.expectations.Quadrature` on a rule kept, as plain data, in
+        ``meta["rules"]`` (a list of factors ``{"axes", "nodes", "weights"}`` each, :func:`.laws.expectation_rule`,
+        the arrays as base64 text of their little-endian doubles, row-major: exact and compact for data files);
+        where that rule is not an exact sum (normal coordinates, uniform laws), an output
+        ``meta["quadrature_checks"][i]`` holds the difference to the same rule with half as many nodes (the
+        error estimate |Q_n − Q_{n/2}|)."""
         unknowns = tuple(sp.Symbol(f"g{i}") for i in range(len(self.unknowns)))
         parameters = tuple(sp.Symbol(f"q{i}") for i in range(len(self.parameters)))
         neutral = dict(zip(self.unknowns, unknowns)) | dict(zip(self.parameters, parameters))
+        rules: list[list[dict[str, Any]]] = []
+        rule_index: dict[tuple[tuple[str, ...], bool], int] = {}
+        checks: dict[str, sp.Expr] = {}
+
+        def rule(zs: tuple[sp.Expr, ...], coarse: bool) -> tuple[int, bool]:
+            laws = [self.zeta_laws.get(str(z), (None, 0)) for z in zs]
+            key = (tuple(map(str, zs)), coarse)
+            if key not in rule_index:
+                factors = expectation_rule(laws, coarse)
+                rule_index[key] = len(rules)
+                rules.append([{"axes": list(a), "nodes": _packed(x), "weights": _packed(w)} for a, x, w in factors])
+            exact = all(law is not None and law.kind == "discrete" for law, _ in laws)
+            return rule_index[key], exact
+
+        def stored(node: sp.Expr) -> sp.Expr:
+            zs = tuple(node.args[1:])
+            coords = tuple(sp.Symbol(f"z{i}") for i in range(len(zs)))
+            h = node.args[0].xreplace(neutral | dict(zip(zs, coords)))
+            fine, exact = rule(zs, False)
+            q = Quadrature(sp.Integer(fine), h, *coords)
+            if not exact:
+                coarse, _ = rule(zs, True)
+                check = q - Quadrature(sp.Integer(coarse), h, *coords)
+                checks.setdefault(sp.srepr(check), check)  # one check per distinct expectation
+            return q
+
+        def convert(expr: sp.Expr) -> sp.Expr:
+            nodes = sorted(expr.atoms(GaussExpectation, LawExpectation), key=sp.default_sort_key)
+            return expr.xreplace(neutral).xreplace({n.xreplace(neutral): stored(n) for n in nodes})
+
+        residuals = tuple(v - convert(self.equations[u]) for u, v in zip(self.unknowns, unknowns))
+        outputs = {k: convert(v) for k, v in self.outputs.items()}
+        checked = {f"quadrature check {i}": e for i, e in enumerate(checks.values())}
         names = {"unknowns": [str(u) for u in self.unknowns], "parameters": [str(p) for p in self.parameters]}
+        extra: dict[str, Any] = {"rules": rules, "quadrature_checks": list(checked)} if rules else {}
         return System(
             name=name,
             unknowns=unknowns,
             parameters=parameters,
-            residuals=tuple(v - self.equations[u].xreplace(neutral) for u, v in zip(self.unknowns, unknowns)),
-            outputs={k: v.xreplace(neutral) for k, v in self.outputs.items()},
+            residuals=residuals,
+            outputs=outputs | checked,
             definitions={},
             branch="physical",
-            meta={**dict(meta or {}), "names": names},
+            meta={**dict(meta or {}), "names": names, **extra},
         )
 
     def as_dict(self) -> dict[str, Any]:

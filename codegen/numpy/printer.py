@@ -6,9 +6,13 @@ so a whole grid is evaluated at once without a Python loop over its points. The 
 :mod:`.common`; the special functions H_s(y) and H⁽²⁾_s(y) become calls of ``_H_<i>(y)`` and
 ``_H2_<i>(y)`` (one pair per order s), defined on the runtime template ``runtime.py.tmpl``
 with the rules of :mod:`sobolev_rf.derive.special`; the solver is ``solver.py.tmpl``.
-Residuals, Jacobians and outputs follow the arithmetic of their arguments: complex parameters (a spectral
-parameter z of an operator-valued fixed point) give complex values, with erfcx(x) and e^x E_ν(x) on their
-principal branches. The output is deterministic: the same System gives byte-identical source.
+A numerical expectation (:class:`~sobolev_rf.derive.expectations.Quadrature`) becomes a call of the
+runtime's ``_expect`` on its rule ``_RULE_<r>`` (the tensor product of the factors the System keeps in
+``meta["rules"]``, built at import) and a generated integrand ``_integrand_<i>``, evaluated on all nodes and
+points at once (in chunks). Residuals, Jacobians and outputs follow the arithmetic of their arguments:
+complex parameters (a spectral parameter z of an operator-valued fixed point) give complex values, with
+erfcx(x) and e^x E_ν(x) on their principal branches. The output is deterministic: the same System gives
+byte-identical source.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ from collections.abc import Sequence
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
+from ...derive.expectations import Quadrature
 from ...derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ...derive.system import System
 from ..common import (
     CODEGEN_VERSION,
     FIXED_POINT_SWITCH,
     analytic_jacobian,
+    build_block,
     gamma_orders,
     quadrature_rule,
+    quadratures,
     system_blocks,
     template,
 )
@@ -35,9 +42,14 @@ class _Printer(NumPyPrinter):
     """NumPy printer that maps H_s(y) to ``_H_<i>(y)``, H⁽²⁾_s(y) to ``_H2_<i>(y)``, erfcx to SciPy's and
     e^x E_ν(x) to the runtime's ``_scaled_expint`` (both real or complex)."""
 
-    def __init__(self, orders: Sequence[sp.Rational]) -> None:
+    def __init__(self, orders: Sequence[sp.Rational], quads: Sequence[Quadrature] = ()) -> None:
         super().__init__({"fully_qualified_modules": True, "inline": True})
         self._orders = list(orders)
+        self._quads = list(quads)
+
+    def _print_Quadrature(self, expr: Quadrature) -> str:
+        args = "".join(f", {self._print(a)}" for a in _integrand_arguments(expr))
+        return f"_expect(_RULE_{int(expr.args[0])}, _integrand_{self._quads.index(expr)}{args})"
 
     def _call(self, prefix: str, expr: sp.Expr) -> str:
         return f"{prefix}_{self._orders.index(sp.nsimplify(expr.args[0]))}({self._print(expr.args[1])})"
@@ -57,6 +69,30 @@ class _Printer(NumPyPrinter):
         return f"_scaled_expint({order}, {self._print(expr.args[1])})"
 
 
+def _integrand_arguments(q: Quadrature) -> list[sp.Symbol]:
+    """The unknowns and parameters an expectation's integrand takes after its coordinates (sorted by name)."""
+    return sorted(q.args[1].free_symbols - set(q.args[2:]), key=str)
+
+
+def _quadrature_lines(system: System, quads: Sequence[Quadrature], printer: _Printer) -> list[str]:
+    """The rules of the system's expectations (``_RULE_<r>``) and one integrand function per expectation."""
+    lines = []
+    for r, factors in enumerate(system.meta.get("rules", [])):
+        width = 1 + max((a for f in factors for a in f["axes"]), default=-1)
+        parts = ", ".join(
+            f"(({', '.join(map(str, f['axes']))},), _unpacked({f['nodes']!r}), _unpacked({f['weights']!r}))"
+            for f in factors
+        )
+        lines += ["", f"_RULE_{r} = _tensor_rule([{parts}], {width})"]
+    for i, q in enumerate(quads):
+        names = [str(z) for z in q.args[2:]] + [str(a) for a in _integrand_arguments(q)]
+        block = build_block(system, [q.args[1]], prefix="h")
+        lines += ["", "", f"def _integrand_{i}({', '.join(names)}):", f'    """The integrand of expectation {i}."""']
+        lines += [f"    {name} = {printer.doprint(expr)}" for name, expr in block.assignments]
+        lines.append(f"    return {printer.doprint(block.results[0])}")
+    return lines
+
+
 def _unpack(names: Sequence[str], source: str) -> str:
     """``a, b, c = source`` (or ``(a,) = source``)."""
     return f"    {', '.join(names)}{',' if len(names) == 1 else ''} = {source}"
@@ -65,7 +101,8 @@ def _unpack(names: Sequence[str], source: str) -> str:
 def generate_numpy_source(system: System) -> str:
     """Source text of the NumPy module of ``system`` (see the module docstring)."""
     orders = gamma_orders(system)
-    printer = _Printer(orders)
+    quads = quadratures(system)
+    printer = _Printer(orders, quads)
     u_names, p_names = list(system.unknown_names), list(system.parameter_names)
     n = len(u_names)
     lines = [
@@ -99,6 +136,7 @@ def generate_numpy_source(system: System) -> str:
             f"    return _resolvents({float(s)!r}, y, _NODES_{i}, _WEIGHTS_{i})[1]",
             "",
         ]
+    lines += _quadrature_lines(system, quads, printer)
     docs = {
         "residual": "Residuals u - G(u), stacked on the leading axis.",
         "jacobian": "d residual_i / d u_j, shape (n, n, *batch).",

@@ -1,13 +1,14 @@
 """The numerical fixed point of an operator-valued system (:class:`~sobolev_rf.derive.ovfp.OVSystem`).
 
 :class:`FixedPoint` solves g = Φ(g) at many points at once, on an *evaluator* of Φ, of the output traces and
-of the Jacobian: the generated NumPy kernel of the system (:class:`KernelEvaluator`, loaded from the cache
-without SymPy; real or complex arithmetic), or, for systems that keep numerical expectations, SymPy's
-``lambdify`` (:mod:`.ovfp_symbolic`).
+of the Jacobian: the generated NumPy kernel of the stored system (:class:`KernelEvaluator`, loaded from the
+cache without SymPy; real or complex arithmetic; numerical expectations as sums over their stored rules), or,
+for a derived system used directly (:meth:`FixedPoint.of`), SymPy's ``lambdify`` (:mod:`.ovfp_symbolic`).
 
 * real parameters (:meth:`FixedPoint.solve`): damped fixed-point iteration in double precision from the
   perturbative branch g = 0 (scipy ``root`` as fallback), then Newton polishing (30-digit mpmath on the
-  symbolic evaluator; double precision on a kernel, whose systems are closed forms);
+  symbolic evaluator; double precision on a kernel, which estimates the quadrature error from its stored
+  checks);
 * complex parameters (:meth:`FixedPoint.continue_from_infinity`): the physical branch, continued from
   z → i∞ by vectorised damped Newton steps (:meth:`FixedPoint.newton`), all points at once; on a kernel
   with a C library (:mod:`sobolev_rf.codegen.complex_kernel`) every complex evaluation and each point's
@@ -161,13 +162,20 @@ class KernelEvaluator:
     ``names`` gives the real names of its unknowns and parameters (the module's are neutral, g0…, q0…)."""
 
     def __init__(
-        self, module: Any, names: Mapping[str, Sequence[str]] | None = None, complex_kernel: Any = None
+        self,
+        module: Any,
+        names: Mapping[str, Sequence[str]] | None = None,
+        complex_kernel: Any = None,
+        checks: Sequence[str] = (),
     ) -> None:
         self.module = module
         names = names or {}
         self.unknowns = tuple(names.get("unknowns", module.UNKNOWNS))
         self.parameters = tuple(names.get("parameters", module.PARAMETERS))
-        self.output_names = tuple(module.OUTPUTS)
+        #: the module's outputs that are quadrature checks (Q_n − Q_{n/2} of a numerical expectation), not traces
+        self.checks = tuple(checks)
+        self._shown = [j for j, name in enumerate(module.OUTPUTS) if name not in self.checks]
+        self.output_names = tuple(module.OUTPUTS[j] for j in self._shown)
         #: the system's C kernel (:class:`~sobolev_rf.codegen.complex_kernel.ComplexCKernel`), used for every
         #: evaluation (complex ones and their Newton solves; real ones on its real twin); None: NumPy does them
         self.complex_kernel = complex_kernel
@@ -219,6 +227,16 @@ class KernelEvaluator:
         return x - np.broadcast_to(r, x.shape)
 
     def outputs(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
+        return self._all_outputs(x, params)[self._shown]
+
+    def quadrature_error(self, x: np.ndarray, params: Sequence[np.ndarray]) -> float:
+        """The largest |Q_n − Q_{n/2}| of the system's numerical expectations at ``x`` (0 without any)."""
+        if not self.checks:
+            return 0.0
+        checks = [j for j, name in enumerate(self.module.OUTPUTS) if name in self.checks]
+        return float(np.max(np.abs(self._all_outputs(x, params)[checks])))
+
+    def _all_outputs(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
         theta = self._complex(x, params)
         if theta is not None:
             return self.complex_kernel.outputs(x.T, theta).T
@@ -227,7 +245,7 @@ class KernelEvaluator:
             return self.complex_kernel.real_outputs(x.T, theta).T
         with np.errstate(all="ignore"):
             values = self.module.outputs(x, self._theta(params))
-        return np.stack([np.broadcast_to(values[name], x.shape[1:]) for name in self.output_names])
+        return np.stack([np.broadcast_to(values[name], x.shape[1:]) for name in self.module.OUTPUTS])
 
     def jacobian(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray:
         n = x.shape[0]
@@ -557,7 +575,9 @@ class FixedPoint:
         with np.errstate(all="ignore"):
             res = float(np.max(np.abs(self.phi(y, pv) - y), initial=0.0))
             outs = self.output_values(y, pv)[:, 0]
-        return list(y[:, 0]), res, list(outs), 0.0
+            check = getattr(self.evaluator, "quadrature_error", None)
+            qerr = check(y, pv) if check is not None else 0.0
+        return list(y[:, 0]), res, list(outs), qerr
 
     def _solve_complex(self, pv: list[np.ndarray], herglotz: Mapping[str, int]) -> OVSolution:
         x, ok = self.continue_from_infinity(pv)
@@ -594,37 +614,27 @@ def cached_fixed_point(
 
     ``derive()`` returns the system and plain-data ``meta`` to keep with it; it runs (with SymPy) only when
     the cache has no record for ``producer`` and ``key`` (see :func:`sobolev_rf.codegen.jit.system_record`).
-    A closed-form system is stored as a :class:`~sobolev_rf.derive.system.System` and solved on its generated
-    NumPy kernel (real or complex arithmetic; Jacobian by differences), so a warm call imports no SymPy; its
-    evaluations and complex Newton solves go to the system's C kernel
-    (:func:`~sobolev_rf.codegen.complex_kernel.load_complex_kernel`, complex arithmetic and a real twin; the
-    NumPy module is then loaded only if asked for) unless ``backend`` is ``"numpy"`` or the system has none.
-    A system with numerical expectations is recorded as such and derived again for ``lambdify``."""
+    The system is stored as a :class:`~sobolev_rf.derive.system.System` (numerical expectations as sums over
+    the nodes of their stored rules) and solved on its generated NumPy kernel (real or complex arithmetic;
+    Jacobian by differences), so a warm call imports no SymPy; its evaluations and complex Newton solves go to
+    the system's C kernel (:func:`~sobolev_rf.codegen.complex_kernel.load_complex_kernel`, complex arithmetic
+    and a real twin; the NumPy module is then loaded only if asked for) unless ``backend`` is ``"numpy"`` or
+    the system has none."""
     from ...codegen import jit
-
-    held: dict[str, OVSystem] = {}
 
     def build() -> Any:
         system, meta = derive()
-        held["system"] = system
-        if system.closed_form:
-            return system.to_system(meta={**meta, "closed_form": True, "jacobian": "differences"})
-        from ...derive.system import System
-
-        return System("ovfp", (), (), (), outputs={}, definitions={}, meta={**meta, "closed_form": False})
+        return system.to_system(meta={**meta, "jacobian": "differences"})
 
     record = jit.system_record(producer, key, build)
     meta = dict(record["meta"])
-    if meta.get("closed_form"):
-        fast = None
-        if backend != "numpy":
-            from ...codegen.complex_kernel import load_complex_kernel
+    fast = None
+    if backend != "numpy":
+        from ...codegen.complex_kernel import load_complex_kernel
 
-            fast = load_complex_kernel(record)
-        module: Any = _numpy_module(record) if fast is None else _DeferredModule(record)
-        return FixedPoint(KernelEvaluator(module, meta["names"], fast)), meta
-    system = held["system"] if "system" in held else derive()[0]
-    return FixedPoint.of(system), meta
+        fast = load_complex_kernel(record)
+    module: Any = _numpy_module(record) if fast is None else _DeferredModule(record)
+    return FixedPoint(KernelEvaluator(module, meta["names"], fast, meta.get("quadrature_checks", ()))), meta
 
 
 class _DeferredModule:

@@ -1,8 +1,10 @@
 """Evaluation of an operator-valued system straight from its SymPy expressions (SymPy's ``lambdify``).
 
-Used for the systems that keep an expectation for numerical quadrature (large discrete laws, uniform laws,
-normal coordinates without a closed form), which have no generated kernel: tensor Gauss–Hermite over normal
-coordinates (n = 120, 60, 28, 14 nodes per axis in 1, 2, 3, ≥ 4 dimensions), exact sums over data,
+Used for a derived system solved directly (:meth:`~.ovfp.FixedPoint.of`; the command line solves the stored
+system on its generated kernel, with the same rules). Expectations left to numerical quadrature (large
+discrete laws, uniform laws, normal coordinates without a closed form) use the rules of
+:func:`~sobolev_rf.derive.laws.expectation_rule`: tensor Gauss–Hermite over normal coordinates
+(n = 120, 60, 28, 14 nodes per axis in 1, 2, 3, ≥ 4 dimensions), exact sums over data,
 Gauss–Legendre over uniform laws; the reported error is |Q_n − Q_{n/2}|, a conservative estimate for Q_n since
 for an integrand analytic in a strip |Im ζ| < σ the error decays geometrically in σ√n.  Never Monte Carlo.
 Real solutions are polished by Newton's method in 30-digit mpmath arithmetic.
@@ -10,7 +12,6 @@ Real solutions are polished by Newton's method in 30-digit mpmath arithmetic.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import scipy.special
 import sympy as sp
 
 from ...derive.expectations import GaussExpectation, LawExpectation
-from ...derive.laws import DiagonalLaw
+from ...derive.laws import expectation_rule, tensor_rule
 from ...derive.ovfp import OVSystem
 from .ovfp import difference_jacobian, scaled_expint
 
@@ -74,44 +75,15 @@ class SymbolicEvaluator:
         return self._compiled
 
     def _rule(self, zs: tuple[sp.Symbol, ...], coarse: bool) -> tuple[list[np.ndarray], np.ndarray]:
-        """Nodes (one array per coordinate of ``zs``) and weights of the expectation over their laws:
-        tensor Gauss–Hermite over normal coordinates (n = 120, 60, 28, 14 per axis in 1, 2, 3, ≥ 4
-        dimensions; half as many when ``coarse``) times the rule of each other law (atoms, Gauss–Legendre)."""
+        """Nodes (one array per coordinate of ``zs``) and weights of the expectation over their laws
+        (:func:`~sobolev_rf.derive.laws.expectation_rule`: tensor Gauss–Hermite over normal coordinates, half as
+        many nodes when ``coarse``, times the rule of each other law: atoms, Gauss–Legendre)."""
         key = (zs, coarse)
         rules = self._compile()["rules"]
         if key in rules:
             return rules[key]
-        normal: list[int] = []
-        groups: dict[int, tuple[DiagonalLaw, list[int], list[int]]] = {}
-        for pos, z in enumerate(zs):
-            law, idx = self.system.zeta_laws.get(str(z), (None, 0))
-            if law is None or law.kind == "normal":
-                normal.append(pos)
-            else:
-                groups.setdefault(id(law), (law, [], []))
-                groups[id(law)][1].append(pos)
-                groups[id(law)][2].append(idx)
-        factors: list[tuple[list[int], np.ndarray, np.ndarray]] = []
-        if normal:
-            n = {1: 120, 2: 60, 3: 28}.get(len(normal), 14)
-            x, w = np.polynomial.hermite_e.hermegauss(n // 2 if coarse else n)
-            w = w / math.sqrt(2 * math.pi)
-            grids = np.meshgrid(*([x] * len(normal)), indexing="ij")
-            wgrids = np.meshgrid(*([w] * len(normal)), indexing="ij")
-            factors.append(
-                (normal, np.stack([g.ravel() for g in grids], axis=1), np.prod([g.ravel() for g in wgrids], axis=0))
-            )
-        for law, positions, idxs in groups.values():
-            nodes, w = law.rule(coarse)
-            factors.append((positions, nodes[:, idxs], w))
-        coords: list[np.ndarray] = [np.zeros(1)] * len(zs)
-        weights = np.ones(1)
-        for positions, nodes, w in factors:
-            m_old, m_new = len(weights), len(w)
-            coords = [np.repeat(c, m_new) if len(c) == m_old else c for c in coords]
-            for col, pos in enumerate(positions):
-                coords[pos] = np.tile(nodes[:, col], m_old)
-            weights = np.repeat(weights, m_new) * np.tile(w, m_old)
+        laws = [self.system.zeta_laws.get(str(z), (None, 0)) for z in zs]
+        coords, weights = tensor_rule(expectation_rule(laws, coarse), len(zs))
         rules[key] = (coords, weights)
         return coords, weights
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -345,3 +346,42 @@ def test_complex_parameter_follows_the_branch_from_infinity() -> None:
     M = W + 0.7 * zeta[:, None] * W * zeta[None, :] + 0.1 * np.diag(zeta**2)
     finite = np.mean(1 / (np.linalg.eigvalsh(M) - zv))
     assert abs(finite / m - 1) < 1e-2
+
+
+# ----------------------------------------------------------------------------------- stored expectations
+def test_numerical_expectations_are_stored_and_solved_on_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system with numerical expectations (a law of 40 atoms, a uniform law, normal coordinates with a cross
+    term) is stored as a System whose expectations are sums over stored rules: it survives the JSON round trip,
+    its fingerprint follows the rule's nodes, and its generated kernel gives the lambdify solution (real and
+    complex parameters) with the same quadrature-error estimate."""
+    from sobolev_rf.derive.system import System
+    from sobolev_rf.numeric.theory.ovfp import FixedPoint, cached_fixed_point
+
+    monkeypatch.setenv("SOBOLEV_RF_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(2)
+    rows = tuple((float(v),) for v in rng.uniform(0.5, 2.5, 40))
+    Th, C = MatrixSymbol("Theta", d, p), MatrixSymbol("C", p, p)
+    D1, D2 = MatrixSymbol("D1", p, p), MatrixSymbol("D2", p, p)
+    cases = [
+        (Inverse(lam * Identity(p) + C * Th.T * Th * C / d), DiagonalLaw(("C",), "discrete", rows, (1 / 40,) * 40)),
+        (Inverse(lam * Identity(p) + C * Th.T * Th * C / d), DiagonalLaw(("C",), "uniform", low=0.5, high=2.0)),
+        (Inverse(lam * Identity(p) + D1 * D1 + D1 * D2 + D2 * D2 + Th.T * Th / d), DiagonalLaw(("D1", "D2"))),
+    ]
+    for i, (expr, law) in enumerate(cases):
+        system = derive_system(linearize(expr), [GaussianMatrix("Theta")], [law])
+        stored = system.to_system(meta={"jacobian": "differences"})
+        assert System.from_dict(stored.to_dict()).fingerprint() == stored.fingerprint()
+        assert bool(stored.meta["quadrature_checks"]) == (law.kind != "discrete")
+        kernel, _ = cached_fixed_point("test-stored-expectations", {"case": i}, lambda: (system, {}))
+        for lv in (0.3, 0.3 + 0.2j):
+            values = {"lam": lv, "p": 1.0, "d": 2.0}
+            want, got = FixedPoint.of(system).solve(values), kernel.solve(values)
+            assert abs(got.outputs["r"] - want.outputs["r"]) <= 1e-12 * abs(want.outputs["r"])
+            assert got.quadrature_error == pytest.approx(want.quadrature_error, rel=1e-6, abs=1e-15)
+    # other atoms: another rule, so another fingerprint (and another cached kernel)
+    moved = DiagonalLaw(("C",), "discrete", tuple((v[0] + 1e-9,) for v in rows), (1 / 40,) * 40)
+    other = derive_system(linearize(cases[0][0]), [GaussianMatrix("Theta")], [moved]).to_system()
+    first = derive_system(linearize(cases[0][0]), [GaussianMatrix("Theta")], [cases[0][1]]).to_system()
+    assert other.meta["rules"] != first.meta["rules"] and other.fingerprint() != first.fingerprint()

@@ -314,6 +314,18 @@ def test_same_matrix_and_functions_of_a_diagonal(capsys: pytest.CaptureFixture[s
         assert trace(["pencil", "B", *base, "--diag", f"B=d@{law}"], capsys) == pytest.approx(value, rel=1e-13), law
 
 
+def test_a_changed_data_file_is_derived_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The stored system of a data law holds its rows: the same command on a rewritten file gives the new
+    law's value E[1/(1 + s)] (to 1e-13), not the cached one."""
+    path = tmp_path / "law.csv"
+    rng = np.random.default_rng(4)
+    for low in (0.5, 3.0):
+        s = rng.uniform(low, low + 2.0, 30)
+        path.write_text("\n".join(repr(v) for v in s.tolist()) + "\n")
+        got = trace(["pencil", "inv(I + S)", "--diag", f"S=d@{path}"], capsys)
+        assert got == pytest.approx(float(np.mean(1 / (1 + s))), rel=1e-13)
+
+
 def test_uniform_law(capsys: pytest.CaptureFixture[str]) -> None:
     got = trace(
         [

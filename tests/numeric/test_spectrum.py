@@ -425,7 +425,9 @@ def test_atom_reported_whether_or_not_the_grid_contains_it(capsys: pytest.Captur
 
 
 def test_warm_calls_import_no_sympy(tmp_path: Path) -> None:
-    """A repeated spectrum or pencil --solve loads the stored system and its kernel: no SymPy, same output."""
+    """A repeated spectrum or pencil --solve loads the stored system and its kernel: no SymPy, same output;
+    also for a law given by a data file (ridge bias with a teacher column: numerical expectations, stored
+    as sums over the file's rows)."""
     import os
     import subprocess
     import sys
@@ -436,7 +438,19 @@ def test_warm_calls_import_no_sympy(tmp_path: Path) -> None:
         "print('SYMPY' if 'sympy' in sys.modules else 'NOSYMPY'); sys.exit(code)"
     )
     pencil = ["pencil", "inv(Ft*F/n - z*I)", "--shape", "F=n,p", "--solve", "--param", "z=1+0.01j"]
-    for argv in (MP_ARGV[:-4] + ["--x", "0:6:40", "--json"], pencil + ["--param", "n=1", "--param", "p=2"]):
+    rng = np.random.default_rng(9)
+    columns = tmp_path / "columns.csv"
+    columns.write_text(
+        "".join(f"{a!r},{b!r}\n" for a, b in zip(rng.uniform(0.5, 2.5, 50).tolist(), rng.exponential(1.0, 50).tolist()))
+    )
+    ridge = "inv(R*Zt*Z*R/n + lam)"
+    data_law = ["pencil", f"{ridge} * T * {ridge} * S", "--shape", "Z=n,d", "--diag", f"S,T=d@{columns}"]
+    data_law += ["--diag", "R=d@sqrt(S)", "--solve", "--param", "lam=0.1", "--param", "n=1", "--param", "d=0.5"]
+    for argv in (
+        MP_ARGV[:-4] + ["--x", "0:6:40", "--json"],
+        pencil + ["--param", "n=1", "--param", "p=2"],
+        data_law,
+    ):
         runs = [
             subprocess.run([sys.executable, "-c", check, *argv], env=env, capture_output=True, text=True, timeout=300)
             for _ in range(2)
