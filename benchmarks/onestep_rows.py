@@ -16,7 +16,7 @@ coordinate κ a neuron's mean μ₀(κ; t_j, e_j) then varies across rows, along
 
 Prints Markdown tables and writes JSON and Markdown to benchmarks/results/onestep_rows.*.
 
-    python benchmarks/onestep_rows.py [--swap-d 400,800] [--swap-seeds 8] [--d 400,800] [--seeds 6]
+    python benchmarks/onestep_rows.py [--swap-d 400,800] [--swap-seeds 8] [--d 400,800] [--seeds 6] [--seed0 0]
                                       [--only NAME,...] [--skip-swaps] [--skip-readout]
 """
 
@@ -47,8 +47,11 @@ POINTS = {
     "relu-l2": ModelParams(activation="relu", teacher="tanh", k=1, tau=0.0, p_over_d=2.0, n_over_d=1.0, lam=1e-3).with_(
         step="l2", eta=1.0, alpha0=4.0
     ),
+    "gelu-l2": ModelParams(activation="gelu", teacher="tanh", k=1, tau=0.0, p_over_d=2.0, n_over_d=1.0, lam=1e-3).with_(
+        step="l2", eta=1.5, alpha0=3.0
+    ),
 }
-VARIANTS = ("real", "renorm", "detrend", "renorm_detrend")
+VARIANTS = ("real", "renorm", "detrend", "renorm_detrend", "isotropic", "rotated")
 
 
 def _ridge_error(params: ModelParams, w: np.ndarray, data: tuple[np.ndarray, ...]) -> float:
@@ -90,6 +93,16 @@ def swap_seed(params: ModelParams, d: int, seed: int, n_test: int) -> dict:
     beta = sigma[0, 1] / sigma[1, 1]
     flat = bulk * np.sqrt(e.mean() / e)[:, None]
     detrended = t - beta * de
+    # isotropic: each bulk row keeps its norm, its direction drawn uniformly in û^⊥ (t_j, e_j and Σ unchanged)
+    z = np.random.default_rng([seed, d, 21]).standard_normal(bulk.shape)
+    z -= np.outer(z @ u, u)
+    iso = z * np.sqrt(e / np.sum(z * z, axis=1))[:, None]
+    # rotated: the bulk turned by a uniform rotation of û^⊥ (its Gram matrix, hence its spectrum, stays; its
+    # alignment with θ₀ and with the directions behind t_j goes)
+    gen = np.random.default_rng([seed, d, 22])
+    perp = np.linalg.qr(np.column_stack([u, gen.standard_normal((d, d - 1))]))[0][:, 1:]
+    turn = np.linalg.qr(gen.standard_normal((d - 1, d - 1)))[0]
+    rotated = ((bulk @ perp) @ turn) @ perp.T
     x = rng.standard_normal((n, d))
     xt = rng.standard_normal((n_test, d))
     phi = fns.phi
@@ -99,6 +112,8 @@ def swap_seed(params: ModelParams, d: int, seed: int, n_test: int) -> dict:
         "renorm": flat + np.outer(t, u),
         "detrend": bulk + np.outer(detrended, u),
         "renorm_detrend": flat + np.outer(detrended, u),
+        "isotropic": iso + np.outer(t, u),
+        "rotated": rotated + np.outer(t, u),
     }
     s_tt_d = sigma[0, 0] - 2 * beta * sigma[0, 1] + beta**2 * sigma[1, 1]
     channels = {
@@ -106,6 +121,8 @@ def swap_seed(params: ModelParams, d: int, seed: int, n_test: int) -> dict:
         "renorm": (sigma[0, 0], 0.0, 0.0),
         "detrend": (s_tt_d, 0.0, sigma[1, 1]),
         "renorm_detrend": (s_tt_d, 0.0, 0.0),
+        "isotropic": (sigma[0, 0], sigma[0, 1], sigma[1, 1]),
+        "rotated": (sigma[0, 0], sigma[0, 1], sigma[1, 1]),
     }
     cW2 = float(e.mean()) * d / (d - 1)
     out = {"seed": seed, "r": float(t.mean()), "gamma": float(u @ theta0), "cW2": cW2, "Sigma": sigma.tolist()}
@@ -173,7 +190,7 @@ def swap_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def readout(names: list[str], sizes: list[int], seeds: int) -> list[dict]:
+def readout(names: list[str], sizes: list[int], seeds: list[int]) -> list[dict]:
     rows = []
     for name in names:
         params = POINTS[name]
@@ -183,12 +200,12 @@ def readout(names: list[str], sizes: list[int], seeds: int) -> list[dict]:
         theory = float(solve_readout(*common, spike, *args).outputs["eps_L2"][0])
         plain = ReadoutSpike(spike.r, spike.cW2, spike.gamma)
         before = float(solve_readout(*common, plain, *args).outputs["eps_L2"][0])
-        row = {"point": name, "theory": theory, "theory_without_spread": before, "sim": {}}
+        row: dict = {"point": name, "theory": theory, "theory_without_spread": before, "sim": {}}
         for d in sizes:
             start = time.perf_counter()
             res = simulate(params, d, seeds)
             m, se = float(res.mean["eps_L2"]), float(res.se["eps_L2"])
-            row["sim"][d] = {"mean": m, "se": se, "seeds": seeds, "seconds": time.perf_counter() - start}
+            row["sim"][d] = {"mean": m, "se": se, "seeds": len(seeds), "seconds": time.perf_counter() - start}
             print(
                 f"  readout {name} d = {d}: {m:.5f} ± {se:.5f} (theory {theory:.5f}, before {before:.5f})", flush=True
             )
@@ -226,6 +243,7 @@ def main() -> None:
     ap.add_argument("--swap-seeds", type=int, default=8)
     ap.add_argument("--d", default="400,800")
     ap.add_argument("--seeds", type=int, default=6)
+    ap.add_argument("--seed0", type=int, default=0, help="first seed of the readout's simulations")
     ap.add_argument("--only", default=",".join(POINTS))
     ap.add_argument("--swap-only", default="tanh-sobolev,tanh-l2")
     ap.add_argument("--skip-swaps", action="store_true")
@@ -238,7 +256,8 @@ def main() -> None:
         out["swaps"] = swaps(args.swap_only.split(","), [int(d) for d in args.swap_d.split(",")], args.swap_seeds)
         text.append("Paired swaps (same step, same data):\n\n" + swap_table(out["swaps"]))
     if not args.skip_readout:
-        out["readout"] = readout(args.only.split(","), [int(d) for d in args.d.split(",")], args.seeds)
+        sizes = [int(d) for d in args.d.split(",")]
+        out["readout"] = readout(args.only.split(","), sizes, list(range(args.seed0, args.seed0 + args.seeds)))
         text.append("Two-phase simulator against the readout theory:\n\n" + readout_table(out["readout"]))
     body = "\n\n".join(text)
     print(body)
