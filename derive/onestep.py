@@ -32,7 +32,9 @@ with e(κ) = hh + c² − 2ch − 2μ₁χh₁ + q the population error given κ
     q₁ = ⟨D(q̂₁D + q̂₂)/S²⟩ + θ̂²ψc_W²⟨D/S²⟩ + ψ̂²ψ⟨D²/S²⟩,  q₂ the same with one D less,
 
 a linear 2×2 system in (q₁, q₂), solved in closed form. Outputs: eps_L2 = E_κ e(κ) and
-train_error_L2 = E_κ[g²(e + Δ_f)].
+train_error_L2 = E_κ[g²(e + Δ_f)], and from the same overlaps (m, θ, θ_e, χ, q₁, q₂) eps_grad and the
+expectation of eps_H1 over V (derive/onestep_grad.py; they add the parameters r, γ, ϖ̄² and, per node, the
+conditional coefficients of σ′ and φ′).
 
 The rows' spread (derive/spike.py, "Rows differ"). The rows are not all alike: row j has its own spike
 entry t_j and squared bulk norm e_j, spread at O(1/√d) with d × covariance Σ (Σ_tt, Σ_te, Σ_ee). Given κ
@@ -60,6 +62,7 @@ from functools import cache
 import sympy as sp
 
 from .errors import UserError
+from .onestep_grad import GAMMA, GRAD_NODE_FIELDS, GRAD_PARAMETER_MEANING, R_SPIKE, VARPI2, gradient_errors
 from .saddle import _Definitions
 from .special import scaled_resolvent
 from .system import System
@@ -73,6 +76,9 @@ SIG_TT, SIG_TE, SIG_EE = sp.symbols("Sigma_tt Sigma_te Sigma_ee")
 BULK = sp.Symbol("bulk_overlap")
 #: Per-node parameter names (suffix ``_<i>``): weight, node, μ₀, μ₁, μ₂², h, h₁, hh, μ_e.
 NODE_FIELDS = ("w", "k", "s0", "s1", "s2", "t0", "t1", "t2", "s3")
+#: Per-node parameter names of the τ = 0 readout: :data:`NODE_FIELDS`, then those of its gradient errors
+#: (:data:`~sobolev_rf.derive.onestep_grad.GRAD_NODE_FIELDS`).
+READOUT_NODE_FIELDS = NODE_FIELDS + GRAD_NODE_FIELDS
 #: Default number of Gauss–Hermite nodes in κ.
 NODES = 48
 #: What each scalar parameter is (ModelParams names, or the spike quantity).
@@ -101,7 +107,7 @@ LATEX_NAMES = {"lam": r"\lambda", "n_d": r"(n/d)", "cW2": r"c_W^2", "V_1": "V_1"
 
 def node_symbols(nodes: int) -> dict[str, tuple[sp.Symbol, ...]]:
     """The per-node parameter symbols, by field."""
-    return {f: tuple(sp.Symbol(f"{f}_{i}") for i in range(nodes)) for f in NODE_FIELDS}
+    return {f: tuple(sp.Symbol(f"{f}_{i}") for i in range(nodes)) for f in READOUT_NODE_FIELDS}
 
 
 def derive_onestep_system(nodes: int = NODES) -> System:
@@ -204,8 +210,12 @@ def _derive(nodes: int) -> System:
     q1 = d("q_1", (M[1, 1] * rhs[0] - M[0, 1] * rhs[1]) / detq)
     q2 = d("q_2", (M[0, 0] * rhs[1] - M[1, 0] * rhs[0]) / detq)
     e = [e0[i] + s1[i] ** 2 * q1 + s2[i] * q2 for i in range(nodes)]
+    overlaps = {"m": m, "theta": theta, "theta_e": theta_e, "chi": chi, "q_1": q1, "q_2": q2}
+    eps_grad, eps_par = gradient_errors(d, E, n, overlaps, CW2)
     outputs = {
         "eps_L2": E(e),
+        "eps_grad": eps_grad,
+        "eps_H1": VARPI2 * eps_par + eps_grad - eps_par,
         "train_error_L2": E([g[i] ** 2 * (e[i] + DELTA_F) for i in range(nodes)]),
         "m": m,
         "theta": theta,
@@ -216,13 +226,11 @@ def _derive(nodes: int) -> System:
         "Vhat_1": Vh1,
         "Vhat_2": Vh2,
     }
-    parameters = (LAM, PSI, PHI, DELTA_F, CW2, BULK, SIG_TT, SIG_TE, SIG_EE) + tuple(
-        s for f in NODE_FIELDS for s in n[f]
-    )
-    meaning = {str(q): PARAMETER_MEANING[str(q)] for q in parameters[:9]}
-    meaning.update(
-        {f"{f}_{i}": PARAMETER_MEANING[f].replace("κ_i", f"κ_{i}") for f in NODE_FIELDS for i in range(nodes)}
-    )
+    scalars = (LAM, PSI, PHI, DELTA_F, CW2, BULK, SIG_TT, SIG_TE, SIG_EE, R_SPIKE, GAMMA, VARPI2)
+    parameters = scalars + tuple(s for f in READOUT_NODE_FIELDS for s in n[f])
+    words = PARAMETER_MEANING | GRAD_PARAMETER_MEANING
+    meaning = {str(q): words[str(q)] for q in scalars}
+    meaning.update({f"{f}_{i}": words[f].replace("κ_i", f"κ_{i}") for f in READOUT_NODE_FIELDS for i in range(nodes)})
     return System(
         name=f"onestep_l2_readout_n{nodes}",
         unknowns=(V1, V2),
@@ -232,7 +240,12 @@ def _derive(nodes: int) -> System:
         definitions=dict(d.items),
         latex_names=LATEX_NAMES,
         branch="ridge",
-        meta={"nodes": nodes, "readout": "l2", "node_fields": list(NODE_FIELDS), "parameter_meaning": meaning},
+        meta={
+            "nodes": nodes,
+            "readout": "l2",
+            "node_fields": list(READOUT_NODE_FIELDS),
+            "parameter_meaning": meaning,
+        },
     )
 
 
@@ -392,7 +405,8 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
 
     N the conditional label-residual covariance (with Δ_f, τΔ_g). The unknowns O, I and dT enter
     linearly. Outputs: eps_L2 = E_κ Ẽ₀₀ − Δ_f, eps_H1 = Σ_l(E_κ Ẽ_ll − τΔ_g)/(τk),
-    train_error_L2 = E_κ(ΓẼΓ)₀₀, train_loss = Σ_r E_κ(ΓẼΓ)_rr + λI₀₀.
+    train_error_L2 = E_κ(ΓẼΓ)₀₀, train_loss = Σ_r E_κ(ΓẼΓ)_rr + λI₀₀, and eps_grad from the function row's
+    overlaps (S₀, Θ₀, Θ^e₀, χ₀, O₀₀, I₀₀) as for the τ = 0 readout (derive/onestep_grad.py; parameters r, γ).
     """
     d = _Definitions()
     n = {f: tuple(sp.Symbol(f"{f}_{i}") for i in range(nodes)) for f in SOBOLEV_NODE_FIELDS}
@@ -620,9 +634,12 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
         d(f"eps_row{r}", E([(Et[i].blk[r, r] if r < 2 else Et[i].r22) for i in range(nodes)])) for r in range(k + 1)
     ]
     train_rows = [E([(Wt[i].blk[r, r] if r < 2 else Wt[i].r22) for i in range(nodes)]) for r in range(k + 1)]
+    overlaps = {"m": S[0], "theta": Th[0], "theta_e": The[0], "chi": chi[0], "q_1": QO.blk[0, 0], "q_2": QI.blk[0, 0]}
+    eps_grad, _ = gradient_errors(d, E, n, overlaps, CW2)
     outputs = {
         "eps_L2": eps_rows[0] - DELTA_F,
         "eps_H1": sp.Add(*[eps_rows[r] - TAU * DELTA_G for r in range(1, k + 1)]) / (TAU * k),
+        "eps_grad": eps_grad,
         "train_error_L2": train_rows[0],
         "train_loss": sp.Add(*train_rows) + LAM * QI.blk[0, 0],
         "m": S[0],
@@ -642,11 +659,11 @@ def _derive_sobolev(k: int, nodes: int, znodes: int) -> System:
         + tuple(qo_syms)
         + tuple(qi_syms)
     )
-    scalars = (LAM, PSI, PHI, DELTA_F, DELTA_G, TAU, CW2, SHIFT, SIG_TT, SIG_TE, SIG_EE) + tuple(varpi)
+    scalars = (LAM, PSI, PHI, DELTA_F, DELTA_G, TAU, CW2, SHIFT, SIG_TT, SIG_TE, SIG_EE, R_SPIKE, GAMMA) + tuple(varpi)
     parameters = (
         scalars + tuple(s_ for f in SOBOLEV_NODE_FIELDS for s_ in n[f]) + tuple(s_ for f in ZETA_FIELDS for s_ in zn[f])
     )
-    meaning = {str(q): SOBOLEV_PARAMETER_MEANING[str(q)] for q in scalars}
+    meaning = {str(q): (GRAD_PARAMETER_MEANING | SOBOLEV_PARAMETER_MEANING)[str(q)] for q in scalars}
     for f in SOBOLEV_NODE_FIELDS:
         meaning.update({f"{f}_{i}": SOBOLEV_PARAMETER_MEANING[f].replace("κ_i", f"κ_{i}") for i in range(nodes)})
     for f in ZETA_FIELDS:

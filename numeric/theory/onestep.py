@@ -277,9 +277,11 @@ def _gaussian_moments(
 
 def node_values(activation: str, teacher: str, spike: ReadoutSpike, nodes: int = NODES) -> dict[str, np.ndarray]:
     """Per node i (last axis) and point (leading axes of the spike's arrays): the parameters w, k, s0, s1,
-    s2, t0, t1, t2 of the derived system."""
+    s2, t0, t1, t2, s3 of the derived system and those of its gradient errors: p0, p1, p2 (μ₀′, μ₁′, μ₂′² of
+    σ′(rκ_i + c_W z)), p3 (μ_e′ = ∂μ₀′/∂(c_W²)) and u0, u1, u2 (h′, h₁′, hh′ of φ′(γκ_i + ρz))."""
     sigma, sigma_kinks = _function(activation)
     phi, phi_kinks = _function(teacher)
+    dsigma = _derivative(activation)
     kappa, weight = hermite_rule(nodes)
     r = np.asarray(spike.r, dtype=float)[..., None]
     cW = np.sqrt(np.asarray(spike.cW2, dtype=float))[..., None]
@@ -287,24 +289,32 @@ def node_values(activation: str, teacher: str, spike: ReadoutSpike, nodes: int =
     rho = np.sqrt(1.0 - gamma**2)
     shape = np.broadcast_shapes(r.shape, cW.shape, gamma.shape, kappa.shape)
     m0, m1, m2 = _gaussian_moments(sigma, sigma_kinks, r * kappa, cW)
-    _, dz, _ = _gaussian_moments(_derivative(activation), sigma_kinks, r * kappa, cW)
-    k0, k1, ks, *_ = coefficients(activation)
+    d0, dz, d2 = _gaussian_moments(dsigma, sigma_kinks, r * kappa, cW)
+    k0, k1, ks, k0p, k1p, ksp, _ = coefficients(activation)
     plain = (r == 0) & (cW == 1)  # no step: the Hermite coefficients exactly
     s0 = np.where(plain, k0, m0)
     s1 = np.where(plain, k1, m1 / cW)
     s2 = np.where(plain, ks**2, np.maximum(m2 - m0**2 - m1**2, 0.0))
     t0, t1, t2 = _gaussian_moments(phi, phi_kinks, gamma * kappa, rho)
     s3 = dz / (2.0 * cW)  # ∂μ₀/∂(c_W²) = E[z σ′(rκ + c_W z)]/(2c_W)
+    p0 = np.where(plain, k0p, d0)
+    p1 = np.where(plain, k1p, dz / cW)
+    p2 = np.where(plain, ksp**2, np.maximum(d2 - d0**2 - dz**2, 0.0))
+    # μ_e′ = ∂μ₀′/∂(c_W²) = (E[z²σ′] − μ₀′)/(2c_W²), E[z²σ′(s + cz)] from E[x²σ′(x)] at x = s + cz
+    x2 = _gaussian_moments(lambda t: t * t * dsigma(t), sigma_kinks, r * kappa, cW)[0]
+    z2 = (x2 - (r * kappa) ** 2 * d0 - 2 * r * kappa * cW * dz) / cW**2
+    p3 = (z2 - d0) / (2 * cW**2)
+    u0, u1, u2 = _gaussian_moments(_derivative(teacher), phi_kinks, gamma * kappa, rho)
     out = {"w": weight, "k": kappa, "s0": s0, "s1": s1, "s2": s2, "t0": t0, "t1": t1, "t2": t2, "s3": s3}
+    out |= {"p0": p0, "p1": p1, "p2": p2, "p3": p3, "u0": u0, "u1": u1, "u2": u2}
     return {name: np.broadcast_to(v, shape) for name, v in out.items()}
 
 
 def sobolev_node_values(
     activation: str, teacher: str, spike: ReadoutSpike, nodes: int = NODES
 ) -> dict[str, np.ndarray]:
-    """:func:`node_values` and, per node, the coefficients of the gradient rows: p0, p1, p2 (μ₀′, μ₁′,
-    μ₂′² of σ′(rκ_i + c_W z)), sx (the residual cross-covariance of σ and σ′), u0, u1, u2 (h′, h₁′, hh′
-    of φ′(γκ_i + ρz)) and tx = E φφ′."""
+    """:func:`node_values` and, per node, the cross terms of the Sobolev readout's rows: sx (the residual
+    cross-covariance of σ and σ′) and tx = E φφ′."""
     out = dict(node_values(activation, teacher, spike, nodes))
     sigma, sigma_kinks = _function(activation)
     dsigma = _derivative(activation)
@@ -316,22 +326,13 @@ def sobolev_node_values(
     gamma = np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0)[..., None]
     rho = np.sqrt(1.0 - gamma**2)
     shape = out["w"].shape
-    m0, m1, m2 = _gaussian_moments(dsigma, sigma_kinks, r * kappa, cW)
     cross = _gaussian_moments(lambda t: sigma(t) * dsigma(t), sigma_kinks, r * kappa, cW)[0]
     plain = (r == 0) & (cW == 1)
-    k0, k1, ks, k0p, k1p, ksp, c_sigma = coefficients(activation)
-    p0 = np.where(plain, k0p, m0)
-    p1 = np.where(plain, k1p, m1 / cW)
-    p2 = np.where(plain, ksp**2, np.maximum(m2 - m0**2 - m1**2, 0.0))
-    s0, s1 = out["s0"], out["s1"]
+    c_sigma = coefficients(activation)[6]
+    s0, s1, p0, p1 = out["s0"], out["s1"], out["p0"], out["p1"]
     sx = np.where(plain, c_sigma, cross - s0 * p0 - cW**2 * s1 * p1)
-    # μ_e′ = ∂μ₀′/∂(c_W²) = (E[z²σ′] − μ₀′)/(2c_W²), E[z²σ′(s + cz)] from E[x²σ′(x)] at x = s + cz
-    x2 = _gaussian_moments(lambda t: t * t * dsigma(t), sigma_kinks, r * kappa, cW)[0]
-    z2 = (x2 - (r * kappa) ** 2 * m0 - 2 * r * kappa * cW * m1) / cW**2
-    p3 = (z2 - m0) / (2 * cW**2)
-    u0, u1, u2 = _gaussian_moments(dphi, phi_kinks, gamma * kappa, rho)
     tx = _gaussian_moments(lambda t: phi(t) * dphi(t), phi_kinks, gamma * kappa, rho)[0]
-    out.update({"p0": p0, "p1": p1, "p2": p2, "sx": sx, "u0": u0, "u1": u1, "u2": u2, "tx": tx, "p3": p3})
+    out.update({"sx": sx, "tx": tx})
     return {name: np.broadcast_to(v, shape) for name, v in out.items()}
 
 
@@ -376,6 +377,16 @@ class ReadoutResult:
     residual: np.ndarray
 
 
+def _readout_scalars(
+    spike: ReadoutSpike, p_over_d: Any, n_over_d: Any, lam: Any, noise_f: Any, bulk_overlap: bool, varpi2: Any
+) -> dict[str, Any]:
+    """The scalar parameters of the τ = 0 readout's System."""
+    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
+    scalars |= {"bulk_overlap": float(bulk_overlap), "varpi2": varpi2}
+    scalars |= {"r_spike": spike.r, "gamma_spike": np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0)}
+    return scalars | spike.channels()
+
+
 def solve_readout(
     activation: str,
     teacher: str,
@@ -388,17 +399,17 @@ def solve_readout(
     backend: str = "auto",
     tol: float = 1e-13,
     bulk_overlap: bool = True,
+    varpi2: Any = 0.0,
 ) -> ReadoutResult:
     """The τ = 0 readout on σ(W₁x) after a step with the given spike, on every point of the broadcast
     arrays (flattened in C order). ``bulk_overlap=False`` drops the bulk's component along û (θ ≡ 0), the
-    fixed point behind the published values of Cui et al. 2024 (for comparison only)."""
+    fixed point behind the published values of Cui et al. 2024 (for comparison only). ``varpi2`` = ‖ϖ‖²/k
+    enters eps_H1 only (its expectation over V)."""
     _check_lam(lam, p_over_d, n_over_d)
     record = system_record(nodes)
     kernel = jit.load_kernel(record, jit.resolve_backend(backend))
     values = node_values(activation, teacher, spike, nodes)
-    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
-    scalars["bulk_overlap"] = float(bulk_overlap)
-    scalars.update(spike.channels())
+    scalars = _readout_scalars(spike, p_over_d, n_over_d, lam, noise_f, bulk_overlap, varpi2)
     rows = parameter_rows(scalars, values, kernel.parameters)
     u, out, ok, norm = kernel.solve(rows, np.full((len(rows), len(kernel.unknowns)), 0.5), tol)
     ok = ok & np.all(u > 0, axis=1)
@@ -503,6 +514,8 @@ def sobolev_parameter_rows(
         "tau": tau,
         "cW2": spike.cW2,
         "zeta_shift": shift,
+        "r_spike": spike.r,
+        "gamma_spike": np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0),
     }
     scalars |= spike.channels() | {f"varpi_{l + 1}": varpi[..., l] for l in range(varpi.shape[-1])}
     return parameter_rows(scalars, values | {"zw": zw, "zz": z}, parameters)
@@ -578,6 +591,7 @@ def verify_readout(
     noise_f: float = 0.0,
     nodes: int = NODES,
     digits: int = 50,
+    varpi2: float = 0.0,
 ) -> dict[str, Any]:
     """One point solved by the generated kernel in double precision and by Newton's method in mpmath at
     ``digits`` digits on the same derived System (the node values taken exactly as their doubles)."""
@@ -586,14 +600,12 @@ def verify_readout(
 
     if digits < 20:
         raise UserError(f"digits must be at least 20, got {digits}.")
-    double = solve_readout(activation, teacher, spike, p_over_d, n_over_d, lam, noise_f, nodes)
+    double = solve_readout(activation, teacher, spike, p_over_d, n_over_d, lam, noise_f, nodes, varpi2=varpi2)
     if not bool(double.converged[0]):
         raise UserError("the double-precision readout did not converge at this point, so there is nothing to verify.")
     system = derive_onestep_system(nodes)
     values = node_values(activation, teacher, spike, nodes)
-    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
-    scalars["bulk_overlap"] = 1.0
-    scalars.update(spike.channels())
+    scalars = _readout_scalars(spike, p_over_d, n_over_d, lam, noise_f, True, varpi2)
     theta = [float(v) for v in parameter_rows(scalars, values, system.parameter_names)[0]]
     u_double = [float(double.unknowns[name][0]) for name in system.unknown_names]
     outputs_double = {name: float(double.outputs[name][0]) for name in system.outputs}
@@ -675,7 +687,7 @@ def _check_lam(lam: Any, p_over_d: Any, n_over_d: Any) -> None:
 
 
 #: Outputs of the Sobolev readout that are averaged over the law of ν.
-SOBOLEV_OUTPUTS = ("eps_L2", "eps_H1", "train_error_L2", "train_loss", "m", "theta", "chi", "q_1", "q_2")
+SOBOLEV_OUTPUTS = ("eps_L2", "eps_H1", "eps_grad", "train_error_L2", "train_loss", "m", "theta", "chi", "q_1", "q_2")
 
 
 def solve_sobolev_expected(
@@ -733,9 +745,10 @@ def solve_sobolev_expected(
 
 
 def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", nodes: int = NODES) -> Any:
-    """The :class:`~.solve.TheoryResult` of a model point with a step: eps_L2, train_error_L2 and train_loss;
-    with a Sobolev readout (τ > 0) also eps_H1, averaged over the law of the readout's ζ shift
-    (:func:`alignment_law`). eps_grad (and eps_H1 for τ = 0) are not derived after a step and are NaN (None).
+    """The :class:`~.solve.TheoryResult` of a model point with a step: eps_L2, train_error_L2, train_loss and
+    eps_grad (derive/onestep_grad.py); with a Sobolev readout (τ > 0) also eps_H1, and every error averaged
+    over the law of the readout's ζ shift (:func:`alignment_law`). The τ = 0 readout's eps_H1 (k ≥ 1) is its
+    expectation over V, None after a shared-direction step (which moves the rows along V).
     The spike is in ``order["spike"]``."""
     from .solve import SolverError, TheoryResult
 
@@ -746,7 +759,7 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
             params, spike, params.p_over_d, params.n_over_d, params.lam, tol, nodes, backend=backend
         )
     else:
-        res = solve_readout(*point, nodes, backend, tol)
+        res = solve_readout(*point, nodes, backend, tol, varpi2=_mean_square_alignment(params))
     if not bool(res.converged[0]):
         raise SolverError(f"the one-step readout did not converge at this point (residual {res.residual[0]:.2e}).")
     out = {name: float(v[0]) for name, v in res.outputs.items()}
@@ -758,16 +771,21 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
     }
     if sobolev_readout(params):
         notes = [
-            "one-step Sobolev readout (tau > 0): errors averaged over the readout's zeta shift r<u, v_l>; eps_grad "
-            "is not derived after a step (NaN).",
+            "one-step Sobolev readout (tau > 0): errors averaged over the readout's zeta shift r<u, v_l>.",
             "the Sobolev readout uses the spiked layer without the rows' spread (Sigma = (c_W^2, 0, 0)): exact for "
             "a planted spiked layer; on a real Sobolev step eps_H1 is about 3 % high (benchmarks/onestep_tau.py).",
         ]
-        eps_h1 = out["eps_H1"]
+        eps_h1: float | None = out["eps_H1"]
         train_loss = out["train_loss"]
     else:
-        notes = ["one-step readout (tau = 0): eps_grad and eps_H1 are not derived after a step (NaN / None)."]
-        eps_h1 = None
+        notes = []
+        eps_h1 = out["eps_H1"] if params.k >= 1 else None
+        if params.k >= 1 and _step_sees_v(params):
+            eps_h1 = None
+            notes.append(
+                "one-step readout (tau = 0) after a shared-direction step: eps_H1 is not derived (the step moves the "
+                "rows along V, so W1 is not independent of V); None."
+            )
         train_loss = out["train_error_L2"] + params.lam * out["q_2"]
     if not _odd(params.activation):
         if params.step == "sobolev" and params.step_dirs == "fresh":
@@ -783,14 +801,26 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
     return TheoryResult(
         eps_L2=out["eps_L2"],
         eps_H1=eps_h1,
-        eps_grad=math.nan,
+        eps_grad=out["eps_grad"],
         train_loss=train_loss,
+        eps_H1_self_averaging=sobolev_readout(params) or params.k == 0,
         train_error_L2=out["train_error_L2"],
         order=order,
         residual=float(res.residual[0]),
         converged=True,
         notes=tuple(notes),
     )
+
+
+def _mean_square_alignment(params: ModelParams) -> float:
+    """ϖ̄² = ‖ϖ‖²/k (0 for k = 0)."""
+    al = np.asarray(params.alignment or (), dtype=float)
+    return float(np.mean(al**2)) if al.size else 0.0
+
+
+def _step_sees_v(params: ModelParams) -> bool:
+    """Whether the step uses the readout's directions V (a Sobolev step with shared directions)."""
+    return params.step == "sobolev" and params.step_dirs == "shared"
 
 
 def solve_map(params: ModelParams, eta: Any, alpha0: Any, backend: str = "auto", nodes: int = NODES) -> ReadoutResult:
@@ -830,14 +860,28 @@ def solve_step_grid(
     spike = spike_scaling(params).at(e, a)
     if sobolev_readout(params):
         return solve_sobolev_expected(params, spike, p, n, lam_a, nodes=nodes, backend=backend)
-    return solve_readout(params.activation, params.teacher, spike, p, n, lam_a, params.noise_f, nodes, backend)
+    res = solve_readout(
+        params.activation,
+        params.teacher,
+        spike,
+        p,
+        n,
+        lam_a,
+        params.noise_f,
+        nodes,
+        backend,
+        varpi2=_mean_square_alignment(params),
+    )
+    if params.k == 0 or _step_sees_v(params):  # no directions, or a step that sees V: eps_H1 is not given
+        del res.outputs["eps_H1"]
+    return res
 
 
 def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES, znodes: int = ZETA_NODES) -> dict[str, Any]:
     """:func:`verify_readout` at the point of ``params`` (with a step); with a Sobolev readout, the derived
     system at the centre of the shift's law (ν = 0: ⟨û, v⟩ = γϖ)."""
     if not sobolev_readout(params):
-        return verify_readout(*_readout_point(params), nodes, digits)
+        return verify_readout(*_readout_point(params), nodes, digits, _mean_square_alignment(params))
     from ...derive.onestep import derive_onestep_sobolev_system
     from .verify import verify_system
 

@@ -2,8 +2,8 @@
 
 Measured when these tests were written (benchmarks/onestep_tau.py has the tables):
 
-- η̃ = 0 gives the random-features solve to ≤ 5e-15 relative (eps_L2, eps_H1, train_error_L2, train_loss;
-  tanh and ReLU, τ = 0.5, k = 1 and 2);
+- η̃ = 0 gives the random-features solve to ≤ 5e-15 relative (eps_L2, eps_H1, eps_grad, train_error_L2,
+  train_loss; tanh and ReLU, τ = 0.5, k = 1 and 2);
 - against the exact two-phase simulator (tanh student and teacher, L2 step η̃ = 2, α₀ = 2, p/d = 1.5, n/d = 3,
   λ = 0.01, τ = 1; the theory at each seed's measured ⟨û, v⟩): paired differences within 1.5 SE at d = 200,
   400 and 800 (48, 32, 16 seeds) for k = 1 and 2, where dropping the ζ shift moves train_loss by 4–8 SE;
@@ -33,7 +33,7 @@ from sobolev_rf.numeric.theory.onestep import (
 )
 from sobolev_rf.numeric.theory.solve import solve
 
-KEYS = ("eps_L2", "eps_H1", "train_error_L2", "train_loss")
+KEYS = ("eps_L2", "eps_H1", "eps_grad", "train_error_L2", "train_loss")
 
 
 @pytest.mark.parametrize("k,activation", [(1, "tanh"), (2, "relu")])
@@ -71,7 +71,7 @@ def test_small_tau_approaches_the_l2_readout() -> None:
     l2 = solve_readout("relu", "tanh", spike, 1.5, 3.0, 0.01, nodes=16, backend="numpy")
     tiny = solve_sobolev_readout("relu", "tanh", spike, 1.5, 3.0, 0.01, 1e-8, 0.3, np.array([-1.0]), nodes=16, znodes=8)
     assert tiny.converged[0] and l2.converged[0]
-    for key in ("eps_L2", "train_error_L2", "m", "theta", "theta_e"):
+    for key in ("eps_L2", "eps_grad", "train_error_L2", "m", "theta", "theta_e"):
         assert tiny.outputs[key][0] == pytest.approx(l2.outputs[key][0], rel=1e-6, abs=1e-9)
 
 
