@@ -75,13 +75,15 @@ def _integrand_arguments(q: Quadrature) -> list[sp.Symbol]:
 
 
 def _quadrature_lines(system: System, quads: Sequence[Quadrature], printer: _Printer) -> list[str]:
-    """The rules of the system's expectations (``_RULE_<r>``) and one integrand function per expectation."""
+    """The rules of the system's expectations (``_RULE_<r>``) and one integrand function per expectation; a
+    rule's data enter the source only as integers and quoted base64 text (a record's data never become code)."""
     lines = []
     for r, factors in enumerate(system.meta.get("rules", [])):
-        width = 1 + max((a for f in factors for a in f["axes"]), default=-1)
+        axes = [[int(a) for a in f["axes"]] for f in factors]
+        width = 1 + max((a for ax in axes for a in ax), default=-1)
         parts = ", ".join(
-            f"(({', '.join(map(str, f['axes']))},), _unpacked({f['nodes']!r}), _unpacked({f['weights']!r}))"
-            for f in factors
+            f"(({', '.join(map(str, ax))},), _unpacked({str(f['nodes'])!r}), _unpacked({str(f['weights'])!r}))"
+            for ax, f in zip(axes, factors)
         )
         lines += ["", f"_RULE_{r} = _tensor_rule([{parts}], {width})"]
     for i, q in enumerate(quads):

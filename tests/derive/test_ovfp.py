@@ -385,3 +385,11 @@ def test_numerical_expectations_are_stored_and_solved_on_the_kernel(
     other = derive_system(linearize(cases[0][0]), [GaussianMatrix("Theta")], [moved]).to_system()
     first = derive_system(linearize(cases[0][0]), [GaussianMatrix("Theta")], [cases[0][1]]).to_system()
     assert other.meta["rules"] != first.meta["rules"] and other.fingerprint() != first.fingerprint()
+    # a record's rule data never become code: an axis that is not an integer is refused
+    from dataclasses import replace
+
+    from sobolev_rf.codegen.numpy.printer import generate_numpy_source
+
+    rules = [[{**f, "axes": ["0), print('x'), (0"]} for f in first.meta["rules"][0]]]
+    with pytest.raises(ValueError):
+        generate_numpy_source(replace(first, meta={**first.meta, "rules": rules}))
