@@ -25,6 +25,7 @@ __all__ = [
     "build_block",
     "gamma_orders",
     "quadrature_rule",
+    "quadrature_block",
     "quadratures",
     "system_blocks",
     "template",
@@ -106,7 +107,7 @@ def quadratures(system: System) -> tuple[Quadrature, ...]:
     return tuple(sorted(found, key=sp.default_sort_key))
 
 
-def _quadrature_block(system: System, exprs: Sequence[sp.Expr], quads: Sequence[Quadrature]) -> Block:
+def quadrature_block(system: System, exprs: Sequence[sp.Expr], quads: Sequence[Quadrature]) -> Block:
     """:func:`build_block` of ``exprs`` with every expectation a symbol ``quad<i>``, assigned (to the
     :class:`Quadrature` itself, which a backend prints as a sum over the rule's nodes) before the rest."""
     names = {q: sp.Symbol(f"quad{i}") for i, q in enumerate(quads)}
@@ -120,12 +121,12 @@ def system_blocks(system: System) -> dict[str, Block]:
     :func:`analytic_jacobian`) and outputs; numerical expectations are assigned first (:func:`quadratures`)."""
     n = len(system.unknowns)
     quads = quadratures(system)
-    blocks = {"residual": _quadrature_block(system, list(system.residuals), quads)}
+    blocks = {"residual": quadrature_block(system, list(system.residuals), quads)}
     if analytic_jacobian(system):
         if quads:
             raise ValueError("a system with numerical expectations takes its Jacobian by differences")
         blocks["jacobian"] = build_block(system, [system.jacobian[i, j] for i in range(n) for j in range(n)])
-    blocks["outputs"] = _quadrature_block(system, list(system.outputs.values()), quads)
+    blocks["outputs"] = quadrature_block(system, list(system.outputs.values()), quads)
     return blocks
 
 

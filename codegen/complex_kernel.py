@@ -6,12 +6,14 @@ system's fingerprint, the codegen sources and the platform) the library that
 outputs, Jacobian and a damped Newton at many complex points, one row per point, and the residual, outputs
 and Jacobian of its real twin at real points. A record whose expressions
 leave :data:`~.complex_c.SUPPORTED` (e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is
-not a positive integer or half-integer), or a machine without a working C
+not a positive integer or half-integer), or whose numerical expectations have rules of more than
+:data:`MAX_RULE_NODES` nodes, or a machine without a working C
 compiler, has none (None: the NumPy kernel does the work). Nothing here imports SymPy when warm.
 """
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import sysconfig
 from collections.abc import Mapping
@@ -58,8 +60,24 @@ def _nodes(tree: Any, out: set[str]) -> None:
                 _nodes(child, out)
 
 
+#: The most nodes of a numerical expectation's rule that the C source holds as constants (larger data laws keep the
+#: NumPy kernel: a longer source compiles for seconds).
+MAX_RULE_NODES = 25_000
+
+
+def _rule_nodes(factors: Any) -> int:
+    """Nodes of a stored rule (the product of its factors' sizes, from their weights' base64 length)."""
+    size = 1
+    for f in factors:
+        size *= len(base64.b64decode(str(f["weights"]))) // 8
+    return size
+
+
 def record_supported(record: Mapping[str, Any]) -> bool:
-    """Whether every expression of a system record is made of :data:`SUPPORTED` nodes."""
+    """Whether every expression of a system record is made of :data:`SUPPORTED` nodes, and every rule of its
+    numerical expectations has at most :data:`MAX_RULE_NODES` nodes."""
+    if any(_rule_nodes(factors) > MAX_RULE_NODES for factors in record.get("meta", {}).get("rules", [])):
+        return False
     names: set[str] = set()
     for tree in record.get("residuals", []):
         _nodes(tree, names)

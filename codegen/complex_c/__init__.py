@@ -22,5 +22,6 @@ SUPPORTED = frozenset(
         "Half",
         "Pi",
         "Exp1",
+        "Quadrature",
     }
 )

@@ -13,21 +13,25 @@ differences evaluate only the special functions of its unknown) and the batch fu
 ``kernel.c.tmpl``: ``src_residual_batch``, ``src_outputs_batch``, ``src_jacobian_batch`` (forward
 differences), ``src_newton_batch``, ``src_erfcx_batch`` and ``src_scaled_expint_batch``; and a real twin of
 the same expressions in ``double`` arithmetic (``real.c.tmpl``; NaN outside the real domain, as in NumPy) for
-real parameters: ``srr_residual_batch``, ``srr_outputs_batch``, ``srr_jacobian_batch``. Deterministic: the
-same System gives byte-identical source.
+real parameters: ``srr_residual_batch``, ``srr_outputs_batch``, ``srr_jacobian_batch``. A numerical expectation
+(:class:`~sobolev_rf.derive.expectations.Quadrature`) is a loop over the nodes of its rule, held as constant
+arrays (the tensor product of the factors in the System's ``meta["rules"]``), around its integrand's block.
+Deterministic: the same System gives byte-identical source.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 
 import numpy as np
 import sympy as sp
 
-from ...derive.expectations import Erfcx, ScaledExpint
+from ...derive.expectations import Erfcx, Quadrature, ScaledExpint
+from ...derive.laws import tensor_rule
 from ...derive.system import System
-from ..common import CODEGEN_VERSION, build_block, template
+from ..common import CODEGEN_VERSION, build_block, quadrature_block, quadratures, template
 
 #: Terms of Weideman's approximation of w(z) (relative error about 1e-15 in the upper half plane) and the
 #: modulus beyond which the asymptotic series is used.
@@ -124,6 +128,46 @@ class _Writer:
         return f"{self._math('pow')}({b}, {self(e)})"
 
 
+def _rule_lines(system: System) -> list[str]:
+    """Each stored rule r of the system's expectations (``meta["rules"]``) as C arrays: ``SR_RULE<r>_NODES``
+    (row-major, one row per node) and ``SR_RULE<r>_WEIGHTS`` of the tensor product of its factors."""
+    lines = []
+    for r, factors in enumerate(system.meta.get("rules", [])):
+        axes = [[int(a) for a in f["axes"]] for f in factors]
+        width = 1 + max((a for ax in axes for a in ax), default=-1)
+        weights = [np.frombuffer(base64.b64decode(str(f["weights"])), dtype="<f8") for f in factors]
+        parts = [
+            (ax, np.frombuffer(base64.b64decode(str(f["nodes"])), dtype="<f8").reshape(len(w), len(ax)), w)
+            for ax, f, w in zip(axes, factors, weights)
+        ]
+        coords, w = tensor_rule(parts, width)
+        nodes = np.stack(coords, axis=1).ravel() if width else np.zeros(1)
+        lines += [
+            f"#define SR_RULE{r}_SIZE {len(w)}L",
+            f"#define SR_RULE{r}_WIDTH {width}",
+            f"static const double SR_RULE{r}_NODES[] = {{{', '.join(_literal(x) for x in nodes)}}};",
+            f"static const double SR_RULE{r}_WEIGHTS[] = {{{', '.join(_literal(x) for x in w)}}};",
+            "",
+        ]
+    return lines
+
+
+def _sum_lines(system: System, name: str, q: Quadrature, kind: str, writer: _Writer) -> list[str]:
+    """``name`` = Σ_a w_a h(ζ_a) over the nodes of the expectation's rule: a loop whose body is the integrand's
+    block (its own CSE), the coordinates read from the rule's row."""
+    r = int(q.args[0])
+    block = build_block(system, [q.args[1]], prefix="h")
+    lines = [
+        f"    {kind} {name} = 0.0;",
+        f"    for (long a = 0; a < SR_RULE{r}_SIZE; ++a) {{",
+        f"        const double *row = SR_RULE{r}_NODES + a * SR_RULE{r}_WIDTH;",
+    ]
+    lines += [f"        const {kind} {c_name(str(z))} = row[{i}];" for i, z in enumerate(q.args[2:])]
+    lines += [f"        const {kind} {c_name(h)} = {writer(e)};" for h, e in block.assignments]
+    lines += [f"        {name} += SR_RULE{r}_WEIGHTS[a] * {writer(block.results[0])};", "    }"]
+    return lines
+
+
 _HEADER = """\
 #include <complex.h>
 #include <math.h>
@@ -168,8 +212,10 @@ def generate_complex_c_source(system: System) -> str:
         template(__package__, "real.c.tmpl"),
         template(__package__, "memo.c.tmpl"),
     ]
+    quads = quadratures(system)
+    lines += _rule_lines(system)
     for fname, exprs in (("residual", list(system.residuals)), ("outputs", list(system.outputs.values()))):
-        block = build_block(system, exprs)
+        block = quadrature_block(system, exprs, quads)
         used = set().union(*(e.free_symbols for _, e in block.assignments), *(e.free_symbols for e in block.results))
         names = {c_name(str(s)) for s in used}
         for kind, prefix, writer in (("double complex", "sr_", write), ("double", "srr_", write_real)):
@@ -177,7 +223,11 @@ def generate_complex_c_source(system: System) -> str:
             symbols = [c_name(str(s)) for s in (*system.unknowns, *system.parameters)]
             lines += [f"static void {prefix}{fname}(const {kind} *u, const {kind} *th, {kind} *out, sr_memo *m)", "{"]
             lines += [f"    const {kind} {name} = {value};" for name, value in zip(symbols, inputs) if name in names]
-            lines += [f"    const {kind} {c_name(name)} = {writer(expr)};" for name, expr in block.assignments]
+            for name, expr in block.assignments:
+                if isinstance(expr, Quadrature):
+                    lines += _sum_lines(system, c_name(name), expr, kind, writer)
+                else:
+                    lines.append(f"    const {kind} {c_name(name)} = {writer(expr)};")
             lines += [f"    out[{i}] = {writer(expr)};" for i, expr in enumerate(block.results)]
             lines += ["}", ""]
     return "\n".join(lines) + "\n" + template(__package__, "kernel.c.tmpl")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -354,8 +355,9 @@ def test_numerical_expectations_are_stored_and_solved_on_the_kernel(
 ) -> None:
     """A system with numerical expectations (a law of 40 atoms, a uniform law, normal coordinates with a cross
     term) is stored as a System whose expectations are sums over stored rules: it survives the JSON round trip,
-    its fingerprint follows the rule's nodes, and its generated kernel gives the lambdify solution (real and
-    complex parameters) with the same quadrature-error estimate."""
+    its fingerprint follows the rule's nodes, and its generated kernels (NumPy; complex C with its real twin)
+    give the lambdify solution (real and complex parameters) with the same quadrature-error estimate."""
+    from sobolev_rf.codegen import jit
     from sobolev_rf.derive.system import System
     from sobolev_rf.numeric.theory.ovfp import FixedPoint, cached_fixed_point
 
@@ -374,12 +376,19 @@ def test_numerical_expectations_are_stored_and_solved_on_the_kernel(
         stored = system.to_system(meta={"jacobian": "differences"})
         assert System.from_dict(stored.to_dict()).fingerprint() == stored.fingerprint()
         assert bool(stored.meta["quadrature_checks"]) == (law.kind != "discrete")
-        kernel, _ = cached_fixed_point("test-stored-expectations", {"case": i}, lambda: (system, {}))
+        kernels = [
+            cached_fixed_point("test-stored-expectations", {"case": i}, lambda: (system, {}), backend)[0]
+            for backend in ("numpy", "auto")  # the NumPy kernel, and the complex C kernel where a compiler works
+        ]
+        evaluator: Any = kernels[1].evaluator
+        assert (evaluator.complex_kernel is None) == (jit.compiler_problem() is not None)
         for lv in (0.3, 0.3 + 0.2j):
             values = {"lam": lv, "p": 1.0, "d": 2.0}
-            want, got = FixedPoint.of(system).solve(values), kernel.solve(values)
-            assert abs(got.outputs["r"] - want.outputs["r"]) <= 1e-12 * abs(want.outputs["r"])
-            assert got.quadrature_error == pytest.approx(want.quadrature_error, rel=1e-6, abs=1e-15)
+            want = FixedPoint.of(system).solve(values)
+            for kernel in kernels:
+                got = kernel.solve(values)
+                assert abs(got.outputs["r"] - want.outputs["r"]) <= 1e-12 * abs(want.outputs["r"])
+                assert got.quadrature_error == pytest.approx(want.quadrature_error, rel=1e-6, abs=1e-14)
     # other atoms: another rule, so another fingerprint (and another cached kernel)
     moved = DiagonalLaw(("C",), "discrete", tuple((v[0] + 1e-9,) for v in rows), (1 / 40,) * 40)
     other = derive_system(linearize(cases[0][0]), [GaussianMatrix("Theta")], [moved]).to_system()
