@@ -21,11 +21,11 @@ DESCRIPTION = """\
 Feature learning with one full-batch gradient step on the first layer (ONESTEP.md). At the model point of
 the shared arguments (its k and tau are the Sobolev readout's; defaults tanh student and teacher, p/d = 2,
 n/d = 3) it writes onestep.png with (a) eps_L2 against the step size eta for no step, an L2 step and a Sobolev
-step (fresh directions, --tau-step, --k-step, batch --alpha0), each with an L2 readout (tau = 0: theory lines
-of the derived one-step system) and a Sobolev readout (simulation only after a step), simulation points
-± SE at --d; (b) the gain eps_L2(L2 step) - eps_L2(Sobolev step) of the L2 readout over (alpha0, eta);
-(c) the spike's overlap gamma with the teacher against alpha0 for several tau_step*k_step; and the data of
-each panel as CSV.
+step (fresh directions, --tau-step, --k-step, batch --alpha0), each with an L2 readout (tau = 0) and a
+Sobolev readout (tau, k; its theory averaged over the readout's zeta shift, for k = 1, 2): theory lines of the
+derived one-step systems and simulation points ± SE at --d; (b) the gain eps_L2(L2 step) - eps_L2(Sobolev
+step) of the L2 readout over (alpha0, eta); (c) the spike's overlap gamma with the teacher against alpha0 for
+several tau_step*k_step; and the data of each panel as CSV.
 """
 
 

@@ -22,8 +22,8 @@ def onestep_png(
     title: str,
     description: str,
 ) -> bytes:
-    """Three panels: (a) eps_L2 against η̃, theory lines (solid: L2 readout; dashed: Sobolev readout, only
-    without a step) and simulation points ± SE; (b) the gain map, red where the Sobolev step is better;
+    """Three panels: (a) eps_L2 against η̃, theory lines (solid: L2 readout; dashed: Sobolev readout, where
+    the theory covers it) and simulation points ± SE; (b) the gain map, red where the Sobolev step is better;
     (c) γ against α₀ for every τ₁k₁."""
     fig = Figure(figsize=(17, 5), layout="constrained")
     ax, bx, cx = fig.subplots(1, 3)

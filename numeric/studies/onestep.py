@@ -3,9 +3,10 @@
 Three pieces, each a function of :class:`OnestepSettings`:
 
 * :func:`error_curves`: eps_L2 against the normalised rate η̃ for no step, an L2 step and a Sobolev step
-  (fresh directions, τ₁, k₁), each followed by an L2 readout (τ = 0, theory lines from the derived
-  one-step readout system) and a Sobolev readout (τ, k; no theory after a step, so simulation only, and
-  the random-features line for no step), with simulation points ± SE of the exact two-phase simulator;
+  (fresh directions, τ₁, k₁), each followed by an L2 readout (τ = 0) and a Sobolev readout (τ, k), theory
+  lines from the derived one-step readout systems (the Sobolev readout's averaged over its ζ shift; where
+  that theory does not cover the point, k ≥ 3 or the ±1/p layer, simulation only), with simulation points
+  ± SE of the exact two-phase simulator;
 * :func:`gain_map`: over (α₀, η̃), the gain eps_L2(L2 step) − eps_L2(Sobolev step) of the L2 readout
   (positive: the Sobolev step's features are better);
 * :func:`overlap_curves`: the spike's overlap γ = ⟨û, θ₀⟩ against α₀ for several τ₁k₁ (closed forms of
@@ -24,7 +25,7 @@ from numpy.typing import NDArray
 from ...derive.errors import UserError
 from ...derive.params import ModelParams
 from ..simulation.batch import SimJob, simulate_batch
-from ..theory.onestep import solve_map, spike_scaling
+from ..theory.onestep import check_supported, solve_map, spike_scaling
 from ..theory.solve import solve
 
 Array = NDArray[np.float64]
@@ -89,6 +90,15 @@ class Curves:
     sim: dict[tuple[str, str], tuple[Array, Array, Array]]  # η̃, mean, SE
 
 
+def covered(params: ModelParams) -> bool:
+    """Whether the one-step theory covers the point with a step ``params`` (:func:`check_supported`)."""
+    try:
+        check_supported(params)
+    except UserError:
+        return False
+    return True
+
+
 def error_curves(settings: OnestepSettings, progress: Callable[[int], None] | None = None) -> Curves:
     """eps_L2 against η̃ (module docstring): ``progress(1)`` after every theory line, then the simulation points
     (one simulation batch)."""
@@ -98,8 +108,9 @@ def error_curves(settings: OnestepSettings, progress: Callable[[int], None] | No
         flat = solve(settings.point("none", readout, 0.0)).eps_L2
         theory["none", readout] = np.full(len(etas), flat)
         for step in ("l2", "sobolev"):
-            if readout == "l2":
-                res = solve_map(settings.point(step, "l2", 1.0), etas, settings.alpha0)
+            params = settings.point(step, readout, 1.0)
+            if covered(params):
+                res = solve_map(params, etas, settings.alpha0)
                 theory[step, readout] = np.where(res.converged, res.outputs["eps_L2"], np.nan)
             else:
                 theory[step, readout] = np.full(len(etas), np.nan)

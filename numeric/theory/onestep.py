@@ -358,13 +358,24 @@ def parameter_rows(
     """Rows (points, parameters) in the kernel's order from the scalar columns and the node arrays (nodes
     on their last axis; fields may have rules of different lengths)."""
     shape = np.broadcast_shapes(*[np.shape(v) for v in scalars.values()], *[np.shape(v)[:-1] for v in values.values()])
-    columns: dict[str, np.ndarray] = {n: np.broadcast_to(np.asarray(v, dtype=float), shape) for n, v in scalars.items()}
+    position = {name: j for j, name in enumerate(parameters)}
+    rows = np.empty((math.prod(shape), len(parameters)))
+    filled = np.zeros(len(parameters), dtype=bool)
+    for name, value in scalars.items():
+        if name in position:
+            rows[:, position[name]] = np.broadcast_to(np.asarray(value, dtype=float), shape).reshape(-1)
+            filled[position[name]] = True
     for field, array in values.items():
         nodes = np.shape(array)[-1]
-        full = np.broadcast_to(array, shape + (nodes,))
-        for i in range(nodes):
-            columns[f"{field}_{i}"] = full[..., i]
-    return np.stack([columns[p].reshape(-1) for p in parameters], axis=-1)
+        columns = [position.get(f"{field}_{i}", -1) for i in range(nodes)]
+        kept = [i for i, j in enumerate(columns) if j >= 0]
+        if kept:
+            full = np.broadcast_to(np.asarray(array, dtype=float), shape + (nodes,)).reshape(-1, nodes)
+            rows[:, [columns[i] for i in kept]] = full[:, kept]
+            filled[[columns[i] for i in kept]] = True
+    if not filled.all():
+        raise KeyError(f"no value for the parameters {[p for p, f in zip(parameters, filled) if not f]}")
+    return rows
 
 
 @dataclass

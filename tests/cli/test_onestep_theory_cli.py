@@ -9,7 +9,7 @@ import pytest
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric import cli as cli_main
-from sobolev_rf.numeric.studies.onestep import OnestepSettings, gain_map, overlap_curves
+from sobolev_rf.numeric.studies.onestep import OnestepSettings, covered, error_curves, gain_map, overlap_curves
 from sobolev_rf.numeric.theory.solve import solve
 
 SMALL = ["--d", "24", "--seeds", "1", "--eta", "0:2:3", "--sim-eta", "1", "--map-alpha0", "log:1:4:2", "--tau-k", "0,1"]
@@ -23,6 +23,9 @@ def test_writes_the_figure_and_the_tables(tmp_path: Path, capsys: pytest.Capture
     errors = (out / "onestep_errors.csv").read_text().splitlines()
     assert errors[0].startswith("# command: sobolev-rf") and errors[1] == "step,readout,source,eta,eps_L2,eps_L2_se"
     assert any(",simulation," in line for line in errors) and any("sobolev,l2,theory" in line for line in errors)
+    assert any("l2,sobolev,theory" in line for line in errors) and any(
+        "sobolev,sobolev,theory" in line for line in errors
+    )
     assert (out / "onestep.png").read_bytes()[:4] == b"\x89PNG"
     assert "gain of the Sobolev step" in capsys.readouterr().out
 
@@ -60,6 +63,23 @@ def test_gain_map_and_overlaps_are_those_of_single_points() -> None:
     gammas = overlap_curves(settings)
     assert gammas[1.0][0] > gammas[0.0][0] > 0  # a Sobolev step aligns the spike better at α₀ = 4
     assert np.isfinite(g.gain).all()
+
+
+def test_sobolev_readout_lines_are_those_of_single_points() -> None:
+    """The Sobolev readout's theory lines after a step are the averaged one-step solves (k = 1 here), and at
+    η̃ = 0 the random-features τ > 0 value; k = 3 after a step is not covered (simulation only)."""
+    base = ModelParams(activation="tanh", teacher="tanh", k=1, tau=1.0, p_over_d=2.0, n_over_d=3.0, lam=1e-3)
+    settings = OnestepSettings(base=base, etas=(0.0, 1.0), sim_etas=(1.0,), d=24, seeds=1)
+    curves = error_curves(settings)
+    rf = solve(base).eps_L2
+    for step in ("l2", "sobolev"):
+        line = curves.theory[step, "sobolev"]
+        # η̃ = 0: random features; the spike's γ differs between the steps, which only the κ-rule's error sees
+        # (measured 2e-15 after the L2 step, 2e-11 after the Sobolev step)
+        assert line[0] == pytest.approx(rf, rel=1e-12 if step == "l2" else 1e-10)
+        assert line[1] == pytest.approx(solve(settings.point(step, "sobolev", 1.0)).eps_L2, rel=1e-12)
+        assert line[1] < rf and len(curves.sim[step, "sobolev"][0]) == 1
+    assert not covered(OnestepSettings(base=base.with_(k=3)).point("l2", "sobolev", 1.0))
 
 
 def test_sweep_takes_eta_and_alpha0_as_axes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
