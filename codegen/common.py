@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
-from scipy import special
 
 from ..derive.expectations import Quadrature
 from ..derive.special import INTEGRAL_NODES, LAGUERRE_NODES, LARGE_ORDER, GammaResolvent, GammaResolvent2
@@ -65,6 +64,8 @@ def is_large_order(s: sp.Rational) -> bool:
 def quadrature_rule(s: sp.Rational) -> tuple[list[float], list[float]]:
     """Nodes and weights of the rule of order s: Gauss–Laguerre in v for a large s (Laplace integrals),
     else the generalized rule for t^{s−1}e^{−t} with weights divided by Γ(s) (large y)."""
+    from scipy import special  # imported here: 0.15 s that a system without Gamma resolvents does not need
+
     if is_large_order(s):
         x, w = special.roots_laguerre(INTEGRAL_NODES)
         return [float(v) for v in x], [float(v) for v in w]

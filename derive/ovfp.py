@@ -587,7 +587,8 @@ class _Probe:
         unknowns_all = [_trace_symbol(k, l) for k, l in unknown_pairs]
         arg_syms = self.allz + unknowns_all + list(params)
         ratios = [entries[pq][0] / entries[pq][1] for pq in unknown_pairs]
-        self.all_values = sp.lambdify(arg_syms, ratios, modules="numpy", cse=True)
+        # the module itself, not "numpy": lambdify then skips ``from numpy import *`` (numpy.testing, f2py, ma)
+        self.all_values = sp.lambdify(arg_syms, ratios, modules=np, cse=True)
         n_normal = len(self.zeta_normal)
         self.zpts = rng.standard_normal((len(self.allz), npts))
         self.zpts[n_normal:] = rng.uniform(0.3, 1.7, (len(self.allz) - n_normal, npts))  # inside sqrt, log
