@@ -806,8 +806,9 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
             )
         notes.append(
             "for an activation that is not odd the bulk has a part linear in W0 whose shape (spectrum, alignment "
-            "with the teacher) the readout does not carry: ReLU, L2 step, eta = 1: 0.489 against the simulator's "
-            "0.468 +- 0.007 at d = 800 (docs/studies/onestep.md); Sigma_te and Sigma_ee are the odd-activation formula."
+            "with the teacher) the readout does not carry: ReLU, L2 step, eta = 1: 0.490 against the simulator's "
+            "0.468 +- 0.007 at d = 800 (docs/studies/onestep.md); Sigma_ee misses a covariance of that bulk (ReLU: "
+            "1.47 against 1.39-1.42 measured)."
         )
     return TheoryResult(
         eps_L2=out["eps_L2"],
