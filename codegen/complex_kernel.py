@@ -1,14 +1,15 @@
-"""Complex-arithmetic C kernels of operator-valued systems: cached build and ctypes binding.
+"""Complex-arithmetic C kernels of operator-valued systems: cached builds and ctypes binding.
 
-:func:`load_complex_kernel` builds (through the cache of :mod:`.cache`, keyed like every C kernel by the
-system's fingerprint, the codegen sources and the platform) the library that
-:mod:`.complex_c.printer` writes for a system record, and binds it as a :class:`ComplexCKernel`: residual,
-outputs, Jacobian and a damped Newton at many complex points, one row per point, and the residual, outputs
-and Jacobian of its real twin at real points. A record whose expressions
-leave :data:`~.complex_c.SUPPORTED` (e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is
-not a positive integer or half-integer), or whose numerical expectations have rules of more than
-:data:`MAX_RULE_NODES` nodes, or a machine without a working C
-compiler, has none (None: the NumPy kernel does the work). Nothing here imports SymPy when warm.
+:func:`load_complex_kernel` gives, for a system record, a :class:`ComplexCKernel`: residual, outputs,
+Jacobian and a damped Newton at many complex points, one row per point, and the residual, outputs and
+Jacobian of its real twin at real points. The two are libraries of their own that :mod:`.complex_c.printer`
+writes, each generated and built (through the cache of :mod:`.cache`, keyed like every C kernel by the
+system's fingerprint, the codegen sources and the platform) on its first use: a spectrum builds only the
+complex one, a real solve only the real twin. A record whose expressions leave :data:`~.complex_c.SUPPORTED`
+(e.g. Gamma resolvents, or e^x E_ν(x) of an order ν that is not a positive integer or half-integer), or whose
+numerical expectations have rules of more than :data:`MAX_RULE_NODES` nodes, or a machine without a working C
+compiler, has none (None: the NumPy kernel does the work); a library that does not build leaves its
+evaluations to the NumPy kernel (one warning line). Nothing here imports SymPy when warm.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,28 +97,51 @@ def _rows(a: Any, width: int, dtype: type = complex) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(-1, width))
 
 
-class ComplexCKernel:
-    """ctypes binding of a complex-arithmetic kernel; arrays have one row per point (complex128)."""
+def _bind(path: Path, real: bool) -> ctypes.CDLL:
+    """The library at ``path`` with the argument types of its entry points (the real twin's with ``real``)."""
+    lib = ctypes.CDLL(str(path))
+    prefix = "srr_" if real else "src_"
+    for name in ("residual_batch", "outputs_batch", "jacobian_batch"):
+        getattr(lib, prefix + name).argtypes = [ctypes.c_long, _D, _D, _D]
+        getattr(lib, prefix + name).restype = None
+    if not real:
+        lib.src_newton_batch.argtypes = [ctypes.c_long, _D, _D, ctypes.c_double, ctypes.c_int, _I]
+        lib.src_newton_batch.restype = None
+    lib.src_erfcx_batch.argtypes = [ctypes.c_long, _D, _D]
+    lib.src_erfcx_batch.restype = None
+    lib.src_scaled_expint_batch.argtypes = [ctypes.c_long, ctypes.c_double, _D, _D]
+    lib.src_scaled_expint_batch.restype = None
+    return lib
 
-    def __init__(self, path: Path, n: int, p: int, m: int) -> None:
-        self.path, self.n, self.p, self.m = path, n, p, m
-        self._lib = ctypes.CDLL(str(path))
-        for name in (
-            "src_residual_batch",
-            "src_outputs_batch",
-            "src_jacobian_batch",
-            "srr_residual_batch",
-            "srr_outputs_batch",
-            "srr_jacobian_batch",
-        ):
-            getattr(self._lib, name).argtypes = [ctypes.c_long, _D, _D, _D]
-            getattr(self._lib, name).restype = None
-        self._lib.src_newton_batch.argtypes = [ctypes.c_long, _D, _D, ctypes.c_double, ctypes.c_int, _I]
-        self._lib.src_newton_batch.restype = None
-        self._lib.src_erfcx_batch.argtypes = [ctypes.c_long, _D, _D]
-        self._lib.src_erfcx_batch.restype = None
-        self._lib.src_scaled_expint_batch.argtypes = [ctypes.c_long, ctypes.c_double, _D, _D]
-        self._lib.src_scaled_expint_batch.restype = None
+
+class ComplexCKernel:
+    """ctypes binding of a system's complex-arithmetic kernel and of its real twin, each library built (``build``:
+    real? → its path, or None where it does not build) on its first use; arrays have one row per point
+    (complex128)."""
+
+    def __init__(self, build: Callable[[bool], Path | None], n: int, p: int, m: int) -> None:
+        self._build = build
+        self.n, self.p, self.m = n, p, m
+        self._libs: dict[bool, ctypes.CDLL | None] = {}
+
+    def available(self, real: bool = False) -> bool:
+        """Whether the complex library (with ``real``: the real twin's) is built and bound, building it on the
+        first call (False where it does not build)."""
+        if real not in self._libs:
+            path = self._build(real)
+            self._libs[real] = None if path is None else jit.loaded(path, partial(_bind, real=real))
+        return self._libs[real] is not None
+
+    @property
+    def _lib(self) -> ctypes.CDLL:
+        return self._library(False)
+
+    def _library(self, real: bool) -> ctypes.CDLL:
+        if not self.available(real):
+            raise RuntimeError("this system's C kernel does not build here")
+        lib = self._libs[real]
+        assert lib is not None
+        return lib
 
     def _call(self, name: str, u: np.ndarray, theta: np.ndarray, width: int) -> np.ndarray:
         u, theta = _rows(u, self.n), _rows(theta, self.p)
@@ -132,7 +156,9 @@ class ComplexCKernel:
         if len(u) != len(theta):
             raise ValueError("u and theta need the same number of points")
         out = np.empty((len(u), width))
-        getattr(self._lib, name)(len(u), u.ctypes.data_as(_D), theta.ctypes.data_as(_D), out.ctypes.data_as(_D))
+        getattr(self._library(True), name)(
+            len(u), u.ctypes.data_as(_D), theta.ctypes.data_as(_D), out.ctypes.data_as(_D)
+        )
         return out
 
     def real_residual(self, u: np.ndarray, theta: np.ndarray) -> np.ndarray:
@@ -187,34 +213,35 @@ class ComplexCKernel:
 
 
 def load_complex_kernel(record: Mapping[str, Any]) -> ComplexCKernel | None:
-    """The complex C kernel of a system record, generated and built if needed; None when the record is
-    not supported, no C compiler works here, or the kernel does not build (then with one warning line)."""
+    """The complex C kernel of a system record, its libraries generated and built on first use; None when the
+    record is not supported or no C compiler works here (a library that does not build is reported by
+    :meth:`ComplexCKernel.available`, with one warning line)."""
     if not record_supported(record) or jit.compiler_problem() is not None:
         return None
     n, p, m = (len(jit.record_names(record, part)) for part in ("unknowns", "parameters", "outputs"))
     fingerprint = f"{record['fingerprint']}|{jit.package_source_hash('sobolev_rf.codegen')}"
     platform = f"{jit.compiler_identity()}|{' '.join(COMPLEX_C_FLAGS)}|{sysconfig.get_config_var('SOABI')}"
-    key = cache.artifact_key(fingerprint, CODEGEN_VERSION, f"complex-c|{platform}")
 
-    def generate() -> str:
-        from .complex_c.printer import generate_complex_c_source
+    def build(real: bool) -> Path | None:
+        part = "complex-c-real" if real else "complex-c"
 
-        return generate_complex_c_source(jit.system_from_record(record))
+        def generate() -> str:
+            from .complex_c.printer import generate_complex_c_source
 
-    def load(path: Path) -> ComplexCKernel:
-        return jit.loaded(path, lambda q: ComplexCKernel(q, n, p, m))
+            return generate_complex_c_source(jit.system_from_record(record), real)
 
-    try:
-        return cache.load_artifact(
-            cache.cache_dir(),
-            key,
-            "c",
-            "so",
-            generate,
-            load,
-            partial(jit.compile_shared, flags=COMPLEX_C_FLAGS),
-            f"the complex C kernel of {record['name']}",
-        )
-    except cache.CodegenError as exc:
-        jit._warn_once(f"{str(exc).splitlines()[0]}; using the NumPy kernel")
-        return None
+        try:
+            return cache.get_artifact(
+                cache.cache_dir(),
+                cache.artifact_key(fingerprint, CODEGEN_VERSION, f"{part}|{platform}"),
+                "c",
+                "so",
+                generate,
+                partial(jit.compile_shared, flags=COMPLEX_C_FLAGS),
+                what=f"the {'real twin' if real else 'complex C kernel'} of {record['name']}",
+            )
+        except cache.CodegenError as exc:
+            jit._warn_once(f"{str(exc).splitlines()[0]}; using the NumPy kernel")
+            return None
+
+    return ComplexCKernel(build, n, p, m)

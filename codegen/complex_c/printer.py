@@ -11,9 +11,11 @@ approximation, coefficients computed here), e^x E_ν(x) by the rules of the NumP
 E₁ by its power series or continued fraction; a memo, ``memo.c.tmpl``, lets each column of the Jacobian by
 differences evaluate only the special functions of its unknown) and the batch functions and per-point damped Newton of
 ``kernel.c.tmpl``: ``src_residual_batch``, ``src_outputs_batch``, ``src_jacobian_batch`` (forward
-differences), ``src_newton_batch``, ``src_erfcx_batch`` and ``src_scaled_expint_batch``; and a real twin of
-the same expressions in ``double`` arithmetic (``real.c.tmpl``; NaN outside the real domain, as in NumPy) for
-real parameters: ``srr_residual_batch``, ``srr_outputs_batch``, ``srr_jacobian_batch``. A numerical expectation
+differences), ``src_newton_batch``, ``src_erfcx_batch`` and ``src_scaled_expint_batch``. With ``real``, its
+real twin instead, a library of its own (a spectrum never evaluates it, a real solve never the complex one: each
+build compiles half the expressions): the same expressions in ``double`` arithmetic (``real.c.tmpl``; NaN
+outside the real domain, as in NumPy) for real parameters, ``srr_residual_batch``, ``srr_outputs_batch``,
+``srr_jacobian_batch`` (``real_kernel.c.tmpl``). A numerical expectation
 (:class:`~sobolev_rf.derive.expectations.Quadrature`) is a loop over the nodes of its rule, held as constant
 arrays (the tensor product of the factors in the System's ``meta["rules"]``), around its integrand's block.
 Deterministic: the same System gives byte-identical source.
@@ -188,10 +190,11 @@ static inline double complex sr_ipow(double complex z, int k)
 """
 
 
-def generate_complex_c_source(system: System) -> str:
-    """C99 source of ``system`` in complex arithmetic (module docstring); raises
-    :class:`UnsupportedExpression` for an expression outside :data:`~sobolev_rf.codegen.complex_c.SUPPORTED`."""
-    write, write_real = _Writer(), _Writer(real=True)
+def generate_complex_c_source(system: System, real: bool = False) -> str:
+    """C99 source of ``system`` in complex arithmetic, or with ``real`` of its real twin (module docstring);
+    raises :class:`UnsupportedExpression` for an expression outside
+    :data:`~sobolev_rf.codegen.complex_c.SUPPORTED`."""
+    kind, prefix, writer = ("double", "srr_", _Writer(real=True)) if real else ("double complex", "sr_", _Writer())
     n, p, m = len(system.unknowns), len(system.parameters), len(system.outputs)
     L, coeffs = weideman_coefficients()
     lines = [
@@ -209,8 +212,8 @@ def generate_complex_c_source(system: System) -> str:
         "",
         template(__package__, "faddeeva.c.tmpl"),
         template(__package__, "expint.c.tmpl"),
-        template(__package__, "real.c.tmpl"),
         template(__package__, "memo.c.tmpl"),
+        *([template(__package__, "real.c.tmpl")] if real else []),
     ]
     quads = quadratures(system)
     lines += _rule_lines(system)
@@ -218,16 +221,15 @@ def generate_complex_c_source(system: System) -> str:
         block = quadrature_block(system, exprs, quads)
         used = set().union(*(e.free_symbols for _, e in block.assignments), *(e.free_symbols for e in block.results))
         names = {c_name(str(s)) for s in used}
-        for kind, prefix, writer in (("double complex", "sr_", write), ("double", "srr_", write_real)):
-            inputs = [f"u[{i}]" for i in range(len(system.unknowns))] + [f"th[{i}]" for i in range(p)]
-            symbols = [c_name(str(s)) for s in (*system.unknowns, *system.parameters)]
-            lines += [f"static void {prefix}{fname}(const {kind} *u, const {kind} *th, {kind} *out, sr_memo *m)", "{"]
-            lines += [f"    const {kind} {name} = {value};" for name, value in zip(symbols, inputs) if name in names]
-            for name, expr in block.assignments:
-                if isinstance(expr, Quadrature):
-                    lines += _sum_lines(system, c_name(name), expr, kind, writer)
-                else:
-                    lines.append(f"    const {kind} {c_name(name)} = {writer(expr)};")
-            lines += [f"    out[{i}] = {writer(expr)};" for i, expr in enumerate(block.results)]
-            lines += ["}", ""]
-    return "\n".join(lines) + "\n" + template(__package__, "kernel.c.tmpl")
+        inputs = [f"u[{i}]" for i in range(len(system.unknowns))] + [f"th[{i}]" for i in range(p)]
+        symbols = [c_name(str(s)) for s in (*system.unknowns, *system.parameters)]
+        lines += [f"static void {prefix}{fname}(const {kind} *u, const {kind} *th, {kind} *out, sr_memo *m)", "{"]
+        lines += [f"    const {kind} {name} = {value};" for name, value in zip(symbols, inputs) if name in names]
+        for name, expr in block.assignments:
+            if isinstance(expr, Quadrature):
+                lines += _sum_lines(system, c_name(name), expr, kind, writer)
+            else:
+                lines.append(f"    const {kind} {c_name(name)} = {writer(expr)};")
+        lines += [f"    out[{i}] = {writer(expr)};" for i, expr in enumerate(block.results)]
+        lines += ["}", ""]
+    return "\n".join(lines) + "\n" + template(__package__, "real_kernel.c.tmpl" if real else "kernel.c.tmpl")

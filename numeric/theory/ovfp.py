@@ -203,13 +203,13 @@ class KernelEvaluator:
         """The parameters as rows (points × parameters) when the complex C kernel takes this evaluation."""
         if self.complex_kernel is None or not (np.iscomplexobj(x) or any(np.iscomplexobj(p) for p in params)):
             return None
-        return self._rows(x, params, complex)
+        return self._rows(x, params, complex) if self.complex_kernel.available() else None
 
     def _real(self, x: np.ndarray, params: Sequence[np.ndarray]) -> np.ndarray | None:
         """The parameters as rows when the C kernel's real twin takes this (real) evaluation."""
         if self.complex_kernel is None or np.iscomplexobj(x) or any(np.iscomplexobj(p) for p in params):
             return None
-        return self._rows(x, params, float)
+        return self._rows(x, params, float) if self.complex_kernel.available(real=True) else None
 
     @staticmethod
     def _rows(x: np.ndarray, params: Sequence[np.ndarray], dtype: type) -> np.ndarray:

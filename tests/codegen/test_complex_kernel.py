@@ -99,6 +99,24 @@ def test_unsupported_records_and_missing_compilers_have_no_kernel(monkeypatch: p
     assert complex_kernel.load_complex_kernel(record) is None
 
 
+@needs_cc
+def test_each_library_is_built_on_its_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spectrum needs only the complex library, a real solve only the real twin: each is generated and built
+    on its first evaluation (a cold spectrum compiles half the expressions)."""
+    monkeypatch.setenv("SOBOLEV_RF_CACHE", str(tmp_path))
+
+    def sources() -> list[str]:
+        return sorted(p.read_text() for p in tmp_path.glob("*.c") if "complex_c.printer" in p.read_text())
+
+    kernel = complex_kernel.load_complex_kernel(toy_record())
+    assert kernel is not None and sources() == []
+    kernel.residual(np.array([[0.3 + 0.2j]]), np.array([[0.5, 0.2 + 0.1j]]))
+    (complex_source,) = sources()
+    assert "sr_residual(" in complex_source and "srr_residual(" not in complex_source
+    kernel.real_residual(np.array([[0.3]]), np.array([[0.5, 0.2]]))
+    assert len(sources()) == 2 and any("srr_residual(" in s and "sr_residual(" not in s for s in sources())
+
+
 def test_generated_source_is_deterministic() -> None:
     system = System.from_dict(toy_record())
     assert generate_complex_c_source(system) == generate_complex_c_source(System.from_dict(toy_record()))
