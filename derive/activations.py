@@ -218,15 +218,26 @@ def _switch_arguments(expr: sp.Expr) -> list[sp.Expr]:
 
 
 def _real_roots(poly: sp.Poly) -> list[sp.Expr]:
-    """Real roots of a polynomial: exact when the coefficients are rational or the degree is 1,
-    otherwise numerical to 60 digits."""
-    if poly.degree() == 1:
-        a, b = poly.all_coeffs()
-        return [-b / a]
-    try:
-        return list(sp.real_roots(poly))
-    except (NotImplementedError, sp.PolynomialError, sp.DomainError):
-        return [r for r in poly.nroots(n=60) if r.is_real]
+    """Distinct real roots of a polynomial, factor by factor: exact for linear factors and rational
+    coefficients, otherwise numerical to 60 digits on the square-free factor (repeated roots, as in
+    x³ − π²x² = x²(x − π²), would stall the numerical root finder)."""
+    roots: list[sp.Expr] = []
+    for factor, _ in poly.factor_list()[1]:
+        if factor.degree() == 1:
+            a, b = factor.all_coeffs()
+            roots.append(-b / a)
+            continue
+        try:
+            roots.extend(sp.real_roots(factor))
+        except (NotImplementedError, sp.PolynomialError, sp.DomainError):
+            try:
+                roots.extend(r for r in factor.nroots(n=60) if r.is_real)
+            except mpmath.libmp.NoConvergence:
+                raise UserError(
+                    f"the real roots of the switch condition {factor.as_expr()} = 0 could not be located; "
+                    f"write the activation with simpler switch arguments."
+                ) from None
+    return roots
 
 
 def exact_kinks(expr: sp.Expr) -> list[sp.Expr]:

@@ -8,7 +8,17 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sobolev_rf.derive.activations import NAMED, X, derivative, describe, is_even, is_odd, kinks, parse_activation
+from sobolev_rf.derive.activations import (
+    NAMED,
+    X,
+    derivative,
+    describe,
+    exact_kinks,
+    is_even,
+    is_odd,
+    kinks,
+    parse_activation,
+)
 from sobolev_rf.derive.errors import UserError
 from sobolev_rf.numeric.simulation.functions import numpy_pair
 
@@ -210,3 +220,8 @@ def test_any_text_gives_an_expression_or_a_user_error(text: str) -> None:
     except UserError:
         return
     assert isinstance(expr, sp.Expr) and expr.free_symbols <= {x}
+
+
+def test_kinks_of_a_switch_argument_with_a_repeated_root_and_irrational_coefficients() -> None:
+    # x³ − π²x² = x²(x − π²): the double root at 0 stalled the numerical root finder over ZZ[π]
+    assert exact_kinks(parse_activation("Max(x**3, (x*pi)**2)")) == [0, sp.pi**2]
