@@ -5,8 +5,8 @@
    and a 64 × 64 (α₀, η̃) map (``solve_map``), all warm (derivation and compilation cached);
 2. theory vs simulation (τ = 0 readout after a real first-layer step, numeric/simulation): mean ± SE over
    seeds at each d, z = (mean − theory)/SE and the Richardson value 2m(2d) − m(d) of the two largest sizes;
-3. the Sobolev readout (τ > 0) after a step has no derived theory. Its premise, the conditional Gaussian
-   equivalence of the joint features (σ(w_jᵀx), σ′(w_jᵀx)ζ_jl) given κ = ⟨û, x⟩, is measured directly:
+3. the premise of the Sobolev readout's theory after a step (τ > 0), the conditional Gaussian equivalence of
+   the joint features (σ(w_jᵀx), σ′(w_jᵀx)ζ_jl) given κ = ⟨û, x⟩, is measured directly:
    on a planted spiked layer W₁ = B + r1ûᵀ (B Gaussian with rows of norm c_W; r, c_W, γ of the closed form),
    the same data, V and W₁ are used to train ridge on the real features and on their conditional equivalents
    μ₀(κ) + μ₁(κ)Bx + μ₂(κ)ξ and (ν₀(κ) + ν₁(κ)Bx + ν₂(κ)ξ′)ζ_l (ν the coefficients of σ′, ξ′ correlated with
