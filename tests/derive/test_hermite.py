@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import mpmath
 import pytest
@@ -272,3 +273,19 @@ def test_high_precision() -> None:
     low = coeffs("tanh", 30)
     assert agree(h.kappa_star.value, low.kappa_star.value)
     assert agree(coeffs("relu", 200).kappa_star.value, sp.sqrt(sp.Rational(1, 4) - 1 / (2 * pi)), digits=200)
+
+
+def test_a_closed_form_with_huge_cancelling_terms_keeps_its_value() -> None:
+    # σ = max(x³, π²x²) switches at 0 and π²: the exact E σ² − κ₀² − κ₁² carries factors e^{±5π⁴/4} that
+    # cancel to O(1), which an evaluation that chops small parts reported as κ_* = 0 ("σ is linear")
+    sigma = parse_activation("Max(x**3, (x*pi)**2)")
+    h = hermite_coefficients(sigma, 25)
+    f = sp.lambdify(X, sigma, "mpmath")
+
+    def gauss(g: Callable[[mpmath.mpf], mpmath.mpf]) -> mpmath.mpf:
+        cuts = [-mpmath.inf, 0, mpmath.pi**2, mpmath.inf]
+        return mpmath.quad(lambda t: g(t) * mpmath.exp(-t * t / 2), cuts) / mpmath.sqrt(2 * mpmath.pi)
+
+    with mpmath.workdps(40):
+        star2 = gauss(lambda t: f(t) ** 2) - gauss(f) ** 2 - gauss(lambda t: t * f(t)) ** 2
+        assert abs(h.kappa_star.value - mpmath.sqrt(star2)) < mpmath.mpf(10) ** -20 * mpmath.sqrt(star2)
