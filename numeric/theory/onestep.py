@@ -464,19 +464,35 @@ NU_NODES = {1: 16, 2: 8}
 
 
 def alignment_law(
-    alignment: Any, spike: ReadoutSpike, nu_nodes: int | None = None
+    alignment: Any, spike: ReadoutSpike, nu_nodes: int | None = None, half: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The law of the readout's ζ shift after a step with a_j = 1/p, as a product Gauss–Hermite rule over
     ν ~ N(0, I_k): ⟨û, v_l⟩ = γϖ_l + ρν_l, c = r⟨û, v⟩; returns (‖c‖, ϖ′, weights) per node
-    (:func:`rotated_alignment`)."""
+    (:func:`rotated_alignment`).
+
+    For k = 2 the rule is taken in the frame e₁ = ϖ/‖ϖ‖ (e₁ = (1, 0) where ϖ = 0), e₂ = (−e₁₂, e₁₁), ν = a e₁ + b e₂
+    (ν is isotropic, so any orthonormal frame gives a rule for the same law). Reflecting b → −b reflects c across
+    e₁: it keeps ‖c‖ and ϖ′₁ and flips the sign of ϖ′₂, and the readout is even in ϖ′₂ (ζ₂ → −ζ₂). With ``half``
+    the rule keeps only the nodes with b ≥ 0, those with b > 0 at twice their weight: the same average from about
+    half the nodes. The nodes are ordered b-major, so that each run of ``nu_nodes`` nodes is one line of
+    constant b (the C kernel continues a run's solution from node to node). For k = 1 there is no such
+    symmetry (the sign of ν matters through γϖ) and ``half`` is ignored."""
     varpi = np.asarray(alignment, dtype=float)
     k = varpi.shape[-1]
     x, w = hermite_rule(nu_nodes or NU_NODES[k])
-    grids = np.meshgrid(*[x] * k, indexing="ij")
-    nu = np.stack([g.ravel() for g in grids], axis=-1)
-    weight = np.prod(np.stack(np.meshgrid(*[w] * k, indexing="ij"), axis=-1).reshape(-1, k), axis=-1)
     gamma = float(spike.gamma)
-    beta = gamma * varpi + math.sqrt(max(1.0 - gamma**2, 0.0)) * nu
+    rho = math.sqrt(max(1.0 - gamma**2, 0.0))
+    if k == 1:
+        beta = gamma * varpi + rho * x[:, None]
+        shift, rotated = rotated_alignment(np.broadcast_to(varpi, beta.shape), float(spike.r) * beta)
+        return shift, rotated, np.array(w)
+    b_nodes, b_weights = (x[x >= 0], np.where(x[x >= 0] > 0, 2.0, 1.0) * w[x >= 0]) if half else (x, w)
+    b, a = (g.ravel() for g in np.meshgrid(b_nodes, x, indexing="ij"))
+    weight = np.outer(b_weights, w).ravel()
+    length = math.hypot(varpi[0], varpi[1])
+    e1 = varpi / length if length > 0 else np.array([1.0, 0.0])
+    e2 = np.array([-e1[1], e1[0]])
+    beta = gamma * varpi + rho * (a[:, None] * e1 + b[:, None] * e2)
     shift, rotated = rotated_alignment(np.broadcast_to(varpi, beta.shape), float(spike.r) * beta)
     return shift, rotated, weight
 

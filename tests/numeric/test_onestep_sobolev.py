@@ -22,6 +22,7 @@ from sobolev_rf.derive.onestep import derive_onestep_sobolev_system
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.theory.onestep import (
+    ReadoutSpike,
     alignment_law,
     l2_spike,
     rotated_alignment,
@@ -104,6 +105,39 @@ def test_rotation_of_the_shift() -> None:
     assert varpi == pytest.approx([(3 + 8) / 5, (3 * 2 - 4 * 1) / 5])  # a rotation keeps ‖ϖ‖
     shift, varpi = rotated_alignment(np.array([-0.5]), np.array([-2.0]))
     assert float(shift) == 2.0 and varpi == pytest.approx([0.5])
+
+
+def test_half_rule_of_the_alignment_law() -> None:
+    """For k = 2 the ν-rule is taken in the frame of ϖ and keeps the nodes with b ≥ 0 (b > 0 at double weight):
+    it is a rule for the law of c = r(γϖ + ρν) (the first moments of ‖c‖² exact) with about half the nodes of the
+    product rule."""
+    spike = ReadoutSpike(0.9, 1.1, 0.6)
+    varpi = np.array([0.8, -0.5])
+    for nu_nodes in (3, 8):
+        shift, rotated, weight = alignment_law(varpi, spike, nu_nodes=nu_nodes)
+        assert len(weight) == nu_nodes * ((nu_nodes + 1) // 2)
+        mu2, s2 = (0.6**2) * float(varpi @ varpi), 1 - 0.6**2
+        assert weight.sum() == pytest.approx(1.0, rel=1e-14)
+        assert weight @ shift**2 == pytest.approx(0.81 * (mu2 + 2 * s2), rel=1e-13)
+        assert weight @ shift**4 == pytest.approx(0.81**2 * (mu2**2 + 8 * s2 * mu2 + 8 * s2**2), rel=1e-13)
+        assert np.allclose(np.sum(rotated**2, axis=1), varpi @ varpi)  # a rotation keeps ‖ϖ‖
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_half_rule_averages_as_the_full_rule(activation: str) -> None:
+    """The readout is even in ϖ′₂, so the half rule of :func:`alignment_law` gives the full product rule's
+    average (same frame) to rounding."""
+    params = ModelParams(activation=activation, teacher="tanh", step="l2", eta=2.0, alpha0=2.0)
+    spike = spike_scaling(params).at(2.0, 2.0)
+    varpi = np.array([0.3, -0.8])
+    means = []
+    for half in (True, False):
+        shift, rotated, weight = alignment_law(varpi, spike, nu_nodes=4, half=half)
+        res = solve_sobolev_readout(activation, "tanh", spike, 1.5, 3.0, 0.01, 0.7, shift, rotated, 0.1, 0.2, 8, 8)
+        assert res.converged.all()
+        means.append({key: weight @ res.outputs[key] for key in KEYS})
+    for key in KEYS:
+        assert means[0][key] == pytest.approx(means[1][key], rel=1e-13, abs=1e-15), key
 
 
 #: The point of the simulation and verification tests: tanh student and teacher, an L2 step, a Sobolev readout.
