@@ -82,7 +82,7 @@ class CKernel:
         for name in ("sr_residual_batch", "sr_jacobian_batch", "sr_outputs_batch"):
             getattr(self._lib, name).argtypes = [ctypes.c_long, _D, _D, _D]
             getattr(self._lib, name).restype = None
-        self._lib.sr_solve_batch.argtypes = [
+        solve_args = [
             ctypes.c_long,
             _D,
             _D,
@@ -96,7 +96,9 @@ class CKernel:
             ctypes.c_long,
             ctypes.c_int,
         ]
-        self._lib.sr_solve_batch.restype = None
+        for name in ("sr_solve_batch", "sr_solve_batch_reusing"):
+            getattr(self._lib, name).argtypes = solve_args
+            getattr(self._lib, name).restype = None
 
     def _call(self, name: str, u: np.ndarray, theta: np.ndarray, width: int) -> np.ndarray:
         u, theta = _rows(u, self.n), _rows(theta, self.p)
@@ -124,14 +126,19 @@ class CKernel:
         fixed_point_iterations: int = 2000,
         newton_iterations: int = 60,
         damping: float = 0.3,
+        reuse_jacobian: bool = False,
     ) -> Solution:
+        """As :meth:`Kernel.solve`; ``reuse_jacobian``: each run carries its factored Jacobian from point to
+        point and takes a fresh one only where chord steps on it stall (``sr_solve_batch_reusing``; a
+        converged point changes at the level of the tolerance)."""
         theta = _rows(theta, self.p)
         npts = len(theta)
         u = _rows(np.broadcast_to(u0, (npts, self.n)), self.n).copy()
         out = np.empty((npts, len(self.output_names)))
         status = np.empty(npts, dtype=np.intc)
         norm = np.empty(npts)
-        self._lib.sr_solve_batch(
+        solve_batch = self._lib.sr_solve_batch_reusing if reuse_jacobian else self._lib.sr_solve_batch
+        solve_batch(
             npts,
             theta.ctypes.data_as(_D),
             u.ctypes.data_as(_D),

@@ -18,7 +18,9 @@ The values are those the rules give for each order on its own, to the bit (the s
 same order), so the memo changes the cost, not the results.
 
 Exported functions (all arrays row-major, one row per point): ``sr_residual_batch``,
-``sr_jacobian_batch``, ``sr_outputs_batch`` and ``sr_solve_batch``.
+``sr_jacobian_batch``, ``sr_outputs_batch``, ``sr_solve_batch`` and ``sr_solve_batch_reusing`` (the same solve,
+with each run's factored Jacobian carried from point to point: a continued point takes a fresh Jacobian only
+where chord steps on the previous one stall; opt-in, for systems whose Jacobian is expensive).
 """
 
 from __future__ import annotations

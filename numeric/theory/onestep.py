@@ -474,8 +474,8 @@ def alignment_law(
     (ν is isotropic, so any orthonormal frame gives a rule for the same law). Reflecting b → −b reflects c across
     e₁: it keeps ‖c‖ and ϖ′₁ and flips the sign of ϖ′₂, and the readout is even in ϖ′₂ (ζ₂ → −ζ₂). With ``half``
     the rule keeps only the nodes with b ≥ 0, those with b > 0 at twice their weight: the same average from about
-    half the nodes. The nodes are ordered b-major, so that each run of ``nu_nodes`` nodes is one line of
-    constant b (the C kernel continues a run's solution from node to node). For k = 1 there is no such
+    half the nodes. The nodes go line by line of constant b, every other line backwards (a path through
+    neighbours, so that the C kernel continues a point's whole rule as one run). For k = 1 there is no such
     symmetry (the sign of ν matters through γϖ) and ``half`` is ignored."""
     varpi = np.asarray(alignment, dtype=float)
     k = varpi.shape[-1]
@@ -487,8 +487,9 @@ def alignment_law(
         shift, rotated = rotated_alignment(np.broadcast_to(varpi, beta.shape), float(spike.r) * beta)
         return shift, rotated, np.array(w)
     b_nodes, b_weights = (x[x >= 0], np.where(x[x >= 0] > 0, 2.0, 1.0) * w[x >= 0]) if half else (x, w)
-    b, a = (g.ravel() for g in np.meshgrid(b_nodes, x, indexing="ij"))
-    weight = np.outer(b_weights, w).ravel()
+    b = np.repeat(b_nodes, len(x))
+    a = np.concatenate([x if j % 2 == 0 else x[::-1] for j in range(len(b_nodes))])
+    weight = np.concatenate([b_weights[j] * (w if j % 2 == 0 else w[::-1]) for j in range(len(b_nodes))])
     length = math.hypot(varpi[0], varpi[1])
     e1 = varpi / length if length > 0 else np.array([1.0, 0.0])
     e2 = np.array([-e1[1], e1[0]])
@@ -591,7 +592,9 @@ def solve_sobolev_readout(
         values = kernel.module.outputs(u, theta)
     else:
         assert isinstance(kernel, CKernel)
-        ut, out, ok, norm = kernel.solve(rows, u0, tol, run=run, fixed_point_iterations=FIXED_POINT_STEPS)
+        ut, out, ok, norm = kernel.solve(
+            rows, u0, tol, run=run, fixed_point_iterations=FIXED_POINT_STEPS, reuse_jacobian=True
+        )
         u = ut.T
         values = {name: out[:, j] for j, name in enumerate(kernel.output_names)}
     # the physical root: positive traces X_rr, Y_rr = T_rr/(c_W²ψ) and non-negative quadratic forms O_rr, I_rr
@@ -730,8 +733,9 @@ def solve_sobolev_expected(
 ) -> ReadoutResult:
     """The Sobolev readout of ``params`` averaged over the law of the ζ shift (:func:`alignment_law`), on every
     point of the broadcast arrays of the spike's fields and p/d, n/d, λ (flattened); a point converges when
-    every ν-node does. The unknowns are those of the centre ν = 0. A point's ν-nodes are solved as one batch,
-    each line of the product rule continued from node to node (the C kernel's runs)."""
+    every ν-node does. The unknowns are those of the centre ν = 0. A point's ν-nodes are solved as one batch
+    and one run of the C kernel, continued from node to node along the rule's path, each carrying on the
+    factored Jacobian of the nodes before it (:meth:`~sobolev_rf.codegen.runtime.CKernel.solve`)."""
     ch = spike.channels()
     fields = (spike.r, spike.cW2, spike.gamma, ch["Sigma_tt"], ch["Sigma_te"], ch["Sigma_ee"], p_over_d, n_over_d, lam)
     arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in fields])
@@ -760,7 +764,7 @@ def solve_sobolev_expected(
         znodes,
         backend,
         tol,
-        run=NU_NODES[len(varpi)],
+        run=nus,
     )
     assert weights is not None
     outputs = {key: res.outputs[key].reshape(-1, nus) @ weights for key in SOBOLEV_OUTPUTS}

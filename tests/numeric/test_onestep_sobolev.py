@@ -99,6 +99,26 @@ def test_c_kernel_matches_the_numpy_kernel(k: int) -> None:
     np.testing.assert_allclose(c_kernel.jacobian(u, theta), numpy_kernel.jacobian(u, theta), rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler")
+@pytest.mark.parametrize("k", [1, 2])
+def test_reused_jacobians_give_the_same_readout(k: int) -> None:
+    """A run that carries its factored Jacobian from node to node (the C kernel's sr_solve_batch_reusing, which
+    the ν-average uses) converges to the same roots as fresh Jacobians at every node, along a whole ν-rule."""
+    params = ModelParams(activation="relu", teacher="tanh", step="l2", eta=2.0, alpha0=2.0)
+    spike = spike_scaling(params).at(2.0, 2.0)
+    shift, varpi, _ = alignment_law(np.array((0.8, -0.5)[:k]), spike, nu_nodes=6)
+    args = ("relu", "tanh", spike, 1.5, 3.0, 0.01, 0.7, shift, varpi, 0.1, 0.2, 8, 8)
+    kernel = jit.load_kernel(sobolev_system_record(k, 8, 8), "c")
+    rows = sobolev_parameter_rows(*args, kernel.parameters)
+    roots = solve_sobolev_readout(*args, backend="c").unknowns
+    u0 = 1.01 * np.array([roots[name][0] for name in kernel.unknowns])  # near the first node's root
+    fresh = kernel.solve(rows, u0, run=len(rows))
+    reused = kernel.solve(rows, u0, run=len(rows), reuse_jacobian=True)
+    assert fresh[2].all() and reused[2].all()
+    np.testing.assert_allclose(reused[0], fresh[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(reused[1], fresh[1], rtol=1e-12, atol=1e-14)
+
+
 def test_rotation_of_the_shift() -> None:
     shift, varpi = rotated_alignment(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
     assert float(shift) == pytest.approx(5.0)
