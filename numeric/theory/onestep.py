@@ -386,6 +386,8 @@ class ReadoutResult:
     unknowns: dict[str, np.ndarray]
     converged: np.ndarray
     residual: np.ndarray
+    #: the name of the derived System that was solved
+    system: str = ""
 
 
 def _readout_scalars(
@@ -429,6 +431,7 @@ def solve_readout(
         {n: u[:, j] for j, n in enumerate(kernel.unknowns)},
         ok,
         norm,
+        record["name"],
     )
 
 
@@ -608,6 +611,7 @@ def solve_sobolev_readout(
         {n: u[j] for j, n in enumerate(kernel.unknowns)},
         ok,
         norm,
+        record["name"],
     )
 
 
@@ -772,7 +776,7 @@ def solve_sobolev_expected(
     unknowns = {key: v.reshape(-1, nus)[:, centre] for key, v in res.unknowns.items()}
     ok = np.all(res.converged.reshape(-1, nus), axis=1)
     residual = np.max(res.residual.reshape(-1, nus), axis=1)
-    return ReadoutResult(outputs, unknowns, ok, residual)
+    return ReadoutResult(outputs, unknowns, ok, residual, res.system)
 
 
 def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", nodes: int = NODES) -> Any:
@@ -803,8 +807,8 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
     if sobolev_readout(params):
         notes = [
             "one-step Sobolev readout (tau > 0): errors averaged over the readout's zeta shift r<u, v_l>.",
-            "the Sobolev readout uses the spiked layer without the rows' spread (Sigma = (c_W^2, 0, 0)): exact for "
-            "a planted spiked layer; on a real Sobolev step eps_H1 is about 3 % high (benchmarks/onestep_tau.py).",
+            "on a real tanh Sobolev step the simulation's eps_L2 sits up to about 0.001 (3 %) above this readout at "
+            "d = 800, a gap whose source is not settled; a planted spiked layer matches (docs/studies/onestep.md).",
         ]
         eps_h1: float | None = out["eps_H1"]
         train_loss = out["train_loss"]
@@ -841,6 +845,7 @@ def solve_point(params: ModelParams, tol: float = 1e-13, backend: str = "auto", 
         residual=float(res.residual[0]),
         converged=True,
         notes=tuple(notes),
+        state=(res.system, np.array([float(v[0]) for v in res.unknowns.values()])),
     )
 
 

@@ -99,3 +99,10 @@ def test_sweep_takes_eta_and_alpha0_as_axes(tmp_path: Path, capsys: pytest.Captu
     capsys.readouterr()
     assert cli_main.main([*args, "--step", "l2", "--noise-f", "0:1:2"]) == 2
     assert "take one value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("tau", "system"), [("0", "onestep_l2_readout_n48"), ("1", "onestep_sobolev_readout_k1")])
+def test_solve_names_the_system_it_solved(tau: str, system: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["solve", "--step", "sobolev", "--eta", "1", "--tau", tau, "--p-over-d", "2", "--n-over-d", "3"]
+    assert cli_main.main(args) == 0
+    assert f"converged: generated solver of {system}" in capsys.readouterr().out
