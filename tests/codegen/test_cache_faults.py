@@ -150,20 +150,31 @@ def _wait_for_lock(folder: Path, pid: int, timeout: float = 60) -> Path:
 
 def test_killed_cold_solve_does_not_make_the_next_one_wait(private_cache: Path) -> None:
     """A cold ``solve --k 37`` killed while building (SIGKILL: its lock stays; SIGTERM: it removes it), then
-    a run that completes without waiting."""
-    first = _cold_solve(private_cache)
-    lock = _wait_for_lock(private_cache, first.pid)
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=30)
-    assert lock.exists()  # the owner is dead, its lock left behind
-    second = _cold_solve(private_cache)
-    lock = _wait_for_lock(private_cache, second.pid, timeout=20)  # the dead owner's lock broken at once
+    a run that completes without waiting. The second run is frozen (SIGSTOP) the moment its lock is seen, so
+    the SIGTERM reaches it while it builds; should it have finished before the freeze (the derivation takes
+    well under a second), the scene is played again in a fresh folder."""
+    for attempt in range(3):
+        folder = private_cache / f"attempt{attempt}"
+        first = _cold_solve(folder)
+        lock = _wait_for_lock(folder, first.pid)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=30)
+        assert lock.exists()  # the owner is dead, its lock left behind
+        second = _cold_solve(folder)
+        lock = _wait_for_lock(folder, second.pid, timeout=20)  # the dead owner's lock broken at once
+        second.send_signal(signal.SIGSTOP)
+        if second.poll() is None:
+            break
+        second.communicate(timeout=30)
+    else:
+        raise AssertionError("the second solve finished before it could be stopped, three times")
     second.send_signal(signal.SIGTERM)
+    second.send_signal(signal.SIGCONT)
     _, err = second.communicate(timeout=30)
     assert second.returncode in (128 + signal.SIGTERM, -signal.SIGTERM) and "Traceback" not in err, err
     assert "waiting" not in err
-    assert not lock.exists() and not list(private_cache.glob("*.lock"))  # cleaned up on SIGTERM
-    third = _cold_solve(private_cache)
+    assert not list(folder.glob("*.lock"))  # cleaned up on SIGTERM
+    third = _cold_solve(folder)
     _, err = third.communicate(timeout=120)
     assert third.returncode == 0 and "waiting" not in err, err
 
