@@ -149,18 +149,25 @@ def run_planted(name: str, params: ModelParams, dims: list[int], seeds: list[int
     return out
 
 
+def _size_rows(res: dict, key: str) -> list[str]:
+    """One Markdown row per size d: simulation ± SE, theory, the difference ± SE and its z."""
+    lines = []
+    for d, row in res["sizes"].items():
+        e = row[key]
+        z = e["diff"] / e["diff_se"] if e["diff_se"] > 0 else float("nan")
+        lines.append(
+            f"| {key} | {d} | {row['seeds']} | {e['sim']:.5f} ± {e['sim_se']:.5f} | {e['theory']:.5f} | "
+            f"{e['diff']:+.5f} ± {e['diff_se']:.5f} | {z:+.1f} |"
+        )
+    return lines
+
+
 def planted_table(name: str, res: dict) -> str:
     lines = [f"### {name}: planted spiked layer (the readout theory alone)", ""]
     lines.append("| quantity | d | seeds | planted simulation ± SE | theory | sim − theory ± SE | z |")
     lines.append("|---|---|---|---|---|---|---|")
     for key in KEYS:
-        for d, row in res["sizes"].items():
-            e = row[key]
-            z = e["diff"] / e["diff_se"] if e["diff_se"] > 0 else float("nan")
-            lines.append(
-                f"| {key} | {d} | {row['seeds']} | {e['sim']:.5f} ± {e['sim_se']:.5f} | {e['theory']:.5f} | "
-                f"{e['diff']:+.5f} ± {e['diff_se']:.5f} | {z:+.1f} |"
-            )
+        lines += _size_rows(res, key)
     return "\n".join(lines)
 
 
@@ -210,13 +217,7 @@ def table(name: str, res: dict) -> str:
     lines.append("| quantity | d | seeds | simulation ± SE | theory | sim − theory ± SE | z |")
     lines.append("|---|---|---|---|---|---|---|")
     for key in KEYS:
-        for d, row in res["sizes"].items():
-            e = row[key]
-            z = e["diff"] / e["diff_se"] if e["diff_se"] > 0 else float("nan")
-            lines.append(
-                f"| {key} | {d} | {row['seeds']} | {e['sim']:.5f} ± {e['sim_se']:.5f} | {e['theory']:.5f} | "
-                f"{e['diff']:+.5f} ± {e['diff_se']:.5f} | {z:+.1f} |"
-            )
+        lines += _size_rows(res, key)
         extra = f"E_ν theory {res['theory_expected'][key]:.5f}; no-shift ablation {res['theory_no_shift'][key]:.5f}"
         if "richardson" in res:
             r = res["richardson"][key]

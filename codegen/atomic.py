@@ -64,8 +64,8 @@ def _make_folders(folder: Path) -> list[Path]:
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists (a reused pid counts as alive: its file is kept)."""
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (a reused pid counts as alive: what it owns is kept)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,7 +81,7 @@ def staged_temp(target: Path) -> tuple[int, str]:
     prefix = f".{target.name}.{_HOST}-"
     for old in target.parent.glob(glob.escape(prefix) + "*-*.tmp"):
         pid = old.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             with contextlib.suppress(OSError):
                 old.unlink()
     return tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=".tmp", dir=target.parent)

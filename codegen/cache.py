@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from ..derive.errors import UserError
-from .atomic import WriteError, atomic_write_text
+from .atomic import WriteError, atomic_write_text, process_alive
 
 #: Seconds after which a lock is broken whoever holds it (a build takes seconds).
 STALE_LOCK_SECONDS = 300.0
@@ -236,13 +236,7 @@ def _owner_alive(owner: dict[str, Any]) -> bool | None:
     if found is not None:
         state, start = found
         return state not in "ZXx" and owner.get("start") in (None, start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass
-    return True
+    return process_alive(pid)
 
 
 class _LockState(NamedTuple):

@@ -390,14 +390,19 @@ class ReadoutResult:
     system: str = ""
 
 
+def _spike_scalars(spike: ReadoutSpike, p_over_d: Any, n_over_d: Any, lam: Any, noise_f: Any) -> dict[str, Any]:
+    """The scalar parameters both readouts' Systems share: λ, ψ = p/d, n/d, Δ_f and the spike (c_W², r, γ, Σ)."""
+    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
+    scalars |= {"r_spike": spike.r, "gamma_spike": np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0)}
+    return scalars | spike.channels()
+
+
 def _readout_scalars(
     spike: ReadoutSpike, p_over_d: Any, n_over_d: Any, lam: Any, noise_f: Any, bulk_overlap: bool, varpi2: Any
 ) -> dict[str, Any]:
     """The scalar parameters of the τ = 0 readout's System."""
-    scalars = {"lam": lam, "psi": p_over_d, "n_d": n_over_d, "Delta_f": noise_f, "cW2": spike.cW2}
-    scalars |= {"bulk_overlap": float(bulk_overlap), "varpi2": varpi2}
-    scalars |= {"r_spike": spike.r, "gamma_spike": np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0)}
-    return scalars | spike.channels()
+    shared = _spike_scalars(spike, p_over_d, n_over_d, lam, noise_f)
+    return shared | {"bulk_overlap": float(bulk_overlap), "varpi2": varpi2}
 
 
 def solve_readout(
@@ -536,19 +541,9 @@ def sobolev_parameter_rows(
     :func:`solve_sobolev_readout`)."""
     values = sobolev_node_values(activation, teacher, spike, nodes)
     z, zw = hermite_rule(znodes)
-    scalars = {
-        "lam": lam,
-        "psi": p_over_d,
-        "n_d": n_over_d,
-        "Delta_f": noise_f,
-        "Delta_g": noise_g,
-        "tau": tau,
-        "cW2": spike.cW2,
-        "zeta_shift": shift,
-        "r_spike": spike.r,
-        "gamma_spike": np.clip(np.asarray(spike.gamma, dtype=float), -1.0, 1.0),
-    }
-    scalars |= spike.channels() | {f"varpi_{l + 1}": varpi[..., l] for l in range(varpi.shape[-1])}
+    scalars = _spike_scalars(spike, p_over_d, n_over_d, lam, noise_f)
+    scalars |= {"Delta_g": noise_g, "tau": tau, "zeta_shift": shift}
+    scalars |= {f"varpi_{l + 1}": varpi[..., l] for l in range(varpi.shape[-1])}
     return parameter_rows(scalars, values | {"zw": zw, "zz": z}, parameters)
 
 
@@ -578,8 +573,6 @@ def solve_sobolev_readout(
         raise UserError("the one-step readout needs lam > 0 (the limit lam -> 0+ is not derived for it).")
     varpi = np.asarray(varpi, dtype=float)
     k = varpi.shape[-1]
-    if backend not in ("auto", "numpy", "c"):
-        raise UserError(f"backend must be auto, numpy or c, got {backend!r}.")
     record = sobolev_system_record(k, nodes, znodes)
     kernel = jit.load_kernel(record, jit.resolve_backend(backend))
     rows = sobolev_parameter_rows(
