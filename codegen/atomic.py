@@ -16,6 +16,7 @@ import glob
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,7 +78,16 @@ def process_alive(pid: int) -> bool:
 
 def staged_temp(target: Path) -> tuple[int, str]:
     """A new temporary file next to ``target``, ``.NAME.HOST-PID-XXXXXXXX.tmp``: (descriptor, path). Staged
-    files for the same target left by a dead process of this host are removed first."""
+    files for the same target left by a dead process of this host are removed first. A target that exists and
+    is neither a regular file nor a folder (a device such as /dev/full, a pipe, a socket) is refused: moving a
+    staged file onto it would replace the device itself."""
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        pass
+    else:
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise OSError(errno.EINVAL, "it is a device, pipe or socket, not a regular file", str(target))
     prefix = f".{target.name}.{_HOST}-"
     for old in target.parent.glob(glob.escape(prefix) + "*-*.tmp"):
         pid = old.name[len(prefix) :].split("-", 1)[0]

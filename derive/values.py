@@ -108,30 +108,37 @@ def nonnegative_numbers(option: str, text: str) -> list[float]:
     return values
 
 
+#: The most values one start:stop:num range may ask for (a larger one would only exhaust memory).
+MAX_RANGE_VALUES = 4_000_000
+
+
 def parse_range(name: str, text: str) -> np.ndarray:
     """``X`` (one value), ``start:stop:num`` (linear) or ``log:start:stop:num`` (geometric, start, stop > 0)."""
     parts = text.strip().split(":")
     log = parts[0].strip().lower() == "log"
     if log:
         parts = parts[1:]
+    flag = f"--{name.replace('_', '-')}"
     try:
         if len(parts) == 1 and not log:
-            values = np.array([float(parts[0])])
+            start, stop, num = float(parts[0]), float(parts[0]), 1
         elif len(parts) == 3:
             start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-            if num < 1:
-                raise ValueError
-            if log and not (start > 0 and stop > 0):
-                raise UserError(f"--{name.replace('_', '-')}: log ranges need start, stop > 0, got {text!r}.")
-            values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
         else:
             raise ValueError
     except ValueError:
-        raise UserError(
-            f"--{name.replace('_', '-')} must be X, start:stop:num or log:start:stop:num, got {text!r}."
-        ) from None
+        num = 0
+    if num < 1:
+        raise UserError(f"{flag} must be X, start:stop:num or log:start:stop:num, got {text!r}.")
+    if num > MAX_RANGE_VALUES:
+        raise UserError(f"{flag} asks for {num} values, more than {MAX_RANGE_VALUES}; use fewer.")
+    if log and not (start > 0 and stop > 0):
+        raise UserError(f"{flag}: log ranges need start, stop > 0, got {text!r}.")
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise UserError(f"{flag} must be finite, got {text!r}.")
+    values = np.geomspace(start, stop, num) if log else np.linspace(start, stop, num)
     if not np.all(np.isfinite(values)):
-        raise UserError(f"--{name.replace('_', '-')} must be finite, got {text!r}.")
+        raise UserError(f"{flag} must be finite, got {text!r}.")
     return values
 
 

@@ -32,6 +32,11 @@ Array = NDArray[np.float64]
 #: The steps and readouts of the study, in plotting order.
 STEPS = ("none", "l2", "sobolev")
 READOUTS = ("l2", "sobolev")
+#: The most η̃ values of the error curves (each a theory point per step and readout; a warm Sobolev-readout
+#: point costs up to 56 ms at k = 2), and the most points of the (α₀, η̃) map (the τ = 0 readout solves the
+#: whole map as one batch of 48 κ-nodes per point).
+MAX_CURVE_POINTS = 2_000
+MAX_MAP_POINTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ class OnestepSettings:
             raise UserError(f"the simulation needs d >= 20 and seeds >= 1, got d = {self.d}, seeds = {self.seeds}.")
         if min(self.tau_k) < 0:
             raise UserError("every tau_step * k_step of the overlap curves must be >= 0.")
+        if len(self.etas) > MAX_CURVE_POINTS:
+            raise UserError(f"--eta has {len(self.etas)} values, more than {MAX_CURVE_POINTS}; use fewer.")
+        if len(self.map_etas) * len(self.map_alpha0) > MAX_MAP_POINTS:
+            raise UserError(
+                f"the (alpha0, eta) map has {len(self.map_etas) * len(self.map_alpha0)} points, more than "
+                f"{MAX_MAP_POINTS}; use fewer --eta or --map-alpha0 values."
+            )
         self.point("sobolev", "l2", 1.0)  # validates the step options in one line
 
     def point(self, step: str, readout: str, eta: float, alpha0: float | None = None) -> ModelParams:

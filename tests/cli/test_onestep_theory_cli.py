@@ -37,6 +37,9 @@ def test_writes_the_figure_and_the_tables(tmp_path: Path, capsys: pytest.Capture
         (["--sim-eta", "-1"], ">= 0"),
         (["--tau", "0"], "tau > 0"),
         (["--tau-k", "x"], "comma-separated"),
+        (["--eta", "0:2:100000000"], "more than 4000000"),
+        (["--eta", "0:2:3000"], "more than 2000"),
+        (["--eta", "0:2:1000", "--map-alpha0", "log:1:4:200"], "more than 100000"),
     ],
 )
 def test_bad_input_is_one_line(

@@ -194,3 +194,24 @@ def test_sigkill_midway_leaves_a_staged_file_that_the_next_write_removes(tmp_pat
     fd, staged = atomic.staged_temp(tmp_path / "big.nc")
     os.close(fd)
     assert not left.exists() and live.exists() and Path(staged).exists()
+
+
+def test_a_device_or_pipe_in_the_way_is_refused_not_replaced(
+    tmp_path: Path, private_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Moving a staged file onto /dev/full (as root) would replace the device itself: a target that is neither
+    a regular file nor a folder is refused in one line, and stays what it was."""
+    import stat
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(WriteError, match="device, pipe or socket"):
+        atomic_write_text(fifo, "x")
+    for out in (fifo, tmp_path / "pipe.nc"):
+        if not out.exists():
+            os.mkfifo(out)
+        assert main(["sweep", "--p-over-d", "1:2:3", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "device, pipe or socket" in err and len(err.splitlines()) == 1
+        assert stat.S_ISFIFO(out.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "pipe.csv", "pipe.nc"]
