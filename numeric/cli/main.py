@@ -139,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with terminate_cleanly():  # SIGTERM unwinds like Ctrl-C, so staged outputs and locks are removed
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a full or failing standard output is an error here, not at exit
+            return code
     except UserError as exc:
         if args.debug:
             raise
@@ -151,6 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # e.g. the standard output on a full disk (`> /dev/full`): one line, and nothing left to flush at exit
+        if args.debug:
+            raise
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"sobolev-rf: error: {exc.strerror or exc}{where}; the output is incomplete.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("sobolev-rf: interrupted", file=sys.stderr)
         return 130

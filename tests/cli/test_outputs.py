@@ -215,3 +215,19 @@ def test_a_device_or_pipe_in_the_way_is_refused_not_replaced(
         assert "device, pipe or socket" in err and len(err.splitlines()) == 1
         assert stat.S_ISFIFO(out.stat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "pipe.csv", "pipe.nc"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_standard_output_is_one_line_and_a_failure(tmp_path: Path) -> None:
+    """``solve > /dev/full``: the write fails on a full device; one line on stderr, a non-zero exit, no traceback
+    and no 'Exception ignored' at exit."""
+    import sys
+
+    env = {**os.environ, "SOBOLEV_RF_CACHE": str(tmp_path / "cache")}
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sobolev_rf.numeric.cli", "hermite", "--activation", "relu"],
+            env=env, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "sobolev-rf: error: No space left on device; the output is incomplete."
