@@ -35,7 +35,8 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from sobolev_rf.codegen.atomic import atomic_write_text  # noqa: E402
+from reporting import write_results  # noqa: E402
+
 from sobolev_rf.numeric.campaign.engine import Campaign, grid, run_campaign, simulate_task  # noqa: E402
 from sobolev_rf.numeric.campaign.store import ERRORS  # noqa: E402
 
@@ -287,8 +288,7 @@ def main() -> None:
         "overhead": ov,
         "attach": at,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+    write_results(args.out, result)
     m = sp["median"]
     print(
         f"| benchmark | value |\n|---|---|\n"

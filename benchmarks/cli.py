@@ -23,7 +23,6 @@ the CPU seconds and the ratios of one run stay comparable.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -32,6 +31,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from reporting import write_results
 
 HERE = Path(__file__).resolve().parent
 EXE = str(Path(sys.executable).with_name("sobolev-rf"))
@@ -160,21 +161,18 @@ def main() -> None:
     LAST_CPU[0] = statistics.median(cpus)
     add("solve_grid 1024×1024 (API, no CSV)", statistics.median(times), "≥ 2e5 points/s", 1024 * 1024)
     results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "cli.json").write_text(
-        json.dumps(
-            {
-                "numpy_import_seconds": base,
-                "repeats": r,
-                "cpus": os.cpu_count(),
-                "load_average_before": load,
-                "load_average_after": os.getloadavg(),
-                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_results(
+        results / "cli.json",
+        {
+            "numpy_import_seconds": base,
+            "repeats": r,
+            "cpus": os.cpu_count(),
+            "load_average_before": load,
+            "load_average_after": os.getloadavg(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "rows": rows,
+        },
+        indent=2,
     )
     print(f"wrote {results / 'cli.json'}")
 

@@ -10,15 +10,14 @@ cached) and writes benchmarks/results/codegen.json.
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from reporting import write_results
 
-from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.codegen.jit import find_compiler
 from sobolev_rf.numeric.theory.solve import solve_grid
 
@@ -89,21 +88,18 @@ def main() -> None:
         print(f"{b}: continuation / cold start: {ratios[f'{b}_continuation_over_cold']:.2f}x")
     print(f"Monte Carlo, one grid point (d = 400, one seed): {mc:.3f} s")
     out = Path(__file__).parent / "results" / "codegen.json"
-    atomic_write_text(
+    write_results(
         out,
-        json.dumps(
-            {
-                "grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1",
-                "repeats": REPEATS,
-                "machine": platform.platform(),
-                "processor": platform.processor(),
-                "results": rows,
-                "ratios": ratios,
-                "monte_carlo_seconds_per_point": mc,
-            },
-            indent=2,
-        )
-        + "\n",
+        {
+            "grid": f"{SIZE}x{SIZE} p/d x n/d in [0.2, 5], k=1, tau=1",
+            "repeats": REPEATS,
+            "machine": platform.platform(),
+            "processor": platform.processor(),
+            "results": rows,
+            "ratios": ratios,
+            "monte_carlo_seconds_per_point": mc,
+        },
+        indent=2,
     )
     print(f"wrote {out}")
 

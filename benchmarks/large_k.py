@@ -11,9 +11,10 @@ shrinks like 1/d, so it lands on the theory; a theory error would not).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from reporting import richardson, write_results, z_score
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
@@ -44,18 +45,17 @@ def main() -> None:
         theory = solve(params).to_dict()
         name = f"{cfg['activation']}/{cfg['teacher']} k={cfg['k']} p/d={cfg['p_over_d']:g} n/d={cfg['n_over_d']:g}"
         lines.append(f"| {name} | ∞ (theory) | " + " | ".join(f"{theory[k]:.4f}" for k in KEYS) + " |")
-        means = {}
+        sims = {}
         for d in ds:
             start = time.perf_counter()
             sim = simulate(params, d=d, seeds=args.seeds, progress=False)
             seconds = time.perf_counter() - start
-            means[d] = sim.mean
+            sims[d] = sim
             cells = []
             for k in KEYS:
                 gap = sim.mean[k] - theory[k]
-                cells.append(
-                    f"{sim.mean[k]:.4f} ± {sim.se[k]:.4f} ({gap / sim.se[k]:+.1f} SE, {100 * gap / theory[k]:+.1f} %)"
-                )
+                z = z_score(gap, sim.se[k])
+                cells.append(f"{sim.mean[k]:.4f} ± {sim.se[k]:.4f} ({z:+.1f} SE, {100 * gap / theory[k]:+.1f} %)")
                 rows.append(
                     {
                         "config": cfg,
@@ -71,7 +71,7 @@ def main() -> None:
             lines.append(f"| | {d} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
         a, b = ds[-2], ds[-1]
-        rich = {k: 2 * means[b][k] - means[a][k] for k in KEYS}
+        rich = {k: richardson(sims[a].mean[k], sims[a].se[k], sims[b].mean[k], sims[b].se[k])[0] for k in KEYS}
         lines.append(
             f"| | Richardson 2·m({b}) − m({a}) | "
             + " | ".join(f"{rich[k]:.4f} ({100 * (rich[k] - theory[k]) / theory[k]:+.1f} %)" for k in KEYS)
@@ -79,9 +79,8 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
     out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{args.name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_results(out / f"{args.name}.md", "\n".join(lines) + "\n")
+    write_results(out / f"{args.name}.json", rows, indent=2)
     print(f"wrote {out / args.name}.md")
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reporting import paired_diff, richardson, write_results, z_score
 from scipy.interpolate import CubicSpline
 
 from sobolev_rf.derive.params import ModelParams
@@ -89,11 +90,12 @@ def theory_vs_sim(sizes: list[int], seeds: int) -> list[dict]:
             start = time.perf_counter()
             res = simulate(params, d, seeds)
             m, se = float(res.mean["eps_L2"]), float(res.se["eps_L2"])
-            row["sim"][d] = {"mean": m, "se": se, "z": (m - theory) / se, "seconds": time.perf_counter() - start}
+            row["sim"][d] = {"mean": m, "se": se, "z": z_score(m - theory, se), "seconds": time.perf_counter() - start}
             print(f"  {name} d = {d}: {m:.5f} ± {se:.5f} (theory {theory:.5f})", flush=True)
         if len(sizes) >= 2:
             a, b = row["sim"][sizes[-2]], row["sim"][sizes[-1]]
-            row["richardson"] = {"value": 2 * b["mean"] - a["mean"], "se": math.hypot(2 * b["se"], a["se"])}
+            value, se = richardson(a["mean"], a["se"], b["mean"], b["se"])
+            row["richardson"] = {"value": value, "se": se}
         rows.append(row)
     return rows
 
@@ -168,14 +170,14 @@ def ge_verdict(sizes: list[int], seeds: int) -> list[dict]:
         for d in sizes:
             start = time.perf_counter()
             pairs = np.array([ge_pair(d, s, tau) for s in range(seeds)])
-            diff = pairs[:, 0] - pairs[:, 1]
+            diff, diff_se = paired_diff(pairs[:, 0], pairs[:, 1])
             row = {
                 "tau": tau,
                 "d": d,
                 "real": float(pairs[:, 0].mean()),
                 "equivalent": float(pairs[:, 1].mean()),
-                "diff": float(diff.mean()),
-                "diff_se": float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.nan,
+                "diff": diff,
+                "diff_se": diff_se,
                 "seconds": time.perf_counter() - start,
             }
             rows.append(row)
@@ -227,10 +229,9 @@ def main() -> None:
                 f"| τ = {row['tau']:g} | {row['d']} | {row['real']:.5f} | {row['equivalent']:.5f} | "
                 f"{row['diff']:+.5f} ± {row['diff_se']:.5f} |"
             )
-    RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "onestep.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps(previous | result, indent=2, default=str))  # --skip-sim keeps the last tables
+    write_results(path, previous | result, indent=2, default=str, end="")  # --skip-sim keeps the last tables
 
 
 if __name__ == "__main__":

@@ -22,11 +22,11 @@ reports eps_H1_V, each seed's eps_H1 averaged over v exactly, which is free of e
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from reporting import mean_se, paired_diff, richardson_by_key, write_results, z_score
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
@@ -63,21 +63,14 @@ def run_point(name: str, params: ModelParams, dims: list[int], seeds: list[int])
         sim = simulate(params, d, s)
         row: dict = {"seeds": s}
         for key in KEYS:
-            v = sim.per_seed[key]
-            row[key] = {"sim": float(v.mean()), "sim_se": float(v.std(ddof=1) / np.sqrt(s))}
-            row[key]["diff"] = row[key]["sim"] - theory[key]
+            m, se = mean_se(sim.per_seed[key])
+            row[key] = {"sim": m, "sim_se": se, "diff": m - theory[key]}
         row["seconds"] = time.time() - t0
         out["sizes"][d] = row
         print(f"  {name}: d = {d} done in {row['seconds']:.0f} s", flush=True)
     if len(dims) >= 2:
-        a, b = dims[-2], dims[-1]
-        out["richardson"] = {
-            key: {
-                "value": 2 * out["sizes"][b][key]["diff"] - out["sizes"][a][key]["diff"],
-                "se": float(np.hypot(2 * out["sizes"][b][key]["sim_se"], out["sizes"][a][key]["sim_se"])),
-            }
-            for key in KEYS
-        }
+        small, large = out["sizes"][dims[-2]], out["sizes"][dims[-1]]
+        out["richardson"] = richardson_by_key(small, large, KEYS, se="sim_se")
     return out
 
 
@@ -156,12 +149,9 @@ def run_planted(name: str, params: ModelParams, dims: list[int], seeds: list[int
             th = solve_readout(*args, varpi2=float(np.mean(al**2))).outputs
         row: dict = {"seeds": s}
         for key in KEYS + (("eps_H1_V",) if params.tau == 0 else ()):
-            diff = np.array([q[key] for q in per]) - th[key.removesuffix("_V")]
-            row[key] = {
-                "theory": float(np.mean(th[key.removesuffix("_V")])),
-                "diff": float(diff.mean()),
-                "diff_se": float(diff.std(ddof=1) / np.sqrt(s)),
-            }
+            theory = th[key.removesuffix("_V")]
+            diff, diff_se = paired_diff([q[key] for q in per], theory)
+            row[key] = {"theory": float(np.mean(theory)), "diff": diff, "diff_se": diff_se}
         row["seconds"] = time.time() - t0
         out["sizes"][d] = row
         print(f"  {name} (planted): d = {d} done in {row['seconds']:.0f} s", flush=True)
@@ -177,7 +167,7 @@ def planted_table(name: str, res: dict) -> str:
             if key not in row:
                 continue
             e = row[key]
-            z = e["diff"] / e["diff_se"] if e["diff_se"] > 0 else float("nan")
+            z = z_score(e["diff"], e["diff_se"])
             gap = f"{e['diff']:+.5f} ± {e['diff_se']:.5f}"
             lines.append(f"| {key} | {d} | {row['seeds']} | {e['theory']:.5f} | {gap} | {z:+.1f} |")
     return "\n".join(lines)
@@ -190,14 +180,14 @@ def table(name: str, res: dict) -> str:
     for key in KEYS:
         for d, row in res["sizes"].items():
             e = row[key]
-            z = e["diff"] / e["sim_se"] if e["sim_se"] > 0 else float("nan")
+            z = z_score(e["diff"], e["sim_se"])
             lines.append(
                 f"| {key} | {d} | {row['seeds']} | {e['sim']:.5f} ± {e['sim_se']:.5f} | {res['theory'][key]:.5f} | "
                 f"{e['diff']:+.5f} | {z:+.1f} |"
             )
         if "richardson" in res:
             r = res["richardson"][key]
-            z = r["value"] / r["se"]
+            z = z_score(r["value"], r["se"])
             lines.append(f"| {key} | Richardson | | | | {r['value']:+.5f} ± {r['se']:.5f} | {z:+.1f} |")
     nos = res["theory_no_step"]
     lines += ["", "No step (η̃ = 0): " + ", ".join(f"{k} = {nos[k]:.5f}" for k in KEYS)]
@@ -227,10 +217,8 @@ def main() -> None:
             results[name] = run_point(name, POINTS[name], dims, seeds)
             tables.append(table(name, results[name]))
         print(tables[-1] + "\n", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{args.out}.json"
-    path.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    (RESULTS / f"{args.out}.md").write_text("\n\n".join(tables) + "\n")
+    path = write_results(RESULTS / f"{args.out}.json", results, default=str)
+    write_results(RESULTS / f"{args.out}.md", "\n\n".join(tables) + "\n")
     print(f"wrote {path}")
 
 

@@ -23,13 +23,13 @@ Prints Markdown tables and writes JSON and Markdown to benchmarks/results/oneste
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.linalg
+from reporting import mean_se, paired_diff, richardson, write_results, z_score
 from scipy.linalg.blas import dsyrk
 from threadpoolctl import threadpool_limits
 
@@ -153,13 +153,14 @@ def swaps(names: list[str], sizes: list[int], seeds: int) -> list[dict]:
             for v in VARIANTS:
                 sim = np.array([r[v]["sim"] for r in runs])
                 th = np.array([r[v]["theory"] for r in runs])
-                diff = sim - real_sim
+                m, se = mean_se(sim)
+                diff, diff_se = paired_diff(sim, real_sim)
                 row[v] = {
-                    "sim": float(sim.mean()),
-                    "se": float(sim.std(ddof=1) / math.sqrt(seeds)),
+                    "sim": m,
+                    "se": se,
                     "theory": float(th.mean()),
-                    "sim_minus_real": float(diff.mean()),
-                    "sim_minus_real_se": float(diff.std(ddof=1) / math.sqrt(seeds)),
+                    "sim_minus_real": diff,
+                    "sim_minus_real_se": diff_se,
                     "theory_minus_real": float((th - real_th).mean()),
                 }
             row["Sigma"] = np.mean([r["Sigma"] for r in runs], axis=0).tolist()
@@ -211,7 +212,8 @@ def readout(names: list[str], sizes: list[int], seeds: list[int]) -> list[dict]:
             )
         if len(sizes) >= 2:
             a, b = row["sim"][sizes[-2]], row["sim"][sizes[-1]]
-            row["richardson"] = {"mean": 2 * b["mean"] - a["mean"], "se": math.hypot(2 * b["se"], a["se"])}
+            value, se = richardson(a["mean"], a["se"], b["mean"], b["se"])
+            row["richardson"] = {"mean": value, "se": se}
         rows.append(row)
     return rows
 
@@ -231,8 +233,8 @@ def readout_table(rows: list[dict]) -> str:
                 f"| {row['point']} | {row['theory']:.5f} | {row['theory_without_spread']:.5f} " if first else "| | | "
             )
             first = False
-            z = (e["mean"] - row["theory"]) / e["se"]
-            z0 = (e["mean"] - row["theory_without_spread"]) / e["se"]
+            z = z_score(e["mean"] - row["theory"], e["se"])
+            z0 = z_score(e["mean"] - row["theory_without_spread"], e["se"])
             lines.append(head + f"| {label} | {e['mean']:.5f} ± {e['se']:.5f} | {z:+.1f} | {z0:+.1f} |")
     return "\n".join(lines)
 
@@ -261,10 +263,10 @@ def main() -> None:
         text.append("Two-phase simulator against the readout theory:\n\n" + readout_table(out["readout"]))
     body = "\n\n".join(text)
     print(body)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(out, indent=1))
-    (RESULTS / f"{args.out}.md").write_text(
-        "The rows' spread after a first-layer step (benchmarks/onestep_rows.py).\n\n" + body + "\n"
+    write_results(RESULTS / f"{args.out}.json", out, end="")
+    write_results(
+        RESULTS / f"{args.out}.md",
+        "The rows' spread after a first-layer step (benchmarks/onestep_rows.py).\n\n" + body + "\n",
     )
 
 

@@ -22,11 +22,11 @@ Prints Markdown tables and writes JSON to benchmarks/results/onestep_tau.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from reporting import mean_se, paired_diff, richardson_by_key, write_results, z_score
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
@@ -135,18 +135,17 @@ def run_planted(name: str, params: ModelParams, dims: list[int], seeds: list[int
         th = theory(params, c_shift, c_varpi, planted)
         row = {"seeds": s, "seconds": time.time() - t0}
         for key in KEYS:
-            sim = np.array([q[key] for q in per])
-            diff = sim - th[key]
-            row[key] = {
-                "sim": float(sim.mean()),
-                "sim_se": float(sim.std(ddof=1) / np.sqrt(s)),
-                "theory": float(th[key].mean()),
-                "diff": float(diff.mean()),
-                "diff_se": float(diff.std(ddof=1) / np.sqrt(s)),
-            }
+            row[key] = _against_theory(np.array([q[key] for q in per]), th[key])
         out["sizes"][d] = row
         print(f"  {name} (planted): d = {d} done in {row['seconds']:.0f} s", flush=True)
     return out
+
+
+def _against_theory(sim: np.ndarray, theory: np.ndarray) -> dict[str, float]:
+    """The simulation's mean ± SE over seeds, the theory's mean and the paired difference ± SE."""
+    m, se = mean_se(sim)
+    diff, diff_se = paired_diff(sim, theory)
+    return {"sim": m, "sim_se": se, "theory": float(theory.mean()), "diff": diff, "diff_se": diff_se}
 
 
 def _size_rows(res: dict, key: str) -> list[str]:
@@ -154,7 +153,7 @@ def _size_rows(res: dict, key: str) -> list[str]:
     lines = []
     for d, row in res["sizes"].items():
         e = row[key]
-        z = e["diff"] / e["diff_se"] if e["diff_se"] > 0 else float("nan")
+        z = z_score(e["diff"], e["diff_se"])
         lines.append(
             f"| {key} | {d} | {row['seeds']} | {e['sim']:.5f} ± {e['sim_se']:.5f} | {e['theory']:.5f} | "
             f"{e['diff']:+.5f} ± {e['diff_se']:.5f} | {z:+.1f} |"
@@ -189,26 +188,13 @@ def run_point(name: str, params: ModelParams, dims: list[int], seeds: list[int])
         th = theory(params, c_shift, c_varpi)
         row = {"seeds": s, "seconds": time.time() - t0}
         for key in KEYS:
-            diff = sim.per_seed[key] - th[key]
-            row[key] = {
-                "sim": float(sim.per_seed[key].mean()),
-                "sim_se": float(sim.per_seed[key].std(ddof=1) / np.sqrt(s)),
-                "theory": float(th[key].mean()),
-                "diff": float(diff.mean()),
-                "diff_se": float(diff.std(ddof=1) / np.sqrt(s)),
-            }
+            row[key] = _against_theory(sim.per_seed[key], th[key])
         row["measured_spike"] = {k: float(sim.mean[k]) for k in ("spike_r", "spike_gamma", "c_W")}
         out["sizes"][d] = row
         print(f"  {name}: d = {d} done in {row['seconds']:.0f} s", flush=True)
     if len(dims) >= 2:
-        a, b = dims[-2], dims[-1]
-        out["richardson"] = {
-            key: {
-                "value": 2 * out["sizes"][b][key]["diff"] - out["sizes"][a][key]["diff"],
-                "se": float(np.hypot(2 * out["sizes"][b][key]["diff_se"], out["sizes"][a][key]["diff_se"])),
-            }
-            for key in KEYS
-        }
+        small, large = out["sizes"][dims[-2]], out["sizes"][dims[-1]]
+        out["richardson"] = richardson_by_key(small, large, KEYS, se="diff_se")
     return out
 
 
@@ -246,8 +232,7 @@ def main() -> None:
         if args.planted:
             results[name]["planted"] = run_planted(name, POINTS[name], dims, seeds)
             print(planted_table(name, results[name]["planted"]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1, default=str))
+    write_results(args.out, results, default=str, end="")
 
 
 if __name__ == "__main__":

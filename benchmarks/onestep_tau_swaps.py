@@ -23,12 +23,12 @@ benchmarks/results/onestep_tau_swaps.*.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+from reporting import mean_se, paired_diff, write_results
 from threadpoolctl import threadpool_limits
 
 from sobolev_rf.derive.params import ModelParams
@@ -156,19 +156,16 @@ def run(params: ModelParams, sizes: list[int], seeds: int) -> list[dict]:
         for key in KEYS:
             real = np.array([r["real"][key] for r in runs])
             row[key] = {"theory": float(np.mean(th["real"][key]))}
-            real_minus_theory = real - th["real"][key]
-            row[key]["real_minus_theory"] = (
-                float(real_minus_theory.mean()),
-                float(real_minus_theory.std(ddof=1) / math.sqrt(seeds)),
-            )
+            row[key]["real_minus_theory"] = paired_diff(real, th["real"][key])
             for name in VARIANTS:
                 sim = np.array([r[name][key] for r in runs])
-                diff = sim - real
+                m, se = mean_se(sim)
+                diff, diff_se = paired_diff(sim, real)
                 row[key][name] = {
-                    "sim": float(sim.mean()),
-                    "se": float(sim.std(ddof=1) / math.sqrt(seeds)),
-                    "minus_real": float(diff.mean()),
-                    "minus_real_se": float(diff.std(ddof=1) / math.sqrt(seeds)),
+                    "sim": m,
+                    "se": se,
+                    "minus_real": diff,
+                    "minus_real_se": diff_se,
                     "theory_minus_real": float(np.mean(th[name][key] - th["real"][key])) if name in th else math.nan,
                 }
         rows.append(row)
@@ -210,10 +207,9 @@ def main() -> None:
     rows = run(POINT, [int(d) for d in args.d.split(",")], args.seeds)
     body = table(rows)
     print(body)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"point": POINT.as_dict(), "rows": rows}, indent=1))
+    write_results(RESULTS / f"{args.out}.json", {"point": POINT.as_dict(), "rows": rows}, end="")
     header = "The Sobolev readout on a real stepped layer and its variants (benchmarks/onestep_tau_swaps.py).\n\n"
-    (RESULTS / f"{args.out}.md").write_text(header + body + "\n")
+    write_results(RESULTS / f"{args.out}.md", header + body + "\n")
 
 
 if __name__ == "__main__":

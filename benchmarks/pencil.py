@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 import scipy.special
 import sympy as sp
+from reporting import write_results
 
-from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.laws import GaussianMatrix, declare_diagonals
 from sobolev_rf.derive.matrix_syntax import declare_shapes, parse_expression
 from sobolev_rf.derive.ovfp import derive_system
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.copies:
         out = run_copies(finite=not args.no_finite)
         text = json.dumps(out, indent=2)
-        atomic_write_text(RESULTS.with_name("pencil_copies.json"), text + "\n")
+        write_results(RESULTS.with_name("pencil_copies.json"), text + "\n")
         if args.json:
             print(text)
             return 0
@@ -606,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         cli = run_cli()
         load = _load()
         text = json.dumps({"benchmark": "pencil-cli", "load": load, "rows": cli}, indent=2)
-        atomic_write_text(RESULTS.with_name("pencil_cli.json"), text + "\n")
+        write_results(RESULTS.with_name("pencil_cli.json"), text + "\n")
         if args.json:
             print(text)
             return 0
@@ -628,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [run_fixed_point(c, None if args.no_finite else finite[c["case"]]) for c in fixed_point_cases(data)]
     spectra = [run_spectrum(c) for c in SPECTRA]
     text = json.dumps({"benchmark": "pencil", "repeats": REPEATS, "rows": rows, "spectra": spectra}, indent=2)
-    atomic_write_text(RESULTS, text + "\n")
+    write_results(RESULTS, text + "\n")
     if args.json:
         print(text)
         return 0

@@ -12,7 +12,6 @@ Usage: python benchmarks/simulate.py [--repeats 5] [--d 800] [--out benchmarks/r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reporting import write_results
 
-from sobolev_rf.codegen.atomic import atomic_write_text
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import (
     ExactFeatures,
@@ -116,7 +115,7 @@ def main() -> int:
         },
         "results": results,
     }
-    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    write_results(args.out, record, indent=2)
     print(f"wrote {args.out}")
     return 0
 

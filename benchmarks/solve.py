@@ -6,11 +6,11 @@ Prints a table and writes JSON (default benchmarks/results/solve.json).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
-from sobolev_rf.codegen.atomic import atomic_write_text
+from reporting import write_results
+
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.theory.solve import solve
 
@@ -49,7 +49,7 @@ def main() -> None:
     print(f"{'case':32s} {'median ms':>10s} {'min ms':>8s} {'evals':>6s} {'residual':>9s}")
     for r in rows:
         print(f"{r['case']:32s} {r['median_ms']:10.1f} {r['min_ms']:8.1f} {r['evaluations']:6d} {r['residual']:9.1e}")
-    atomic_write_text(args.out, json.dumps(rows, indent=1))
+    write_results(args.out, rows, end="")
 
 
 if __name__ == "__main__":

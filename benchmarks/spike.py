@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reporting import mean_se, richardson, write_results, z_score
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.derive.spike import spike_theory
@@ -93,12 +94,8 @@ def run(names: list[str], ds: list[int], seeds: int) -> list[dict]:
             row = {"config": name, "params": params.as_dict(), "d": d, "seeds": seeds, "seconds": elapsed}
             for _label, key, tkey in COLUMNS:
                 row[key] = {"mean": float(sim["mean"][key]), "se": float(sim["se"][key]), "theory": theory[tkey]}
-            ratio = zeta_shift_ratio(params, sim["per_seed"]["zeta_shift_l"])
-            row["zeta_shift_1"] = {
-                "mean": float(ratio.mean()),
-                "se": float(ratio.std(ddof=1) / math.sqrt(seeds)),
-                "theory": theory_shift,
-            }
+            m, se = mean_se(zeta_shift_ratio(params, sim["per_seed"]["zeta_shift_l"]))
+            row["zeta_shift_1"] = {"mean": m, "se": se, "theory": theory_shift}
             shift = sim["per_seed"]["zeta_shift_l"][:, 0]
             spread = float(shift.std(ddof=1))
             # the sample std of S Gaussian draws has relative SE ≈ 1/√(2(S − 1))
@@ -110,12 +107,6 @@ def run(names: list[str], ds: list[int], seeds: int) -> list[dict]:
             rows.append(row)
             print(f"  {name} d={d}: {elapsed:.1f} s", flush=True)
     return rows
-
-
-def _z(entry: dict) -> float:
-    if not (math.isfinite(entry["mean"]) and math.isfinite(entry["theory"])) or not entry["se"] > 0:
-        return math.nan
-    return (entry["mean"] - entry["theory"]) / entry["se"]
 
 
 def table(rows: list[dict]) -> str:
@@ -145,7 +136,7 @@ def table(rows: list[dict]) -> str:
                 if not math.isfinite(e["mean"]):
                     cells.append("—")
                     continue
-                cells.append(f"{e['mean']:.4f} ± {e['se']:.4f} ({_z(e):+.1f})")
+                cells.append(f"{e['mean']:.4f} ± {e['se']:.4f} ({z_score(e['mean'] - e['theory'], e['se']):+.1f})")
             lines.append(f"| | {row['d']} ({row['seeds']} seeds) | " + " | ".join(cells) + " |")
         if len(group) >= 2:
             small, large = group[-2], group[-1]
@@ -155,8 +146,7 @@ def table(rows: list[dict]) -> str:
                     if k not in large or k not in small:
                         cells.append("—")
                         continue
-                    m = 2 * large[k]["mean"] - small[k]["mean"]
-                    se = math.hypot(2 * large[k]["se"], small[k]["se"])
+                    m, se = richardson(small[k]["mean"], small[k]["se"], large[k]["mean"], large[k]["se"])
                     cells.append("—" if not math.isfinite(m) else f"{m:.4f} ± {se:.4f}")
                 lines.append(f"| | Richardson {small['d']}→{large['d']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -182,11 +172,11 @@ def main() -> None:
         rows = run(names, ds, args.seeds)
     text = table(rows)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(rows, indent=1))
-    (RESULTS / f"{args.out}.md").write_text(
+    write_results(RESULTS / f"{args.out}.json", rows, end="")
+    write_results(
+        RESULTS / f"{args.out}.md",
         "Spike of one first-layer step: measured mean ± SE over seeds (z = (mean − theory)/SE) against "
-        "derive/spike.py.\n\n" + text + "\n"
+        "derive/spike.py.\n\n" + text + "\n",
     )
 
 

@@ -11,13 +11,12 @@ Run:  python benchmarks/tau_vs_sim.py [--seeds 4] [--ds 400,800]
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from pathlib import Path
 
-from sobolev_rf.codegen.atomic import atomic_write_text
+from reporting import richardson, write_results, z_score
+
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.exact import simulate
 from sobolev_rf.numeric.theory.solve import solve
@@ -70,10 +69,10 @@ def main() -> None:
                         "sim": m,
                         "se": se,
                         "gap": m / t - 1.0,
-                        "z": (m - t) / se if se > 0 else math.nan,
+                        "z": z_score(m - t, se),
                     }
                     if 2 * d in sims:
-                        rich = 2 * float(sims[2 * d].mean[key]) - m
+                        rich, _ = richardson(m, se, float(sims[2 * d].mean[key]), float(sims[2 * d].se[key]))
                         row[key]["richardson_2d"] = rich
                         row[key]["richardson_gap"] = rich / t - 1.0
                 rows.append(row)
@@ -117,11 +116,9 @@ def main() -> None:
         ),
     ]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
-    atomic_write_text(
-        out.with_suffix(".json"),
-        json.dumps({"seeds": args.seeds, "ds": ds, "taus": TAUS, "rows": rows, "seconds": elapsed}, indent=1) + "\n",
+    write_results(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_results(
+        out.with_suffix(".json"), {"seeds": args.seeds, "ds": ds, "taus": TAUS, "rows": rows, "seconds": elapsed}
     )
     print("\n".join(lines))
 

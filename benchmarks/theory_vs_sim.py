@@ -10,11 +10,11 @@ Run:  python benchmarks/theory_vs_sim.py [--seeds 4] [--ds 200,400,800] [--worke
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from sobolev_rf.codegen.atomic import atomic_write_text
+from reporting import write_results
+
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.campaign.engine import Campaign, open_store, run_campaign
 from sobolev_rf.numeric.campaign.results import summarize
@@ -119,8 +119,7 @@ def main() -> None:
                 "rel_gap": None if clean[0] is None or clean[1] is None or not th else (mean - th) / th,
             }
         rows.append(row)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out + ".json", json.dumps(rows, indent=1, default=float))
+    write_results(args.out + ".json", rows, default=float, end="")
     lines = [
         "| σ | φ | k | τ | p/d | n/d | λ | Δ_f | Δ_g | ϖ | d | "
         + " | ".join(f"{k} theory | {k} sim ± se | gap | z" for k in KEYS)
@@ -152,7 +151,7 @@ def main() -> None:
                 cells += [f"{v['theory']:.4f}", f"{v['sim']:.4f} ± {se}", f"{100 * v['rel_gap']:+.1f}%", z]
         lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     table = "\n".join(lines)
-    atomic_write_text(args.out + ".md", table + "\n")
+    write_results(args.out + ".md", table + "\n")
     print(table)
 
 
