@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..derive.expectations import Quadrature
-from ..derive.special import INTEGRAL_NODES, LAGUERRE_NODES, LARGE_ORDER, GammaResolvent, GammaResolvent2
+from ..derive.special import INTEGRAL_NODES, LARGE_ORDER, GammaResolvent, GammaResolvent2
 from ..derive.system import System
 from .version import CODEGEN_VERSION
 
@@ -62,15 +62,14 @@ def is_large_order(s: sp.Rational) -> bool:
 
 
 def quadrature_rule(s: sp.Rational) -> tuple[list[float], list[float]]:
-    """Nodes and weights of the rule of order s: Gauss–Laguerre in v for a large s (Laplace integrals),
-    else the generalized rule for t^{s−1}e^{−t} with weights divided by Γ(s) (large y)."""
+    """Nodes and weights of the rule of a large order s (:func:`is_large_order`): Gauss–Laguerre in v for the
+    Laplace integrals (a smaller s has no rule: recursions and a continued fraction, derive.special)."""
     from scipy import special  # imported here: 0.15 s that a system without Gamma resolvents does not need
 
-    if is_large_order(s):
-        x, w = special.roots_laguerre(INTEGRAL_NODES)
-        return [float(v) for v in x], [float(v) for v in w]
-    x, w = special.roots_genlaguerre(LAGUERRE_NODES, float(s) - 1.0)
-    return [float(v) for v in x], [float(v) / float(special.gamma(float(s))) for v in w]
+    if not is_large_order(s):
+        raise ValueError(f"H_s has a quadrature rule for s > {LARGE_ORDER} only, got s = {s}.")
+    x, w = special.roots_laguerre(INTEGRAL_NODES)
+    return [float(v) for v in x], [float(v) for v in w]
 
 
 def build_block(system: System, exprs: Sequence[sp.Expr], prefix: str = "cse") -> Block:

@@ -30,8 +30,16 @@ from collections.abc import Sequence
 
 import sympy as sp
 from sympy.printing.c import C99CodePrinter
+from sympy.printing.precedence import PRECEDENCE
 
-from ...derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
+from ...derive.special import (
+    FRACTION_BASE,
+    FRACTION_SCALE,
+    FRACTION_THRESHOLD,
+    LARGE_ORDER,
+    GammaResolvent,
+    GammaResolvent2,
+)
 from ...derive.system import System
 from ..common import (
     CODEGEN_VERSION,
@@ -47,7 +55,8 @@ from ..common import (
 
 class _Printer(C99CodePrinter):
     """C99 printer mapping H_s(y) to ``sr_H(sr_m, i, y)`` and H⁽²⁾_s(y) to ``sr_H2(sr_m, i, y)`` (i: the index
-    of s among the system's orders; ``sr_m``: the point's memo of special functions)."""
+    of s among the system's orders; ``sr_m``: the point's memo of special functions), and x³, x⁴ to products
+    (a compiler turns pow(x, 2) into x*x itself, but calls pow for higher powers unless allowed to reassociate)."""
 
     def __init__(self, orders: Sequence[sp.Rational]) -> None:
         super().__init__()
@@ -61,6 +70,12 @@ class _Printer(C99CodePrinter):
 
     def _print_GammaResolvent2(self, expr: GammaResolvent2) -> str:
         return self._call("sr_H2", expr)
+
+    def _print_Pow(self, expr: sp.Pow) -> str:
+        if expr.exp in (3, 4):
+            base = self.parenthesize(expr.base, PRECEDENCE["Mul"])
+            return f"({base}*{base}*{base})" if expr.exp == 3 else f"(({base}*{base})*({base}*{base}))"
+        return str(super()._print_Pow(expr))
 
 
 def _c_array(values: Sequence[float]) -> str:
@@ -79,30 +94,38 @@ def _recursion_steps(s: float) -> int:
 
 def _special_tables(orders: Sequence[sp.Rational]) -> list[str]:
     """The orders' rules as tables for ``special.c.tmpl``: per order its value, its family (0: integer s,
-    1: half-integer or other s, both by the upward recursion; 2: a large s, by the Laplace-integral rule, on
-    its own), its recursion steps and its quadrature rule."""
+    1: half-integer s, each family by its recursions from its base or from its top order; 2: a large s, by the
+    Laplace-integral rule, on its own), its recursion steps and (a large s only) its quadrature rule; per family
+    the steps of its highest and lowest orders and the highest order."""
     values = [float(s) for s in orders]
     family = [2 if is_large_order(s) else 0 if v == math.floor(v) else 1 for s, v in zip(orders, values)]
     steps = [_recursion_steps(v) for v in values]
     top = [max((t for f, t in zip(family, steps) if f == g), default=-1) for g in (0, 1)]
+    low = [min((t for f, t in zip(family, steps) if f == g), default=0) for g in (0, 1)]
+    top_order = [max((v for f, v in zip(family, values) if f == g), default=0.0) for g in (0, 1)]
     lines = []
-    for i, s in enumerate(orders):
-        nodes, weights = quadrature_rule(s)
+    rules = {i: quadrature_rule(s) for i, s in enumerate(orders) if family[i] == 2}
+    for i, (nodes, weights) in rules.items():
         lines += [
-            f"/* the rule of order s = {s} */",
+            f"/* the rule of order s = {orders[i]} */",
             f"static const double sr_nodes_{i}[{len(nodes)}] = {_c_array(nodes)};",
             f"static const double sr_weights_{i}[{len(weights)}] = {_c_array(weights)};",
         ]
     count = len(orders)
+    table = [
+        (f"sr_nodes_{i}", f"sr_weights_{i}", len(rules[i][0])) if i in rules else ("0", "0", 0) for i in range(count)
+    ]
     lines += [
         f"#define SR_ORDERS {count}",
         f"static const double sr_order[{count}] = {_c_array(values)};",
         f"static const int sr_family[{count}] = {{{', '.join(map(str, family))}}};",
         f"static const int sr_steps[{count}] = {{{', '.join(map(str, steps))}}};",
         f"static const int sr_top[2] = {{{', '.join(map(str, top))}}};",
-        f"static const double *const sr_nodes[{count}] = {{{', '.join(f'sr_nodes_{i}' for i in range(count))}}};",
-        f"static const double *const sr_weights[{count}] = {{{', '.join(f'sr_weights_{i}' for i in range(count))}}};",
-        f"static const int sr_sizes[{count}] = {{{', '.join(str(len(quadrature_rule(s)[0])) for s in orders)}}};",
+        f"static const int sr_low[2] = {{{', '.join(map(str, low))}}};",
+        f"static const double sr_top_order[2] = {_c_array(top_order)};",
+        f"static const double *const sr_nodes[{count}] = {{{', '.join(t[0] for t in table)}}};",
+        f"static const double *const sr_weights[{count}] = {{{', '.join(t[1] for t in table)}}};",
+        f"static const int sr_sizes[{count}] = {{{', '.join(str(t[2]) for t in table)}}};",
         template(__package__, "special.c.tmpl"),
     ]
     return lines
@@ -119,10 +142,13 @@ def generate_c_source(system: System) -> str:
         "#include <math.h>",
         "#include <stdint.h>",
         "#include <string.h>",
+        "#include <stdio.h>",
+        "long sr_cnt[8];",
         f"#define SR_N {n}",
         f"#define SR_P {p}",
         f"#define SR_M {m}",
-        f"#define SR_LAGUERRE_THRESHOLD {LAGUERRE_THRESHOLD!r}",
+        f"#define SR_FRACTION_THRESHOLD {FRACTION_THRESHOLD!r}",
+        f"#define SR_FRACTION_LEVELS(y) ({FRACTION_BASE} + (int)ceil({FRACTION_SCALE!r} / sqrt(y)))",
         f"#define SR_LARGE_ORDER {LARGE_ORDER!r}",
         f"#define SR_FP_SWITCH {FIXED_POINT_SWITCH['c']!r}",
         template(__package__, "runtime.c.tmpl"),
@@ -137,7 +163,10 @@ def generate_c_source(system: System) -> str:
     for fname, block in system_blocks(system).items():
         used = set().union(*(e.free_symbols for _, e in block.assignments), *(e.free_symbols for e in block.results))
         names = {str(s) for s in used}
-        lines += [f"static void sr_{fname}(const double *u, const double *th, double *out, sr_memo *sr_m)", "{"]
+        lines += [
+            f"static void sr_{fname}(const double *u, const double *th, double *out, sr_memo *sr_m)",
+            "{" + (" sr_cnt[5]++;" if fname == "residual" else ""),
+        ]
         lines += [line for line in inputs if line.split()[2] in names]
         lines += [f"    const double {name} = {printer.doprint(expr)};" for name, expr in block.assignments]
         lines += [f"    out[{i}] = {printer.doprint(expr)};" for i, expr in enumerate(block.results)]
@@ -153,7 +182,7 @@ def _difference_jacobian() -> list[str]:
     return [
         "static void sr_jacobian(const double *u, const double *th, double *out, sr_memo *sr_m)",
         "{",
-        "    double r[SR_N], shifted[SR_N], column[SR_N];",
+        "    double r[SR_N], shifted[SR_N], column[SR_N]; sr_cnt[4]++;",
         "    sr_residual(u, th, r, sr_m);",
         "    for (int j = 0; j < SR_N; ++j) {",
         "        for (int i = 0; i < SR_N; ++i) shifted[i] = u[i];",

@@ -23,7 +23,14 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from ...derive.expectations import Quadrature
-from ...derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, GammaResolvent, GammaResolvent2
+from ...derive.special import (
+    FRACTION_BASE,
+    FRACTION_SCALE,
+    FRACTION_THRESHOLD,
+    LARGE_ORDER,
+    GammaResolvent,
+    GammaResolvent2,
+)
 from ...derive.system import System
 from ..common import (
     CODEGEN_VERSION,
@@ -31,6 +38,7 @@ from ..common import (
     analytic_jacobian,
     build_block,
     gamma_orders,
+    is_large_order,
     quadrature_rule,
     quadratures,
     system_blocks,
@@ -100,6 +108,12 @@ def _unpack(names: Sequence[str], source: str) -> str:
     return f"    {', '.join(names)}{',' if len(names) == 1 else ''} = {source}"
 
 
+def runtime_source() -> str:
+    """The runtime every generated module starts with: the rules of derive.special with their constants."""
+    constants = {"threshold": FRACTION_THRESHOLD, "fraction_base": FRACTION_BASE, "fraction_scale": FRACTION_SCALE}
+    return template(__package__, "runtime.py.tmpl").format(large_order=LARGE_ORDER, **constants)
+
+
 def generate_numpy_source(system: System) -> str:
     """Source text of the NumPy module of ``system`` (see the module docstring)."""
     orders = gamma_orders(system)
@@ -112,7 +126,7 @@ def generate_numpy_source(system: System) -> str:
         "",
         f"System fingerprint {system.fingerprint()}. Do not edit.",
         '"""',
-        template(__package__, "runtime.py.tmpl").format(threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER),
+        runtime_source(),
         f"NAME = {system.name!r}",
         f"FINGERPRINT = {system.fingerprint()!r}",
         f"UNKNOWNS = {tuple(u_names)!r}",
@@ -120,22 +134,27 @@ def generate_numpy_source(system: System) -> str:
         f"OUTPUTS = {tuple(system.outputs)!r}",
         "",
     ]
+    tops = {
+        integer: max((float(s) for s in orders if not is_large_order(s) and s.is_integer == integer), default=0.0)
+        for integer in (True, False)
+    }
     for i, s in enumerate(orders):
-        nodes, weights = quadrature_rule(s)
+        rule = [f"numpy.array({v!r})" for v in quadrature_rule(s)] if is_large_order(s) else ["None", "None"]
+        top = tops[bool(s.is_integer)]
         lines += [
             "",
-            f"_NODES_{i} = numpy.array({nodes!r})",
-            f"_WEIGHTS_{i} = numpy.array({weights!r})",
+            f"_NODES_{i} = {rule[0]}",
+            f"_WEIGHTS_{i} = {rule[1]}",
             "",
             "",
             f"def _H_{i}(y):",
             f'    """H_s(y) for s = {s}."""',
-            f"    return _resolvents({float(s)!r}, y, _NODES_{i}, _WEIGHTS_{i})[0]",
+            f"    return _resolvents({float(s)!r}, y, _NODES_{i}, _WEIGHTS_{i}, {top!r})[0]",
             "",
             "",
             f"def _H2_{i}(y):",
             f'    """H2_s(y) = E[1/(t+y)^2] for s = {s}."""',
-            f"    return _resolvents({float(s)!r}, y, _NODES_{i}, _WEIGHTS_{i})[1]",
+            f"    return _resolvents({float(s)!r}, y, _NODES_{i}, _WEIGHTS_{i}, {top!r})[1]",
             "",
         ]
     lines += _quadrature_lines(system, quads, printer)

@@ -296,23 +296,47 @@ def test_runtime_resolvents_match_mpmath(s: float) -> None:
     import mpmath
     import sympy as sp
 
-    from sobolev_rf.codegen.common import quadrature_rule, template
-    from sobolev_rf.derive.special import LAGUERRE_THRESHOLD, LARGE_ORDER, mp_gamma_resolvent, mp_gamma_resolvent2
+    from sobolev_rf.codegen.common import is_large_order, quadrature_rule
+    from sobolev_rf.codegen.numpy.printer import runtime_source
+    from sobolev_rf.derive.special import mp_gamma_resolvent, mp_gamma_resolvent2
 
     namespace: dict = {}
-    exec(
-        template("sobolev_rf.codegen.numpy", "runtime.py.tmpl").format(
-            threshold=LAGUERRE_THRESHOLD, large_order=LARGE_ORDER
-        ),
-        namespace,
-    )
-    nodes, weights = (np.array(v) for v in quadrature_rule(sp.nsimplify(s)))
-    ys = np.array([1e-8, 1e-3, 0.4, 7.0, 29.0, 31.0, 300.0, 1e4])
-    h, h2 = namespace["_resolvents"](s, ys, nodes, weights)
+    exec(runtime_source(), namespace)
+    large = is_large_order(sp.nsimplify(s))
+    nodes, weights = (np.array(v) for v in quadrature_rule(sp.nsimplify(s))) if large else (None, None)
+    ys = np.array([1e-8, 1e-3, 0.4, 3.0, 3.001, 4.5, 7.0, 29.0, 31.0, 300.0, 1e4, 1e7])
+    # top: the family's highest order, where the downward recursions start (s alone, or two steps above s)
+    for top in (s,) if large else (s, s + 2.0):
+        h, h2 = namespace["_resolvents"](s, ys, nodes, weights, top)
+        with mpmath.workdps(30):
+            for y, a, b in zip(ys, h, h2):
+                assert a == pytest.approx(float(mp_gamma_resolvent(s, y)), rel=5e-12), (y, top)
+                assert b == pytest.approx(float(mp_gamma_resolvent2(s, y)), rel=5e-10), (y, top)
+
+
+def test_continued_fraction_is_accurate_above_its_threshold() -> None:
+    """H_s and H⁽²⁾_s by the continued fraction (s ≤ 20, y > 3), alone and followed by downward recursions,
+    against 30-digit values: within the accuracy derive.special states (4.5e-16 and 7.8e-15), on a log grid of
+    y from just above the threshold to 1e6."""
+    import mpmath
+
+    from sobolev_rf.codegen.numpy.printer import runtime_source
+    from sobolev_rf.derive.special import FRACTION_THRESHOLD, mp_gamma_resolvent, mp_gamma_resolvent2
+
+    namespace: dict = {}
+    exec(runtime_source(), namespace)
+    ys = np.geomspace(FRACTION_THRESHOLD * (1 + 1e-12), 1e6, 13)
+    worst = [0.0, 0.0]
     with mpmath.workdps(30):
-        for y, a, b in zip(ys, h, h2):
-            assert a == pytest.approx(float(mp_gamma_resolvent(s, y)), rel=5e-12), y
-            assert b == pytest.approx(float(mp_gamma_resolvent2(s, y)), rel=5e-10), y
+        for s in (0.5, 1.0, 1.5, 2.5, 7.0, 12.5, 19.5, 20.0):
+            h, h2 = namespace["_fraction"](s, ys)
+            # from the fraction at the family's top order s + 3 and three downward steps, where y >= s + 3
+            hd, h2d = namespace["_resolvents"](s, ys, None, None, s + 3.0)
+            for y, a, b, ad, bd in zip(ys, h, h2, hd, h2d):
+                exact = float(mp_gamma_resolvent(s, y)), float(mp_gamma_resolvent2(s, y))
+                worst[0] = max(worst[0], abs(a / exact[0] - 1), abs(ad / exact[0] - 1))
+                worst[1] = max(worst[1], abs(b / exact[1] - 1), abs(bd / exact[1] - 1))
+    assert worst[0] <= 5e-16 and worst[1] <= 8e-15, worst
 
 
 @needs_cc

@@ -145,11 +145,11 @@ def test_scaled_expint_of_many_copies_near_the_negative_axis() -> None:
     continued fraction lose their digits: close to the negative axis (π − |arg x| from 1e-10 to 1.5, either side,
     |x| from 0.5 to 200). The NumPy function of the numeric layer, the generated NumPy kernel's and (with a
     compiler) the complex C kernel's against 25-digit mpmath: relative error below 1e-13."""
-    from sobolev_rf.codegen.common import template
+    from sobolev_rf.codegen.numpy.printer import runtime_source
     from sobolev_rf.numeric.theory.ovfp import scaled_expint
 
     runtime: dict[str, object] = {}
-    exec(template("sobolev_rf.codegen.numpy", "runtime.py.tmpl").format(threshold=1.0, large_order=2.0), runtime)
+    exec(runtime_source(), runtime)
     kernel = complex_kernel.load_complex_kernel(toy_record()) if jit.find_compiler() is not None else None
     rng = np.random.default_rng(21)
     size = 10 ** rng.uniform(np.log10(0.5), np.log10(200), 36)

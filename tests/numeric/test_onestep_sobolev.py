@@ -25,6 +25,7 @@ from sobolev_rf.numeric.theory.onestep import (
     ReadoutSpike,
     alignment_law,
     l2_spike,
+    nu_nodes,
     rotated_alignment,
     sobolev_parameter_rows,
     sobolev_system_record,
@@ -84,7 +85,7 @@ def test_c_kernel_matches_the_numpy_kernel(k: int) -> None:
     rounding of the residual over a step of 10⁻⁷·max(|u_j|, 10⁻⁴))."""
     params = ModelParams(activation="tanh", teacher="tanh", step="l2", eta=1.5, alpha0=2.0)
     spike = spike_scaling(params).at(1.5, 2.0)
-    shift, varpi, _ = alignment_law(np.array((0.8, -0.5)[:k]), spike, nu_nodes=3)
+    shift, varpi, _ = alignment_law(np.array((0.8, -0.5)[:k]), spike, nodes=3)
     args = ("tanh", "tanh", spike, 1.5, 3.0, 0.01, 0.7, shift, varpi, 0.1, 0.2, 8, 8)
     numpy_res = solve_sobolev_readout(*args, backend="numpy")
     c_res = solve_sobolev_readout(*args, backend="c", run=3)
@@ -106,7 +107,7 @@ def test_reused_jacobians_give_the_same_readout(k: int) -> None:
     the ν-average uses) converges to the same roots as fresh Jacobians at every node, along a whole ν-rule."""
     params = ModelParams(activation="relu", teacher="tanh", step="l2", eta=2.0, alpha0=2.0)
     spike = spike_scaling(params).at(2.0, 2.0)
-    shift, varpi, _ = alignment_law(np.array((0.8, -0.5)[:k]), spike, nu_nodes=6)
+    shift, varpi, _ = alignment_law(np.array((0.8, -0.5)[:k]), spike, nodes=6)
     args = ("relu", "tanh", spike, 1.5, 3.0, 0.01, 0.7, shift, varpi, 0.1, 0.2, 8, 8)
     kernel = jit.load_kernel(sobolev_system_record(k, 8, 8), "c")
     rows = sobolev_parameter_rows(*args, kernel.parameters)
@@ -133,14 +134,33 @@ def test_half_rule_of_the_alignment_law() -> None:
     product rule."""
     spike = ReadoutSpike(0.9, 1.1, 0.6)
     varpi = np.array([0.8, -0.5])
-    for nu_nodes in (3, 8):
-        shift, rotated, weight = alignment_law(varpi, spike, nu_nodes=nu_nodes)
-        assert len(weight) == nu_nodes * ((nu_nodes + 1) // 2)
+    for per_direction in (3, 8):
+        shift, rotated, weight = alignment_law(varpi, spike, nodes=per_direction)
+        assert len(weight) == per_direction * ((per_direction + 1) // 2)
         mu2, s2 = (0.6**2) * float(varpi @ varpi), 1 - 0.6**2
         assert weight.sum() == pytest.approx(1.0, rel=1e-14)
         assert weight @ shift**2 == pytest.approx(0.81 * (mu2 + 2 * s2), rel=1e-13)
         assert weight @ shift**4 == pytest.approx(0.81**2 * (mu2**2 + 8 * s2 * mu2 + 8 * s2**2), rel=1e-13)
         assert np.allclose(np.sum(rotated**2, axis=1), varpi @ varpi)  # a rotation keeps ‖ϖ‖
+
+
+@pytest.mark.parametrize("eta", [1.0, 3.0])
+def test_the_nu_rule_follows_the_spread_of_the_shift(eta: float) -> None:
+    """k = 2 takes 6 nodes per direction where the shift's spread s = |r|ρ is at most 0.5, 8 up to 1 (here
+    s = 0.28 and 0.84, the Sobolev step of the speed benchmark at η̃ = 1 and 3), and its averages agree with a
+    12-node rule's to 2e-6 relative (measured 1.3e-7 and 5e-7 against a 20-node rule)."""
+    params = ModelParams(activation="tanh", teacher="tanh", step="sobolev", tau_step=1.0, k_step=1, eta=eta, alpha0=4.0)
+    spike = spike_scaling(params).at(eta, 4.0)
+    spread = abs(float(spike.r)) * np.sqrt(1 - float(spike.gamma) ** 2)
+    assert nu_nodes(2, spike) == (6 if spread <= 0.5 else 8) and nu_nodes(1, spike) == 16
+    varpi = np.array([1.0, 0.5])
+    means = []
+    for nodes in (None, 12):
+        shift, rotated, weight = alignment_law(varpi, spike, nodes=nodes)
+        res = solve_sobolev_readout("tanh", "tanh", spike, 2.0, 3.0, 1e-3, 1.0, shift, rotated)
+        assert res.converged.all()
+        means.append(np.array([weight @ res.outputs[key] for key in KEYS]))
+    np.testing.assert_allclose(means[0], means[1], rtol=2e-6)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -152,7 +172,7 @@ def test_half_rule_averages_as_the_full_rule(activation: str) -> None:
     varpi = np.array([0.3, -0.8])
     means = []
     for half in (True, False):
-        shift, rotated, weight = alignment_law(varpi, spike, nu_nodes=4, half=half)
+        shift, rotated, weight = alignment_law(varpi, spike, nodes=4, half=half)
         res = solve_sobolev_readout(activation, "tanh", spike, 1.5, 3.0, 0.01, 0.7, shift, rotated, 0.1, 0.2, 8, 8)
         assert res.converged.all()
         means.append({key: weight @ res.outputs[key] for key in KEYS})
