@@ -6,16 +6,20 @@ iteration u ← u − damping·r(u) until max|r| < FIXED_POINT_SWITCH·max(1, ma
 (up to 12 halvings) until max|r| ≤ tol·max(1, max|u|), then one polishing Newton step. H_s and H⁽²⁾_s
 follow the rules of :mod:`sobolev_rf.derive.special` (``runtime.c.tmpl``: e^y E₁(y) by a
 power series and a continued fraction, √π e^y erfc(√y)/√y from C99 ``erfc``, the upward recursion,
-and the two Gauss–Laguerre rules).
+the continued fraction of H_s above y = 3 with the downward recursion, and the Gauss–Laguerre rule of a
+large order). x³ and x⁴ are printed as products.
 
 A point's special functions are computed once per argument (``special.c.tmpl``): every H_s(y) and
 H⁽²⁾_s(y) is read from a memo (``sr_memo``, one per point, shared by its residuals, Jacobians and
-outputs) that holds, for each order s, the last argument y and both values there. A miss in the range
-of the upward recursion fills every order of the recursion's family (integer or half-integer s) from
-one evaluation of its base e^y E₁(y) or √π e^y erfc(√y)/√y, e.g. H_{1/2}, H_{3/2} and H_{5/2} and their
-squares' moments from one ``erfc``; a Gauss–Laguerre rule gives both moments of its order in one pass.
-The values are those the rules give for each order on its own, to the bit (the same operations in the
-same order), so the memo changes the cost, not the results.
+outputs) that holds, for each order s, a table of 256 arguments (slot by a hash of the argument's bits)
+and both values there: a residual reads H at one or two arguments per node of a ζ-rule, and the columns of
+a difference Jacobian whose unknown does not move them read them again. A miss fills every order of the
+order's family (integer or half-integer s) at that argument: from one evaluation of its base
+e^y E₁(y) or √π e^y erfc(√y)/√y and the upward recursion, e.g. H_{1/2}, H_{3/2} and H_{5/2} and their
+squares' moments from one ``erfc``, or above y = 3 from one continued fraction at the family's top order
+and the downward recursion; a large order's Gauss–Laguerre rule gives both moments of its order in one
+pass. The NumPy runtime does the same operations in the same order, so the memo changes the cost, not the
+results.
 
 Exported functions (all arrays row-major, one row per point): ``sr_residual_batch``,
 ``sr_jacobian_batch``, ``sr_outputs_batch``, ``sr_solve_batch`` and ``sr_solve_batch_reusing`` (the same solve,

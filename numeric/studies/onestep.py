@@ -33,7 +33,7 @@ Array = NDArray[np.float64]
 STEPS = ("none", "l2", "sobolev")
 READOUTS = ("l2", "sobolev")
 #: The most η̃ values of the error curves (each a theory point per step and readout; a warm Sobolev-readout
-#: point costs up to 56 ms at k = 2), and the most points of the (α₀, η̃) map (the τ = 0 readout solves the
+#: point costs about 8 ms at k = 2), and the most points of the (α₀, η̃) map (the τ = 0 readout solves the
 #: whole map as one batch of 48 κ-nodes per point).
 MAX_CURVE_POINTS = 2_000
 MAX_MAP_POINTS = 100_000
