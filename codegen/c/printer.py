@@ -9,17 +9,17 @@ power series and a continued fraction, √π e^y erfc(√y)/√y from C99 ``erfc
 the continued fraction of H_s above y = 3 with the downward recursion, and the Gauss–Laguerre rule of a
 large order). x³ and x⁴ are printed as products.
 
-A point's special functions are computed once per argument (``special.c.tmpl``): every H_s(y) and
-H⁽²⁾_s(y) is read from a memo (``sr_memo``, one per point, shared by its residuals, Jacobians and
-outputs) that holds, for each order s, a table of 256 arguments (slot by a hash of the argument's bits)
-and both values there: a residual reads H at one or two arguments per node of a ζ-rule, and the columns of
-a difference Jacobian whose unknown does not move them read them again. A miss fills every order of the
-order's family (integer or half-integer s) at that argument: from one evaluation of its base
-e^y E₁(y) or √π e^y erfc(√y)/√y and the upward recursion, e.g. H_{1/2}, H_{3/2} and H_{5/2} and their
-squares' moments from one ``erfc``, or above y = 3 from one continued fraction at the family's top order
-and the downward recursion; a large order's Gauss–Laguerre rule gives both moments of its order in one
-pass. The NumPy runtime does the same operations in the same order, so the memo changes the cost, not the
-results.
+Special functions are computed once per argument (``special.c.tmpl``): every H_s(y) and H⁽²⁾_s(y) is read from
+a memo (``sr_memo``, one per run of points or batch call, shared by the residuals, Jacobians and outputs of
+its points: a value depends on its order and argument only) that holds, for each order s, a table of 256
+arguments (slot by a hash of the argument's bits) and both values there: a residual reads H at one or two
+arguments per node of a ζ-rule, and the columns of a difference Jacobian whose unknown does not move them read
+them again. A miss fills every order of the order's family (integer or half-integer s) at that argument: from
+one evaluation of its base e^y E₁(y) or √π e^y erfc(√y)/√y and the upward recursion, e.g. H_{1/2}, H_{3/2} and
+H_{5/2} and their squares' moments from one ``erfc``, or above y = 3 from one continued fraction at the
+family's top order and the downward recursion; a large order's Gauss–Laguerre rule gives both moments of its
+order in one pass. The NumPy runtime does the same operations in the same order, so the memo changes the cost,
+not the results.
 
 Exported functions (all arrays row-major, one row per point): ``sr_residual_batch``,
 ``sr_jacobian_batch``, ``sr_outputs_batch``, ``sr_solve_batch`` and ``sr_solve_batch_reusing`` (the same solve,
@@ -59,7 +59,7 @@ from ..common import (
 
 class _Printer(C99CodePrinter):
     """C99 printer mapping H_s(y) to ``sr_H(sr_m, i, y)`` and H⁽²⁾_s(y) to ``sr_H2(sr_m, i, y)`` (i: the index
-    of s among the system's orders; ``sr_m``: the point's memo of special functions), and x³, x⁴ to products
+    of s among the system's orders; ``sr_m``: the memo of special functions), and x³, x⁴ to products
     (a compiler turns pow(x, 2) into x*x itself, but calls pow for higher powers unless allowed to reassociate)."""
 
     def __init__(self, orders: Sequence[sp.Rational]) -> None:
