@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from planted import planted_directions
 from reporting import paired_diff, richardson, write_results, z_score
 from scipy.interpolate import CubicSpline
 
@@ -122,12 +123,7 @@ def ge_pair(d: int, seed: int, tau: float, eta: float = 1.0, alpha0: float = 4.0
     r, cW2, gamma = float(spike.r), float(spike.cW2), float(spike.gamma)
     rng = np.random.default_rng(seed)
     p, n, lam = d, 3 * d, 1e-3
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    t = rng.standard_normal(d)
-    t -= (t @ u) * u
-    t /= np.linalg.norm(t)
-    theta0 = gamma * u + math.sqrt(1 - gamma**2) * t
+    u, theta0 = planted_directions(rng, d, gamma)
     B = rng.standard_normal((p, d)) * math.sqrt(cW2 / d)
     W = B + r * np.outer(np.ones(p), u)
     v = rng.standard_normal(d)

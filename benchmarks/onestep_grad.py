@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from planted import planted_directions
 from reporting import mean_se, paired_diff, richardson_by_key, write_results, z_score
 
 from sobolev_rf.derive.params import ModelParams
@@ -88,12 +89,7 @@ def planted_seed(params: ModelParams, d: int, seed: int, n_test: int = 4000) -> 
     rng = np.random.default_rng(seed)
     tau, lam, varpi = params.tau, params.lam, float(np.asarray(params.alignment)[0])
     p, n = round(params.p_over_d * d), round(params.n_over_d * d)
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    t = rng.standard_normal(d)
-    t -= (t @ u) * u
-    t /= np.linalg.norm(t)
-    theta0 = gamma * u + np.sqrt(1 - gamma**2) * t
+    u, theta0 = planted_directions(rng, d, gamma)
     g = rng.standard_normal(d)
     v = g - theta0 * (theta0 @ g) + varpi * theta0  # ⟨v, θ₀⟩ = ϖ exactly
     W = rng.standard_normal((p, d)) * np.sqrt(cW2 / d) + r * np.outer(np.ones(p), u)

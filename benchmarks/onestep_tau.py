@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from planted import planted_directions
 from reporting import mean_se, paired_diff, richardson_by_key, write_results, z_score
 
 from sobolev_rf.derive.params import ModelParams
@@ -89,12 +90,7 @@ def planted_seed(params: ModelParams, d: int, seed: int, n_test: int = 4000) -> 
     rng = np.random.default_rng(seed)
     k, tau, lam = params.k, params.tau, params.lam
     p, n = round(params.p_over_d * d), round(params.n_over_d * d)
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    t = rng.standard_normal(d)
-    t -= (t @ u) * u
-    t /= np.linalg.norm(t)
-    theta0 = gamma * u + np.sqrt(1 - gamma**2) * t
+    u, theta0 = planted_directions(rng, d, gamma)
     varpi = np.asarray(params.alignment, dtype=float)
     g = rng.standard_normal((d, k))
     v = g - np.outer(theta0, theta0 @ g) + np.outer(theta0, varpi)  # ⟨v_l, θ₀⟩ = ϖ_l exactly

@@ -28,13 +28,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from onestep_tau import theory
 from reporting import mean_se, paired_diff, write_results
 from threadpoolctl import threadpool_limits
 
 from sobolev_rf.derive.params import ModelParams
 from sobolev_rf.numeric.simulation.functions import numpy_pair
 from sobolev_rf.numeric.simulation.onestep import StepFunctions, StepSpec, step_first_layer
-from sobolev_rf.numeric.theory.onestep import ReadoutSpike, rotated_alignment, solve_sobolev_readout, spike_scaling
+from sobolev_rf.numeric.theory.onestep import ReadoutSpike, rotated_alignment, spike_scaling
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POINT = ModelParams(
@@ -137,19 +138,7 @@ def run(params: ModelParams, sizes: list[int], seeds: int) -> list[dict]:
             "renorm_detrend": (tt - te**2 / ee, 0.0, 0.0),
         }
         th = {
-            name: solve_sobolev_readout(
-                params.activation,
-                params.teacher,
-                ReadoutSpike(spike.r, spike.cW2, spike.gamma, *channels[name]),
-                params.p_over_d,
-                params.n_over_d,
-                params.lam,
-                params.tau,
-                shift,
-                varpi,
-                params.noise_f,
-                params.noise_g,
-            ).outputs
+            name: theory(params, shift, varpi, ReadoutSpike(spike.r, spike.cW2, spike.gamma, *channels[name]))
             for name in EXACT
         }
         row: dict = {"d": d, "seeds": seeds, "seconds": time.perf_counter() - start}
