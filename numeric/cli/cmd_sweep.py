@@ -145,9 +145,8 @@ def _run_step(args: argparse.Namespace) -> int:
         raise UserError(f"the grid has {size} points, more than {MAX_POINTS}.")
     mesh = np.meshgrid(*axes.values(), indexing="ij")
     start = time.perf_counter()
-    with Progress(1, "sweep") as bar:
-        result = solve_step_grid(base, backend=args.backend, **dict(zip(STEP_AXES, mesh)))
-        bar.update()
+    with Progress(size, "sweep") as bar:
+        result = solve_step_grid(base, backend=args.backend, progress=bar.update, **dict(zip(STEP_AXES, mesh)))
     elapsed = max(time.perf_counter() - start, 1e-9)
     bad = int(np.size(result.converged) - np.count_nonzero(result.converged))
     readout = "L2 readout, tau = 0" if base.tau == 0 or base.k == 0 else f"Sobolev readout, tau = {base.tau:g}"

@@ -163,6 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"sobolev-rf: error: {exc.strerror or exc}{where}; the output is incomplete.", file=sys.stderr)
         return 1
+    except MemoryError:
+        if args.debug:
+            raise
+        print(
+            "sobolev-rf: error: out of memory; ask for fewer points (a smaller grid, fewer seeds or a smaller d).",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("sobolev-rf: interrupted", file=sys.stderr)
         return 130

@@ -756,18 +756,20 @@ def solve_sobolev_expected(
     nodes: int = NODES,
     znodes: int = ZETA_NODES,
     backend: str = "auto",
+    per_direction: int | None = None,
 ) -> ReadoutResult:
-    """The Sobolev readout of ``params`` averaged over the law of the ζ shift (:func:`alignment_law`), on every
-    point of the broadcast arrays of the spike's fields and p/d, n/d, λ (flattened); a point converges when
-    every ν-node does. The unknowns are those of the centre ν = 0. A point's ν-nodes are solved as one batch
-    and one run of the C kernel, continued from node to node along the rule's path, each carrying on the
-    factored Jacobian of the nodes before it (:meth:`~sobolev_rf.codegen.runtime.CKernel.solve`)."""
+    """The Sobolev readout of ``params`` averaged over the law of the ζ shift (:func:`alignment_law`, with
+    ``per_direction`` nodes, default :func:`nu_nodes` of the widest law among the points), on every point of the
+    broadcast arrays of the spike's fields and p/d, n/d, λ (flattened); a point converges when every ν-node
+    does. The unknowns are those of the centre ν = 0. A point's ν-nodes are solved as one batch and one run of
+    the C kernel, continued from node to node along the rule's path, each carrying on the factored Jacobian of
+    the nodes before it (:meth:`~sobolev_rf.codegen.runtime.CKernel.solve`)."""
     ch = spike.channels()
     fields = (spike.r, spike.cW2, spike.gamma, ch["Sigma_tt"], ch["Sigma_te"], ch["Sigma_ee"], p_over_d, n_over_d, lam)
     arrays = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in fields])
     r, cW2, gamma, stt, ste, see, p, n, lam_a = (v.reshape(-1) for v in arrays)
     varpi = np.asarray(params.alignment, dtype=float)
-    per_direction = nu_nodes(len(varpi), ReadoutSpike(r, cW2, gamma))  # one rule for every point
+    per_direction = per_direction or nu_nodes(len(varpi), ReadoutSpike(r, cW2, gamma))  # one rule for all points
     laws = [alignment_law(varpi, ReadoutSpike(r[i], cW2[i], gamma[i]), per_direction) for i in range(len(r))]
     weights = laws[0][2]
     nus = len(weights)
@@ -885,6 +887,11 @@ def solve_map(params: ModelParams, eta: Any, alpha0: Any, backend: str = "auto",
     return solve_step_grid(params, eta=eta, alpha0=alpha0, backend=backend, nodes=nodes)
 
 
+#: Points per batch of a grid (:func:`solve_step_grid`): they bound its parameter rows (an L2-readout point
+#: takes about 800 doubles, a Sobolev-readout point with its ν-nodes up to 50 × 975).
+GRID_BATCH = {False: 4096, True: 128}
+
+
 def solve_step_grid(
     params: ModelParams,
     *,
@@ -895,9 +902,13 @@ def solve_step_grid(
     lam: Any = None,
     backend: str = "auto",
     nodes: int = NODES,
+    progress: Callable[[int], None] | None = None,
 ) -> ReadoutResult:
     """The one-step readout of ``params`` on the broadcast arrays of η̃, α₀ and (when given) p/d, n/d, λ
-    (flattened in C order); the other fields of ``params`` are fixed."""
+    (flattened in C order); the other fields of ``params`` are fixed. The points are solved in batches of
+    :data:`GRID_BATCH` (every point on its own, so the batches change the numbers by rounding at most; a
+    Sobolev readout takes one ν-rule for the whole grid), and ``progress`` is called with the number of points
+    of each batch."""
     check_supported(params)
     arrays = np.broadcast_arrays(
         *[
@@ -911,27 +922,49 @@ def solve_step_grid(
             )
         ]
     )
-    e, a, p, n, lam_a = arrays
+    e, a, p, n, lam_a = (v.reshape(-1) for v in arrays)
+    if not len(e):
+        raise UserError("the grid has no points: give at least one value of each axis.")
     if np.any(p <= 0) or np.any(n <= 0):
         raise UserError("p_over_d and n_over_d must be > 0.")
     spike = spike_scaling(params).at(e, a)
-    if sobolev_readout(params):
-        return solve_sobolev_expected(params, spike, p, n, lam_a, nodes=nodes, backend=backend)
-    res = solve_readout(
-        params.activation,
-        params.teacher,
-        spike,
-        p,
-        n,
-        lam_a,
-        params.noise_f,
-        nodes,
-        backend,
-        varpi2=_mean_square_alignment(params),
+    fields = [np.broadcast_to(np.asarray(v, dtype=float), e.shape) for v in (spike.r, spike.cW2, spike.gamma)]
+    fields += [np.broadcast_to(np.asarray(v, dtype=float), e.shape) for v in spike.channels().values()]
+    sobolev = sobolev_readout(params)
+    per_direction = nu_nodes(params.k, ReadoutSpike(*fields[:3])) if sobolev else None
+    parts = []
+    for start in range(0, len(e), GRID_BATCH[sobolev]):
+        take = slice(start, start + GRID_BATCH[sobolev])
+        piece = ReadoutSpike(*(f[take] for f in fields))
+        if sobolev:
+            res = solve_sobolev_expected(
+                params, piece, p[take], n[take], lam_a[take], nodes=nodes, backend=backend, per_direction=per_direction
+            )
+        else:
+            res = solve_readout(
+                params.activation,
+                params.teacher,
+                piece,
+                p[take],
+                n[take],
+                lam_a[take],
+                params.noise_f,
+                nodes,
+                backend,
+                varpi2=_mean_square_alignment(params),
+            )
+            if params.k == 0 or _step_sees_v(params):  # no directions, or a step that sees V: no eps_H1
+                del res.outputs["eps_H1"]
+        parts.append(res)
+        if progress is not None:
+            progress(len(res.converged))
+    return ReadoutResult(
+        {key: np.concatenate([r.outputs[key] for r in parts]) for key in parts[0].outputs},
+        {key: np.concatenate([r.unknowns[key] for r in parts]) for key in parts[0].unknowns},
+        np.concatenate([r.converged for r in parts]),
+        np.concatenate([r.residual for r in parts]),
+        parts[0].system,
     )
-    if params.k == 0 or _step_sees_v(params):  # no directions, or a step that sees V: eps_H1 is not given
-        del res.outputs["eps_H1"]
-    return res
 
 
 def verify_point(params: ModelParams, digits: int = 50, nodes: int = NODES, znodes: int = ZETA_NODES) -> dict[str, Any]:

@@ -231,3 +231,21 @@ def test_a_full_standard_output_is_one_line_and_a_failure(tmp_path: Path) -> Non
         )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.strip() == "sobolev-rf: error: No space left on device; the output is incomplete."
+
+
+def test_running_out_of_memory_is_one_line_and_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A MemoryError (an allocation the machine cannot give) is one line, exit code 1, no traceback, and the
+    output is not written."""
+    from sobolev_rf.numeric.theory import onestep
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(onestep, "solve_step_grid", exhausted)
+    out = tmp_path / "grid.csv"
+    assert main(["sweep", "--step", "l2", "--eta", "0.5:1:2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sobolev-rf: error: out of memory;") and "Traceback" not in "\n".join(err)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name != "cache"] == []

@@ -174,3 +174,21 @@ def test_solve_and_verify_a_model_point_with_a_step() -> None:
     # an odd σ: the ±1/p layer is the 1/p model in mirrored coordinates (same spike, same rows' spread)
     assert solve(stepped.with_(second_layer="sign")).eps_L2 == pytest.approx(solve(stepped).eps_L2, rel=1e-12)
     assert verify(stepped, digits=30)["agreeing_digits"] >= 12
+
+
+@pytest.mark.parametrize("tau,k", [(0.0, 1), (1.0, 1)])
+def test_a_grid_is_solved_in_batches_with_the_same_numbers(tau: float, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """solve_step_grid solves its points in batches (bounded memory, a progress call per batch): batches of 3
+    give the numbers of one batch (to the bit for the L2 readout; to rounding for the Sobolev readout, whose
+    ν-average is a matrix product over the batch), and the progress calls add up to the grid's size."""
+    from sobolev_rf.numeric.theory import onestep
+
+    params = ModelParams(activation="tanh", teacher="tanh", k=k, tau=tau, alignment=(0.8,)).with_(step="l2")
+    eta, alpha0 = np.meshgrid([0.5, 1.0, 2.0], [1.0, 4.0])
+    whole = onestep.solve_step_grid(params, eta=eta, alpha0=alpha0)
+    calls: list[int] = []
+    monkeypatch.setitem(onestep.GRID_BATCH, tau > 0, 3)
+    pieces = onestep.solve_step_grid(params, eta=eta, alpha0=alpha0, progress=calls.append)
+    assert calls == [3, 3] and whole.converged.all()
+    for key in whole.outputs:
+        np.testing.assert_allclose(pieces.outputs[key], whole.outputs[key], rtol=0 if tau == 0 else 1e-14, err_msg=key)
